@@ -1,0 +1,64 @@
+// Output masking: every resolved secret value (and the encodings a program is likely to
+// print it in) is replaced in the child's stdout/stderr by a fixed replacement text.
+//
+// MaskPatterns is built once per run from the values; StreamMasker is one per output
+// stream and is fed the bytes as they arrive. It holds back at most
+// max_pattern_len()-1 bytes that could still be the start of a secret; the caller
+// flushes them after a short idle time and at EOF.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace kz {
+
+struct MaskerOptions {
+  std::string replacement = "<concealed by kz>";
+  // Values shorter than this are not masked (masking a 2-byte value would shred all
+  // output); the caller warns about them by name.
+  std::size_t min_secret_len = 4;
+};
+
+class MaskPatterns {
+ public:
+  static std::shared_ptr<const MaskPatterns> build(const std::vector<std::string_view>& values,
+                                                   const MaskerOptions& opts = {});
+  ~MaskPatterns();
+  MaskPatterns(const MaskPatterns&) = delete;
+  MaskPatterns& operator=(const MaskPatterns&) = delete;
+
+  std::size_t pattern_count() const;
+  std::size_t max_pattern_len() const;
+  const std::string& replacement() const;
+
+  struct Impl;
+  const Impl& impl() const { return *impl_; }
+
+ private:
+  explicit MaskPatterns(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+class StreamMasker {
+ public:
+  explicit StreamMasker(std::shared_ptr<const MaskPatterns> patterns);
+  ~StreamMasker();   // wipes held-back bytes
+  StreamMasker(const StreamMasker&) = delete;
+  StreamMasker& operator=(const StreamMasker&) = delete;
+
+  // Append to `out` the masked bytes that can no longer be part of a match.
+  void feed(std::string_view in, std::string& out);
+  // Append everything held back (masking any complete match in it). Call at EOF and
+  // after an idle time.
+  void flush(std::string& out);
+  bool has_pending() const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> st_;
+};
+
+}  // namespace kz

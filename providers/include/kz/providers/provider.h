@@ -1,0 +1,96 @@
+// The provider interface. One implementation per file in providers/src; the registry
+// (registry.h) maps the names used in .keyzero.toml to factories.
+//
+// Contract for implementations:
+//  * resolve() is called from a worker thread, possibly concurrently for different refs
+//    of the same provider; it must be thread-safe and must return by `deadline`
+//    (every blocking call gets a timeout derived from it).
+//  * Error messages name the secret's provider and ref, never a value or a credential.
+//  * Intermediate buffers that held a value are wiped (kz::ScrubbedString, wipe_json).
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kz/result.h"
+#include "kz/secret.h"
+
+namespace kz {
+
+using Clock = std::chrono::steady_clock;
+using Deadline = Clock::time_point;
+
+struct SourcePos {
+  std::string file;
+  int line = 0;
+  int column = 0;
+};
+std::string format_pos(const SourcePos& p);  // "file:line:column"
+
+// One [providers.NAME] key after validation against the provider's schema.
+struct SettingValue {
+  std::string text;        // strings as-is; integers/bools/floats in their TOML spelling
+  SourcePos pos;
+};
+using ProviderSettings = std::map<std::string, SettingValue>;
+
+enum class SettingType { String, Integer, Boolean, Path };
+
+struct SettingSpec {
+  std::string key;
+  SettingType type;
+  std::string help;
+};
+
+// What a provider is asked to resolve.
+struct SecretRef {
+  std::string name;   // the variable name in [secrets]
+  std::string ref;    // provider-specific reference (op://..., secret/data/..., prod/db#password)
+  SourcePos pos;      // where the secret was declared
+};
+
+class Provider {
+ public:
+  virtual ~Provider() = default;
+  virtual Result<SecretValue> resolve(const SecretRef& ref, Deadline deadline) = 0;
+};
+
+// Environment access goes through this so tests (and the PDP later) can supply their own.
+class Environment {
+ public:
+  virtual ~Environment() = default;
+  virtual const char* get(const std::string& name) const = 0;
+};
+class ProcessEnvironment final : public Environment {
+ public:
+  const char* get(const std::string& name) const override;
+};
+
+struct ProviderContext {
+  const Environment* env = nullptr;   // never null when passed to a factory
+  std::string home;                   // $HOME, for ~ expansion and vendor dot-files
+  std::string config_dir;             // directory of .keyzero.toml: relative paths start here
+};
+
+using ProviderFactory =
+    Result<std::unique_ptr<Provider>> (*)(const ProviderSettings&, const ProviderContext&);
+
+struct ProviderSpec {
+  std::string name;                    // "vault", "aws-sm", ...
+  std::vector<SettingSpec> settings;   // keys accepted in [providers.NAME] (besides `timeout`)
+  ProviderFactory make;
+};
+
+// Helpers shared by implementations.
+std::string expand_home(const std::string& path, const std::string& home);
+const SettingValue* find_setting(const ProviderSettings& s, const std::string& key);
+// Setting if present, else the first set environment variable among `env_names`, else "".
+std::string setting_or_env(const ProviderSettings& s, const std::string& key,
+                           const Environment& env, std::initializer_list<const char*> env_names);
+// Milliseconds left until the deadline (at least 1).
+long remaining_ms(Deadline deadline);
+
+}  // namespace kz
