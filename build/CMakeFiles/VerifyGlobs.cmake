@@ -42,8 +42,19 @@ endif()
 # launcher_sources at launcher/CMakeLists.txt:2 (file)
 file(GLOB_RECURSE NEW_GLOB LIST_DIRECTORIES false "/work/main/launcher/*.cpp")
 set(OLD_GLOB
+  "/work/main/launcher/cli/cli.cpp"
+  "/work/main/launcher/commands/check.cpp"
+  "/work/main/launcher/commands/doctor.cpp"
+  "/work/main/launcher/commands/load.cpp"
+  "/work/main/launcher/commands/run.cpp"
   "/work/main/launcher/config/config.cpp"
+  "/work/main/launcher/core/hardening.cpp"
+  "/work/main/launcher/core/log.cpp"
+  "/work/main/launcher/doctor/host_facts.cpp"
   "/work/main/launcher/main.cpp"
+  "/work/main/launcher/run/child_env.cpp"
+  "/work/main/launcher/run/resolver.cpp"
+  "/work/main/launcher/run/supervisor.cpp"
   )
 if(NOT "${NEW_GLOB}" STREQUAL "${OLD_GLOB}")
   message("-- GLOB mismatch!")

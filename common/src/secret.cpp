@@ -18,17 +18,22 @@ std::size_t page_round(std::size_t n) {
 }
 }  // namespace
 
-SecretValue SecretValue::from(std::string_view bytes) {
+SecretValue SecretValue::allocate(std::size_t n, bool forkable) {
   SecretValue s;
-  s.mapped_ = page_round(bytes.size());
+  s.mapped_ = page_round(n);
   void* p = mmap(nullptr, s.mapped_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) throw std::bad_alloc();
   s.data_ = static_cast<char*>(p);
   madvise(p, s.mapped_, MADV_DONTDUMP);
-  madvise(p, s.mapped_, MADV_DONTFORK);  // a forked child never inherits the value pages
+  if (!forkable) madvise(p, s.mapped_, MADV_DONTFORK);  // helpers never inherit value pages
   s.locked_ = mlock(p, s.mapped_) == 0;
+  s.size_ = n;
+  return s;
+}
+
+SecretValue SecretValue::from(std::string_view bytes) {
+  SecretValue s = allocate(bytes.size());
   if (!bytes.empty()) std::memcpy(s.data_, bytes.data(), bytes.size());
-  s.size_ = bytes.size();
   return s;
 }
 

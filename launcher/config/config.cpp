@@ -1,1 +1,273 @@
-// placeholder
+#include "config/config.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <toml++/toml.h>
+
+#include "kz/providers/registry.h"
+
+namespace kz {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+SourcePos pos_of(const toml::node& n, const std::string& file) {
+  const auto& src = n.source();
+  return SourcePos{file, static_cast<int>(src.begin.line), static_cast<int>(src.begin.column)};
+}
+
+Error config_error(const SourcePos& p, const std::string& msg) {
+  return make_error(ErrorKind::Config, format_pos(p) + ": " + msg);
+}
+
+const char* type_name(const toml::node& n) {
+  switch (n.type()) {
+    case toml::node_type::table: return "table";
+    case toml::node_type::array: return "array";
+    case toml::node_type::string: return "string";
+    case toml::node_type::integer: return "integer";
+    case toml::node_type::floating_point: return "float";
+    case toml::node_type::boolean: return "boolean";
+    case toml::node_type::date: return "date";
+    case toml::node_type::time: return "time";
+    case toml::node_type::date_time: return "date-time";
+    default: return "value";
+  }
+}
+
+Result<std::vector<std::string>> string_array(const toml::node& n, const std::string& file,
+                                              const std::string& field) {
+  const auto* arr = n.as_array();
+  if (arr == nullptr)
+    return config_error(pos_of(n, file), field + " must be an array of strings, not a " + type_name(n));
+  std::vector<std::string> out;
+  for (const auto& el : *arr) {
+    const auto* s = el.as_string();
+    if (s == nullptr)
+      return config_error(pos_of(el, file), field + " must contain only strings, found a " + type_name(el));
+    if (s->get().empty()) return config_error(pos_of(el, file), field + " must not contain empty strings");
+    out.push_back(s->get());
+  }
+  return out;
+}
+
+Status parse_secret(const std::string& name, const toml::node& node, const std::string& file,
+                    Config& cfg) {
+  const SourcePos pos = pos_of(node, file);
+  const std::string field = "secrets." + name;
+  if (!is_env_name(name))
+    return config_error(pos, field + ": not a valid environment variable name (letters, digits, _; not starting with a digit)");
+  const auto* t = node.as_table();
+  if (t == nullptr)
+    return config_error(pos, field + " must be a table like { provider = \"env\", ref = \"NAME\" }, not a " + type_name(node));
+  SecretSpec s;
+  s.name = name;
+  s.pos = pos;
+  for (const auto& [k, v] : *t) {
+    const std::string key(k.str());
+    const SourcePos kpos = pos_of(v, file);
+    if (key == "provider" || key == "ref") {
+      const auto* str = v.as_string();
+      if (str == nullptr) return config_error(kpos, field + "." + key + " must be a string, not a " + type_name(v));
+      if (str->get().empty()) return config_error(kpos, field + "." + key + " must not be empty");
+      (key == "provider" ? s.provider : s.ref) = str->get();
+      if (key == "provider" && find_provider_spec(s.provider) == nullptr)
+        return config_error(kpos, field + ".provider: unknown provider \"" + s.provider +
+                                      "\" (known: " + provider_names() + ")");
+    } else if (key == "hosts" || key == "methods" || key == "paths") {
+      auto arr = string_array(v, file, field + "." + key);
+      if (!arr) return arr.take_error();
+      (key == "hosts" ? s.hosts : key == "methods" ? s.methods : s.paths) = std::move(*arr);
+    } else {
+      return config_error(kpos, field + ": unknown key \"" + key + "\" (known: provider, ref, hosts, methods, paths)");
+    }
+  }
+  if (s.provider.empty()) return config_error(pos, field + ": missing required key \"provider\"");
+  if (s.ref.empty()) return config_error(pos, field + ": missing required key \"ref\"");
+  cfg.secrets.push_back(std::move(s));
+  return ok_status();
+}
+
+Result<std::string> setting_text(const toml::node& v, SettingType type, const std::string& file,
+                                 const std::string& field) {
+  const SourcePos p = pos_of(v, file);
+  switch (type) {
+    case SettingType::String:
+    case SettingType::Path:
+      if (const auto* s = v.as_string()) return s->get();
+      return config_error(p, field + " must be a string, not a " + type_name(v));
+    case SettingType::Integer:
+      if (const auto* i = v.as_integer()) return std::to_string(i->get());
+      return config_error(p, field + " must be an integer, not a " + type_name(v));
+    case SettingType::Boolean:
+      if (const auto* b = v.as_boolean()) return std::string(b->get() ? "true" : "false");
+      return config_error(p, field + " must be true or false, not a " + type_name(v));
+  }
+  return config_error(p, field + ": unsupported type");
+}
+
+Status parse_provider(const std::string& name, const toml::node& node, const std::string& file,
+                      Config& cfg) {
+  const SourcePos pos = pos_of(node, file);
+  const std::string field = "providers." + name;
+  const ProviderSpec* spec = find_provider_spec(name);
+  if (spec == nullptr)
+    return config_error(pos, "[" + field + "]: unknown provider \"" + name + "\" (known: " + provider_names() + ")");
+  const auto* t = node.as_table();
+  if (t == nullptr) return config_error(pos, field + " must be a table");
+  ProviderConfig pc;
+  pc.pos = pos;
+  for (const auto& [k, v] : *t) {
+    const std::string key(k.str());
+    const SourcePos kpos = pos_of(v, file);
+    if (key == "timeout") {
+      std::optional<std::chrono::milliseconds> d;
+      if (const auto* s = v.as_string()) d = parse_duration(s->get());
+      else if (const auto* i = v.as_integer()) d = std::chrono::milliseconds(i->get() * 1000);
+      else if (const auto* f = v.as_floating_point()) d = std::chrono::milliseconds(static_cast<long long>(f->get() * 1000));
+      if (!d || d->count() <= 0 || *d > std::chrono::minutes(10))
+        return config_error(kpos, field + ".timeout must be a duration between 1ms and 10m, e.g. 10, \"500ms\", \"30s\"");
+      pc.timeout = *d;
+      continue;
+    }
+    const SettingSpec* ss = nullptr;
+    for (const auto& cand : spec->settings)
+      if (cand.key == key) ss = &cand;
+    if (ss == nullptr) {
+      std::string known = "timeout";
+      for (const auto& cand : spec->settings) known += ", " + cand.key;
+      return config_error(kpos, field + ": unknown key \"" + key + "\" (known: " + known + ")");
+    }
+    auto text = setting_text(v, ss->type, file, field + "." + key);
+    if (!text) return text.take_error();
+    pc.settings[key] = SettingValue{std::move(*text), kpos};
+  }
+  cfg.providers[name] = std::move(pc);
+  return ok_status();
+}
+
+Status parse_masking(const toml::node& node, const std::string& file, Config& cfg) {
+  const auto* t = node.as_table();
+  if (t == nullptr) return config_error(pos_of(node, file), "masking must be a table");
+  for (const auto& [k, v] : *t) {
+    const std::string key(k.str());
+    const SourcePos kpos = pos_of(v, file);
+    if (key == "enabled") {
+      const auto* b = v.as_boolean();
+      if (b == nullptr) return config_error(kpos, "masking.enabled must be true or false, not a " + std::string(type_name(v)));
+      cfg.masking.enabled = b->get();
+    } else if (key == "replacement") {
+      const auto* s = v.as_string();
+      if (s == nullptr) return config_error(kpos, "masking.replacement must be a string, not a " + std::string(type_name(v)));
+      cfg.masking.replacement = s->get();
+    } else {
+      return config_error(kpos, "masking: unknown key \"" + key + "\" (known: enabled, replacement)");
+    }
+  }
+  return ok_status();
+}
+
+}  // namespace
+
+const SecretSpec* Config::find_secret(const std::string& name) const {
+  for (const auto& s : secrets)
+    if (s.name == name) return &s;
+  return nullptr;
+}
+
+bool is_env_name(const std::string& s) {
+  if (s.empty() || (s[0] >= '0' && s[0] <= '9')) return false;
+  for (char c : s)
+    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) return false;
+  return true;
+}
+
+std::optional<std::chrono::milliseconds> parse_duration(const std::string& s) {
+  if (s.empty()) return std::nullopt;
+  std::size_t idx = 0;
+  double n = 0;
+  try {
+    n = std::stod(s, &idx);
+  } catch (...) {
+    return std::nullopt;
+  }
+  const std::string unit = s.substr(idx);
+  double ms;
+  if (unit.empty() || unit == "s") ms = n * 1000;
+  else if (unit == "ms") ms = n;
+  else if (unit == "m") ms = n * 60000;
+  else return std::nullopt;
+  if (ms < 0) return std::nullopt;
+  return std::chrono::milliseconds(static_cast<long long>(ms));
+}
+
+std::optional<std::string> find_config_file(const std::string& start_dir) {
+  std::error_code ec;
+  fs::path dir = fs::absolute(start_dir, ec);
+  if (ec) return std::nullopt;
+  while (true) {
+    fs::path cand = dir / kConfigFileName;
+    if (fs::is_regular_file(cand, ec)) return cand.string();
+    if (!dir.has_parent_path() || dir.parent_path() == dir) return std::nullopt;
+    dir = dir.parent_path();
+  }
+}
+
+Result<Config> load_config_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return make_error(ErrorKind::Config, path + ": cannot read configuration file");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  std::error_code ec;
+  return parse_config(ss.str(), fs::absolute(path, ec).lexically_normal().string());
+}
+
+Result<Config> parse_config(const std::string& text, const std::string& path) {
+  Config cfg;
+  cfg.path = path;
+  cfg.dir = fs::path(path).parent_path().string();
+  toml::table root;
+  try {
+    root = toml::parse(text, path);
+  } catch (const toml::parse_error& e) {
+    const auto& src = e.source();
+    SourcePos p{path, static_cast<int>(src.begin.line), static_cast<int>(src.begin.column)};
+    return config_error(p, std::string(e.description()));
+  }
+  for (const auto& [k, v] : root) {
+    const std::string key(k.str());
+    if (key == "secrets") {
+      const auto* t = v.as_table();
+      if (t == nullptr) return config_error(pos_of(v, path), "secrets must be a table");
+      for (const auto& [name, node] : *t) {
+        auto st = parse_secret(std::string(name.str()), node, path, cfg);
+        if (!st) return st.take_error();
+      }
+    } else if (key == "providers") {
+      const auto* t = v.as_table();
+      if (t == nullptr) return config_error(pos_of(v, path), "providers must be a table of [providers.NAME] sections");
+      for (const auto& [name, node] : *t) {
+        auto st = parse_provider(std::string(name.str()), node, path, cfg);
+        if (!st) return st.take_error();
+      }
+    } else if (key == "masking") {
+      auto st = parse_masking(v, path, cfg);
+      if (!st) return st.take_error();
+    } else {
+      return config_error(pos_of(v, path), "unknown section \"" + key + "\" (known: secrets, providers, masking)");
+    }
+  }
+  // toml++ iterates tables in key order; keep the declaration order for output.
+  std::stable_sort(cfg.secrets.begin(), cfg.secrets.end(), [](const SecretSpec& a, const SecretSpec& b) {
+    return a.pos.line != b.pos.line ? a.pos.line < b.pos.line : a.pos.column < b.pos.column;
+  });
+  return cfg;
+}
+
+}  // namespace kz

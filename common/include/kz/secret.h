@@ -13,6 +13,11 @@ class SecretValue {
  public:
   SecretValue() = default;
   static SecretValue from(std::string_view bytes);
+  // Zero-filled locked buffer of n bytes to fill in place. `forkable` keeps the pages in
+  // a forked child (needed for the environment block handed to execve); by default the
+  // pages are MADV_DONTFORK so helper processes never inherit values.
+  static SecretValue allocate(std::size_t n, bool forkable = false);
+  char* data() { return data_; }
   ~SecretValue();
 
   SecretValue(const SecretValue&) = delete;

@@ -1,0 +1,106 @@
+#include "cli/cli.h"
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+
+#include "commands/commands.h"
+#include "core/log.h"
+
+namespace kz {
+
+namespace {
+
+constexpr const char* kDescription =
+    "kz (KeyZero) keeps credentials away from AI agents.\n"
+    "It resolves the secrets named in .keyzero.toml from their providers (1Password, Vault,\n"
+    "AWS Secrets Manager, env, file, exec) and runs a command with them, masking their values\n"
+    "in the command's output.";
+
+constexpr const char* kFooter =
+    "\nExamples:\n"
+    "  kz check --resolve                     validate .keyzero.toml and resolve every secret\n"
+    "  kz run -- python agent.py              run with secrets in the environment, output masked\n"
+    "  kz run --only OPENAI_API_KEY -- curl … resolve just one secret\n"
+    "  kz doctor                              what this host supports\n"
+    "\nExit codes: 0 ok; 2 configuration, usage or resolution error; 126 command not executable;\n"
+    "127 command not found; otherwise the command's own status (128+N when killed by signal N).";
+
+std::vector<std::string> split_commas(const std::vector<std::string>& in) {
+  std::vector<std::string> out;
+  for (const auto& s : in) {
+    std::size_t b = 0;
+    while (b <= s.size()) {
+      auto e = s.find(',', b);
+      if (e == std::string::npos) e = s.size();
+      if (e > b) out.push_back(s.substr(b, e - b));
+      b = e + 1;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+int cli_main(int argc, char** argv) {
+  CLI::App app{kDescription, "kz"};
+  app.footer(kFooter);
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "kz 0.1.0");
+  GlobalOptions g;
+  app.add_option("-c,--config", g.config, "Configuration file (default: .keyzero.toml in this directory or a parent)")
+      ->check(CLI::ExistingFile);
+  app.add_flag("-v,--verbose", g.verbosity, "More diagnostics on stderr (-vv for debug); never prints values");
+  app.add_flag("-q,--quiet", g.quiet, "Only errors on stderr");
+
+  RunOptions run;
+  std::vector<std::string> only, keep;
+  auto* run_cmd = app.add_subcommand("run", "Resolve secrets and run COMMAND with them in its environment");
+  run_cmd->footer(
+      "\nThe command follows `--`. Every resolved value (and its base64, percent, JSON and hex\n"
+      "encodings) is replaced in the command's stdout/stderr by `<concealed by kz>`. When stdout is\n"
+      "a terminal the command runs on a pseudo-terminal so colours and interactive programs work.\n"
+      "Signals are forwarded; kz exits with the command's status.\n"
+      "  kz run -- ./agent.sh\n"
+      "  kz run --clean-env --keep-env PYTHONPATH -- python agent.py\n"
+      "  kz run --env-file .env --only GITHUB_TOKEN -- gh repo list");
+  run_cmd->add_option("--only", only, "Resolve only these secrets (NAME,NAME...)")->delimiter(',');
+  run_cmd->add_flag("--no-masking", run.no_masking, "Do not mask secret values in the command's output");
+  run_cmd->add_flag("--no-pty", run.no_pty, "Use pipes even when stdout is a terminal");
+  run_cmd->add_option("--mask-replacement", run.mask_replacement, "Text that replaces a masked value");
+  run_cmd->add_option("--env-file", run.env_files, "Add plain NAME=VALUE variables from FILE (repeatable)")
+      ->check(CLI::ExistingFile);
+  run_cmd->add_flag("--override", run.override_env, "Let --env-file variables replace secrets of the same name");
+  run_cmd->add_flag("--clean-env", run.clean_env,
+                    "Start from PATH, HOME, USER, LOGNAME, LANG, TERM and the secrets only");
+  run_cmd->add_option("--keep-env", keep, "With --clean-env, also keep these variables (NAME,NAME...)")->delimiter(',');
+  run_cmd->add_option("command", run.command, "Command and its arguments (after --)");
+
+  CheckOptions check;
+  auto* check_cmd = app.add_subcommand("check", "Validate .keyzero.toml (and with --resolve, resolve every secret)");
+  check_cmd->add_flag("--resolve", check.resolve, "Resolve each secret; prints name, provider and length only");
+
+  app.add_subcommand("doctor", "Show what this host supports: kernel, BTF, cgroup v2, lockdown, capabilities, TLS libraries");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return kExitConfig;
+  }
+  init_logging(g.verbosity, g.quiet);
+  if (run_cmd->parsed()) {
+    run.only = split_commas(only);
+    run.keep_env = split_commas(keep);
+    return cmd_run(g, run);
+  }
+  if (check_cmd->parsed()) return cmd_check(g, check);
+  return cmd_doctor(g);
+}
+
+}  // namespace kz

@@ -1,0 +1,43 @@
+// Entry points of the kz subcommands. Each returns the process exit code.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace kz {
+
+// Exit codes (README "Exit codes").
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitInternal = 1;
+inline constexpr int kExitConfig = 2;       // configuration, usage or resolution error
+inline constexpr int kExitCannotExec = 126;
+inline constexpr int kExitNotFound = 127;
+
+struct GlobalOptions {
+  std::string config;      // --config; empty: search from the working directory upwards
+  int verbosity = 0;
+  bool quiet = false;
+};
+
+struct RunOptions {
+  std::vector<std::string> only;
+  bool no_masking = false;
+  bool no_pty = false;
+  std::optional<std::string> mask_replacement;
+  std::vector<std::string> env_files;
+  bool override_env = false;
+  bool clean_env = false;
+  std::vector<std::string> keep_env;
+  std::vector<std::string> command;
+};
+
+struct CheckOptions {
+  bool resolve = false;
+};
+
+int cmd_run(const GlobalOptions& g, const RunOptions& o);
+int cmd_check(const GlobalOptions& g, const CheckOptions& o);
+int cmd_doctor(const GlobalOptions& g);
+
+}  // namespace kz

@@ -1,0 +1,63 @@
+// .keyzero.toml: the [secrets] to resolve, [providers.*] settings, [masking] options.
+// Every error names file:line:column and the field; nothing is half-loaded.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "kz/providers/provider.h"
+#include "kz/result.h"
+
+namespace kz {
+
+struct SecretSpec {
+  std::string name;        // environment variable name
+  std::string provider;    // registry name
+  std::string ref;
+  std::vector<std::string> hosts;    // blind mode: hosts the value may be sent to
+  std::vector<std::string> methods;  // blind mode: allowed HTTP methods (empty: any)
+  std::vector<std::string> paths;    // blind mode: allowed path prefixes (empty: any)
+  SourcePos pos;
+};
+
+struct ProviderConfig {
+  ProviderSettings settings;     // validated against the provider's schema
+  std::chrono::milliseconds timeout{10000};
+  SourcePos pos;
+};
+
+struct MaskingConfig {
+  bool enabled = true;
+  std::string replacement = "<concealed by kz>";
+};
+
+struct Config {
+  std::string path;                            // absolute path of the file
+  std::string dir;                             // its directory
+  std::vector<SecretSpec> secrets;             // in file order
+  std::map<std::string, ProviderConfig> providers;
+  MaskingConfig masking;
+
+  const SecretSpec* find_secret(const std::string& name) const;
+};
+
+inline constexpr const char* kConfigFileName = ".keyzero.toml";
+inline constexpr std::chrono::milliseconds kDefaultProviderTimeout{10000};
+
+// Walk from `start_dir` up to / looking for .keyzero.toml (like git looks for .git).
+std::optional<std::string> find_config_file(const std::string& start_dir);
+
+Result<Config> load_config_file(const std::string& path);
+// Parse TOML text; `path` is used in messages and for config-relative paths.
+Result<Config> parse_config(const std::string& text, const std::string& path);
+
+// Valid environment variable name: [A-Za-z_][A-Za-z0-9_]*
+bool is_env_name(const std::string& s);
+
+// "500ms", "10s", "2m", or a bare number of seconds.
+std::optional<std::chrono::milliseconds> parse_duration(const std::string& s);
+
+}  // namespace kz

@@ -1,0 +1,30 @@
+// Facts about the host that decide which kz features can be active (blind-mode sensors
+// and redirectors build on these). Gathered without privileges; each is best effort.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace kz {
+
+struct HostFacts {
+  std::string kernel;            // uname -r
+  bool btf = false;              // /sys/kernel/btf/vmlinux
+  std::vector<std::string> cgroup2_mounts;
+  std::string lockdown;          // "none", "integrity", "confidentiality", or "unknown"
+  bool root = false;
+  std::vector<std::string> capabilities;   // effective, of the ones kz cares about
+  std::string libssl;            // path of libssl.so.3 as the dynamic loader finds it, or ""
+  std::string libgnutls;         // path of libgnutls.so.30, or ""
+  unsigned long long memlock_limit = 0;    // RLIMIT_MEMLOCK soft limit in bytes (~0ull: unlimited)
+  std::string seccomp_notify;    // "available" / reason not
+};
+
+HostFacts gather_host_facts();
+
+// Parse helpers (exposed for tests).
+std::vector<std::string> parse_cgroup2_mounts(const std::string& mountinfo);
+std::string parse_lockdown(const std::string& text);   // "[integrity]" among others
+std::vector<std::string> decode_capabilities(unsigned long long cap_eff);
+
+}  // namespace kz

@@ -1,0 +1,119 @@
+#include "run/resolver.h"
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "kz/providers/registry.h"
+
+namespace kz {
+
+namespace {
+
+// Shared between the caller and the workers, so a provider that overruns its deadline
+// (a bug: providers must honour it) can be abandoned without dangling references.
+struct Shared {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::size_t pending = 0;
+  std::vector<std::optional<Result<SecretValue>>> results;
+};
+
+struct Task {
+  std::shared_ptr<Provider> provider;
+  SecretRef ref;
+  Deadline deadline;
+};
+
+}  // namespace
+
+Status check_selection(const Config& cfg, const std::vector<std::string>& only) {
+  for (const auto& n : only)
+    if (cfg.find_secret(n) == nullptr)
+      return make_error(ErrorKind::Usage, "--only: no secret named " + n + " in " + cfg.path);
+  return ok_status();
+}
+
+Result<std::vector<ResolvedSecret>> resolve_secrets(const Config& cfg, const ResolveOptions& opts) {
+  if (auto st = check_selection(cfg, opts.only); !st) return st.take_error();
+  static const ProcessEnvironment process_env;
+  ProviderContext ctx;
+  ctx.env = opts.env != nullptr ? opts.env : &process_env;
+  if (!opts.home.empty()) ctx.home = opts.home;
+  else if (const char* h = ctx.env->get("HOME")) ctx.home = h;
+  ctx.config_dir = cfg.dir;
+
+  std::vector<const SecretSpec*> selected;
+  for (const auto& s : cfg.secrets) {
+    if (!opts.only.empty() && std::find(opts.only.begin(), opts.only.end(), s.name) == opts.only.end())
+      continue;
+    selected.push_back(&s);
+  }
+
+  // Instantiate each provider once; a provider that cannot be configured fails the run
+  // before anything is fetched.
+  std::map<std::string, std::shared_ptr<Provider>> providers;
+  std::string errors;
+  for (const auto* s : selected) {
+    if (providers.count(s->provider) != 0) continue;
+    const ProviderSpec* spec = find_provider_spec(s->provider);
+    static const ProviderSettings kNoSettings;
+    auto pc = cfg.providers.find(s->provider);
+    auto made = spec->make(pc == cfg.providers.end() ? kNoSettings : pc->second.settings, ctx);
+    if (!made) {
+      errors += "  " + s->provider + ": " + made.error().message + "\n";
+      providers[s->provider] = nullptr;
+      continue;
+    }
+    providers[s->provider] = std::shared_ptr<Provider>(std::move(made.value()));
+  }
+  if (!errors.empty())
+    return make_error(ErrorKind::Config, "cannot configure provider(s):\n" + errors);
+
+  auto shared = std::make_shared<Shared>();
+  shared->results.resize(selected.size());
+  shared->pending = selected.size();
+  const auto start = Clock::now();
+  Deadline latest = start;
+  for (std::size_t i = 0; i < selected.size(); ++i) {
+    const auto* s = selected[i];
+    auto pc = cfg.providers.find(s->provider);
+    const auto timeout = pc == cfg.providers.end() ? kDefaultProviderTimeout : pc->second.timeout;
+    Task task{providers[s->provider], SecretRef{s->name, s->ref, s->pos}, start + timeout};
+    latest = std::max(latest, task.deadline);
+    std::thread([shared, i, task = std::move(task)]() mutable {
+      auto r = task.provider->resolve(task.ref, task.deadline);
+      std::lock_guard<std::mutex> lk(shared->mu);
+      shared->results[i].emplace(std::move(r));
+      if (--shared->pending == 0) shared->cv.notify_all();
+    }).detach();
+  }
+
+  std::unique_lock<std::mutex> lk(shared->mu);
+  // Providers enforce their own deadlines; the grace period only guards against one
+  // that does not.
+  shared->cv.wait_until(lk, latest + std::chrono::seconds(2), [&] { return shared->pending == 0; });
+
+  std::vector<ResolvedSecret> out;
+  for (std::size_t i = 0; i < selected.size(); ++i) {
+    const auto* s = selected[i];
+    auto& r = shared->results[i];
+    const std::string who = "  " + s->name + " (provider " + s->provider + ", " + format_pos(s->pos) + "): ";
+    if (!r.has_value()) {
+      errors += who + "timed out\n";
+    } else if (!r->ok()) {
+      errors += who + r->error().message + "\n";
+    } else {
+      out.push_back(ResolvedSecret{s->name, s->provider, std::move(r->value())});
+    }
+  }
+  if (!errors.empty()) return make_error(ErrorKind::NotFound, "cannot resolve secret(s):\n" + errors);
+  return out;
+}
+
+}  // namespace kz

@@ -1,0 +1,32 @@
+// Resolve the selected secrets concurrently: one worker per secret, each bounded by its
+// provider's timeout, so the total time is about the slowest provider, not the sum.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "kz/secret.h"
+
+namespace kz {
+
+struct ResolvedSecret {
+  std::string name;
+  std::string provider;
+  SecretValue value;
+};
+
+struct ResolveOptions {
+  std::vector<std::string> only;            // empty: every secret in the config
+  const Environment* env = nullptr;         // default: the process environment
+  std::string home;                         // default: $HOME
+};
+
+// Fails if any selected secret fails; the error lists every failing secret by name and
+// provider (one per line), never a value. Providers are instantiated only when used.
+Result<std::vector<ResolvedSecret>> resolve_secrets(const Config& cfg, const ResolveOptions& opts);
+
+// Check `only` against the config: unknown names are a usage error.
+Status check_selection(const Config& cfg, const std::vector<std::string>& only);
+
+}  // namespace kz

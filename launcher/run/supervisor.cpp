@@ -1,0 +1,315 @@
+#include "run/supervisor.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <pty.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <optional>
+
+#include "kz/wipe.h"
+
+namespace kz {
+
+namespace {
+
+constexpr int kForwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
+// After the child has exited, output still open (a background grandchild holds the
+// pipe) is drained until it has been idle this long.
+constexpr int kDrainAfterExitMs = 200;
+
+class UniqueFd {
+ public:
+  UniqueFd() = default;
+  explicit UniqueFd(int fd) : fd_(fd) {}
+  UniqueFd(UniqueFd&& o) noexcept : fd_(o.release()) {}
+  UniqueFd& operator=(UniqueFd&& o) noexcept { reset(o.release()); return *this; }
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  ~UniqueFd() { reset(); }
+  int get() const { return fd_; }
+  int release() { int f = fd_; fd_ = -1; return f; }
+  void reset(int f = -1) { if (fd_ >= 0) ::close(fd_); fd_ = f; }
+  explicit operator bool() const { return fd_ >= 0; }
+ private:
+  int fd_ = -1;
+};
+
+// Puts kz's terminal in raw mode while the child owns the pseudo-terminal, and
+// restores it on every exit path.
+class RawTerminal {
+ public:
+  explicit RawTerminal(int fd) : fd_(fd) {
+    if (tcgetattr(fd_, &saved_) != 0) return;
+    termios raw = saved_;
+    cfmakeraw(&raw);
+    active_ = tcsetattr(fd_, TCSANOW, &raw) == 0;
+  }
+  ~RawTerminal() { if (active_) tcsetattr(fd_, TCSAFLUSH, &saved_); }
+  RawTerminal(const RawTerminal&) = delete;
+  RawTerminal& operator=(const RawTerminal&) = delete;
+ private:
+  int fd_;
+  termios saved_{};
+  bool active_ = false;
+};
+
+// Blocks the forwarded signals (they arrive through a signalfd) and restores the mask.
+class SignalGuard {
+ public:
+  SignalGuard() {
+    sigemptyset(&set_);
+    for (int s : kForwarded) sigaddset(&set_, s);
+    sigaddset(&set_, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &set_, &old_);
+    fd_.reset(signalfd(-1, &set_, SFD_CLOEXEC | SFD_NONBLOCK));
+    old_pipe_ = signal(SIGPIPE, SIG_IGN);
+  }
+  ~SignalGuard() {
+    fd_.reset();
+    sigprocmask(SIG_SETMASK, &old_, nullptr);
+    signal(SIGPIPE, old_pipe_);
+  }
+  int fd() const { return fd_.get(); }
+ private:
+  sigset_t set_{}, old_{};
+  UniqueFd fd_;
+  sighandler_t old_pipe_ = SIG_DFL;
+};
+
+bool write_all(int fd, const char* p, std::size_t n) {
+  while (n > 0) {
+    ssize_t w = ::write(fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0 && errno == EAGAIN) {
+      pollfd pf{fd, POLLOUT, 0};
+      ::poll(&pf, 1, -1);
+      continue;
+    }
+    if (w <= 0) return false;
+    p += w;
+    n -= static_cast<std::size_t>(w);
+  }
+  return true;
+}
+
+// One masked output channel: child side fd → masker → kz's fd.
+struct Channel {
+  UniqueFd src;
+  int dst = 1;
+  std::unique_ptr<StreamMasker> masker;
+  bool dst_ok = true;
+  std::string out;
+
+  void emit() {
+    if (dst_ok && !out.empty()) dst_ok = write_all(dst, out.data(), out.size());
+    wipe(out);   // may have held nothing secret, but it is cheap and certain
+  }
+  void finish() {
+    if (masker) masker->flush(out);
+    emit();
+    src.reset();
+  }
+};
+
+void child_exec(const SuperviseOptions& o, int in_fd, int out_fd, int err_fd, bool new_session,
+                int report_fd) {
+  sigset_t none;
+  sigemptyset(&none);
+  for (int s : kForwarded) signal(s, SIG_DFL);
+  signal(SIGCHLD, SIG_DFL);
+  signal(SIGPIPE, SIG_DFL);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  if (new_session) {
+    setsid();
+    ioctl(out_fd, TIOCSCTTY, 0);
+  }
+  if (in_fd >= 0) dup2(in_fd, 0);
+  if (out_fd >= 0) dup2(out_fd, 1);
+  if (err_fd >= 0) dup2(err_fd, 2);
+  std::vector<char*> argv;
+  for (const auto& a : o.argv) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  execvpe(argv[0], argv.data(), o.envp);
+  int e = errno;
+  (void)!::write(report_fd, &e, sizeof e);
+  _exit(127);
+}
+
+}  // namespace
+
+Result<int> run_supervised(const SuperviseOptions& o) {
+  if (o.argv.empty()) return make_error(ErrorKind::Usage, "no command given");
+  SignalGuard signals;
+  if (signals.fd() < 0) return make_error(ErrorKind::Internal, std::string("signalfd: ") + std::strerror(errno));
+
+  const bool pty_mode = o.mode == OutputMode::Pty;
+  const bool stdin_tty = isatty(0) == 1;
+  const bool stderr_tty = isatty(2) == 1;
+
+  UniqueFd master, slave, out_r, out_w, err_r, err_w;
+  if (pty_mode) {
+    int m = -1, s = -1;
+    termios tio{};
+    winsize ws{};
+    termios* tp = tcgetattr(1, &tio) == 0 ? &tio : nullptr;
+    winsize* wp = ioctl(1, TIOCGWINSZ, &ws) == 0 ? &ws : nullptr;
+    if (openpty(&m, &s, nullptr, tp, wp) != 0)
+      return make_error(ErrorKind::Internal, std::string("openpty: ") + std::strerror(errno));
+    master.reset(m);
+    slave.reset(s);
+    fcntl(m, F_SETFD, FD_CLOEXEC);
+    fcntl(s, F_SETFD, FD_CLOEXEC);
+  }
+  if (o.mode == OutputMode::Pipes) {
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0) return make_error(ErrorKind::Internal, "pipe failed");
+    out_r.reset(p[0]);
+    out_w.reset(p[1]);
+  }
+  if (o.mode == OutputMode::Pipes || (pty_mode && !stderr_tty)) {
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0) return make_error(ErrorKind::Internal, "pipe failed");
+    err_r.reset(p[0]);
+    err_w.reset(p[1]);
+  }
+  int rep[2];
+  if (pipe2(rep, O_CLOEXEC) != 0) return make_error(ErrorKind::Internal, "pipe failed");
+  UniqueFd report_r(rep[0]), report_w(rep[1]);
+
+  pid_t pid = fork();
+  if (pid < 0) return make_error(ErrorKind::Internal, std::string("fork: ") + std::strerror(errno));
+  if (pid == 0) {
+    int in_fd = -1, out_fd = -1, err_fd = -1;
+    if (pty_mode) {
+      out_fd = slave.get();
+      if (stdin_tty) in_fd = slave.get();
+      err_fd = stderr_tty ? slave.get() : err_w.get();
+    } else if (o.mode == OutputMode::Pipes) {
+      out_fd = out_w.get();
+      err_fd = err_w.get();
+    }
+    child_exec(o, in_fd, out_fd, err_fd, pty_mode, report_w.get());
+  }
+  if (o.after_fork) o.after_fork();
+  slave.reset();
+  out_w.reset();
+  err_w.reset();
+  report_w.reset();
+
+  int exec_errno = 0;
+  ssize_t rn;
+  do { rn = ::read(report_r.get(), &exec_errno, sizeof exec_errno); } while (rn < 0 && errno == EINTR);
+  if (rn == static_cast<ssize_t>(sizeof exec_errno)) {
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
+    const std::string msg = "cannot run " + o.argv[0] + ": " + std::strerror(exec_errno);
+    if (exec_errno == ENOENT) return make_error(ErrorKind::NotFound, msg);
+    return make_error(ErrorKind::Denied, msg);
+  }
+  report_r.reset();
+
+  std::vector<Channel> chans;
+  auto add_channel = [&](UniqueFd fd, int dst) {
+    Channel c;
+    c.src = std::move(fd);
+    c.dst = dst;
+    c.masker = std::make_unique<StreamMasker>(o.masks);
+    chans.push_back(std::move(c));
+  };
+  if (pty_mode) add_channel(std::move(master), 1);
+  if (out_r) add_channel(std::move(out_r), 1);
+  if (err_r) add_channel(std::move(err_r), 2);
+  const int master_fd = pty_mode ? chans[0].src.get() : -1;
+
+  std::optional<RawTerminal> raw;
+  bool forward_stdin = pty_mode && stdin_tty;
+  if (forward_stdin) raw.emplace(0);
+
+  std::optional<int> status;
+  char buf[65536];
+  while (true) {
+    bool any_open = false, any_pending = false;
+    std::vector<pollfd> fds;
+    fds.push_back({signals.fd(), POLLIN, 0});
+    for (auto& c : chans) {
+      if (!c.src) continue;
+      any_open = true;
+      any_pending = any_pending || c.masker->has_pending();
+      fds.push_back({c.src.get(), POLLIN, 0});
+    }
+    if (forward_stdin) fds.push_back({0, POLLIN, 0});
+    if (status && !any_open) break;
+    int timeout = -1;
+    if (any_pending) timeout = static_cast<int>(o.idle_flush.count());
+    if (status) timeout = timeout < 0 ? kDrainAfterExitMs : std::min(timeout, kDrainAfterExitMs);
+    int n = ::poll(fds.data(), fds.size(), timeout);
+    if (n < 0 && errno == EINTR) continue;
+    if (n == 0) {
+      // Idle: release held-back bytes so interactive output is never stuck.
+      bool flushed = false;
+      for (auto& c : chans)
+        if (c.src && c.masker->has_pending()) { c.masker->flush(c.out); c.emit(); flushed = true; }
+      if (status && !flushed) break;   // child gone and its output has gone quiet
+      continue;
+    }
+    for (const auto& p : fds) {
+      if (p.revents == 0) continue;
+      if (p.fd == signals.fd()) {
+        signalfd_siginfo si{};
+        while (::read(signals.fd(), &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
+          const int sig = static_cast<int>(si.ssi_signo);
+          if (sig == SIGCHLD) {
+            int st = 0;
+            if (!status && waitpid(pid, &st, WNOHANG) == pid)
+              status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+            continue;
+          }
+          if (sig == SIGWINCH && pty_mode) {
+            winsize ws{};
+            if (ioctl(1, TIOCGWINSZ, &ws) == 0) ioctl(master_fd, TIOCSWINSZ, &ws);
+            continue;   // the kernel signals the pty's foreground group itself
+          }
+          // A signal the terminal generated (Ctrl-C) already reached the child when it
+          // shares our process group; forward only what it did not get.
+          if (!pty_mode && si.ssi_code == SI_KERNEL) continue;
+          if (!status) ::kill(pid, sig);
+        }
+        continue;
+      }
+      if (p.fd == 0 && forward_stdin) {
+        ssize_t r = ::read(0, buf, sizeof buf);
+        if (r <= 0) forward_stdin = false;
+        else write_all(master_fd, buf, static_cast<std::size_t>(r));
+        continue;
+      }
+      for (auto& c : chans) {
+        if (!c.src || c.src.get() != p.fd) continue;
+        ssize_t r = ::read(p.fd, buf, sizeof buf);
+        if (r < 0 && (errno == EINTR || errno == EAGAIN)) break;
+        if (r <= 0) { c.finish(); break; }   // EOF, or EIO on a pty whose slave closed
+        c.masker->feed(std::string_view(buf, static_cast<std::size_t>(r)), c.out);
+        wipe(buf, static_cast<std::size_t>(r));
+        c.emit();
+        break;
+      }
+    }
+  }
+  for (auto& c : chans)
+    if (c.src) c.finish();
+  if (!status) {
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
+    status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  }
+  return *status;
+}
+
+}  // namespace kz

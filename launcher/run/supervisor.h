@@ -1,0 +1,36 @@
+// Start the command and stay with it: forward signals, mask its output (through pipes,
+// or a pseudo-terminal when kz's stdout is a terminal), and return its exit status the
+// way a shell reports it (code, or 128+signal).
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kz/result.h"
+#include "masking/masker.h"
+
+namespace kz {
+
+enum class OutputMode {
+  Inherit,   // no masking: the child writes to kz's own stdout/stderr
+  Pipes,     // masking through pipes
+  Pty,       // masking through a pseudo-terminal (kz's stdout is a terminal)
+};
+
+struct SuperviseOptions {
+  std::vector<std::string> argv;
+  char** envp = nullptr;
+  OutputMode mode = OutputMode::Pipes;
+  std::shared_ptr<const MaskPatterns> masks;             // required unless Inherit
+  std::chrono::milliseconds idle_flush{30};              // flush held-back bytes after this
+  std::function<void()> after_fork;                      // parent side, right after fork
+};
+
+// Exit status of the child (0-255), or an error when it could not be started
+// (ErrorKind::NotFound: command not found → 127; Denied: not executable → 126).
+Result<int> run_supervised(const SuperviseOptions& opts);
+
+}  // namespace kz
