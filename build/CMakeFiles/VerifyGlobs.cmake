@@ -21,6 +21,18 @@ if(NOT "${NEW_GLOB}" STREQUAL "${OLD_GLOB}")
   file(TOUCH_NOCREATE "/work/main/build/CMakeFiles/cmake.verify_globs")
 endif()
 
+# py_tests at tests/CMakeLists.txt:40 (file)
+file(GLOB NEW_GLOB LIST_DIRECTORIES true "/work/main/tests/integration/test_*.py")
+set(OLD_GLOB
+  "/work/main/tests/integration/test_canary.py"
+  "/work/main/tests/integration/test_run_cli.py"
+  "/work/main/tests/integration/test_run_pty.py"
+  )
+if(NOT "${NEW_GLOB}" STREQUAL "${OLD_GLOB}")
+  message("-- GLOB mismatch!")
+  file(TOUCH_NOCREATE "/work/main/build/CMakeFiles/cmake.verify_globs")
+endif()
+
 # sources at tests/CMakeLists.txt:15 (file)
 file(GLOB NEW_GLOB LIST_DIRECTORIES true "/work/main/tests/providers/*_test.cpp")
 set(OLD_GLOB
@@ -33,6 +45,8 @@ endif()
 # sources at tests/CMakeLists.txt:15 (file)
 file(GLOB NEW_GLOB LIST_DIRECTORIES true "/work/main/tests/unit/*_test.cpp")
 set(OLD_GLOB
+  "/work/main/tests/unit/child_env_test.cpp"
+  "/work/main/tests/unit/config_test.cpp"
   )
 if(NOT "${NEW_GLOB}" STREQUAL "${OLD_GLOB}")
   message("-- GLOB mismatch!")

@@ -238,7 +238,9 @@ Result<Config> parse_config(const std::string& text, const std::string& path) {
   } catch (const toml::parse_error& e) {
     const auto& src = e.source();
     SourcePos p{path, static_cast<int>(src.begin.line), static_cast<int>(src.begin.column)};
-    return config_error(p, std::string(e.description()));
+    std::string msg(e.description());
+    if (msg.find("redefine existing") != std::string::npos) msg += " (duplicate name)";
+    return config_error(p, msg);
   }
   for (const auto& [k, v] : root) {
     const std::string key(k.str());

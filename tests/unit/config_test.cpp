@@ -1,0 +1,134 @@
+#include "config/config.h"
+
+#include <gtest/gtest.h>
+
+#include "test_support.h"
+
+namespace kz {
+namespace {
+
+using ::kz::test::contains;
+
+// The example from the README / issue, exactly as written.
+constexpr const char* kSeedExample = R"(
+[secrets]
+OPENAI_API_KEY = { provider = "1password", ref = "op://Dev/OpenAI/api-key", hosts = ["api.openai.com"] }
+GITHUB_TOKEN   = { provider = "vault",     ref = "secret/data/prod/github/token" }
+SLACK_BOT_TOKEN = { provider = "aws-sm",   ref = "prod/slack-bot-token" }
+DB_PASSWORD    = { provider = "aws-sm",    ref = "prod/db#password" }   # JSON key inside the secret string
+LOCAL_KEY      = { provider = "file",      ref = "~/.config/app/key" }
+FROM_ENV       = { provider = "env",       ref = "UPSTREAM_VAR" }
+FROM_CMD       = { provider = "exec",      ref = "pass show app/key" }
+
+[providers.vault]
+address = "https://vault.example:8200"   # or VAULT_ADDR
+# auth: token (VAULT_TOKEN / ~/.vault-token) or approle (role_id, secret_id_file); namespace; ca_cert
+[providers.aws-sm]
+region = "eu-west-1"                     # or AWS_REGION; credentials: env, ~/.aws/credentials profile, session token
+[providers.1password]
+# `op` CLI (op read) by default; or Connect: connect_host + OP_CONNECT_TOKEN
+)";
+
+TEST(Config, SeedExampleParses) {
+  auto c = parse_config(kSeedExample, "/p/.keyzero.toml");
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  ASSERT_EQ(c->secrets.size(), 7u);
+  EXPECT_EQ(c->secrets[0].name, "OPENAI_API_KEY");   // file order kept
+  EXPECT_EQ(c->secrets[0].provider, "1password");
+  EXPECT_EQ(c->secrets[0].hosts, std::vector<std::string>{"api.openai.com"});
+  EXPECT_EQ(c->secrets[3].ref, "prod/db#password");
+  EXPECT_EQ(c->secrets[6].name, "FROM_CMD");
+  EXPECT_EQ(c->providers.at("vault").settings.at("address").text, "https://vault.example:8200");
+  EXPECT_EQ(c->providers.at("aws-sm").settings.at("region").text, "eu-west-1");
+  EXPECT_EQ(c->providers.at("vault").timeout, kDefaultProviderTimeout);
+  EXPECT_EQ(c->dir, "/p");
+  EXPECT_EQ(c->secrets[1].pos.line, 4);
+}
+
+struct BadCase {
+  const char* name;
+  const char* toml;
+  const char* position;   // "file:line:col" prefix expected
+  const char* words;      // expected in the message
+};
+
+class ConfigErrors : public ::testing::TestWithParam<BadCase> {};
+
+TEST_P(ConfigErrors, NamesFileLineColumnAndField) {
+  const auto& bc = GetParam();
+  auto c = parse_config(bc.toml, "/x/.keyzero.toml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().kind, ErrorKind::Config);
+  EXPECT_TRUE(contains(c.error().message, bc.position)) << c.error().message;
+  EXPECT_TRUE(contains(c.error().message, bc.words)) << c.error().message;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    All, ConfigErrors,
+    ::testing::Values(
+        BadCase{"unknown_secret_key", "[secrets]\nA = { provider = \"env\", ref = \"X\", hots = [\"a\"] }\n",
+                "/x/.keyzero.toml:2:", "unknown key \"hots\""},
+        BadCase{"wrong_type", "[secrets]\nA = { provider = \"env\", ref = 5 }\n", "/x/.keyzero.toml:2:",
+                "secrets.A.ref must be a string, not a integer"},
+        BadCase{"hosts_not_strings", "[secrets]\nA = { provider = \"env\", ref = \"X\", hosts = [1] }\n",
+                "/x/.keyzero.toml:2:", "secrets.A.hosts must contain only strings"},
+        BadCase{"unknown_provider", "[secrets]\n\nA = { provider = \"keychain\", ref = \"X\" }\n",
+                "/x/.keyzero.toml:3:", "unknown provider \"keychain\""},
+        BadCase{"missing_ref", "[secrets]\nA = { provider = \"env\" }\n", "/x/.keyzero.toml:2:",
+                "missing required key \"ref\""},
+        BadCase{"duplicate_name",
+                "[secrets]\nA = { provider = \"env\", ref = \"X\" }\nA = { provider = \"env\", ref = \"Y\" }\n",
+                "/x/.keyzero.toml:3:", "A"},
+        BadCase{"bad_env_name", "[secrets]\n\"1BAD\" = { provider = \"env\", ref = \"X\" }\n",
+                "/x/.keyzero.toml:2:", "not a valid environment variable name"},
+        BadCase{"unknown_section", "[secret]\nA = 1\n", "/x/.keyzero.toml:", "unknown section \"secret\""},
+        BadCase{"unknown_provider_section", "[providers.keychain]\nx = 1\n", "/x/.keyzero.toml:",
+                "unknown provider \"keychain\""},
+        BadCase{"unknown_provider_key", "[providers.env]\nregion = \"x\"\n", "/x/.keyzero.toml:2:",
+                "providers.env: unknown key \"region\""},
+        BadCase{"bad_timeout", "[providers.exec]\ntimeout = \"soon\"\n", "/x/.keyzero.toml:2:",
+                "providers.exec.timeout"},
+        BadCase{"toml_syntax", "[secrets]\nA = { provider = \"env\" ref = \"X\" }\n", "/x/.keyzero.toml:2:", ""},
+        BadCase{"masking_type", "[masking]\nenabled = \"yes\"\n", "/x/.keyzero.toml:2:",
+                "masking.enabled must be true or false"}),
+    [](const auto& info) { return std::string(info.param.name); });
+
+TEST(Config, ProviderTimeouts) {
+  auto c = parse_config("[providers.exec]\ntimeout = \"250ms\"\n[providers.env]\ntimeout = 3\n", "/x/c.toml");
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->providers.at("exec").timeout, std::chrono::milliseconds(250));
+  EXPECT_EQ(c->providers.at("env").timeout, std::chrono::milliseconds(3000));
+}
+
+TEST(Config, Durations) {
+  EXPECT_EQ(parse_duration("10"), std::chrono::milliseconds(10000));
+  EXPECT_EQ(parse_duration("1.5s"), std::chrono::milliseconds(1500));
+  EXPECT_EQ(parse_duration("2m"), std::chrono::milliseconds(120000));
+  EXPECT_FALSE(parse_duration("10h").has_value());
+  EXPECT_FALSE(parse_duration("").has_value());
+}
+
+TEST(Config, FoundInParentDirectory) {
+  test::TempDir d;
+  d.write(".keyzero.toml", "[secrets]\n");
+  d.write("a/b/c/placeholder", "");
+  auto found = find_config_file(d.file("a/b/c"));
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(*found, d.file(".keyzero.toml"));
+  test::TempDir empty;
+  // Nothing from the temp dir up (assuming / has none).
+  if (!find_config_file("/").has_value()) {
+    EXPECT_FALSE(find_config_file(empty.path()).has_value());
+  }
+}
+
+TEST(Config, EnvNames) {
+  EXPECT_TRUE(is_env_name("OPENAI_API_KEY"));
+  EXPECT_TRUE(is_env_name("_x1"));
+  EXPECT_FALSE(is_env_name("1X"));
+  EXPECT_FALSE(is_env_name("A-B"));
+  EXPECT_FALSE(is_env_name(""));
+}
+
+}  // namespace
+}  // namespace kz
