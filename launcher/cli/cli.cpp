@@ -1,7 +1,9 @@
 #include "cli/cli.h"
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
+#include <string_view>
 
 #include "commands/commands.h"
 #include "core/log.h"
@@ -63,16 +65,18 @@ int cli_main(int argc, char** argv) {
       "  kz run -- ./agent.sh\n"
       "  kz run --clean-env --keep-env PYTHONPATH -- python agent.py\n"
       "  kz run --env-file .env --only GITHUB_TOKEN -- gh repo list");
-  run_cmd->add_option("--only", only, "Resolve only these secrets (NAME,NAME...)")->delimiter(',');
+  run_cmd->add_option("--only", only, "Resolve only these secrets (NAME,NAME...)")->allow_extra_args(false);
   run_cmd->add_flag("--no-masking", run.no_masking, "Do not mask secret values in the command's output");
   run_cmd->add_flag("--no-pty", run.no_pty, "Use pipes even when stdout is a terminal");
   run_cmd->add_option("--mask-replacement", run.mask_replacement, "Text that replaces a masked value");
   run_cmd->add_option("--env-file", run.env_files, "Add plain NAME=VALUE variables from FILE (repeatable)")
-      ->check(CLI::ExistingFile);
+      ->check(CLI::ExistingFile)
+      ->allow_extra_args(false);
   run_cmd->add_flag("--override", run.override_env, "Let --env-file variables replace secrets of the same name");
   run_cmd->add_flag("--clean-env", run.clean_env,
                     "Start from PATH, HOME, USER, LOGNAME, LANG, TERM and the secrets only");
-  run_cmd->add_option("--keep-env", keep, "With --clean-env, also keep these variables (NAME,NAME...)")->delimiter(',');
+  run_cmd->add_option("--keep-env", keep, "With --clean-env, also keep these variables (NAME,NAME...)")
+      ->allow_extra_args(false);
   run_cmd->add_option("command", run.command, "Command and its arguments (after --)");
 
   CheckOptions check;
@@ -81,14 +85,27 @@ int cli_main(int argc, char** argv) {
 
   app.add_subcommand("doctor", "Show what this host supports: kernel, BTF, cgroup v2, lockdown, capabilities, TLS libraries");
 
+  // Everything after the first `--` is the command, untouched by kz's option parser
+  // (so `kz run -- sh -c 'x' --help` passes --help to sh).
+  std::vector<std::string> args, after_dashes;
+  bool dashes = false;
+  for (int i = 1; i < argc; ++i) {
+    if (!dashes && std::string_view(argv[i]) == "--") { dashes = true; continue; }
+    (dashes ? after_dashes : args).emplace_back(argv[i]);
+  }
+  std::reverse(args.begin(), args.end());   // CLI11 takes the vector in reverse order
   try {
-    app.parse(argc, argv);
+    app.parse(args);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
+  } catch (const CLI::ExtrasError& e) {
+    app.exit(e);
+    std::fprintf(stderr, "Put the command after --, e.g.: kz run -- sh -c 'echo $VAR'\n");
+    return kExitConfig;
   } catch (const CLI::ParseError& e) {
     app.exit(e);
     return kExitConfig;
@@ -97,6 +114,7 @@ int cli_main(int argc, char** argv) {
   if (run_cmd->parsed()) {
     run.only = split_commas(only);
     run.keep_env = split_commas(keep);
+    run.command.insert(run.command.end(), after_dashes.begin(), after_dashes.end());
     return cmd_run(g, run);
   }
   if (check_cmd->parsed()) return cmd_check(g, check);

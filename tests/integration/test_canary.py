@@ -8,7 +8,8 @@ import unittest
 sys.path.insert(0, os.path.dirname(__file__))
 from kzt import KzTestCase, encodings  # noqa: E402
 
-CANARY = "kzCANARY-7f3a9c1e5b2d4f6a8c0e"
+# Characters that percent-encoding and JSON escaping change, so every form differs.
+CANARY = 'kz"CANARY/7f3a+9c1e 5b2d4f6a8c0e'
 
 PRINT_ALL = (
     'import base64, json, os, sys, urllib.parse\n'
