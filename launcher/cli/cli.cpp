@@ -72,6 +72,8 @@ int cli_main(int argc, char** argv) {
   run_cmd->add_option("--env-file", run.env_files, "Add plain NAME=VALUE variables from FILE (repeatable)")
       ->check(CLI::ExistingFile)
       ->allow_extra_args(false);
+  run_cmd->add_option("--audit-log", run.audit_log,
+                      "Append audit records here (default: [audit] path, else $XDG_STATE_HOME/keyzero/audit.jsonl)");
   run_cmd->add_flag("--override", run.override_env, "Let --env-file variables replace secrets of the same name");
   run_cmd->add_flag("--clean-env", run.clean_env,
                     "Start from PATH, HOME, USER, LOGNAME, LANG, TERM and the secrets only");
@@ -82,6 +84,13 @@ int cli_main(int argc, char** argv) {
   CheckOptions check;
   auto* check_cmd = app.add_subcommand("check", "Validate .keyzero.toml (and with --resolve, resolve every secret)");
   check_cmd->add_flag("--resolve", check.resolve, "Resolve each secret; prints name, provider and length only");
+
+  AuditOptions audit;
+  auto* audit_cmd = app.add_subcommand("audit", "Check or summarise an audit log (JSON Lines, hash-chained)");
+  audit_cmd->add_option("action", audit.action, "verify: check the hash chain; summary: uses per secret, host, executable, and refusals")
+      ->required()
+      ->check(CLI::IsMember({"verify", "summary"}));
+  audit_cmd->add_option("file", audit.file, "Audit log (default: $XDG_STATE_HOME/keyzero/audit.jsonl)");
 
   app.add_subcommand("doctor", "Show what this host supports: kernel, BTF, cgroup v2, lockdown, capabilities, TLS libraries");
 
@@ -118,6 +127,7 @@ int cli_main(int argc, char** argv) {
     return cmd_run(g, run);
   }
   if (check_cmd->parsed()) return cmd_check(g, check);
+  if (audit_cmd->parsed()) return cmd_audit(g, audit);
   return cmd_doctor(g);
 }
 

@@ -29,7 +29,13 @@ struct RunOptions {
   bool override_env = false;
   bool clean_env = false;
   std::vector<std::string> keep_env;
+  std::string audit_log;     // --audit-log; empty: [audit] path or the default
   std::vector<std::string> command;
+};
+
+struct AuditOptions {
+  std::string action;        // "verify" | "summary"
+  std::string file;          // empty: the default audit log
 };
 
 struct CheckOptions {
@@ -39,5 +45,6 @@ struct CheckOptions {
 int cmd_run(const GlobalOptions& g, const RunOptions& o);
 int cmd_check(const GlobalOptions& g, const CheckOptions& o);
 int cmd_doctor(const GlobalOptions& g);
+int cmd_audit(const GlobalOptions& g, const AuditOptions& o);
 
 }  // namespace kz

@@ -2,8 +2,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <functional>
 #include <set>
 
+#include <openssl/rand.h>
+
+#include "audit/audit_log.h"
 #include "commands/commands.h"
 #include "commands/load.h"
 #include "core/hardening.h"
@@ -38,6 +42,29 @@ int cmd_run(const GlobalOptions& g, const RunOptions& o) {
   auto cfg = load_config_for(g);
   if (!cfg) { spdlog::error("{}", cfg.error().message); return kExitConfig; }
 
+  // Audit: opened before anything is resolved; a run that cannot be audited does not start.
+  const std::string audit_path = !o.audit_log.empty() ? o.audit_log
+                                 : !cfg->audit.path.empty() ? cfg->audit.path : default_audit_path();
+  auto audit = AuditLog::open(audit_path);
+  if (!audit) { spdlog::error("{} (set [audit] path or --audit-log)", audit.error().message); return kExitConfig; }
+  unsigned char rid[8];
+  RAND_bytes(rid, sizeof rid);
+  const std::string run_id = sha256_hex(std::string(reinterpret_cast<char*>(rid), sizeof rid)).substr(0, 16);
+  auto record = [&](nlohmann::json j) {
+    j["run"] = run_id;
+    j["pid"] = static_cast<long>(getpid());
+    if (auto st = audit->append(std::move(j)); !st) spdlog::warn("{}", st.error().message);
+  };
+  record({{"event", "run.start"}, {"mode", "standard"}, {"exe", o.command.empty() ? "" : o.command[0]},
+          {"config", cfg->path}});
+  // Every return path below ends the run in the log exactly once.
+  struct StopRecord {
+    std::function<void(nlohmann::json)> write;
+    bool done = false;
+    ~StopRecord() { if (!done) write({{"event", "run.stop"}, {"decision", "error"}, {"reason", "not started"}}); }
+    void stop(nlohmann::json j) { done = true; j["event"] = "run.stop"; write(std::move(j)); }
+  } stop_record{record};
+
   // Plain variables from --env-file; a clash with a secret is an error unless --override
   // (then the file's value is used and that secret is not resolved).
   ChildEnvOptions env_opts;
@@ -60,6 +87,14 @@ int cmd_run(const GlobalOptions& g, const RunOptions& o) {
     overridden.insert(v.name);
   }
   ResolveOptions ropts;
+  ropts.on_result = [&](const SecretSpec& s, const Error* e) {
+    nlohmann::json j = {{"event", "resolve"}, {"secret", s.name}, {"provider", s.provider},
+                        {"exe", o.command[0]}, {"decision", e == nullptr ? "ok" : "error"}};
+    // An exec ref is a command line, which may carry anything: it is not recorded.
+    if (s.provider != "exec") j["ref"] = s.ref;
+    if (e != nullptr) j["reason"] = e->message;
+    record(std::move(j));
+  };
   for (const auto& s : cfg->secrets) {
     const bool selected = o.only.empty() || std::find(o.only.begin(), o.only.end(), s.name) != o.only.end();
     if (selected && overridden.count(s.name) == 0) ropts.only.push_back(s.name);
@@ -68,7 +103,11 @@ int cmd_run(const GlobalOptions& g, const RunOptions& o) {
   if (!ropts.only.empty()) {
     const auto t0 = Clock::now();
     auto r = resolve_secrets(*cfg, ropts);
-    if (!r) { spdlog::error("{}", r.error().message); return exit_code_for(r.error()); }
+    if (!r) {
+      spdlog::error("{}", r.error().message);
+      stop_record.stop({{"decision", "error"}, {"reason", "resolution failed"}, {"exit", kExitConfig}});
+      return exit_code_for(r.error());
+    }
     secrets = std::move(*r);
     spdlog::info("resolved {} secret(s) in {} ms", secrets.size(),
                  std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count());
@@ -111,12 +150,15 @@ int cmd_run(const GlobalOptions& g, const RunOptions& o) {
     secrets.clear();
   };
   auto rc = run_supervised(sup);
+  int code = kExitInternal;
   if (!rc) {
     spdlog::error("{}", rc.error().message);
-    if (rc.error().kind == ErrorKind::NotFound) return kExitNotFound;
-    if (rc.error().kind == ErrorKind::Denied) return kExitCannotExec;
-    return kExitInternal;
+    if (rc.error().kind == ErrorKind::NotFound) code = kExitNotFound;
+    if (rc.error().kind == ErrorKind::Denied) code = kExitCannotExec;
+    stop_record.stop({{"decision", "error"}, {"reason", rc.error().message}, {"exit", code}});
+    return code;
   }
+  stop_record.stop({{"exit", *rc}});
   return *rc;
 }
 

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -173,6 +174,21 @@ Status parse_masking(const toml::node& node, const std::string& file, Config& cf
   return ok_status();
 }
 
+Status parse_audit(const toml::node& node, const std::string& file, Config& cfg) {
+  const auto* t = node.as_table();
+  if (t == nullptr) return config_error(pos_of(node, file), "audit must be a table");
+  for (const auto& [k, v] : *t) {
+    const std::string key(k.str());
+    const SourcePos kpos = pos_of(v, file);
+    if (key != "path") return config_error(kpos, "audit: unknown key \"" + key + "\" (known: path)");
+    const auto* s = v.as_string();
+    if (s == nullptr || s->get().empty())
+      return config_error(kpos, "audit.path must be a non-empty string, not a " + std::string(type_name(v)));
+    cfg.audit.path = s->get();
+  }
+  return ok_status();
+}
+
 }  // namespace
 
 const SecretSpec* Config::find_secret(const std::string& name) const {
@@ -261,9 +277,22 @@ Result<Config> parse_config(const std::string& text, const std::string& path) {
     } else if (key == "masking") {
       auto st = parse_masking(v, path, cfg);
       if (!st) return st.take_error();
+    } else if (key == "audit") {
+      auto st = parse_audit(v, path, cfg);
+      if (!st) return st.take_error();
     } else {
-      return config_error(pos_of(v, path), "unknown section \"" + key + "\" (known: secrets, providers, masking)");
+      return config_error(pos_of(v, path), "unknown section \"" + key + "\" (known: secrets, providers, masking, audit)");
     }
+  }
+  if (!cfg.audit.path.empty()) {
+    std::string p = cfg.audit.path;
+    if (p.rfind("~/", 0) == 0) {
+      const char* home = std::getenv("HOME");
+      p = std::string(home != nullptr ? home : "") + p.substr(1);
+    } else if (p[0] != '/') {
+      p = cfg.dir + "/" + p;
+    }
+    cfg.audit.path = p;
   }
   // toml++ iterates tables in key order; keep the declaration order for output.
   std::stable_sort(cfg.secrets.begin(), cfg.secrets.end(), [](const SecretSpec& a, const SecretSpec& b) {

@@ -34,12 +34,17 @@ struct MaskingConfig {
   std::string replacement = "<concealed by kz>";
 };
 
+struct AuditConfig {
+  std::string path;   // empty: default_audit_path()
+};
+
 struct Config {
   std::string path;                            // absolute path of the file
   std::string dir;                             // its directory
   std::vector<SecretSpec> secrets;             // in file order
   std::map<std::string, ProviderConfig> providers;
   MaskingConfig masking;
+  AuditConfig audit;
 
   const SecretSpec* find_secret(const std::string& name) const;
 };

@@ -105,10 +105,14 @@ Result<std::vector<ResolvedSecret>> resolve_secrets(const Config& cfg, const Res
     auto& r = shared->results[i];
     const std::string who = "  " + s->name + " (provider " + s->provider + ", " + format_pos(s->pos) + "): ";
     if (!r.has_value()) {
-      errors += who + "timed out\n";
+      const Error timeout = make_error(ErrorKind::Timeout, "timed out");
+      if (opts.on_result) opts.on_result(*s, &timeout);
+      errors += who + timeout.message + "\n";
     } else if (!r->ok()) {
+      if (opts.on_result) opts.on_result(*s, &r->error());
       errors += who + r->error().message + "\n";
     } else {
+      if (opts.on_result) opts.on_result(*s, nullptr);
       out.push_back(ResolvedSecret{s->name, s->provider, std::move(r->value())});
     }
   }

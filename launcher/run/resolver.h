@@ -2,6 +2,7 @@
 // provider's timeout, so the total time is about the slowest provider, not the sum.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,9 @@ struct ResolveOptions {
   std::vector<std::string> only;            // empty: every secret in the config
   const Environment* env = nullptr;         // default: the process environment
   std::string home;                         // default: $HOME
+  // Called once per selected secret with its outcome (error null on success), e.g. to
+  // write an audit record.
+  std::function<void(const SecretSpec&, const Error* error)> on_result;
 };
 
 // Fails if any selected secret fails; the error lists every failing secret by name and

@@ -1,4 +1,5 @@
 """kz run / check / doctor end to end, with the env, file and exec providers."""
+import json
 import os
 import signal
 import subprocess
@@ -212,3 +213,37 @@ class CheckDoctorTest(KzTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class AuditTest(KzTestCase):
+    def test_runs_are_audited_and_verify(self):
+        self.config('[secrets]\nTOKEN = { provider = "exec", ref = "printf audited-secret-value" }\n'
+                    'BAD = { provider = "env", ref = "KZ_UNSET_FOR_TEST" }\n')
+        self.assertEqual(self.kz("run", "--only", "TOKEN", "--", "true").returncode, 0)
+        self.assertEqual(self.kz("run", "--", "true").returncode, 2)
+        log = os.path.join(self.home, ".local", "state", "keyzero", "audit.jsonl")
+        self.assertEqual(os.stat(log).st_mode & 0o777, 0o600)
+        with open(log) as f:
+            text = f.read()
+        self.assertNotIn("audited-secret-value", text)
+        events = [json.loads(l)["event"] for l in text.splitlines()]
+        self.assertEqual(events, ["run.start", "resolve", "run.stop", "run.start", "resolve", "resolve", "run.stop"])
+        r = self.kz("audit", "verify", log)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("OK: 7 record(s)", r.stdout)
+        r = self.kz("audit", "summary", log)
+        self.assertIn("TOKEN", r.stdout)
+        self.assertIn("KZ_UNSET_FOR_TEST", r.stdout)   # the refusal's reason (no value in it)
+        with open(log, "w") as f:
+            f.write(text.replace('"exit":0', '"exit":1'))
+        r = self.kz("audit", "verify", log)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(":4: hash chain broken", r.stderr)
+
+    def test_audit_path_from_config_and_flag(self):
+        self.config('[audit]\npath = "logs/kz.jsonl"\n[secrets]\nT = { provider = "exec", ref = "printf x-value-1" }\n')
+        self.assertEqual(self.kz("run", "--", "true").returncode, 0)
+        self.assertTrue(os.path.exists(os.path.join(self.dir, "logs", "kz.jsonl")))
+        other = os.path.join(self.dir, "other.jsonl")
+        self.assertEqual(self.kz("run", "--audit-log", other, "--", "true").returncode, 0)
+        self.assertTrue(os.path.exists(other))
