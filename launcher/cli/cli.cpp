@@ -24,6 +24,7 @@ constexpr const char* kFooter =
     "  kz run -- python agent.py              run with secrets in the environment, output masked\n"
     "  kz run --only OPENAI_API_KEY -- curl … resolve just one secret\n"
     "  kz doctor                              what this host supports\n"
+    "  kz audit verify                        check the audit log's hash chain\n"
     "\nExit codes: 0 ok; 2 configuration, usage or resolution error; 126 command not executable;\n"
     "127 command not found; otherwise the command's own status (128+N when killed by signal N).";
 
