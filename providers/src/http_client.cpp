@@ -1,6 +1,7 @@
 #include "kz/providers/http_client.h"
 
 #include <curl/curl.h>
+#include <dlfcn.h>
 
 #include <algorithm>
 #include <cctype>
@@ -11,9 +12,39 @@ namespace kz {
 
 namespace {
 
-void global_init_once() {
+// libcurl and the ~30 libraries it pulls in cost more start-up time than the rest of kz
+// together, and only the HTTP providers need them: load it on first use.
+struct Curl {
+  decltype(&curl_global_init) global_init = nullptr;
+  decltype(&curl_easy_init) easy_init = nullptr;
+  decltype(&curl_easy_cleanup) easy_cleanup = nullptr;
+  decltype(&curl_easy_setopt) easy_setopt = nullptr;
+  decltype(&curl_easy_perform) easy_perform = nullptr;
+  decltype(&curl_easy_getinfo) easy_getinfo = nullptr;
+  decltype(&curl_easy_strerror) easy_strerror = nullptr;
+  decltype(&curl_slist_append) slist_append = nullptr;
+  decltype(&curl_slist_free_all) slist_free_all = nullptr;
+  bool ok = false;
+};
+
+const Curl& curl_api() {
+  static Curl api;
   static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+  std::call_once(once, [] {
+    void* h = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
+    if (h == nullptr) return;
+    auto sym = [h](auto& fn, const char* name) {
+      fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(dlsym(h, name));
+      return fn != nullptr;
+    };
+    api.ok = sym(api.global_init, "curl_global_init") && sym(api.easy_init, "curl_easy_init") &&
+             sym(api.easy_cleanup, "curl_easy_cleanup") && sym(api.easy_setopt, "curl_easy_setopt") &&
+             sym(api.easy_perform, "curl_easy_perform") && sym(api.easy_getinfo, "curl_easy_getinfo") &&
+             sym(api.easy_strerror, "curl_easy_strerror") && sym(api.slist_append, "curl_slist_append") &&
+             sym(api.slist_free_all, "curl_slist_free_all");
+    if (api.ok) api.global_init(CURL_GLOBAL_DEFAULT);
+  });
+  return api;
 }
 
 size_t on_body(char* p, size_t size, size_t n, void* user) {
@@ -48,14 +79,15 @@ size_t on_header(char* p, size_t size, size_t n, void* user) {
   return size * n;
 }
 
-struct CurlDeleter { void operator()(CURL* c) const { curl_easy_cleanup(c); } };
-struct SlistDeleter { void operator()(curl_slist* l) const { curl_slist_free_all(l); } };
+struct CurlDeleter { void operator()(CURL* c) const { curl_api().easy_cleanup(c); } };
+struct SlistDeleter { void operator()(curl_slist* l) const { curl_api().slist_free_all(l); } };
 
 }  // namespace
 
 Result<HttpResponse> http_send(HttpRequest req, const std::string& what) {
-  global_init_once();
-  std::unique_ptr<CURL, CurlDeleter> curl(curl_easy_init());
+  const Curl& api = curl_api();
+  if (!api.ok) return make_error(ErrorKind::Internal, what + ": cannot load libcurl.so.4 (install libcurl4)");
+  std::unique_ptr<CURL, CurlDeleter> curl(api.easy_init());
   if (!curl) return make_error(ErrorKind::Internal, what + ": cannot initialise libcurl");
 
   HttpResponse resp;
@@ -66,37 +98,37 @@ Result<HttpResponse> http_send(HttpRequest req, const std::string& what) {
   lines.reserve(req.headers.size());
   for (auto& [k, v] : req.headers) {
     lines.emplace_back(k + ": " + v);
-    hdrs.reset(curl_slist_append(hdrs.release(), lines.back().str().c_str()));
+    hdrs.reset(api.slist_append(hdrs.release(), lines.back().str().c_str()));
     wipe(v);
   }
   char errbuf[CURL_ERROR_SIZE] = {0};
   CURL* c = curl.get();
-  curl_easy_setopt(c, CURLOPT_URL, req.url.c_str());
-  curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req.method.c_str());
-  if (req.method == "HEAD") curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+  api.easy_setopt(c, CURLOPT_URL, req.url.c_str());
+  api.easy_setopt(c, CURLOPT_CUSTOMREQUEST, req.method.c_str());
+  if (req.method == "HEAD") api.easy_setopt(c, CURLOPT_NOBODY, 1L);
   if (!req.body.empty() || req.method == "POST" || req.method == "PUT") {
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, req.body.c_str());
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
+    api.easy_setopt(c, CURLOPT_POSTFIELDS, req.body.c_str());
+    api.easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
   }
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs.get());
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp.body);
-  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-  curl_easy_setopt(c, CURLOPT_HEADERDATA, &resp.headers);
-  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, remaining_ms(req.deadline));
-  curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);   // providers never follow redirects
-  curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
-  curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
-  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https,http");
-  curl_easy_setopt(c, CURLOPT_USERAGENT, "keyzero/0.1");
-  if (!req.ca_file.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, req.ca_file.c_str());
+  api.easy_setopt(c, CURLOPT_HTTPHEADER, hdrs.get());
+  api.easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+  api.easy_setopt(c, CURLOPT_WRITEDATA, &resp.body);
+  api.easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+  api.easy_setopt(c, CURLOPT_HEADERDATA, &resp.headers);
+  api.easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+  api.easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  api.easy_setopt(c, CURLOPT_TIMEOUT_MS, remaining_ms(req.deadline));
+  api.easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);   // providers never follow redirects
+  api.easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+  api.easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+  api.easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https,http");
+  api.easy_setopt(c, CURLOPT_USERAGENT, "keyzero/0.1");
+  if (!req.ca_file.empty()) api.easy_setopt(c, CURLOPT_CAINFO, req.ca_file.c_str());
 
-  CURLcode rc = curl_easy_perform(c);
+  CURLcode rc = api.easy_perform(c);
   wipe(req.body);
   if (rc != CURLE_OK) {
-    std::string detail = errbuf[0] != '\0' ? std::string(errbuf) : curl_easy_strerror(rc);
+    std::string detail = errbuf[0] != '\0' ? std::string(errbuf) : api.easy_strerror(rc);
     switch (rc) {
       case CURLE_OPERATION_TIMEDOUT:
         return make_error(ErrorKind::Timeout, what + ": timed out (" + detail + ")");
@@ -109,7 +141,7 @@ Result<HttpResponse> http_send(HttpRequest req, const std::string& what) {
         return make_error(ErrorKind::Network, what + ": " + detail);
     }
   }
-  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp.status);
+  api.easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp.status);
   return resp;
 }
 
