@@ -78,7 +78,7 @@ int cli_main(int argc, char** argv) {
   run_cmd->add_flag("--override", run.override_env, "Let --env-file variables replace secrets of the same name");
   run_cmd->add_flag("--clean-env", run.clean_env,
                     "Start from PATH, HOME, USER, LOGNAME, LANG, TERM and the secrets only");
-  run_cmd->add_option("--keep-env", keep, "With --clean-env, also keep these variables (NAME,NAME...)")
+  run_cmd->add_option("--keep-env", keep, "Keep these inherited variables: with --clean-env, or provider credentials kz removes (NAME,NAME...)")
       ->allow_extra_args(false);
   run_cmd->add_option("command", run.command, "Command and its arguments (after --)");
 

@@ -99,6 +99,18 @@ int cmd_run(const GlobalOptions& g, const RunOptions& o) {
     const bool selected = o.only.empty() || std::find(o.only.begin(), o.only.end(), s.name) != o.only.end();
     if (selected && overridden.count(s.name) == 0) ropts.only.push_back(s.name);
   }
+  // The agent gets the values, not the keys to the vault: provider credentials and the
+  // source variables of env secrets are removed from what it inherits.
+  {
+    std::vector<std::string> used;
+    for (const auto& name : ropts.only) {
+      const SecretSpec* s = cfg->find_secret(name);
+      used.push_back(s->provider);
+      if (s->provider == "env" && s->ref != s->name) env_opts.drop.push_back(s->ref);
+    }
+    for (auto& v : provider_credential_vars(used)) env_opts.drop.push_back(std::move(v));
+    for (const auto& d : env_opts.drop) spdlog::debug("not passed to the command: {}", d);
+  }
   std::vector<ResolvedSecret> secrets;
   if (!ropts.only.empty()) {
     const auto t0 = Clock::now();

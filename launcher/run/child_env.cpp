@@ -75,6 +75,16 @@ const std::vector<std::string>& clean_env_base() {
   return base;
 }
 
+std::vector<std::string> provider_credential_vars(const std::vector<std::string>& providers_used) {
+  std::vector<std::string> out;
+  for (const auto& p : providers_used) {
+    if (p == "vault") out.insert(out.end(), {"VAULT_TOKEN"});
+    if (p == "aws-sm") out.insert(out.end(), {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"});
+    if (p == "1password") out.insert(out.end(), {"OP_SERVICE_ACCOUNT_TOKEN", "OP_CONNECT_TOKEN", "OP_SESSION_*"});
+  }
+  return out;
+}
+
 const char* EnvBlock::get(const std::string& name) const {
   for (char* const* p = ptrs_.data(); *p != nullptr; ++p)
     if (std::strncmp(*p, name.c_str(), name.size()) == 0 && (*p)[name.size()] == '=') return *p + name.size() + 1;
@@ -102,6 +112,14 @@ EnvBlock build_child_env(char** parent, const ChildEnvOptions& opts,
     auto eq = kv.find('=');
     if (eq == std::string_view::npos) continue;
     std::string_view k = kv.substr(0, eq);
+    bool kept = false;
+    for (const auto& n : opts.keep) kept = kept || k == n;
+    bool dropped = false;
+    for (const auto& d : opts.drop) {
+      if (!d.empty() && d.back() == '*') dropped = dropped || k.substr(0, d.size() - 1) == std::string_view(d).substr(0, d.size() - 1);
+      else dropped = dropped || k == d;
+    }
+    if (dropped && !kept) continue;
     if (opts.clean) {
       bool keep = false;
       for (const auto& n : clean_env_base()) keep = keep || k == n;

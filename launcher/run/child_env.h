@@ -26,7 +26,13 @@ struct ChildEnvOptions {
   bool clean = false;                 // start from PATH, HOME, USER, LANG, TERM only
   std::vector<std::string> keep;      // with clean: also keep these
   std::vector<EnvVar> plain;          // from --env-file (later files win)
+  std::vector<std::string> drop;      // inherited variables removed (unless in `keep`)
 };
+
+// Inherited variables the child must not get: the credentials of the providers this run
+// uses (VAULT_TOKEN, AWS keys, OP_* tokens) and the source variables of `env` secrets.
+// Names ending in '*' are prefixes (OP_SESSION_*).
+std::vector<std::string> provider_credential_vars(const std::vector<std::string>& providers_used);
 
 // Variables kept by --clean-env besides --keep-env.
 const std::vector<std::string>& clean_env_base();

@@ -247,3 +247,19 @@ class AuditTest(KzTestCase):
         other = os.path.join(self.dir, "other.jsonl")
         self.assertEqual(self.kz("run", "--audit-log", other, "--", "true").returncode, 0)
         self.assertTrue(os.path.exists(other))
+
+
+class CredentialHygieneTest(KzTestCase):
+    def test_provider_credentials_and_env_sources_not_inherited(self):
+        self.write("v.txt", "vault-value-12345\n")
+        # The source variable of an env secret does not reach the command (it would be
+        # the value under another name); unrelated variables do.
+        self.config('[secrets]\nFROM_ENV = { provider = "env", ref = "UPSTREAM" }\n'
+                    'F = { provider = "file", ref = "v.txt" }\n')
+        r = self.kz("run", "--", "sh", "-c", 'echo "UPSTREAM=${UPSTREAM-unset} OTHER=${OTHER-unset}"',
+                    env=self.env(UPSTREAM="env-source-value-1", OTHER="kept"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, "UPSTREAM=unset OTHER=kept\n")
+        r = self.kz("run", "--keep-env", "UPSTREAM", "--no-masking", "--", "sh", "-c", 'echo "${UPSTREAM-unset}"',
+                    env=self.env(UPSTREAM="env-source-value-1"))
+        self.assertEqual(r.stdout, "env-source-value-1\n")

@@ -66,3 +66,26 @@ TEST(EnvFile, ErrorsNameLine) {
 
 }  // namespace
 }  // namespace kz
+
+namespace kz {
+namespace {
+
+TEST(ChildEnv, ProviderCredentialsDroppedUnlessKept) {
+  const char* parent[] = {"VAULT_TOKEN=hvs.x", "AWS_SECRET_ACCESS_KEY=k", "OP_SESSION_my=s", "OP_SESSIONX=t",
+                          "AWS_REGION=eu-west-1", "KEEP_ME=1", nullptr};
+  ChildEnvOptions o;
+  o.drop = provider_credential_vars({"vault", "aws-sm", "1password"});
+  EnvBlock b = build_child_env(const_cast<char**>(parent), o, {});
+  EXPECT_EQ(b.get("VAULT_TOKEN"), nullptr);
+  EXPECT_EQ(b.get("AWS_SECRET_ACCESS_KEY"), nullptr);
+  EXPECT_EQ(b.get("OP_SESSION_my"), nullptr);
+  EXPECT_STREQ(b.get("OP_SESSIONX"), "t");        // prefix is OP_SESSION_, not OP_SESSION
+  EXPECT_STREQ(b.get("AWS_REGION"), "eu-west-1");  // configuration, not a credential
+  o.keep = {"VAULT_TOKEN"};
+  EnvBlock kept = build_child_env(const_cast<char**>(parent), o, {});
+  EXPECT_STREQ(kept.get("VAULT_TOKEN"), "hvs.x");
+  EXPECT_TRUE(provider_credential_vars({"env", "file"}).empty());
+}
+
+}  // namespace
+}  // namespace kz
