@@ -15,6 +15,7 @@ int cmd_check(const GlobalOptions& g, const CheckOptions& o) {
   auto cfg = load_config_for(g);
   if (!cfg) { spdlog::error("{}", cfg.error().message); return kExitConfig; }
   std::printf("%s: %zu secret(s)\n", cfg->path.c_str(), cfg->secrets.size());
+  std::fflush(stdout);   // keep the order when errors follow on stderr
   if (!o.resolve) {
     for (const auto& s : cfg->secrets) {
       std::string hosts;

@@ -66,7 +66,11 @@ Result<std::vector<ResolvedSecret>> resolve_secrets(const Config& cfg, const Res
     auto pc = cfg.providers.find(s->provider);
     auto made = spec->make(pc == cfg.providers.end() ? kNoSettings : pc->second.settings, ctx);
     if (!made) {
-      errors += "  " + s->provider + ": " + made.error().message + "\n";
+      // Point at [providers.NAME] when it exists, else at the first secret using it.
+      const SourcePos& where = pc != cfg.providers.end() ? pc->second.pos : s->pos;
+      const std::string& msg = made.error().message;
+      const bool named = msg.rfind(s->provider, 0) == 0;   // providers usually name themselves
+      errors += "  " + format_pos(where) + ": " + (named ? "" : s->provider + ": ") + msg + "\n";
       providers[s->provider] = nullptr;
       continue;
     }
