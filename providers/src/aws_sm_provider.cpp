@@ -120,19 +120,7 @@ Result<SecretValue> base64_decode(const std::string& in, const std::string& pref
   return out;
 }
 
-// Replace every occurrence of `needle` (a credential) in `s`.
-void redact(std::string& s, std::string_view needle) {
-  if (needle.size() < 4) return;
-  size_t p;
-  while ((p = s.find(needle)) != std::string::npos) s.replace(p, needle.size(), "[redacted]");
-}
 
-std::string sanitize_message(const std::string& m) {
-  std::string out;
-  for (char c : m.substr(0, 300)) out.push_back(std::isprint(static_cast<unsigned char>(c)) ? c : ' ');
-  if (m.size() > 300) out += "...";
-  return out;
-}
 
 class AwsSmProvider final : public Provider {
  public:

@@ -7,12 +7,6 @@
 namespace kz {
 namespace {
 
-std::string first_line(const std::string& s) {
-  auto nl = s.find('\n');
-  std::string l = s.substr(0, nl);
-  if (l.size() > 200) l = l.substr(0, 200) + "...";
-  return l;
-}
 
 class ExecProvider final : public Provider {
  public:

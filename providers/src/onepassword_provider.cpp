@@ -27,25 +27,8 @@ namespace {
 constexpr const char* kName = "1password";
 constexpr const char* kRefForm = "op://VAULT/ITEM/FIELD or op://VAULT/ITEM/SECTION/FIELD";
 
-void redact(std::string& s, std::string_view needle) {
-  if (needle.size() < 4) return;
-  size_t p;
-  while ((p = s.find(needle)) != std::string::npos) s.replace(p, needle.size(), "[redacted]");
-}
 
-std::string sanitize(const std::string& m) {
-  std::string out;
-  for (char c : m.substr(0, 300)) out.push_back(std::isprint(static_cast<unsigned char>(c)) ? c : ' ');
-  if (m.size() > 300) out += "...";
-  return out;
-}
 
-std::string first_line(const std::string& s) {
-  size_t b = 0;
-  while (b < s.size() && (s[b] == '\n' || s[b] == '\r')) ++b;
-  auto nl = s.find_first_of("\r\n", b);
-  return sanitize(s.substr(b, nl == std::string::npos ? std::string::npos : nl - b));
-}
 
 std::string url_encode(const std::string& v) {
   static const char* hex = "0123456789ABCDEF";
@@ -240,7 +223,7 @@ class ConnectProvider final : public Provider {
     }
     wipe_json(j);
     std::string msg = what + ": HTTP " + std::to_string(resp.status);
-    if (!message.empty()) msg += ": \"" + sanitize(message) + "\"";
+    if (!message.empty()) msg += ": \"" + sanitize_message(message) + "\"";
     ErrorKind kind = ErrorKind::Protocol;
     if (resp.status == 401 || resp.status == 403) {
       kind = ErrorKind::Denied;

@@ -1,3 +1,4 @@
+#include <cctype>
 #include <cstdlib>
 
 #include "kz/providers/provider.h"
@@ -57,6 +58,26 @@ std::string setting_or_env(const ProviderSettings& s, const std::string& key,
 long remaining_ms(Deadline deadline) {
   auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
   return left < 1 ? 1 : static_cast<long>(left);
+}
+
+void redact(std::string& s, std::string_view credential) {
+  if (credential.size() < 4) return;
+  std::size_t p;
+  while ((p = s.find(credential)) != std::string::npos) s.replace(p, credential.size(), "[redacted]");
+}
+
+std::string sanitize_message(const std::string& m) {
+  std::string out;
+  for (char c : m.substr(0, 300)) out.push_back(std::isprint(static_cast<unsigned char>(c)) ? c : ' ');
+  if (m.size() > 300) out += "...";
+  return out;
+}
+
+std::string first_line(const std::string& s) {
+  std::size_t b = 0;
+  while (b < s.size() && (s[b] == '\n' || s[b] == '\r')) ++b;
+  const auto nl = s.find_first_of("\r\n", b);
+  return sanitize_message(s.substr(b, nl == std::string::npos ? std::string::npos : nl - b));
 }
 
 }  // namespace kz

@@ -33,18 +33,7 @@ constexpr const char* kName = "vault";
 
 enum class KvVersion { Auto, V1, V2 };
 
-void redact(std::string& s, std::string_view needle) {
-  if (needle.size() < 4) return;
-  size_t p;
-  while ((p = s.find(needle)) != std::string::npos) s.replace(p, needle.size(), "[redacted]");
-}
 
-std::string sanitize(const std::string& m) {
-  std::string out;
-  for (char c : m.substr(0, 300)) out.push_back(std::isprint(static_cast<unsigned char>(c)) ? c : ' ');
-  if (m.size() > 300) out += "...";
-  return out;
-}
 
 std::string url_encode_path(const std::string& p) {
   static const char* hex = "0123456789ABCDEF";
@@ -264,7 +253,7 @@ class VaultProvider final : public Provider {
     for (const auto& e : errors) joined += (joined.empty() ? "" : "; ") + e;
     for (auto& e : errors) wipe(e);
     bool sealed = joined.find("sealed") != std::string::npos;
-    if (!joined.empty()) detail += ": \"" + sanitize(joined) + "\"";
+    if (!joined.empty()) detail += ": \"" + sanitize_message(joined) + "\"";
     wipe(joined);
     ErrorKind kind = ErrorKind::Protocol;
     std::string hint;

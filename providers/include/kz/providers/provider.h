@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "kz/result.h"
@@ -92,5 +93,13 @@ std::string setting_or_env(const ProviderSettings& s, const std::string& key,
                            const Environment& env, std::initializer_list<const char*> env_names);
 // Milliseconds left until the deadline (at least 1).
 long remaining_ms(Deadline deadline);
+
+// For error messages built from a server's or a tool's text:
+// replace every occurrence of `credential` (≥ 4 bytes) with "[redacted]";
+void redact(std::string& s, std::string_view credential);
+// keep at most 300 printable characters ("..." when cut);
+std::string sanitize_message(const std::string& m);
+// the first non-empty line of `s`, sanitized.
+std::string first_line(const std::string& s);
 
 }  // namespace kz
