@@ -11,11 +11,14 @@
 #include <vector>
 
 #include "kz/providers/registry.h"
+#include "provider_test_support.h"
 #include "test_support.h"
 
 using kz::ErrorKind;
 using kz::test::ServerProcess;
 using kz::test::TempDir;
+using kz::test::MapEnv;
+using kz::test::settings;
 
 namespace {
 
@@ -46,30 +49,9 @@ const char* kData = R"({
   }
 })";
 
-class MapEnv final : public kz::Environment {
- public:
-  MapEnv() = default;
-  MapEnv(std::initializer_list<std::pair<const std::string, std::string>> init) : m_(init) {}
-  const char* get(const std::string& name) const override {
-    auto it = m_.find(name);
-    return it == m_.end() ? nullptr : it->second.c_str();
-  }
-  void set(const std::string& k, const std::string& v) { m_[k] = v; }
-  void unset(const std::string& k) { m_.erase(k); }
- private:
-  std::map<std::string, std::string> m_;
-};
 
-void expect_clean(const kz::Error& e) {
-  for (const char* c : kCanaries)
-    EXPECT_EQ(e.message.find(c), std::string::npos) << "leaked '" << c << "' in: " << e.message;
-}
+void expect_clean(const kz::Error& e) { kz::test::expect_no_canary(e, kCanaries); }
 
-kz::ProviderSettings settings(std::initializer_list<std::pair<const std::string, std::string>> kv) {
-  kz::ProviderSettings s;
-  for (const auto& [k, v] : kv) s[k] = kz::SettingValue{v, {".keyzero.toml", 1, 1}};
-  return s;
-}
 
 std::vector<std::string> server_args(const std::string& data, bool rogue = false,
                                      std::vector<std::string> extra = {}) {
