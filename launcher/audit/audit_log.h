@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "kz/digest.h"
 #include "kz/result.h"
 
 namespace kz {
@@ -39,7 +40,6 @@ class AuditLog {
   std::string path_;
 };
 
-std::string sha256_hex(const std::string& data);
 
 struct VerifyReport {
   bool ok = true;

@@ -49,7 +49,7 @@ int cmd_run(const GlobalOptions& g, const RunOptions& o) {
   if (!audit) { spdlog::error("{} (set [audit] path or --audit-log)", audit.error().message); return kExitConfig; }
   unsigned char rid[8];
   RAND_bytes(rid, sizeof rid);
-  const std::string run_id = sha256_hex(std::string(reinterpret_cast<char*>(rid), sizeof rid)).substr(0, 16);
+  const std::string run_id = hex_lower(std::string_view(reinterpret_cast<char*>(rid), sizeof rid));
   auto record = [&](nlohmann::json j) {
     j["run"] = run_id;
     j["pid"] = static_cast<long>(getpid());

@@ -174,24 +174,6 @@ Result<SigV4Result> finish(const SigV4Request& req, const SigV4Params& p, const 
 
 }  // namespace
 
-std::string hex(std::string_view bytes) {
-  static const char* digits = "0123456789abcdef";
-  std::string out;
-  out.reserve(bytes.size() * 2);
-  for (unsigned char c : bytes) {
-    out.push_back(digits[c >> 4]);
-    out.push_back(digits[c & 0x0f]);
-  }
-  return out;
-}
-
-std::string sha256_hex(std::string_view data) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  if (EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr) != 1) return {};
-  return hex(std::string_view(reinterpret_cast<const char*>(md), len));
-}
-
 std::string hmac_sha256(std::string_view key, std::string_view data) {
   unsigned char out[EVP_MAX_MD_SIZE];
   size_t len = 0;
@@ -202,16 +184,6 @@ std::string hmac_sha256(std::string_view key, std::string_view data) {
   std::string r(reinterpret_cast<const char*>(out), len);
   wipe(out, sizeof out);
   return r;
-}
-
-std::string uri_encode(std::string_view s, bool keep_slash) {
-  std::string out;
-  out.reserve(s.size() * 3);
-  for (unsigned char c : s) {
-    if (is_unreserved(c) || (keep_slash && c == '/')) out.push_back(static_cast<char>(c));
-    else append_escape(out, c);
-  }
-  return out;
 }
 
 std::string canonical_uri(std::string_view raw_path, const SigV4Options& opt) {

@@ -30,21 +30,6 @@ constexpr const char* kRefForm = "op://VAULT/ITEM/FIELD or op://VAULT/ITEM/SECTI
 
 
 
-std::string url_encode(const std::string& v) {
-  static const char* hex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : v) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(hex[c >> 4]);
-      out.push_back(hex[c & 15]);
-    }
-  }
-  return out;
-}
-
 std::string quote_filter(const std::string& v) {
   std::string out = "\"";
   for (char c : v) {
@@ -178,15 +163,15 @@ class ConnectProvider final : public Provider {
     if (Clock::now() >= deadline)
       return make_error(ErrorKind::Timeout, prefix + ": deadline passed before the request");
 
-    auto vid = find_id("/v1/vaults?filter=" + url_encode("name eq " + quote_filter(pr.vault)),
+    auto vid = find_id("/v1/vaults?filter=" + uri_encode("name eq " + quote_filter(pr.vault), false),
                        "vault", pr.vault, deadline, prefix);
     if (!vid) return vid.take_error();
-    auto iid = find_id("/v1/vaults/" + url_encode(*vid) + "/items?filter=" +
-                           url_encode("title eq " + quote_filter(pr.item)),
+    auto iid = find_id("/v1/vaults/" + uri_encode(*vid, false) + "/items?filter=" +
+                           uri_encode("title eq " + quote_filter(pr.item), false),
                        "item", pr.item, deadline, prefix);
     if (!iid) return iid.take_error();
 
-    auto resp = get("/v1/vaults/" + url_encode(*vid) + "/items/" + url_encode(*iid), deadline, prefix);
+    auto resp = get("/v1/vaults/" + uri_encode(*vid, false) + "/items/" + uri_encode(*iid, false), deadline, prefix);
     if (!resp) return resp.take_error();
     auto body = parse_json_body(resp->body.str(), prefix + ": Connect item response");
     if (!body) return body.take_error();

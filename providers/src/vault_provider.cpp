@@ -35,21 +35,6 @@ enum class KvVersion { Auto, V1, V2 };
 
 
 
-std::string url_encode_path(const std::string& p) {
-  static const char* hex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : p) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == '/') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(hex[c >> 4]);
-      out.push_back(hex[c & 15]);
-    }
-  }
-  return out;
-}
-
 std::string trim(std::string s) {
   auto ws = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
   size_t b = 0;
@@ -115,7 +100,7 @@ class VaultProvider final : public Provider {
 
     HttpRequest req;
     req.method = "GET";
-    req.url = c_.address + "/v1/" + url_encode_path(parsed->api_path);
+    req.url = c_.address + "/v1/" + uri_encode(parsed->api_path, true);
     req.headers.emplace_back("X-Vault-Token", std::string(token->get().view()));
     if (!c_.ns.empty()) req.headers.emplace_back("X-Vault-Namespace", c_.ns);
     req.headers.emplace_back("Accept", "application/json");
@@ -145,7 +130,7 @@ class VaultProvider final : public Provider {
   }
 
   Status login(Deadline deadline, const std::string& prefix) {
-    const std::string path = "/v1/auth/" + url_encode_path(c_.approle_mount) + "/login";
+    const std::string path = "/v1/auth/" + uri_encode(c_.approle_mount, true) + "/login";
     ScrubbedString body;
     {
       nlohmann::json b = {{"role_id", c_.role_id}, {"secret_id", std::string(c_.secret_id.view())}};

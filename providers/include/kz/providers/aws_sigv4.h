@@ -32,6 +32,8 @@
 #include <utility>
 #include <vector>
 
+#include "kz/digest.h"
+#include "kz/providers/provider.h"
 #include "kz/result.h"
 #include "kz/wipe.h"
 
@@ -92,11 +94,10 @@ std::string canonical_uri(std::string_view raw_path, const SigV4Options& opt);
 std::string canonical_query(std::string_view raw_query);
 // Canonical header block ("name:value\n"...) and the signed-header list.
 void canonical_headers(const HeaderList& headers, std::string* block, std::string* signed_list);
-std::string uri_encode(std::string_view s, bool keep_slash);
-std::string sha256_hex(std::string_view data);
+using kz::sha256_hex;   // kz/digest.h
 // Raw HMAC-SHA256 (32 bytes).
 std::string hmac_sha256(std::string_view key, std::string_view data);
-std::string hex(std::string_view bytes);
+inline std::string hex(std::string_view bytes) { return hex_lower(bytes); }
 // "AWS4-HMAC-SHA256\n<amz_date>\n<scope>\n<hex sha256(creq)>"
 std::string string_to_sign(std::string_view amz_date, std::string_view scope,
                            std::string_view canonical_request);
