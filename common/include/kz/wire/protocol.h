@@ -1,0 +1,99 @@
+// The broker wire protocol between the preload shim (client, inside the agent) and the
+// launcher's broker (server). One SOCK_SEQPACKET unix socket per shim process; each
+// request and each reply is exactly one fixed-size message, so a short or long read is
+// a protocol error, never a partial parse. Both ends are built from this header in the
+// same build, but the version byte still guards against a stale shim from another kz.
+//
+// Environment the launcher gives the agent in blind mode (and the shim re-adds on exec
+// when the agent drops it):
+//   KZ_BROKER=/path/to/broker.sock     the broker's socket
+//   KZ_PRELOAD=/path/to/libkz_preload.so
+//   KZ_FIXUP_LENGTHS=1                 set when some token is longer than its secret, so
+//                                      the shim must correct Content-Length / chunk sizes
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kz/wire/token.h"
+
+namespace kz::wire {
+
+inline constexpr std::uint8_t kProtocolVersion = 1;
+
+inline constexpr const char* kEnvBroker = "KZ_BROKER";
+inline constexpr const char* kEnvPreload = "KZ_PRELOAD";
+inline constexpr const char* kEnvFixupLengths = "KZ_FIXUP_LENGTHS";
+
+inline constexpr std::size_t kMaxHost = 256;     // SNI host name or IP literal, no NUL
+inline constexpr std::size_t kMaxMethod = 16;
+inline constexpr std::size_t kMaxPath = 1024;    // request target (path and query), truncated
+inline constexpr std::size_t kMaxPeer = 64;      // "1.2.3.4:443" / "[::1]:443" from connect()
+inline constexpr std::size_t kMaxData = kMaxSecretLen;
+inline constexpr std::size_t kMaxChain = 32768;  // DER peer certificates, leaf first, concatenated
+inline constexpr std::size_t kMaxReason = 160;
+
+enum class Op : std::uint8_t {
+  // data = token text (complete, or the start of one when kFlagTokenAtEnd is set).
+  // Allow: data = the secret value. Incomplete: token_len = length of the token it begins.
+  Swap = 1,
+  // data = bytes of the caller's inbound buffer that matched a fingerprint.
+  // Allow: data = same-length replacement (the token, or a filler for short secrets).
+  Redact = 2,
+  // A token seen where it cannot be swapped (plain TCP, a token split at its prefix,
+  // a request too large to fix up): the broker records the refusal. Reply: Refuse.
+  Report = 3,
+};
+
+enum class Channel : std::uint8_t { OpenSSL = 1, GnuTLS = 2, Plain = 3 };
+
+enum class Decision : std::uint8_t {
+  Allow = 1,
+  Refuse = 2,       // reason says why; the shim sends the token unchanged
+  Incomplete = 3,   // Swap with kFlagTokenAtEnd: data is the start of a known token
+  Unknown = 4,      // not a token of this run / no match
+};
+
+// Request flags.
+inline constexpr std::uint8_t kFlagTokenAtEnd = 1;   // the token text reached the end of the write
+inline constexpr std::uint8_t kFlagPeerHasChain = 2; // chain[] holds the peer's certificates
+
+struct Request {
+  std::uint8_t version;
+  Op op;
+  Channel channel;
+  std::uint8_t flags;
+  std::uint32_t pid;          // the shim's view (threads); the broker trusts SO_PEERCRED
+  std::uint64_t conn_id;      // the shim's connection id, for correlating audit records
+  std::uint16_t host_len, method_len, path_len, peer_len;
+  std::uint32_t data_len, chain_len;
+  char host[kMaxHost];        // SNI, else the IP literal of the peer
+  char method[kMaxMethod];    // from the request line of this connection, if seen
+  char path[kMaxPath];
+  char peer[kMaxPeer];        // address:port from connect()
+  unsigned char data[kMaxData];
+  unsigned char chain[kMaxChain];
+};
+
+struct Reply {
+  std::uint8_t version;
+  Op op;
+  Decision decision;
+  std::uint8_t reserved;
+  std::uint32_t data_len;
+  std::uint32_t token_len;    // Incomplete: full length of the token
+  std::uint32_t secret_id;    // Allow: small per-run id of the secret (stable for the run)
+  // Swap Allow: fingerprint of the value for inbound redaction (see fingerprint.h).
+  std::uint64_t fp_base, fp_hash;
+  std::uint32_t fp_len;
+  std::uint16_t reason_len;
+  char reason[kMaxReason];
+  unsigned char data[kMaxData];
+};
+
+// Strict checks of a received message (size, version, op/enum ranges, every length
+// within its field). Both ends call these on everything they receive.
+bool request_is_valid(const Request& r, std::size_t received_bytes);
+bool reply_is_valid(const Reply& r, std::size_t received_bytes, Op expected_op);
+
+}  // namespace kz::wire

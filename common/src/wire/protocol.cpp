@@ -1,0 +1,36 @@
+#include "kz/wire/protocol.h"
+
+namespace kz::wire {
+
+namespace {
+
+bool op_ok(Op op) { return op == Op::Swap || op == Op::Redact || op == Op::Report; }
+
+}  // namespace
+
+bool request_is_valid(const Request& r, std::size_t received_bytes) {
+  if (received_bytes != sizeof(Request) || r.version != kProtocolVersion || !op_ok(r.op)) return false;
+  if (r.channel != Channel::OpenSSL && r.channel != Channel::GnuTLS && r.channel != Channel::Plain) return false;
+  if ((r.flags & ~(kFlagTokenAtEnd | kFlagPeerHasChain)) != 0) return false;
+  if (r.host_len > kMaxHost || r.method_len > kMaxMethod || r.path_len > kMaxPath || r.peer_len > kMaxPeer)
+    return false;
+  if (r.data_len == 0 || r.data_len > kMaxData || r.chain_len > kMaxChain) return false;
+  if (((r.flags & kFlagPeerHasChain) != 0) != (r.chain_len > 0)) return false;
+  for (std::size_t i = 0; i < r.host_len; ++i) {
+    const unsigned char c = static_cast<unsigned char>(r.host[i]);
+    if (c <= 0x20 || c >= 0x7f) return false;   // host names and IP literals are printable ASCII
+  }
+  return true;
+}
+
+bool reply_is_valid(const Reply& r, std::size_t received_bytes, Op expected_op) {
+  if (received_bytes != sizeof(Reply) || r.version != kProtocolVersion || r.op != expected_op) return false;
+  if (r.decision != Decision::Allow && r.decision != Decision::Refuse && r.decision != Decision::Incomplete &&
+      r.decision != Decision::Unknown)
+    return false;
+  if (r.data_len > kMaxData || r.reason_len > kMaxReason || r.token_len > kMaxTokenLen) return false;
+  if (r.decision == Decision::Allow && r.data_len == 0) return false;
+  return true;
+}
+
+}  // namespace kz::wire
