@@ -144,12 +144,22 @@ Result<AuditSummary> summarize_audit_file(const std::string& path) {
     const std::string ev = j.value("event", "");
     ++s.by_event[ev];
     if (ev == "run.start") ++s.runs;
-    if (j.contains("secret") && j["secret"].is_string()) ++s.by_secret[j["secret"].get<std::string>()];
-    if (j.contains("host") && j["host"].is_string()) ++s.by_host[j["host"].get<std::string>()];
-    if (j.contains("exe") && j["exe"].is_string()) ++s.by_exe[j["exe"].get<std::string>()];
     const std::string decision = j.value("decision", "");
-    if (decision == "refuse" || decision == "deny" || decision == "error")
-      s.refusals.push_back(j.value("ts", "") + " " + ev + " " + j.value("secret", "") + " " + j.value("reason", ""));
+    auto text = [&](const char* k) { return j.contains(k) && j[k].is_string() ? j[k].get<std::string>() : ""; };
+    if (ev == "resolve" && decision == "ok") ++s.resolved[text("secret")];
+    if (ev == "swap" && decision == "allow") {
+      ++s.by_secret[text("secret")];
+      ++s.by_host[text("host")];
+      ++s.by_exe[text("exe")];
+    }
+    if (decision == "refuse" || decision == "deny" || decision == "error") {
+      std::string line = text("ts") + " " + ev;
+      for (const char* k : {"secret", "host", "exe"})
+        if (!text(k).empty()) line += std::string(" ") + k + "=" + text(k);
+      if (j.contains("pid") && j["pid"].is_number()) line += " pid=" + std::to_string(j["pid"].get<long>());
+      line += ": " + text("reason");
+      s.refusals.push_back(std::move(line));
+    }
   }
   return s;
 }

@@ -49,11 +49,13 @@ struct VerifyReport {
 };
 VerifyReport verify_audit_file(const std::string& path);
 
-// Counts for `kz audit summary`.
+// Counts for `kz audit summary`. A "use" is a token swapped for its value (blind
+// mode); a resolution is a secret fetched from its provider for a run.
 struct AuditSummary {
   std::size_t records = 0, runs = 0;
-  std::map<std::string, std::size_t> by_event, by_secret, by_host, by_exe;
-  std::vector<std::string> refusals;   // one line each
+  std::map<std::string, std::size_t> by_event, resolved;
+  std::map<std::string, std::size_t> by_secret, by_host, by_exe;   // uses
+  std::vector<std::string> refusals;   // one line each: refusals, denials and errors
 };
 Result<AuditSummary> summarize_audit_file(const std::string& path);
 

@@ -63,7 +63,12 @@ int cli_main(int argc, char** argv) {
       "encodings) is replaced in the command's stdout/stderr by `<concealed by kz>`. When stdout is\n"
       "a terminal the command runs on a pseudo-terminal so colours and interactive programs work.\n"
       "Signals are forwarded; kz exits with the command's status.\n"
+      "\nWith --blind the command never sees the values: its environment holds tokens, and the\n"
+      "shim (LD_PRELOAD) swaps a token for its value inside outbound TLS only when the peer's\n"
+      "certificate verifies for a host the secret is bound to (hosts = [...]). Every swap and\n"
+      "refusal is an audit record (kz audit summary).\n"
       "  kz run -- ./agent.sh\n"
+      "  kz run --blind -- python agent.py\n"
       "  kz run --clean-env --keep-env PYTHONPATH -- python agent.py\n"
       "  kz run --env-file .env --only GITHUB_TOKEN -- gh repo list");
   run_cmd->add_option("--only", only, "Resolve only these secrets (NAME,NAME...)")->allow_extra_args(false);
@@ -80,6 +85,12 @@ int cli_main(int argc, char** argv) {
                     "Start from PATH, HOME, USER, LOGNAME, LANG, TERM and the secrets only");
   run_cmd->add_option("--keep-env", keep, "Keep these inherited variables: with --clean-env, or provider credentials kz removes (NAME,NAME...)")
       ->allow_extra_args(false);
+  run_cmd->add_flag("--blind", run.blind,
+                    "Give the command tokens (KZ_TOK_...) instead of values; its TLS library swaps them for the "
+                    "real values only on the way out to each secret's hosts");
+  run_cmd->add_flag("--allow-any-host", run.allow_any_host,
+                    "With --blind: secrets without hosts = [...] may go to any host whose certificate verifies "
+                    "(warns)");
   run_cmd->add_option("command", run.command, "Command and its arguments (after --)");
 
   CheckOptions check;

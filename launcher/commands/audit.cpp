@@ -31,9 +31,10 @@ int cmd_audit(const GlobalOptions&, const AuditOptions& o) {
   if (!s) { spdlog::error("{}", s.error().message); return kExitConfig; }
   std::printf("%s: %zu record(s), %zu run(s)\n", file.c_str(), s->records, s->runs);
   print_counts("events", s->by_event);
-  print_counts("uses per secret", s->by_secret);
-  print_counts("per host", s->by_host);
-  print_counts("per executable", s->by_exe);
+  print_counts("resolutions per secret", s->resolved);
+  print_counts("uses per secret (tokens swapped)", s->by_secret);
+  print_counts("uses per host", s->by_host);
+  print_counts("uses per executable", s->by_exe);
   std::printf("refusals and errors: %zu\n", s->refusals.size());
   for (const auto& r : s->refusals) std::printf("  %s\n", r.c_str());
   return kExitOk;

@@ -30,6 +30,8 @@ struct RunOptions {
   bool clean_env = false;
   std::vector<std::string> keep_env;
   std::string audit_log;     // --audit-log; empty: [audit] path or the default
+  bool blind = false;        // --blind: tokens in the environment, swapped by the shim
+  bool allow_any_host = false;
   std::vector<std::string> command;
 };
 

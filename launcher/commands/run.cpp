@@ -3,11 +3,14 @@
 
 #include <algorithm>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <set>
 
 #include <openssl/rand.h>
 
 #include "audit/audit_log.h"
+#include "blind/blind_run.h"
 #include "commands/commands.h"
 #include "commands/load.h"
 #include "core/hardening.h"
@@ -50,13 +53,17 @@ int cmd_run(const GlobalOptions& g, const RunOptions& o) {
   unsigned char rid[8];
   RAND_bytes(rid, sizeof rid);
   const std::string run_id = hex_lower(std::string_view(reinterpret_cast<char*>(rid), sizeof rid));
-  auto record = [&](nlohmann::json j) {
+  // The broker thread (blind mode) records too: appends are serialised here.
+  std::mutex audit_mu;
+  const long launcher_pid = static_cast<long>(getpid());
+  std::function<void(nlohmann::json)> record = [&](nlohmann::json j) {
     j["run"] = run_id;
-    j["pid"] = static_cast<long>(getpid());
+    if (!j.contains("pid")) j["pid"] = launcher_pid;
+    std::lock_guard lock(audit_mu);
     if (auto st = audit->append(std::move(j)); !st) spdlog::warn("{}", st.error().message);
   };
-  record({{"event", "run.start"}, {"mode", "standard"}, {"exe", o.command.empty() ? "" : o.command[0]},
-          {"config", cfg->path}});
+  record({{"event", "run.start"}, {"mode", o.blind ? "blind" : "standard"},
+          {"exe", o.command.empty() ? "" : o.command[0]}, {"config", cfg->path}});
   // Every return path below ends the run in the log exactly once.
   struct StopRecord {
     std::function<void(nlohmann::json)> write;
@@ -111,6 +118,18 @@ int cmd_run(const GlobalOptions& g, const RunOptions& o) {
     for (auto& v : provider_credential_vars(used)) env_opts.drop.push_back(std::move(v));
     for (const auto& d : env_opts.drop) spdlog::debug("not passed to the command: {}", d);
   }
+  // Blind mode is checked before anything is resolved: every secret needs somewhere it
+  // may go, and the shim and the trust store must be there.
+  std::unique_ptr<BlindRun> blind;
+  if (o.blind) {
+    auto b = BlindRun::prepare(*cfg, ropts.only, o.allow_any_host);
+    if (!b) {
+      spdlog::error("{}", b.error().message);
+      stop_record.stop({{"decision", "error"}, {"reason", "blind mode could not be set up"}, {"exit", kExitConfig}});
+      return kExitConfig;
+    }
+    blind = std::move(*b);
+  }
   std::vector<ResolvedSecret> secrets;
   if (!ropts.only.empty()) {
     const auto t0 = Clock::now();
@@ -153,15 +172,29 @@ int cmd_run(const GlobalOptions& g, const RunOptions& o) {
     spdlog::info("output masking is off");
   }
 
+  if (blind) {
+    // The values move into the broker's table; the child gets tokens in their place.
+    auto st = blind->start(std::move(secrets), record);
+    if (!st) {
+      spdlog::error("{}", st.error().message);
+      stop_record.stop({{"decision", "error"}, {"reason", st.error().message}, {"exit", kExitInternal}});
+      return kExitInternal;
+    }
+    secrets = blind->child_secrets();
+    for (auto& v : blind->child_vars(environ)) env_opts.plain.push_back(std::move(v));
+    sup.subreaper = true;
+  }
   EnvBlock env = build_child_env(environ, env_opts, secrets);
   sup.envp = env.envp();
   // The values now live in the environment block and (derived) in the mask patterns;
   // the parent drops both copies it no longer needs as soon as the child exists.
-  sup.after_fork = [&] {
+  sup.after_fork = [&](pid_t child) {
+    if (blind) blind->set_root(child);
     env.wipe();
     secrets.clear();
   };
   auto rc = run_supervised(sup);
+  if (blind) blind->stop();
   int code = kExitInternal;
   if (!rc) {
     spdlog::error("{}", rc.error().message);

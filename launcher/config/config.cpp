@@ -1,5 +1,7 @@
 #include "config/config.h"
 
+#include "blind/binding.h"
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -84,6 +86,16 @@ Status parse_secret(const std::string& name, const toml::node& node, const std::
     } else if (key == "hosts" || key == "methods" || key == "paths") {
       auto arr = string_array(v, file, field + "." + key);
       if (!arr) return arr.take_error();
+      for (const auto& item : *arr) {
+        std::string problem;
+        if (key == "hosts") problem = host_pattern_problem(item);
+        else if (key == "methods" && (item.empty() || item.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZ") != std::string::npos))
+          problem = "methods are upper-case HTTP methods like \"GET\"";
+        else if (key == "paths" && (item.empty() || (item[0] != '/' && item[0] != '*')))
+          problem = "paths start with \"/\" (prefix globs like \"/v1/\" or \"/repos/*/issues\")";
+        if (!problem.empty())
+          return config_error(kpos, field + "." + key + ": \"" + item + "\": " + problem);
+      }
       (key == "hosts" ? s.hosts : key == "methods" ? s.methods : s.paths) = std::move(*arr);
     } else {
       return config_error(kpos, field + ": unknown key \"" + key + "\" (known: provider, ref, hosts, methods, paths)");
@@ -189,6 +201,30 @@ Status parse_audit(const toml::node& node, const std::string& file, Config& cfg)
   return ok_status();
 }
 
+Status parse_blind(const toml::node& node, const std::string& file, Config& cfg) {
+  const auto* t = node.as_table();
+  if (t == nullptr) return config_error(pos_of(node, file), "blind must be a table");
+  for (const auto& [k, v] : *t) {
+    const std::string key(k.str());
+    const SourcePos kpos = pos_of(v, file);
+    if (key != "ca_file") return config_error(kpos, "blind: unknown key \"" + key + "\" (known: ca_file)");
+    const auto* s = v.as_string();
+    if (s == nullptr || s->get().empty())
+      return config_error(kpos, "blind.ca_file must be a non-empty string, not a " + std::string(type_name(v)));
+    cfg.blind.ca_file = s->get();
+  }
+  return ok_status();
+}
+
+// "~/x" → $HOME/x; relative → relative to the config file's directory.
+std::string config_relative(const std::string& p, const std::string& dir) {
+  if (p.rfind("~/", 0) == 0) {
+    const char* home = std::getenv("HOME");
+    return std::string(home != nullptr ? home : "") + p.substr(1);
+  }
+  return p[0] == '/' ? p : dir + "/" + p;
+}
+
 }  // namespace
 
 const SecretSpec* Config::find_secret(const std::string& name) const {
@@ -280,20 +316,15 @@ Result<Config> parse_config(const std::string& text, const std::string& path) {
     } else if (key == "audit") {
       auto st = parse_audit(v, path, cfg);
       if (!st) return st.take_error();
+    } else if (key == "blind") {
+      auto st = parse_blind(v, path, cfg);
+      if (!st) return st.take_error();
     } else {
-      return config_error(pos_of(v, path), "unknown section \"" + key + "\" (known: secrets, providers, masking, audit)");
+      return config_error(pos_of(v, path), "unknown section \"" + key + "\" (known: secrets, providers, masking, audit, blind)");
     }
   }
-  if (!cfg.audit.path.empty()) {
-    std::string p = cfg.audit.path;
-    if (p.rfind("~/", 0) == 0) {
-      const char* home = std::getenv("HOME");
-      p = std::string(home != nullptr ? home : "") + p.substr(1);
-    } else if (p[0] != '/') {
-      p = cfg.dir + "/" + p;
-    }
-    cfg.audit.path = p;
-  }
+  if (!cfg.audit.path.empty()) cfg.audit.path = config_relative(cfg.audit.path, cfg.dir);
+  if (!cfg.blind.ca_file.empty()) cfg.blind.ca_file = config_relative(cfg.blind.ca_file, cfg.dir);
   // toml++ iterates tables in key order; keep the declaration order for output.
   std::stable_sort(cfg.secrets.begin(), cfg.secrets.end(), [](const SecretSpec& a, const SecretSpec& b) {
     return a.pos.line != b.pos.line ? a.pos.line < b.pos.line : a.pos.column < b.pos.column;

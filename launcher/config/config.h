@@ -38,6 +38,10 @@ struct AuditConfig {
   std::string path;   // empty: default_audit_path()
 };
 
+struct BlindConfig {
+  std::string ca_file;   // extra trust anchors for verifying peers in blind mode
+};
+
 struct Config {
   std::string path;                            // absolute path of the file
   std::string dir;                             // its directory
@@ -45,6 +49,7 @@ struct Config {
   std::map<std::string, ProviderConfig> providers;
   MaskingConfig masking;
   AuditConfig audit;
+  BlindConfig blind;
 
   const SecretSpec* find_secret(const std::string& name) const;
 };

@@ -5,6 +5,7 @@
 #include <pty.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -184,6 +185,7 @@ Result<int> run_supervised(const SuperviseOptions& o) {
   if (pipe2(rep, O_CLOEXEC) != 0) return make_error(ErrorKind::Internal, "pipe failed");
   UniqueFd report_r(rep[0]), report_w(rep[1]);
 
+  if (o.subreaper) prctl(PR_SET_CHILD_SUBREAPER, 1);
   pid_t pid = fork();
   if (pid < 0) return make_error(ErrorKind::Internal, std::string("fork: ") + std::strerror(errno));
   if (pid == 0) {
@@ -198,7 +200,7 @@ Result<int> run_supervised(const SuperviseOptions& o) {
     }
     child_exec(o, in_fd, out_fd, err_fd, pty_mode, report_w.get());
   }
-  if (o.after_fork) o.after_fork();
+  if (o.after_fork) o.after_fork(pid);
   slave.reset();
   out_w.reset();
   err_w.reset();
@@ -268,8 +270,10 @@ Result<int> run_supervised(const SuperviseOptions& o) {
           const int sig = static_cast<int>(si.ssi_signo);
           if (sig == SIGCHLD) {
             int st = 0;
-            if (!status && waitpid(pid, &st, WNOHANG) == pid)
-              status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+            // As a subreaper kz also reaps adopted descendants; only the command's own
+            // status counts.
+            for (pid_t w; (w = waitpid(o.subreaper ? -1 : pid, &st, WNOHANG)) > 0;)
+              if (w == pid && !status) status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
             continue;
           }
           if (sig == SIGWINCH && pty_mode) {

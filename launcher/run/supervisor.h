@@ -3,6 +3,8 @@
 // way a shell reports it (code, or 128+signal).
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -26,7 +28,10 @@ struct SuperviseOptions {
   OutputMode mode = OutputMode::Pipes;
   std::shared_ptr<const MaskPatterns> masks;             // required unless Inherit
   std::chrono::milliseconds idle_flush{30};              // flush held-back bytes after this
-  std::function<void()> after_fork;                      // parent side, right after fork
+  std::function<void(pid_t)> after_fork;                 // parent side, right after fork
+  // Become a child subreaper: descendants that daemonise are re-parented to kz (so the
+  // blind-mode broker still sees them as part of the run) and are reaped here.
+  bool subreaper = false;
 };
 
 // Exit status of the child (0-255), or an error when it could not be started

@@ -114,13 +114,23 @@ TEST(AuditLog, SummaryCountsAndRefusals) {
   ASSERT_TRUE(log->append({{"event", "run.start"}, {"exe", "python3"}}).ok());
   ASSERT_TRUE(log->append({{"event", "resolve"}, {"secret", "A"}, {"decision", "ok"}, {"exe", "python3"}}).ok());
   ASSERT_TRUE(log->append({{"event", "resolve"}, {"secret", "B"}, {"decision", "error"}, {"reason", "404"}}).ok());
+  for (int i = 0; i < 2; ++i)
+    ASSERT_TRUE(log->append({{"event", "swap"}, {"secret", "A"}, {"decision", "allow"}, {"host", "api.x"},
+                             {"exe", "/usr/bin/curl"}}).ok());
+  ASSERT_TRUE(log->append({{"event", "swap"}, {"secret", "A"}, {"decision", "refuse"}, {"host", "evil.x"},
+                           {"exe", "/usr/bin/curl"}, {"pid", 42}, {"reason", "host evil.x is not bound to A"}}).ok());
   auto s = summarize_audit_file(path);
   ASSERT_TRUE(s.ok());
   EXPECT_EQ(s->runs, 1u);
-  EXPECT_EQ(s->by_secret.at("A"), 1u);
-  EXPECT_EQ(s->by_exe.at("python3"), 2u);
-  ASSERT_EQ(s->refusals.size(), 1u);
+  EXPECT_EQ(s->resolved.at("A"), 1u);
+  EXPECT_EQ(s->by_secret.at("A"), 2u);          // uses: allowed swaps only
+  EXPECT_EQ(s->by_host.at("api.x"), 2u);
+  EXPECT_EQ(s->by_host.count("evil.x"), 0u);
+  EXPECT_EQ(s->by_exe.at("/usr/bin/curl"), 2u);
+  ASSERT_EQ(s->refusals.size(), 2u);
   EXPECT_NE(s->refusals[0].find("404"), std::string::npos);
+  EXPECT_NE(s->refusals[1].find("host=evil.x"), std::string::npos);
+  EXPECT_NE(s->refusals[1].find("pid=42"), std::string::npos);
 }
 
 }  // namespace

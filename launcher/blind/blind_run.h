@@ -1,0 +1,60 @@
+// Blind mode for one `kz run --blind`: checks the set-up before anything is resolved,
+// then mints the tokens, starts the broker, and says what the child's environment gets
+// (tokens in place of values; LD_PRELOAD and the broker's address for the shim).
+#pragma once
+
+#include <sys/types.h>
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "blind/binding.h"
+#include "blind/broker.h"
+#include "blind/peer_verify.h"
+#include "blind/process_tree.h"
+#include "blind/token_table.h"
+#include "config/config.h"
+#include "run/child_env.h"
+#include "run/resolver.h"
+
+namespace kz {
+
+class BlindRun {
+ public:
+  // Fails (naming file:line of each secret) when a secret has no hosts, when the shim
+  // library is missing, or when [blind] ca_file cannot be loaded.
+  static Result<std::unique_ptr<BlindRun>> prepare(const Config& cfg, const std::vector<std::string>& names,
+                                                   bool allow_any_host);
+
+  // Takes the resolved values, mints tokens, records one "token" audit record per
+  // secret and starts the broker. `audit` must be thread-safe (the broker calls it).
+  Status start(std::vector<ResolvedSecret> values, std::function<void(nlohmann::json)> audit);
+  // NAME=token for each secret.
+  std::vector<ResolvedSecret> child_secrets() const;
+  // LD_PRELOAD (the shim first, then any inherited preloads), KZ_BROKER, KZ_PRELOAD,
+  // KZ_FIXUP_LENGTHS.
+  std::vector<EnvVar> child_vars(char** parent_env) const;
+  // The agent's pid, once forked: the broker serves its process tree.
+  void set_root(pid_t pid) { tree_.set_root(pid); }
+  void stop();
+  const std::string& preload_path() const { return preload_; }
+
+ private:
+  BlindRun(std::vector<std::pair<std::string, Binding>> bindings, std::string preload, PeerVerifier verifier)
+      : bindings_(std::move(bindings)), preload_(std::move(preload)), verifier_(std::move(verifier)) {}
+
+  std::vector<std::pair<std::string, Binding>> bindings_;
+  std::string preload_;
+  PeerVerifier verifier_;
+  std::optional<TokenTable> table_;
+  ProcessTree tree_{getpid()};
+  std::unique_ptr<Broker> broker_;
+};
+
+}  // namespace kz

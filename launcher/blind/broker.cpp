@@ -1,0 +1,144 @@
+#include "blind/broker.h"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <vector>
+
+#include "kz/wipe.h"
+
+namespace kz {
+
+namespace {
+
+struct Client {
+  PeerProcess peer;
+  bool authorised = false;
+};
+
+std::string errno_text() { return std::strerror(errno); }
+
+}  // namespace
+
+Result<std::unique_ptr<Broker>> Broker::start(BrokerOptions opts) {
+  std::unique_ptr<Broker> b(new Broker(std::move(opts)));
+  std::string base = b->opts_.runtime_dir;
+  if (base.empty()) {
+    const char* xdg = std::getenv("XDG_RUNTIME_DIR");
+    base = (xdg != nullptr && *xdg == '/' && access(xdg, W_OK | X_OK) == 0) ? xdg : "/tmp";
+  }
+  std::string templ = base + "/kz-broker-XXXXXX";
+  if (mkdtemp(templ.data()) == nullptr)   // mkdtemp creates it 0700
+    return make_error(ErrorKind::Io, "cannot create the broker directory in " + base + ": " + errno_text());
+  b->dir_ = templ;
+  b->socket_path_ = b->dir_ + "/broker.sock";
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (b->socket_path_.size() >= sizeof addr.sun_path)
+    return make_error(ErrorKind::Io, "broker socket path too long: " + b->socket_path_);
+  std::memcpy(addr.sun_path, b->socket_path_.c_str(), b->socket_path_.size() + 1);
+  b->listen_fd_ = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (b->listen_fd_ < 0) return make_error(ErrorKind::Io, "broker socket: " + errno_text());
+  if (bind(b->listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      chmod(b->socket_path_.c_str(), 0600) != 0 || listen(b->listen_fd_, 128) != 0)
+    return make_error(ErrorKind::Io, "broker socket " + b->socket_path_ + ": " + errno_text());
+  b->wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (b->wake_fd_ < 0) return make_error(ErrorKind::Io, "eventfd: " + errno_text());
+  b->thread_ = std::thread([p = b.get()] { p->serve(); });
+  return b;
+}
+
+Broker::~Broker() {
+  stop();
+}
+
+void Broker::stop() {
+  if (thread_.joinable()) {
+    const std::uint64_t one = 1;
+    if (::write(wake_fd_, &one, sizeof one) < 0) {}
+    thread_.join();
+  }
+  if (listen_fd_ >= 0) { ::close(listen_fd_); listen_fd_ = -1; }
+  if (wake_fd_ >= 0) { ::close(wake_fd_); wake_fd_ = -1; }
+  if (!socket_path_.empty()) ::unlink(socket_path_.c_str());
+  if (!dir_.empty()) ::rmdir(dir_.c_str());
+  socket_path_.clear();
+  dir_.clear();
+}
+
+void Broker::serve() {
+  std::map<int, Client> clients;
+  // One request buffer for the thread: a wire::Request is ~38 KiB.
+  auto req = std::make_unique<wire::Request>();
+  auto close_client = [&](int fd) { ::close(fd); clients.erase(fd); };
+  const uid_t uid = getuid();
+  while (true) {
+    std::vector<pollfd> fds{{wake_fd_, POLLIN, 0}, {listen_fd_, POLLIN, 0}};
+    for (const auto& [fd, c] : clients) fds.push_back({fd, POLLIN, 0});
+    if (::poll(fds.data(), fds.size(), -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (fds[0].revents != 0) break;
+    if (fds[1].revents & POLLIN) {
+      while (true) {
+        const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+        if (fd < 0) break;
+        ucred cred{};
+        socklen_t len = sizeof cred;
+        Client c;
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+          c.peer.pid = cred.pid;
+          c.peer.exe = executable_of(cred.pid);
+          c.authorised = cred.uid == uid && opts_.tree->contains(cred.pid);
+        }
+        if (!c.authorised) {
+          opts_.audit({{"event", "broker.refuse"}, {"decision", "refuse"}, {"pid", static_cast<long>(c.peer.pid)},
+                       {"exe", c.peer.exe}, {"reason", "process is not part of this run"}});
+          ::close(fd);
+          continue;
+        }
+        clients.emplace(fd, std::move(c));
+      }
+    }
+    for (std::size_t i = 2; i < fds.size(); ++i) {
+      if (fds[i].revents == 0) continue;
+      const int fd = fds[i].fd;
+      if ((fds[i].revents & POLLIN) == 0) { close_client(fd); continue; }
+      // MSG_TRUNC: the return value is the real message size, so an oversized message
+      // is detected rather than silently cut.
+      const ssize_t n = ::recv(fd, req.get(), sizeof(wire::Request), MSG_TRUNC | MSG_DONTWAIT);
+      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) { close_client(fd); continue; }
+      if (n < 0) continue;
+      const Client& c = clients[fd];
+      if (!wire::request_is_valid(*req, static_cast<std::size_t>(n))) {
+        opts_.audit({{"event", "broker.refuse"}, {"decision", "refuse"}, {"pid", static_cast<long>(c.peer.pid)},
+                     {"exe", c.peer.exe}, {"reason", "malformed request (" + std::to_string(n) + " bytes)"}});
+        wipe(req.get(), sizeof(wire::Request));
+        close_client(fd);
+        continue;
+      }
+      DecideOutcome out = decide(opts_.decide, *req, c.peer);
+      const std::uint64_t conn_id = req->conn_id;
+      wipe(req.get(), sizeof(wire::Request));
+      if (!out.audit.is_null()) {
+        out.audit["conn"] = conn_id;
+        opts_.audit(std::move(out.audit));
+      }
+      const ssize_t sent = ::send(fd, &out.reply, sizeof out.reply, MSG_NOSIGNAL);
+      wipe(&out.reply, sizeof out.reply);
+      if (sent != static_cast<ssize_t>(sizeof out.reply)) close_client(fd);
+    }
+  }
+  for (auto& [fd, c] : clients) ::close(fd);
+}
+
+}  // namespace kz

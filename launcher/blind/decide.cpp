@@ -1,0 +1,127 @@
+#include "blind/decide.h"
+
+#include <algorithm>
+#include <cstring>
+#include <string_view>
+
+namespace kz {
+
+namespace {
+
+using wire::Decision;
+using wire::Op;
+
+std::string_view field(const char* p, std::size_t n) { return {p, n}; }
+
+const char* channel_name(wire::Channel c) {
+  switch (c) {
+    case wire::Channel::OpenSSL: return "openssl";
+    case wire::Channel::GnuTLS: return "gnutls";
+    case wire::Channel::Plain: return "plain";
+  }
+  return "?";
+}
+
+void set_reason(wire::Reply& r, std::string_view why) {
+  r.reason_len = static_cast<std::uint16_t>(std::min(why.size(), wire::kMaxReason));
+  std::memcpy(r.reason, why.data(), r.reason_len);
+}
+
+void set_data(wire::Reply& r, std::string_view bytes) {
+  r.data_len = static_cast<std::uint32_t>(bytes.size());
+  std::memcpy(r.data, bytes.data(), bytes.size());
+}
+
+}  // namespace
+
+DecideOutcome decide(const DecideContext& ctx, const wire::Request& req, const PeerProcess& peer) {
+  DecideOutcome out;
+  wire::Reply& rep = out.reply;
+  rep.version = wire::kProtocolVersion;
+  rep.op = req.op;
+  rep.decision = Decision::Refuse;
+
+  const std::string host(field(req.host, req.host_len));
+  const std::string_view method = field(req.method, req.method_len);
+  const std::string_view path = field(req.path, req.path_len);
+  const std::string_view data(reinterpret_cast<const char*>(req.data), req.data_len);
+  nlohmann::json& a = out.audit;
+  a = {{"event", req.op == Op::Redact ? "redact" : "swap"},
+       {"pid", static_cast<long>(peer.pid)},
+       {"exe", peer.exe},
+       {"host", host},
+       {"channel", channel_name(req.channel)}};
+  if (req.peer_len > 0) a["peer"] = std::string(field(req.peer, req.peer_len));
+  if (!method.empty()) a["method"] = std::string(method);
+  if (!path.empty()) a["path"] = std::string(path.substr(0, path.find('?')));   // queries may carry tokens
+
+  auto refuse = [&](const BlindSecret* s, std::string why) {
+    rep.decision = Decision::Refuse;
+    if (s != nullptr) { a["secret"] = s->name; a["token_id"] = s->token_id; }
+    a["decision"] = "refuse";
+    set_reason(rep, why);
+    a["reason"] = std::move(why);
+    return std::move(out);
+  };
+
+  if (req.op == Op::Redact) {
+    const BlindSecret* s = ctx.table->find_value(data);
+    if (s == nullptr) {
+      rep.decision = Decision::Unknown;
+      out.audit = nullptr;   // a fingerprint collision, not an event
+      return out;
+    }
+    rep.decision = Decision::Allow;
+    // Same length as what it replaces, so the response's framing is untouched: the
+    // token itself when lengths agree, else the token cut to the value's length.
+    set_data(rep, s->token.view().substr(0, s->value.size()));
+    rep.secret_id = s->id;
+    a["secret"] = s->name;
+    a["token_id"] = s->token_id;
+    a["decision"] = "allow";
+    a["reason"] = "a response carried the secret's value; the agent saw the token instead";
+    return out;
+  }
+
+  const BlindSecret* s = ctx.table->find_token(data);
+  if (s == nullptr && (req.flags & wire::kFlagTokenAtEnd) != 0 && req.op == Op::Swap) {
+    if (const BlindSecret* start = ctx.table->find_token_start(data)) {
+      rep.decision = Decision::Incomplete;
+      rep.token_len = static_cast<std::uint32_t>(start->token.size());
+      out.audit = nullptr;   // the swap (or refusal) of the completed token is the event
+      return out;
+    }
+  }
+  if (s == nullptr) return refuse(nullptr, "not a token of this run");
+  if (req.op == Op::Report) {
+    if (req.channel == wire::Channel::Plain)
+      return refuse(s, "plain TCP (no TLS): the token was sent unchanged");
+    return refuse(s, "the token could not be swapped in place (split across writes, or the request "
+                     "framing could not be corrected): it was sent unchanged");
+  }
+  if (req.channel == wire::Channel::Plain) return refuse(s, "plain TCP (no TLS)");
+  if (!host_allowed(s->binding, host))
+    return refuse(s, host.empty() ? "no host name for the connection"
+                                  : "host " + host + " is not bound to " + s->name);
+  const std::string_view chain(reinterpret_cast<const char*>(req.chain), req.chain_len);
+  if (std::string why = ctx.verifier->verify(chain, host); !why.empty()) return refuse(s, why);
+  if (!method_allowed(s->binding, method))
+    return refuse(s, method.empty() ? "no request line seen (methods are restricted)"
+                                    : "method " + std::string(method) + " is not allowed for " + s->name);
+  if (!path_allowed(s->binding, path))
+    return refuse(s, path.empty() ? "no request line seen (paths are restricted)"
+                                  : "path is not allowed for " + s->name);
+
+  rep.decision = Decision::Allow;
+  set_data(rep, s->value.view());
+  rep.secret_id = s->id;
+  rep.fp_base = ctx.table->fp_base();
+  rep.fp_hash = s->fp_hash;
+  rep.fp_len = static_cast<std::uint32_t>(s->value.size());
+  a["secret"] = s->name;
+  a["token_id"] = s->token_id;
+  a["decision"] = "allow";
+  return out;
+}
+
+}  // namespace kz

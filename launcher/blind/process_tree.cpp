@@ -1,0 +1,46 @@
+#include "blind/process_tree.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+namespace kz {
+
+pid_t parent_of(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat;
+  if (!std::getline(f, stat)) return -1;
+  // "pid (comm) state ppid ...": comm may hold spaces and parentheses; skip to the last ')'.
+  const auto close = stat.rfind(')');
+  if (close == std::string::npos) return -1;
+  std::istringstream rest(stat.substr(close + 1));
+  char state = 0;
+  long ppid = -1;
+  rest >> state >> ppid;
+  return rest ? static_cast<pid_t>(ppid) : -1;
+}
+
+std::string executable_of(pid_t pid) {
+  char buf[4096];
+  const std::string link = "/proc/" + std::to_string(pid) + "/exe";
+  ssize_t n = readlink(link.c_str(), buf, sizeof buf - 1);
+  if (n <= 0) return {};
+  return std::string(buf, static_cast<std::size_t>(n));
+}
+
+bool ProcessTree::contains(pid_t pid) const {
+  const pid_t root = root_.load();
+  if (root <= 0 || pid <= 0 || pid == launcher_) return false;
+  for (int depth = 0; pid > 1 && depth < 4096; ++depth) {
+    if (pid == root) return true;
+    const pid_t parent = parent_of(pid);
+    if (parent == launcher_) return true;   // the root itself, or an orphan kz adopted
+    pid = parent;
+  }
+  return false;
+}
+
+}  // namespace kz

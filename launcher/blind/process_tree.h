@@ -1,0 +1,32 @@
+// Which processes belong to this run: the agent and its descendants. The broker serves
+// only them. Read from /proc (parent links); kz is a child subreaper in blind mode, so
+// a descendant that daemonises is re-parented to kz and stays in the tree.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <string>
+
+namespace kz {
+
+class ProcessTree {
+ public:
+  explicit ProcessTree(pid_t launcher) : launcher_(launcher) {}
+  void set_root(pid_t root) { root_.store(root); }
+  pid_t root() const { return root_.load(); }
+  // True when `pid` is the root or a descendant of it (or of the launcher, for
+  // re-parented orphans), but never the launcher itself.
+  bool contains(pid_t pid) const;
+
+ private:
+  pid_t launcher_;
+  std::atomic<pid_t> root_{0};
+};
+
+// Parent pid from /proc/PID/stat, or -1.
+pid_t parent_of(pid_t pid);
+// /proc/PID/exe, or "" when it cannot be read.
+std::string executable_of(pid_t pid);
+
+}  // namespace kz

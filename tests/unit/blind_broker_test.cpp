@@ -1,0 +1,144 @@
+// The broker over its real socket: serves processes of the run, refuses others,
+// closes on malformed messages, and cleans up after itself.
+#include <gtest/gtest.h>
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <memory>
+#include <mutex>
+
+#include "blind/broker.h"
+#include "test_support.h"
+
+namespace kz {
+namespace {
+
+int connect_to(const std::string& path) {
+  int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::strncpy(a.sun_path, path.c_str(), sizeof a.sun_path - 1);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) { close(fd); return -1; }
+  return fd;
+}
+
+// Sends one Report for `token` and returns the reply's decision, or -1 when the broker
+// closed the connection (or sent something invalid).
+int report(int fd, const std::string& token, std::size_t size = sizeof(wire::Request)) {
+  auto r = std::make_unique<wire::Request>();
+  std::memset(r.get(), 0, sizeof(wire::Request));
+  r->version = wire::kProtocolVersion;
+  r->op = wire::Op::Report;
+  r->channel = wire::Channel::Plain;
+  r->data_len = static_cast<std::uint32_t>(token.size());
+  std::memcpy(r->data, token.data(), token.size());
+  std::string buf(reinterpret_cast<const char*>(r.get()), sizeof(wire::Request));
+  buf.resize(size, '\0');
+  if (send(fd, buf.data(), buf.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(buf.size())) return -1;
+  auto rep = std::make_unique<wire::Reply>();
+  const ssize_t n = recv(fd, rep.get(), sizeof(wire::Reply), 0);
+  if (n <= 0 || !wire::reply_is_valid(*rep, static_cast<std::size_t>(n), wire::Op::Report)) return -1;
+  return static_cast<int>(rep->decision);
+}
+
+struct BrokerFixture : ::testing::Test {
+  TokenTable table;
+  std::unique_ptr<PeerVerifier> verifier;
+  std::unique_ptr<ProcessTree> tree;
+  std::unique_ptr<Broker> broker;
+  std::mutex mu;
+  std::vector<nlohmann::json> records;
+  test::TempDir dir;
+
+  void SetUp() override {
+    std::vector<ResolvedSecret> s;
+    s.push_back({"API_KEY", "env", SecretValue::from("sk-live-0123456789abcdefghijklmnop")});
+    Binding b;
+    b.hosts = {"localhost"};
+    table = TokenTable::build(std::move(s), {{"API_KEY", b}}).value();
+    verifier = std::make_unique<PeerVerifier>(PeerVerifier::create("").value());
+    tree = std::make_unique<ProcessTree>(getpid());
+    BrokerOptions o;
+    o.decide = {&table, verifier.get()};
+    o.tree = tree.get();
+    o.runtime_dir = dir.path();
+    o.audit = [this](nlohmann::json j) { std::lock_guard l(mu); records.push_back(std::move(j)); };
+    auto br = Broker::start(std::move(o));
+    ASSERT_TRUE(br.ok()) << br.error().message;
+    broker = std::move(*br);
+  }
+  std::string token() const { return std::string(table.secrets()[0].token.view()); }
+
+  // Runs `body` in a forked child (a member of the tree); returns its exit code.
+  template <class F>
+  int in_child(F body) {
+    pid_t pid = fork();
+    if (pid == 0) _exit(body());
+    tree->set_root(pid);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 100;
+  }
+};
+
+TEST_F(BrokerFixture, PrivateDirectoryAndSocket) {
+  struct stat d {}, s {};
+  const std::string path = broker->socket_path();
+  ASSERT_EQ(stat(path.substr(0, path.rfind('/')).c_str(), &d), 0);
+  EXPECT_EQ(d.st_mode & 0777, 0700u);
+  ASSERT_EQ(stat(path.c_str(), &s), 0);
+  EXPECT_EQ(s.st_mode & 0777, 0600u);
+  broker->stop();
+  EXPECT_NE(access(path.c_str(), F_OK), 0);
+  EXPECT_NE(access(path.substr(0, path.rfind('/')).c_str(), F_OK), 0);
+}
+
+TEST_F(BrokerFixture, ServesAProcessOfTheRun) {
+  const std::string path = broker->socket_path(), tok = token();
+  const int code = in_child([&] {
+    const int fd = connect_to(path);
+    return report(fd, tok) == static_cast<int>(wire::Decision::Refuse) ? 0 : 1;
+  });
+  EXPECT_EQ(code, 0);
+  broker->stop();
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0]["event"], "swap");
+  EXPECT_EQ(records[0]["decision"], "refuse");
+  EXPECT_EQ(records[0]["secret"], "API_KEY");
+}
+
+TEST_F(BrokerFixture, RefusesAProcessOutsideTheRun) {
+  // This test process is the "launcher": never a member of its own run.
+  tree->set_root(1);
+  const int fd = connect_to(broker->socket_path());
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(report(fd, token()), -1);
+  close(fd);
+  broker->stop();
+  ASSERT_FALSE(records.empty());
+  EXPECT_EQ(records[0]["event"], "broker.refuse");
+  EXPECT_EQ(records[0]["reason"], "process is not part of this run");
+}
+
+TEST_F(BrokerFixture, ClosesOnAMalformedMessage) {
+  const std::string path = broker->socket_path(), tok = token();
+  const int code = in_child([&] {
+    const int fd = connect_to(path);
+    if (report(fd, tok, sizeof(wire::Request) - 1) != -1) return 1;   // short: closed
+    const int fd2 = connect_to(path);
+    return report(fd2, tok) == static_cast<int>(wire::Decision::Refuse) ? 0 : 2;   // still serving
+  });
+  EXPECT_EQ(code, 0);
+  broker->stop();
+  bool malformed = false;
+  for (const auto& r : records) malformed = malformed || r.value("reason", "").find("malformed") != std::string::npos;
+  EXPECT_TRUE(malformed);
+}
+
+}  // namespace
+}  // namespace kz

@@ -1,0 +1,168 @@
+// The broker's decisions: swap only a known token, to a bound host, over TLS whose
+// peer chain verifies under kz's trust store, with an allowed method and path.
+#include <gtest/gtest.h>
+
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include <cstdio>
+#include <cstring>
+#include <memory>
+
+#include "blind/decide.h"
+#include "test_support.h"
+
+namespace kz {
+namespace {
+
+std::string der_of(const std::string& pem_file) {
+  FILE* f = std::fopen(pem_file.c_str(), "r");
+  if (f == nullptr) return {};
+  X509* x = PEM_read_X509(f, nullptr, nullptr, nullptr);
+  std::fclose(f);
+  if (x == nullptr) return {};
+  unsigned char* out = nullptr;
+  const int n = i2d_X509(x, &out);
+  std::string der(reinterpret_cast<char*>(out), static_cast<std::size_t>(n));
+  OPENSSL_free(out);
+  X509_free(x);
+  return der;
+}
+
+const std::string kValue = "sk-live-0123456789abcdefghijklmnop";
+
+struct Fixture : ::testing::Test {
+  TokenTable table;
+  std::unique_ptr<PeerVerifier> verifier;
+  PeerProcess peer{4242, "/usr/bin/curl"};
+
+  void SetUp() override {
+    std::vector<ResolvedSecret> s;
+    s.push_back({"API_KEY", "env", SecretValue::from(kValue)});
+    Binding b;
+    b.hosts = {"localhost"};
+    b.methods = {"GET", "POST"};
+    b.paths = {"/v1/"};
+    auto t = TokenTable::build(std::move(s), {{"API_KEY", b}});
+    ASSERT_TRUE(t.ok());
+    table = std::move(*t);
+    auto v = PeerVerifier::create(test::test_ca().ca);
+    ASSERT_TRUE(v.ok());
+    verifier = std::make_unique<PeerVerifier>(std::move(*v));
+  }
+  std::string token() const { return std::string(table.secrets()[0].token.view()); }
+
+  std::unique_ptr<wire::Request> request(wire::Op op, const std::string& data, const std::string& host,
+                                         const std::string& chain, const std::string& method = "GET",
+                                         const std::string& path = "/v1/models") {
+    auto r = std::make_unique<wire::Request>();
+    std::memset(r.get(), 0, sizeof(wire::Request));
+    r->version = wire::kProtocolVersion;
+    r->op = op;
+    r->channel = wire::Channel::OpenSSL;
+    r->host_len = static_cast<std::uint16_t>(host.size());
+    std::memcpy(r->host, host.data(), host.size());
+    r->method_len = static_cast<std::uint16_t>(method.size());
+    std::memcpy(r->method, method.data(), method.size());
+    r->path_len = static_cast<std::uint16_t>(path.size());
+    std::memcpy(r->path, path.data(), path.size());
+    r->data_len = static_cast<std::uint32_t>(data.size());
+    std::memcpy(r->data, data.data(), data.size());
+    if (!chain.empty()) {
+      r->flags |= wire::kFlagPeerHasChain;
+      r->chain_len = static_cast<std::uint32_t>(chain.size());
+      std::memcpy(r->chain, chain.data(), chain.size());
+    }
+    EXPECT_TRUE(wire::request_is_valid(*r, sizeof(wire::Request)));
+    return r;
+  }
+  DecideOutcome run(const wire::Request& r) { return decide({&table, verifier.get()}, r, peer); }
+  static std::string reason(const DecideOutcome& o) { return std::string(o.reply.reason, o.reply.reason_len); }
+};
+
+TEST_F(Fixture, SwapsForABoundVerifiedHost) {
+  auto o = run(*request(wire::Op::Swap, token(), "localhost", der_of(test::test_ca().server_cert)));
+  ASSERT_EQ(o.reply.decision, wire::Decision::Allow) << reason(o);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(o.reply.data), o.reply.data_len), kValue);
+  EXPECT_EQ(o.reply.fp_len, kValue.size());
+  EXPECT_EQ(o.reply.fp_hash, table.secrets()[0].fp_hash);
+  EXPECT_EQ(o.audit["decision"], "allow");
+  EXPECT_EQ(o.audit["secret"], "API_KEY");
+  EXPECT_EQ(o.audit["host"], "localhost");
+  EXPECT_EQ(o.audit["exe"], "/usr/bin/curl");
+  const std::string dump = o.audit.dump();
+  EXPECT_EQ(dump.find(kValue), std::string::npos);
+  EXPECT_EQ(dump.find(token()), std::string::npos);
+}
+
+TEST_F(Fixture, IpSanVerifiesButTheHostIsNotBound) {
+  auto o = run(*request(wire::Op::Swap, token(), "127.0.0.1", der_of(test::test_ca().server_cert)));
+  EXPECT_EQ(o.reply.decision, wire::Decision::Refuse);
+  EXPECT_EQ(o.reply.data_len, 0u);
+  EXPECT_NE(reason(o).find("not bound"), std::string::npos) << reason(o);
+  EXPECT_EQ(o.audit["decision"], "refuse");
+}
+
+TEST_F(Fixture, RogueCertificateIsRefused) {
+  auto o = run(*request(wire::Op::Swap, token(), "localhost", der_of(test::test_ca().rogue_cert)));
+  EXPECT_EQ(o.reply.decision, wire::Decision::Refuse);
+  EXPECT_NE(reason(o).find("does not verify"), std::string::npos) << reason(o);
+}
+
+TEST_F(Fixture, NoChainIsRefused) {
+  auto o = run(*request(wire::Op::Swap, token(), "localhost", ""));
+  EXPECT_EQ(o.reply.decision, wire::Decision::Refuse);
+  EXPECT_NE(reason(o).find("no peer certificate"), std::string::npos) << reason(o);
+}
+
+TEST_F(Fixture, PlainTcpIsRefusedAndReportsAreRecorded) {
+  auto r = request(wire::Op::Swap, token(), "localhost", "");
+  r->channel = wire::Channel::Plain;
+  auto o = run(*r);
+  EXPECT_EQ(o.reply.decision, wire::Decision::Refuse);
+  EXPECT_NE(reason(o).find("plain"), std::string::npos);
+  auto rep = request(wire::Op::Report, token(), "127.0.0.1", "");
+  rep->channel = wire::Channel::Plain;
+  auto o2 = run(*rep);
+  EXPECT_EQ(o2.reply.decision, wire::Decision::Refuse);
+  EXPECT_EQ(o2.audit["decision"], "refuse");
+  EXPECT_EQ(o2.audit["secret"], "API_KEY");
+}
+
+TEST_F(Fixture, MethodAndPathRestrictions) {
+  const std::string chain = der_of(test::test_ca().server_cert);
+  EXPECT_EQ(run(*request(wire::Op::Swap, token(), "localhost", chain, "DELETE")).reply.decision, wire::Decision::Refuse);
+  EXPECT_EQ(run(*request(wire::Op::Swap, token(), "localhost", chain, "GET", "/admin")).reply.decision,
+            wire::Decision::Refuse);
+  EXPECT_EQ(run(*request(wire::Op::Swap, token(), "localhost", chain, "POST", "/v1/chat")).reply.decision,
+            wire::Decision::Allow);
+}
+
+TEST_F(Fixture, UnknownAndIncompleteTokens) {
+  const std::string chain = der_of(test::test_ca().server_cert);
+  auto unknown = run(*request(wire::Op::Swap, "KZ_TOK_notatokenofthisrun123", "localhost", chain));
+  EXPECT_EQ(unknown.reply.decision, wire::Decision::Refuse);
+  EXPECT_EQ(unknown.audit["reason"], "not a token of this run");
+  auto partial = request(wire::Op::Swap, token().substr(0, 15), "localhost", chain);
+  partial->flags |= wire::kFlagTokenAtEnd;
+  auto o = run(*partial);
+  EXPECT_EQ(o.reply.decision, wire::Decision::Incomplete);
+  EXPECT_EQ(o.reply.token_len, token().size());
+  EXPECT_TRUE(o.audit.is_null());
+  // Without the at-end flag a prefix is just an unknown token.
+  EXPECT_EQ(run(*request(wire::Op::Swap, token().substr(0, 15), "localhost", chain)).reply.decision,
+            wire::Decision::Refuse);
+}
+
+TEST_F(Fixture, RedactConfirmsAValueAndAnswersWithTheToken) {
+  auto o = run(*request(wire::Op::Redact, kValue, "localhost", ""));
+  ASSERT_EQ(o.reply.decision, wire::Decision::Allow);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(o.reply.data), o.reply.data_len), token());
+  EXPECT_EQ(o.audit["event"], "redact");
+  auto miss = run(*request(wire::Op::Redact, std::string(kValue.size(), 'q'), "localhost", ""));
+  EXPECT_EQ(miss.reply.decision, wire::Decision::Unknown);
+  EXPECT_TRUE(miss.audit.is_null());
+}
+
+}  // namespace
+}  // namespace kz
