@@ -67,11 +67,40 @@ bool method_allowed(const Binding& b, std::string_view method) {
   return std::find(b.methods.begin(), b.methods.end(), method) != b.methods.end();
 }
 
+namespace {
+
+// A "." or ".." segment, also percent-encoded (%2e) or behind an encoded slash (%2f) or
+// a backslash: servers resolve them, so "/v1/../admin" must not pass as under "/v1/".
+bool has_dot_segment(std::string_view path) {
+  std::string seg;
+  auto dot_only = [&] { return seg == "." || seg == ".."; };
+  for (std::size_t i = 0; i < path.size(); ++i) {
+    char c = path[i];
+    if (c == '%' && i + 2 < path.size()) {
+      const char h = path[i + 1], l = static_cast<char>(path[i + 2] | 0x20);
+      if (h == '2' && l == 'e') { c = '.'; i += 2; }
+      else if (h == '2' && l == 'f') { c = '/'; i += 2; }
+      else if (h == '5' && l == 'c') { c = '/'; i += 2; }
+    }
+    if (c == '\\') c = '/';
+    if (c == '/') {
+      if (dot_only()) return true;
+      seg.clear();
+    } else {
+      seg.push_back(c);
+    }
+  }
+  return dot_only();
+}
+
+}  // namespace
+
 bool path_allowed(const Binding& b, std::string_view target) {
   if (b.paths.empty()) return true;
   if (target.empty()) return false;
   const auto q = target.find_first_of("?#");
   const std::string_view path = target.substr(0, q);
+  if (has_dot_segment(path)) return false;
   return std::any_of(b.paths.begin(), b.paths.end(), [&](const std::string& p) { return prefix_glob(p, path); });
 }
 

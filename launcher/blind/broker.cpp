@@ -2,6 +2,7 @@
 
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -52,7 +53,15 @@ Result<std::unique_ptr<Broker>> Broker::start(BrokerOptions opts) {
     return make_error(ErrorKind::Io, "broker socket " + b->socket_path_ + ": " + errno_text());
   b->wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (b->wake_fd_ < 0) return make_error(ErrorKind::Io, "eventfd: " + errno_text());
+  // The broker thread takes no signals: kz's supervisor reads SIGCHLD and the forwarded
+  // signals from a signalfd, which sees only signals blocked in every thread. A thread
+  // with them unblocked would swallow SIGCHLD (default action: ignore) and the run would
+  // never notice its child exit. The mask is inherited from the creating thread.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &old);
   b->thread_ = std::thread([p = b.get()] { p->serve(); });
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
   return b;
 }
 

@@ -48,6 +48,8 @@ int cli_main(int argc, char** argv) {
   CLI::App app{kDescription, "kz"};
   app.footer(kFooter);
   app.require_subcommand(1);
+  // Global options may follow the subcommand too: `kz run --blind -v -- cmd`.
+  app.fallthrough();
   app.set_version_flag("--version", "kz 0.1.0");
   GlobalOptions g;
   app.add_option("-c,--config", g.config, "Configuration file (default: .keyzero.toml in this directory or a parent)")

@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "blind/preload_path.h"
 #include "commands/commands.h"
 #include "config/config.h"
 #include "doctor/host_facts.h"
@@ -9,7 +10,7 @@
 namespace kz {
 
 namespace {
-void line(const char* key, const std::string& value) { std::printf("%-18s %s\n", key, value.c_str()); }
+void line(const char* key, const std::string& value) { std::printf("%-20s %s\n", key, value.c_str()); }
 std::string join(const std::vector<std::string>& v) {
   std::string s;
   for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
@@ -40,6 +41,15 @@ int cmd_doctor(const GlobalOptions& g) {
   }
   line("config", cfg);
   line("masking", "on by default (pseudo-terminal when stdout is a terminal)");
+  // Blind mode: the shim and what it can hook here.
+  auto shim = find_preload_library();
+  line("blind: shim", shim ? *shim : "not found (looked in " + join(preload_candidates()) + ")");
+  line("blind: hooks", std::string(f.libssl.empty() ? "" : "OpenSSL 3 (SSL_write/_ex, SSL_read/_ex, SSL_peek)") +
+                           (f.libssl.empty() || f.libgnutls.empty() ? "" : "; ") +
+                           (f.libgnutls.empty() ? "" : "GnuTLS (gnutls_record_send/recv)"));
+  line("blind: HTTP/2", "not rewritten yet: h2 is removed from the client's ALPN offer, so requests use HTTP/1.1");
+  line("blind: process tree", "from /proc (kz is a child subreaper, so daemonised descendants stay in the run)");
+  line("blind: peer trust", "system store (SSL_CERT_FILE/SSL_CERT_DIR honoured) plus [blind] ca_file");
   return kExitOk;
 }
 

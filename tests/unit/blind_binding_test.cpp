@@ -53,6 +53,15 @@ TEST(Binding, MethodsAndPathPrefixGlobs) {
   EXPECT_FALSE(path_allowed(b, "/admin?/v1/"));   // the query is not the path
   EXPECT_FALSE(path_allowed(b, "/v2/x"));
   EXPECT_FALSE(path_allowed(b, ""));
+  // Dot segments would let a server resolve the path out of the allowed prefix.
+  EXPECT_FALSE(path_allowed(b, "/v1/../admin"));
+  EXPECT_FALSE(path_allowed(b, "/v1/%2e%2E/admin"));
+  EXPECT_FALSE(path_allowed(b, "/v1/x%2f..%2fadmin"));
+  EXPECT_FALSE(path_allowed(b, "/v1/..\\admin"));
+  EXPECT_FALSE(path_allowed(b, "/v1/./x"));
+  EXPECT_FALSE(path_allowed(b, "/v1/.."));
+  EXPECT_TRUE(path_allowed(b, "/v1/a..b/.well-known/x"));
+  EXPECT_TRUE(path_allowed(b, "/v1/x?p=../admin"));
 }
 
 TEST(Binding, AnyHostOnlyWhenAllowed) {

@@ -1,0 +1,109 @@
+// The shim's fast path on writes without a token (the common case):
+//  - kz::wire::find_token_prefix over random printable buffers (bytes/s);
+//  - the whole outbound_write decision (prefix scan, trailing-prefix check, request-line
+//    and Basic pre-checks, the empty-table check) on HTTP-looking buffers (ns per call),
+//    with a broker and a writer that abort if they are ever called.
+//   build/bin/scanner_bench
+#include <benchmark/benchmark.h>
+
+#include <cstdlib>
+#include <random>
+#include <string>
+
+#include "conn_table.h"
+#include "kz/wire/scanner.h"
+#include "outbound.h"
+
+namespace {
+
+// Random printable ASCII (0x20..0x7e) with no "KZ_TOK_" in it.
+std::string printable(std::size_t n, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::string s(n, ' ');
+  for (auto& c : s) c = static_cast<char>(0x20 + rng() % 95);
+  for (std::size_t p = s.find("KZ_TOK_"); p != std::string::npos; p = s.find("KZ_TOK_")) s[p] = 'k';
+  return s;
+}
+
+void BM_FindTokenPrefix(benchmark::State& state) {
+  const std::string buf = printable(static_cast<std::size_t>(state.range(0)), 42);
+  for (auto _ : state) {
+    std::size_t at = kz::wire::find_token_prefix(buf.data(), buf.size());
+    benchmark::DoNotOptimize(at);
+    if (at != buf.size()) state.SkipWithError("found a token prefix in a buffer without one");
+  }
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * state.range(0));
+}
+BENCHMARK(BM_FindTokenPrefix)->Arg(64)->Arg(1024)->Arg(16 << 10)->Arg(1 << 20);
+
+// An API request of exactly n bytes: request line, headers (a plain API key, no token),
+// and a JSON body padded to size.
+std::string http_request(std::size_t n) {
+  const std::string head_start =
+      "POST /v1/chat/completions HTTP/1.1\r\nHost: api.example.com\r\nUser-Agent: bench/1.0\r\n"
+      "Authorization: Bearer sk-proj-0123456789abcdefghijklmnopqrstuvwxyz\r\n"
+      "Content-Type: application/json\r\nAccept: */*\r\nContent-Length: ";
+  std::string body = "{\"model\":\"gpt\",\"messages\":[{\"role\":\"user\",\"content\":\"";
+  const std::string tail = "\"}]}";
+  // The Content-Length digits depend on the body size; the body size on the rest.
+  for (std::size_t digits = 1; digits < 8; ++digits) {
+    const std::size_t fixed = head_start.size() + digits + 4 + body.size() + tail.size();
+    if (fixed > n) break;
+    const std::size_t body_len = n - head_start.size() - digits - 4;
+    if (std::to_string(body_len).size() != digits) continue;
+    std::string text = printable(n - fixed, 7);
+    for (auto& c : text)
+      if (c == '"' || c == '\\') c = '.';
+    return head_start + std::to_string(body_len) + "\r\n\r\n" + body + text + tail;
+  }
+  std::abort();
+}
+
+kz::wire::Decision abort_swap(void*, kz::preload::ConnState*, const char*, std::size_t, bool, char*, std::size_t,
+                              std::size_t*, std::size_t*) {
+  std::abort();
+}
+void abort_report(void*, kz::preload::ConnState*, const char*, std::size_t) { std::abort(); }
+bool abort_redact(void*, kz::preload::ConnState*, unsigned char*, std::size_t) { std::abort(); }
+bool abort_write(void*, const char*, std::size_t) { std::abort(); }
+
+constinit kz::preload::ConnTable g_table;   // stays empty: count() == 0
+
+void run_outbound(benchmark::State& state, const std::string& buf, bool fixup) {
+  kz::preload::BrokerOps b;
+  b.swap = abort_swap;
+  b.report = abort_report;
+  b.redact = abort_redact;
+  kz::preload::WriteOps w;
+  w.write_all = abort_write;
+  const void* key = &state;
+  for (auto _ : state) {
+    auto r = kz::preload::outbound_write(g_table, key, buf.data(), buf.size(), fixup, b, w);
+    benchmark::DoNotOptimize(r);
+    if (r != kz::preload::WriteOutcome::PassThrough) state.SkipWithError("not the fast path");
+  }
+  if (g_table.count() != 0) state.SkipWithError("the fast path created connection state");
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(buf.size()));
+}
+
+// A whole request in one write (no fixup: with KZ_FIXUP_LENGTHS=1 a request head takes
+// the slow path, since it might have to be held).
+void BM_OutboundWriteFastPath(benchmark::State& state) {
+  const std::string buf = http_request(static_cast<std::size_t>(state.range(0)));
+  if (buf.size() != static_cast<std::size_t>(state.range(0))) state.SkipWithError("bad request size");
+  run_outbound(state, buf, false);
+}
+BENCHMARK(BM_OutboundWriteFastPath)->Arg(1024)->Arg(16 << 10);
+
+// Body bytes of a larger upload (no request line), with fixup on.
+void BM_OutboundWriteFastPathBody(benchmark::State& state) {
+  std::string buf = printable(static_cast<std::size_t>(state.range(0)), 9);
+  buf.front() = '{';
+  buf.back() = '}';   // not a 'K' that could start "KZ_TOK_" (that takes the slow path)
+  run_outbound(state, buf, true);
+}
+BENCHMARK(BM_OutboundWriteFastPathBody)->Arg(1024)->Arg(16 << 10);
+
+}  // namespace
+
+BENCHMARK_MAIN();

@@ -1,0 +1,94 @@
+// Per-connection state, keyed by the TLS object (SSL* / gnutls_session_t) or, for plain
+// TCP, nothing (plain sockets keep no state). Entries exist only for connections that
+// have something to remember (a held token fragment, a held request, fingerprints for
+// inbound redaction, the last request line); a process where no write ever held a token
+// has an empty table and the hooks never look at it (count() == 0 is one atomic load).
+//
+// Lookup is lock-free: open addressing over atomic keys. Insert and remove (rare: on the
+// first token of a connection, and in SSL_free / gnutls_deinit) take one mutex. The
+// state of an entry has its own mutex, taken by the write/read drivers.
+#pragma once
+
+#include <pthread.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "kz/wire/protocol.h"
+
+namespace kz::preload {
+
+struct Fingerprint {
+  std::uint64_t base = 0, hash = 0;
+  std::uint32_t len = 0, secret_id = 0;
+};
+
+inline constexpr std::size_t kMaxFingerprints = 8;
+inline constexpr std::size_t kHoldLimit = std::size_t{1} << 20;   // held request bytes
+
+struct ConnState {
+  pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+  std::uint64_t conn_id = 0;
+  // Outbound.
+  unsigned char carry[wire::kMaxTokenLen];   // bytes of a token that the last write ended inside
+  std::size_t carry_len = 0;
+  std::uint8_t prev_trailing = 0;            // the last write ended with this many bytes of "KZ_TOK_"
+  bool chunked_body = false;                 // the last head on this connection was chunked
+  char* held = nullptr;                      // a request held until its body is complete
+  std::size_t held_len = 0, held_cap = 0;
+  char method[wire::kMaxMethod];
+  char path[wire::kMaxPath];
+  std::size_t method_len = 0, path_len = 0;
+  // Inbound.
+  Fingerprint fps[kMaxFingerprints];
+  std::size_t nfps = 0;
+
+  bool has_outbound_state() const { return carry_len > 0 || prev_trailing > 0 || held_len > 0 || chunked_body; }
+  // Records a fingerprint (deduplicated; the oldest is replaced when full).
+  void add_fingerprint(const Fingerprint& f);
+  void set_request_line(const char* m, std::size_t ml, const char* p, std::size_t pl);
+};
+
+class ConnTable {
+ public:
+  static constexpr std::size_t kSlots = 4096;
+
+  // Number of live entries; the hooks skip every lookup while it is 0.
+  std::size_t count() const { return count_.load(std::memory_order_acquire); }
+  // Lock-free; nullptr when the key has no entry.
+  ConnState* find(const void* key) const;
+  // Creates the entry when missing (zeroed, DONTDUMP memory); nullptr when the table is full.
+  ConnState* find_or_create(const void* key);
+  // Wipes and frees the entry. The caller guarantees no other thread uses the key (the
+  // TLS object is being freed).
+  void remove(const void* key);
+  // After fork in the child: the insert mutex may have been held by another thread.
+  void reset_lock_after_fork();
+  void lock_for_fork();
+  void unlock_after_fork();
+
+ private:
+  std::size_t slot_of(std::uintptr_t k) const;
+  std::atomic<std::uintptr_t> keys_[kSlots] = {};
+  std::atomic<ConnState*> states_[kSlots] = {};
+  std::atomic<std::size_t> count_{0};
+  std::atomic<std::uint64_t> next_id_{1};
+  pthread_mutex_t mu_ = PTHREAD_MUTEX_INITIALIZER;
+};
+
+// The process-wide table used by the hooks.
+ConnTable& conn_table();
+
+// RAII lock of one ConnState.
+class StateLock {
+ public:
+  explicit StateLock(ConnState* s) : s_(s) { if (s_) pthread_mutex_lock(&s_->mu); }
+  ~StateLock() { if (s_) pthread_mutex_unlock(&s_->mu); }
+  StateLock(const StateLock&) = delete;
+  StateLock& operator=(const StateLock&) = delete;
+ private:
+  ConnState* s_;
+};
+
+}  // namespace kz::preload

@@ -1,0 +1,191 @@
+// GnuTLS hooks (wget, git's libcurl-gnutls, ...). Same drivers as the OpenSSL hooks;
+// every real function through dlsym, the shim never links GnuTLS.
+#include <gnutls/gnutls.h>
+#include <poll.h>
+
+#include <cstring>
+
+#include "alpn.h"
+#include "broker_client.h"
+#include "conn_table.h"
+#include "fd_table.h"
+#include "inbound.h"
+#include "outbound.h"
+#include "session_facts.h"
+#include "shim.h"
+#include "symbols.h"
+#include "tls_common.h"
+
+using namespace kz::preload;
+
+namespace {
+
+// The socket behind the session when the program gave GnuTLS an fd
+// (gnutls_transport_set_int); -1 otherwise (custom push functions, as in libcurl).
+int gtls_fd(gnutls_session_t s) {
+  auto get_int = KZ_REAL(Gnutls, gnutls_transport_get_int);
+  const int fd = get_int != nullptr ? get_int(s) : -1;
+  if (fd >= 0 && (fd_flags(fd) & kFdTcp)) return fd;
+  return session_fd_get(s);   // the socket the handshake was seen writing to
+}
+
+void gtls_fill(ConnInfo* info) {
+  auto s = static_cast<gnutls_session_t>(info->ctx);
+  char name[kz::wire::kMaxHost];
+  const std::size_t len = session_name_get(s, name, sizeof name);
+  fill_host_and_peer(info, gtls_fd(s), len > 0 ? name : nullptr, len);
+}
+
+std::size_t gtls_chain(void* ctx, unsigned char* out, std::size_t cap) {
+  auto s = static_cast<gnutls_session_t>(ctx);
+  auto peers = KZ_REAL(Gnutls, gnutls_certificate_get_peers);
+  if (peers == nullptr) return 0;
+  unsigned n = 0;
+  const gnutls_datum_t* list = peers(s, &n);   // DER, leaf first
+  std::size_t used = 0;
+  for (unsigned i = 0; list != nullptr && i < n; ++i) {
+    if (used + list[i].size > cap) break;
+    std::memcpy(out + used, list[i].data, list[i].size);
+    used += list[i].size;
+  }
+  return used;
+}
+
+struct Gtls {
+  gnutls_session_t s;
+  ssize_t last_ret = GNUTLS_E_INTERNAL_ERROR;
+};
+
+// Sends all of [p, p+n), retrying E_AGAIN/E_INTERRUPTED with the same pointer and length
+// as GnuTLS requires.
+bool gtls_write_all(void* ctx, const char* p, std::size_t n) {
+  auto* g = static_cast<Gtls*>(ctx);
+  auto real = KZ_REAL(Gnutls, gnutls_record_send);
+  auto direction = KZ_REAL(Gnutls, gnutls_record_get_direction);
+  if (real == nullptr) return false;
+  std::size_t off = 0;
+  while (off < n) {
+    const ssize_t rc = real(g->s, p + off, n - off);
+    if (rc > 0) {
+      off += static_cast<std::size_t>(rc);
+      continue;
+    }
+    if (rc == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED) {
+      const short ev = direction != nullptr && direction(g->s) == 0 ? POLLIN : POLLOUT;
+      if (wait_fd(gtls_fd(g->s), ev)) {
+        // The retry must repeat the same data (GnuTLS keeps the pending record).
+        continue;
+      }
+    }
+    g->last_ret = rc;
+    return false;
+  }
+  return true;
+}
+
+struct Ctx {
+  Gtls g;
+  ConnInfo info;
+  BrokerOps b;
+  WriteOps w;
+  explicit Ctx(gnutls_session_t s) : g{s} {
+    info.channel = kz::wire::Channel::GnuTLS;
+    info.ctx = s;
+    info.fill = gtls_fill;
+    info.fill_chain = gtls_chain;
+    b = broker_ops(&info);
+    w.ctx = &g;
+    w.write_all = gtls_write_all;
+  }
+};
+
+}  // namespace
+
+KZ_EXPORT ssize_t gnutls_record_send(gnutls_session_t s, const void* data, size_t n) {
+  auto real = KZ_REAL(Gnutls, gnutls_record_send);
+  if (real == nullptr) return GNUTLS_E_INTERNAL_ERROR;
+  if (!shim_active() || data == nullptr || n == 0) return real(s, data, n);
+  Guard guard;
+  fd_mark_tls(gtls_fd(s));
+  Ctx c(s);
+  switch (outbound_write(conn_table(), s, static_cast<const char*>(data), n, config().fixup_lengths, c.b, c.w)) {
+    case WriteOutcome::PassThrough: return real(s, data, n);
+    case WriteOutcome::Consumed: return static_cast<ssize_t>(n);
+    case WriteOutcome::Failed: return c.g.last_ret;
+  }
+  return GNUTLS_E_INTERNAL_ERROR;
+}
+
+KZ_EXPORT ssize_t gnutls_record_recv(gnutls_session_t s, void* data, size_t n) {
+  auto real = KZ_REAL(Gnutls, gnutls_record_recv);
+  if (real == nullptr) return GNUTLS_E_INTERNAL_ERROR;
+  if (!shim_active() || conn_table().count() == 0) return real(s, data, n);
+  Guard guard;
+  Ctx c(s);
+  outbound_flush(conn_table(), s, c.b, c.w);
+  const ssize_t rc = real(s, data, n);
+  if (rc > 0) inbound_after_read(conn_table(), s, data, static_cast<std::size_t>(rc), c.b);
+  return rc;
+}
+
+KZ_EXPORT int gnutls_bye(gnutls_session_t s, gnutls_close_request_t how) {
+  auto real = KZ_REAL(Gnutls, gnutls_bye);
+  if (real == nullptr) return GNUTLS_E_INTERNAL_ERROR;
+  if (shim_active() && conn_table().count() > 0) {
+    Guard guard;
+    Ctx c(s);
+    outbound_flush(conn_table(), s, c.b, c.w);
+  }
+  return real(s, how);
+}
+
+// Handshake: note the socket the records go to (see session_facts.h).
+KZ_EXPORT int gnutls_handshake(gnutls_session_t s) {
+  auto real = KZ_REAL(Gnutls, gnutls_handshake);
+  if (real == nullptr) return GNUTLS_E_INTERNAL_ERROR;
+  if (!config().enabled) return real(s);
+  HandshakeScope scope(s);
+  return real(s);
+}
+
+// The client's SNI, remembered for the broker's host check (see session_facts.h).
+KZ_EXPORT int gnutls_server_name_set(gnutls_session_t s, gnutls_server_name_type_t type, const void* name,
+                                     size_t len) {
+  auto real = KZ_REAL(Gnutls, gnutls_server_name_set);
+  if (real == nullptr) return GNUTLS_E_INTERNAL_ERROR;
+  const int rc = real(s, type, name, len);
+  if (rc == GNUTLS_E_SUCCESS && config().enabled && type == GNUTLS_NAME_DNS && name != nullptr) {
+    // Some callers count a terminating NUL in len.
+    const std::size_t n = strnlen(static_cast<const char*>(name), len);
+    session_name_set(s, static_cast<const char*>(name), n);
+  }
+  return rc;
+}
+
+KZ_EXPORT void gnutls_deinit(gnutls_session_t s) {
+  auto real = KZ_REAL(Gnutls, gnutls_deinit);
+  if (s != nullptr && config().enabled) session_forget(s);
+  if (s != nullptr && config().enabled && conn_table().count() > 0) {
+    Guard guard;
+    Ctx c(s);
+    conn_drop(conn_table(), s, c.b);
+  }
+  if (real) real(s);
+}
+
+// ALPN: drop "h2" (see alpn.h); an offer left empty becomes "http/1.1".
+KZ_EXPORT int gnutls_alpn_set_protocols(gnutls_session_t s, const gnutls_datum_t* protos, unsigned n,
+                                        unsigned flags) {
+  auto real = KZ_REAL(Gnutls, gnutls_alpn_set_protocols);
+  if (real == nullptr) return GNUTLS_E_INTERNAL_ERROR;
+  if (!shim_active() || protos == nullptr || n == 0 || n > 64) return real(s, protos, n, flags);
+  gnutls_datum_t kept[64];
+  unsigned k = 0;
+  for (unsigned i = 0; i < n; ++i)
+    if (!alpn_is_h2(protos[i].data, protos[i].size)) kept[k++] = protos[i];
+  if (k == 0) {
+    static unsigned char http11[] = "http/1.1";
+    kept[k++] = gnutls_datum_t{http11, 8};
+  }
+  return real(s, kept, k, flags);
+}

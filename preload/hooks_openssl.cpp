@@ -1,0 +1,295 @@
+// OpenSSL 3 hooks. Types and constants from the headers; every real function through
+// dlsym (symbols.h), so programs without libssl never touch it.
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <poll.h>
+
+#include <climits>
+#include <cstring>
+
+#include "alpn.h"
+#include "broker_client.h"
+#include "conn_table.h"
+#include "fd_table.h"
+#include "inbound.h"
+#include "outbound.h"
+#include "session_facts.h"
+#include "shim.h"
+#include "symbols.h"
+#include "tls_common.h"
+
+using namespace kz::preload;
+
+namespace {
+
+struct Ossl {
+  SSL* ssl;
+  int last_ret = 0;   // the failing real SSL_write's return value
+};
+
+// The socket under ssl: SSL_get_fd, or for a program's own BIO (curl) the socket the
+// handshake was seen writing to.
+int ossl_fd(SSL* ssl) {
+  auto get_fd = KZ_REAL(Ssl, SSL_get_fd);
+  const int fd = get_fd ? get_fd(ssl) : -1;
+  return fd >= 0 ? fd : session_fd_get(ssl);
+}
+
+// Completes a handshake the caller left to SSL_write (SNI/chain exist only after it).
+void ossl_finish_handshake(SSL* ssl) {
+  auto finished = KZ_REAL(Ssl, SSL_is_init_finished);
+  auto hs = KZ_REAL(Ssl, SSL_do_handshake);
+  auto get_error = KZ_REAL(Ssl, SSL_get_error);
+  if (!finished || !hs || !get_error) return;
+  HandshakeScope scope(ssl);
+  for (int i = 0; i < 10000 && !finished(ssl); ++i) {
+    const int rc = hs(ssl);
+    if (rc == 1) return;
+    const int e = get_error(ssl, rc);
+    if (e == SSL_ERROR_WANT_READ) { if (!wait_fd(ossl_fd(ssl), POLLIN)) return; }
+    else if (e == SSL_ERROR_WANT_WRITE) { if (!wait_fd(ossl_fd(ssl), POLLOUT)) return; }
+    else return;
+  }
+}
+
+void ossl_fill(ConnInfo* info) {
+  SSL* ssl = static_cast<SSL*>(info->ctx);
+  ossl_finish_handshake(ssl);
+  auto servername = KZ_REAL(Ssl, SSL_get_servername);
+  const char* sni = servername ? servername(ssl, TLSEXT_NAMETYPE_host_name) : nullptr;
+  fill_host_and_peer(info, ossl_fd(ssl), sni, sni ? std::strlen(sni) : 0);
+}
+
+std::size_t put_cert(X509* x, unsigned char* out, std::size_t cap, std::size_t used) {
+  auto i2d = KZ_REAL(Crypto, i2d_X509);
+  if (!i2d || x == nullptr) return used;
+  const int len = i2d(x, nullptr);
+  if (len <= 0 || used + static_cast<std::size_t>(len) > cap) return used;
+  unsigned char* p = out + used;
+  return i2d(x, &p) == len ? used + static_cast<std::size_t>(len) : used;
+}
+
+std::size_t ossl_chain(void* ctx, unsigned char* out, std::size_t cap) {
+  SSL* ssl = static_cast<SSL*>(ctx);
+  std::size_t used = 0;
+  auto get_chain = KZ_REAL(Ssl, SSL_get_peer_cert_chain);
+  auto stack_num = KZ_REAL(Crypto, OPENSSL_sk_num);
+  auto stack_value = KZ_REAL(Crypto, OPENSSL_sk_value);
+  const STACK_OF(X509)* chain = get_chain ? get_chain(ssl) : nullptr;
+  if (chain != nullptr && stack_num && stack_value) {
+    // Client side: the stack starts with the leaf.
+    const auto* st = reinterpret_cast<const OPENSSL_STACK*>(chain);
+    const int n = stack_num(st);
+    for (int i = 0; i < n; ++i) used = put_cert(static_cast<X509*>(stack_value(st, i)), out, cap, used);
+  }
+  if (used == 0) {
+    auto get1 = KZ_REAL(Ssl, SSL_get1_peer_certificate);
+    auto x509_free = KZ_REAL(Crypto, X509_free);
+    if (get1) {
+      X509* leaf = get1(ssl);
+      used = put_cert(leaf, out, cap, used);
+      if (leaf && x509_free) x509_free(leaf);
+    }
+  }
+  return used;
+}
+
+// Write all of [p, p+n) with the real SSL_write, retrying on the SAME pointer/length.
+bool ossl_write_all(void* ctx, const char* p, std::size_t n) {
+  auto* o = static_cast<Ossl*>(ctx);
+  auto real = KZ_REAL(Ssl, SSL_write);
+  auto get_error = KZ_REAL(Ssl, SSL_get_error);
+  if (!real || !get_error) {
+    o->last_ret = -1;
+    return false;
+  }
+  std::size_t off = 0;
+  while (off < n) {
+    const int chunk = n - off > INT_MAX ? INT_MAX : static_cast<int>(n - off);
+    const int rc = real(o->ssl, p + off, chunk);
+    if (rc > 0) {
+      off += static_cast<std::size_t>(rc);   // partial write (SSL_MODE_ENABLE_PARTIAL_WRITE)
+      continue;
+    }
+    const int e = get_error(o->ssl, rc);
+    if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
+      if (wait_fd(ossl_fd(o->ssl), e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT)) continue;
+    }
+    o->last_ret = rc;
+    return false;
+  }
+  return true;
+}
+
+struct Ctx {
+  Ossl o;
+  ConnInfo info;
+  BrokerOps b;
+  WriteOps w;
+  explicit Ctx(SSL* ssl) : o{ssl} {
+    info.channel = kz::wire::Channel::OpenSSL;
+    info.ctx = ssl;
+    info.fill = ossl_fill;
+    info.fill_chain = ossl_chain;
+    b = broker_ops(&info);
+    w.ctx = &o;
+    w.write_all = ossl_write_all;
+  }
+};
+
+// Common write path. Returns true and sets *out when the call was handled here.
+WriteOutcome ossl_outbound(SSL* ssl, const void* buf, std::size_t len, int* failed_ret) {
+  fd_mark_tls(ossl_fd(ssl));
+  Ctx c(ssl);
+  const WriteOutcome r =
+      outbound_write(conn_table(), ssl, static_cast<const char*>(buf), len, config().fixup_lengths, c.b, c.w);
+  if (r == WriteOutcome::Failed) *failed_ret = c.o.last_ret;
+  return r;
+}
+
+void ossl_before_read(SSL* ssl) {
+  if (conn_table().count() == 0) return;
+  Ctx c(ssl);
+  outbound_flush(conn_table(), ssl, c.b, c.w);
+}
+
+void ossl_after_read(SSL* ssl, void* buf, std::size_t n) {
+  if (conn_table().count() == 0 || n == 0) return;
+  Ctx c(ssl);
+  inbound_after_read(conn_table(), ssl, buf, n, c.b);
+}
+
+}  // namespace
+
+KZ_EXPORT int SSL_write(SSL* ssl, const void* buf, int num) {
+  auto real = KZ_REAL(Ssl, SSL_write);
+  if (real == nullptr) return -1;
+  if (!shim_active() || num <= 0 || buf == nullptr) return real(ssl, buf, num);
+  Guard g;
+  int failed = -1;
+  switch (ossl_outbound(ssl, buf, static_cast<std::size_t>(num), &failed)) {
+    case WriteOutcome::PassThrough: return real(ssl, buf, num);
+    case WriteOutcome::Consumed: return num;
+    case WriteOutcome::Failed: return failed;
+  }
+  return -1;
+}
+
+KZ_EXPORT int SSL_write_ex(SSL* ssl, const void* buf, size_t num, size_t* written) {
+  auto real = KZ_REAL(Ssl, SSL_write_ex);
+  if (real == nullptr) return 0;
+  if (!shim_active() || num == 0 || buf == nullptr) return real(ssl, buf, num, written);
+  Guard g;
+  int failed = 0;
+  switch (ossl_outbound(ssl, buf, num, &failed)) {
+    case WriteOutcome::PassThrough: return real(ssl, buf, num, written);
+    case WriteOutcome::Consumed:
+      if (written) *written = num;
+      return 1;
+    case WriteOutcome::Failed:
+      if (written) *written = 0;
+      return 0;
+  }
+  return 0;
+}
+
+KZ_EXPORT int SSL_read(SSL* ssl, void* buf, int num) {
+  auto real = KZ_REAL(Ssl, SSL_read);
+  if (real == nullptr) return -1;
+  if (!shim_active()) return real(ssl, buf, num);
+  Guard g;
+  ossl_before_read(ssl);
+  const int rc = real(ssl, buf, num);
+  if (rc > 0) ossl_after_read(ssl, buf, static_cast<std::size_t>(rc));
+  return rc;
+}
+
+KZ_EXPORT int SSL_read_ex(SSL* ssl, void* buf, size_t num, size_t* readbytes) {
+  auto real = KZ_REAL(Ssl, SSL_read_ex);
+  if (real == nullptr) return 0;
+  if (!shim_active()) return real(ssl, buf, num, readbytes);
+  Guard g;
+  ossl_before_read(ssl);
+  const int rc = real(ssl, buf, num, readbytes);
+  if (rc == 1 && readbytes != nullptr) ossl_after_read(ssl, buf, *readbytes);
+  return rc;
+}
+
+KZ_EXPORT int SSL_peek(SSL* ssl, void* buf, int num) {
+  auto real = KZ_REAL(Ssl, SSL_peek);
+  if (real == nullptr) return -1;
+  if (!shim_active()) return real(ssl, buf, num);
+  Guard g;
+  ossl_before_read(ssl);
+  const int rc = real(ssl, buf, num);
+  if (rc > 0) ossl_after_read(ssl, buf, static_cast<std::size_t>(rc));
+  return rc;
+}
+
+KZ_EXPORT int SSL_peek_ex(SSL* ssl, void* buf, size_t num, size_t* readbytes) {
+  auto real = KZ_REAL(Ssl, SSL_peek_ex);
+  if (real == nullptr) return 0;
+  if (!shim_active()) return real(ssl, buf, num, readbytes);
+  Guard g;
+  ossl_before_read(ssl);
+  const int rc = real(ssl, buf, num, readbytes);
+  if (rc == 1 && readbytes != nullptr) ossl_after_read(ssl, buf, *readbytes);
+  return rc;
+}
+
+KZ_EXPORT int SSL_shutdown(SSL* ssl) {
+  auto real = KZ_REAL(Ssl, SSL_shutdown);
+  if (real == nullptr) return -1;
+  if (shim_active()) {
+    Guard g;
+    ossl_before_read(ssl);
+  }
+  return real(ssl);
+}
+
+KZ_EXPORT void SSL_free(SSL* ssl) {
+  auto real = KZ_REAL(Ssl, SSL_free);
+  if (ssl != nullptr && config().enabled) session_forget(ssl);
+  if (ssl != nullptr && config().enabled && conn_table().count() > 0) {
+    Guard g;
+    Ctx c(ssl);
+    conn_drop(conn_table(), ssl, c.b);
+  }
+  if (real) real(ssl);
+}
+
+// Handshakes: note the socket the records go to (see session_facts.h).
+KZ_EXPORT int SSL_connect(SSL* ssl) {
+  auto real = KZ_REAL(Ssl, SSL_connect);
+  if (real == nullptr) return -1;
+  if (!config().enabled) return real(ssl);
+  HandshakeScope scope(ssl);
+  return real(ssl);
+}
+
+KZ_EXPORT int SSL_do_handshake(SSL* ssl) {
+  auto real = KZ_REAL(Ssl, SSL_do_handshake);
+  if (real == nullptr) return -1;
+  if (!config().enabled) return real(ssl);
+  HandshakeScope scope(ssl);
+  return real(ssl);
+}
+
+// ALPN: drop "h2" so the server answers HTTP/1.1, which the shim can rewrite.
+KZ_EXPORT int SSL_CTX_set_alpn_protos(SSL_CTX* ctx, const unsigned char* protos, unsigned int len) {
+  auto real = KZ_REAL(Ssl, SSL_CTX_set_alpn_protos);
+  if (real == nullptr) return 1;
+  if (!shim_active() || protos == nullptr || len == 0 || len > 4096) return real(ctx, protos, len);
+  unsigned char out[4096 + 16];
+  const std::size_t n = alpn_filter_wire(protos, len, out, sizeof out);
+  return real(ctx, out, static_cast<unsigned int>(n));
+}
+
+KZ_EXPORT int SSL_set_alpn_protos(SSL* ssl, const unsigned char* protos, unsigned int len) {
+  auto real = KZ_REAL(Ssl, SSL_set_alpn_protos);
+  if (real == nullptr) return 1;
+  if (!shim_active() || protos == nullptr || len == 0 || len > 4096) return real(ssl, protos, len);
+  unsigned char out[4096 + 16];
+  const std::size_t n = alpn_filter_wire(protos, len, out, sizeof out);
+  return real(ssl, out, static_cast<unsigned int>(n));
+}

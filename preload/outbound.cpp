@@ -1,0 +1,394 @@
+#include "outbound.h"
+
+#include <string.h>
+
+#include <cstring>
+
+#include "basic_auth.h"
+#include "kz/wire/scanner.h"
+#include "kz/wire/token.h"
+#include "scratch.h"
+
+namespace kz::preload {
+
+namespace {
+
+constexpr std::size_t kMaxEdits = 128;
+constexpr std::size_t kMaxBasic = 4;
+constexpr std::size_t kHeadScanLimit = 16384;   // Basic headers are searched for in this much of a head
+
+struct TokenEdit {
+  Edit e;
+  bool is_token = true;   // false: a re-encoded Basic credential
+};
+
+// Swaps tokens inside a decoded Basic credential [dec, dec+dn) into swapped; returns its
+// length, or 0 when nothing was swapped.
+std::size_t swap_inside(const char* dec, std::size_t dn, char* swapped, const BrokerOps& b, ConnState* st,
+                        std::size_t* nswapped) {
+  std::size_t o = 0, i = 0;
+  bool any = false;
+  while (i < dn) {
+    const std::size_t off = wire::find_token_prefix(dec + i, dn - i);
+    if (off == dn - i) break;
+    const std::size_t t = i + off;
+    const std::size_t ext = wire::token_extent(dec + t, dn - t);
+    std::memcpy(swapped + o, dec + i, t - i);
+    o += t - i;
+    std::size_t vl = 0, tl = 0;
+    // The header value ended: the token is complete even when it ends the credential.
+    const wire::Decision d = b.swap(b.ctx, st, dec + t, ext, false, swapped + o, ext, &vl, &tl);
+    if (d == wire::Decision::Allow && vl > 0 && vl <= ext) {
+      o += vl;
+      any = true;
+      ++*nswapped;
+    } else {
+      std::memcpy(swapped + o, dec + t, ext);
+      o += ext;
+    }
+    i = t + ext;
+  }
+  if (!any) return 0;
+  std::memcpy(swapped + o, dec + i, dn - i);
+  return o + (dn - i);
+}
+
+void sort_edits(TokenEdit* e, std::size_t k) {
+  for (std::size_t i = 1; i < k; ++i)
+    for (std::size_t j = i; j > 0 && e[j].e.pos < e[j - 1].e.pos; --j) {
+      TokenEdit tmp = e[j];
+      e[j] = e[j - 1];
+      e[j - 1] = tmp;
+    }
+}
+
+}  // namespace
+
+OutboundResult rewrite_outbound(const char* in, std::size_t n, const OutboundOptions& opt, const BrokerOps& b,
+                                ConnState* st, char* out, char* work) {
+  OutboundResult r;
+  const HttpHead h = parse_head(in, n);
+  // A head with Content-Length whose body is not all here: when the lengths may change,
+  // hold the whole request so that Content-Length can be corrected once the body is in.
+  if (opt.fixup_lengths && opt.allow_hold && h.is_request && h.complete && h.has_content_length &&
+      !h.expect_continue && h.content_length > 0 && h.head_end + h.content_length > n &&
+      h.head_end + h.content_length <= opt.hold_limit) {
+    r.hold_request = true;
+    return r;
+  }
+  // A chunked body: where does this buffer leave it? Clients write a chunk's size line,
+  // data and CRLF separately (urllib3 does), so when lengths may change, a buffer that
+  // ends inside a chunk is held until the chunk is complete: then its size line can be
+  // corrected. Past the hold limit, or on anything we cannot follow, the connection
+  // stops tracking the body (chunked_next false) and length-changing swaps in it are
+  // refused (reported), never sent with a wrong size.
+  std::size_t chunk_from = n + 1;
+  if (h.is_request && h.complete && h.chunked) chunk_from = h.head_end;
+  else if (!h.is_request && opt.in_chunked_body) chunk_from = 0;
+  if (chunk_from <= n) {
+    const ChunkedTail tail = chunked_tail(in, n, chunk_from);
+    if (tail == ChunkedTail::Incomplete && opt.fixup_lengths && opt.allow_hold && n <= opt.hold_limit) {
+      r.hold_request = true;
+      return r;
+    }
+    r.chunked_next = tail == ChunkedTail::Boundary;
+    r.ends_chunked_body = tail == ChunkedTail::Ended;
+  }
+
+  TokenEdit edits[kMaxEdits];
+  std::size_t k = 0;
+  char* values = work;            // token values and re-encoded credentials (<= n bytes)
+  char* tmp = work + n + 32;      // decoded Basic credential and its swapped copy (<= 2n)
+  std::size_t vused = 0;
+  std::size_t limit = n;          // bytes after this are carried (incomplete token)
+
+  std::size_t pos = 0;
+  while (pos < n) {
+    const std::size_t off = wire::find_token_prefix(in + pos, n - pos);
+    if (off == n - pos) break;
+    const std::size_t t = pos + off;
+    const std::size_t ext = wire::token_extent(in + t, n - t);
+    const bool at_end = t + ext == n;
+    pos = t + ext;
+    if (ext == wire::kTokenPrefixLen && !at_end) continue;   // "KZ_TOK_" and no token text
+    if (k == kMaxEdits) {
+      if (b.report) b.report(b.ctx, st, in + t, ext);
+      ++r.reported;
+      continue;
+    }
+    std::size_t vl = 0, tl = 0;
+    const wire::Decision d = b.swap(b.ctx, st, in + t, ext, at_end, values + vused, ext, &vl, &tl);
+    if (d == wire::Decision::Allow && vl > 0 && vl <= ext) {
+      edits[k].e = Edit{t, ext, values + vused, vl, false};
+      edits[k].is_token = true;
+      ++k;
+      vused += vl;
+    } else if (d == wire::Decision::Incomplete && at_end && opt.allow_carry && tl > ext) {
+      limit = t;   // the rest of this token comes with the next write
+      break;
+    } else if (d == wire::Decision::Incomplete) {
+      // The start of a token that cannot be held back (flush, no connection state): it
+      // goes out unchanged, so it is reported (the broker audits no Incomplete answer).
+      if (b.report) b.report(b.ctx, st, in + t, ext);
+      ++r.reported;
+    }
+    // Refuse / Unknown / broker error: the token stays; the broker audited its answer.
+  }
+
+  // Basic credentials in the head: decode, swap inside, re-encode.
+  if (h.is_request && h.complete && h.head_end <= limit) {
+    const std::size_t scan = h.head_end < kHeadScanLimit ? h.head_end : kHeadScanLimit;
+    if (may_hold_basic(in, scan)) {
+      B64Span spans[kMaxBasic];
+      const std::size_t ns = find_basic_credentials(in, scan, spans, kMaxBasic);
+      for (std::size_t s = 0; s < ns && k < kMaxEdits; ++s) {
+        unsigned char* dec = reinterpret_cast<unsigned char*>(tmp);
+        const long dn = b64_decode(in + spans[s].pos, spans[s].len, dec, spans[s].len);
+        if (dn <= 0) continue;
+        const auto dlen = static_cast<std::size_t>(dn);
+        if (wire::find_token_prefix(reinterpret_cast<char*>(dec), dlen) == dlen) continue;
+        char* swapped = tmp + dlen;
+        const std::size_t sl = swap_inside(reinterpret_cast<char*>(dec), dlen, swapped, b, st, &r.swapped);
+        if (sl > 0) {
+          const long el = b64_encode(reinterpret_cast<unsigned char*>(swapped), sl, values + vused, spans[s].len);
+          if (el > 0) {
+            edits[k].e = Edit{spans[s].pos, spans[s].len, values + vused, static_cast<std::size_t>(el), false};
+            edits[k].is_token = false;
+            ++k;
+            vused += static_cast<std::size_t>(el);
+          }
+        }
+        explicit_bzero(tmp, dlen + (sl > 0 ? sl : 0));
+      }
+    }
+  }
+
+  r.carry_len = n - limit;
+  if (k == 0) {
+    r.out_len = limit;
+    return r;
+  }
+  sort_edits(edits, k);
+  Edit plain[kMaxEdits];
+  for (std::size_t i = 0; i < k; ++i) plain[i] = edits[i].e;
+  FrameContext fc;
+  fc.fixup_lengths = opt.fixup_lengths;
+  fc.in_chunked_body = opt.in_chunked_body;
+  const ApplyResult ar = apply_edits(in, limit, plain, k, fc, out);
+  explicit_bzero(values, vused);
+  r.out_len = ar.out_len;
+  r.changed = ar.applied > 0;
+  r.swapped += ar.applied;
+  r.ends_chunked_body = r.ends_chunked_body || ar.ends_chunked_body;
+  for (std::size_t i = 0; i < k; ++i) {
+    if (!plain[i].dropped) {
+      if (edits[i].is_token) {}   // counted above
+      continue;
+    }
+    // The framing could not follow this value: the token goes out unchanged, reported.
+    if (edits[i].is_token && b.report) b.report(b.ctx, st, in + plain[i].pos, plain[i].len);
+    ++r.reported;
+  }
+  if (!r.changed) {
+    explicit_bzero(out, ar.out_len);
+    r.out_len = limit;
+  }
+  return r;
+}
+
+namespace {
+
+void report_split_prefix(const char* buf, std::size_t len, std::size_t have, const BrokerOps& b, ConnState* st) {
+  // The last write ended with `have` bytes of "KZ_TOK_": does this one start with the rest?
+  const std::size_t rest = wire::kTokenPrefixLen - have;
+  if (len < rest || std::memcmp(buf, wire::kTokenPrefix + have, rest) != 0) return;
+  char tok[wire::kMaxTokenLen];
+  std::memcpy(tok, wire::kTokenPrefix, wire::kTokenPrefixLen);
+  std::size_t n = wire::kTokenPrefixLen;
+  for (std::size_t i = rest; i < len && n < sizeof tok && wire::is_base62(static_cast<unsigned char>(buf[i])); ++i)
+    tok[n++] = buf[i];
+  if (n > wire::kTokenPrefixLen && b.report) b.report(b.ctx, st, tok, n);
+}
+
+}  // namespace
+
+WriteOutcome outbound_write(ConnTable& t, const void* key, const char* buf, std::size_t len, bool fixup_lengths,
+                            const BrokerOps& b, const WriteOps& w) {
+  if (len == 0 || buf == nullptr) return WriteOutcome::PassThrough;
+  // Fast path: one scan for the prefix, a look at the last 6 bytes, a few compares at
+  // the start. No allocation, lock or system call.
+  const std::size_t first = wire::find_token_prefix(buf, len);
+  const std::size_t trailing = first == len ? wire::trailing_prefix_len(buf, len) : 0;
+  const bool head = looks_like_request_start(buf, len);
+  const bool basic = head && may_hold_basic(buf, len < kHeadScanLimit ? len : kHeadScanLimit);
+  const bool may_hold = head && fixup_lengths;
+  ConnState* st = t.count() > 0 ? t.find(key) : nullptr;
+  if (first == len && trailing == 0 && !basic && !may_hold && st == nullptr) return WriteOutcome::PassThrough;
+
+  if (st == nullptr) st = t.find_or_create(key);
+  if (st == nullptr) {
+    // Table full: no state, so no carry and no hold; swap what is in this buffer only.
+    OutboundOptions o;
+    o.fixup_lengths = fixup_lengths;
+    o.allow_hold = o.allow_carry = false;
+    Scratch out(len), work(outbound_work_size(len));
+    if (!out || !work) return WriteOutcome::PassThrough;
+    const OutboundResult r = rewrite_outbound(buf, len, o, b, nullptr, out.get(), work.get());
+    if (!r.changed) return WriteOutcome::PassThrough;
+    return w.write_all(w.ctx, out.get(), r.out_len) ? WriteOutcome::Consumed : WriteOutcome::Failed;
+  }
+
+  StateLock lk(st);
+  if (st->prev_trailing > 0) {
+    report_split_prefix(buf, len, st->prev_trailing, b, st);
+    st->prev_trailing = 0;
+  }
+  if (first == len && trailing == 0 && !basic && !may_hold && !st->has_outbound_state()) {
+    if (head) {
+      const HttpHead h = parse_head(buf, len);
+      if (h.is_request) st->set_request_line(buf + h.method.pos, h.method.len, buf + h.target.pos, h.target.len);
+    }
+    return WriteOutcome::PassThrough;
+  }
+
+  // Assemble the input: a held request or a held token fragment, then this write.
+  const char* in = buf;
+  std::size_t n = len;
+  Scratch* combo = nullptr;
+  alignas(Scratch) unsigned char combo_mem[sizeof(Scratch)];
+  bool from_held = false;
+  if (st->held_len > 0) {
+    void* hp = st->held;
+    if (!scratch_grow(&hp, &st->held_cap, st->held_len, st->held_len + len)) {
+      // Cannot grow: send the held request as it is (fail closed) before this write.
+      const bool ok = w.write_all(w.ctx, st->held, st->held_len);
+      scratch_free(st->held, st->held_cap);
+      st->held = nullptr;
+      st->held_len = st->held_cap = 0;
+      if (!ok) return WriteOutcome::Failed;
+    } else {
+      st->held = static_cast<char*>(hp);
+      std::memcpy(st->held + st->held_len, buf, len);
+      st->held_len += len;
+      in = st->held;
+      n = st->held_len;
+      from_held = true;
+    }
+  } else if (st->carry_len > 0) {
+    combo = new (combo_mem) Scratch(st->carry_len + len);
+    if (!*combo) {
+      combo->~Scratch();
+      combo = nullptr;
+    } else {
+      std::memcpy(combo->get(), st->carry, st->carry_len);
+      std::memcpy(combo->get() + st->carry_len, buf, len);
+      in = combo->get();
+      n = st->carry_len + len;
+    }
+    explicit_bzero(st->carry, st->carry_len);
+    st->carry_len = 0;
+  }
+
+  const HttpHead h = parse_head(in, n);
+  if (h.is_request) st->set_request_line(in + h.method.pos, h.method.len, in + h.target.pos, h.target.len);
+
+  OutboundOptions o;
+  o.fixup_lengths = fixup_lengths;
+  o.in_chunked_body = st->chunked_body;
+  bool ok = true;
+  WriteOutcome outcome = WriteOutcome::Consumed;
+  {
+    Scratch out(n), work(outbound_work_size(n));
+    OutboundResult r;
+    if (out && work) {
+      r = rewrite_outbound(in, n, o, b, st, out.get(), work.get());
+      if (r.hold_request && !from_held) {
+        void* hp = st->held;
+        if (scratch_grow(&hp, &st->held_cap, 0, n)) {
+          st->held = static_cast<char*>(hp);
+          std::memcpy(st->held, in, n);
+          st->held_len = n;
+        } else {
+          o.allow_hold = false;
+          r = rewrite_outbound(in, n, o, b, st, out.get(), work.get());
+        }
+      }
+    } else {
+      r.out_len = n;   // no memory: everything unchanged (fail closed)
+    }
+    if (r.hold_request) {
+      outcome = WriteOutcome::Consumed;   // held (already in st->held)
+    } else {
+      st->chunked_body = r.chunked_next;
+      if (r.carry_len > 0) {
+        std::memcpy(st->carry, in + n - r.carry_len, r.carry_len);
+        st->carry_len = r.carry_len;
+      } else {
+        st->prev_trailing = static_cast<std::uint8_t>(wire::trailing_prefix_len(in, n));
+      }
+      if (!r.changed && in == buf && r.carry_len == 0) {
+        outcome = WriteOutcome::PassThrough;
+      } else {
+        const char* send = r.changed ? out.get() : in;
+        if (r.out_len > 0) ok = w.write_all(w.ctx, send, r.out_len);
+        outcome = ok ? WriteOutcome::Consumed : WriteOutcome::Failed;
+      }
+      if (from_held) {
+        scratch_free(st->held, st->held_cap);
+        st->held = nullptr;
+        st->held_len = st->held_cap = 0;
+      }
+    }
+  }
+  if (combo != nullptr) combo->~Scratch();
+  return outcome;
+}
+
+void outbound_flush(ConnTable& t, const void* key, const BrokerOps& b, const WriteOps& w) {
+  if (t.count() == 0) return;
+  ConnState* st = t.find(key);
+  if (st == nullptr) return;
+  StateLock lk(st);
+  st->prev_trailing = 0;
+  if (st->held_len > 0) {
+    // The client reads before the body is complete: rewrite what is there without
+    // waiting (same-length swaps still happen; framing that cannot follow is reported).
+    OutboundOptions o;
+    o.fixup_lengths = true;   // a request is only ever held with KZ_FIXUP_LENGTHS=1
+    o.allow_hold = false;
+    o.allow_carry = false;
+    o.in_chunked_body = st->chunked_body;
+    Scratch out(st->held_len), work(outbound_work_size(st->held_len));
+    if (out && work) {
+      const OutboundResult r = rewrite_outbound(st->held, st->held_len, o, b, st, out.get(), work.get());
+      w.write_all(w.ctx, r.changed ? out.get() : st->held, r.out_len);
+      st->chunked_body = r.chunked_next;
+    } else {
+      w.write_all(w.ctx, st->held, st->held_len);
+      st->chunked_body = false;   // the body's chunk boundary is lost
+    }
+    scratch_free(st->held, st->held_cap);
+    st->held = nullptr;
+    st->held_len = st->held_cap = 0;
+  }
+  if (st->carry_len > 0) {
+    // A token the last write ended inside, never completed: out unchanged, reported.
+    if (b.report) b.report(b.ctx, st, reinterpret_cast<const char*>(st->carry), st->carry_len);
+    w.write_all(w.ctx, reinterpret_cast<const char*>(st->carry), st->carry_len);
+    explicit_bzero(st->carry, st->carry_len);
+    st->carry_len = 0;
+  }
+}
+
+void conn_drop(ConnTable& t, const void* key, const BrokerOps& b) {
+  if (t.count() == 0) return;
+  ConnState* st = t.find(key);
+  if (st == nullptr) return;
+  {
+    StateLock lk(st);
+    if (st->carry_len > 0 && b.report) b.report(b.ctx, st, reinterpret_cast<const char*>(st->carry), st->carry_len);
+  }
+  t.remove(key);
+}
+
+}  // namespace kz::preload

@@ -1,0 +1,86 @@
+// The outbound rewrite (pure, testable with fake callbacks) and the per-connection
+// drivers that the TLS hooks call.
+//
+// rewrite_outbound: finds tokens (and Basic credentials) in one buffer, asks the broker
+// through BrokerOps, and produces the bytes to send: values in place of tokens, HTTP
+// framing corrected when a value is shorter than its token, refused tokens unchanged.
+//
+// outbound_write: the connection-level logic around it. Fast path: no token prefix, no
+// trailing prefix fragment, no per-connection state, no Basic header, no request to hold
+// → PassThrough (the hook calls the real function with the caller's own buffer). Else it
+// prepends a held token fragment / held request, rewrites, and writes everything with
+// WriteOps.write_all; the hook then reports the caller's full length.
+#pragma once
+
+#include <cstddef>
+
+#include "conn_table.h"
+#include "http_rewrite.h"
+#include "kz/wire/protocol.h"
+
+namespace kz::preload {
+
+// The broker as the rewrite sees it. Implemented by the broker client in the shim and by
+// fakes in the tests. Anything but Allow/Incomplete (including "broker unreachable")
+// leaves the token unchanged.
+struct BrokerOps {
+  void* ctx = nullptr;
+  // Allow: the value is copied to value_out (at most cap bytes) and *value_len set.
+  // Incomplete: *token_len = the full length of the token that tok begins.
+  wire::Decision (*swap)(void* ctx, ConnState* st, const char* tok, std::size_t len, bool at_end, char* value_out,
+                         std::size_t cap, std::size_t* value_len, std::size_t* token_len) = nullptr;
+  // A token that goes out unchanged where it could not be swapped; the broker audits it.
+  void (*report)(void* ctx, ConnState* st, const char* tok, std::size_t len) = nullptr;
+  // Inbound candidate p[0, len): on Allow the callee overwrites p with the replacement.
+  bool (*redact)(void* ctx, ConnState* st, unsigned char* p, std::size_t len) = nullptr;
+};
+
+struct OutboundOptions {
+  bool fixup_lengths = false;      // KZ_FIXUP_LENGTHS=1
+  bool in_chunked_body = false;    // from the connection state: the buffer starts a chunk
+  bool allow_hold = true;          // may ask to hold a request whose body is incomplete
+  bool allow_carry = true;         // may hold back a token the buffer ends inside
+  std::size_t hold_limit = kHoldLimit;
+};
+
+struct OutboundResult {
+  std::size_t out_len = 0;         // bytes of out to send (when changed) / of in (when not)
+  std::size_t carry_len = 0;       // trailing input bytes held back (an incomplete token)
+  bool hold_request = false;       // hold all input: head with Content-Length, body incomplete
+  bool changed = false;            // out holds the bytes to send; else send in[0, out_len)
+  std::size_t swapped = 0, reported = 0;
+  bool ends_chunked_body = false;
+  // The buffer ends at a chunk boundary of a chunked body (head included or continued):
+  // the next write on the connection starts a chunk.
+  bool chunked_next = false;
+};
+
+// Scratch the rewrite needs: out >= n bytes, work >= outbound_work_size(n) bytes.
+inline std::size_t outbound_work_size(std::size_t n) { return 3 * n + 64; }
+
+OutboundResult rewrite_outbound(const char* in, std::size_t n, const OutboundOptions& opt, const BrokerOps& b,
+                                ConnState* st, char* out, char* work);
+
+// How the driver sends bytes: write ALL of [p, p+n) with the real TLS write (retrying
+// want-read/want-write and partial writes). false on a hard error, which the hook keeps
+// in its ctx and returns to its caller.
+struct WriteOps {
+  void* ctx = nullptr;
+  bool (*write_all)(void* ctx, const char* p, std::size_t n) = nullptr;
+};
+
+enum class WriteOutcome { PassThrough, Consumed, Failed };
+
+// `key` is the TLS object. Failed: write_all failed (the hook has the error in its ctx).
+WriteOutcome outbound_write(ConnTable& t, const void* key, const char* buf, std::size_t len, bool fixup_lengths,
+                            const BrokerOps& b, const WriteOps& w);
+
+// Before a read or shutdown: send what is held for this connection, fail closed (held
+// token fragment unchanged and reported; a held request rewritten without waiting for
+// the rest of its body).
+void outbound_flush(ConnTable& t, const void* key, const BrokerOps& b, const WriteOps& w);
+
+// The connection is going away: report a held fragment, drop everything, wipe.
+void conn_drop(ConnTable& t, const void* key, const BrokerOps& b);
+
+}  // namespace kz::preload
