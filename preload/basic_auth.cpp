@@ -26,7 +26,8 @@ int b64_value(unsigned char c) {
 }  // namespace
 
 bool may_hold_basic(const char* p, std::size_t n) {
-  return memmem(p, n, "asic ", 5) != nullptr;
+  // The scheme is case-insensitive; these are the spellings clients use.
+  return memmem(p, n, "asic ", 5) != nullptr || memmem(p, n, "ASIC ", 5) != nullptr;
 }
 
 std::size_t find_basic_credentials(const char* p, std::size_t head_end, B64Span* spans, std::size_t max) {

@@ -25,7 +25,9 @@ void ConnState::add_fingerprint(const Fingerprint& f) {
 void ConnState::set_request_line(const char* m, std::size_t ml, const char* p, std::size_t pl) {
   method_len = ml < sizeof method ? ml : sizeof method;
   std::memcpy(method, m, method_len);
-  path_len = pl < sizeof path ? pl : sizeof path;
+  // A target longer than the field is not cut (a cut could hide a "/.." after the cut
+  // from the broker's path check): it is left unknown, which a path rule refuses.
+  path_len = pl <= sizeof path ? pl : 0;
   std::memcpy(path, p, path_len);
 }
 

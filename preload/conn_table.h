@@ -16,6 +16,7 @@
 #include <cstdint>
 
 #include "kz/wire/protocol.h"
+#include "request_lines.h"
 
 namespace kz::preload {
 
@@ -45,6 +46,10 @@ struct ConnState {
   std::size_t nfps = 0;
 
   bool has_outbound_state() const { return carry_len > 0 || prev_trailing > 0 || held_len > 0 || chunked_body; }
+  // has_outbound_state() as of the end of the last locked write, readable without the
+  // lock: a token-free body write on a connection with nothing pending takes no lock.
+  // (A TLS object is written by one thread at a time; OpenSSL and GnuTLS require it.)
+  std::atomic<bool> outbound_pending{false};
   // Records a fingerprint (deduplicated; the oldest is replaced when full).
   void add_fingerprint(const Fingerprint& f);
   void set_request_line(const char* m, std::size_t ml, const char* p, std::size_t pl);
@@ -67,6 +72,8 @@ class ConnTable {
   void reset_lock_after_fork();
   void lock_for_fork();
   void unlock_after_fork();
+  // Request lines of connections without an entry (see request_lines.h).
+  RequestLines& lines() { return lines_; }
 
  private:
   std::size_t slot_of(std::uintptr_t k) const;
@@ -75,16 +82,21 @@ class ConnTable {
   std::atomic<std::size_t> count_{0};
   std::atomic<std::uint64_t> next_id_{1};
   pthread_mutex_t mu_ = PTHREAD_MUTEX_INITIALIZER;
+  RequestLines lines_;
 };
 
 // The process-wide table used by the hooks.
 ConnTable& conn_table();
 
-// RAII lock of one ConnState.
+// RAII lock of one ConnState; publishes outbound_pending before it unlocks.
 class StateLock {
  public:
   explicit StateLock(ConnState* s) : s_(s) { if (s_) pthread_mutex_lock(&s_->mu); }
-  ~StateLock() { if (s_) pthread_mutex_unlock(&s_->mu); }
+  ~StateLock() {
+    if (s_ == nullptr) return;
+    s_->outbound_pending.store(s_->has_outbound_state(), std::memory_order_release);
+    pthread_mutex_unlock(&s_->mu);
+  }
   StateLock(const StateLock&) = delete;
   StateLock& operator=(const StateLock&) = delete;
  private:

@@ -165,7 +165,7 @@ KZ_EXPORT int gnutls_server_name_set(gnutls_session_t s, gnutls_server_name_type
 KZ_EXPORT void gnutls_deinit(gnutls_session_t s) {
   auto real = KZ_REAL(Gnutls, gnutls_deinit);
   if (s != nullptr && config().enabled) session_forget(s);
-  if (s != nullptr && config().enabled && conn_table().count() > 0) {
+  if (s != nullptr && config().enabled) {
     Guard guard;
     Ctx c(s);
     conn_drop(conn_table(), s, c.b);

@@ -250,7 +250,7 @@ KZ_EXPORT int SSL_shutdown(SSL* ssl) {
 KZ_EXPORT void SSL_free(SSL* ssl) {
   auto real = KZ_REAL(Ssl, SSL_free);
   if (ssl != nullptr && config().enabled) session_forget(ssl);
-  if (ssl != nullptr && config().enabled && conn_table().count() > 0) {
+  if (ssl != nullptr && config().enabled) {
     Guard g;
     Ctx c(ssl);
     conn_drop(conn_table(), ssl, c.b);

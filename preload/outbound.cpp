@@ -53,6 +53,12 @@ std::size_t swap_inside(const char* dec, std::size_t dn, char* swapped, const Br
   return o + (dn - i);
 }
 
+// Length of the head at the start of [p, p+n): up to and including CRLFCRLF, or n.
+std::size_t head_extent(const char* p, std::size_t n) {
+  const void* end = memmem(p, n, "\r\n\r\n", 4);
+  return end != nullptr ? static_cast<std::size_t>(static_cast<const char*>(end) - p) + 4 : n;
+}
+
 void sort_edits(TokenEdit* e, std::size_t k) {
   for (std::size_t i = 1; i < k; ++i)
     for (std::size_t j = i; j > 0 && e[j].e.pos < e[j - 1].e.pos; --j) {
@@ -198,16 +204,23 @@ OutboundResult rewrite_outbound(const char* in, std::size_t n, const OutboundOpt
 
 namespace {
 
-void report_split_prefix(const char* buf, std::size_t len, std::size_t have, const BrokerOps& b, ConnState* st) {
-  // The last write ended with `have` bytes of "KZ_TOK_": does this one start with the rest?
+// The last write ended with `have` bytes of "KZ_TOK_". Does this one go on with it? When
+// it completes the prefix, the token (as far as this write has it) is reported: it went
+// out unswapped, in pieces. Returns the prefix bytes matched so far when this write is
+// itself only a further piece of the prefix (so a prefix spread over 3+ writes is still
+// seen), else 0.
+std::size_t continue_split_prefix(const char* buf, std::size_t len, std::size_t have, const BrokerOps& b,
+                                  ConnState* st) {
   const std::size_t rest = wire::kTokenPrefixLen - have;
-  if (len < rest || std::memcmp(buf, wire::kTokenPrefix + have, rest) != 0) return;
+  if (len < rest) return std::memcmp(buf, wire::kTokenPrefix + have, len) == 0 ? have + len : 0;
+  if (std::memcmp(buf, wire::kTokenPrefix + have, rest) != 0) return 0;
   char tok[wire::kMaxTokenLen];
   std::memcpy(tok, wire::kTokenPrefix, wire::kTokenPrefixLen);
   std::size_t n = wire::kTokenPrefixLen;
   for (std::size_t i = rest; i < len && n < sizeof tok && wire::is_base62(static_cast<unsigned char>(buf[i])); ++i)
     tok[n++] = buf[i];
-  if (n > wire::kTokenPrefixLen && b.report) b.report(b.ctx, st, tok, n);
+  if (b.report) b.report(b.ctx, st, tok, n);
+  return 0;
 }
 
 }  // namespace
@@ -220,12 +233,26 @@ WriteOutcome outbound_write(ConnTable& t, const void* key, const char* buf, std:
   const std::size_t first = wire::find_token_prefix(buf, len);
   const std::size_t trailing = first == len ? wire::trailing_prefix_len(buf, len) : 0;
   const bool head = looks_like_request_start(buf, len);
-  const bool basic = head && may_hold_basic(buf, len < kHeadScanLimit ? len : kHeadScanLimit);
+  // Basic credentials live in the head: look only there (the body may be large).
+  const bool basic = head && may_hold_basic(buf, head_extent(buf, len < kHeadScanLimit ? len : kHeadScanLimit));
   const bool may_hold = head && fixup_lengths;
   ConnState* st = t.count() > 0 ? t.find(key) : nullptr;
-  if (first == len && trailing == 0 && !basic && !may_hold && st == nullptr) return WriteOutcome::PassThrough;
+  if (first == len && trailing == 0 && !basic && !may_hold) {
+    if (st == nullptr) {
+      if (head) t.lines().note(key, buf, len);   // for a token in a later write
+      return WriteOutcome::PassThrough;
+    }
+    // A connection that once carried a token: a body write with nothing pending needs no
+    // lock (a request head does: its request line is remembered for the broker).
+    if (!head && !st->outbound_pending.load(std::memory_order_acquire)) return WriteOutcome::PassThrough;
+  }
 
-  if (st == nullptr) st = t.find_or_create(key);
+  if (st == nullptr) {
+    st = t.find_or_create(key);
+    // The head of this request may have gone out through the fast path.
+    if (st != nullptr && st->method_len == 0)
+      t.lines().get(key, st->method, &st->method_len, st->path, &st->path_len);
+  }
   if (st == nullptr) {
     // Table full: no state, so no carry and no hold; swap what is in this buffer only.
     OutboundOptions o;
@@ -240,8 +267,9 @@ WriteOutcome outbound_write(ConnTable& t, const void* key, const char* buf, std:
 
   StateLock lk(st);
   if (st->prev_trailing > 0) {
-    report_split_prefix(buf, len, st->prev_trailing, b, st);
-    st->prev_trailing = 0;
+    const std::size_t still = continue_split_prefix(buf, len, st->prev_trailing, b, st);
+    st->prev_trailing = static_cast<std::uint8_t>(still);
+    if (still > 0) return WriteOutcome::PassThrough;   // this write is only more of the prefix
   }
   if (first == len && trailing == 0 && !basic && !may_hold && !st->has_outbound_state()) {
     if (head) {
@@ -381,6 +409,7 @@ void outbound_flush(ConnTable& t, const void* key, const BrokerOps& b, const Wri
 }
 
 void conn_drop(ConnTable& t, const void* key, const BrokerOps& b) {
+  t.lines().forget(key);
   if (t.count() == 0) return;
   ConnState* st = t.find(key);
   if (st == nullptr) return;

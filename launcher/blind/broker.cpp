@@ -138,12 +138,15 @@ void Broker::serve() {
       DecideOutcome out = decide(opts_.decide, *req, c.peer);
       const std::uint64_t conn_id = req->conn_id;
       wipe(req.get(), sizeof(wire::Request));
+      // Answer first, then write the record: the shim's write waits for the answer, not
+      // for the audit log's lock and append. The record is written before the next
+      // request is read, so the log still holds every answer, in order.
+      const ssize_t sent = ::send(fd, &out.reply, sizeof out.reply, MSG_NOSIGNAL);
+      wipe(&out.reply, sizeof out.reply);
       if (!out.audit.is_null()) {
         out.audit["conn"] = conn_id;
         opts_.audit(std::move(out.audit));
       }
-      const ssize_t sent = ::send(fd, &out.reply, sizeof out.reply, MSG_NOSIGNAL);
-      wipe(&out.reply, sizeof out.reply);
       if (sent != static_cast<ssize_t>(sizeof out.reply)) close_client(fd);
     }
   }

@@ -551,5 +551,47 @@ class ConcurrencyAndAuditTest(BlindSecurityBase):
         self.assertNoSecret(out, CANARY, "audit summary")
 
 
+SUBPROCESS_EMPTY_ENV = r'''
+import os, subprocess, sys
+# The agent starts a tool with an empty environment: the shim must follow it.
+cmd = ["/usr/bin/curl", "-sS", "--max-time", "20", "--http1.1", "--cacert", sys.argv[2],
+       "-H", "Authorization: Bearer " + os.environ["API_KEY"], sys.argv[1]]
+sys.exit(subprocess.run(cmd, env={}).returncode)
+'''
+
+
+class ShimRobustnessTest(BlindSecurityBase):
+    def test_children_keep_the_shim_when_the_agent_cleans_its_environment(self):
+        self.bind()
+        port, rec = self.echo_server("tls")
+        script = self.write("empty_env.py", SUBPROCESS_EMPTY_ENV)
+        base = "https://localhost:%d" % port
+        r = self.run_ok(
+            # env -i: execve with an empty environment
+            "env -i /usr/bin/" + self.curl() + '-H "Authorization: Bearer $API_KEY" ' + base + "/v1/env-i; "
+            # the shell drops the variables itself, then execs (execve with its environ)
+            "(unset LD_PRELOAD KZ_BROKER KZ_PRELOAD; exec " + self.curl() +
+            '-H "Authorization: Bearer $API_KEY" ' + base + "/v1/unset); "
+            # Python's subprocess with env={} (posix_spawn / fork+execve)
+            '%s %s %s/v1/subprocess "%s"' % (PY, script, base, self.ca["ca"]))
+        for path in ("/v1/env-i", "/v1/unset", "/v1/subprocess"):
+            self.assertSwapped(self.one_record(rec, path))
+
+    def test_unreachable_broker_fails_closed_with_one_line(self):
+        # The agent points its tool at a broker that is not there: the token goes out
+        # unchanged (useless), the tool still works, and says so once on stderr.
+        self.bind()
+        port, rec = self.echo_server("tls")
+        r = self.run_ok("KZ_BROKER=%s/no-such-broker.sock " % self.dir + self.curl() +
+                        '-H "Authorization: Bearer $API_KEY" https://localhost:%d/v1/nobroker '
+                        '-H "X-Second: $API_KEY"' % port)
+        tok = self.token(r)
+        self.assertSentUnchanged(self.one_record(rec, "/v1/nobroker"), tok)
+        lines = [l for l in r.stderr.splitlines() if l.startswith("kz: blind mode")]
+        self.assertEqual(len(lines), 1, "expected one stderr line from the shim:\n" + r.stderr)
+        self.assertIn("broker", lines[0])
+        self.assertNotIn("KZ_TOK_", r.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()
