@@ -4,6 +4,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <atomic>
+
 namespace kz::preload {
 
 namespace {
@@ -41,6 +43,49 @@ bool scratch_grow(void** p, std::size_t* cap, std::size_t used, std::size_t want
   *p = np;
   *cap = ncap;
   return true;
+}
+
+namespace {
+
+// Mappings kept for reuse, each with its capacity in the first word. Lock-free: a slot
+// is taken and filled with one atomic exchange / compare-exchange.
+constexpr std::size_t kCacheSlots = 4;
+constexpr std::size_t kCacheMax = std::size_t{1} << 20;   // larger mappings are unmapped
+constexpr std::size_t kHeader = 64;
+constinit std::atomic<void*> g_cache[kCacheSlots] = {};
+
+}  // namespace
+
+void* scratch_take(std::size_t n, std::size_t* cap) {
+  for (auto& slot : g_cache) {
+    void* m = slot.exchange(nullptr, std::memory_order_acquire);
+    if (m == nullptr) continue;
+    const std::size_t c = *static_cast<std::size_t*>(m);
+    if (c >= n + kHeader) {
+      *cap = c;
+      return static_cast<char*>(m) + kHeader;
+    }
+    scratch_free(m, c);   // too small for this request: make room for a bigger one
+  }
+  std::size_t want = n + kHeader < 65536 ? 65536 : round_up(n + kHeader);
+  void* m = scratch_alloc(want);
+  if (m == nullptr) return nullptr;
+  *static_cast<std::size_t*>(m) = want;
+  *cap = want;
+  return static_cast<char*>(m) + kHeader;
+}
+
+void scratch_give(void* p, std::size_t cap, std::size_t used) {
+  if (p == nullptr) return;
+  void* m = static_cast<char*>(p) - kHeader;
+  explicit_bzero(p, used < cap - kHeader ? used : cap - kHeader);
+  if (cap <= kCacheMax) {
+    for (auto& slot : g_cache) {
+      void* expected = nullptr;
+      if (slot.compare_exchange_strong(expected, m, std::memory_order_release)) return;
+    }
+  }
+  scratch_free(m, cap);
 }
 
 }  // namespace kz::preload

@@ -15,11 +15,18 @@ void scratch_free(void* p, std::size_t n);
 // old mapping is wiped. Updates *p and *cap; false (nothing changed) on failure.
 bool scratch_grow(void** p, std::size_t* cap, std::size_t used, std::size_t want);
 
-// RAII holder for one scratch mapping.
+// Scratch for one rewrite, from a small process-wide cache of mappings (a write with a
+// token needs two; mmap/munmap and the page faults of fresh pages would cost more than
+// the rewrite). Wiped (its first n bytes, all the user could touch) before it goes back.
+// nullptr / false on failure.
+void* scratch_take(std::size_t n, std::size_t* cap);
+void scratch_give(void* p, std::size_t cap, std::size_t used);
+
+// RAII holder for one scratch buffer of n bytes.
 class Scratch {
  public:
-  explicit Scratch(std::size_t n) : n_(n), p_(static_cast<char*>(scratch_alloc(n))) {}
-  ~Scratch() { scratch_free(p_, n_); }
+  explicit Scratch(std::size_t n) : n_(n), p_(static_cast<char*>(scratch_take(n, &cap_))) {}
+  ~Scratch() { scratch_give(p_, cap_, n_); }
   Scratch(const Scratch&) = delete;
   Scratch& operator=(const Scratch&) = delete;
   char* get() const { return p_; }
@@ -28,6 +35,7 @@ class Scratch {
 
  private:
   std::size_t n_;
+  std::size_t cap_ = 0;
   char* p_;
 };
 

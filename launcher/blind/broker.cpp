@@ -131,13 +131,15 @@ void Broker::serve() {
       if (!wire::request_is_valid(*req, static_cast<std::size_t>(n))) {
         opts_.audit({{"event", "broker.refuse"}, {"decision", "refuse"}, {"pid", static_cast<long>(c.peer.pid)},
                      {"exe", c.peer.exe}, {"reason", "malformed request (" + std::to_string(n) + " bytes)"}});
-        wipe(req.get(), sizeof(wire::Request));
+        wipe(req->data, sizeof req->data);
         close_client(fd);
         continue;
       }
       DecideOutcome out = decide(opts_.decide, *req, c.peer);
       const std::uint64_t conn_id = req->conn_id;
-      wipe(req.get(), sizeof(wire::Request));
+      // Only `data` is sensitive (a token, or response bytes that may hold a value); the
+      // rest is request metadata and public certificates.
+      wipe(req->data, sizeof req->data);
       // Answer first, then write the record: the shim's write waits for the answer, not
       // for the audit log's lock and append. The record is written before the next
       // request is read, so the log still holds every answer, in order.

@@ -107,3 +107,56 @@ TEST(Protocol, ReplyValidationIsStrict) {
 
 }  // namespace
 }  // namespace kz::wire
+
+namespace kz::wire {
+namespace {
+
+std::size_t naive_find(const std::string& s) {
+  const auto at = s.find(kTokenPrefix);
+  return at == std::string::npos ? s.size() : at;
+}
+
+TEST(Scanner, VectorSearchAgreesWithANaiveSearchEverywhere) {
+  // Every buffer length up to 300, the prefix planted at every offset, with near misses
+  // ("K" and "_" six apart but wrong middle, a prefix cut by the end) around it.
+  std::uint64_t x = 0x243F6A8885A308D3ull;
+  auto rnd = [&] { x ^= x << 13; x ^= x >> 7; x ^= x << 17; return x; };
+  const char* alphabet = "KZ_TOabc";   // dense in the needle's own bytes
+  for (std::size_t len = 0; len <= 300; ++len) {
+    std::string s(len, '\0');
+    for (auto& c : s) c = alphabet[rnd() % 8];
+    for (std::size_t i = 0; i < len; ++i)
+      if (s.compare(i, kTokenPrefixLen, kTokenPrefix) == 0) s[i] = 'x';   // no accidental prefix
+    ASSERT_EQ(find_token_prefix(s.data(), s.size()), naive_find(s)) << "len " << len;
+    ASSERT_EQ(detail::find_token_prefix_sse2(s.data(), s.size()), naive_find(s)) << "sse2 len " << len;
+    for (std::size_t at = 0; at + kTokenPrefixLen <= len; at += (len > 100 ? 7 : 1)) {
+      std::string t = s;
+      t.replace(at, kTokenPrefixLen, kTokenPrefix);
+      ASSERT_EQ(find_token_prefix(t.data(), t.size()), naive_find(t)) << "len " << len << " at " << at;
+      ASSERT_EQ(detail::find_token_prefix_sse2(t.data(), t.size()), naive_find(t)) << "sse2 " << len << " at " << at;
+      ASSERT_EQ(detail::find_token_prefix_avx2(t.data(), t.size()), naive_find(t)) << "avx2 " << len << " at " << at;
+      std::string miss = s;
+      miss.replace(at, kTokenPrefixLen, "K?_TOK_");
+      ASSERT_EQ(find_token_prefix(miss.data(), miss.size()), naive_find(miss)) << "miss " << len << " at " << at;
+    }
+    if (len >= 6) {
+      std::string cut = s;
+      cut.replace(len - 6, 6, "KZ_TOK");   // a prefix the end cuts: not found
+      ASSERT_EQ(find_token_prefix(cut.data(), cut.size()), naive_find(cut));
+    }
+  }
+}
+
+TEST(Scanner, UnalignedStartsAndLargeBuffers) {
+  std::string big(1 << 20, 'K');   // worst case for the first-byte filter
+  for (std::size_t i = 6; i < big.size(); i += 7) big[i] = '_';
+  EXPECT_EQ(find_token_prefix(big.data(), big.size()), naive_find(big));
+  EXPECT_EQ(detail::find_token_prefix_sse2(big.data(), big.size()), naive_find(big));
+  big.replace(big.size() - 100, kTokenPrefixLen, kTokenPrefix);
+  for (std::size_t off = 0; off < 40; ++off)
+    EXPECT_EQ(find_token_prefix(big.data() + off, big.size() - off), naive_find(big.substr(off)));
+  EXPECT_EQ(detail::find_token_prefix_sse2(big.data(), big.size()), naive_find(big));
+}
+
+}  // namespace
+}  // namespace kz::wire

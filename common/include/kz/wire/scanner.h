@@ -9,6 +9,13 @@ namespace kz::wire {
 // Offset of the first "KZ_TOK_" in [p, p+n), or n when there is none.
 std::size_t find_token_prefix(const char* p, std::size_t n);
 
+namespace detail {
+// The vector variants behind find_token_prefix, for tests (each falls back to the
+// portable search where the CPU lacks it).
+std::size_t find_token_prefix_sse2(const char* p, std::size_t n);
+std::size_t find_token_prefix_avx2(const char* p, std::size_t n);
+}  // namespace detail
+
 // Length of the token that starts at p (prefix plus its base62 run), looking at most n
 // bytes. Precondition: p starts with the prefix (n >= kTokenPrefixLen).
 std::size_t token_extent(const char* p, std::size_t n);
