@@ -151,9 +151,62 @@ void wipe_exchange() {
   explicit_bzero(g_rep, sizeof(Reply));
 }
 
+// Reports the unreported uses of one grant. Caller holds g_mu and st's lock. Uses the
+// host and peer kept in st: the TLS object may be gone (process exit).
+void report_uses_locked(ConnState* st, Grant& g) {
+  if (g.unreported == 0 || !ensure_connected()) return;
+  ConnInfo info;
+  info.channel = st->channel;
+  info.filled = true;
+  std::memcpy(info.host, st->host, st->host_len);
+  info.host_len = st->host_len;
+  std::memcpy(info.peer, st->peer, st->peer_len);
+  info.peer_len = st->peer_len;
+  fill_request(Op::Report, &info, st, g.token, g.token_len, false);
+  g_req->uses = g.unreported;
+  exchange(Op::Report);
+  wipe_exchange();
+  g.unreported = 0;
+}
+
+// A swap the broker already granted on this connection: no round trip.
+bool swap_from_grant(ConnState* st, const char* tok, std::size_t len, char* value_out, std::size_t cap,
+                     std::size_t* value_len) {
+  for (std::size_t i = 0; i < st->ngrants; ++i) {
+    Grant& g = st->grants[i];
+    if (g.token_len != len || std::memcmp(g.token, tok, len) != 0 || g.value_len > cap) continue;
+    std::memcpy(value_out, g.value, g.value_len);
+    *value_len = g.value_len;
+    if (++g.unreported >= wire::kReuseReportEvery) {
+      pthread_mutex_lock(&g_mu);
+      report_uses_locked(st, g);
+      pthread_mutex_unlock(&g_mu);
+    }
+    return true;
+  }
+  return false;
+}
+
+void remember_grant(ConnState* st, const ConnInfo* info, const char* tok, std::size_t len, const Reply& rep) {
+  if (st->ngrants == kMaxGrants || len > kMaxGrantLen || rep.data_len > kMaxGrantLen) return;
+  Grant& g = st->grants[st->ngrants++];
+  std::memcpy(g.token, tok, len);
+  g.token_len = static_cast<std::uint16_t>(len);
+  std::memcpy(g.value, rep.data, rep.data_len);
+  g.value_len = static_cast<std::uint16_t>(rep.data_len);
+  g.unreported = 0;
+  st->channel = info->channel;
+  std::memcpy(st->host, info->host, info->host_len);
+  st->host_len = info->host_len;
+  std::memcpy(st->peer, info->peer, info->peer_len);
+  st->peer_len = info->peer_len;
+}
+
 Decision do_swap(void* ctx, ConnState* st, const char* tok, std::size_t len, bool at_end, char* value_out,
                  std::size_t cap, std::size_t* value_len, std::size_t* token_len) {
   auto* info = static_cast<ConnInfo*>(ctx);
+  if (st != nullptr && st->ngrants > 0 && swap_from_grant(st, tok, len, value_out, cap, value_len))
+    return Decision::Allow;
   Decision d = Decision::Refuse;
   pthread_mutex_lock(&g_mu);
   if (ensure_connected()) {
@@ -167,6 +220,8 @@ Decision do_swap(void* ctx, ConnState* st, const char* tok, std::size_t len, boo
         } else {
           std::memcpy(value_out, g_rep->data, g_rep->data_len);
           *value_len = g_rep->data_len;
+          if (st != nullptr && (g_rep->flags & wire::kReplyReuseOnConnection) != 0)
+            remember_grant(st, info, tok, len, *g_rep);
           if (st != nullptr && g_rep->fp_len > 0) {
             Fingerprint f;
             f.base = g_rep->fp_base;
@@ -194,6 +249,12 @@ void do_report(void* ctx, ConnState* st, const char* tok, std::size_t len) {
     exchange(Op::Report);
     wipe_exchange();
   }
+  pthread_mutex_unlock(&g_mu);
+}
+
+void do_report_grant_uses(void*, ConnState* st) {
+  pthread_mutex_lock(&g_mu);
+  for (std::size_t i = 0; i < st->ngrants; ++i) report_uses_locked(st, st->grants[i]);
   pthread_mutex_unlock(&g_mu);
 }
 
@@ -231,6 +292,27 @@ void atfork_child() {
   conn_table().reset_lock_after_fork();
   pthread_mutex_init(&g_mu, nullptr);
   drop_connection();
+  // Only this thread exists now. A connection's lock may have been held by a thread
+  // that is not here; the parent reports its own grants' uses, and the child asks the
+  // broker afresh rather than count uses under the parent's grants.
+  conn_table().for_each([](const void*, ConnState* st) {
+    pthread_mutex_init(&st->mu, nullptr);
+    explicit_bzero(st->grants, sizeof st->grants);
+    st->ngrants = 0;
+  });
+}
+
+// At exit, report the grants' uses of connections never freed (many programs exit
+// without SSL_free). A process killed by a signal or _exit() loses these counts; the
+// grant itself was recorded by the broker when it answered.
+__attribute__((destructor)) void report_uses_at_exit() {
+  if (!config().enabled) return;
+  Guard guard;
+  conn_table().for_each([](const void*, ConnState* st) {
+    if (st->ngrants == 0 || pthread_mutex_trylock(&st->mu) != 0) return;
+    do_report_grant_uses(nullptr, st);
+    pthread_mutex_unlock(&st->mu);
+  });
 }
 
 }  // namespace
@@ -241,6 +323,7 @@ BrokerOps broker_ops(ConnInfo* info) {
   b.swap = do_swap;
   b.report = do_report;
   b.redact = do_redact;
+  b.report_grant_uses = do_report_grant_uses;
   return b;
 }
 

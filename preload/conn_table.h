@@ -26,6 +26,16 @@ struct Fingerprint {
 };
 
 inline constexpr std::size_t kMaxFingerprints = 8;
+
+// A broker answer the shim may reuse on this connection (wire::kReplyReuseOnConnection):
+// the token, its value, and the uses not yet reported to the broker.
+inline constexpr std::size_t kMaxGrants = 4, kMaxGrantLen = 512;
+struct Grant {
+  std::uint16_t token_len = 0, value_len = 0;
+  std::uint32_t unreported = 0;
+  char token[kMaxGrantLen];
+  char value[kMaxGrantLen];
+};
 inline constexpr std::size_t kHoldLimit = std::size_t{1} << 20;   // held request bytes
 
 struct ConnState {
@@ -44,6 +54,13 @@ struct ConnState {
   // Inbound.
   Fingerprint fps[kMaxFingerprints];
   std::size_t nfps = 0;
+  // Grants, and what the use reports need once the TLS object may be gone (process exit).
+  Grant grants[kMaxGrants];
+  std::size_t ngrants = 0;
+  wire::Channel channel = wire::Channel::Plain;
+  char host[wire::kMaxHost];
+  char peer[wire::kMaxPeer];
+  std::size_t host_len = 0, peer_len = 0;
 
   bool has_outbound_state() const { return carry_len > 0 || prev_trailing > 0 || held_len > 0 || chunked_body; }
   // has_outbound_state() as of the end of the last locked write, readable without the
@@ -70,6 +87,16 @@ class ConnTable {
   void remove(const void* key);
   // After fork in the child: the insert mutex may have been held by another thread.
   void reset_lock_after_fork();
+  // Calls f(key, state) for every entry. Only where no other thread can remove entries
+  // (a fork child, process exit).
+  template <class F>
+  void for_each(F f) {
+    for (std::size_t s = 0; s < kSlots; ++s) {
+      const std::uintptr_t k = keys_[s].load(std::memory_order_acquire);
+      ConnState* st = states_[s].load(std::memory_order_acquire);
+      if (k > 1 && st != nullptr) f(reinterpret_cast<const void*>(k), st);
+    }
+  }
   void lock_for_fork();
   void unlock_after_fork();
   // Request lines of connections without an entry (see request_lines.h).

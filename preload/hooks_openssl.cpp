@@ -258,6 +258,20 @@ KZ_EXPORT void SSL_free(SSL* ssl) {
   if (real) real(ssl);
 }
 
+// SSL_clear readies the object for a new connection (maybe to another peer): what the
+// shim knew about the old one, grants included, goes.
+KZ_EXPORT int SSL_clear(SSL* ssl) {
+  auto real = KZ_REAL(Ssl, SSL_clear);
+  if (real == nullptr) return 0;
+  if (ssl != nullptr && config().enabled) {
+    Guard g;
+    Ctx c(ssl);
+    conn_drop(conn_table(), ssl, c.b);
+    session_forget(ssl);
+  }
+  return real(ssl);
+}
+
 // Handshakes: note the socket the records go to (see session_facts.h).
 KZ_EXPORT int SSL_connect(SSL* ssl) {
   auto real = KZ_REAL(Ssl, SSL_connect);

@@ -416,6 +416,7 @@ void conn_drop(ConnTable& t, const void* key, const BrokerOps& b) {
   {
     StateLock lk(st);
     if (st->carry_len > 0 && b.report) b.report(b.ctx, st, reinterpret_cast<const char*>(st->carry), st->carry_len);
+    if (st->ngrants > 0 && b.report_grant_uses) b.report_grant_uses(b.ctx, st);
   }
   t.remove(key);
 }

@@ -33,6 +33,8 @@ struct BrokerOps {
   void (*report)(void* ctx, ConnState* st, const char* tok, std::size_t len) = nullptr;
   // Inbound candidate p[0, len): on Allow the callee overwrites p with the replacement.
   bool (*redact)(void* ctx, ConnState* st, unsigned char* p, std::size_t len) = nullptr;
+  // The connection is going away: report the uses of its grants not yet reported.
+  void (*report_grant_uses)(void* ctx, ConnState* st) = nullptr;
 };
 
 struct OutboundOptions {

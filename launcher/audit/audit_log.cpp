@@ -148,9 +148,11 @@ Result<AuditSummary> summarize_audit_file(const std::string& path) {
     auto text = [&](const char* k) { return j.contains(k) && j[k].is_string() ? j[k].get<std::string>() : ""; };
     if (ev == "resolve" && decision == "ok") ++s.resolved[text("secret")];
     if (ev == "swap" && decision == "allow") {
-      ++s.by_secret[text("secret")];
-      ++s.by_host[text("host")];
-      ++s.by_exe[text("exe")];
+      // A record of uses under a connection grant counts them all ("uses"); else one.
+      const std::size_t n = j.contains("uses") && j["uses"].is_number_unsigned() ? j["uses"].get<std::size_t>() : 1;
+      s.by_secret[text("secret")] += n;
+      s.by_host[text("host")] += n;
+      s.by_exe[text("exe")] += n;
     }
     if (decision == "refuse" || decision == "deny" || decision == "error") {
       std::string line = text("ts") + " " + ev;

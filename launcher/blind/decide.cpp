@@ -93,6 +93,17 @@ DecideOutcome decide(const DecideContext& ctx, const wire::Request& req, const P
     }
   }
   if (s == nullptr) return refuse(nullptr, "not a token of this run");
+  if (req.op == Op::Report && req.uses > 0) {
+    // Uses of a connection grant (kReplyReuseOnConnection): recorded, never a decision.
+    if (req.channel == wire::Channel::Plain) return refuse(s, "use report on plain TCP (no grant exists there)");
+    a["decision"] = "allow";
+    a["secret"] = s->name;
+    a["token_id"] = s->token_id;
+    a["uses"] = req.uses;
+    a["reason"] = "swapped again on a connection the broker had granted";
+    set_reason(rep, "recorded");
+    return out;
+  }
   if (req.op == Op::Report) {
     if (req.channel == wire::Channel::Plain)
       return refuse(s, "plain TCP (no TLS): the token was sent unchanged");
@@ -115,6 +126,12 @@ DecideOutcome decide(const DecideContext& ctx, const wire::Request& req, const P
   rep.decision = Decision::Allow;
   set_data(rep, s->value.view());
   rep.secret_id = s->id;
+  // Nothing to check per request (no methods/paths): the shim may reuse this answer on
+  // this TLS connection, whose peer cannot change, and reports the uses.
+  if (s->binding.methods.empty() && s->binding.paths.empty()) {
+    rep.flags |= wire::kReplyReuseOnConnection;
+    a["grant"] = "connection";
+  }
   rep.fp_base = ctx.table->fp_base();
   rep.fp_hash = s->fp_hash;
   rep.fp_len = static_cast<std::uint32_t>(s->value.size());

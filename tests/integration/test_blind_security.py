@@ -593,5 +593,61 @@ class ShimRobustnessTest(BlindSecurityBase):
         self.assertNotIn("KZ_TOK_", r.stderr)
 
 
+KEEPALIVE = r'''
+import http.client, os, ssl, sys
+port, ca, n, prefix = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
+ctx = ssl.create_default_context(cafile=ca)
+c = http.client.HTTPSConnection("localhost", port, context=ctx, timeout=20)
+codes = []
+for i in range(n):
+    c.request("GET", "%s/%d" % (prefix, i), headers={"Authorization": "Bearer " + os.environ["API_KEY"]})
+    r = c.getresponse()
+    r.read()
+    codes.append(r.status)
+print("codes", codes)
+'''
+
+
+class GrantTest(BlindSecurityBase):
+    """A secret with nothing to check per request (no methods/paths) is granted for the
+    connection: the broker answers once, the shim swaps the following requests itself
+    and reports their uses, so the audit still counts every use."""
+
+    def uses_of(self, recs):
+        return sum(r.get("uses", 1) for r in recs)
+
+    def test_keepalive_requests_are_swapped_and_every_use_counted(self):
+        self.bind()
+        port, rec = self.echo_server("tls")
+        script = self.write("keepalive.py", KEEPALIVE)
+        self.run_ok('%s %s %d "%s" 5 /v1/keep' % (PY, script, port, self.ca["ca"]))
+        recs = self.records(rec, "/v1/keep/")
+        self.assertEqual(len(recs), 5)
+        self.assertEqual(len({r["conn"] for r in recs}), 1, "the requests did not share a connection")
+        for r in recs:
+            self.assertSwapped(r)
+        allows = self.audit_events("swap", decision="allow", secret="API_KEY")
+        grants = [r for r in allows if r.get("grant") == "connection"]
+        self.assertEqual(len(grants), 1, "expected one granting answer:\n" + self.audit_dump())
+        self.assertEqual(self.uses_of(allows), 5, "uses under the grant were not all reported:\n" + self.audit_dump())
+        for r in allows:
+            self.assertEqual(r.get("host"), "localhost")
+            self.assertIn("python", r.get("exe", ""))
+        s = subprocess.run([KZ, "audit", "summary", self.audit_path], capture_output=True, text=True,
+                           env=self.env(), timeout=30)
+        self.assertRegex(s.stdout, r"uses per secret[^\n]*\n\s+API_KEY\s+5\b", s.stdout)
+
+    def test_a_paths_rule_means_the_broker_decides_every_request(self):
+        self.bind(paths=["/v1/"])
+        port, rec = self.echo_server("tls")
+        script = self.write("keepalive.py", KEEPALIVE)
+        self.run_ok('%s %s %d "%s" 3 /v1/ask' % (PY, script, port, self.ca["ca"]))
+        for r in self.records(rec, "/v1/ask/"):
+            self.assertSwapped(r)
+        allows = self.audit_events("swap", decision="allow", secret="API_KEY")
+        self.assertEqual(len(allows), 3)
+        self.assertFalse(any("grant" in r or "uses" in r for r in allows), self.audit_dump())
+
+
 if __name__ == "__main__":
     unittest.main()

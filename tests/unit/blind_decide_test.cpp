@@ -166,3 +166,42 @@ TEST_F(Fixture, RedactConfirmsAValueAndAnswersWithTheToken) {
 
 }  // namespace
 }  // namespace kz
+
+namespace kz {
+namespace {
+
+TEST_F(Fixture, GrantOnlyWithoutPerRequestRulesAndUsesAreRecorded) {
+  const std::string chain = der_of(test::test_ca().server_cert);
+  // The fixture's secret restricts methods and paths: every request must be asked about.
+  auto restricted = run(*request(wire::Op::Swap, token(), "localhost", chain));
+  ASSERT_EQ(restricted.reply.decision, wire::Decision::Allow);
+  EXPECT_EQ(restricted.reply.flags, 0);
+  EXPECT_FALSE(restricted.audit.contains("grant"));
+
+  std::vector<ResolvedSecret> s;
+  s.push_back({"OPEN_KEY", "env", SecretValue::from(kValue)});
+  Binding b;
+  b.hosts = {"localhost"};
+  auto t = TokenTable::build(std::move(s), {{"OPEN_KEY", b}});
+  ASSERT_TRUE(t.ok());
+  table = std::move(*t);
+  auto open = run(*request(wire::Op::Swap, token(), "localhost", chain));
+  ASSERT_EQ(open.reply.decision, wire::Decision::Allow);
+  EXPECT_EQ(open.reply.flags, wire::kReplyReuseOnConnection);
+  EXPECT_EQ(open.audit["grant"], "connection");
+  // Never a grant with a refusal.
+  EXPECT_EQ(run(*request(wire::Op::Swap, token(), "127.0.0.1", chain)).reply.flags, 0);
+
+  auto uses = request(wire::Op::Report, token(), "localhost", "");
+  uses->uses = 41;
+  ASSERT_TRUE(wire::request_is_valid(*uses, sizeof(wire::Request)));
+  auto o = run(*uses);
+  EXPECT_EQ(o.audit["event"], "swap");
+  EXPECT_EQ(o.audit["decision"], "allow");
+  EXPECT_EQ(o.audit["uses"], 41);
+  EXPECT_EQ(o.audit["secret"], "OPEN_KEY");
+  EXPECT_EQ(o.reply.data_len, 0u);   // a use report never returns a value
+}
+
+}  // namespace
+}  // namespace kz

@@ -77,7 +77,9 @@ TEST(Protocol, RequestValidationIsStrict) {
   EXPECT_FALSE(request_is_valid(*r, sizeof(Request) - 1));
   EXPECT_FALSE(request_is_valid(*r, sizeof(Request) + 1));
   auto bad = [&](auto mutate) { auto x = good_request(); mutate(*x); return request_is_valid(*x, sizeof(Request)); };
-  EXPECT_FALSE(bad([](Request& x) { x.version = 2; }));
+  EXPECT_FALSE(bad([](Request& x) { x.version = kProtocolVersion + 1; }));
+  EXPECT_FALSE(bad([](Request& x) { x.uses = 3; }));   // uses only in a Report
+  EXPECT_TRUE(bad([](Request& x) { x.op = Op::Report; x.uses = 3; }));
   EXPECT_FALSE(bad([](Request& x) { x.op = static_cast<Op>(9); }));
   EXPECT_FALSE(bad([](Request& x) { x.channel = static_cast<Channel>(0); }));
   EXPECT_FALSE(bad([](Request& x) { x.flags = 0x80; }));
@@ -102,6 +104,14 @@ TEST(Protocol, ReplyValidationIsStrict) {
   r->decision = Decision::Allow;   // an Allow without data
   EXPECT_FALSE(reply_is_valid(*r, sizeof(Reply), Op::Swap));
   r->data_len = kMaxData + 1;
+  EXPECT_FALSE(reply_is_valid(*r, sizeof(Reply), Op::Swap));
+  r->data_len = 10;
+  r->flags = kReplyReuseOnConnection;   // a grant: only on a Swap Allow
+  EXPECT_TRUE(reply_is_valid(*r, sizeof(Reply), Op::Swap));
+  r->flags = 0x80;
+  EXPECT_FALSE(reply_is_valid(*r, sizeof(Reply), Op::Swap));
+  r->flags = kReplyReuseOnConnection;
+  r->decision = Decision::Refuse;
   EXPECT_FALSE(reply_is_valid(*r, sizeof(Reply), Op::Swap));
 }
 

@@ -16,6 +16,7 @@ bool request_is_valid(const Request& r, std::size_t received_bytes) {
     return false;
   if (r.data_len == 0 || r.data_len > kMaxData || r.chain_len > kMaxChain) return false;
   if (((r.flags & kFlagPeerHasChain) != 0) != (r.chain_len > 0)) return false;
+  if (r.uses != 0 && r.op != Op::Report) return false;
   for (std::size_t i = 0; i < r.host_len; ++i) {
     const unsigned char c = static_cast<unsigned char>(r.host[i]);
     if (c <= 0x20 || c >= 0x7f) return false;   // host names and IP literals are printable ASCII
@@ -30,6 +31,8 @@ bool reply_is_valid(const Reply& r, std::size_t received_bytes, Op expected_op) 
     return false;
   if (r.data_len > kMaxData || r.reason_len > kMaxReason || r.token_len > kMaxTokenLen) return false;
   if (r.decision == Decision::Allow && r.data_len == 0) return false;
+  if ((r.flags & ~kReplyReuseOnConnection) != 0) return false;
+  if (r.flags != 0 && (r.op != Op::Swap || r.decision != Decision::Allow)) return false;
   return true;
 }
 

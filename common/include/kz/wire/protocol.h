@@ -19,7 +19,7 @@
 
 namespace kz::wire {
 
-inline constexpr std::uint8_t kProtocolVersion = 1;
+inline constexpr std::uint8_t kProtocolVersion = 2;
 
 inline constexpr const char* kEnvBroker = "KZ_BROKER";
 inline constexpr const char* kEnvPreload = "KZ_PRELOAD";
@@ -42,6 +42,8 @@ enum class Op : std::uint8_t {
   Redact = 2,
   // A token seen where it cannot be swapped (plain TCP, a token split at its prefix,
   // a request too large to fix up): the broker records the refusal. Reply: Refuse.
+  // With uses > 0: the token was swapped `uses` more times on a connection the broker
+  // granted reuse for (kReplyReuseOnConnection); the broker records the uses.
   Report = 3,
 };
 
@@ -64,6 +66,7 @@ struct Request {
   Channel channel;
   std::uint8_t flags;
   std::uint32_t pid;          // the shim's view (threads); the broker trusts SO_PEERCRED
+  std::uint32_t uses;         // Report: swaps done under a connection grant (else 0)
   std::uint64_t conn_id;      // the shim's connection id, for correlating audit records
   std::uint16_t host_len, method_len, path_len, peer_len;
   std::uint32_t data_len, chain_len;
@@ -75,11 +78,20 @@ struct Request {
   unsigned char chain[kMaxChain];
 };
 
+// Reply flags.
+// Swap Allow: the shim may swap this same token again on this same TLS connection
+// without asking (the secret has no methods/paths to check per request, and the
+// connection's peer cannot change: same session keys). The shim counts those uses and
+// reports them (Report with uses > 0) when the connection ends, every
+// kReuseReportEvery uses, and when the process exits.
+inline constexpr std::uint8_t kReplyReuseOnConnection = 1;
+inline constexpr std::uint32_t kReuseReportEvery = 256;
+
 struct Reply {
   std::uint8_t version;
   Op op;
   Decision decision;
-  std::uint8_t reserved;
+  std::uint8_t flags;
   std::uint32_t data_len;
   std::uint32_t token_len;    // Incomplete: full length of the token
   std::uint32_t secret_id;    // Allow: small per-run id of the secret (stable for the run)
