@@ -2,17 +2,11 @@
 
 #include <cstring>
 
+#include "ascii.h"
+
 namespace kz::preload {
 
 namespace {
-
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
-
-bool ieq(const char* a, const char* b, std::size_t n) {
-  for (std::size_t i = 0; i < n; ++i)
-    if (lower(a[i]) != lower(b[i])) return false;
-  return true;
-}
 
 int b64_value(unsigned char c) {
   if (c >= 'A' && c <= 'Z') return c - 'A';
@@ -39,12 +33,12 @@ std::size_t find_basic_credentials(const char* p, std::size_t head_end, B64Span*
     const char* line = p + i;
     const std::size_t len = end - i;
     std::size_t name_len = 0;
-    if (len > 14 && ieq(line, "authorization:", 14)) name_len = 14;
-    else if (len > 20 && ieq(line, "proxy-authorization:", 20)) name_len = 20;
+    if (len > 14 && ascii_ieq(line, "authorization:", 14)) name_len = 14;
+    else if (len > 20 && ascii_ieq(line, "proxy-authorization:", 20)) name_len = 20;
     if (name_len > 0) {
       std::size_t j = name_len;
       while (j < len && (line[j] == ' ' || line[j] == '\t')) ++j;
-      if (j + 6 <= len && ieq(line + j, "basic", 5) && (line[j + 5] == ' ' || line[j + 5] == '\t')) {
+      if (j + 6 <= len && ascii_ieq(line + j, "basic", 5) && (line[j + 5] == ' ' || line[j + 5] == '\t')) {
         j += 6;
         while (j < len && (line[j] == ' ' || line[j] == '\t')) ++j;
         std::size_t k = j;

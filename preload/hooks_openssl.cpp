@@ -193,8 +193,11 @@ KZ_EXPORT int SSL_write_ex(SSL* ssl, const void* buf, size_t num, size_t* writte
   return 0;
 }
 
-KZ_EXPORT int SSL_read(SSL* ssl, void* buf, int num) {
-  auto real = KZ_REAL(Ssl, SSL_read);
+namespace {
+
+// SSL_read and SSL_peek (and their _ex forms) alike: send what is held for the
+// connection first, then redact values in what was read.
+int hooked_read(int (*real)(SSL*, void*, int), SSL* ssl, void* buf, int num) {
   if (real == nullptr) return -1;
   if (!shim_active()) return real(ssl, buf, num);
   Guard g;
@@ -203,38 +206,29 @@ KZ_EXPORT int SSL_read(SSL* ssl, void* buf, int num) {
   if (rc > 0) ossl_after_read(ssl, buf, static_cast<std::size_t>(rc));
   return rc;
 }
+
+int hooked_read_ex(int (*real)(SSL*, void*, size_t, size_t*), SSL* ssl, void* buf, size_t num, size_t* got) {
+  if (real == nullptr) return 0;
+  if (!shim_active()) return real(ssl, buf, num, got);
+  Guard g;
+  ossl_before_read(ssl);
+  const int rc = real(ssl, buf, num, got);
+  if (rc == 1 && got != nullptr) ossl_after_read(ssl, buf, *got);
+  return rc;
+}
+
+}  // namespace
+
+KZ_EXPORT int SSL_read(SSL* ssl, void* buf, int num) { return hooked_read(KZ_REAL(Ssl, SSL_read), ssl, buf, num); }
 
 KZ_EXPORT int SSL_read_ex(SSL* ssl, void* buf, size_t num, size_t* readbytes) {
-  auto real = KZ_REAL(Ssl, SSL_read_ex);
-  if (real == nullptr) return 0;
-  if (!shim_active()) return real(ssl, buf, num, readbytes);
-  Guard g;
-  ossl_before_read(ssl);
-  const int rc = real(ssl, buf, num, readbytes);
-  if (rc == 1 && readbytes != nullptr) ossl_after_read(ssl, buf, *readbytes);
-  return rc;
+  return hooked_read_ex(KZ_REAL(Ssl, SSL_read_ex), ssl, buf, num, readbytes);
 }
 
-KZ_EXPORT int SSL_peek(SSL* ssl, void* buf, int num) {
-  auto real = KZ_REAL(Ssl, SSL_peek);
-  if (real == nullptr) return -1;
-  if (!shim_active()) return real(ssl, buf, num);
-  Guard g;
-  ossl_before_read(ssl);
-  const int rc = real(ssl, buf, num);
-  if (rc > 0) ossl_after_read(ssl, buf, static_cast<std::size_t>(rc));
-  return rc;
-}
+KZ_EXPORT int SSL_peek(SSL* ssl, void* buf, int num) { return hooked_read(KZ_REAL(Ssl, SSL_peek), ssl, buf, num); }
 
 KZ_EXPORT int SSL_peek_ex(SSL* ssl, void* buf, size_t num, size_t* readbytes) {
-  auto real = KZ_REAL(Ssl, SSL_peek_ex);
-  if (real == nullptr) return 0;
-  if (!shim_active()) return real(ssl, buf, num, readbytes);
-  Guard g;
-  ossl_before_read(ssl);
-  const int rc = real(ssl, buf, num, readbytes);
-  if (rc == 1 && readbytes != nullptr) ossl_after_read(ssl, buf, *readbytes);
-  return rc;
+  return hooked_read_ex(KZ_REAL(Ssl, SSL_peek_ex), ssl, buf, num, readbytes);
 }
 
 KZ_EXPORT int SSL_shutdown(SSL* ssl) {

@@ -2,17 +2,11 @@
 
 #include <cstring>
 
+#include "ascii.h"
+
 namespace kz::preload {
 
 namespace {
-
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
-
-bool ieq(const char* a, const char* b, std::size_t n) {
-  for (std::size_t i = 0; i < n; ++i)
-    if (lower(a[i]) != lower(b[i])) return false;
-  return true;
-}
 
 bool is_upper(char c) { return c >= 'A' && c <= 'Z'; }
 
@@ -38,7 +32,7 @@ bool list_has(const char* p, std::size_t b, std::size_t e, const char* word) {
     while (j < e && p[j] != ',') ++j;
     std::size_t tb = i, te = j;
     trim(p, &tb, &te);
-    if (te - tb == wl && ieq(p + tb, word, wl)) return true;
+    if (te - tb == wl && ascii_ieq(p + tb, word, wl)) return true;
     i = j + 1;
   }
   return false;
@@ -166,7 +160,7 @@ HttpHead parse_head(const char* p, std::size_t n) {
       const std::size_t name_len = static_cast<std::size_t>(colon - (p + i));
       std::size_t vb = i + name_len + 1, vend = ve;
       trim(p, &vb, &vend);
-      if (name_len == 14 && ieq(p + i, "content-length", 14)) {
+      if (name_len == 14 && ascii_ieq(p + i, "content-length", 14)) {
         ++cl_count;
         std::uint64_t v = 0;
         if (vb == vend || vend - vb > 15) cl_ok = false;
@@ -176,10 +170,10 @@ HttpHead parse_head(const char* p, std::size_t n) {
         }
         h.content_length = v;
         h.cl_value = Span{vb, vend - vb};
-      } else if (name_len == 17 && ieq(p + i, "transfer-encoding", 17)) {
+      } else if (name_len == 17 && ascii_ieq(p + i, "transfer-encoding", 17)) {
         if (list_has(p, vb, vend, "chunked")) h.chunked = true;
-      } else if (name_len == 6 && ieq(p + i, "expect", 6)) {
-        if (vend - vb == 12 && ieq(p + vb, "100-continue", 12)) h.expect_continue = true;
+      } else if (name_len == 6 && ascii_ieq(p + i, "expect", 6)) {
+        if (vend - vb == 12 && ascii_ieq(p + vb, "100-continue", 12)) h.expect_continue = true;
       }
     }
     i = le + 1;

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "kz/wipe.h"
+#include "run/signal_free_thread.h"
 
 namespace kz {
 
@@ -53,15 +54,7 @@ Result<std::unique_ptr<Broker>> Broker::start(BrokerOptions opts) {
     return make_error(ErrorKind::Io, "broker socket " + b->socket_path_ + ": " + errno_text());
   b->wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (b->wake_fd_ < 0) return make_error(ErrorKind::Io, "eventfd: " + errno_text());
-  // The broker thread takes no signals: kz's supervisor reads SIGCHLD and the forwarded
-  // signals from a signalfd, which sees only signals blocked in every thread. A thread
-  // with them unblocked would swallow SIGCHLD (default action: ignore) and the run would
-  // never notice its child exit. The mask is inherited from the creating thread.
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_BLOCK, &all, &old);
-  b->thread_ = std::thread([p = b.get()] { p->serve(); });
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  b->thread_ = signal_free_thread([p = b.get()] { p->serve(); });
   return b;
 }
 

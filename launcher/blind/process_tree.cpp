@@ -32,8 +32,12 @@ std::string executable_of(pid_t pid) {
 }
 
 bool ProcessTree::contains(pid_t pid) const {
+  // The root may not be set yet: kz records it after fork() returns in the parent, and
+  // the command can run (and reach the broker) first. A child of kz is in the run either
+  // way: the only children kz has while the broker runs are the command and orphans it
+  // adopted as subreaper.
   const pid_t root = root_.load();
-  if (root <= 0 || pid <= 0 || pid == launcher_) return false;
+  if (pid <= 0 || pid == launcher_) return false;
   for (int depth = 0; pid > 1 && depth < 4096; ++depth) {
     if (pid == root) return true;
     const pid_t parent = parent_of(pid);

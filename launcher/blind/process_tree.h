@@ -15,8 +15,8 @@ class ProcessTree {
   explicit ProcessTree(pid_t launcher) : launcher_(launcher) {}
   void set_root(pid_t root) { root_.store(root); }
   pid_t root() const { return root_.load(); }
-  // True when `pid` is the root or a descendant of it (or of the launcher, for
-  // re-parented orphans), but never the launcher itself.
+  // True when `pid` is the root or a descendant of it, or of the launcher (re-parented
+  // orphans, and the command before set_root() ran), but never the launcher itself.
   bool contains(pid_t pid) const;
 
  private:

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "kz/providers/registry.h"
+#include "run/signal_free_thread.h"
 
 namespace kz {
 
@@ -90,7 +91,7 @@ Result<std::vector<ResolvedSecret>> resolve_secrets(const Config& cfg, const Res
     const auto timeout = pc == cfg.providers.end() ? kDefaultProviderTimeout : pc->second.timeout;
     Task task{providers[s->provider], SecretRef{s->name, s->ref, s->pos}, start + timeout};
     latest = std::max(latest, task.deadline);
-    std::thread([shared, i, task = std::move(task)]() mutable {
+    signal_free_thread([shared, i, task = std::move(task)]() mutable {
       auto r = task.provider->resolve(task.ref, task.deadline);
       std::lock_guard<std::mutex> lk(shared->mu);
       shared->results[i].emplace(std::move(r));

@@ -136,8 +136,12 @@ TEST_F(BrokerFixture, ClosesOnAMalformedMessage) {
   EXPECT_EQ(code, 0);
   broker->stop();
   bool malformed = false;
-  for (const auto& r : records) malformed = malformed || r.value("reason", "").find("malformed") != std::string::npos;
-  EXPECT_TRUE(malformed);
+  std::string all;
+  for (const auto& r : records) {
+    malformed = malformed || r.value("reason", "").find("malformed") != std::string::npos;
+    all += r.dump() + "\n";
+  }
+  EXPECT_TRUE(malformed) << all;
 }
 
 }  // namespace
