@@ -22,7 +22,9 @@ Result<std::unique_ptr<BlindRun>> BlindRun::prepare(const Config& cfg, const std
   if (!preload) return preload.take_error();
   auto verifier = PeerVerifier::create(cfg.blind.ca_file);
   if (!verifier) return verifier.take_error();
-  return std::unique_ptr<BlindRun>(new BlindRun(std::move(*bindings), std::move(*preload), std::move(*verifier)));
+  auto run = std::unique_ptr<BlindRun>(new BlindRun(std::move(*bindings), std::move(*preload), std::move(*verifier)));
+  run->grant_connections_ = cfg.blind.grant_connections;
+  return run;
 }
 
 Status BlindRun::start(std::vector<ResolvedSecret> values, std::function<void(nlohmann::json)> audit) {
@@ -37,6 +39,7 @@ Status BlindRun::start(std::vector<ResolvedSecret> values, std::function<void(nl
   BrokerOptions bo;
   bo.decide.table = &*table_;
   bo.decide.verifier = &verifier_;
+  bo.decide.grant_connections = grant_connections_;
   bo.tree = &tree_;
   bo.audit = std::move(audit);
   auto broker = Broker::start(std::move(bo));

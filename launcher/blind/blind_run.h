@@ -52,6 +52,7 @@ class BlindRun {
   std::vector<std::pair<std::string, Binding>> bindings_;
   std::string preload_;
   PeerVerifier verifier_;
+  bool grant_connections_ = true;
   std::optional<TokenTable> table_;
   ProcessTree tree_{getpid()};
   std::unique_ptr<Broker> broker_;

@@ -128,7 +128,7 @@ DecideOutcome decide(const DecideContext& ctx, const wire::Request& req, const P
   rep.secret_id = s->id;
   // Nothing to check per request (no methods/paths): the shim may reuse this answer on
   // this TLS connection, whose peer cannot change, and reports the uses.
-  if (s->binding.methods.empty() && s->binding.paths.empty()) {
+  if (ctx.grant_connections && s->binding.methods.empty() && s->binding.paths.empty()) {
     rep.flags |= wire::kReplyReuseOnConnection;
     a["grant"] = "connection";
   }

@@ -24,6 +24,7 @@ struct PeerProcess {
 struct DecideContext {
   const TokenTable* table = nullptr;
   PeerVerifier* verifier = nullptr;
+  bool grant_connections = true;   // [blind] reuse = "connection"
 };
 
 struct DecideOutcome {

@@ -207,7 +207,14 @@ Status parse_blind(const toml::node& node, const std::string& file, Config& cfg)
   for (const auto& [k, v] : *t) {
     const std::string key(k.str());
     const SourcePos kpos = pos_of(v, file);
-    if (key != "ca_file") return config_error(kpos, "blind: unknown key \"" + key + "\" (known: ca_file)");
+    if (key == "reuse") {
+      const auto* r = v.as_string();
+      if (r == nullptr || (r->get() != "connection" && r->get() != "request"))
+        return config_error(kpos, "blind.reuse must be \"connection\" or \"request\"");
+      cfg.blind.grant_connections = r->get() == "connection";
+      continue;
+    }
+    if (key != "ca_file") return config_error(kpos, "blind: unknown key \"" + key + "\" (known: ca_file, reuse)");
     const auto* s = v.as_string();
     if (s == nullptr || s->get().empty())
       return config_error(kpos, "blind.ca_file must be a non-empty string, not a " + std::string(type_name(v)));

@@ -40,6 +40,10 @@ struct AuditConfig {
 
 struct BlindConfig {
   std::string ca_file;   // extra trust anchors for verifying peers in blind mode
+  // reuse = "connection" (default): a secret without methods/paths is granted per TLS
+  // connection (uses reported in batches). "request": the broker decides every request
+  // and writes one record per substitution; the value is in the agent only during a write.
+  bool grant_connections = true;
 };
 
 struct Config {

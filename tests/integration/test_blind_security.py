@@ -637,6 +637,18 @@ class GrantTest(BlindSecurityBase):
                            env=self.env(), timeout=30)
         self.assertRegex(s.stdout, r"uses per secret[^\n]*\n\s+API_KEY\s+5\b", s.stdout)
 
+    def test_reuse_request_makes_the_broker_decide_every_request(self):
+        self.blind_config({"API_KEY": {"ref": "KZT_API_KEY_SRC", "hosts": ["localhost"]}},
+                          extra='reuse = "request"\n')
+        port, rec = self.echo_server("tls")
+        script = self.write("keepalive.py", KEEPALIVE)
+        self.run_ok('%s %s %d "%s" 3 /v1/each' % (PY, script, port, self.ca["ca"]))
+        for r in self.records(rec, "/v1/each/"):
+            self.assertSwapped(r)
+        allows = self.audit_events("swap", decision="allow", secret="API_KEY")
+        self.assertEqual(len(allows), 3)
+        self.assertFalse(any("grant" in r or "uses" in r for r in allows), self.audit_dump())
+
     def test_a_paths_rule_means_the_broker_decides_every_request(self):
         self.bind(paths=["/v1/"])
         port, rec = self.echo_server("tls")

@@ -124,7 +124,14 @@ TEST(BlindConfig, CaFileIsRelativeToTheConfig) {
   EXPECT_EQ(c.blind.ca_file, "/p/certs/ca.pem");
   auto bad = parse_config("[blind]\nca = \"x\"\n", "/p/.keyzero.toml");
   ASSERT_FALSE(bad.ok());
-  EXPECT_NE(bad.error().message.find("known: ca_file"), std::string::npos);
+  EXPECT_NE(bad.error().message.find("known: ca_file, reuse"), std::string::npos);
+  EXPECT_TRUE(c.blind.grant_connections);   // default: grants per connection
+  EXPECT_FALSE(parse("[blind]\nreuse = \"request\"\n").blind.grant_connections);
+  EXPECT_TRUE(parse("[blind]\nreuse = \"connection\"\n").blind.grant_connections);
+  auto bad_reuse = parse_config("[blind]\nreuse = \"always\"\n", "/p/.keyzero.toml");
+  ASSERT_FALSE(bad_reuse.ok());
+  EXPECT_NE(bad_reuse.error().message.find("/p/.keyzero.toml:2:"), std::string::npos) << bad_reuse.error().message;
+  EXPECT_NE(bad_reuse.error().message.find("blind.reuse"), std::string::npos);
 }
 
 }  // namespace

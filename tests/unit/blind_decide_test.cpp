@@ -189,6 +189,10 @@ TEST_F(Fixture, GrantOnlyWithoutPerRequestRulesAndUsesAreRecorded) {
   ASSERT_EQ(open.reply.decision, wire::Decision::Allow);
   EXPECT_EQ(open.reply.flags, wire::kReplyReuseOnConnection);
   EXPECT_EQ(open.audit["grant"], "connection");
+  // [blind] reuse = "request": no grants at all.
+  auto asked = decide({&table, verifier.get(), false}, *request(wire::Op::Swap, token(), "localhost", chain), peer);
+  ASSERT_EQ(asked.reply.decision, wire::Decision::Allow);
+  EXPECT_EQ(asked.reply.flags, 0);
   // Never a grant with a refusal.
   EXPECT_EQ(run(*request(wire::Op::Swap, token(), "127.0.0.1", chain)).reply.flags, 0);
 
