@@ -50,6 +50,8 @@ int cmd_doctor(const GlobalOptions& g) {
   line("blind: HTTP/2", "not rewritten yet: h2 is removed from the client's ALPN offer, so requests use HTTP/1.1");
   line("blind: process tree", "from /proc (kz is a child subreaper, so daemonised descendants stay in the run)");
   line("blind: peer trust", "system store (SSL_CERT_FILE/SSL_CERT_DIR honoured) plus [blind] ca_file");
+  line("blind: decisions", "secrets with methods/paths: every request; others: once per TLS connection, uses "
+                           "reported in batches ([blind] reuse = \"request\" asks every time)");
   return kExitOk;
 }
 

@@ -203,11 +203,16 @@ class CheckDoctorTest(KzTestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         for key in ("kernel", "BTF", "cgroup v2", "lockdown", "capabilities", "libssl", "GnuTLS"):
             self.assertIn(key, r.stdout)
+        # Blind mode: where the shim is, and that HTTP/2 is taken out of the ALPN offer.
+        self.assertRegex(r.stdout, r"blind: shim\s+/\S+/libkz_preload\.so")
+        self.assertRegex(r.stdout, r"blind: HTTP/2\s+.*h2 is removed")
+        self.assertIn("blind: decisions", r.stdout)
 
     def test_help_teaches(self):
         r = self.kz("run", "--help")
         self.assertEqual(r.returncode, 0)
-        for word in ("--only", "--no-masking", "--env-file", "--clean-env", "concealed by kz"):
+        for word in ("--only", "--no-masking", "--env-file", "--clean-env", "concealed by kz", "--blind",
+                     "--allow-any-host", "hosts = [...]"):
             self.assertIn(word, r.stdout)
 
 
