@@ -59,6 +59,18 @@ std::size_t head_extent(const char* p, std::size_t n) {
   return end != nullptr ? static_cast<std::size_t>(static_cast<const char*>(end) - p) + 4 : n;
 }
 
+// Reports every token in [p, p+n) (a credential that could not be rewritten).
+void report_tokens_in(const char* p, std::size_t n, const BrokerOps& b, ConnState* st, std::size_t* reported) {
+  for (std::size_t i = 0; i < n;) {
+    const std::size_t off = wire::find_token_prefix(p + i, n - i);
+    if (off == n - i) break;
+    const std::size_t ext = wire::token_extent(p + i + off, n - i - off);
+    if (b.report) b.report(b.ctx, st, p + i + off, ext);
+    ++*reported;
+    i += off + ext;
+  }
+}
+
 void sort_edits(TokenEdit* e, std::size_t k) {
   for (std::size_t i = 1; i < k; ++i)
     for (std::size_t j = i; j > 0 && e[j].e.pos < e[j - 1].e.pos; --j) {
@@ -154,7 +166,8 @@ OutboundResult rewrite_outbound(const char* in, std::size_t n, const OutboundOpt
         const auto dlen = static_cast<std::size_t>(dn);
         if (wire::find_token_prefix(reinterpret_cast<char*>(dec), dlen) == dlen) continue;
         char* swapped = tmp + dlen;
-        const std::size_t sl = swap_inside(reinterpret_cast<char*>(dec), dlen, swapped, b, st, &r.swapped);
+        std::size_t inside = 0;
+        const std::size_t sl = swap_inside(reinterpret_cast<char*>(dec), dlen, swapped, b, st, &inside);
         if (sl > 0) {
           const long el = b64_encode(reinterpret_cast<unsigned char*>(swapped), sl, values + vused, spans[s].len);
           if (el > 0) {
@@ -162,6 +175,11 @@ OutboundResult rewrite_outbound(const char* in, std::size_t n, const OutboundOpt
             edits[k].is_token = false;
             ++k;
             vused += static_cast<std::size_t>(el);
+            r.swapped += inside;
+          } else {
+            // The re-encoded credential does not fit where the old one was (unpadded
+            // base64 that padding would lengthen): it goes out unchanged, reported.
+            report_tokens_in(reinterpret_cast<const char*>(dec), dlen, b, st, &r.reported);
           }
         }
         explicit_bzero(tmp, dlen + (sl > 0 ? sl : 0));

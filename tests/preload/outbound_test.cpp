@@ -819,3 +819,25 @@ TEST(RewriteOutbound, ManyTokensBeyondTheEditLimitAreReported) {
 
 }  // namespace
 }  // namespace kz::preload
+
+namespace kz::preload::test {
+namespace {
+
+TEST(OutboundBasic, UnpaddedCredentialThatCannotBeReencodedIsReported) {
+  // "user:" + a 30-byte token is 35 bytes: padded base64 is 48 characters, this client
+  // sent 47 (no '='). The swapped credential cannot be written back in 47: the header
+  // goes out unchanged and the token is reported, never silently left.
+  std::string cred = b64("user:" + kTokSame);
+  ASSERT_EQ(cred.back(), '=');
+  cred.pop_back();
+  const std::string req = "GET /r HTTP/1.1\r\nHost: h\r\nAuthorization: Basic " + cred + "\r\n\r\n";
+  auto t = std::make_unique<ConnTable>();
+  FakeBroker fb;
+  FakeWriter out;
+  hook_write(*t, reinterpret_cast<const void*>(0x1000), req, false, fb, out);
+  EXPECT_EQ(out.sent, req);
+  EXPECT_EQ(fb.reports, std::vector<std::string>{kTokSame});
+}
+
+}  // namespace
+}  // namespace kz::preload::test
