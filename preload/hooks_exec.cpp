@@ -68,60 +68,42 @@ std::size_t ld_capacity(char* const* envp, const EnvAdditions& a) {
 
 KZ_EXPORT int execve(const char* path, char* const argv[], char* const envp[]) {
   auto real = KZ_REAL(Libc, execve);
-  if (real == nullptr) {
-    errno = ENOSYS;
-    return -1;
-  }
+  if (real == nullptr) return no_real_function();
   KZ_FIX_ENV_INTO(env, envp);
   return real(path, argv, env);
 }
 
 KZ_EXPORT int execv(const char* path, char* const argv[]) {
   auto real = KZ_REAL(Libc, execve);
-  if (real == nullptr) {
-    errno = ENOSYS;
-    return -1;
-  }
+  if (real == nullptr) return no_real_function();
   KZ_FIX_ENV_INTO(env, environ);
   return real(path, argv, env);
 }
 
 KZ_EXPORT int execvpe(const char* file, char* const argv[], char* const envp[]) {
   auto real = KZ_REAL(Libc, execvpe);
-  if (real == nullptr) {
-    errno = ENOSYS;
-    return -1;
-  }
+  if (real == nullptr) return no_real_function();
   KZ_FIX_ENV_INTO(env, envp);
   return real(file, argv, env);
 }
 
 KZ_EXPORT int execvp(const char* file, char* const argv[]) {
   auto real = KZ_REAL(Libc, execvpe);
-  if (real == nullptr) {
-    errno = ENOSYS;
-    return -1;
-  }
+  if (real == nullptr) return no_real_function();
   KZ_FIX_ENV_INTO(env, environ);
   return real(file, argv, env);
 }
 
 KZ_EXPORT int fexecve(int fd, char* const argv[], char* const envp[]) {
   auto real = KZ_REAL(Libc, fexecve);
-  if (real == nullptr) {
-    errno = ENOSYS;
-    return -1;
-  }
+  if (real == nullptr) return no_real_function();
   KZ_FIX_ENV_INTO(env, envp);
   return real(fd, argv, env);
 }
 
 KZ_EXPORT int execveat(int dirfd, const char* path, char* const argv[], char* const envp[], int flags) {
   auto real = KZ_REAL(Libc, execveat);
-  if (real == nullptr) {
-    errno = ENOSYS;
-    return -1;
-  }
+  if (real == nullptr) return no_real_function();
   KZ_FIX_ENV_INTO(env, envp);
   return real(dirfd, path, argv, env, flags);
 }

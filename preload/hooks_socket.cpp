@@ -99,10 +99,7 @@ bool is_stream_socket(int fd) {
 
 KZ_EXPORT int connect(int fd, const sockaddr* addr, socklen_t len) {
   auto real = KZ_REAL(Libc, connect);
-  if (real == nullptr) {
-    errno = ENOSYS;
-    return -1;
-  }
+  if (real == nullptr) return no_real_function();
   const int rc = real(fd, addr, len);
   if (!shim_active() || addr == nullptr) return rc;
   const int saved = errno;
@@ -116,20 +113,14 @@ KZ_EXPORT int connect(int fd, const sockaddr* addr, socklen_t len) {
 
 KZ_EXPORT int close(int fd) {
   auto real = KZ_REAL(Libc, close);
-  if (real == nullptr) {
-    errno = ENOSYS;
-    return -1;
-  }
+  if (real == nullptr) return no_real_function();
   fd_forget(fd);
   return real(fd);
 }
 
 KZ_EXPORT ssize_t send(int fd, const void* buf, size_t n, int flags) {
   auto real = KZ_REAL(Libc, send);
-  if (real == nullptr) {
-    errno = ENOSYS;
-    return -1;
-  }
+  if (real == nullptr) return no_real_function();
   note_handshake_fd(fd);
   if (is_plain_tcp(fd) && shim_active()) scan_plain(fd, buf, n);
   return real(fd, buf, n, flags);
@@ -137,10 +128,7 @@ KZ_EXPORT ssize_t send(int fd, const void* buf, size_t n, int flags) {
 
 KZ_EXPORT ssize_t sendto(int fd, const void* buf, size_t n, int flags, const sockaddr* to, socklen_t tolen) {
   auto real = KZ_REAL(Libc, sendto);
-  if (real == nullptr) {
-    errno = ENOSYS;
-    return -1;
-  }
+  if (real == nullptr) return no_real_function();
   note_handshake_fd(fd);
   if (is_plain_tcp(fd) && shim_active()) scan_plain(fd, buf, n);
   return real(fd, buf, n, flags, to, tolen);
@@ -148,10 +136,7 @@ KZ_EXPORT ssize_t sendto(int fd, const void* buf, size_t n, int flags, const soc
 
 KZ_EXPORT ssize_t write(int fd, const void* buf, size_t n) {
   auto real = KZ_REAL(Libc, write);
-  if (real == nullptr) {
-    errno = ENOSYS;
-    return -1;
-  }
+  if (real == nullptr) return no_real_function();
   note_handshake_fd(fd);
   if (is_plain_tcp(fd) && shim_active()) scan_plain(fd, buf, n);
   return real(fd, buf, n);
@@ -159,10 +144,7 @@ KZ_EXPORT ssize_t write(int fd, const void* buf, size_t n) {
 
 KZ_EXPORT ssize_t writev(int fd, const iovec* iov, int cnt) {
   auto real = KZ_REAL(Libc, writev);
-  if (real == nullptr) {
-    errno = ENOSYS;
-    return -1;
-  }
+  if (real == nullptr) return no_real_function();
   note_handshake_fd(fd);
   if (is_plain_tcp(fd) && shim_active() && cnt > 0) scan_plain_iov(fd, iov, static_cast<std::size_t>(cnt));
   return real(fd, iov, cnt);
@@ -170,10 +152,7 @@ KZ_EXPORT ssize_t writev(int fd, const iovec* iov, int cnt) {
 
 KZ_EXPORT ssize_t sendmsg(int fd, const msghdr* msg, int flags) {
   auto real = KZ_REAL(Libc, sendmsg);
-  if (real == nullptr) {
-    errno = ENOSYS;
-    return -1;
-  }
+  if (real == nullptr) return no_real_function();
   note_handshake_fd(fd);
   if (is_plain_tcp(fd) && shim_active() && msg != nullptr) scan_plain_iov(fd, msg->msg_iov, msg->msg_iovlen);
   return real(fd, msg, flags);

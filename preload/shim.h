@@ -2,6 +2,7 @@
 // guard, and the load-time configuration.
 #pragma once
 
+#include <cerrno>
 #include <cstddef>
 
 #define KZ_EXPORT extern "C" __attribute__((visibility("default")))
@@ -51,6 +52,12 @@ struct Config {
 const Config& config();
 // Hooks check this first: enabled, and not re-entered.
 inline bool shim_active() { return !t_in_shim && config().enabled; }
+
+// A libc hook whose real function is missing (it never is in practice): fail the call.
+inline int no_real_function() {
+  errno = ENOSYS;
+  return -1;
+}
 
 // One line "kz: <msg>" on stderr, once per process (never a value or a token).
 void log_once(const char* msg);
