@@ -22,11 +22,18 @@ namespace {
 
 // The socket behind the session when the program gave GnuTLS an fd
 // (gnutls_transport_set_int); -1 otherwise (custom push functions, as in libcurl).
-int gtls_fd(gnutls_session_t s) {
+// The socket the program gave GnuTLS (gnutls_transport_set_int), if it is one we track.
+int gtls_own_fd(gnutls_session_t s) {
   auto get_int = KZ_REAL(Gnutls, gnutls_transport_get_int);
   const int fd = get_int != nullptr ? get_int(s) : -1;
-  if (fd >= 0 && (fd_flags(fd) & kFdTcp)) return fd;
-  return session_fd_get(s);   // the socket the handshake was seen writing to
+  return fd >= 0 && (fd_flags(fd) & kFdTcp) ? fd : -1;
+}
+
+// Also behind a push function: the socket the handshake was seen writing to (a table
+// lookup: not for the per-write path).
+int gtls_fd(gnutls_session_t s) {
+  const int fd = gtls_own_fd(s);
+  return fd >= 0 ? fd : session_fd_get(s);
 }
 
 void gtls_fill(ConnInfo* info) {
@@ -106,7 +113,7 @@ KZ_EXPORT ssize_t gnutls_record_send(gnutls_session_t s, const void* data, size_
   if (real == nullptr) return GNUTLS_E_INTERNAL_ERROR;
   if (!shim_active() || data == nullptr || n == 0) return real(s, data, n);
   Guard guard;
-  fd_mark_tls(gtls_fd(s));
+  fd_mark_tls(gtls_own_fd(s));   // push-function sockets were marked at the handshake
   Ctx c(s);
   switch (outbound_write(conn_table(), s, static_cast<const char*>(data), n, config().fixup_lengths, c.b, c.w)) {
     case WriteOutcome::PassThrough: return real(s, data, n);

@@ -27,11 +27,16 @@ struct Ossl {
   int last_ret = 0;   // the failing real SSL_write's return value
 };
 
-// The socket under ssl: SSL_get_fd, or for a program's own BIO (curl) the socket the
-// handshake was seen writing to.
-int ossl_fd(SSL* ssl) {
+// The socket OpenSSL itself knows (SSL_set_fd); -1 behind a program's own BIO (curl).
+int ossl_own_fd(SSL* ssl) {
   auto get_fd = KZ_REAL(Ssl, SSL_get_fd);
-  const int fd = get_fd ? get_fd(ssl) : -1;
+  return get_fd ? get_fd(ssl) : -1;
+}
+
+// The socket under ssl, also behind a program's own BIO: the socket the handshake was
+// seen writing to (a table lookup: not for the per-write path).
+int ossl_fd(SSL* ssl) {
+  const int fd = ossl_own_fd(ssl);
   return fd >= 0 ? fd : session_fd_get(ssl);
 }
 
@@ -139,7 +144,8 @@ struct Ctx {
 
 // Common write path. Returns true and sets *out when the call was handled here.
 WriteOutcome ossl_outbound(SSL* ssl, const void* buf, std::size_t len, int* failed_ret) {
-  fd_mark_tls(ossl_fd(ssl));
+  // Behind a program's own BIO the socket was marked when its handshake was seen.
+  fd_mark_tls(ossl_own_fd(ssl));
   Ctx c(ssl);
   const WriteOutcome r =
       outbound_write(conn_table(), ssl, static_cast<const char*>(buf), len, config().fixup_lengths, c.b, c.w);

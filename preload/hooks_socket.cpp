@@ -85,8 +85,11 @@ void scan_plain_iov(int fd, const iovec* iov, std::size_t cnt) {
 }
 
 // Inside a handshake hook: this socket carries that TLS object's records.
+// The socket is then also known to carry TLS (no plain-text scan of its records).
 inline void note_handshake_fd(int fd) {
-  if (t_handshake != nullptr && (fd_flags(fd) & kFdTcp)) session_fd_set(t_handshake, fd);
+  if (t_handshake == nullptr || !(fd_flags(fd) & kFdTcp)) return;
+  session_fd_set(t_handshake, fd);
+  fd_mark_tls(fd);
 }
 
 bool is_stream_socket(int fd) {

@@ -49,10 +49,9 @@ struct Chunk {
 constexpr std::size_t kMaxChunks = 64;
 
 // Walks chunks from `start`; stops at the buffer end, a malformed line, or the last chunk.
-std::size_t parse_chunks(const char* p, std::size_t n, std::size_t start, Chunk* chunks, std::size_t max,
-                         bool* saw_last) {
+// (Where the body stands afterwards is chunked_tail's question.)
+std::size_t parse_chunks(const char* p, std::size_t n, std::size_t start, Chunk* chunks, std::size_t max) {
   std::size_t count = 0, i = start;
-  *saw_last = false;
   while (i < n && count < max) {
     std::size_t j = i;
     std::uint64_t size = 0;
@@ -69,10 +68,7 @@ std::size_t parse_chunks(const char* p, std::size_t n, std::size_t start, Chunk*
     c.size = size;
     c.data_pos = j + 2;
     chunks[count++] = c;
-    if (size == 0) {
-      *saw_last = true;
-      break;
-    }
+    if (size == 0) break;
     if (c.data_pos + size + 2 > n) break;   // runs past this buffer
     if (p[c.data_pos + size] != '\r' || p[c.data_pos + size + 1] != '\n') {
       --count;   // not a chunk after all
@@ -218,10 +214,7 @@ ApplyResult apply_edits(const char* in, std::size_t n, Edit* edits, std::size_t 
   if (h.is_request && h.complete && h.chunked) chunk_start = h.head_end;
   else if (!h.is_request && ctx.in_chunked_body) chunk_start = 0;
   Chunk chunks[kMaxChunks];
-  bool saw_last = false;
-  const std::size_t nchunks =
-      chunk_start < n ? parse_chunks(in, n, chunk_start, chunks, kMaxChunks, &saw_last) : 0;
-  r.ends_chunked_body = saw_last;
+  const std::size_t nchunks = chunk_start < n ? parse_chunks(in, n, chunk_start, chunks, kMaxChunks) : 0;
 
   // Classify every length-changing edit; drop the ones the framing cannot follow.
   std::int64_t cl_delta = 0;

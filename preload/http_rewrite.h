@@ -52,7 +52,6 @@ struct ApplyResult {
   std::size_t out_len = 0;
   std::size_t applied = 0;       // edits applied
   std::size_t dropped = 0;       // edits dropped (reported by the caller)
-  bool ends_chunked_body = false;  // the terminating 0-size chunk was in the buffer
 };
 
 // Applies `edits` (sorted by pos, non-overlapping) to [in, in+n) into out (capacity >= n;

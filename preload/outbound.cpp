@@ -110,7 +110,6 @@ OutboundResult rewrite_outbound(const char* in, std::size_t n, const OutboundOpt
       return r;
     }
     r.chunked_next = tail == ChunkedTail::Boundary;
-    r.ends_chunked_body = tail == ChunkedTail::Ended;
   }
 
   TokenEdit edits[kMaxEdits];
@@ -203,7 +202,6 @@ OutboundResult rewrite_outbound(const char* in, std::size_t n, const OutboundOpt
   r.out_len = ar.out_len;
   r.changed = ar.applied > 0;
   r.swapped += ar.applied;
-  r.ends_chunked_body = r.ends_chunked_body || ar.ends_chunked_body;
   for (std::size_t i = 0; i < k; ++i) {
     if (!plain[i].dropped) {
       if (edits[i].is_token) {}   // counted above

@@ -51,7 +51,6 @@ struct OutboundResult {
   bool hold_request = false;       // hold all input: head with Content-Length, body incomplete
   bool changed = false;            // out holds the bytes to send; else send in[0, out_len)
   std::size_t swapped = 0, reported = 0;
-  bool ends_chunked_body = false;
   // The buffer ends at a chunk boundary of a chunked body (head included or continued):
   // the next write on the connection starts a chunk.
   bool chunked_next = false;

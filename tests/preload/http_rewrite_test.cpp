@@ -387,7 +387,7 @@ TEST(ApplyEdits, ChunkSizeCorrected) {
   EXPECT_EQ(a.out, want);
   EXPECT_NE(a.out.find("\r\n14\r\n{\"key\""), std::string::npos) << a.out;   // 0x28 - 20 = 0x14
   EXPECT_EQ(a.r.applied, 1u);
-  EXPECT_TRUE(a.r.ends_chunked_body);
+  EXPECT_EQ(chunked_tail(a.out.data(), a.out.size(), kChunkedHead.size()), ChunkedTail::Ended);
 }
 
 TEST(ApplyEdits, ChunkSizeDigitCountShrinksAndUppercaseHex) {
@@ -397,7 +397,7 @@ TEST(ApplyEdits, ChunkSizeDigitCountShrinksAndUppercaseHex) {
   const std::string in = kChunkedHead + "10A\r\n" + data + "\r\n";
   const Applied a = apply(in, {edit_for(in, kTok, kShort)}, true);
   EXPECT_EQ(a.out, kChunkedHead + "f6\r\n" + replace_all(data, kTok, kShort) + "\r\n");
-  EXPECT_FALSE(a.r.ends_chunked_body);
+  EXPECT_EQ(chunked_tail(a.out.data(), a.out.size(), kChunkedHead.size()), ChunkedTail::Boundary);
 }
 
 TEST(ApplyEdits, ChunkWithExtensionAndPartialChunk) {
@@ -406,7 +406,7 @@ TEST(ApplyEdits, ChunkWithExtensionAndPartialChunk) {
   const std::string in = kChunkedHead + "40;name=v\r\n" + data;   // 0x40 = 64 > data here
   const Applied a = apply(in, {edit_for(in, kTok, kShort)}, true);
   EXPECT_EQ(a.out, kChunkedHead + "2c;name=v\r\n" + replace_all(data, kTok, kShort));
-  EXPECT_FALSE(a.r.ends_chunked_body);
+  EXPECT_EQ(chunked_tail(a.out.data(), a.out.size(), kChunkedHead.size()), ChunkedTail::Incomplete);
 }
 
 TEST(ApplyEdits, TwoEditsInTwoChunks) {
@@ -427,7 +427,7 @@ TEST(ApplyEdits, ChunkContinuationUsesConnectionState) {
   const std::string in = chunk(data) + "0\r\n\r\n";
   Applied a = apply(in, {edit_for(in, kTok, kShort)}, true, /*in_chunked=*/true);
   EXPECT_EQ(a.out, chunk(replace_all(data, kTok, kShort)) + "0\r\n\r\n");
-  EXPECT_TRUE(a.r.ends_chunked_body);
+  EXPECT_EQ(chunked_tail(a.out.data(), a.out.size(), 0), ChunkedTail::Ended);
   // Without that state the same bytes have no framing: dropped.
   a = apply(in, {edit_for(in, kTok, kShort)}, true, /*in_chunked=*/false);
   EXPECT_EQ(a.out, in);
