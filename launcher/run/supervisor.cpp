@@ -15,6 +15,7 @@
 #include <cstring>
 #include <optional>
 
+#include "core/unique_fd.h"
 #include "kz/wipe.h"
 
 namespace kz {
@@ -26,22 +27,6 @@ constexpr int kForwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2
 // pipe) is drained until it has been idle this long.
 constexpr int kDrainAfterExitMs = 200;
 
-class UniqueFd {
- public:
-  UniqueFd() = default;
-  explicit UniqueFd(int fd) : fd_(fd) {}
-  UniqueFd(UniqueFd&& o) noexcept : fd_(o.release()) {}
-  UniqueFd& operator=(UniqueFd&& o) noexcept { reset(o.release()); return *this; }
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-  ~UniqueFd() { reset(); }
-  int get() const { return fd_; }
-  int release() { int f = fd_; fd_ = -1; return f; }
-  void reset(int f = -1) { if (fd_ >= 0) ::close(fd_); fd_ = f; }
-  explicit operator bool() const { return fd_ >= 0; }
- private:
-  int fd_ = -1;
-};
 
 // Puts kz's terminal in raw mode while the child owns the pseudo-terminal, and
 // restores it on every exit path.
