@@ -2,29 +2,73 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "blind/preload_path.h"
 #include "core/log.h"
 #include "kz/wire/protocol.h"
 
+extern char** environ;
+
 namespace kz {
 
 Result<std::unique_ptr<BlindRun>> BlindRun::prepare(const Config& cfg, const std::vector<std::string>& names,
-                                                    bool allow_any_host) {
-  auto bindings = blind_bindings(cfg, names, allow_any_host);
+                                                    const BlindModeOptions& mode) {
+  auto bindings = blind_bindings(cfg, names, mode.allow_any_host);
   if (!bindings) return bindings.take_error();
   for (const auto& [name, b] : *bindings)
     if (b.allow_any)
       spdlog::warn("--allow-any-host: {} has no hosts and will be sent to ANY host whose certificate verifies; "
                    "bind it with hosts = [...]", name);
-  auto preload = find_preload_library();
-  if (!preload) return preload.take_error();
+  // --blind=proxy never loads the shim, so it does not need it.
+  std::string preload_path;
+  if (!mode.proxy_all) {
+    auto preload = find_preload_library();
+    if (!preload) return preload.take_error();
+    preload_path = std::move(*preload);
+  }
   auto verifier = PeerVerifier::create(cfg.blind.ca_file);
   if (!verifier) return verifier.take_error();
-  auto run = std::unique_ptr<BlindRun>(new BlindRun(std::move(*bindings), std::move(*preload), std::move(*verifier)));
+  // The redirect is chosen before anything is resolved: an explicit choice this machine
+  // cannot honour, or --blind=proxy with no way to redirect, stops the run here.
+  auto choice = choose_redirector(mode.redirector.empty() ? cfg.blind.redirector : mode.redirector);
+  if (!choice) return choice.take_error();
+  if (choice->name == "off" && mode.proxy_all)
+    return make_error(ErrorKind::Usage, "--blind=proxy needs a redirector, and none is usable here: " + choice->why);
+  if (choice->name == "off")
+    spdlog::warn("blind mode: no redirect ({}); programs the shim cannot serve (static, Go, Java, node) will "
+                 "send tokens unchanged", choice->why);
+  auto run = std::unique_ptr<BlindRun>(new BlindRun(std::move(*bindings), std::move(preload_path), std::move(*verifier)));
   run->grant_connections_ = cfg.blind.grant_connections;
+  run->proxy_all_ = mode.proxy_all;
+  if (choice->name != "off") {
+    FallbackOptions& fo = run->fallback_opts_;
+    fo.all_programs = mode.proxy_all;
+    fo.redirector = std::move(*choice);
+    fo.ports.push_back(443);
+    for (auto p : cfg.blind.proxy_ports)
+      if (std::find(fo.ports.begin(), fo.ports.end(), p) == fo.ports.end()) fo.ports.push_back(p);
+    fo.upstream_ca_file = cfg.blind.ca_file;
+  }
   return run;
+}
+
+Status BlindRun::start_fallback(const std::function<void(nlohmann::json)>& audit) {
+  DecideContext dc;
+  dc.table = &*table_;
+  dc.verifier = &verifier_;
+  dc.grant_connections = grant_connections_;
+  auto fb = Fallback::start(fallback_opts_, dc, audit, environ);
+  if (!fb) return make_error(fb.error().kind, "blind mode's TLS proxy could not start: " + fb.error().message);
+  fallback_ = std::move(*fb);
+  return ok_status();
+}
+
+Status BlindRun::set_root(pid_t pid) {
+  tree_.set_root(pid);
+  if (fallback_) return fallback_->after_fork(pid);
+  return ok_status();
 }
 
 Status BlindRun::start(std::vector<ResolvedSecret> values, std::function<void(nlohmann::json)> audit) {
@@ -35,6 +79,13 @@ Status BlindRun::start(std::vector<ResolvedSecret> values, std::function<void(nl
     nlohmann::json hosts = s.binding.allow_any ? nlohmann::json::array({"*"}) : nlohmann::json(s.binding.hosts);
     audit({{"event", "token"}, {"secret", s.name}, {"token_id", s.token_id}, {"hosts", hosts},
            {"same_length", s.token.size() == s.value.size()}});
+  }
+  if (!fallback_opts_.redirector.name.empty())
+    if (auto st = start_fallback(audit); !st) return st;
+  if (proxy_all_) {
+    spdlog::info("blind mode (proxy): {} token(s); every program's TLS goes through the proxy",
+                 table_->secrets().size());
+    return ok_status();
   }
   BrokerOptions bo;
   bo.decide.table = &*table_;
@@ -57,10 +108,12 @@ std::vector<ResolvedSecret> BlindRun::child_secrets() const {
 }
 
 std::vector<EnvVar> BlindRun::child_vars(char** parent_env) const {
+  std::vector<EnvVar> out;
+  if (fallback_) out = fallback_->child_vars();
+  if (proxy_all_) return out;
   std::string preload = preload_;
   for (char** e = parent_env; e != nullptr && *e != nullptr; ++e)
     if (std::strncmp(*e, "LD_PRELOAD=", 11) == 0 && (*e)[11] != '\0') preload += std::string(":") + (*e + 11);
-  std::vector<EnvVar> out;
   out.push_back({"LD_PRELOAD", preload, {}});
   out.push_back({wire::kEnvBroker, broker_ ? broker_->socket_path() : "", {}});
   out.push_back({wire::kEnvPreload, preload_, {}});
@@ -69,6 +122,7 @@ std::vector<EnvVar> BlindRun::child_vars(char** parent_env) const {
 }
 
 void BlindRun::stop() {
+  if (fallback_) fallback_->stop();
   if (broker_) broker_->stop();
 }
 

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "blind/binding.h"
+#include "blind/fallback.h"
 #include "blind/broker.h"
 #include "blind/peer_verify.h"
 #include "blind/process_tree.h"
@@ -25,12 +26,19 @@
 
 namespace kz {
 
+struct BlindModeOptions {
+  bool allow_any_host = false;
+  bool proxy_all = false;     // --blind=proxy: no shim; every program through the proxy
+  std::string redirector;     // --redirector (empty: [blind] redirector)
+};
+
 class BlindRun {
  public:
   // Fails (naming file:line of each secret) when a secret has no hosts, when the shim
-  // library is missing, or when [blind] ca_file cannot be loaded.
+  // library is missing, when [blind] ca_file cannot be loaded, or when the redirector
+  // asked for (or --blind=proxy's need of one) cannot be honoured here.
   static Result<std::unique_ptr<BlindRun>> prepare(const Config& cfg, const std::vector<std::string>& names,
-                                                   bool allow_any_host);
+                                                   const BlindModeOptions& mode);
 
   // Takes the resolved values, mints tokens, records one "token" audit record per
   // secret and starts the broker. `audit` must be thread-safe (the broker calls it).
@@ -38,16 +46,21 @@ class BlindRun {
   // NAME=token for each secret.
   std::vector<ResolvedSecret> child_secrets() const;
   // LD_PRELOAD (the shim first, then any inherited preloads), KZ_BROKER, KZ_PRELOAD,
-  // KZ_FIXUP_LENGTHS.
+  // KZ_FIXUP_LENGTHS; with the fallback, the trust variables of its CA bundles. With
+  // --blind=proxy only the latter: the shim is not loaded at all.
   std::vector<EnvVar> child_vars(char** parent_env) const;
-  // The agent's pid, once forked: the broker serves its process tree.
-  void set_root(pid_t pid) { tree_.set_root(pid); }
+  // In the child between fork and exec (async-signal-safe): joins the redirect.
+  int child_prepare() noexcept { return fallback_ ? fallback_->child_prepare() : 0; }
+  // The agent's pid, once forked: the broker serves its process tree; the redirector
+  // starts supervising it. An error means the child must not run unredirected.
+  Status set_root(pid_t pid);
   void stop();
   const std::string& preload_path() const { return preload_; }
 
  private:
   BlindRun(std::vector<std::pair<std::string, Binding>> bindings, std::string preload, PeerVerifier verifier)
       : bindings_(std::move(bindings)), preload_(std::move(preload)), verifier_(std::move(verifier)) {}
+  Status start_fallback(const std::function<void(nlohmann::json)>& audit);
 
   std::vector<std::pair<std::string, Binding>> bindings_;
   std::string preload_;
@@ -56,6 +69,9 @@ class BlindRun {
   std::optional<TokenTable> table_;
   ProcessTree tree_{getpid()};
   std::unique_ptr<Broker> broker_;
+  bool proxy_all_ = false;
+  FallbackOptions fallback_opts_;
+  std::unique_ptr<Fallback> fallback_;
 };
 
 }  // namespace kz

@@ -58,6 +58,7 @@ int cli_main(int argc, char** argv) {
   app.add_flag("-q,--quiet", g.quiet, "Only errors on stderr");
 
   RunOptions run;
+  std::string blind_mode;   // --blind[=shim|proxy]
   std::vector<std::string> only, keep;
   auto* run_cmd = app.add_subcommand("run", "Resolve secrets and run COMMAND with them in its environment");
   run_cmd->footer(
@@ -69,8 +70,14 @@ int cli_main(int argc, char** argv) {
       "shim (LD_PRELOAD) swaps a token for its value inside outbound TLS only when the peer's\n"
       "certificate verifies for a host the secret is bound to (hosts = [...]). Every swap and\n"
       "refusal is an audit record (kz audit summary).\n"
+      "Programs the shim cannot serve (static, Go, Java, node with its own OpenSSL) have their\n"
+      "connections to port 443 (and [blind] proxy_ports) redirected to kz's TLS proxy, which swaps\n"
+      "under the same rules; --blind=proxy sends every program there, so no value ever enters the\n"
+      "agent's address space. The redirect is eBPF (root/CAP_BPF) or seccomp (any user); `kz doctor`\n"
+      "says which one this machine uses.\n"
       "  kz run -- ./agent.sh\n"
       "  kz run --blind -- python agent.py\n"
+      "  kz run --blind=proxy -- node agent.mjs\n"
       "  kz run --clean-env --keep-env PYTHONPATH -- python agent.py\n"
       "  kz run --env-file .env --only GITHUB_TOKEN -- gh repo list");
   run_cmd->add_option("--only", only, "Resolve only these secrets (NAME,NAME...)")->allow_extra_args(false);
@@ -87,9 +94,14 @@ int cli_main(int argc, char** argv) {
                     "Start from PATH, HOME, USER, LOGNAME, LANG, TERM and the secrets only");
   run_cmd->add_option("--keep-env", keep, "Keep these inherited variables: with --clean-env, or provider credentials kz removes (NAME,NAME...)")
       ->allow_extra_args(false);
-  run_cmd->add_flag("--blind", run.blind,
-                    "Give the command tokens (KZ_TOK_...) instead of values; its TLS library swaps them for the "
-                    "real values only on the way out to each secret's hosts");
+  run_cmd->add_flag("--blind{shim}", blind_mode,
+                    "Give the command tokens (KZ_TOK_...) instead of values; they are swapped for the real values "
+                    "only on the way out to each secret's hosts. --blind=proxy: all TLS through kz's proxy")
+      ->check(CLI::IsMember({"shim", "proxy"}));
+  run_cmd->add_option("--redirector", run.redirector,
+                      "With --blind: how connections reach the proxy: auto (eBPF when privileged, else seccomp), "
+                      "ebpf, seccomp, off (default: [blind] redirector, else auto)")
+      ->check(CLI::IsMember({"auto", "ebpf", "seccomp", "off"}));
   run_cmd->add_flag("--allow-any-host", run.allow_any_host,
                     "With --blind: secrets without hosts = [...] may go to any host whose certificate verifies "
                     "(warns)");
@@ -137,6 +149,12 @@ int cli_main(int argc, char** argv) {
   if (run_cmd->parsed()) {
     run.only = split_commas(only);
     run.keep_env = split_commas(keep);
+    run.blind = !blind_mode.empty();
+    run.blind_proxy = blind_mode == "proxy";
+    if (!run.redirector.empty() && !run.blind) {
+      std::fprintf(stderr, "--redirector is for blind mode: add --blind\n");
+      return kExitConfig;
+    }
     run.command.insert(run.command.end(), after_dashes.begin(), after_dashes.end());
     return cmd_run(g, run);
   }

@@ -31,6 +31,8 @@ struct RunOptions {
   std::vector<std::string> keep_env;
   std::string audit_log;     // --audit-log; empty: [audit] path or the default
   bool blind = false;        // --blind: tokens in the environment, swapped by the shim
+  bool blind_proxy = false;  // --blind=proxy: every program's TLS goes through kz's proxy
+  std::string redirector;    // --redirector: auto|ebpf|seccomp|off (empty: [blind] redirector)
   bool allow_any_host = false;
   std::vector<std::string> command;
 };

@@ -6,6 +6,7 @@
 #include "commands/commands.h"
 #include "config/config.h"
 #include "doctor/host_facts.h"
+#include "redirect/select.h"
 
 namespace kz {
 
@@ -52,6 +53,19 @@ int cmd_doctor(const GlobalOptions& g) {
   line("blind: peer trust", "system store (SSL_CERT_FILE/SSL_CERT_DIR honoured) plus [blind] ca_file");
   line("blind: decisions", "secrets with methods/paths: every request; others: once per TLS connection, uses "
                            "reported in batches ([blind] reuse = \"request\" asks every time)");
+  // The fallback: which redirect `kz run --blind` would use here, and why.
+  const std::string no_ebpf = ebpf_redirect_unavailable_reason();
+  const std::string no_seccomp = seccomp_redirect_unavailable_reason();
+  line("redirect: ebpf", no_ebpf.empty() ? "available (cgroup/connect4+6 on a cgroup made for each run)"
+                                         : "unavailable: " + no_ebpf);
+  line("redirect: seccomp", no_seccomp.empty() ? "available (user notification on connect, no privileges needed)"
+                                               : "unavailable: " + no_seccomp);
+  if (auto c = choose_redirector("auto"); c)
+    line("redirect: active", c->name == "off" ? "none: programs the shim cannot serve send tokens unchanged"
+                                              : c->name + " (" + c->why + ")");
+  line("blind: fallback", "static, Go, Java and bundled-OpenSSL programs → kz's TLS proxy (ports 443 and "
+                          "[blind] proxy_ports); --blind=proxy: every program");
+  line("blind: proxy HTTP/2", "not offered: the proxy selects http/1.1 by ALPN (tokens are swapped in HTTP/1.1)");
   return kExitOk;
 }
 

@@ -1,4 +1,5 @@
 // kz run: resolve, build the child's environment, start the command under supervision.
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -62,7 +63,7 @@ int cmd_run(const GlobalOptions& g, const RunOptions& o) {
     std::lock_guard lock(audit_mu);
     if (auto st = audit->append(std::move(j)); !st) spdlog::warn("{}", st.error().message);
   };
-  record({{"event", "run.start"}, {"mode", o.blind ? "blind" : "standard"},
+  record({{"event", "run.start"}, {"mode", o.blind_proxy ? "blind-proxy" : o.blind ? "blind" : "standard"},
           {"exe", o.command.empty() ? "" : o.command[0]}, {"config", cfg->path}});
   // Every return path below ends the run in the log exactly once.
   struct StopRecord {
@@ -122,7 +123,11 @@ int cmd_run(const GlobalOptions& g, const RunOptions& o) {
   // may go, and the shim and the trust store must be there.
   std::unique_ptr<BlindRun> blind;
   if (o.blind) {
-    auto b = BlindRun::prepare(*cfg, ropts.only, o.allow_any_host);
+    BlindModeOptions bm;
+    bm.allow_any_host = o.allow_any_host;
+    bm.proxy_all = o.blind_proxy;
+    bm.redirector = o.redirector;
+    auto b = BlindRun::prepare(*cfg, ropts.only, bm);
     if (!b) {
       spdlog::error("{}", b.error().message);
       stop_record.stop({{"decision", "error"}, {"reason", "blind mode could not be set up"}, {"exit", kExitConfig}});
@@ -188,13 +193,24 @@ int cmd_run(const GlobalOptions& g, const RunOptions& o) {
   sup.envp = env.envp();
   // The values now live in the environment block and (derived) in the mask patterns;
   // the parent drops both copies it no longer needs as soon as the child exists.
+  Status redirect_status = ok_status();
   sup.after_fork = [&](pid_t child) {
-    if (blind) blind->set_root(child);
+    if (blind) {
+      redirect_status = blind->set_root(child);
+      // A child that cannot be redirected must not run as if it were.
+      if (!redirect_status) kill(child, SIGKILL);
+    }
     env.wipe();
     secrets.clear();
   };
+  if (blind) sup.child_prepare = [b = blind.get()]() noexcept { return b->child_prepare(); };
   auto rc = run_supervised(sup);
   if (blind) blind->stop();
+  if (!redirect_status) {
+    spdlog::error("blind mode: the redirect could not be set up: {}", redirect_status.error().message);
+    stop_record.stop({{"decision", "error"}, {"reason", redirect_status.error().message}, {"exit", kExitInternal}});
+    return kExitInternal;
+  }
   int code = kExitInternal;
   if (!rc) {
     spdlog::error("{}", rc.error().message);

@@ -214,7 +214,26 @@ Status parse_blind(const toml::node& node, const std::string& file, Config& cfg)
       cfg.blind.grant_connections = r->get() == "connection";
       continue;
     }
-    if (key != "ca_file") return config_error(kpos, "blind: unknown key \"" + key + "\" (known: ca_file, reuse)");
+    if (key == "proxy_ports") {
+      const auto* arr = v.as_array();
+      if (arr == nullptr) return config_error(kpos, "blind.proxy_ports must be an array of port numbers");
+      for (const auto& e : *arr) {
+        const auto* n = e.as_integer();
+        if (n == nullptr || n->get() < 1 || n->get() > 65535)
+          return config_error(pos_of(e, file), "blind.proxy_ports: each entry must be a port number 1-65535");
+        cfg.blind.proxy_ports.push_back(static_cast<std::uint16_t>(n->get()));
+      }
+      continue;
+    }
+    if (key == "redirector") {
+      const auto* r = v.as_string();
+      if (r == nullptr || (r->get() != "auto" && r->get() != "ebpf" && r->get() != "seccomp" && r->get() != "off"))
+        return config_error(kpos, "blind.redirector must be \"auto\", \"ebpf\", \"seccomp\" or \"off\"");
+      cfg.blind.redirector = r->get();
+      continue;
+    }
+    if (key != "ca_file")
+      return config_error(kpos, "blind: unknown key \"" + key + "\" (known: ca_file, reuse, proxy_ports, redirector)");
     const auto* s = v.as_string();
     if (s == nullptr || s->get().empty())
       return config_error(kpos, "blind.ca_file must be a non-empty string, not a " + std::string(type_name(v)));

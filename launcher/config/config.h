@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -44,6 +45,10 @@ struct BlindConfig {
   // connection (uses reported in batches). "request": the broker decides every request
   // and writes one record per substitution; the value is in the agent only during a write.
   bool grant_connections = true;
+  // Destination ports, besides 443, whose connections from programs the shim cannot
+  // serve go to the fallback proxy.
+  std::vector<std::uint16_t> proxy_ports;
+  std::string redirector = "auto";   // auto | ebpf | seccomp | off
 };
 
 struct Config {

@@ -26,6 +26,8 @@ constexpr int kForwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2
 // After the child has exited, output still open (a background grandchild holds the
 // pipe) is drained until it has been idle this long.
 constexpr int kDrainAfterExitMs = 200;
+// Marks an errno reported by child_prepare rather than by exec.
+constexpr int kPrepareFailed = 1 << 16;
 
 
 // Puts kz's terminal in raw mode while the child owns the pseudo-terminal, and
@@ -123,8 +125,13 @@ void child_exec(const SuperviseOptions& o, int in_fd, int out_fd, int err_fd, bo
   std::vector<char*> argv;
   for (const auto& a : o.argv) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
-  execvpe(argv[0], argv.data(), o.envp);
-  int e = errno;
+  int e = o.child_prepare ? o.child_prepare() : 0;
+  if (e != 0) {
+    e |= kPrepareFailed;
+  } else {
+    execvpe(argv[0], argv.data(), o.envp);
+    e = errno;
+  }
   (void)!::write(report_fd, &e, sizeof e);
   _exit(127);
 }
@@ -197,6 +204,9 @@ Result<int> run_supervised(const SuperviseOptions& o) {
   if (rn == static_cast<ssize_t>(sizeof exec_errno)) {
     int st;
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
+    if ((exec_errno & kPrepareFailed) != 0)
+      return make_error(ErrorKind::Internal, "cannot set up " + o.argv[0] + " for the run: " +
+                                                 std::strerror(exec_errno & ~kPrepareFailed));
     const std::string msg = "cannot run " + o.argv[0] + ": " + std::strerror(exec_errno);
     if (exec_errno == ENOENT) return make_error(ErrorKind::NotFound, msg);
     return make_error(ErrorKind::Denied, msg);

@@ -29,6 +29,9 @@ struct SuperviseOptions {
   std::shared_ptr<const MaskPatterns> masks;             // required unless Inherit
   std::chrono::milliseconds idle_flush{30};              // flush held-back bytes after this
   std::function<void(pid_t)> after_fork;                 // parent side, right after fork
+  // Child side, between fork and exec (async-signal-safe code only): 0, or an errno that
+  // fails the start like a failed exec would (e.g. joining the run's cgroup).
+  std::function<int()> child_prepare;
   // Become a child subreaper: descendants that daemonise are re-parented to kz (so the
   // blind-mode broker still sees them as part of the run) and are reaped here.
   bool subreaper = false;
