@@ -124,7 +124,7 @@ TEST(BlindConfig, CaFileIsRelativeToTheConfig) {
   EXPECT_EQ(c.blind.ca_file, "/p/certs/ca.pem");
   auto bad = parse_config("[blind]\nca = \"x\"\n", "/p/.keyzero.toml");
   ASSERT_FALSE(bad.ok());
-  EXPECT_NE(bad.error().message.find("known: ca_file, reuse"), std::string::npos);
+  EXPECT_NE(bad.error().message.find("known: ca_file, reuse, proxy_ports, redirector"), std::string::npos);
   EXPECT_TRUE(c.blind.grant_connections);   // default: grants per connection
   EXPECT_FALSE(parse("[blind]\nreuse = \"request\"\n").blind.grant_connections);
   EXPECT_TRUE(parse("[blind]\nreuse = \"connection\"\n").blind.grant_connections);
@@ -132,6 +132,23 @@ TEST(BlindConfig, CaFileIsRelativeToTheConfig) {
   ASSERT_FALSE(bad_reuse.ok());
   EXPECT_NE(bad_reuse.error().message.find("/p/.keyzero.toml:2:"), std::string::npos) << bad_reuse.error().message;
   EXPECT_NE(bad_reuse.error().message.find("blind.reuse"), std::string::npos);
+}
+
+TEST(BlindConfig, ProxyPortsAndRedirector) {
+  Config d = parse("[blind]\n");
+  EXPECT_TRUE(d.blind.proxy_ports.empty());
+  EXPECT_EQ(d.blind.redirector, "auto");
+  Config c = parse("[blind]\nproxy_ports = [8443, 9443]\nredirector = \"seccomp\"\n");
+  EXPECT_EQ(c.blind.proxy_ports, (std::vector<std::uint16_t>{8443, 9443}));
+  EXPECT_EQ(c.blind.redirector, "seccomp");
+  for (const char* bad : {"[blind]\nproxy_ports = [0]\n", "[blind]\nproxy_ports = [70000]\n",
+                          "[blind]\nproxy_ports = 443\n", "[blind]\nproxy_ports = [\"443\"]\n",
+                          "[blind]\nredirector = \"iptables\"\n"}) {
+    auto r = parse_config(bad, "/p/.keyzero.toml");
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_NE(r.error().message.find("/p/.keyzero.toml:2:"), std::string::npos) << r.error().message;
+    EXPECT_NE(r.error().message.find("blind."), std::string::npos) << r.error().message;
+  }
 }
 
 }  // namespace
