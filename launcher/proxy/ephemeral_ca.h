@@ -8,6 +8,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -38,7 +39,8 @@ class EphemeralCa {
   const std::string& cert_pem() const { return cert_pem_; }
   X509* cert() const { return cert_; }
   // A leaf for `host` (DNS name → SAN dNSName, IP literal → SAN iPAddress), signed by the
-  // CA, valid from an hour ago for a day. Cached per host; thread-safe.
+  // CA, valid from an hour ago for a day. Cached per host (re-minted after 12 hours);
+  // thread-safe. Fails for anything that is neither a DNS name nor an IP literal.
   Result<std::shared_ptr<const LeafCert>> leaf_for(std::string_view host);
 
  private:
@@ -48,7 +50,12 @@ class EphemeralCa {
   X509* cert_ = nullptr;
   std::string cert_pem_;
   std::mutex mu_;
-  std::map<std::string, std::shared_ptr<const LeafCert>, std::less<>> leaves_;
+  // Each leaf with when it was made: a leaf is valid for a day, so a long run re-mints.
+  struct CachedLeaf {
+    std::shared_ptr<const LeafCert> leaf;
+    std::chrono::steady_clock::time_point made;
+  };
+  std::map<std::string, CachedLeaf, std::less<>> leaves_;
 };
 
 }  // namespace kz

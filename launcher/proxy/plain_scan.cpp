@@ -1,0 +1,71 @@
+#include "proxy/plain_scan.h"
+
+#include <cstring>
+
+#include "kz/wire/scanner.h"
+
+namespace kz {
+
+void PlainTokenScanner::emit(const char* tok, std::size_t len) {
+  // "KZ_TOK_" alone is no token (a token has base62 text after the prefix).
+  if (len > wire::kTokenPrefixLen) sink_(ctx_, tok, len);
+}
+
+void PlainTokenScanner::keep_tail(const char* p, std::size_t n) {
+  if (n == 0) return;
+  if (n > kTailMax) {   // longer than any token: report it as far as it goes
+    emit(p, n);
+    return;
+  }
+  if (!buf_) buf_.reset(new char[2 * kTailMax]);
+  std::memmove(buf_.get(), p, n);
+  tail_len_ = n;
+}
+
+void PlainTokenScanner::feed(const char* p, std::size_t n) {
+  if (n == 0) return;
+  std::size_t start = 0;
+  if (tail_len_ > 0) {
+    // Join the kept tail with the start of this chunk, enough to finish one token.
+    const std::size_t m = n < kTailMax ? n : kTailMax;
+    char* j = buf_.get();
+    std::memcpy(j + tail_len_, p, m);
+    const std::size_t jl = tail_len_ + m;
+    const std::size_t old = tail_len_;
+    tail_len_ = 0;
+    if (jl >= wire::kTokenPrefixLen && std::memcmp(j, wire::kTokenPrefix, wire::kTokenPrefixLen) == 0) {
+      const std::size_t ext = wire::token_extent(j, jl);
+      if (ext == jl && m == n) {
+        keep_tail(j, jl);   // still running: the whole chunk continues the token
+        return;
+      }
+      emit(j, ext);
+      start = ext - old;
+    } else if (jl < wire::kTokenPrefixLen && std::memcmp(j, wire::kTokenPrefix, jl) == 0) {
+      keep_tail(j, jl);     // a prefix fragment, longer now
+      return;
+    }
+  }
+  std::size_t pos = start;
+  while (pos < n) {
+    const std::size_t off = wire::find_token_prefix(p + pos, n - pos);
+    if (off == n - pos) break;
+    const std::size_t t = pos + off;
+    const std::size_t ext = wire::token_extent(p + t, n - t);
+    if (t + ext == n) {
+      keep_tail(p + t, ext);
+      return;
+    }
+    emit(p + t, ext);
+    pos = t + ext;
+  }
+  const std::size_t frag = wire::trailing_prefix_len(p + start, n - start);
+  if (frag > 0) keep_tail(p + n - frag, frag);
+}
+
+void PlainTokenScanner::finish() {
+  if (tail_len_ > 0) emit(buf_.get(), tail_len_);
+  tail_len_ = 0;
+}
+
+}  // namespace kz

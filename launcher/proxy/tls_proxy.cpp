@@ -1,0 +1,205 @@
+#include "proxy/tls_proxy.h"
+
+#include <openssl/ssl.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/strand.hpp>
+
+#include <spdlog/spdlog.h>
+#include "proxy/proxy_session.h"
+#include "run/signal_free_thread.h"
+
+namespace kz {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using error_code = boost::system::error_code;
+
+namespace {
+
+// Pause before accepting again after a failed accept (EMFILE/ENFILE would otherwise spin).
+constexpr auto kAcceptRetry = std::chrono::milliseconds(50);
+
+// Server-side ALPN: HTTP/1.1 only, because the rewrite understands HTTP/1.x framing and
+// not HPACK. A client that offers only h2 gets no ALPN answer.
+int select_http11(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in, unsigned int inlen,
+                  void*) {
+  static const unsigned char kHttp11[] = {'h', 't', 't', 'p', '/', '1', '.', '1'};
+  for (unsigned int i = 0; i < inlen;) {
+    const unsigned int len = in[i];
+    if (i + 1 + len > inlen) break;
+    if (len == sizeof kHttp11 && std::memcmp(in + i + 1, kHttp11, len) == 0) {
+      *out = in + i + 1;
+      *outlen = static_cast<unsigned char>(len);
+      return SSL_TLSEXT_ERR_OK;
+    }
+    i += 1 + len;
+  }
+  return SSL_TLSEXT_ERR_NOACK;
+}
+
+}  // namespace
+
+struct TlsProxy::Impl {
+  ProxyShared sh;
+  std::vector<std::thread> threads;
+  bool stopped = false;
+  // Declared last, destroyed first: handlers still queued at destruction hold sessions
+  // that use `sh`.
+  asio::io_context ioc;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
+  std::optional<tcp::acceptor> acc4, acc6;
+  std::optional<asio::steady_timer> retry4, retry6;
+  sockaddr_in l4{};
+  sockaddr_in6 l6{};
+
+  explicit Impl(ProxyOptions o) { sh.opts = std::move(o); }
+  void accept(tcp::acceptor& acc, asio::steady_timer& retry);
+};
+
+void TlsProxy::Impl::accept(tcp::acceptor& acc, asio::steady_timer& retry) {
+  // Each connection gets its own strand: its socket's executor, and so every handler of
+  // its operations.
+  acc.async_accept(asio::make_strand(ioc), [this, &acc, &retry](const error_code& ec, tcp::socket s) {
+    if (ec == asio::error::operation_aborted || !acc.is_open()) return;
+    if (ec) {
+      spdlog::debug("proxy: accept failed: {}", ec.message());
+      retry.expires_after(kAcceptRetry);
+      retry.async_wait([this, &acc, &retry](const error_code& e) {
+        if (!e && acc.is_open()) accept(acc, retry);
+      });
+      return;
+    }
+    try {
+      auto session = std::make_shared<ProxySession>(sh, std::move(s));
+      {
+        std::lock_guard lock(sh.mu);
+        if (sh.stopping) return;   // session (and socket) go away here
+        sh.live.emplace(session.get(), session);
+      }
+      auto ex = session->get_executor();
+      asio::post(ex, [session] { session->start(); });
+    } catch (const std::exception& e) {
+      spdlog::debug("proxy: cannot set up a connection: {}", e.what());
+    }
+    accept(acc, retry);
+  });
+}
+
+TlsProxy::TlsProxy(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+TlsProxy::~TlsProxy() { stop(); }
+
+Result<std::unique_ptr<TlsProxy>> TlsProxy::start(ProxyOptions opts) {
+  if (opts.ca == nullptr || opts.decide.table == nullptr || opts.decide.verifier == nullptr || !opts.original)
+    return make_error(ErrorKind::Internal, "proxy: missing CA, token table, peer verifier or destination lookup");
+  auto impl = std::make_unique<Impl>(std::move(opts));
+  ProxyShared& sh = impl->sh;
+  auto up = UpstreamTls::create(sh.opts.upstream_ca_file);
+  if (!up.ok()) return up.take_error();
+  sh.upstream = std::move(*up);
+  sh.table = std::make_unique<preload::ConnTable>();
+  sh.fixup_lengths = sh.opts.decide.table->needs_length_fixup();
+
+  SSL_CTX* sctx = sh.server_ctx.native_handle();
+  SSL_CTX_set_min_proto_version(sctx, TLS1_2_VERSION);
+  SSL_CTX_set_alpn_select_cb(sctx, &select_http11, nullptr);
+  // One resumption ticket per connection is enough for clients that reconnect.
+  SSL_CTX_set_num_tickets(sctx, 1);
+
+  try {
+    error_code ec;
+    impl->acc4.emplace(impl->ioc);
+    impl->acc4->open(tcp::v4(), ec);
+    if (!ec) impl->acc4->bind({asio::ip::address_v4::loopback(), 0}, ec);
+    if (!ec) impl->acc4->listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) return make_error(ErrorKind::Network, "proxy: cannot listen on 127.0.0.1: " + ec.message());
+    const tcp::endpoint e4 = impl->acc4->local_endpoint();
+    std::memcpy(&impl->l4, e4.data(), sizeof impl->l4);
+    std::memcpy(&sh.listen4, e4.data(), e4.size());
+
+    impl->acc6.emplace(impl->ioc);
+    impl->acc6->open(tcp::v6(), ec);
+    if (!ec) impl->acc6->set_option(asio::ip::v6_only(true), ec);
+    if (!ec) impl->acc6->bind({asio::ip::address_v6::loopback(), 0}, ec);
+    if (!ec) impl->acc6->listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      spdlog::debug("proxy: no IPv6 listener ({})", ec.message());
+      impl->acc6.reset();
+    } else {
+      const tcp::endpoint e6 = impl->acc6->local_endpoint();
+      std::memcpy(&impl->l6, e6.data(), sizeof impl->l6);
+      std::memcpy(&sh.listen6, e6.data(), e6.size());
+    }
+    impl->retry4.emplace(impl->ioc);
+    impl->retry6.emplace(impl->ioc);
+    impl->accept(*impl->acc4, *impl->retry4);
+    if (impl->acc6) impl->accept(*impl->acc6, *impl->retry6);
+
+    unsigned n = sh.opts.threads;
+    if (n == 0) n = std::clamp(std::thread::hardware_concurrency(), 1u, 4u);
+    impl->work.emplace(impl->ioc.get_executor());
+    for (unsigned i = 0; i < n; ++i) {
+      impl->threads.push_back(signal_free_thread([io = &impl->ioc] {
+        // Handlers do not throw (error codes everywhere); anything that still does ends
+        // that handler only.
+        while (true) {
+          try {
+            io->run();
+            return;
+          } catch (const std::exception& e) {
+            spdlog::debug("proxy: handler failed: {}", e.what());
+          }
+        }
+      }));
+    }
+  } catch (const std::exception& e) {
+    return make_error(ErrorKind::Internal, std::string("proxy: cannot start: ") + e.what());
+  }
+  return std::unique_ptr<TlsProxy>(new TlsProxy(std::move(impl)));
+}
+
+sockaddr_in TlsProxy::listen4() const { return impl_->l4; }
+sockaddr_in6 TlsProxy::listen6() const { return impl_->l6; }
+
+void TlsProxy::stop() {
+  if (!impl_ || impl_->stopped) return;
+  impl_->stopped = true;
+  Impl& im = *impl_;
+  // Listeners first (on the io threads, where their handlers run).
+  asio::post(im.ioc, [&im] {
+    error_code ig;
+    if (im.acc4) im.acc4->close(ig);
+    if (im.acc6) im.acc6->close(ig);
+    if (im.retry4) im.retry4->cancel();
+    if (im.retry6) im.retry6->cancel();
+  });
+  std::vector<std::shared_ptr<ProxySession>> sessions;
+  {
+    std::lock_guard lock(im.sh.mu);
+    im.sh.stopping = true;
+    for (auto& [p, w] : im.sh.live)
+      if (auto s = w.lock()) sessions.push_back(std::move(s));
+  }
+  // Each session closes on its own strand; its handlers then finish with errors, and the
+  // last one frees it (reporting its grants' uses).
+  for (auto& s : sessions) asio::post(s->get_executor(), [s] { s->abort(); });
+  sessions.clear();
+  im.work.reset();
+  for (auto& t : im.threads)
+    if (t.joinable()) t.join();
+  im.threads.clear();
+  // Anything the threads did not get to (none when they drained) runs here, single-threaded.
+  im.ioc.restart();
+  im.ioc.poll();
+}
+
+}  // namespace kz

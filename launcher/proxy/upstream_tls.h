@@ -1,0 +1,48 @@
+// TLS toward the real destination, for the fallback proxy: a client SSL_CTX that trusts
+// the system store plus [blind] ca_file (the same anchors as the broker's PeerVerifier),
+// TLS 1.2 or later, ALPN http/1.1 only, full verification of the peer for the host the
+// agent asked for (name or IP literal), and client-side session resumption per
+// (host, address) so repeated connections skip the full handshake.
+#pragma once
+
+#include <openssl/ssl.h>
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include <boost/asio/ssl/context.hpp>
+
+#include "kz/result.h"
+
+namespace kz {
+
+class UpstreamTls {
+ public:
+  static Result<std::unique_ptr<UpstreamTls>> create(const std::string& ca_file);
+  ~UpstreamTls();
+  UpstreamTls(const UpstreamTls&) = delete;
+  UpstreamTls& operator=(const UpstreamTls&) = delete;
+
+  boost::asio::ssl::context& context() { return ctx_; }
+  // Readies one connection's SSL before its handshake: SNI (DNS names only), the name or
+  // IP the certificate must match, ALPN, and a session to resume for `session_key`.
+  Status prepare(SSL* ssl, const std::string& host, const std::string& session_key);
+  // Why the handshake of `ssl` failed verification ("" when it did not fail that way).
+  static std::string verify_failure(SSL* ssl);
+
+ private:
+  UpstreamTls();
+  static int on_new_session(SSL* ssl, SSL_SESSION* sess);
+  void store_session(const std::string& key, SSL_SESSION* sess);
+
+  boost::asio::ssl::context ctx_;
+  std::mutex mu_;
+  std::map<std::string, SSL_SESSION*> sessions_;   // one reference each
+};
+
+// True for an IPv4 or IPv6 literal (brackets allowed).
+bool is_ip_literal(const std::string& host);
+
+}  // namespace kz
