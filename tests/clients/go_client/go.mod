@@ -1,0 +1,3 @@
+module kz-go-client
+
+go 1.19
