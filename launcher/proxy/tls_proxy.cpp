@@ -52,23 +52,35 @@ struct TlsProxy::Impl {
   ProxyShared sh;
   std::vector<std::thread> threads;
   bool stopped = false;
+  // One io_context per thread, each connection pinned to one of them: all of a
+  // connection's handlers run on the same thread, so a request and its answer are never
+  // handed between threads (each hand-off costs a wake-up and shows in the latency).
   // Declared last, destroyed first: handlers still queued at destruction hold sessions
   // that use `sh`.
-  asio::io_context ioc;
-  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
+  std::vector<std::unique_ptr<asio::io_context>> pool;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> work;
+  std::size_t next = 0;   // round-robin over the pool (used by the accepting thread only)
+  asio::io_context& ioc() { return *pool.front(); }   // listeners and their timers
   std::optional<tcp::acceptor> acc4, acc6;
   std::optional<asio::steady_timer> retry4, retry6;
   sockaddr_in l4{};
   sockaddr_in6 l6{};
 
-  explicit Impl(ProxyOptions o) { sh.opts = std::move(o); }
+  explicit Impl(ProxyOptions o, unsigned threads) {
+    sh.opts = std::move(o);
+    for (unsigned i = 0; i < threads; ++i) {
+      pool.push_back(std::make_unique<asio::io_context>(1));
+      work.push_back(asio::make_work_guard(*pool.back()));
+    }
+  }
   void accept(tcp::acceptor& acc, asio::steady_timer& retry);
 };
 
 void TlsProxy::Impl::accept(tcp::acceptor& acc, asio::steady_timer& retry) {
-  // Each connection gets its own strand: its socket's executor, and so every handler of
-  // its operations.
-  acc.async_accept(asio::make_strand(ioc), [this, &acc, &retry](const error_code& ec, tcp::socket s) {
+  // Each connection gets its own strand on one io_context of the pool: its socket's
+  // executor, and so every handler of its operations.
+  asio::io_context& home = *pool[next++ % pool.size()];
+  acc.async_accept(asio::make_strand(home), [this, &acc, &retry](const error_code& ec, tcp::socket s) {
     if (ec == asio::error::operation_aborted || !acc.is_open()) return;
     if (ec) {
       spdlog::debug("proxy: accept failed: {}", ec.message());
@@ -101,7 +113,9 @@ TlsProxy::~TlsProxy() { stop(); }
 Result<std::unique_ptr<TlsProxy>> TlsProxy::start(ProxyOptions opts) {
   if (opts.ca == nullptr || opts.decide.table == nullptr || opts.decide.verifier == nullptr || !opts.original)
     return make_error(ErrorKind::Internal, "proxy: missing CA, token table, peer verifier or destination lookup");
-  auto impl = std::make_unique<Impl>(std::move(opts));
+  unsigned n = opts.threads;
+  if (n == 0) n = std::clamp(std::thread::hardware_concurrency(), 1u, 4u);
+  auto impl = std::make_unique<Impl>(std::move(opts), n);
   ProxyShared& sh = impl->sh;
   auto up = UpstreamTls::create(sh.opts.upstream_ca_file);
   if (!up.ok()) return up.take_error();
@@ -117,7 +131,7 @@ Result<std::unique_ptr<TlsProxy>> TlsProxy::start(ProxyOptions opts) {
 
   try {
     error_code ec;
-    impl->acc4.emplace(impl->ioc);
+    impl->acc4.emplace(impl->ioc());
     impl->acc4->open(tcp::v4(), ec);
     if (!ec) impl->acc4->bind({asio::ip::address_v4::loopback(), 0}, ec);
     if (!ec) impl->acc4->listen(asio::socket_base::max_listen_connections, ec);
@@ -126,7 +140,7 @@ Result<std::unique_ptr<TlsProxy>> TlsProxy::start(ProxyOptions opts) {
     std::memcpy(&impl->l4, e4.data(), sizeof impl->l4);
     std::memcpy(&sh.listen4, e4.data(), e4.size());
 
-    impl->acc6.emplace(impl->ioc);
+    impl->acc6.emplace(impl->ioc());
     impl->acc6->open(tcp::v6(), ec);
     if (!ec) impl->acc6->set_option(asio::ip::v6_only(true), ec);
     if (!ec) impl->acc6->bind({asio::ip::address_v6::loopback(), 0}, ec);
@@ -139,16 +153,13 @@ Result<std::unique_ptr<TlsProxy>> TlsProxy::start(ProxyOptions opts) {
       std::memcpy(&impl->l6, e6.data(), sizeof impl->l6);
       std::memcpy(&sh.listen6, e6.data(), e6.size());
     }
-    impl->retry4.emplace(impl->ioc);
-    impl->retry6.emplace(impl->ioc);
+    impl->retry4.emplace(impl->ioc());
+    impl->retry6.emplace(impl->ioc());
     impl->accept(*impl->acc4, *impl->retry4);
     if (impl->acc6) impl->accept(*impl->acc6, *impl->retry6);
 
-    unsigned n = sh.opts.threads;
-    if (n == 0) n = std::clamp(std::thread::hardware_concurrency(), 1u, 4u);
-    impl->work.emplace(impl->ioc.get_executor());
-    for (unsigned i = 0; i < n; ++i) {
-      impl->threads.push_back(signal_free_thread([io = &impl->ioc] {
+    for (auto& ctx : impl->pool) {
+      impl->threads.push_back(signal_free_thread([io = ctx.get()] {
         // Handlers do not throw (error codes everywhere); anything that still does ends
         // that handler only.
         while (true) {
@@ -175,7 +186,7 @@ void TlsProxy::stop() {
   impl_->stopped = true;
   Impl& im = *impl_;
   // Listeners first (on the io threads, where their handlers run).
-  asio::post(im.ioc, [&im] {
+  asio::post(im.ioc(), [&im] {
     error_code ig;
     if (im.acc4) im.acc4->close(ig);
     if (im.acc6) im.acc6->close(ig);
@@ -193,13 +204,15 @@ void TlsProxy::stop() {
   // last one frees it (reporting its grants' uses).
   for (auto& s : sessions) asio::post(s->get_executor(), [s] { s->abort(); });
   sessions.clear();
-  im.work.reset();
+  im.work.clear();
   for (auto& t : im.threads)
     if (t.joinable()) t.join();
   im.threads.clear();
   // Anything the threads did not get to (none when they drained) runs here, single-threaded.
-  im.ioc.restart();
-  im.ioc.poll();
+  for (auto& ctx : im.pool) {
+    ctx->restart();
+    ctx->poll();
+  }
 }
 
 }  // namespace kz
