@@ -72,6 +72,11 @@ class Clients:
         return [path, url, var] if os.path.exists(path) else None
 
 
+def tearDownModule():
+    if Clients.out:
+        shutil.rmtree(Clients.out, True)
+
+
 class FallbackCases:
     """The cases, run once per redirector by the classes at the end."""
     REDIRECTOR = None
