@@ -9,6 +9,7 @@
 
 #include <vector>
 
+#include "core/openssl_ptr.h"
 #include "kz/digest.h"
 
 namespace kz {
@@ -17,10 +18,7 @@ namespace {
 
 constexpr std::size_t kCacheLimit = 256;
 
-struct X509Free { void operator()(X509* x) const { X509_free(x); } };
-using X509Ptr = std::unique_ptr<X509, X509Free>;
 struct StackFree { void operator()(STACK_OF(X509)* s) const { sk_X509_pop_free(s, X509_free); } };
-struct StoreCtxFree { void operator()(X509_STORE_CTX* c) const { X509_STORE_CTX_free(c); } };
 
 bool is_ip_literal(const std::string& h) {
   unsigned char buf[16];
@@ -78,7 +76,7 @@ std::string PeerVerifier::verify(std::string_view chain, std::string_view host) 
       X509_up_ref(certs[i].get());
       sk_X509_push(rest.get(), certs[i].get());
     }
-    std::unique_ptr<X509_STORE_CTX, StoreCtxFree> ctx(X509_STORE_CTX_new());
+    StoreCtxPtr ctx(X509_STORE_CTX_new());
     X509_STORE_CTX_init(ctx.get(), impl_->store, certs[0].get(), rest.get());
     X509_VERIFY_PARAM* param = X509_STORE_CTX_get0_param(ctx.get());
     X509_VERIFY_PARAM_set_purpose(param, X509_PURPOSE_SSL_SERVER);

@@ -12,27 +12,13 @@
 #include <cctype>
 #include <chrono>
 
+#include "core/openssl_ptr.h"
+
 namespace kz {
 
 namespace {
 
 // RAII for every OpenSSL object this file creates.
-struct X509Free { void operator()(X509* x) const { X509_free(x); } };
-struct PkeyFree { void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); } };
-struct BnFree { void operator()(BIGNUM* b) const { BN_free(b); } };
-struct AsnIntFree { void operator()(ASN1_INTEGER* i) const { ASN1_INTEGER_free(i); } };
-struct ExtFree { void operator()(X509_EXTENSION* e) const { X509_EXTENSION_free(e); } };
-struct NamesFree { void operator()(GENERAL_NAMES* g) const { GENERAL_NAMES_free(g); } };
-struct NameFree { void operator()(GENERAL_NAME* g) const { GENERAL_NAME_free(g); } };
-struct BioFree { void operator()(BIO* b) const { BIO_free(b); } };
-using X509Ptr = std::unique_ptr<X509, X509Free>;
-using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
-using BnPtr = std::unique_ptr<BIGNUM, BnFree>;
-using AsnIntPtr = std::unique_ptr<ASN1_INTEGER, AsnIntFree>;
-using ExtPtr = std::unique_ptr<X509_EXTENSION, ExtFree>;
-using NamesPtr = std::unique_ptr<GENERAL_NAMES, NamesFree>;
-using NamePtr = std::unique_ptr<GENERAL_NAME, NameFree>;
-using BioPtr = std::unique_ptr<BIO, BioFree>;
 
 constexpr long kHour = 3600;
 constexpr long kCaLifetime = 7 * 24 * kHour;
@@ -90,8 +76,8 @@ std::string random_hex(std::size_t bytes) {
 // The SAN of a leaf: iPAddress for an IPv4/IPv6 literal, else dNSName. Built as objects
 // (not a config string), so no host name can inject further names.
 bool add_san(X509* cert, const std::string& host, bool is_ip) {
-  NamesPtr names(GENERAL_NAMES_new());
-  NamePtr name(GENERAL_NAME_new());
+  GeneralNamesPtr names(GENERAL_NAMES_new());
+  GeneralNamePtr name(GENERAL_NAME_new());
   if (!names || !name) return false;
   if (is_ip) {
     ASN1_OCTET_STRING* ip = a2i_IPADDRESS(host.c_str());

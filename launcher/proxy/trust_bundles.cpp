@@ -18,6 +18,7 @@
 #include <string_view>
 #include <utility>
 
+#include "core/openssl_ptr.h"
 #include "core/unique_fd.h"
 
 namespace kz {
@@ -42,9 +43,6 @@ constexpr const char* kRunCaAlias = "kz-run-ca";
 // hang or exhaust the launcher); the system bundle is about 200 KiB.
 constexpr std::size_t kMaxBundleBytes = 16u << 20;
 
-struct BioFree { void operator()(BIO* p) const { BIO_free(p); } };
-struct X509Free { void operator()(X509* p) const { X509_free(p); } };
-struct Asn1ObjectFree { void operator()(ASN1_OBJECT* p) const { ASN1_OBJECT_free(p); } };
 struct BagsFree {
   void operator()(STACK_OF(PKCS12_SAFEBAG)* p) const { sk_PKCS12_SAFEBAG_pop_free(p, PKCS12_SAFEBAG_free); }
 };
@@ -55,9 +53,6 @@ struct Pkcs12Free { void operator()(PKCS12* p) const { PKCS12_free(p); } };
 struct SafeBagFree { void operator()(PKCS12_SAFEBAG* p) const { PKCS12_SAFEBAG_free(p); } };
 struct Asn1TypeFree { void operator()(ASN1_TYPE* p) const { ASN1_TYPE_free(p); } };
 struct OpenSslFree { void operator()(void* p) const { OPENSSL_free(p); } };
-using BioPtr = std::unique_ptr<BIO, BioFree>;
-using X509Ptr = std::unique_ptr<X509, X509Free>;
-using Asn1ObjectPtr = std::unique_ptr<ASN1_OBJECT, Asn1ObjectFree>;
 using BagsPtr = std::unique_ptr<STACK_OF(PKCS12_SAFEBAG), BagsFree>;
 using SafesPtr = std::unique_ptr<STACK_OF(PKCS7), SafesFree>;
 using Pkcs12Ptr = std::unique_ptr<PKCS12, Pkcs12Free>;
@@ -234,7 +229,7 @@ Status add_trusted_bag(STACK_OF(PKCS12_SAFEBAG)* bags, std::string_view der, con
 // safe of certificate bags (encrypting public certificates would only cost start-up
 // time) and a SHA-256 MAC.
 Result<std::string> make_java_trust_store(const std::vector<std::string>& system_certs, std::string_view run_ca) {
-  Asn1ObjectPtr any_eku(OBJ_txt2obj(kAnyExtendedKeyUsageOid, 1));
+  AsnObjectPtr any_eku(OBJ_txt2obj(kAnyExtendedKeyUsageOid, 1));
   if (!any_eku) return internal("OBJ_txt2obj: " + openssl_error());
 
   // Both stacks are made here (not lazily by PKCS12_add_safe) so that they are owned
