@@ -241,13 +241,20 @@ class FallbackStartupTest(BlindTestCase):
 
     def test_trust_bundles_are_removed_when_the_run_ends(self):
         self.blind_config({"API_KEY": {"ref": "KZT_API_KEY_SRC", "hosts": ["localhost"]}})
-        r = self.run_blind("/bin/sh", "-c", 'echo "$SSL_CERT_FILE"; test -r "$SSL_CERT_FILE"',
-                           env=self.env(KZT_API_KEY_SRC=CANARY))
+        # While the run lasts: a 0700 directory of 0600 files, none holding a private key
+        # (the CA's key exists only in kz's memory).
+        script = ('echo "$SSL_CERT_FILE"; d=$(dirname "$SSL_CERT_FILE"); stat -c "%a %n" "$d" "$d"/*; '
+                  '! grep -l "PRIVATE KEY" "$d"/* && test -r "$SSL_CERT_FILE"')
+        r = self.run_blind("/bin/sh", "-c", script, env=self.env(KZT_API_KEY_SRC=CANARY))
         if "no redirect" in r.stderr:
             self.skipTest("no redirector on this machine")
         self.assertEqual(r.returncode, 0, r.stderr)
-        path = r.stdout.strip().splitlines()[0]
+        lines = r.stdout.strip().splitlines()
+        path = lines[0]
         self.assertTrue(path.startswith("/"), path)
+        modes = [l.split()[0] for l in lines[1:]]
+        self.assertEqual(modes[0], "700", r.stdout)
+        self.assertTrue(len(modes) >= 3 and all(m == "600" for m in modes[1:]), r.stdout)
         self.assertFalse(os.path.exists(path), "the run's CA bundle outlived the run")
         self.assertFalse(os.path.exists(os.path.dirname(path)))
 
