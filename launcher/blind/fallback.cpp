@@ -53,7 +53,8 @@ Result<std::unique_ptr<Fallback>> Fallback::start(const FallbackOptions& o, Deci
   rs.ports = o.ports;
   rs.all_programs = o.all_programs;
   rs.route = [self](pid_t pid) { return self->router_->route(pid); };
-  auto red = make_redirector(o.redirector, rs);
+  RedirectChoice choice = o.redirector;
+  auto red = make_redirector(choice, rs);
   if (!red) return red.take_error();
   f->redirector_ = std::move(*red);
   std::string ports;
@@ -62,8 +63,8 @@ Result<std::unique_ptr<Fallback>> Fallback::start(const FallbackOptions& o, Deci
   std::memcpy(&listen, &rs.proxy4, sizeof rs.proxy4);
   spdlog::info("blind: {} go to the TLS proxy on {} (ports {}); redirect: {} ({})",
                o.all_programs ? "all programs" : "programs the shim cannot serve", format_address(listen), ports,
-               f->redirector_->describe(), o.redirector.why);
-  audit({{"event", "fallback"}, {"redirector", o.redirector.name}, {"all_programs", o.all_programs},
+               f->redirector_->describe(), choice.why);
+  audit({{"event", "fallback"}, {"redirector", choice.name}, {"all_programs", o.all_programs},
          {"ports", o.ports}});
   return f;
 }

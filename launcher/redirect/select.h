@@ -13,11 +13,14 @@ namespace kz {
 struct RedirectChoice {
   std::string name;   // "ebpf", "seccomp" or "off"
   std::string why;    // for -v and `kz doctor`: "auto: eBPF unavailable (not root), seccomp works"
+  bool automatic = false;   // chosen by `auto`: another redirector may stand in if it fails
 };
 
 // `wanted`: auto | ebpf | seccomp | off. An explicit choice this machine cannot honour
 // is an error naming the reason; `auto` with nothing usable is "off" with the reasons.
 Result<RedirectChoice> choose_redirector(const std::string& wanted);
-Result<std::unique_ptr<Redirector>> make_redirector(const RedirectChoice& c, const RedirectSettings& s);
+// With an automatic eBPF choice that fails to load, the seccomp supervisor stands in
+// (with a warning naming why); `c` then says so.
+Result<std::unique_ptr<Redirector>> make_redirector(RedirectChoice& c, const RedirectSettings& s);
 
 }  // namespace kz
