@@ -23,6 +23,7 @@
 #include "config/config.h"
 #include "run/child_env.h"
 #include "run/resolver.h"
+#include "sensors/process_sensor.h"
 
 namespace kz {
 
@@ -42,7 +43,10 @@ class BlindRun {
 
   // Takes the resolved values, mints tokens, records one "token" audit record per
   // secret and starts the broker. `audit` must be thread-safe (the broker calls it).
+  // Starts the process sensor first when this host allows it (else says why once, at -v).
   Status start(std::vector<ResolvedSecret> values, std::function<void(nlohmann::json)> audit);
+  // Whether the process sensor is running (membership and lineage from eBPF).
+  bool sensor_active() const { return sensor_ != nullptr; }
   // NAME=token for each secret.
   std::vector<ResolvedSecret> child_secrets() const;
   // LD_PRELOAD (the shim first, then any inherited preloads), KZ_BROKER, KZ_PRELOAD,
@@ -67,6 +71,8 @@ class BlindRun {
   PeerVerifier verifier_;
   bool grant_connections_ = true;
   std::optional<TokenTable> table_;
+  // Declared before tree_ and broker_: it outlives every user of the tree.
+  std::unique_ptr<ProcessSensor> sensor_;
   ProcessTree tree_{getpid()};
   std::unique_ptr<Broker> broker_;
   bool proxy_all_ = false;

@@ -101,6 +101,9 @@ void Broker::serve() {
           c.peer.pid = cred.pid;
           c.peer.exe = executable_of(cred.pid);
           c.authorised = cred.uid == uid && opts_.tree->contains(cred.pid);
+          // Taken now, while the process is certainly alive: every record of this
+          // connection names the same process.
+          if (c.authorised) c.peer.lineage = opts_.tree->lineage(cred.pid);
         }
         if (!c.authorised) {
           opts_.audit({{"event", "broker.refuse"}, {"decision", "refuse"}, {"pid", static_cast<long>(c.peer.pid)},

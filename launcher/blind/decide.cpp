@@ -51,6 +51,7 @@ DecideOutcome decide(const DecideContext& ctx, const wire::Request& req, const P
        {"exe", peer.exe},
        {"host", host},
        {"channel", channel_name(req.channel)}};
+  if (!peer.lineage.empty()) a["lineage"] = peer.lineage;
   if (req.peer_len > 0) a["peer"] = std::string(field(req.peer, req.peer_len));
   if (!method.empty()) a["method"] = std::string(method);
   if (!path.empty()) a["path"] = std::string(path.substr(0, path.find('?')));   // queries may carry tokens

@@ -7,10 +7,12 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "blind/peer_verify.h"
+#include "blind/process_tree.h"
 #include "blind/token_table.h"
 #include "kz/wire/protocol.h"
 
@@ -19,12 +21,16 @@ namespace kz {
 struct PeerProcess {
   pid_t pid = 0;               // from SO_PEERCRED
   std::string exe;             // /proc/PID/exe
+  // From the process sensor, root first (["bash", "python3", "curl"]); empty without one.
+  std::vector<std::string> lineage{};   // (an initializer: {pid, exe} aggregates stay warning-free)
 };
 
 struct DecideContext {
   const TokenTable* table = nullptr;
   PeerVerifier* verifier = nullptr;
   bool grant_connections = true;   // [blind] reuse = "connection"
+  // The run's processes: where the proxy's records get their lineage (none when null).
+  const ProcessTree* tree = nullptr;
 };
 
 struct DecideOutcome {

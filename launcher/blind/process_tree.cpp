@@ -7,6 +7,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "sensors/process_sensor.h"
+
 namespace kz {
 
 pid_t parent_of(pid_t pid) {
@@ -36,6 +38,7 @@ bool ProcessTree::contains(pid_t pid) const {
   // the command can run (and reach the broker) first. A child of kz is in the run either
   // way: the only children kz has while the broker runs are the command and orphans it
   // adopted as subreaper.
+  if (const ProcessSensor* s = sensor_.load()) return s->contains(pid);
   const pid_t root = root_.load();
   if (pid <= 0 || pid == launcher_) return false;
   for (int depth = 0; pid > 1 && depth < 4096; ++depth) {
@@ -45,6 +48,11 @@ bool ProcessTree::contains(pid_t pid) const {
     pid = parent;
   }
   return false;
+}
+
+std::vector<std::string> ProcessTree::lineage(pid_t pid) const {
+  const ProcessSensor* s = sensor_.load();
+  return s != nullptr ? s->lineage(pid) : std::vector<std::string>{};
 }
 
 }  // namespace kz

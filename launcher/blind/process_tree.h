@@ -1,14 +1,19 @@
 // Which processes belong to this run: the agent and its descendants. The broker serves
-// only them. Read from /proc (parent links); kz is a child subreaper in blind mode, so
-// a descendant that daemonises is re-parented to kz and stays in the tree.
+// only them. With a process sensor (eBPF, sensors/process_sensor.h) the answer is the
+// kernel's exact set; without one it is read from /proc (parent links), where kz is a
+// child subreaper in blind mode, so a descendant that daemonises is re-parented to kz
+// and stays in the tree.
 #pragma once
 
 #include <sys/types.h>
 
 #include <atomic>
 #include <string>
+#include <vector>
 
 namespace kz {
+
+class ProcessSensor;
 
 class ProcessTree {
  public:
@@ -18,10 +23,18 @@ class ProcessTree {
   // True when `pid` is the root or a descendant of it, or of the launcher (re-parented
   // orphans, and the command before set_root() ran), but never the launcher itself.
   bool contains(pid_t pid) const;
+  // When set (before the broker starts; the sensor outlives this tree's users),
+  // contains() answers from the sensor and lineage() is known.
+  void set_sensor(const ProcessSensor* s) { sensor_.store(s); }
+  bool has_sensor() const { return sensor_.load() != nullptr; }
+  // Executable basenames from the run's root down to `pid` (["bash", "python3", "curl"]);
+  // empty without a sensor or for a process outside the run.
+  std::vector<std::string> lineage(pid_t pid) const;
 
  private:
   pid_t launcher_;
   std::atomic<pid_t> root_{0};
+  std::atomic<const ProcessSensor*> sensor_{nullptr};
 };
 
 // Parent pid from /proc/PID/stat, or -1.

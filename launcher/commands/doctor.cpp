@@ -1,4 +1,6 @@
 // kz doctor: what this host offers kz, and which kz features that makes active.
+#include <unistd.h>
+
 #include <cstdio>
 #include <filesystem>
 
@@ -7,6 +9,7 @@
 #include "config/config.h"
 #include "doctor/host_facts.h"
 #include "redirect/select.h"
+#include "sensors/process_sensor.h"
 
 namespace kz {
 
@@ -17,6 +20,17 @@ std::string join(const std::vector<std::string>& v) {
   for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
   return s.empty() ? "none" : s;
 }
+
+// The process-tree sensor as `kz run --blind` would have it: the cheap checks first, then
+// a real load and attach (the verifier or the kernel may still refuse), detached at once.
+std::string process_sensor_status() {
+  if (auto why = process_sensor_unavailable_reason(); !why.empty()) return "unavailable: " + why;
+  auto s = ProcessSensor::start(getpid());
+  if (!s) return "unavailable: " + s.error().message;
+  (*s)->stop();
+  return "active (tracepoints sched_process_fork/exec/exit; exact membership and lineage for blind runs)";
+}
+
 }  // namespace
 
 int cmd_doctor(const GlobalOptions& g) {
@@ -49,7 +63,10 @@ int cmd_doctor(const GlobalOptions& g) {
                            (f.libssl.empty() || f.libgnutls.empty() ? "" : "; ") +
                            (f.libgnutls.empty() ? "" : "GnuTLS (gnutls_record_send/recv)"));
   line("blind: HTTP/2", "not rewritten yet: h2 is removed from the client's ALPN offer, so requests use HTTP/1.1");
-  line("blind: process tree", "from /proc (kz is a child subreaper, so daemonised descendants stay in the run)");
+  const std::string sensor = process_sensor_status();
+  line("blind: process tree", sensor.rfind("active", 0) == 0
+                                  ? "from the process sensor (eBPF)"
+                                  : "from /proc (kz is a child subreaper, so daemonised descendants stay in the run)");
   line("blind: peer trust", "system store (SSL_CERT_FILE/SSL_CERT_DIR honoured) plus [blind] ca_file");
   line("blind: decisions", "secrets with methods/paths: every request; others: once per TLS connection, uses "
                            "reported in batches ([blind] reuse = \"request\" asks every time)");
@@ -65,6 +82,7 @@ int cmd_doctor(const GlobalOptions& g) {
                                               : c->name + " (" + c->why + ")");
   line("blind: fallback", "static, Go, Java and bundled-OpenSSL programs → kz's TLS proxy (ports 443 and "
                           "[blind] proxy_ports); --blind=proxy: every program");
+  line("sensor: process tree", sensor);
   line("blind: proxy HTTP/2", "not offered: the proxy selects http/1.1 by ALPN (tokens are swapped in HTTP/1.1)");
   return kExitOk;
 }

@@ -24,8 +24,9 @@ PeerProcess peer_of(SwapContext& c) {
   if (!c.exe_known) {
     c.exe_known = true;
     c.exe = c.pid > 0 ? executable_of(c.pid) : std::string();
+    if (c.pid > 0 && c.decide != nullptr && c.decide->tree != nullptr) c.lineage = c.decide->tree->lineage(c.pid);
   }
-  return PeerProcess{c.pid, c.exe};
+  return PeerProcess{c.pid, c.exe, c.lineage};
 }
 
 void copy_field(char* dst, std::uint16_t* dst_len, std::size_t cap, const char* src, std::size_t n) {

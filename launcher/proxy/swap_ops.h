@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -30,6 +31,7 @@ struct SwapContext {
   pid_t pid = 0;
   std::string exe;          // /proc/PID/exe, read on the first decision
   bool exe_known = false;
+  std::vector<std::string> lineage;   // from the process sensor, read with exe
   std::string host;         // SNI, else the destination's IP literal
   std::string peer;         // the original destination, "1.2.3.4:443" / "[::1]:443"
   std::string chain;        // the upstream's DER certificates, leaf first, concatenated

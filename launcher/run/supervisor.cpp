@@ -108,7 +108,7 @@ struct Channel {
 };
 
 void child_exec(const SuperviseOptions& o, int in_fd, int out_fd, int err_fd, bool new_session,
-                int report_fd) {
+                int report_fd, int gate_fd) {
   sigset_t none;
   sigemptyset(&none);
   for (int s : kForwarded) signal(s, SIG_DFL);
@@ -126,6 +126,17 @@ void child_exec(const SuperviseOptions& o, int in_fd, int out_fd, int err_fd, bo
   for (const auto& a : o.argv) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
   int e = o.child_prepare ? o.child_prepare() : 0;
+  // Held until the parent's after_fork has run (see run_supervised): the command does
+  // not exec (nor fork) before the parent has registered it. After child_prepare, not
+  // before: the seccomp redirector's after_fork waits for the listener that its
+  // child_prepare hands over. No byte (the parent is gone without releasing it) means
+  // no run.
+  if (e == 0 && gate_fd >= 0) {
+    char go = 0;
+    ssize_t n;
+    do { n = ::read(gate_fd, &go, 1); } while (n < 0 && errno == EINTR);
+    if (n != 1) _exit(127);
+  }
   if (e != 0) {
     e |= kPrepareFailed;
   } else {
@@ -177,6 +188,18 @@ Result<int> run_supervised(const SuperviseOptions& o) {
   if (pipe2(rep, O_CLOEXEC) != 0) return make_error(ErrorKind::Internal, "pipe failed");
   UniqueFd report_r(rep[0]), report_w(rep[1]);
 
+  // With after_fork the child waits on this pipe (after child_prepare) until the parent
+  // has run it: the process sensor must have the child's pid as the run's root before
+  // the child can fork or exec (an unregistered grandchild would be outside the run for
+  // good).
+  UniqueFd gate_r, gate_w;
+  if (o.after_fork) {
+    int g[2];
+    if (pipe2(g, O_CLOEXEC) != 0) return make_error(ErrorKind::Internal, "pipe failed");
+    gate_r.reset(g[0]);
+    gate_w.reset(g[1]);
+  }
+
   if (o.subreaper) prctl(PR_SET_CHILD_SUBREAPER, 1);
   pid_t pid = fork();
   if (pid < 0) return make_error(ErrorKind::Internal, std::string("fork: ") + std::strerror(errno));
@@ -190,9 +213,21 @@ Result<int> run_supervised(const SuperviseOptions& o) {
       out_fd = out_w.get();
       err_fd = err_w.get();
     }
-    child_exec(o, in_fd, out_fd, err_fd, pty_mode, report_w.get());
+    // The child's own copy of the write end must go, or a parent that dies before the
+    // release would leave it waiting for ever instead of seeing end-of-file.
+    gate_w.reset();
+    child_exec(o, in_fd, out_fd, err_fd, pty_mode, report_w.get(), gate_r.get());
   }
-  if (o.after_fork) o.after_fork(pid);
+  if (o.after_fork) {
+    o.after_fork(pid);
+    const char go = 1;
+    // SIGPIPE is ignored here (SignalGuard): a child after_fork killed just gets EPIPE.
+    if (::write(gate_w.get(), &go, 1) != 1) {
+      // The child is gone already; the report pipe below tells the rest.
+    }
+    gate_w.reset();
+    gate_r.reset();
+  }
   slave.reset();
   out_w.reset();
   err_w.reset();

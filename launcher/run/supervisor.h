@@ -28,7 +28,10 @@ struct SuperviseOptions {
   OutputMode mode = OutputMode::Pipes;
   std::shared_ptr<const MaskPatterns> masks;             // required unless Inherit
   std::chrono::milliseconds idle_flush{30};              // flush held-back bytes after this
-  std::function<void(pid_t)> after_fork;                 // parent side, right after fork
+  // Parent side, right after fork. When set, the child waits for it to return after
+  // child_prepare and before exec (so the pid can be registered before the command runs;
+  // child_prepare may still hand something to after_fork, as the seccomp redirect does).
+  std::function<void(pid_t)> after_fork;
   // Child side, between fork and exec (async-signal-safe code only): 0, or an errno that
   // fails the start like a failed exec would (e.g. joining the run's cgroup).
   std::function<int()> child_prepare;

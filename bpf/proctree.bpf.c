@@ -1,0 +1,144 @@
+// The process-tree sensor: the exact set of processes descended from a run's root,
+// kept by the kernel as they fork and exit, with what each one executes.
+//
+// The broker asks the members map directly (a synchronous lookup, no /proc walk that a
+// fast fork/exec/exit could outrun); userspace keeps the lineage (which program forked
+// which, including processes long gone) from the events ring buffer.
+//
+// Maps (see proctree_shared.h for the structs):
+//   members  hash  u32 tgid -> kz_pt_member   the run's live processes
+//   events   ring buffer of kz_pt_event      fork / exec / exit of members
+//
+// BTF-typed raw tracepoints (tp_btf): they attach through the kernel's BTF and need no
+// tracefs mount, which these machines do not have.
+#include "vmlinux.h"
+
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include "proctree_shared.h"
+
+// GPL-compatible: bpf_probe_read_kernel_str and bpf_probe_read_user are GPL-only.
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, KZ_PT_MAX_MEMBERS);
+  __type(key, __u32);
+  __type(value, struct kz_pt_member);
+} members SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_RINGBUF);
+  __uint(max_entries, KZ_PT_RINGBUF_BYTES);
+} events SEC(".maps");
+
+// A new process (not a thread: a thread shares its creator's tgid and is covered by it)
+// forked by a member is a member. It is added here, in the parent's fork, before the
+// child can run a single instruction, so no connect or exec of the child can precede it.
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(kz_pt_fork, struct task_struct *parent, struct task_struct *child)
+{
+  __u32 ptgid = parent->tgid;
+  if (!bpf_map_lookup_elem(&members, &ptgid))
+    return 0;
+  if (child->pid != child->tgid)
+    return 0;
+  __u32 ctgid = child->tgid;
+  struct kz_pt_member m = {.parent = ptgid, .execs = 0};
+  if (bpf_map_update_elem(&members, &ctgid, &m, BPF_ANY) != 0)
+    return 0;  // map full: the child stays outside the run (the broker refuses it)
+
+  struct kz_pt_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+  if (!e)
+    return 0;  // buffer full: userspace falls back to the map's parent link
+  e->ts = bpf_ktime_get_boot_ns();
+  e->type = KZ_PT_EVENT_FORK;
+  e->tgid = ctgid;
+  e->parent = ptgid;
+  e->exec_seq = 0;
+  e->argv_len = 0;
+  e->exit_code = 0;
+  e->filename[0] = '\0';
+  bpf_ringbuf_submit(e, 0);
+  return 0;
+}
+
+// A member ran a program. At this tracepoint the new image is set up: mm->arg_start..
+// arg_end are the new argv strings on the new stack (environment strings follow them,
+// which is why the copy never reads past arg_end: the environment may hold secrets).
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(kz_pt_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+  __u32 tgid = p->tgid;
+  struct kz_pt_member *m = bpf_map_lookup_elem(&members, &tgid);
+  if (!m)
+    return 0;
+  // A plain increment: exec has made the process single-threaded (de_thread), so no
+  // other exec of the same tgid can run concurrently.
+  __u32 seq = m->execs + 1;
+  m->execs = seq;
+
+  struct kz_pt_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+  if (!e)
+    return 0;  // userspace sees execs > what it received and stops waiting after a while
+  e->ts = bpf_ktime_get_boot_ns();
+  e->type = KZ_PT_EVENT_EXEC;
+  e->tgid = tgid;
+  e->parent = m->parent;
+  e->exec_seq = seq;
+  e->exit_code = 0;
+  if (bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), bprm->filename) < 0)
+    e->filename[0] = '\0';
+
+  struct mm_struct *mm = p->mm;
+  __u64 start = mm ? mm->arg_start : 0;
+  __u64 end = mm ? mm->arg_end : 0;
+  __u32 len = 0;
+  if (start != 0 && end > start) {
+    __u64 n = end - start;
+    len = n > KZ_PT_ARGV_MAX ? KZ_PT_ARGV_MAX : (__u32)n;
+  }
+  // The explicit bound on len keeps the verifier's range for the copy within argv.
+  if (len > 0 && len <= KZ_PT_ARGV_MAX) {
+    if (bpf_probe_read_user(e->argv, len, (const void *)start) != 0)
+      len = 0;
+  } else {
+    len = 0;
+  }
+  e->argv_len = len;
+  bpf_ringbuf_submit(e, 0);
+  return 0;
+}
+
+// The last thread of a member ended: the process is gone. Deleting it here means a pid
+// the kernel hands out again later is not a member unless a member forked it.
+// signal->live is the group's live-thread count, already decremented for this thread
+// (kernel/exit.c decrements it before the tracepoint), so 0 means "the whole group".
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(kz_pt_exit, struct task_struct *p)
+{
+  if (p->signal->live.counter != 0)
+    return 0;
+  __u32 tgid = p->tgid;
+  struct kz_pt_member *m = bpf_map_lookup_elem(&members, &tgid);
+  if (!m)
+    return 0;
+  __u32 parent = m->parent;
+  bpf_map_delete_elem(&members, &tgid);
+
+  struct kz_pt_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+  if (!e)
+    return 0;
+  e->ts = bpf_ktime_get_boot_ns();
+  e->type = KZ_PT_EVENT_EXIT;
+  e->tgid = tgid;
+  e->parent = parent;
+  e->exec_seq = 0;
+  e->argv_len = 0;
+  e->exit_code = p->exit_code;
+  e->filename[0] = '\0';
+  bpf_ringbuf_submit(e, 0);
+  return 0;
+}

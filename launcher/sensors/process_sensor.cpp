@@ -1,0 +1,397 @@
+// The process-tree sensor's loader and event table (see process_sensor.h).
+//
+// Membership lives in the kernel (the members map), so contains() is one map lookup and
+// is exact at the moment it is asked. The lineage lives here, built from the events ring
+// buffer; lineage() compares the per-process exec count in the map with the events read
+// so far, so that an answer given right after an exec names the new program, not the old.
+#include "sensors/process_sensor.h"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <condition_variable>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <unordered_map>
+
+#include "core/unique_fd.h"
+#include "run/signal_free_thread.h"
+
+#if KZ_HAVE_BPF
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "proctree_shared.h"
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#include "proctree.skel.h"
+#pragma GCC diagnostic pop
+#endif
+
+namespace kz {
+namespace {
+
+[[maybe_unused]] constexpr const char* kBtfPath = "/sys/kernel/btf/vmlinux";
+
+[[maybe_unused]] std::uint64_t effective_caps() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("CapEff:", 0) == 0) return std::strtoull(line.c_str() + 7, nullptr, 16);
+  return 0;
+}
+
+std::string cheap_checks() {
+#if !KZ_HAVE_BPF
+  return "kz was built without eBPF support: clang, bpftool or kernel BTF were missing at build time";
+#else
+  // Loading needs CAP_BPF, attaching tracing programs CAP_PERFMON (kernel/bpf/syscall.c);
+  // CAP_SYS_ADMIN stands in for both.
+  constexpr int kSysAdmin = 21, kPerfmon = 38, kBpf = 39;
+  const std::uint64_t caps = effective_caps();
+  auto has = [caps](int bit) { return ((caps >> bit) & 1u) != 0; };
+  if (!has(kSysAdmin) && !(has(kBpf) && has(kPerfmon)))
+    return "missing CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN): run kz as root";
+  // The tracepoints report pids as the initial PID namespace numbers them; SO_PEERCRED
+  // and the proxy report them as kz's namespace does.
+  constexpr ino_t kInitPidNsIno = 0xEFFFFFFCU;  // PROC_PID_INIT_INO
+  struct stat ns{};
+  if (::stat("/proc/self/ns/pid", &ns) == 0 && ns.st_ino != kInitPidNsIno)
+    return "kz runs in a PID namespace other than the initial one, where the sensor's process ids would not match";
+  if (::access(kBtfPath, R_OK) != 0)
+    return std::string("the kernel has no BTF (") + kBtfPath + "), which the CO-RE programs need";
+  return "";
+#endif
+}
+
+std::string basename_of(const std::string& path) {
+  const auto slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+}  // namespace
+
+std::string process_sensor_unavailable_reason() { return cheap_checks(); }
+
+#if !KZ_HAVE_BPF
+
+Result<std::unique_ptr<ProcessSensor>> ProcessSensor::start(pid_t) {
+  return make_error(ErrorKind::Denied, cheap_checks());
+}
+
+#else
+
+namespace {
+
+std::string libbpf_error(int err) {
+  char buf[256] = {};
+  libbpf_strerror(err < 0 ? err : -err, buf, sizeof buf);
+  return buf;
+}
+
+// libbpf explains a failed load through its print callback. While loading, its output is
+// kept (the tail) for the error message instead of going to kz's stderr, which belongs
+// to the agent's masked output.
+std::mutex g_print_mu;
+std::string* g_print_sink = nullptr;
+
+int capture_print(enum libbpf_print_level level, const char* fmt, va_list ap) {
+  if (level == LIBBPF_DEBUG || g_print_sink == nullptr) return 0;
+  char buf[1024];
+  const int n = std::vsnprintf(buf, sizeof buf, fmt, ap);
+  if (n > 0) g_print_sink->append(buf, std::min<std::size_t>(static_cast<std::size_t>(n), sizeof buf - 1));
+  constexpr std::size_t kKeep = 2048;
+  if (g_print_sink->size() > kKeep) g_print_sink->erase(0, g_print_sink->size() - kKeep);
+  return 0;
+}
+
+class LibbpfLogCapture {
+ public:
+  LibbpfLogCapture() : lock_(g_print_mu) {
+    g_print_sink = &log_;
+    old_ = libbpf_set_print(capture_print);
+  }
+  ~LibbpfLogCapture() {
+    libbpf_set_print(old_);
+    g_print_sink = nullptr;
+  }
+  LibbpfLogCapture(const LibbpfLogCapture&) = delete;
+  LibbpfLogCapture& operator=(const LibbpfLogCapture&) = delete;
+  std::string tail() const {
+    std::string t = log_;
+    while (!t.empty() && (t.back() == '\n' || t.back() == ' ')) t.pop_back();
+    return t.empty() ? "" : "; libbpf said: " + t;
+  }
+
+ private:
+  std::lock_guard<std::mutex> lock_;
+  std::string log_;
+  libbpf_print_fn_t old_ = nullptr;
+};
+
+Error load_error(const std::string& what, int err, const LibbpfLogCapture* log) {
+  return make_error(ErrorKind::Internal, what + ": " + libbpf_error(err) + (log ? log->tail() : std::string()));
+}
+
+struct SkelDeleter {
+  void operator()(kz_proctree* s) const { kz_proctree__destroy(s); }
+};
+struct RingBufferDeleter {
+  void operator()(ring_buffer* rb) const { ring_buffer__free(rb); }
+};
+using SkelPtr = std::unique_ptr<kz_proctree, SkelDeleter>;
+using RingBufferPtr = std::unique_ptr<ring_buffer, RingBufferDeleter>;
+
+std::uint64_t boottime_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_BOOTTIME, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+// How long lineage() waits for events the kernel has sent and the event thread has not
+// applied yet. They normally arrive within microseconds; the bound only matters when an
+// event was lost (ring buffer full), and then the answer is given with what is known.
+constexpr std::chrono::milliseconds kCatchUp{500};
+// A lineage longer than this is cut at the top (a fork bomb, not a real agent).
+constexpr int kMaxDepth = 1024;
+
+class BpfProcessSensor final : public ProcessSensor {
+ public:
+  BpfProcessSensor(pid_t launcher, SkelPtr skel, UniqueFd stop_fd)
+      : launcher_(launcher), skel_(std::move(skel)), stop_fd_(std::move(stop_fd)) {}
+  ~BpfProcessSensor() override { stop(); }
+
+  // The ring buffer calls back into this object, so it is opened once the object is in
+  // place.
+  Status start_consumer() {
+    rb_.reset(ring_buffer__new(bpf_map__fd(skel_->maps.events), &BpfProcessSensor::on_event, this, nullptr));
+    if (!rb_) return load_error("cannot open the process-event ring buffer", errno, nullptr);
+    consumer_ = signal_free_thread([this] { consume(); });
+    return ok_status();
+  }
+
+  Status add_root(pid_t root) override {
+    if (root <= 0 || root == launcher_) return make_error(ErrorKind::Internal, "not a valid run root");
+    {
+      std::lock_guard lock(table_mu_);
+      Entry& e = table_[root];
+      e.p.pid = root;
+      e.p.ppid = launcher_;
+      e.p.start_ns = boottime_ns();
+      roots_.insert(root);
+    }
+    std::lock_guard lock(skel_mu_);
+    if (!skel_) return make_error(ErrorKind::Internal, "the process sensor is stopped");
+    const std::uint32_t key = static_cast<std::uint32_t>(root);
+    const kz_pt_member m{static_cast<std::uint32_t>(launcher_), 0};
+    if (int err = bpf_map__update_elem(skel_->maps.members, &key, sizeof key, &m, sizeof m, BPF_ANY))
+      return load_error("cannot register the run's root process", err, nullptr);
+    return ok_status();
+  }
+
+  bool contains(pid_t pid) const override { return pid > 0 && pid != launcher_ && member(pid).has_value(); }
+
+  std::vector<std::string> lineage(pid_t pid) const override {
+    std::vector<std::string> up;   // from pid towards the root
+    const auto deadline = std::chrono::steady_clock::now() + kCatchUp;
+    pid_t cur = pid;
+    std::unique_lock lock(table_mu_);
+    for (int depth = 0; cur > 0 && cur != launcher_ && depth < kMaxDepth; ++depth) {
+      // Wait (bounded) until every exec of `cur` the kernel announced has been read.
+      lock.unlock();
+      const auto m = member(cur);
+      lock.lock();
+      // Not a live member: nothing more will come for it, so answer from the table.
+      auto seen = [&] {
+        if (!m) return true;
+        auto it = table_.find(cur);
+        return it != table_.end() && it->second.execs_seen >= m->execs;
+      };
+      if (!seen()) events_cv_.wait_until(lock, deadline, seen);
+      auto it = table_.find(cur);
+      if (it == table_.end()) {
+        if (!m) break;   // never part of the run (or its fork event was lost)
+        up.push_back("?");
+        cur = static_cast<pid_t>(m->parent);
+        continue;
+      }
+      up.push_back(it->second.p.exe.empty() ? "?" : basename_of(it->second.p.exe));
+      if (roots_.count(cur) != 0) break;
+      cur = it->second.p.ppid;
+    }
+    return {up.rbegin(), up.rend()};
+  }
+
+  std::optional<SensedProcess> info(pid_t pid) const override {
+    std::lock_guard lock(table_mu_);
+    auto it = table_.find(pid);
+    if (it == table_.end()) return std::nullopt;
+    return it->second.p;
+  }
+
+  std::vector<SensedProcess> snapshot() const override {
+    std::lock_guard lock(table_mu_);
+    std::vector<SensedProcess> out;
+    out.reserve(table_.size());
+    for (const auto& [pid, e] : table_) out.push_back(e.p);
+    return out;
+  }
+
+  bool wait_exited(pid_t pid, std::chrono::milliseconds timeout) const override {
+    std::unique_lock lock(table_mu_);
+    return events_cv_.wait_for(lock, timeout, [&] {
+      auto it = table_.find(pid);
+      return it != table_.end() && it->second.p.exited;
+    });
+  }
+
+  void stop() override {
+    // The consumer must be gone before the skeleton (its maps) and the ring buffer go.
+    if (consumer_.joinable()) {
+      const std::uint64_t one = 1;
+      if (::write(stop_fd_.get(), &one, sizeof one) != sizeof one) {
+        // An eventfd write only fails on counter overflow; the thread still sees it readable.
+      }
+      consumer_.join();
+    }
+    std::lock_guard lock(skel_mu_);
+    rb_.reset();
+    skel_.reset();   // destroys the links: the programs detach here
+  }
+
+ private:
+  struct Entry {
+    SensedProcess p;
+    std::uint32_t execs_seen = 0;
+  };
+
+  std::optional<kz_pt_member> member(pid_t pid) const {
+    if (pid <= 0) return std::nullopt;
+    std::lock_guard lock(skel_mu_);
+    if (!skel_) return std::nullopt;
+    const std::uint32_t key = static_cast<std::uint32_t>(pid);
+    kz_pt_member m{};
+    if (bpf_map__lookup_elem(skel_->maps.members, &key, sizeof key, &m, sizeof m, 0) != 0) return std::nullopt;
+    return m;
+  }
+
+  static int on_event(void* ctx, void* data, std::size_t size) {
+    if (size < sizeof(kz_pt_event)) return 0;
+    kz_pt_event e;
+    std::memcpy(&e, data, sizeof e);
+    static_cast<BpfProcessSensor*>(ctx)->apply(e);
+    return 0;
+  }
+
+  void apply(const kz_pt_event& ev) {
+    const auto pid = static_cast<pid_t>(ev.tgid);
+    {
+      std::lock_guard lock(table_mu_);
+      switch (ev.type) {
+        case KZ_PT_EVENT_FORK: {
+          // A fork runs the parent's program until it executes its own: it inherits the
+          // parent's exe and argv. A pid seen before belonged to an exited process; the
+          // new one replaces it (lineages through the old one were answered already).
+          Entry e;
+          e.p.pid = pid;
+          e.p.ppid = static_cast<pid_t>(ev.parent);
+          e.p.start_ns = ev.ts;
+          if (auto it = table_.find(e.p.ppid); it != table_.end()) {
+            e.p.exe = it->second.p.exe;
+            e.p.argv = it->second.p.argv;
+          }
+          roots_.erase(pid);
+          table_[pid] = std::move(e);
+          break;
+        }
+        case KZ_PT_EVENT_EXEC: {
+          Entry& e = table_[pid];
+          e.p.pid = pid;
+          if (e.p.ppid == 0) e.p.ppid = static_cast<pid_t>(ev.parent);
+          e.p.exe.assign(ev.filename, strnlen(ev.filename, sizeof ev.filename));
+          e.p.argv.clear();
+          const std::size_t n = std::min<std::size_t>(ev.argv_len, sizeof ev.argv);
+          for (std::size_t i = 0; i < n;) {
+            const char* s = ev.argv + i;
+            const std::size_t len = strnlen(s, n - i);
+            e.p.argv.emplace_back(s, len);
+            i += len + 1;
+          }
+          e.execs_seen = std::max(e.execs_seen, ev.exec_seq);
+          break;
+        }
+        case KZ_PT_EVENT_EXIT: {
+          Entry& e = table_[pid];
+          e.p.pid = pid;
+          if (e.p.ppid == 0) e.p.ppid = static_cast<pid_t>(ev.parent);
+          e.p.exited = true;
+          e.p.exit_status = ev.exit_code;
+          break;
+        }
+        default:
+          return;
+      }
+    }
+    events_cv_.notify_all();
+  }
+
+  void consume() {
+    pollfd fds[2] = {{ring_buffer__epoll_fd(rb_.get()), POLLIN, 0}, {stop_fd_.get(), POLLIN, 0}};
+    for (;;) {
+      if (::poll(fds, 2, -1) < 0) {
+        if (errno == EINTR) continue;
+        return;
+      }
+      if (fds[1].revents != 0) return;
+      if (fds[0].revents != 0 && ring_buffer__consume(rb_.get()) < 0) return;
+    }
+  }
+
+  const pid_t launcher_;
+  // skel_ and rb_ are reset by stop(); skel_mu_ keeps the callers' map lookups off them
+  // meanwhile. Never held together with table_mu_.
+  mutable std::mutex skel_mu_;
+  SkelPtr skel_;
+  RingBufferPtr rb_;
+  UniqueFd stop_fd_;   // eventfd: wakes the consumer to end
+  std::thread consumer_;
+
+  mutable std::mutex table_mu_;
+  mutable std::condition_variable events_cv_;
+  std::unordered_map<pid_t, Entry> table_;
+  std::set<pid_t> roots_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<ProcessSensor>> ProcessSensor::start(pid_t launcher) {
+  if (auto why = cheap_checks(); !why.empty()) return make_error(ErrorKind::Denied, why);
+  LibbpfLogCapture log;
+  SkelPtr skel(kz_proctree__open());
+  if (!skel) return load_error("cannot open the process-tree sensor", errno, &log);
+  if (int err = kz_proctree__load(skel.get()); err != 0)
+    return load_error("cannot load the process-tree sensor", err, &log);
+  // Links are owned by the skeleton and detach when it goes.
+  if (int err = kz_proctree__attach(skel.get()); err != 0)
+    return load_error("cannot attach the process-tree tracepoints", err, &log);
+  UniqueFd stop(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!stop) return make_error(ErrorKind::Internal, std::string("eventfd: ") + std::strerror(errno));
+  auto s = std::make_unique<BpfProcessSensor>(launcher, std::move(skel), std::move(stop));
+  if (auto st = s->start_consumer(); !st) return st.take_error();
+  return std::unique_ptr<ProcessSensor>(std::move(s));
+}
+
+#endif  // KZ_HAVE_BPF
+
+}  // namespace kz
