@@ -2,6 +2,29 @@
 // of the previous line ("prev"), so an edit anywhere breaks the chain that
 // `kz audit verify` checks. Records name secrets, providers, hosts and decisions, never
 // values. Several kz processes may append to one file: appends take an exclusive flock.
+//
+// Truncation at the end. A hash chain proves that nothing was changed or removed in the
+// middle, but cutting off the last N lines leaves a shorter, perfectly valid chain. So
+// every append also writes a head file next to the log, "<log>.head" (0600), holding
+// {"records": N, "last": SHA-256 of the last line, "path": the log's path}. It is
+// rewritten in place (one pwrite of a small fixed-size block) while the log's exclusive
+// flock is still held, and verify reads under a shared flock, so the head always
+// describes a complete prefix of the log. (write-to-temp + rename was measured and cost
+// ~30x the append on ext4; see write_head.)
+// `kz audit verify` compares the two: fewer records, or a different last line, than the
+// head records means the end was cut off.
+//
+// Limits, stated plainly: the head is a second file of the same user. It catches
+// accidental truncation (a restore from an old copy, a log rotation gone wrong, a disk
+// that filled up) and anything that can write the log but not its directory's other
+// files. Someone who can rewrite both files as this user can truncate both consistently
+// and verify will not notice. An HMAC over the head with a key in another 0600 file of
+// the same user would not change that (that someone reads the key too), so it is not
+// done; what does is shipping records off the machine as they are written (the syslog
+// and HTTP sinks, audit_sinks.h), where the user cannot reach them.
+//
+// Logs written before the head existed have no head file; they verify with a note. The
+// first append to such a log counts its lines once and writes the head.
 #pragma once
 
 #include <map>
@@ -30,8 +53,9 @@ class AuditLog {
   AuditLog(const AuditLog&) = delete;
   ~AuditLog();
 
-  // Adds "ts" and "prev" and appends one line.
-  Status append(nlohmann::json record);
+  // Adds "ts" and "prev", appends one line and updates the head file. When `written`
+  // is given it receives the line as written (without the newline), for the sinks.
+  Status append(nlohmann::json record, std::string* written = nullptr);
   const std::string& path() const { return path_; }
 
  private:
@@ -41,11 +65,17 @@ class AuditLog {
 };
 
 
+// "<log>.head": see the comment at the top.
+std::string audit_head_path(const std::string& log_path);
+
 struct VerifyReport {
   bool ok = true;
   std::size_t records = 0;
-  std::size_t bad_line = 0;     // 1-based line of the first break
+  std::size_t bad_line = 0;     // 1-based line of the first break (0: not about one line)
   std::string problem;
+  bool truncated = false;       // the log ends before the record its head names
+  bool head_checked = false;    // a head file was there and agrees with the log
+  std::string note;             // e.g. no head file (a log from before heads)
 };
 VerifyReport verify_audit_file(const std::string& path);
 
@@ -55,7 +85,8 @@ struct AuditSummary {
   std::size_t records = 0, runs = 0;
   std::map<std::string, std::size_t> by_event, resolved;
   std::map<std::string, std::size_t> by_secret, by_host, by_exe;   // uses
-  std::vector<std::string> refusals;   // one line each: refusals, denials and errors
+  std::vector<std::string> refusals;   // one line each: refusals, denials, errors and leaks
+  std::size_t leaks = 0;               // records with "event":"leak"
 };
 Result<AuditSummary> summarize_audit_file(const std::string& path);
 

@@ -24,7 +24,8 @@ constexpr const char* kFooter =
     "  kz run -- python agent.py              run with secrets in the environment, output masked\n"
     "  kz run --only OPENAI_API_KEY -- curl … resolve just one secret\n"
     "  kz doctor                              what this host supports\n"
-    "  kz audit verify                        check the audit log's hash chain\n"
+    "  kz audit verify                        check the audit log's hash chain and head\n"
+    "  kz audit query --secret GH --since 2h  records of one secret in the last two hours\n"
     "\nExit codes: 0 ok; 2 configuration, usage or resolution error; 126 command not executable;\n"
     "127 command not found; otherwise the command's own status (128+N when killed by signal N).";
 
@@ -112,11 +113,27 @@ int cli_main(int argc, char** argv) {
   check_cmd->add_flag("--resolve", check.resolve, "Resolve each secret; prints name, provider and length only");
 
   AuditOptions audit;
-  auto* audit_cmd = app.add_subcommand("audit", "Check or summarise an audit log (JSON Lines, hash-chained)");
-  audit_cmd->add_option("action", audit.action, "verify: check the hash chain; summary: uses per secret, host, executable, and refusals")
+  auto* audit_cmd = app.add_subcommand("audit", "Check, summarise or search an audit log (JSON Lines, hash-chained)");
+  audit_cmd->add_option("action", audit.action,
+                        "verify: check the hash chain and that nothing was cut off the end; summary: uses per secret, "
+                        "host, executable, and refusals/leaks; query: the records matching every filter given")
       ->required()
-      ->check(CLI::IsMember({"verify", "summary"}));
+      ->check(CLI::IsMember({"verify", "summary", "query"}));
   audit_cmd->add_option("file", audit.file, "Audit log (default: $XDG_STATE_HOME/keyzero/audit.jsonl)");
+  audit_cmd->add_option("--secret", audit.secret, "query: records of this secret");
+  audit_cmd->add_option("--host", audit.host, "query: records for this host");
+  audit_cmd->add_option("--since", audit.since, "query: at or after T (RFC 3339, or 30s, 15m, 2h, 1d, 1w ago)");
+  audit_cmd->add_option("--until", audit.until, "query: at or before T (same forms as --since)");
+  audit_cmd->add_option("--pid", audit.pid, "query: records of this process id");
+  audit_cmd->add_option("--event", audit.event, "query: records of this event (resolve, swap, leak, run.start, ...)");
+  audit_cmd->add_option("--decision", audit.decision, "query: records with this decision (ok, allow, refuse, deny, error)");
+  audit_cmd->add_option("--run", audit.run, "query: records of this run id");
+  audit_cmd->add_flag("--json", audit.json, "query: print the matching records as the log's JSON lines");
+  audit_cmd->footer(
+      "\nExamples:\n"
+      "  kz audit query --secret GITHUB_TOKEN --since 1d\n"
+      "  kz audit query --event swap --decision refuse --json | jq .\n"
+      "  kz audit verify /var/log/kz/audit.jsonl\n");
 
   app.add_subcommand("doctor", "Show what this host supports: kernel, BTF, cgroup v2, lockdown, capabilities, TLS libraries");
 

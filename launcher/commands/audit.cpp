@@ -1,7 +1,9 @@
-// kz audit verify|summary [FILE]
+// kz audit verify|summary|query [FILE]
+#include <charconv>
 #include <cstdio>
 
 #include "audit/audit_log.h"
+#include "audit/audit_query.h"
 #include "commands/commands.h"
 #include "core/log.h"
 
@@ -13,6 +15,35 @@ void print_counts(const char* title, const std::map<std::string, std::size_t>& m
   std::printf("%s:\n", title);
   for (const auto& [k, n] : m) std::printf("  %-40s %zu\n", k.c_str(), n);
 }
+
+Result<AuditQuery> query_from(const AuditOptions& o) {
+  AuditQuery q;
+  auto opt = [](const std::string& s) { return s.empty() ? std::nullopt : std::optional<std::string>(s); };
+  q.secret = opt(o.secret);
+  q.host = opt(o.host);
+  q.event = opt(o.event);
+  q.decision = opt(o.decision);
+  q.run = opt(o.run);
+  const auto now = std::chrono::system_clock::now();
+  if (!o.since.empty()) {
+    auto t = parse_audit_time(o.since, now);
+    if (!t) return make_error(ErrorKind::Usage, "--since: " + t.error().message);
+    q.since = *t;
+  }
+  if (!o.until.empty()) {
+    auto t = parse_audit_time(o.until, now);
+    if (!t) return make_error(ErrorKind::Usage, "--until: " + t.error().message);
+    q.until = *t;
+  }
+  if (!o.pid.empty()) {
+    long p = 0;
+    auto [ptr, ec] = std::from_chars(o.pid.data(), o.pid.data() + o.pid.size(), p);
+    if (ec != std::errc() || ptr != o.pid.data() + o.pid.size() || p <= 0)
+      return make_error(ErrorKind::Usage, "--pid: \"" + o.pid + "\" is not a process id");
+    q.pid = p;
+  }
+  return q;
+}
 }  // namespace
 
 int cmd_audit(const GlobalOptions&, const AuditOptions& o) {
@@ -20,11 +51,25 @@ int cmd_audit(const GlobalOptions&, const AuditOptions& o) {
   if (o.action == "verify") {
     const VerifyReport r = verify_audit_file(file);
     if (!r.ok) {
-      std::fprintf(stderr, "%s:%zu: %s\n", file.c_str(), r.bad_line, r.problem.c_str());
+      if (r.bad_line > 0) std::fprintf(stderr, "%s:%zu: %s\n", file.c_str(), r.bad_line, r.problem.c_str());
+      else std::fprintf(stderr, "%s: %s\n", file.c_str(), r.problem.c_str());
       std::printf("FAILED: the audit log does not verify\n");
       return 1;
     }
-    std::printf("OK: %zu record(s), hash chain intact (%s)\n", r.records, file.c_str());
+    std::printf("OK: %zu record(s), hash chain intact%s (%s)\n", r.records,
+                r.head_checked ? ", matches its head" : "", file.c_str());
+    if (!r.note.empty()) std::printf("note: %s\n", r.note.c_str());
+    return kExitOk;
+  }
+  if (o.action == "query") {
+    auto q = query_from(o);
+    if (!q) { spdlog::error("{}", q.error().message); return kExitConfig; }
+    auto n = query_audit_file(file, *q, [&](const std::string& line, const nlohmann::json& j) {
+      if (o.json) std::printf("%s\n", line.c_str());
+      else std::printf("%s\n", format_audit_record(j).c_str());
+    });
+    if (!n) { spdlog::error("{}", n.error().message); return kExitConfig; }
+    if (!o.json) std::fprintf(stderr, "%zu record(s) matched\n", *n);
     return kExitOk;
   }
   auto s = summarize_audit_file(file);
@@ -35,7 +80,7 @@ int cmd_audit(const GlobalOptions&, const AuditOptions& o) {
   print_counts("uses per secret (tokens swapped)", s->by_secret);
   print_counts("uses per host", s->by_host);
   print_counts("uses per executable", s->by_exe);
-  std::printf("refusals and errors: %zu\n", s->refusals.size());
+  std::printf("refusals, leaks and errors: %zu (leaks: %zu)\n", s->refusals.size(), s->leaks);
   for (const auto& r : s->refusals) std::printf("  %s\n", r.c_str());
   return kExitOk;
 }

@@ -38,8 +38,11 @@ struct RunOptions {
 };
 
 struct AuditOptions {
-  std::string action;        // "verify" | "summary"
+  std::string action;        // "verify" | "summary" | "query"
   std::string file;          // empty: the default audit log
+  // query filters (empty: not filtered); since/until are parsed by cmd_audit.
+  std::string secret, host, event, decision, run, since, until, pid;
+  bool json = false;         // query: print the matching JSON lines unchanged
 };
 
 struct CheckOptions {

@@ -11,6 +11,7 @@
 #include <openssl/rand.h>
 
 #include "audit/audit_log.h"
+#include "audit/audit_sinks.h"
 #include "blind/blind_run.h"
 #include "commands/commands.h"
 #include "commands/load.h"
@@ -57,12 +58,35 @@ int cmd_run(const GlobalOptions& g, const RunOptions& o) {
   // The broker thread (blind mode) records too: appends are serialised here.
   std::mutex audit_mu;
   const long launcher_pid = static_cast<long>(getpid());
+  // Sinks (syslog, HTTP) get a copy of each line after the file has it; they never block.
+  auto sinks = AuditSinks::start(cfg->audit);
+  if (!sinks) { spdlog::error("{}", sinks.error().message); return kExitConfig; }
   std::function<void(nlohmann::json)> record = [&](nlohmann::json j) {
     j["run"] = run_id;
     if (!j.contains("pid")) j["pid"] = launcher_pid;
     std::lock_guard lock(audit_mu);
-    if (auto st = audit->append(std::move(j)); !st) spdlog::warn("{}", st.error().message);
+    std::string line;
+    if (auto st = audit->append(std::move(j), &line); !st) spdlog::warn("{}", st.error().message);
+    if (!line.empty()) (*sinks)->submit(line);
   };
+  // Declared before stop_record, so it runs after run.stop is written: the sinks drain
+  // (2 s at most), and records a sink lost are counted on stderr and in the file.
+  struct SinkFinish {
+    AuditSinks& sinks;
+    AuditLog& log;
+    const std::string& run;
+    ~SinkFinish() {
+      for (const auto& st : sinks.finish()) {
+        if (st.lost() == 0) continue;
+        spdlog::warn("audit sink {}: {} record(s) not delivered ({} dropped: queue full, {} failed, {} still queued at "
+                     "the end); the audit file has them all",
+                     st.sink, st.lost(), st.dropped_full, st.failed, st.undelivered);
+        (void)log.append({{"event", "audit.sink"}, {"decision", "error"}, {"sink", st.sink}, {"run", run},
+                          {"delivered", st.delivered}, {"dropped", st.lost()},
+                          {"reason", "records not delivered to the sink"}});
+      }
+    }
+  } sink_finish{**sinks, *audit, run_id};
   record({{"event", "run.start"}, {"mode", o.blind_proxy ? "blind-proxy" : o.blind ? "blind" : "standard"},
           {"exe", o.command.empty() ? "" : o.command[0]}, {"config", cfg->path}});
   // Every return path below ends the run in the log exactly once.
@@ -78,6 +102,8 @@ int cmd_run(const GlobalOptions& g, const RunOptions& o) {
   ChildEnvOptions env_opts;
   env_opts.clean = o.clean_env;
   env_opts.keep = o.keep_env;
+  // The collector's token is kz's, not the command's.
+  if (!cfg->audit.http_token_env.empty()) env_opts.drop.push_back(cfg->audit.http_token_env);
   for (const auto& f : o.env_files) {
     auto vars = parse_env_file(f);
     if (!vars) { spdlog::error("{}", vars.error().message); return kExitConfig; }

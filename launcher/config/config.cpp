@@ -189,15 +189,78 @@ Status parse_masking(const toml::node& node, const std::string& file, Config& cf
 Status parse_audit(const toml::node& node, const std::string& file, Config& cfg) {
   const auto* t = node.as_table();
   if (t == nullptr) return config_error(pos_of(node, file), "audit must be a table");
+  auto string_of = [&](const toml::node& v, const SourcePos& kpos, const std::string& key) -> Result<std::string> {
+    const auto* s = v.as_string();
+    if (s == nullptr || s->get().empty())
+      return config_error(kpos, "audit." + key + " must be a non-empty string, not a " + std::string(type_name(v)));
+    return s->get();
+  };
+  auto int_of = [&](const toml::node& v, const SourcePos& kpos, const std::string& key, std::int64_t lo,
+                    std::int64_t hi) -> Result<std::int64_t> {
+    const auto* i = v.as_integer();
+    if (i == nullptr || i->get() < lo || i->get() > hi)
+      return config_error(kpos, "audit." + key + " must be an integer from " + std::to_string(lo) + " to " +
+                                    std::to_string(hi));
+    return i->get();
+  };
   for (const auto& [k, v] : *t) {
     const std::string key(k.str());
     const SourcePos kpos = pos_of(v, file);
-    if (key != "path") return config_error(kpos, "audit: unknown key \"" + key + "\" (known: path)");
-    const auto* s = v.as_string();
-    if (s == nullptr || s->get().empty())
-      return config_error(kpos, "audit.path must be a non-empty string, not a " + std::string(type_name(v)));
-    cfg.audit.path = s->get();
+    if (key == "path" || key == "http_url" || key == "http_ca_file" || key == "http_token_env") {
+      auto s = string_of(v, kpos, key);
+      if (!s) return s.take_error();
+      if (key == "path") cfg.audit.path = *s;
+      if (key == "http_ca_file") cfg.audit.http_ca_file = *s;
+      if (key == "http_url") {
+        // Records name secrets, hosts and processes: they leave the machine only over
+        // TLS, except to a collector on this host.
+        const bool https = s->rfind("https://", 0) == 0;
+        bool loopback = false;
+        if (s->rfind("http://", 0) == 0) {
+          const std::string rest = s->substr(7);
+          std::string host = rest.substr(0, rest.find_first_of("/?#"));
+          if (host.rfind("[::1]", 0) == 0) host = "[::1]";
+          else host = host.substr(0, host.find(':'));
+          const bool v4 = host.rfind("127.", 0) == 0 && host.find_first_not_of("0123456789.") == std::string::npos;
+          loopback = v4 || host == "localhost" || host == "[::1]";
+        }
+        if (!https && !loopback)
+          return config_error(kpos, "audit.http_url must be an https:// URL (http:// only to 127.0.0.1, localhost or [::1])");
+        cfg.audit.http_url = *s;
+        cfg.audit.http_url_pos = kpos;
+      }
+      if (key == "http_token_env") {
+        if (!is_env_name(*s))
+          return config_error(kpos, "audit.http_token_env must name an environment variable (the token itself "
+                                    "never goes in this file)");
+        cfg.audit.http_token_env = *s;
+        cfg.audit.http_token_env_pos = kpos;
+      }
+    } else if (key == "syslog") {
+      const auto* b = v.as_boolean();
+      if (b == nullptr) return config_error(kpos, "audit.syslog must be true or false, not a " + std::string(type_name(v)));
+      cfg.audit.syslog = b->get();
+    } else if (key == "http_batch") {
+      auto n = int_of(v, kpos, key, 1, 10000);
+      if (!n) return n.take_error();
+      cfg.audit.http_batch = static_cast<std::size_t>(*n);
+    } else if (key == "http_flush_ms") {
+      auto n = int_of(v, kpos, key, 1, 600000);
+      if (!n) return n.take_error();
+      cfg.audit.http_flush = std::chrono::milliseconds(*n);
+    } else if (key == "queue") {
+      auto n = int_of(v, kpos, key, 1, 10000000);
+      if (!n) return n.take_error();
+      cfg.audit.queue_max = static_cast<std::size_t>(*n);
+    } else {
+      return config_error(kpos, "audit: unknown key \"" + key +
+                                    "\" (known: path, syslog, http_url, http_ca_file, http_token_env, http_batch, "
+                                    "http_flush_ms, queue)");
+    }
   }
+  const bool http_only = !cfg.audit.http_ca_file.empty() || !cfg.audit.http_token_env.empty();
+  if (cfg.audit.http_url.empty() && http_only)
+    return config_error(pos_of(node, file), "audit: http_ca_file and http_token_env need http_url");
   return ok_status();
 }
 
@@ -350,6 +413,7 @@ Result<Config> parse_config(const std::string& text, const std::string& path) {
     }
   }
   if (!cfg.audit.path.empty()) cfg.audit.path = config_relative(cfg.audit.path, cfg.dir);
+  if (!cfg.audit.http_ca_file.empty()) cfg.audit.http_ca_file = config_relative(cfg.audit.http_ca_file, cfg.dir);
   if (!cfg.blind.ca_file.empty()) cfg.blind.ca_file = config_relative(cfg.blind.ca_file, cfg.dir);
   // toml++ iterates tables in key order; keep the declaration order for output.
   std::stable_sort(cfg.secrets.begin(), cfg.secrets.end(), [](const SecretSpec& a, const SecretSpec& b) {

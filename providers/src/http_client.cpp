@@ -79,6 +79,10 @@ size_t on_header(char* p, size_t size, size_t n, void* user) {
   return size * n;
 }
 
+int on_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  return static_cast<const std::atomic<bool>*>(user)->load() ? 1 : 0;   // non-zero aborts
+}
+
 struct CurlDeleter { void operator()(CURL* c) const { curl_api().easy_cleanup(c); } };
 struct SlistDeleter { void operator()(curl_slist* l) const { curl_api().slist_free_all(l); } };
 
@@ -124,12 +128,19 @@ Result<HttpResponse> http_send(HttpRequest req, const std::string& what) {
   api.easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https,http");
   api.easy_setopt(c, CURLOPT_USERAGENT, "keyzero/0.1");
   if (!req.ca_file.empty()) api.easy_setopt(c, CURLOPT_CAINFO, req.ca_file.c_str());
+  if (req.cancel != nullptr) {
+    api.easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    api.easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+    api.easy_setopt(c, CURLOPT_XFERINFODATA, req.cancel);
+  }
 
   CURLcode rc = api.easy_perform(c);
   wipe(req.body);
   if (rc != CURLE_OK) {
     std::string detail = errbuf[0] != '\0' ? std::string(errbuf) : api.easy_strerror(rc);
     switch (rc) {
+      case CURLE_ABORTED_BY_CALLBACK:
+        return make_error(ErrorKind::Timeout, what + ": cancelled");
       case CURLE_OPERATION_TIMEDOUT:
         return make_error(ErrorKind::Timeout, what + ": timed out (" + detail + ")");
       case CURLE_PEER_FAILED_VERIFICATION:

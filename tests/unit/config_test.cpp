@@ -90,8 +90,43 @@ INSTANTIATE_TEST_SUITE_P(
                 "providers.exec.timeout"},
         BadCase{"toml_syntax", "[secrets]\nA = { provider = \"env\" ref = \"X\" }\n", "/x/.keyzero.toml:2:", ""},
         BadCase{"masking_type", "[masking]\nenabled = \"yes\"\n", "/x/.keyzero.toml:2:",
-                "masking.enabled must be true or false"}),
+                "masking.enabled must be true or false"},
+        BadCase{"audit_plain_http", "[audit]\nhttp_url = \"http://siem.example/x\"\n", "/x/.keyzero.toml:2:",
+                "audit.http_url must be an https:// URL"},
+        BadCase{"audit_http_lookalike", "[audit]\nhttp_url = \"http://127.evil.example/x\"\n",
+                "/x/.keyzero.toml:2:", "audit.http_url must be an https:// URL"},
+        BadCase{"audit_token_literal", "[audit]\nhttp_url = \"https://s/\"\nhttp_token_env = \"Bearer abc\"\n",
+                "/x/.keyzero.toml:3:", "audit.http_token_env must name an environment variable"},
+        BadCase{"audit_batch_range", "[audit]\nhttp_url = \"https://s/\"\nhttp_batch = 0\n", "/x/.keyzero.toml:3:",
+                "audit.http_batch must be an integer from 1 to 10000"},
+        BadCase{"audit_syslog_type", "[audit]\nsyslog = \"yes\"\n", "/x/.keyzero.toml:2:",
+                "audit.syslog must be true or false"},
+        BadCase{"audit_unknown_key", "[audit]\nhttp_header = \"Authorization: x\"\n", "/x/.keyzero.toml:2:",
+                "audit: unknown key \"http_header\""},
+        BadCase{"audit_token_without_url", "[audit]\nhttp_token_env = \"T\"\n", "/x/.keyzero.toml:",
+                "http_token_env need http_url"}),
     [](const auto& info) { return std::string(info.param.name); });
+
+TEST(Config, AuditSinks) {
+  auto c = parse_config(
+      "[audit]\npath = \"a.jsonl\"\nsyslog = true\nhttp_url = \"https://siem.example/ingest\"\n"
+      "http_ca_file = \"ca.pem\"\nhttp_token_env = \"KZ_SIEM_TOKEN\"\nhttp_batch = 50\nhttp_flush_ms = 250\n"
+      "queue = 99\n",
+      "/x/.keyzero.toml");
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->audit.path, "/x/a.jsonl");
+  EXPECT_TRUE(c->audit.syslog);
+  EXPECT_EQ(c->audit.http_url, "https://siem.example/ingest");
+  EXPECT_EQ(c->audit.http_ca_file, "/x/ca.pem");
+  EXPECT_EQ(c->audit.http_token_env, "KZ_SIEM_TOKEN");
+  EXPECT_EQ(c->audit.http_batch, 50u);
+  EXPECT_EQ(c->audit.http_flush, std::chrono::milliseconds(250));
+  EXPECT_EQ(c->audit.queue_max, 99u);
+  for (const char* ok : {"http://127.0.0.1:8080/x", "http://localhost/x", "http://[::1]:9/x"}) {
+    auto l = parse_config(std::string("[audit]\nhttp_url = \"") + ok + "\"\n", "/x/.keyzero.toml");
+    EXPECT_TRUE(l.ok()) << ok;
+  }
+}
 
 TEST(Config, ProviderTimeouts) {
   auto c = parse_config("[providers.exec]\ntimeout = \"250ms\"\n[providers.env]\ntimeout = 3\n", "/x/c.toml");

@@ -2,6 +2,7 @@
 // Response bodies are held in ScrubbedString: they usually contain a secret.
 #pragma once
 
+#include <atomic>
 #include <map>
 #include <string>
 #include <vector>
@@ -18,6 +19,10 @@ struct HttpRequest {
   std::string body;
   std::string ca_file;      // empty: system trust store
   Deadline deadline;
+  // When set, the transfer is abandoned soon (libcurl checks about once a second) after
+  // it becomes true; the result is then ErrorKind::Timeout. The audit sinks use it to
+  // bound how long the end of a run waits for a collector.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 struct HttpResponse {
