@@ -12,15 +12,14 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdarg>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <mutex>
 #include <set>
 #include <string>
 #include <thread>
 
+#include "core/bpf_support.h"
 #include "core/unique_fd.h"
 #include "redirect/run_cgroup.h"
 #include "run/signal_free_thread.h"
@@ -42,36 +41,23 @@
 namespace kz {
 namespace {
 
-[[maybe_unused]] constexpr const char* kBtfPath = "/sys/kernel/btf/vmlinux";
-
-// Effective capabilities of this process, from /proc/self/status (no libcap needed).
-[[maybe_unused]] std::uint64_t effective_caps() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("CapEff:", 0) == 0) return std::strtoull(line.c_str() + 7, nullptr, 16);
-  }
-  return 0;
-}
-
 // What loading and attaching needs (kernel/bpf/syscall.c): CAP_BPF to load, CAP_NET_ADMIN
 // for the cgroup socket programs, CAP_PERFMON for the tracepoints; CAP_SYS_ADMIN stands
 // in for each of them.
 [[maybe_unused]] std::string missing_caps() {
-  constexpr int kNetAdmin = 12, kSysAdmin = 21, kPerfmon = 38, kBpf = 39;
   const std::uint64_t caps = effective_caps();
   auto has = [caps](int bit) { return (caps >> bit) & 1u; };
-  if (has(kSysAdmin)) {
-    if (has(kNetAdmin)) return "";
+  if (has(kCapSysAdmin)) {
+    if (has(kCapNetAdmin)) return "";
     return "CAP_NET_ADMIN";
   }
   std::string missing;
   auto need = [&](int bit, const char* name) {
     if (!has(bit)) missing += std::string(missing.empty() ? "" : ", ") + name;
   };
-  need(kBpf, "CAP_BPF");
-  need(kNetAdmin, "CAP_NET_ADMIN");
-  need(kPerfmon, "CAP_PERFMON");
+  need(kCapBpf, "CAP_BPF");
+  need(kCapNetAdmin, "CAP_NET_ADMIN");
+  need(kCapPerfmon, "CAP_PERFMON");
   return missing;
 }
 
@@ -84,13 +70,11 @@ std::string cheap_checks() {
            "or CAP_SYS_ADMIN and CAP_NET_ADMIN: run kz as root)";
   // The programs report thread-group ids as the initial PID namespace numbers them;
   // inside another one they would name the wrong processes (route(), OriginalDestination).
-  constexpr ino_t kInitPidNsIno = 0xEFFFFFFCU;  // PROC_PID_INIT_INO
-  struct stat ns{};
-  if (::stat("/proc/self/ns/pid", &ns) == 0 && ns.st_ino != kInitPidNsIno)
+  if (!in_initial_pid_namespace())
     return "kz runs in a PID namespace other than the initial one, where the eBPF redirect's "
            "process ids would not match";
-  if (::access(kBtfPath, R_OK) != 0)
-    return std::string("the kernel has no BTF (") + kBtfPath + "), which the CO-RE programs need";
+  if (::access(kKernelBtfPath, R_OK) != 0)
+    return std::string("the kernel has no BTF (") + kKernelBtfPath + "), which the CO-RE programs need";
   auto dir = own_cgroup2_dir();
   if (!dir) return dir.error().message;
   if (::access(dir->c_str(), W_OK) != 0)
@@ -110,55 +94,6 @@ Result<std::unique_ptr<Redirector>> make_ebpf_redirector(const RedirectSettings&
 #else
 
 namespace {
-
-std::string libbpf_error(int err) {
-  char buf[256] = {};
-  libbpf_strerror(err < 0 ? err : -err, buf, sizeof buf);
-  return buf;
-}
-
-// libbpf explains a failed load (the verifier log) through its print callback. While
-// loading, that output is kept (its tail) for the error message instead of going to
-// kz's stderr, which belongs to the agent's masked output.
-std::mutex g_print_mu;
-std::string* g_print_sink = nullptr;
-
-int capture_print(enum libbpf_print_level level, const char* fmt, va_list ap) {
-  if (level == LIBBPF_DEBUG || g_print_sink == nullptr) return 0;
-  char buf[1024];
-  const int n = std::vsnprintf(buf, sizeof buf, fmt, ap);
-  if (n > 0) g_print_sink->append(buf, std::min<std::size_t>(static_cast<std::size_t>(n), sizeof buf - 1));
-  constexpr std::size_t kKeep = 2048;
-  if (g_print_sink->size() > kKeep) g_print_sink->erase(0, g_print_sink->size() - kKeep);
-  return 0;
-}
-
-class LibbpfLogCapture {
- public:
-  LibbpfLogCapture() : lock_(g_print_mu) {
-    g_print_sink = &log_;
-    old_ = libbpf_set_print(capture_print);
-  }
-  ~LibbpfLogCapture() {
-    libbpf_set_print(old_);
-    g_print_sink = nullptr;
-  }
-  std::string tail() const {
-    std::string t = log_;
-    while (!t.empty() && (t.back() == '\n' || t.back() == ' ')) t.pop_back();
-    return t.empty() ? "" : "; libbpf said: " + t;
-  }
-
- private:
-  std::lock_guard<std::mutex> lock_;
-  std::string log_;
-  libbpf_print_fn_t old_ = nullptr;
-};
-
-Error load_error(const std::string& what, int err, const LibbpfLogCapture* log) {
-  return make_error(ErrorKind::Internal,
-                    what + ": " + libbpf_error(err) + (log ? log->tail() : std::string()));
-}
 
 struct SkelDeleter {
   void operator()(kz_redirect* s) const { kz_redirect__destroy(s); }
@@ -180,7 +115,7 @@ class EbpfRedirector final : public Redirector {
   // place (not in the constructor's member list).
   Status start() {
     rb_.reset(ring_buffer__new(bpf_map__fd(skel_->maps.exec_events), &EbpfRedirector::on_exec, this, nullptr));
-    if (!rb_) return load_error("cannot open the exec-event ring buffer", errno, nullptr);
+    if (!rb_) return bpf_load_error("cannot open the exec-event ring buffer", errno, nullptr);
     consumer_ = signal_free_thread([this] { consume(); });
     return ok_status();
   }
@@ -329,7 +264,7 @@ Result<std::unique_ptr<Redirector>> make_ebpf_redirector(const RedirectSettings&
   // Declared after the cgroup: on failure the programs detach before it is removed.
   LibbpfLogCapture log;
   SkelPtr skel(kz_redirect__open());
-  if (!skel) return load_error("cannot open the eBPF redirect programs", errno, &log);
+  if (!skel) return bpf_load_error("cannot open the eBPF redirect programs", errno, &log);
   kz_redir_config& c = skel->rodata->kz_config;
   c.proxy4_addr = s.proxy4.sin_addr.s_addr;
   c.proxy4_port = s.proxy4.sin_port;
@@ -337,19 +272,19 @@ Result<std::unique_ptr<Redirector>> make_ebpf_redirector(const RedirectSettings&
   c.proxy6_port = s.proxy6.sin6_port;
   c.all_programs = s.all_programs ? 1 : 0;
   if (int err = kz_redirect__load(skel.get()); err != 0)
-    return load_error("cannot load the eBPF redirect programs", err, &log);
+    return bpf_load_error("cannot load the eBPF redirect programs", err, &log);
 
   for (std::uint16_t port : ports) {
     const std::uint8_t one = 1;
     if (port == 0) continue;
     if (int err = bpf_map__update_elem(skel->maps.ports, &port, sizeof port, &one, sizeof one, BPF_ANY))
-      return load_error("cannot fill the redirected-ports map", err, &log);
+      return bpf_load_error("cannot fill the redirected-ports map", err, &log);
   }
   {
     const std::uint32_t slot = 0;
     const std::uint32_t fd = static_cast<std::uint32_t>(cg->dir_fd());
     if (int err = bpf_map__update_elem(skel->maps.run_cgroup, &slot, sizeof slot, &fd, sizeof fd, BPF_ANY))
-      return load_error("cannot register the run cgroup", err, &log);
+      return bpf_load_error("cannot register the run cgroup", err, &log);
   }
 
   // Cgroup programs on the run cgroup only; the tracepoints are global and filter on
@@ -370,13 +305,13 @@ Result<std::unique_ptr<Redirector>> make_ebpf_redirector(const RedirectSettings&
     *p.link = bpf_program__attach_cgroup(p.prog, cg->dir_fd());
     if (!*p.link) {
       const int err = errno;
-      return load_error(std::string("cannot attach ") + p.name + " to " + cg->path(), err, &log);
+      return bpf_load_error(std::string("cannot attach ") + p.name + " to " + cg->path(), err, &log);
     }
   }
   skel->links.kz_exec = bpf_program__attach(skel->progs.kz_exec);
-  if (!skel->links.kz_exec) return load_error("cannot attach the exec tracepoint", errno, &log);
+  if (!skel->links.kz_exec) return bpf_load_error("cannot attach the exec tracepoint", errno, &log);
   skel->links.kz_exit = bpf_program__attach(skel->progs.kz_exit);
-  if (!skel->links.kz_exit) return load_error("cannot attach the exit tracepoint", errno, &log);
+  if (!skel->links.kz_exit) return bpf_load_error("cannot attach the exit tracepoint", errno, &log);
 
   UniqueFd stop(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!stop) return make_error(ErrorKind::Internal, std::string("eventfd: ") + std::strerror(errno));

@@ -15,15 +15,14 @@
 #include <algorithm>
 #include <cerrno>
 #include <condition_variable>
-#include <cstdarg>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <mutex>
 #include <set>
 #include <thread>
 #include <unordered_map>
 
+#include "core/bpf_support.h"
 #include "core/unique_fd.h"
 #include "run/signal_free_thread.h"
 
@@ -42,35 +41,22 @@
 namespace kz {
 namespace {
 
-[[maybe_unused]] constexpr const char* kBtfPath = "/sys/kernel/btf/vmlinux";
-
-[[maybe_unused]] std::uint64_t effective_caps() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("CapEff:", 0) == 0) return std::strtoull(line.c_str() + 7, nullptr, 16);
-  return 0;
-}
-
 std::string cheap_checks() {
 #if !KZ_HAVE_BPF
   return "kz was built without eBPF support: clang, bpftool or kernel BTF were missing at build time";
 #else
   // Loading needs CAP_BPF, attaching tracing programs CAP_PERFMON (kernel/bpf/syscall.c);
   // CAP_SYS_ADMIN stands in for both.
-  constexpr int kSysAdmin = 21, kPerfmon = 38, kBpf = 39;
   const std::uint64_t caps = effective_caps();
   auto has = [caps](int bit) { return ((caps >> bit) & 1u) != 0; };
-  if (!has(kSysAdmin) && !(has(kBpf) && has(kPerfmon)))
+  if (!has(kCapSysAdmin) && !(has(kCapBpf) && has(kCapPerfmon)))
     return "missing CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN): run kz as root";
   // The tracepoints report pids as the initial PID namespace numbers them; SO_PEERCRED
   // and the proxy report them as kz's namespace does.
-  constexpr ino_t kInitPidNsIno = 0xEFFFFFFCU;  // PROC_PID_INIT_INO
-  struct stat ns{};
-  if (::stat("/proc/self/ns/pid", &ns) == 0 && ns.st_ino != kInitPidNsIno)
+  if (!in_initial_pid_namespace())
     return "kz runs in a PID namespace other than the initial one, where the sensor's process ids would not match";
-  if (::access(kBtfPath, R_OK) != 0)
-    return std::string("the kernel has no BTF (") + kBtfPath + "), which the CO-RE programs need";
+  if (::access(kKernelBtfPath, R_OK) != 0)
+    return std::string("the kernel has no BTF (") + kKernelBtfPath + "), which the CO-RE programs need";
   return "";
 #endif
 }
@@ -93,56 +79,6 @@ Result<std::unique_ptr<ProcessSensor>> ProcessSensor::start(pid_t) {
 #else
 
 namespace {
-
-std::string libbpf_error(int err) {
-  char buf[256] = {};
-  libbpf_strerror(err < 0 ? err : -err, buf, sizeof buf);
-  return buf;
-}
-
-// libbpf explains a failed load through its print callback. While loading, its output is
-// kept (the tail) for the error message instead of going to kz's stderr, which belongs
-// to the agent's masked output.
-std::mutex g_print_mu;
-std::string* g_print_sink = nullptr;
-
-int capture_print(enum libbpf_print_level level, const char* fmt, va_list ap) {
-  if (level == LIBBPF_DEBUG || g_print_sink == nullptr) return 0;
-  char buf[1024];
-  const int n = std::vsnprintf(buf, sizeof buf, fmt, ap);
-  if (n > 0) g_print_sink->append(buf, std::min<std::size_t>(static_cast<std::size_t>(n), sizeof buf - 1));
-  constexpr std::size_t kKeep = 2048;
-  if (g_print_sink->size() > kKeep) g_print_sink->erase(0, g_print_sink->size() - kKeep);
-  return 0;
-}
-
-class LibbpfLogCapture {
- public:
-  LibbpfLogCapture() : lock_(g_print_mu) {
-    g_print_sink = &log_;
-    old_ = libbpf_set_print(capture_print);
-  }
-  ~LibbpfLogCapture() {
-    libbpf_set_print(old_);
-    g_print_sink = nullptr;
-  }
-  LibbpfLogCapture(const LibbpfLogCapture&) = delete;
-  LibbpfLogCapture& operator=(const LibbpfLogCapture&) = delete;
-  std::string tail() const {
-    std::string t = log_;
-    while (!t.empty() && (t.back() == '\n' || t.back() == ' ')) t.pop_back();
-    return t.empty() ? "" : "; libbpf said: " + t;
-  }
-
- private:
-  std::lock_guard<std::mutex> lock_;
-  std::string log_;
-  libbpf_print_fn_t old_ = nullptr;
-};
-
-Error load_error(const std::string& what, int err, const LibbpfLogCapture* log) {
-  return make_error(ErrorKind::Internal, what + ": " + libbpf_error(err) + (log ? log->tail() : std::string()));
-}
 
 struct SkelDeleter {
   void operator()(kz_proctree* s) const { kz_proctree__destroy(s); }
@@ -176,7 +112,7 @@ class BpfProcessSensor final : public ProcessSensor {
   // place.
   Status start_consumer() {
     rb_.reset(ring_buffer__new(bpf_map__fd(skel_->maps.events), &BpfProcessSensor::on_event, this, nullptr));
-    if (!rb_) return load_error("cannot open the process-event ring buffer", errno, nullptr);
+    if (!rb_) return bpf_load_error("cannot open the process-event ring buffer", errno, nullptr);
     consumer_ = signal_free_thread([this] { consume(); });
     return ok_status();
   }
@@ -196,7 +132,7 @@ class BpfProcessSensor final : public ProcessSensor {
     const std::uint32_t key = static_cast<std::uint32_t>(root);
     const kz_pt_member m{static_cast<std::uint32_t>(launcher_), 0};
     if (int err = bpf_map__update_elem(skel_->maps.members, &key, sizeof key, &m, sizeof m, BPF_ANY))
-      return load_error("cannot register the run's root process", err, nullptr);
+      return bpf_load_error("cannot register the run's root process", err, nullptr);
     return ok_status();
   }
 
@@ -379,12 +315,12 @@ Result<std::unique_ptr<ProcessSensor>> ProcessSensor::start(pid_t launcher) {
   if (auto why = cheap_checks(); !why.empty()) return make_error(ErrorKind::Denied, why);
   LibbpfLogCapture log;
   SkelPtr skel(kz_proctree__open());
-  if (!skel) return load_error("cannot open the process-tree sensor", errno, &log);
+  if (!skel) return bpf_load_error("cannot open the process-tree sensor", errno, &log);
   if (int err = kz_proctree__load(skel.get()); err != 0)
-    return load_error("cannot load the process-tree sensor", err, &log);
+    return bpf_load_error("cannot load the process-tree sensor", err, &log);
   // Links are owned by the skeleton and detach when it goes.
   if (int err = kz_proctree__attach(skel.get()); err != 0)
-    return load_error("cannot attach the process-tree tracepoints", err, &log);
+    return bpf_load_error("cannot attach the process-tree tracepoints", err, &log);
   UniqueFd stop(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!stop) return make_error(ErrorKind::Internal, std::string("eventfd: ") + std::strerror(errno));
   auto s = std::make_unique<BpfProcessSensor>(launcher, std::move(skel), std::move(stop));
