@@ -5,6 +5,7 @@
 #include <bpf/libbpf.h>
 
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <string>
 
@@ -40,6 +41,11 @@ class LibbpfLogCapture {
   std::unique_lock<std::mutex> lock_;
   libbpf_print_fn_t old_ = nullptr;
 };
+
+struct RingBufferFree {
+  void operator()(ring_buffer* rb) const { ring_buffer__free(rb); }
+};
+using RingBufferPtr = std::unique_ptr<ring_buffer, RingBufferFree>;
 
 // "WHAT: <libbpf's error text>; libbpf said: ..."
 Error bpf_load_error(const std::string& what, int err, const LibbpfLogCapture* log);

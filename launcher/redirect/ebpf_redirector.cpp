@@ -98,11 +98,7 @@ namespace {
 struct SkelDeleter {
   void operator()(kz_redirect* s) const { kz_redirect__destroy(s); }
 };
-struct RingBufferDeleter {
-  void operator()(ring_buffer* rb) const { ring_buffer__free(rb); }
-};
 using SkelPtr = std::unique_ptr<kz_redirect, SkelDeleter>;
-using RingBufferPtr = std::unique_ptr<ring_buffer, RingBufferDeleter>;
 
 class EbpfRedirector final : public Redirector {
  public:

@@ -83,11 +83,7 @@ namespace {
 struct SkelDeleter {
   void operator()(kz_proctree* s) const { kz_proctree__destroy(s); }
 };
-struct RingBufferDeleter {
-  void operator()(ring_buffer* rb) const { ring_buffer__free(rb); }
-};
 using SkelPtr = std::unique_ptr<kz_proctree, SkelDeleter>;
-using RingBufferPtr = std::unique_ptr<ring_buffer, RingBufferDeleter>;
 
 std::uint64_t boottime_ns() {
   timespec ts{};
