@@ -28,8 +28,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-// The launcher's include path has the bpf build directory (skeletons) but not bpf/
-// itself, hence the relative path.
+// bpf/ (shared structs) and the bpf build directory (skeletons) are on the include path.
 #include "redirect_shared.h"
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
