@@ -26,31 +26,12 @@
 #include "core/unique_fd.h"
 #include "redirect/redirector.h"
 #include "redirect/run_cgroup.h"
+#include "socket_addrs.h"
 
 namespace kz {
 namespace {
 
 constexpr int kWaitMs = 20000;
-
-sockaddr_storage make_addr(int family, const char* ip, std::uint16_t port) {
-  sockaddr_storage ss{};
-  if (family == AF_INET) {
-    auto& a = reinterpret_cast<sockaddr_in&>(ss);
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    inet_pton(AF_INET, ip, &a.sin_addr);
-  } else {
-    auto& a = reinterpret_cast<sockaddr_in6&>(ss);
-    a.sin6_family = AF_INET6;
-    a.sin6_port = htons(port);
-    inet_pton(AF_INET6, ip, &a.sin6_addr);
-  }
-  return ss;
-}
-
-socklen_t len_of(const sockaddr_storage& a) {
-  return a.ss_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
-}
 
 struct Listener {
   UniqueFd fd;
@@ -61,8 +42,8 @@ struct Listener {
 Listener listen_on(int family, const char* ip, int type = SOCK_STREAM) {
   Listener l;
   l.fd.reset(::socket(family, type | SOCK_CLOEXEC, 0));
-  l.addr = make_addr(family, ip, 0);
-  if (::bind(l.fd.get(), reinterpret_cast<sockaddr*>(&l.addr), len_of(l.addr)) != 0) return {};
+  l.addr = test::inet_addr_of(family, ip, 0);
+  if (::bind(l.fd.get(), reinterpret_cast<sockaddr*>(&l.addr), test::sockaddr_len(l.addr)) != 0) return {};
   if (type == SOCK_STREAM && ::listen(l.fd.get(), 16) != 0) return {};
   socklen_t len = sizeof l.addr;
   ::getsockname(l.fd.get(), reinterpret_cast<sockaddr*>(&l.addr), &len);
@@ -240,7 +221,7 @@ TEST_F(EbpfRedirectTest, RedirectsIpv4ToTheProxyAndRemembersTheDestination) {
   Child child(*r);
   ASSERT_EQ(child.joined(), 0);
 
-  const auto dst = make_addr(AF_INET, "127.0.0.1", dest4_.port);
+  const auto dst = test::inet_addr_of(AF_INET, "127.0.0.1", dest4_.port);
   const auto reply = child.connect(dst, AF_INET);
   ASSERT_EQ(reply.err, 0) << std::strerror(reply.err);
   auto a = wait_arrival(all_listeners());
@@ -263,7 +244,7 @@ TEST_F(EbpfRedirectTest, PortsOutsideTheSetAndUdpAreUntouched) {
   Child child(*r);
   ASSERT_EQ(child.joined(), 0);
 
-  const auto other = make_addr(AF_INET, "127.0.0.1", other4_.port);
+  const auto other = test::inet_addr_of(AF_INET, "127.0.0.1", other4_.port);
   auto reply = child.connect(other, AF_INET);
   ASSERT_EQ(reply.err, 0);
   auto a = wait_arrival(all_listeners());
@@ -279,7 +260,7 @@ TEST_F(EbpfRedirectTest, PortsOutsideTheSetAndUdpAreUntouched) {
   ASSERT_TRUE(r2.ok()) << r2.error().message;
   Child child2(**r2);
   ASSERT_EQ(child2.joined(), 0);
-  const auto udst = make_addr(AF_INET, "127.0.0.1", udp.port);
+  const auto udst = test::inet_addr_of(AF_INET, "127.0.0.1", udp.port);
   reply = child2.connect(udst, AF_INET, SOCK_DGRAM, /*send_byte=*/true);
   ASSERT_EQ(reply.err, 0) << std::strerror(reply.err);
   EXPECT_EQ(format_address(reply.peer), format_address(udst));
@@ -297,7 +278,7 @@ TEST_F(EbpfRedirectTest, RedirectsIpv6AndV4MappedDestinations) {
   ASSERT_EQ(child.joined(), 0);
 
   // Native IPv6 goes to the IPv6 listener.
-  const auto dst6 = make_addr(AF_INET6, "::1", dest6_.port);
+  const auto dst6 = test::inet_addr_of(AF_INET6, "::1", dest6_.port);
   auto reply = child.connect(dst6, AF_INET6);
   ASSERT_EQ(reply.err, 0) << std::strerror(reply.err);
   auto a = wait_arrival(all_listeners());
@@ -312,7 +293,7 @@ TEST_F(EbpfRedirectTest, RedirectsIpv6AndV4MappedDestinations) {
 
   // ::ffff:127.0.0.1 on an AF_INET6 socket is an IPv4 connection: the IPv4 listener
   // gets it, and the destination is reported as the program wrote it.
-  const auto mapped = make_addr(AF_INET6, "::ffff:127.0.0.1", dest4_.port);
+  const auto mapped = test::inet_addr_of(AF_INET6, "::ffff:127.0.0.1", dest4_.port);
   reply = child.connect(mapped, AF_INET6);
   ASSERT_EQ(reply.err, 0) << std::strerror(reply.err);
   a = wait_arrival(all_listeners());
@@ -330,7 +311,7 @@ TEST_F(EbpfRedirectTest, ShimServedProcessesGoDirect) {
   ASSERT_TRUE(r);
   Child child(*r);
   ASSERT_EQ(child.joined(), 0);
-  const auto dst = make_addr(AF_INET, "127.0.0.1", dest4_.port);
+  const auto dst = test::inet_addr_of(AF_INET, "127.0.0.1", dest4_.port);
 
   // Not classified yet: redirected.
   ASSERT_EQ(child.connect(dst, AF_INET).err, 0);
@@ -353,7 +334,7 @@ TEST_F(EbpfRedirectTest, AllProgramsIgnoresVerdicts) {
   Child child(*r);
   ASSERT_EQ(child.joined(), 0);
   r->mark_shim_served(child.pid());
-  const auto dst = make_addr(AF_INET, "127.0.0.1", dest4_.port);
+  const auto dst = test::inet_addr_of(AF_INET, "127.0.0.1", dest4_.port);
   ASSERT_EQ(child.connect(dst, AF_INET).err, 0);
   auto a = wait_arrival(all_listeners());
   ASSERT_EQ(a.which, kProxy4);
@@ -436,7 +417,7 @@ TEST_F(EbpfRedirectTest, OutsidersAreUntouchedAndStopRemovesTheCgroup) {
 
   // The test process is not in the run cgroup: its connects go where they were sent.
   UniqueFd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  const auto dst = make_addr(AF_INET, "127.0.0.1", dest4_.port);
+  const auto dst = test::inet_addr_of(AF_INET, "127.0.0.1", dest4_.port);
   ASSERT_EQ(::connect(s.get(), reinterpret_cast<const sockaddr*>(&dst), sizeof(sockaddr_in)), 0);
   auto a = wait_arrival(all_listeners());
   EXPECT_EQ(a.which, kDest4);

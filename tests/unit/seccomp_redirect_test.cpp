@@ -27,6 +27,7 @@
 #include "core/unique_fd.h"
 #include "redirect/redirector.h"
 #include "redirect/seccomp_support.h"
+#include "socket_addrs.h"
 
 namespace kz {
 namespace {
@@ -35,34 +36,12 @@ using namespace seccomp_redirect;
 
 constexpr int kWaitMs = 10'000;
 
-sockaddr_storage v4(const char* ip, std::uint16_t port) {
-  sockaddr_storage s{};
-  auto& a = reinterpret_cast<sockaddr_in&>(s);
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  inet_pton(AF_INET, ip, &a.sin_addr);
-  return s;
-}
-
-sockaddr_storage v6(const char* ip, std::uint16_t port) {
-  sockaddr_storage s{};
-  auto& a = reinterpret_cast<sockaddr_in6&>(s);
-  a.sin6_family = AF_INET6;
-  a.sin6_port = htons(port);
-  inet_pton(AF_INET6, ip, &a.sin6_addr);
-  return s;
-}
-
-socklen_t len_of(const sockaddr_storage& s) {
-  return s.ss_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
-}
-
 // A TCP listener on loopback port 0; `addr` gets the bound address.
 UniqueFd listen_loopback(int family, sockaddr_storage& addr) {
   UniqueFd fd(::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd) return fd;
-  addr = family == AF_INET ? v4("127.0.0.1", 0) : v6("::1", 0);
-  socklen_t len = len_of(addr);
+  addr = family == AF_INET ? test::inet_addr_of(AF_INET, "127.0.0.1", 0) : test::inet_addr_of(AF_INET6, "::1", 0);
+  socklen_t len = test::sockaddr_len(addr);
   if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), len) != 0 || ::listen(fd.get(), 16) != 0 ||
       ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0)
     return UniqueFd();
@@ -145,7 +124,7 @@ std::string finish(Child& c) {
 // Connects a TCP socket of `family` to `dest` in the child and checks where it went.
 std::string connect_and_expect_peer(int family, const sockaddr_storage& dest, const std::string& want_peer) {
   UniqueFd s(::socket(family, SOCK_STREAM, 0));
-  if (::connect(s.get(), reinterpret_cast<const sockaddr*>(&dest), len_of(dest)) != 0)
+  if (::connect(s.get(), reinterpret_cast<const sockaddr*>(&dest), test::sockaddr_len(dest)) != 0)
     return std::string("connect: ") + std::strerror(errno);
   if (peer_of(s.get()) != want_peer) return "peer is " + peer_of(s.get()) + ", want " + want_peer;
   if (::write(s.get(), "hi", 2) != 2) return "write failed";
@@ -236,7 +215,7 @@ TEST_F(SeccompRedirect, NonBlockingConnectCompletesToTheProxyKeepingOptions) {
     UniqueFd s(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0));
     const int one = 1;
     ::setsockopt(s.get(), SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
-    const int rc = ::connect(s.get(), reinterpret_cast<const sockaddr*>(&dest), len_of(dest));
+    const int rc = ::connect(s.get(), reinterpret_cast<const sockaddr*>(&dest), test::sockaddr_len(dest));
     if (rc != 0 && errno != EINPROGRESS) return std::string("connect: ") + std::strerror(errno);
     pollfd p{s.get(), POLLOUT, 0};
     if (::poll(&p, 1, kWaitMs) != 1) return "never writable";
@@ -264,7 +243,7 @@ TEST_F(SeccompRedirect, UdpAndOtherPortsAreUntouched) {
   const sockaddr_storage dest = net.d4, other = net.o4;
   auto c = spawn(*r, [&]() -> std::string {
     UniqueFd u(::socket(AF_INET, SOCK_DGRAM, 0));
-    if (::connect(u.get(), reinterpret_cast<const sockaddr*>(&dest), len_of(dest)) != 0)
+    if (::connect(u.get(), reinterpret_cast<const sockaddr*>(&dest), test::sockaddr_len(dest)) != 0)
       return std::string("udp connect: ") + std::strerror(errno);
     if (peer_of(u.get()) != format_address(dest)) return "udp peer is " + peer_of(u.get());
     return connect_and_expect_peer(AF_INET, other, format_address(other));
@@ -322,7 +301,7 @@ TEST_F(SeccompRedirect, Ipv6LoopbackGoesToTheIpv6Proxy) {
 TEST_F(SeccompRedirect, V4MappedDestinationOnAnIpv6SocketGoesToTheIpv4Proxy) {
   auto r = make(net.settings());
   ASSERT_TRUE(r);
-  const sockaddr_storage dest = v6("::ffff:127.0.0.1", port_of(net.d4));
+  const sockaddr_storage dest = test::inet_addr_of(AF_INET6, "::ffff:127.0.0.1", port_of(net.d4));
   const std::string proxy = "[::ffff:127.0.0.1]:" + std::to_string(port_of(net.p4));
   auto c = spawn(*r, [&] { return connect_and_expect_peer(AF_INET6, dest, proxy); });
   ASSERT_TRUE(c) << c.error().message;
@@ -422,7 +401,7 @@ TEST_F(SeccompRedirect, AfterStopConnectFailsWithEnosys) {
     char b;
     if (::read(go_rd.get(), &b, 1) != 0) return "no go";
     UniqueFd s(::socket(AF_INET, SOCK_STREAM, 0));
-    if (::connect(s.get(), reinterpret_cast<const sockaddr*>(&dest), len_of(dest)) == 0) return "connected";
+    if (::connect(s.get(), reinterpret_cast<const sockaddr*>(&dest), test::sockaddr_len(dest)) == 0) return "connected";
     return errno == ENOSYS ? "" : std::string("connect: ") + std::strerror(errno);
   });
   ASSERT_TRUE(c) << c.error().message;
@@ -464,58 +443,58 @@ TEST_F(SeccompRedirect, UnderAnotherListenerItIsUnavailableWithAReason) {
 // ---- the pure helpers ----
 
 TEST(SeccompRedirectHelpers, ProxyAddressFollowsTheDestinationFamily) {
-  const sockaddr_storage p4s = v4("127.0.0.1", 7000), p6s = v6("::1", 7001);
+  const sockaddr_storage p4s = test::inet_addr_of(AF_INET, "127.0.0.1", 7000), p6s = test::inet_addr_of(AF_INET6, "::1", 7001);
   sockaddr_in p4;
   sockaddr_in6 p6;
   std::memcpy(&p4, &p4s, sizeof p4);
   std::memcpy(&p6, &p6s, sizeof p6);
-  EXPECT_EQ(format_address(proxy_address_for(v4("1.2.3.4", 443), p4, p6)->addr), "127.0.0.1:7000");
-  EXPECT_EQ(proxy_address_for(v4("1.2.3.4", 443), p4, p6)->len, sizeof(sockaddr_in));
-  EXPECT_EQ(format_address(proxy_address_for(v6("2001:db8::1", 443), p4, p6)->addr), "[::1]:7001");
-  EXPECT_EQ(format_address(proxy_address_for(v6("::ffff:1.2.3.4", 443), p4, p6)->addr),
+  EXPECT_EQ(format_address(proxy_address_for(test::inet_addr_of(AF_INET, "1.2.3.4", 443), p4, p6)->addr), "127.0.0.1:7000");
+  EXPECT_EQ(proxy_address_for(test::inet_addr_of(AF_INET, "1.2.3.4", 443), p4, p6)->len, sizeof(sockaddr_in));
+  EXPECT_EQ(format_address(proxy_address_for(test::inet_addr_of(AF_INET6, "2001:db8::1", 443), p4, p6)->addr), "[::1]:7001");
+  EXPECT_EQ(format_address(proxy_address_for(test::inet_addr_of(AF_INET6, "::ffff:1.2.3.4", 443), p4, p6)->addr),
             "[::ffff:127.0.0.1]:7000");
-  EXPECT_EQ(proxy_address_for(v6("::ffff:1.2.3.4", 443), p4, p6)->len, sizeof(sockaddr_in6));
+  EXPECT_EQ(proxy_address_for(test::inet_addr_of(AF_INET6, "::ffff:1.2.3.4", 443), p4, p6)->len, sizeof(sockaddr_in6));
   sockaddr_in none4{};
   sockaddr_in6 none6{};
-  EXPECT_FALSE(proxy_address_for(v4("1.2.3.4", 443), none4, p6));
-  EXPECT_FALSE(proxy_address_for(v6("2001:db8::1", 443), p4, none6));
-  EXPECT_FALSE(proxy_address_for(v6("::ffff:1.2.3.4", 443), none4, p6));
+  EXPECT_FALSE(proxy_address_for(test::inet_addr_of(AF_INET, "1.2.3.4", 443), none4, p6));
+  EXPECT_FALSE(proxy_address_for(test::inet_addr_of(AF_INET6, "2001:db8::1", 443), p4, none6));
+  EXPECT_FALSE(proxy_address_for(test::inet_addr_of(AF_INET6, "::ffff:1.2.3.4", 443), none4, p6));
   sockaddr_storage unix_addr{};
   unix_addr.ss_family = AF_UNIX;
   EXPECT_FALSE(proxy_address_for(unix_addr, p4, p6));
 }
 
 TEST(SeccompRedirectHelpers, LoopbackBindAddressMatchesTheSocket) {
-  EXPECT_EQ(format_address(loopback_bind_address_for(v4("1.2.3.4", 443)).addr), "127.0.0.1:0");
-  EXPECT_EQ(format_address(loopback_bind_address_for(v6("2001:db8::1", 443)).addr), "[::1]:0");
-  EXPECT_EQ(format_address(loopback_bind_address_for(v6("::ffff:1.2.3.4", 443)).addr), "[::ffff:127.0.0.1]:0");
+  EXPECT_EQ(format_address(loopback_bind_address_for(test::inet_addr_of(AF_INET, "1.2.3.4", 443)).addr), "127.0.0.1:0");
+  EXPECT_EQ(format_address(loopback_bind_address_for(test::inet_addr_of(AF_INET6, "2001:db8::1", 443)).addr), "[::1]:0");
+  EXPECT_EQ(format_address(loopback_bind_address_for(test::inet_addr_of(AF_INET6, "::ffff:1.2.3.4", 443)).addr), "[::ffff:127.0.0.1]:0");
 }
 
 TEST(SeccompRedirectHelpers, UnboundMeansNoPortAndNoAddress) {
-  EXPECT_TRUE(is_unbound(v4("0.0.0.0", 0)));
-  EXPECT_TRUE(is_unbound(v6("::", 0)));
-  EXPECT_FALSE(is_unbound(v4("0.0.0.0", 5)));
-  EXPECT_FALSE(is_unbound(v4("10.0.0.1", 0)));
-  EXPECT_FALSE(is_unbound(v6("::1", 0)));
+  EXPECT_TRUE(is_unbound(test::inet_addr_of(AF_INET, "0.0.0.0", 0)));
+  EXPECT_TRUE(is_unbound(test::inet_addr_of(AF_INET6, "::", 0)));
+  EXPECT_FALSE(is_unbound(test::inet_addr_of(AF_INET, "0.0.0.0", 5)));
+  EXPECT_FALSE(is_unbound(test::inet_addr_of(AF_INET, "10.0.0.1", 0)));
+  EXPECT_FALSE(is_unbound(test::inet_addr_of(AF_INET6, "::1", 0)));
 }
 
 TEST(SeccompRedirectHelpers, DestinationsNeedTheirWholeAddress) {
-  EXPECT_TRUE(is_inet_destination(v4("1.2.3.4", 443), sizeof(sockaddr_in)));
-  EXPECT_FALSE(is_inet_destination(v4("1.2.3.4", 443), 8));
-  EXPECT_TRUE(is_inet_destination(v6("::1", 443), sizeof(sockaddr_in6)));
-  EXPECT_TRUE(is_inet_destination(v6("::1", 443), 24));
-  EXPECT_FALSE(is_inet_destination(v6("::1", 443), 20));
+  EXPECT_TRUE(is_inet_destination(test::inet_addr_of(AF_INET, "1.2.3.4", 443), sizeof(sockaddr_in)));
+  EXPECT_FALSE(is_inet_destination(test::inet_addr_of(AF_INET, "1.2.3.4", 443), 8));
+  EXPECT_TRUE(is_inet_destination(test::inet_addr_of(AF_INET6, "::1", 443), sizeof(sockaddr_in6)));
+  EXPECT_TRUE(is_inet_destination(test::inet_addr_of(AF_INET6, "::1", 443), 24));
+  EXPECT_FALSE(is_inet_destination(test::inet_addr_of(AF_INET6, "::1", 443), 20));
   sockaddr_storage u{};
   u.ss_family = AF_UNIX;
   EXPECT_FALSE(is_inet_destination(u, sizeof u));
 }
 
 TEST(SeccompRedirectHelpers, KeysUseTheFamilyOnTheWire) {
-  EXPECT_EQ(key_of_client(v4("127.0.0.1", 5000)), (ConnKey{AF_INET, 5000}));
-  EXPECT_EQ(key_of_client(v6("::ffff:127.0.0.1", 5000)), (ConnKey{AF_INET, 5000}));
-  EXPECT_EQ(key_of_client(v6("::1", 5000)), (ConnKey{AF_INET6, 5000}));
-  EXPECT_EQ(key_for(v6("::ffff:127.0.0.1", 7000), 5000), (ConnKey{AF_INET, 5000}));
-  EXPECT_FALSE(key_for(v4("127.0.0.1", 7000), 0));
+  EXPECT_EQ(key_of_client(test::inet_addr_of(AF_INET, "127.0.0.1", 5000)), (ConnKey{AF_INET, 5000}));
+  EXPECT_EQ(key_of_client(test::inet_addr_of(AF_INET6, "::ffff:127.0.0.1", 5000)), (ConnKey{AF_INET, 5000}));
+  EXPECT_EQ(key_of_client(test::inet_addr_of(AF_INET6, "::1", 5000)), (ConnKey{AF_INET6, 5000}));
+  EXPECT_EQ(key_for(test::inet_addr_of(AF_INET6, "::ffff:127.0.0.1", 7000), 5000), (ConnKey{AF_INET, 5000}));
+  EXPECT_FALSE(key_for(test::inet_addr_of(AF_INET, "127.0.0.1", 7000), 0));
   sockaddr_storage u{};
   u.ss_family = AF_UNIX;
   EXPECT_FALSE(key_of_client(u));
