@@ -68,15 +68,6 @@ Status BlindRun::start_fallback(const std::function<void(nlohmann::json)>& audit
 
 Status BlindRun::set_root(pid_t pid) {
   tree_.set_root(pid);
-  if (sensor_) {
-    if (auto st = sensor_->add_root(pid); !st) {
-      // The /proc view still keeps the broker to the run's processes; only the lineage
-      // is lost. Called before the child runs, so no answer was given from the sensor.
-      spdlog::warn("process sensor: off ({}); the run's processes are read from /proc", st.error().message);
-      tree_.set_sensor(nullptr);
-      sensor_->stop();
-    }
-  }
   if (fallback_) return fallback_->after_fork(pid);
   return ok_status();
 }
@@ -85,16 +76,6 @@ Status BlindRun::start(std::vector<ResolvedSecret> values, std::function<void(nl
   auto table = TokenTable::build(std::move(values), bindings_);
   if (!table) return table.take_error();
   table_.emplace(std::move(*table));
-  // The sensor is in place before the broker or the proxy can be asked anything.
-  if (auto why = process_sensor_unavailable_reason(); !why.empty()) {
-    spdlog::info("process sensor: off ({})", why);
-  } else if (auto s = ProcessSensor::start(getpid()); !s) {
-    spdlog::info("process sensor: off ({})", s.error().message);
-  } else {
-    sensor_ = std::move(*s);
-    tree_.set_sensor(sensor_.get());
-    spdlog::info("process sensor: on (eBPF; exact process tree and lineage in the audit log)");
-  }
   for (const auto& s : table_->secrets()) {
     nlohmann::json hosts = s.binding.allow_any ? nlohmann::json::array({"*"}) : nlohmann::json(s.binding.hosts);
     audit({{"event", "token"}, {"secret", s.name}, {"token_id", s.token_id}, {"hosts", hosts},
@@ -146,7 +127,14 @@ void BlindRun::stop() {
   if (broker_) broker_->stop();
   // After the broker and the proxy: nothing asks the tree any more.
   tree_.set_sensor(nullptr);
-  if (sensor_) sensor_->stop();
+}
+
+std::vector<WatchedSecret> BlindRun::watch_list() const {
+  std::vector<WatchedSecret> out;
+  if (!table_) return out;
+  for (const auto& s : table_->secrets())
+    out.push_back({s.name, s.value.view(), std::string(s.token.view()), s.binding});
+  return out;
 }
 
 }  // namespace kz

@@ -23,6 +23,7 @@
 #include "config/config.h"
 #include "run/child_env.h"
 #include "run/resolver.h"
+#include "sensors/leak_detector.h"
 #include "sensors/process_sensor.h"
 
 namespace kz {
@@ -41,12 +42,16 @@ class BlindRun {
   static Result<std::unique_ptr<BlindRun>> prepare(const Config& cfg, const std::vector<std::string>& names,
                                                    const BlindModeOptions& mode);
 
+  // The process sensor (sensors/run_sensors.h) the broker and the proxy ask for
+  // membership and lineage; null: read /proc. Before start(), or to drop a sensor that
+  // failed before the child ran.
+  void use_sensor(const ProcessSensor* s) { tree_.set_sensor(s); }
   // Takes the resolved values, mints tokens, records one "token" audit record per
   // secret and starts the broker. `audit` must be thread-safe (the broker calls it).
-  // Starts the process sensor first when this host allows it (else says why once, at -v).
   Status start(std::vector<ResolvedSecret> values, std::function<void(nlohmann::json)> audit);
-  // Whether the process sensor is running (membership and lineage from eBPF).
-  bool sensor_active() const { return sensor_ != nullptr; }
+  // What the TLS tap watches for: each secret's token, value and binding. The values are
+  // views into the token table, read while the detector is built.
+  std::vector<WatchedSecret> watch_list() const;
   // NAME=token for each secret.
   std::vector<ResolvedSecret> child_secrets() const;
   // LD_PRELOAD (the shim first, then any inherited preloads), KZ_BROKER, KZ_PRELOAD,
@@ -71,8 +76,6 @@ class BlindRun {
   PeerVerifier verifier_;
   bool grant_connections_ = true;
   std::optional<TokenTable> table_;
-  // Declared before tree_ and broker_: it outlives every user of the tree.
-  std::unique_ptr<ProcessSensor> sensor_;
   ProcessTree tree_{getpid()};
   std::unique_ptr<Broker> broker_;
   bool proxy_all_ = false;

@@ -76,6 +76,10 @@ int cli_main(int argc, char** argv) {
       "under the same rules; --blind=proxy sends every program there, so no value ever enters the\n"
       "agent's address space. The redirect is eBPF (root/CAP_BPF) or seccomp (any user); `kz doctor`\n"
       "says which one this machine uses.\n"
+      "\nAs root, eBPF sensors watch the command's whole process tree: every audit record carries\n"
+      "the process lineage (bash → python3 → curl), and a tap on the TLS libraries sees what each\n"
+      "process writes: a secret's value sent to a host not bound to it is a \"leak\" record\n"
+      "(--on-leak=kill kills the process first); a token sent to such a host is \"exfil\".\n"
       "  kz run -- ./agent.sh\n"
       "  kz run --blind -- python agent.py\n"
       "  kz run --blind=proxy -- node agent.mjs\n"
@@ -106,6 +110,12 @@ int cli_main(int argc, char** argv) {
   run_cmd->add_flag("--allow-any-host", run.allow_any_host,
                     "With --blind: secrets without hosts = [...] may go to any host whose certificate verifies "
                     "(warns)");
+  run_cmd->add_option("--on-leak", run.on_leak,
+                      "When the eBPF TLS tap (root) sees a secret's value written to a host it is not bound to: "
+                      "audit (record a \"leak\"), or kill (stop the process before the write is encrypted, "
+                      "then kill it)")
+      ->check(CLI::IsMember({"audit", "kill"}))
+      ->default_str("audit");
   run_cmd->add_option("command", run.command, "Command and its arguments (after --)");
 
   CheckOptions check;

@@ -13,6 +13,7 @@
 #include "audit/audit_log.h"
 #include "audit/audit_sinks.h"
 #include "blind/blind_run.h"
+#include "blind/token_table.h"
 #include "commands/commands.h"
 #include "commands/load.h"
 #include "core/hardening.h"
@@ -21,6 +22,7 @@
 #include "run/child_env.h"
 #include "run/resolver.h"
 #include "run/supervisor.h"
+#include "sensors/run_sensors.h"
 
 extern char** environ;
 
@@ -44,6 +46,8 @@ int cmd_run(const GlobalOptions& g, const RunOptions& o) {
     spdlog::error("kz run needs a command: kz run [options] -- COMMAND [ARGS...]");
     return kExitConfig;
   }
+  auto on_leak = parse_on_leak(o.on_leak);
+  if (!on_leak) { spdlog::error("{}", on_leak.error().message); return kExitConfig; }
   auto cfg = load_config_for(g);
   if (!cfg) { spdlog::error("{}", cfg.error().message); return kExitConfig; }
 
@@ -147,6 +151,8 @@ int cmd_run(const GlobalOptions& g, const RunOptions& o) {
   }
   // Blind mode is checked before anything is resolved: every secret needs somewhere it
   // may go, and the shim and the trust store must be there.
+  // Declared before `blind`, whose broker asks the process sensor until blind->stop().
+  std::unique_ptr<RunSensors> sensors;
   std::unique_ptr<BlindRun> blind;
   if (o.blind) {
     BlindModeOptions bm;
@@ -203,7 +209,16 @@ int cmd_run(const GlobalOptions& g, const RunOptions& o) {
     spdlog::info("output masking is off");
   }
 
+  // The sensors watch every run (standard or blind) when the host allows eBPF; they are
+  // in place before the broker or the proxy can be asked anything.
+  {
+    RunSensorOptions so;
+    so.on_leak = *on_leak;
+    so.audit = record;
+    sensors = RunSensors::start(std::move(so));
+  }
   if (blind) {
+    blind->use_sensor(sensors->process());
     // The values move into the broker's table; the child gets tokens in their place.
     auto st = blind->start(std::move(secrets), record);
     if (!st) {
@@ -211,9 +226,23 @@ int cmd_run(const GlobalOptions& g, const RunOptions& o) {
       stop_record.stop({{"decision", "error"}, {"reason", st.error().message}, {"exit", kExitInternal}});
       return kExitInternal;
     }
+    sensors->watch(LeakDetector::build(blind->watch_list()));
     secrets = blind->child_secrets();
     for (auto& v : blind->child_vars(environ)) env_opts.plain.push_back(std::move(v));
     sup.subreaper = true;
+  }
+  if (!blind) {
+    // A value may go to the hosts its secret is bound to (hosts, else the catalogue's);
+    // a secret bound nowhere may go anywhere, and no leak of it can be told.
+    std::vector<std::string> names;
+    for (const auto& s : secrets) names.push_back(s.name);
+    auto bindings = blind_bindings(*cfg, names, true);
+    std::vector<WatchedSecret> watch;
+    if (bindings)
+      for (const auto& [name, b] : *bindings)
+        for (const auto& s : secrets)
+          if (s.name == name) watch.push_back({s.name, s.value.view(), "", b});
+    sensors->watch(LeakDetector::build(watch));
   }
   EnvBlock env = build_child_env(environ, env_opts, secrets);
   sup.envp = env.envp();
@@ -221,6 +250,8 @@ int cmd_run(const GlobalOptions& g, const RunOptions& o) {
   // the parent drops both copies it no longer needs as soon as the child exists.
   Status redirect_status = ok_status();
   sup.after_fork = [&](pid_t child) {
+    // First: the sensors see the child's whole tree from its first instruction on.
+    if (auto st = sensors->add_root(child); !st && blind) blind->use_sensor(nullptr);
     if (blind) {
       redirect_status = blind->set_root(child);
       // A child that cannot be redirected must not run as if it were.
@@ -232,6 +263,7 @@ int cmd_run(const GlobalOptions& g, const RunOptions& o) {
   if (blind) sup.child_prepare = [b = blind.get()]() noexcept { return b->child_prepare(); };
   auto rc = run_supervised(sup);
   if (blind) blind->stop();
+  sensors->stop();
   if (!redirect_status) {
     spdlog::error("blind mode: the redirect could not be set up: {}", redirect_status.error().message);
     stop_record.stop({{"decision", "error"}, {"reason", redirect_status.error().message}, {"exit", kExitInternal}});

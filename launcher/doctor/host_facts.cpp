@@ -20,6 +20,8 @@ std::string slurp(const std::string& path) {
   return ss.str();
 }
 
+}  // namespace
+
 std::string loader_path(const char* soname) {
   void* h = dlopen(soname, RTLD_LAZY | RTLD_LOCAL);
   if (h == nullptr) return {};
@@ -29,8 +31,6 @@ std::string loader_path(const char* soname) {
   dlclose(h);
   return path;
 }
-
-}  // namespace
 
 std::vector<std::string> parse_cgroup2_mounts(const std::string& mountinfo) {
   // mountinfo: "id parent maj:min root mountpoint opts [optional...] - fstype source superopts"

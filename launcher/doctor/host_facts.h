@@ -22,6 +22,9 @@ struct HostFacts {
 
 HostFacts gather_host_facts();
 
+// Path of the shared library `soname` as the dynamic loader finds it, or "".
+std::string loader_path(const char* soname);
+
 // Parse helpers (exposed for tests).
 std::vector<std::string> parse_cgroup2_mounts(const std::string& mountinfo);
 std::string parse_lockdown(const std::string& text);   // "[integrity]" among others

@@ -178,6 +178,14 @@ ProgramClass classify(const std::string& path, int depth) {
 
 ProgramClass classify_executable(const std::string& path) { return classify(path, 0); }
 
+bool executable_defines_tls_write(const std::string& path) {
+  MappedFile f(path);
+  const std::string_view b = f.bytes();
+  if (!f.ok() || b.size() < sizeof(Elf64_Ehdr) || std::memcmp(b.data(), ELFMAG, SELFMAG) != 0) return false;
+  ElfFacts e;
+  return read_elf(f, e) && e.defines_tls;
+}
+
 Route ProgramRouter::route(pid_t pid) {
   const std::string proc = "/proc/" + std::to_string(pid) + "/exe";
   struct stat st{};

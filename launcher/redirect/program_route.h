@@ -27,6 +27,11 @@ struct ProgramClass {
 // Inspects the file at `path` (a script's "#!" interpreter is followed, one level).
 ProgramClass classify_executable(const std::string& path);
 
+// True when the ELF file at `path` defines SSL_write, SSL_write_ex or gnutls_record_send
+// itself (node, a static binary): TLS taps must be placed on it, not only on the
+// system's shared libraries.
+bool executable_defines_tls_write(const std::string& path);
+
 // Per-run routing: classifies /proc/PID/exe (cached by device, inode and mtime), and
 // reports each (pid, program) decision once through `on_decision` (audit record and a
 // verbose log line). Thread-safe.

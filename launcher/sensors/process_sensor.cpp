@@ -188,6 +188,16 @@ class BpfProcessSensor final : public ProcessSensor {
     });
   }
 
+  int members_map_fd() const override {
+    std::lock_guard lock(skel_mu_);
+    return skel_ ? bpf_map__fd(skel_->maps.members) : -1;
+  }
+
+  void set_exec_listener(std::function<void(pid_t, const std::string&)> f) override {
+    std::lock_guard lock(listener_mu_);
+    exec_listener_ = std::move(f);
+  }
+
   void stop() override {
     // The consumer must be gone before the skeleton (its maps) and the ring buffer go.
     if (consumer_.joinable()) {
@@ -228,6 +238,7 @@ class BpfProcessSensor final : public ProcessSensor {
 
   void apply(const kz_pt_event& ev) {
     const auto pid = static_cast<pid_t>(ev.tgid);
+    std::string exec_path;
     {
       std::lock_guard lock(table_mu_);
       switch (ev.type) {
@@ -252,6 +263,7 @@ class BpfProcessSensor final : public ProcessSensor {
           e.p.pid = pid;
           if (e.p.ppid == 0) e.p.ppid = static_cast<pid_t>(ev.parent);
           e.p.exe.assign(ev.filename, strnlen(ev.filename, sizeof ev.filename));
+          exec_path = e.p.exe;
           e.p.argv.clear();
           const std::size_t n = std::min<std::size_t>(ev.argv_len, sizeof ev.argv);
           for (std::size_t i = 0; i < n;) {
@@ -276,6 +288,10 @@ class BpfProcessSensor final : public ProcessSensor {
       }
     }
     events_cv_.notify_all();
+    if (ev.type == KZ_PT_EVENT_EXEC) {
+      std::lock_guard lock(listener_mu_);
+      if (exec_listener_) exec_listener_(pid, exec_path);
+    }
   }
 
   void consume() {
@@ -298,6 +314,9 @@ class BpfProcessSensor final : public ProcessSensor {
   RingBufferPtr rb_;
   UniqueFd stop_fd_;   // eventfd: wakes the consumer to end
   std::thread consumer_;
+
+  std::mutex listener_mu_;
+  std::function<void(pid_t, const std::string&)> exec_listener_;
 
   mutable std::mutex table_mu_;
   mutable std::condition_variable events_cv_;

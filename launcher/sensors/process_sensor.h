@@ -15,6 +15,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -56,6 +57,12 @@ class ProcessSensor {
   virtual std::vector<SensedProcess> snapshot() const = 0;
   // Waits until the exit of `pid` has been seen; false on timeout.
   virtual bool wait_exited(pid_t pid, std::chrono::milliseconds timeout) const = 0;
+  // The kernel map of the run's members (for the TLS tap, which filters by it); -1 once
+  // stopped. Owned by the sensor.
+  virtual int members_map_fd() const = 0;
+  // Called on the sensor's thread after each exec of a run process, with the program as
+  // passed to execve. Set before add_root(); replaces any earlier listener.
+  virtual void set_exec_listener(std::function<void(pid_t pid, const std::string& exe)> f) = 0;
   // Detaches the programs and ends the event thread. Idempotent; the destructor calls it.
   virtual void stop() = 0;
 };

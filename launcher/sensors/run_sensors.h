@@ -1,0 +1,81 @@
+// The eBPF sensors of one `kz run` (standard or blind): the process tree, and the TLS
+// tap that reads what the run's processes hand their TLS library. Independent of the
+// shim and the proxy: they record what the agent's processes did, whichever path their
+// bytes took.
+//
+// Audit records written here (besides what the broker and the proxy write):
+//   "leak"            a secret's value went to a host not bound to it (standard mode,
+//                     where the agent holds values); decision "audit" or "kill"
+//   "exfil"           a token went to a host not bound to it (blind mode; the shim or
+//                     the proxy refused the swap and records that too)
+//   "sensor.summary"  at the end: uses per secret and host, counts, writes not inspected
+// Each carries pid, exe, lineage, host, the TLS function and "via":"tls-tap".
+//
+// Without the capability, BTF or an eBPF build, the sensors are off: kz says so once
+// (with -v; a warning when --on-leak=kill asked for them) and everything else works.
+#pragma once
+
+#include <sys/types.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <tuple>
+
+#include <nlohmann/json.hpp>
+
+#include "kz/result.h"
+#include "sensors/leak_detector.h"
+#include "sensors/process_sensor.h"
+#include "sensors/tls_tap.h"
+
+namespace kz {
+
+enum class OnLeak { Audit, Kill };
+
+// "audit" | "kill"
+Result<OnLeak> parse_on_leak(const std::string& s);
+
+struct RunSensorOptions {
+  OnLeak on_leak = OnLeak::Audit;
+  std::function<void(nlohmann::json)> audit;   // thread-safe
+};
+
+class RunSensors {
+ public:
+  // Starts the process sensor when this host allows it. Never fails: a sensor that
+  // cannot run is reported and left off.
+  static std::unique_ptr<RunSensors> start(RunSensorOptions opts);
+  ~RunSensors();
+
+  // Null when the process sensor is off.
+  ProcessSensor* process() const { return process_.get(); }
+  bool tap_active() const { return tap_ != nullptr; }
+
+  // Starts the TLS tap, which recognises what `detector` knows. Before the child forks.
+  void watch(LeakDetector detector);
+  // The run's first process, while it waits to exec: from here on its whole tree is seen.
+  Status add_root(pid_t pid);
+  // Detaches, and writes the "sensor.summary" record when the tap ran. Idempotent.
+  void stop();
+
+ private:
+  explicit RunSensors(RunSensorOptions o) : opts_(std::move(o)) {}
+  TapVerdict on_write(const TapWrite& w);
+  nlohmann::json facts(const TapWrite& w, std::size_t secret) const;
+
+  RunSensorOptions opts_;
+  std::unique_ptr<ProcessSensor> process_;
+  std::unique_ptr<TlsTap> tap_;
+  LeakDetector detector_;
+  bool stopped_ = false;
+
+  std::mutex counts_mu_;
+  // (secret, host, "value" | "token") -> writes
+  std::map<std::tuple<std::string, std::string, std::string>, std::uint64_t> uses_;
+  std::uint64_t leaks_ = 0, exfil_ = 0, writes_ = 0;
+};
+
+}  // namespace kz
