@@ -110,6 +110,9 @@ int cli_main(int argc, char** argv) {
   run_cmd->add_flag("--allow-any-host", run.allow_any_host,
                     "With --blind: secrets without hosts = [...] may go to any host whose certificate verifies "
                     "(warns)");
+  run_cmd->add_flag("--no-sensors", run.no_sensors,
+                    "Do not start the eBPF sensors (process tree, TLS tap) for this run; lineage then comes "
+                    "from /proc in blind mode and leaks are not watched");
   run_cmd->add_option("--on-leak", run.on_leak,
                       "When the eBPF TLS tap (root) sees a secret's value written to a host it is not bound to: "
                       "audit (record a \"leak\"), or kill (stop the process before the write is encrypted, "
@@ -180,6 +183,10 @@ int cli_main(int argc, char** argv) {
     run.blind_proxy = blind_mode == "proxy";
     if (!run.redirector.empty() && !run.blind) {
       std::fprintf(stderr, "--redirector is for blind mode: add --blind\n");
+      return kExitConfig;
+    }
+    if (run.no_sensors && run.on_leak == "kill") {
+      std::fprintf(stderr, "--on-leak=kill needs the sensors: drop --no-sensors\n");
       return kExitConfig;
     }
     run.command.insert(run.command.end(), after_dashes.begin(), after_dashes.end());

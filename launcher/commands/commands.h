@@ -34,6 +34,7 @@ struct RunOptions {
   bool blind_proxy = false;  // --blind=proxy: every program's TLS goes through kz's proxy
   std::string redirector;    // --redirector: auto|ebpf|seccomp|off (empty: [blind] redirector)
   bool allow_any_host = false;
+  bool no_sensors = false;         // --no-sensors: no eBPF process tree or TLS tap for this run
   std::string on_leak = "audit";   // --on-leak: audit|kill (the TLS tap's answer to a leak)
   std::vector<std::string> command;
 };

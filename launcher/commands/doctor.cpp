@@ -10,6 +10,7 @@
 #include "doctor/host_facts.h"
 #include "redirect/select.h"
 #include "sensors/process_sensor.h"
+#include "sensors/tls_tap.h"
 
 namespace kz {
 
@@ -21,14 +22,36 @@ std::string join(const std::vector<std::string>& v) {
   return s.empty() ? "none" : s;
 }
 
-// The process-tree sensor as `kz run --blind` would have it: the cheap checks first, then
-// a real load and attach (the verifier or the kernel may still refuse), detached at once.
-std::string process_sensor_status() {
-  if (auto why = process_sensor_unavailable_reason(); !why.empty()) return "unavailable: " + why;
+// The sensors as `kz run` would have them: the cheap checks first, then a real load and
+// attach (the verifier or the kernel may still refuse), detached at once.
+struct SensorStatus {
+  std::string process, tap;
+};
+SensorStatus sensor_status() {
+  SensorStatus st;
+  if (auto why = process_sensor_unavailable_reason(); !why.empty()) {
+    st.process = st.tap = "unavailable: " + why;
+    return st;
+  }
   auto s = ProcessSensor::start(getpid());
-  if (!s) return "unavailable: " + s.error().message;
+  if (!s) {
+    st.process = st.tap = "unavailable: " + s.error().message;
+    return st;
+  }
+  st.process = "active (tracepoints sched_process_fork/exec/exit; exact membership and lineage in every record)";
+  TlsTapOptions to;
+  to.members_fd = (*s)->members_map_fd();
+  if (auto t = TlsTap::start(std::move(to)); !t) {
+    st.tap = "unavailable: " + t.error().message;
+  } else {
+    std::string on;
+    for (const auto& a : (*t)->attached()) on += (on.empty() ? "" : ", ") + a;
+    st.tap = "active (uprobes on SSL_write/_ex, gnutls_record_send of " + on +
+             ", and of run programs with their own copy; leaks and exfiltration attempts audited)";
+    (*t)->stop();
+  }
   (*s)->stop();
-  return "active (tracepoints sched_process_fork/exec/exit; exact membership and lineage for blind runs)";
+  return st;
 }
 
 }  // namespace
@@ -63,8 +86,8 @@ int cmd_doctor(const GlobalOptions& g) {
                            (f.libssl.empty() || f.libgnutls.empty() ? "" : "; ") +
                            (f.libgnutls.empty() ? "" : "GnuTLS (gnutls_record_send/recv)"));
   line("blind: HTTP/2", "not rewritten yet: h2 is removed from the client's ALPN offer, so requests use HTTP/1.1");
-  const std::string sensor = process_sensor_status();
-  line("blind: process tree", sensor.rfind("active", 0) == 0
+  const SensorStatus sensors = sensor_status();
+  line("blind: process tree", sensors.process.rfind("active", 0) == 0
                                   ? "from the process sensor (eBPF)"
                                   : "from /proc (kz is a child subreaper, so daemonised descendants stay in the run)");
   line("blind: peer trust", "system store (SSL_CERT_FILE/SSL_CERT_DIR honoured) plus [blind] ca_file");
@@ -82,7 +105,8 @@ int cmd_doctor(const GlobalOptions& g) {
                                               : c->name + " (" + c->why + ")");
   line("blind: fallback", "static, Go, Java and bundled-OpenSSL programs → kz's TLS proxy (ports 443 and "
                           "[blind] proxy_ports); --blind=proxy: every program");
-  line("sensor: process tree", sensor);
+  line("sensor: process tree", sensors.process);
+  line("sensor: TLS tap", sensors.tap);
   line("blind: proxy HTTP/2", "not offered: the proxy selects http/1.1 by ALPN (tokens are swapped in HTTP/1.1)");
   return kExitOk;
 }

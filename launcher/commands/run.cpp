@@ -213,6 +213,7 @@ int cmd_run(const GlobalOptions& g, const RunOptions& o) {
   // in place before the broker or the proxy can be asked anything.
   {
     RunSensorOptions so;
+    so.enabled = !o.no_sensors;
     so.on_leak = *on_leak;
     so.audit = record;
     sensors = RunSensors::start(std::move(so));

@@ -23,7 +23,9 @@ std::unique_ptr<RunSensors> RunSensors::start(RunSensorOptions opts) {
     else
       spdlog::info("sensors: off ({})", why);
   };
-  if (auto why = process_sensor_unavailable_reason(); !why.empty()) {
+  if (!r->opts_.enabled) {
+    spdlog::info("sensors: off (--no-sensors)");
+  } else if (auto why = process_sensor_unavailable_reason(); !why.empty()) {
     say_off(why);
   } else if (auto s = ProcessSensor::start(getpid()); !s) {
     say_off(s.error().message);

@@ -39,6 +39,7 @@ enum class OnLeak { Audit, Kill };
 Result<OnLeak> parse_on_leak(const std::string& s);
 
 struct RunSensorOptions {
+  bool enabled = true;   // false (--no-sensors): nothing is loaded
   OnLeak on_leak = OnLeak::Audit;
   std::function<void(nlohmann::json)> audit;   // thread-safe
 };
