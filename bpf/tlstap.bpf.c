@@ -194,31 +194,7 @@ static __always_inline int capture(__u32 fn, const void *conn, const void *buf, 
   return 0;
 }
 
-// int SSL_write(SSL *ssl, const void *buf, int num)
-SEC("uprobe")
-int BPF_KPROBE(kz_ssl_write, void *ssl, const void *buf, int num)
-{
-  return num > 0 ? capture(KZ_TAP_FN_SSL_WRITE, ssl, buf, (__u64)num) : 0;
-}
-
-// int SSL_write_ex(SSL *ssl, const void *buf, size_t num, size_t *written)
-SEC("uprobe")
-int BPF_KPROBE(kz_ssl_write_ex, void *ssl, const void *buf, __u64 num)
-{
-  return num > 0 ? capture(KZ_TAP_FN_SSL_WRITE_EX, ssl, buf, num) : 0;
-}
-
-// ssize_t gnutls_record_send(gnutls_session_t session, const void *data, size_t size)
-SEC("uprobe")
-int BPF_KPROBE(kz_gnutls_record_send, void *session, const void *data, __u64 size)
-{
-  return size > 0 ? capture(KZ_TAP_FN_GNUTLS_RECORD_SEND, session, data, size) : 0;
-}
-
-// long SSL_ctrl(SSL *ssl, int cmd, long larg, void *parg): SSL_set_tlsext_host_name is
-// this with cmd 55 and the name in parg.
-SEC("uprobe")
-int BPF_KPROBE(kz_ssl_ctrl, void *ssl, int cmd, long larg, const char *name)
+static __always_inline int on_sni(const void *ssl, int cmd, const char *name)
 {
   if (cmd != KZ_SSL_CTRL_SET_TLSEXT_HOSTNAME || !name)
     return 0;
@@ -231,32 +207,19 @@ int BPF_KPROBE(kz_ssl_ctrl, void *ssl, int cmd, long larg, const char *name)
   return 0;
 }
 
-// int SSL_set_fd(SSL *ssl, int fd)
-SEC("uprobe")
-int BPF_KPROBE(kz_ssl_set_fd, void *ssl, int fd)
+static __always_inline int on_fd(const void *conn, int fd)
 {
   __u32 tgid = member_tgid();
   if (!tgid)
     return 0;
-  struct kz_tap_conn *c = conn_entry(tgid, ssl);
+  struct kz_tap_conn *c = conn_entry(tgid, conn);
   if (c)
     c->fd = fd;
   return 0;
 }
 
-// void SSL_free(SSL *ssl): the address may be reused by the next connection.
-SEC("uprobe")
-int BPF_KPROBE(kz_ssl_free, void *ssl)
-{
-  forget_conn(ssl);
-  return 0;
-}
-
-// int gnutls_server_name_set(gnutls_session_t s, gnutls_server_name_type_t type,
-//                            const void *name, size_t name_length): name is not
-// NUL-terminated.
-SEC("uprobe")
-int BPF_KPROBE(kz_gnutls_server_name_set, void *session, int type, const void *name, __u64 len)
+// gnutls_server_name_set's name is not NUL-terminated.
+static __always_inline int on_gnutls_name(const void *session, const void *name, __u64 len)
 {
   __u32 tgid = member_tgid();
   if (!tgid || !name)
@@ -272,32 +235,8 @@ int BPF_KPROBE(kz_gnutls_server_name_set, void *session, int type, const void *n
   return 0;
 }
 
-// void gnutls_transport_set_int2(gnutls_session_t s, int recv_fd, int send_fd); what the
-// gnutls_transport_set_int() macro calls.
-SEC("uprobe")
-int BPF_KPROBE(kz_gnutls_set_int2, void *session, int recv_fd, int send_fd)
-{
-  __u32 tgid = member_tgid();
-  if (!tgid)
-    return 0;
-  struct kz_tap_conn *c = conn_entry(tgid, session);
-  if (c)
-    c->fd = send_fd;
-  return 0;
-}
-
-// void gnutls_deinit(gnutls_session_t session)
-SEC("uprobe")
-int BPF_KPROBE(kz_gnutls_deinit, void *session)
-{
-  forget_conn(session);
-  return 0;
-}
-
-// int SSL_connect(SSL *ssl), int SSL_do_handshake(SSL *ssl), int gnutls_handshake(
-// gnutls_session_t session): the thread is about to send this connection's first flight.
-SEC("uprobe")
-int BPF_KPROBE(kz_tls_handshake, void *conn)
+// The thread is about to send this connection's first flight.
+static __always_inline int on_handshake(const void *conn)
 {
   __u32 tgid = member_tgid();
   if (!tgid)
@@ -305,6 +244,41 @@ int BPF_KPROBE(kz_tls_handshake, void *conn)
   __u32 tid = (__u32)bpf_get_current_pid_tgid();
   struct kz_tap_conn_key key = {.conn = (__u64)conn, .tgid = tgid};
   bpf_map_update_elem(&handshakes, &tid, &key, BPF_ANY);
+  return 0;
+}
+
+// Every probed function enters here; the attach cookie says which one it is. Loaded
+// for uprobe_multi links (the loader sets the attach type: libbpf 1.1 has no section
+// name for it).
+SEC("uprobe")
+int kz_tap(struct pt_regs *ctx)
+{
+  const void *a1 = (const void *)PT_REGS_PARM1(ctx);
+  __u64 a2 = PT_REGS_PARM2(ctx);
+  __u64 a3 = PT_REGS_PARM3(ctx);
+  __u64 a4 = PT_REGS_PARM4(ctx);
+  switch (bpf_get_attach_cookie(ctx)) {
+  case KZ_TAP_FN_SSL_WRITE:   // int SSL_write(SSL *, const void *buf, int num)
+    return (int)a3 > 0 ? capture(KZ_TAP_FN_SSL_WRITE, a1, (const void *)a2, (__u64)(int)a3) : 0;
+  case KZ_TAP_FN_SSL_WRITE_EX:   // int SSL_write_ex(SSL *, const void *buf, size_t num, size_t *)
+    return a3 > 0 ? capture(KZ_TAP_FN_SSL_WRITE_EX, a1, (const void *)a2, a3) : 0;
+  case KZ_TAP_FN_GNUTLS_RECORD_SEND:   // ssize_t gnutls_record_send(session, const void *, size_t)
+    return a3 > 0 ? capture(KZ_TAP_FN_GNUTLS_RECORD_SEND, a1, (const void *)a2, a3) : 0;
+  case KZ_TAP_FN_SSL_CTRL:   // long SSL_ctrl(SSL *, int cmd, long, void *parg): cmd 55 sets SNI
+    return on_sni(a1, (int)a2, (const char *)a4);
+  case KZ_TAP_FN_SSL_SET_FD:   // int SSL_set_fd(SSL *, int fd)
+    return on_fd(a1, (int)a2);
+  case KZ_TAP_FN_GNUTLS_SET_INT2:   // void gnutls_transport_set_int2(session, int recv, int send)
+    return on_fd(a1, (int)a3);
+  case KZ_TAP_FN_SSL_FREE:   // SSL_free, gnutls_deinit: the address may be reused
+  case KZ_TAP_FN_GNUTLS_DEINIT:
+    forget_conn(a1);
+    return 0;
+  case KZ_TAP_FN_GNUTLS_SERVER_NAME_SET:   // (session, type, const void *name, size_t len)
+    return on_gnutls_name(a1, (const void *)a3, a4);
+  case KZ_TAP_FN_HANDSHAKE:   // SSL_connect, SSL_do_handshake, gnutls_handshake
+    return on_handshake(a1);
+  }
   return 0;
 }
 

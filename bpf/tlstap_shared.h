@@ -15,9 +15,20 @@
 #define KZ_TAP_HOST_MAX 256
 #define KZ_TAP_MAX_CONNS 16384
 
+/* The functions probed, as the attach cookie of each probe: one program serves them
+ * all, so that one uprobe_multi link per library covers every probe (a link's removal
+ * then waits for one RCU grace period, not one per probe). The first three are the
+ * writes, reported as kz_tap_event.fn. */
 #define KZ_TAP_FN_SSL_WRITE 1
 #define KZ_TAP_FN_SSL_WRITE_EX 2
 #define KZ_TAP_FN_GNUTLS_RECORD_SEND 3
+#define KZ_TAP_FN_SSL_CTRL 4
+#define KZ_TAP_FN_SSL_SET_FD 5
+#define KZ_TAP_FN_SSL_FREE 6
+#define KZ_TAP_FN_GNUTLS_SERVER_NAME_SET 7
+#define KZ_TAP_FN_GNUTLS_SET_INT2 8
+#define KZ_TAP_FN_GNUTLS_DEINIT 9
+#define KZ_TAP_FN_HANDSHAKE 10
 
 /* Key of the conns map: a TLS connection object (SSL* or gnutls_session_t) of one
  * process. The pointer alone is not enough: two processes can have the same address. */

@@ -313,7 +313,8 @@ Result<AuditSummary> summarize_audit_file(const std::string& path) {
       s.by_exe[text("exe")] += n;
     }
     if (ev == "leak") ++s.leaks;
-    if (decision == "refuse" || decision == "deny" || decision == "error" || ev == "leak") {
+    if (ev == "exfil") ++s.exfil;
+    if (decision == "refuse" || decision == "deny" || decision == "error" || ev == "leak" || ev == "exfil") {
       std::string line = text("ts") + " " + ev;
       for (const char* k : {"secret", "host", "exe"})
         if (!text(k).empty()) line += std::string(" ") + k + "=" + text(k);

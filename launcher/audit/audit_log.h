@@ -87,6 +87,7 @@ struct AuditSummary {
   std::map<std::string, std::size_t> by_secret, by_host, by_exe;   // uses
   std::vector<std::string> refusals;   // one line each: refusals, denials, errors and leaks
   std::size_t leaks = 0;               // records with "event":"leak"
+  std::size_t exfil = 0;               // records with "event":"exfil" (a token to an unbound host)
 };
 Result<AuditSummary> summarize_audit_file(const std::string& path);
 

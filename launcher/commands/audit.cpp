@@ -80,7 +80,8 @@ int cmd_audit(const GlobalOptions&, const AuditOptions& o) {
   print_counts("uses per secret (tokens swapped)", s->by_secret);
   print_counts("uses per host", s->by_host);
   print_counts("uses per executable", s->by_exe);
-  std::printf("refusals, leaks and errors: %zu (leaks: %zu)\n", s->refusals.size(), s->leaks);
+  std::printf("refusals, leaks and errors: %zu (leaks: %zu, exfiltration attempts seen by the TLS tap: %zu)\n",
+              s->refusals.size(), s->leaks, s->exfil);
   for (const auto& r : s->refusals) std::printf("  %s\n", r.c_str());
   return kExitOk;
 }

@@ -12,6 +12,7 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -27,6 +28,7 @@
 #include "doctor/host_facts.h"
 #include "redirect/program_route.h"
 #include "run/signal_free_thread.h"
+#include "sensors/elf_symbols.h"
 #include "sensors/process_sensor.h"
 
 #if KZ_HAVE_BPF
@@ -78,40 +80,72 @@ const char* function_name(std::uint32_t fn) {
   }
 }
 
+// BPF_LINK_CREATE for BPF_TRACE_UPROBE_MULTI (Linux 6.6), which libbpf 1.1 (Debian 12)
+// predates: the link_create member of union bpf_attr as the kernel lays it out.
+constexpr int kBpfTraceUprobeMulti = 48;
+struct UprobeMultiAttr {
+  std::uint32_t prog_fd, target_fd, attach_type, flags;
+  std::uint64_t path, offsets, ref_ctr_offsets, cookies;
+  std::uint32_t cnt, um_flags, pid;
+  std::uint32_t pad[17];   // the rest of union bpf_attr: the kernel wants it zero
+};
+
+int uprobe_multi_link(int prog_fd, const std::string& path, const std::vector<std::uint64_t>& offsets,
+                      const std::vector<std::uint64_t>& cookies) {
+  UprobeMultiAttr a{};
+  a.prog_fd = static_cast<std::uint32_t>(prog_fd);
+  a.attach_type = kBpfTraceUprobeMulti;
+  a.path = reinterpret_cast<std::uintptr_t>(path.c_str());
+  a.offsets = reinterpret_cast<std::uintptr_t>(offsets.data());
+  a.cookies = reinterpret_cast<std::uintptr_t>(cookies.data());
+  a.cnt = static_cast<std::uint32_t>(offsets.size());
+  const long fd = ::syscall(__NR_bpf, BPF_LINK_CREATE, &a, sizeof a);
+  return fd < 0 ? -1 : static_cast<int>(fd);
+}
+
 class BpfTlsTap final : public TlsTap {
  public:
   BpfTlsTap(TlsTapOptions o, SkelPtr skel, UniqueFd wake)
       : opts_(std::move(o)), skel_(std::move(skel)), wake_(std::move(wake)) {}
   ~BpfTlsTap() override { stop(); }
 
-  // The probes for one file: OpenSSL's and GnuTLS's functions, whichever it defines.
-  // Returns how many of the write functions were attached.
+  // The probes for one file, OpenSSL's and GnuTLS's functions, whichever it defines, as
+  // one uprobe_multi link. Returns how many of the write functions it defines (0: no
+  // link was made).
   int attach_file(const std::string& path) {
-    const std::pair<bpf_program*, const char*> probes[] = {
-        {skel_->progs.kz_ssl_ctrl, "SSL_ctrl"},
-        {skel_->progs.kz_ssl_set_fd, "SSL_set_fd"},
-        {skel_->progs.kz_ssl_free, "SSL_free"},
-        {skel_->progs.kz_gnutls_server_name_set, "gnutls_server_name_set"},
-        {skel_->progs.kz_gnutls_set_int2, "gnutls_transport_set_int2"},
-        {skel_->progs.kz_gnutls_deinit, "gnutls_deinit"},
-        {skel_->progs.kz_tls_handshake, "SSL_connect"},
-        {skel_->progs.kz_tls_handshake, "SSL_do_handshake"},
-        {skel_->progs.kz_tls_handshake, "gnutls_handshake"},
-        // The writes last: a connection's name and fd are known by the time they fire.
-        {skel_->progs.kz_ssl_write, "SSL_write"},
-        {skel_->progs.kz_ssl_write_ex, "SSL_write_ex"},
-        {skel_->progs.kz_gnutls_record_send, "gnutls_record_send"},
+    static const std::pair<const char*, std::uint64_t> kProbes[] = {
+        {"SSL_write", KZ_TAP_FN_SSL_WRITE},
+        {"SSL_write_ex", KZ_TAP_FN_SSL_WRITE_EX},
+        {"gnutls_record_send", KZ_TAP_FN_GNUTLS_RECORD_SEND},
+        {"SSL_ctrl", KZ_TAP_FN_SSL_CTRL},
+        {"SSL_set_fd", KZ_TAP_FN_SSL_SET_FD},
+        {"SSL_free", KZ_TAP_FN_SSL_FREE},
+        {"gnutls_server_name_set", KZ_TAP_FN_GNUTLS_SERVER_NAME_SET},
+        {"gnutls_transport_set_int2", KZ_TAP_FN_GNUTLS_SET_INT2},
+        {"gnutls_deinit", KZ_TAP_FN_GNUTLS_DEINIT},
+        {"SSL_connect", KZ_TAP_FN_HANDSHAKE},
+        {"SSL_do_handshake", KZ_TAP_FN_HANDSHAKE},
+        {"gnutls_handshake", KZ_TAP_FN_HANDSHAKE},
     };
-    LibbpfLogCapture quiet;   // "symbol not found" for the other library's functions
+    std::vector<std::string> names;
+    for (const auto& p : kProbes) names.emplace_back(p.first);
+    const auto found = elf_function_offsets(path, names);
+    std::vector<std::uint64_t> offsets, cookies;
     int writes = 0;
-    for (const auto& [prog, fn] : probes) {
-      LIBBPF_OPTS(bpf_uprobe_opts, uo);
-      uo.func_name = fn;
-      bpf_link* l = bpf_program__attach_uprobe_opts(prog, -1, path.c_str(), 0, &uo);
-      if (l == nullptr) continue;
-      links_.emplace_back(l);
-      if (std::strstr(fn, "write") != nullptr || std::strstr(fn, "send") != nullptr) ++writes;
+    for (const auto& [name, fn] : kProbes) {
+      auto it = found.find(name);
+      if (it == found.end()) continue;
+      offsets.push_back(it->second);
+      cookies.push_back(fn);
+      if (fn <= KZ_TAP_FN_GNUTLS_RECORD_SEND) ++writes;
     }
+    if (writes == 0) return 0;
+    UniqueFd link(uprobe_multi_link(bpf_program__fd(skel_->progs.kz_tap), path, offsets, cookies));
+    if (!link) {
+      last_attach_error_ = path + ": " + std::strerror(errno);
+      return 0;
+    }
+    links_.push_back(std::move(link));
     return writes;
   }
 
@@ -126,7 +160,8 @@ class BpfTlsTap final : public TlsTap {
       }
     }
     if (attached_.empty())
-      return make_error(ErrorKind::Denied, "no TLS library to tap: libssl.so.3 and libgnutls.so.30 could not be probed");
+      return make_error(ErrorKind::Denied, "no TLS library to tap: libssl.so.3 and libgnutls.so.30 could not be probed" +
+                                               (last_attach_error_.empty() ? "" : " (" + last_attach_error_ + ")"));
     return ok_status();
   }
 
@@ -134,7 +169,7 @@ class BpfTlsTap final : public TlsTap {
     LibbpfLogCapture log;
     bpf_link* l = bpf_program__attach(skel_->progs.kz_tcp_sendmsg);
     if (l == nullptr) return bpf_load_error("cannot attach the TLS tap's tcp_sendmsg hook", errno, &log);
-    links_.emplace_back(l);
+    send_link_.reset(l);
     return ok_status();
   }
 
@@ -176,7 +211,7 @@ class BpfTlsTap final : public TlsTap {
     }
     // Detach first, then read what was reported up to then: in kill mode each of those
     // writers is stopped and waits for this answer.
-    links_.clear();
+    detach_all();
     if (rb_) ring_buffer__consume(rb_.get());
     lost_at_stop_ = skel_ ? read_lost() : 0;
     rb_.reset();
@@ -189,6 +224,18 @@ class BpfTlsTap final : public TlsTap {
     if (::write(wake_.get(), &one, sizeof one) != sizeof one) {
       // Only fails on counter overflow; the thread sees it readable either way.
     }
+  }
+
+  // Removing a uprobe link waits for an RCU grace period (0.1 to 0.2 s here): one link per
+  // file (not one per probe, which made 15 waits) and the files' links closed in
+  // parallel keep the end of a run short.
+  void detach_all() {
+    send_link_.reset();
+    std::vector<std::thread> closers;
+    closers.reserve(links_.size());
+    for (auto& l : links_) closers.push_back(signal_free_thread([link = std::move(l)]() mutable { link.reset(); }));
+    for (auto& t : closers) t.join();
+    links_.clear();
   }
 
   std::uint64_t read_lost() const {
@@ -279,7 +326,9 @@ class BpfTlsTap final : public TlsTap {
 
   TlsTapOptions opts_;
   SkelPtr skel_;
-  std::vector<LinkPtr> links_;
+  LinkPtr send_link_;
+  std::vector<UniqueFd> links_;   // uprobe_multi links, one per probed file
+  std::string last_attach_error_;
   RingBufferPtr rb_;
   UniqueFd wake_;   // eventfd: programs to probe, or the end
   std::thread thread_;
@@ -307,6 +356,7 @@ Result<std::unique_ptr<TlsTap>> TlsTap::start(TlsTapOptions opts) {
     if (!skel) return bpf_load_error("cannot open the TLS tap", errno, &log);
     skel->rodata->kz_stop_on_write = opts.stop_on_write ? 1 : 0;
     if (!send_hook) bpf_program__set_autoload(skel->progs.kz_tcp_sendmsg, false);
+    bpf_program__set_expected_attach_type(skel->progs.kz_tap, static_cast<bpf_attach_type>(kBpfTraceUprobeMulti));
     if (int err = bpf_map__reuse_fd(skel->maps.members, opts.members_fd); err != 0)
       return bpf_load_error("cannot share the process tree with the TLS tap", err, &log);
     const int err = kz_tlstap__load(skel.get());

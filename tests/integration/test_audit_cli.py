@@ -100,7 +100,7 @@ class AuditQueryTest(KzTestCase):
     def test_summary_counts_leaks(self):
         r = self.kz("audit", "summary", self.log)
         self.assertEqual(r.returncode, 0)
-        self.assertIn("refusals, leaks and errors: 2 (leaks: 0)", r.stdout)
+        self.assertIn("refusals, leaks and errors: 2 (leaks: 0, exfiltration attempts seen by the TLS tap: 0)", r.stdout)
 
 
 class AuditSinkTest(KzTestCase):

@@ -162,6 +162,9 @@ class SensorTest(BlindTestCase):
                       summary.get("uses"), summary)
         self.assertFalse(self.audit_events("leak"), self.diag(r))
         self.assertNoCanaryInAudit()
+        # The summary counts it among the refusals.
+        s = self.kz("audit", "summary", self.audit_path)
+        self.assertIn("exfiltration attempts seen by the TLS tap: 1", s.stdout, s.stdout + s.stderr)
 
     def test_no_sensors(self):
         script = self.write("leaker.py", LEAKER)
