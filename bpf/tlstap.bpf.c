@@ -13,6 +13,7 @@
 //   conns    kz_tap_conn_key -> kz_tap_conn     server name and fd per TLS connection
 //   taps     ring buffer of kz_tap_event
 //   lost     per-CPU count of writes not reported (ring buffer full)
+//   scratch  per-CPU space to build a record in
 #include "vmlinux.h"
 
 #include <bpf/bpf_core_read.h>
@@ -30,6 +31,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define KZ_S_IFMT 00170000
 #define KZ_S_IFSOCK 0140000
 #define KZ_SIGSTOP 19
+#define KZ_SIGCONT 18
 #define KZ_SSL_CTRL_SET_TLSEXT_HOSTNAME 55
 
 // Set before load: with --on-leak=kill every write stops its process until userspace
@@ -72,6 +74,15 @@ struct {
   __type(key, __u32);
   __type(value, __u64);
 } lost SEC(".maps");
+
+// Where a record is put together before it is copied into the ring at its real size
+// (the BPF stack is 512 bytes).
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct kz_tap_event);
+} scratch SEC(".maps");
 
 static __always_inline __u32 member_tgid(void)
 {
@@ -148,14 +159,10 @@ static __always_inline int capture(__u32 fn, const void *conn, const void *buf, 
   __u32 tgid = member_tgid();
   if (!tgid)
     return 0;
-  struct kz_tap_event *e = bpf_ringbuf_reserve(&taps, sizeof(*e), 0);
-  if (!e) {
-    __u32 zero = 0;
-    __u64 *n = bpf_map_lookup_elem(&lost, &zero);
-    if (n)
-      *n += 1;
+  __u32 zero = 0;
+  struct kz_tap_event *e = bpf_map_lookup_elem(&scratch, &zero);
+  if (!e)
     return 0;
-  }
   e->ts = bpf_ktime_get_boot_ns();
   e->conn = (__u64)conn;
   e->len = len;
@@ -188,9 +195,27 @@ static __always_inline int capture(__u32 fn, const void *conn, const void *buf, 
   if (n > 0 && bpf_probe_read_user(e->data, n, buf) != 0)
     n = 0;
   e->captured = n;
-  bpf_ringbuf_submit(e, 0);
+  // Kill mode: the stop is sent before the record, so kz's answer (SIGCONT, which also
+  // cancels a stop still pending) can never come first and leave the process stopped.
   if (kz_stop_on_write)
     bpf_send_signal(KZ_SIGSTOP);
+  // Only the captured bytes go into the ring. Audit mode does not wake kz for each
+  // record (kz drains the ring every few milliseconds) unless the ring fills up; kill
+  // mode wakes it at once, since the writer waits for the answer.
+  __u64 flags = 0;
+  if (!kz_stop_on_write)
+    flags = bpf_ringbuf_query(&taps, BPF_RB_AVAIL_DATA) > KZ_TAP_RINGBUF_BYTES / 4 ? BPF_RB_FORCE_WAKEUP
+                                                                                  : BPF_RB_NO_WAKEUP;
+  __u64 size = KZ_TAP_EVENT_HEADER + n;
+  if (size > sizeof(*e))
+    size = sizeof(*e);
+  if (bpf_ringbuf_output(&taps, e, size, flags) != 0) {
+    __u64 *lostp = bpf_map_lookup_elem(&lost, &zero);
+    if (lostp)
+      *lostp += 1;
+    if (kz_stop_on_write)
+      bpf_send_signal(KZ_SIGCONT);   // nothing will answer for this write
+  }
   return 0;
 }
 

@@ -66,4 +66,7 @@ struct kz_tap_event {
   char data[KZ_TAP_CAPTURE];
 };
 
+/* Records in the ring are the header and the `captured` bytes of data only. */
+#define KZ_TAP_EVENT_HEADER (sizeof(struct kz_tap_event) - KZ_TAP_CAPTURE)
+
 #endif /* KZ_BPF_TLSTAP_SHARED_H */

@@ -86,6 +86,12 @@ BASE62 = set("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 MASK_MARK = "concealed by kz"
 
 
+def without_sensors(events):
+    """Event names minus the eBPF sensors' own records ("sensor.summary"), which a run
+    as root adds and a run elsewhere does not."""
+    return [e for e in events if not e.startswith("sensor.")]
+
+
 def make_test_ca(directory):
     """tests/support/make_test_ca.sh DIR: ca.pem, server.pem/.key (localhost, 127.0.0.1,
     ::1), rogue.pem/.key (self-signed). Returns {name: path}."""
