@@ -22,12 +22,7 @@
 // GPL-compatible: bpf_probe_read_kernel_str and bpf_probe_read_user are GPL-only.
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-struct {
-  __uint(type, BPF_MAP_TYPE_HASH);
-  __uint(max_entries, KZ_PT_MAX_MEMBERS);
-  __type(key, __u32);
-  __type(value, struct kz_pt_member);
-} members SEC(".maps");
+KZ_PT_MEMBERS_MAP;
 
 struct {
   __uint(type, BPF_MAP_TYPE_RINGBUF);

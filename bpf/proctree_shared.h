@@ -25,6 +25,18 @@ struct kz_pt_member {
                      catch up with this before it answers a lineage question */
 };
 
+#ifdef __bpf__
+/* The members map, declared alike in every program that filters by the run's processes:
+ * the loaders hand one map's fd to the others (bpf_map__reuse_fd). */
+#define KZ_PT_MEMBERS_MAP                          \
+  struct {                                         \
+    __uint(type, BPF_MAP_TYPE_HASH);               \
+    __uint(max_entries, KZ_PT_MAX_MEMBERS);        \
+    __type(key, __u32);                            \
+    __type(value, struct kz_pt_member);            \
+  } members SEC(".maps")
+#endif
+
 #define KZ_PT_EVENT_FORK 1
 #define KZ_PT_EVENT_EXEC 2
 #define KZ_PT_EVENT_EXIT 3

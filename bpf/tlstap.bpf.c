@@ -39,13 +39,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 // the library encrypts it.
 const volatile __u32 kz_stop_on_write = 0;
 
-// Same definition as in proctree.bpf.c; the loader reuses that map's fd.
-struct {
-  __uint(type, BPF_MAP_TYPE_HASH);
-  __uint(max_entries, KZ_PT_MAX_MEMBERS);
-  __type(key, __u32);
-  __type(value, struct kz_pt_member);
-} members SEC(".maps");
+// The process tree's map (proctree_shared.h); the loader hands over its fd.
+KZ_PT_MEMBERS_MAP;
 
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);

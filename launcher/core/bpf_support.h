@@ -42,6 +42,13 @@ class LibbpfLogCapture {
   libbpf_print_fn_t old_ = nullptr;
 };
 
+// unique_ptr deleter for a libbpf skeleton (kz_NAME__destroy) or other object freed by a
+// void function.
+template <class T, void (*Destroy)(T*)>
+struct BpfDestroy {
+  void operator()(T* p) const { Destroy(p); }
+};
+
 struct RingBufferFree {
   void operator()(ring_buffer* rb) const { ring_buffer__free(rb); }
 };

@@ -94,10 +94,7 @@ Result<std::unique_ptr<Redirector>> make_ebpf_redirector(const RedirectSettings&
 
 namespace {
 
-struct SkelDeleter {
-  void operator()(kz_redirect* s) const { kz_redirect__destroy(s); }
-};
-using SkelPtr = std::unique_ptr<kz_redirect, SkelDeleter>;
+using SkelPtr = std::unique_ptr<kz_redirect, BpfDestroy<kz_redirect, kz_redirect__destroy>>;
 
 class EbpfRedirector final : public Redirector {
  public:

@@ -80,10 +80,7 @@ Result<std::unique_ptr<ProcessSensor>> ProcessSensor::start(pid_t) {
 
 namespace {
 
-struct SkelDeleter {
-  void operator()(kz_proctree* s) const { kz_proctree__destroy(s); }
-};
-using SkelPtr = std::unique_ptr<kz_proctree, SkelDeleter>;
+using SkelPtr = std::unique_ptr<kz_proctree, BpfDestroy<kz_proctree, kz_proctree__destroy>>;
 
 std::uint64_t boottime_ns() {
   timespec ts{};

@@ -62,10 +62,7 @@ Result<std::unique_ptr<TlsTap>> TlsTap::start(TlsTapOptions) {
 
 namespace {
 
-struct SkelDeleter {
-  void operator()(kz_tlstap* s) const { kz_tlstap__destroy(s); }
-};
-using SkelPtr = std::unique_ptr<kz_tlstap, SkelDeleter>;
+using SkelPtr = std::unique_ptr<kz_tlstap, BpfDestroy<kz_tlstap, kz_tlstap__destroy>>;
 struct LinkDeleter {
   void operator()(bpf_link* l) const { bpf_link__destroy(l); }
 };

@@ -119,10 +119,14 @@ class Bench:
     credential's value, blind_bench built with cc and its server running on a free
     port, and the wrk Lua script. close() stops the server."""
 
-    def __init__(self, work, cc):
+    def __init__(self, work, cc, own_libssl=False):
+        """own_libssl: link OpenSSL statically into the server, so that it does not share
+        the system's libssl.so.3 with the client (as a remote server would not)."""
         self.work = work
         exe = os.path.join(work, "blind_bench")
-        run([cc, "-O2", "-o", exe, os.path.join(BENCH_FILES, "blind_bench.c"), "-lssl", "-lcrypto", "-pthread"])
+        ssl = (["-Wl,-Bstatic", "-lssl", "-lcrypto", "-Wl,-Bdynamic", "-ldl"] if own_libssl
+               else ["-lssl", "-lcrypto"])
+        run([cc, "-O2", "-o", exe, os.path.join(BENCH_FILES, "blind_bench.c"), *ssl, "-pthread"])
         run([os.path.join(ROOT, "tests", "support", "make_test_ca.sh"), os.path.join(work, "ca")])
         self.ca = os.path.join(work, "ca", "ca.pem")
         self.value = "sk-bench-" + os.urandom(20).hex()
