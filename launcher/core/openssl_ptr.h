@@ -4,7 +4,9 @@
 #include <openssl/asn1.h>
 #include <openssl/bio.h>
 #include <openssl/bn.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
+#include <openssl/param_build.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -30,5 +32,10 @@ using ExtPtr = OsslPtr<X509_EXTENSION, X509_EXTENSION_free>;
 using GeneralNamesPtr = OsslPtr<GENERAL_NAMES, GENERAL_NAMES_free>;
 using GeneralNamePtr = OsslPtr<GENERAL_NAME, GENERAL_NAME_free>;
 using StoreCtxPtr = OsslPtr<X509_STORE_CTX, X509_STORE_CTX_free>;
+using PkeyCtxPtr = OsslPtr<EVP_PKEY_CTX, EVP_PKEY_CTX_free>;
+using MdCtxPtr = OsslPtr<EVP_MD_CTX, EVP_MD_CTX_free>;
+using ParamBldPtr = OsslPtr<OSSL_PARAM_BLD, OSSL_PARAM_BLD_free>;
+using ParamPtr = OsslPtr<OSSL_PARAM, OSSL_PARAM_free>;
+using EcdsaSigPtr = OsslPtr<ECDSA_SIG, ECDSA_SIG_free>;
 
 }  // namespace kz
