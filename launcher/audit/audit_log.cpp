@@ -174,6 +174,16 @@ AuditLog::~AuditLog() {
 }
 
 Status AuditLog::append(nlohmann::json record, std::string* written) {
+  std::vector<nlohmann::json> one;
+  one.push_back(std::move(record));
+  std::vector<std::string> lines;
+  Status st = append_batch(std::move(one), written != nullptr ? &lines : nullptr);
+  if (written != nullptr && !lines.empty()) *written = std::move(lines.front());
+  return st;
+}
+
+Status AuditLog::append_batch(std::vector<nlohmann::json> records, std::vector<std::string>* written) {
+  if (records.empty()) return ok_status();
   // The lock spans reading the last line, writing ours and replacing the head, so
   // concurrent runs chain their records one after the other and the head always
   // describes a complete prefix of the log.
@@ -183,12 +193,7 @@ Status AuditLog::append(nlohmann::json record, std::string* written) {
   if (!prev) {
     result = prev.take_error();
   } else {
-    const std::string prev_hash = prev->empty() ? std::string(kGenesisHash) : sha256_hex(*prev);
-    nlohmann::json line = nlohmann::json::object();
-    line["ts"] = now_rfc3339();
-    for (auto& [k, v] : record.items()) line[k] = v;
-    line["prev"] = prev_hash;
-    std::string text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    std::string prev_hash = prev->empty() ? std::string(kGenesisHash) : sha256_hex(*prev);
     // Records before ours: the head's count when the head describes the line we chain
     // to (the usual case, O(1)); otherwise (no head yet, or a writer that does not keep
     // heads appended since) the lines are counted once.
@@ -207,13 +212,25 @@ Status AuditLog::append(nlohmann::json record, std::string* written) {
         else before = *n;
       }
     }
-    text += "\n";
-    if (result && ::write(fd_, text.data(), text.size()) != static_cast<ssize_t>(text.size()))
+    // Each line chains to the one before it, ours included; one write for all of them.
+    std::string block;
+    const std::string ts = now_rfc3339();
+    for (auto& record : records) {
+      // Objects keep their keys sorted, so adding ts and prev in place gives the same line
+      // as building a new object, without copying the record.
+      if (!record.is_object()) record = nlohmann::json::object();
+      record["ts"] = ts;
+      record["prev"] = prev_hash;
+      std::string text = record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      prev_hash = sha256_hex(text);
+      block += text;
+      block += '\n';
+      if (written != nullptr) written->push_back(std::move(text));
+    }
+    if (result && ::write(fd_, block.data(), block.size()) != static_cast<ssize_t>(block.size()))
       result = make_error(ErrorKind::Io, "audit log: write failed: " + std::string(std::strerror(errno)));
-    text.pop_back();
-    if (result) result = write_head(head_fd, path_, before + 1, sha256_hex(text));
+    if (result) result = write_head(head_fd, path_, before + records.size(), prev_hash);
     if (head_fd >= 0) ::close(head_fd);
-    if (written != nullptr) *written = std::move(text);
   }
   flock(fd_, LOCK_UN);
   return result;

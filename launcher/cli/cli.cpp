@@ -110,6 +110,9 @@ int cli_main(int argc, char** argv) {
   run_cmd->add_flag("--allow-any-host", run.allow_any_host,
                     "With --blind: secrets without hosts = [...] may go to any host whose certificate verifies "
                     "(warns)");
+  run_cmd->add_option("--identity-token-file", run.identity_token_file,
+                      "With [server] url: the identity token (JWT) to show the PDP (default: $KZ_IDENTITY_TOKEN, "
+                      "else [server] identity_token_file)");
   run_cmd->add_flag("--no-sensors", run.no_sensors,
                     "Do not start the eBPF sensors (process tree, TLS tap) for this run; lineage then comes "
                     "from /proc in blind mode and leaks are not watched");
@@ -148,6 +151,47 @@ int cli_main(int argc, char** argv) {
       "  kz audit query --event swap --decision refuse --json | jq .\n"
       "  kz audit verify /var/log/kz/audit.jsonl\n");
 
+  PolicyOptions policy;
+  auto* policy_cmd = app.add_subcommand("policy", "Check a PDP bundle, or decide one request offline (like opa eval)");
+  policy_cmd->add_option("action", policy.action,
+                         "check: load and check bundle.yaml (YAML, providers, every rule's CEL); test: decide one "
+                         "request for the claims given and explain which rules decided")
+      ->required()
+      ->check(CLI::IsMember({"check", "test"}));
+  policy_cmd->add_option("bundle", policy.bundle, "The bundle file (bundle.yaml)")->required();
+  policy_cmd->add_option("--claims", policy.claims_file, "test: a JSON file with the identity's claims (a JWT's payload)");
+  policy_cmd->add_option("--ref", policy.ref, "test: the secret's ref, e.g. secret/data/prod/db#password");
+  policy_cmd->add_option("--provider", policy.provider, "test: the secret's provider (CEL secret.provider)");
+  policy_cmd->add_option("--name", policy.name, "test: the secret's variable name (CEL secret.name)");
+  policy_cmd->add_option("--host", policy.host, "test: a use of the secret toward this host (CEL request.host)");
+  policy_cmd->add_option("--method", policy.method, "test: ... with this HTTP method (request.method)");
+  policy_cmd->add_option("--path", policy.path, "test: ... and this path (request.path)");
+  policy_cmd->add_option("--source", policy.source, "test: the client's address (request.source)");
+  policy_cmd->add_flag("--json", policy.json, "test: print the decision as JSON");
+  policy_cmd->footer(
+      "\nExit status of test: 0 allowed, 1 denied, 2 the bundle or the input is wrong.\n"
+      "  kz policy check bundle.yaml\n"
+      "  kz policy test bundle.yaml --claims claims.json --ref secret/data/prod/db#password --provider vault");
+  ServerOptions server;
+  auto* server_cmd = app.add_subcommand("server", "Run kz as a service: the policy decision point (PDP)");
+  auto* server_start = server_cmd->add_subcommand("start", "Serve the PDP's HTTP API for a bundle");
+  server_cmd->require_subcommand(1);
+  server_start->add_option("--bundle", server.bundle, "bundle.yaml: identities, providers, policies")
+      ->required()
+      ->check(CLI::ExistingFile);
+  server_start->add_option("--listen", server.listen, "HOST:PORT to listen on (default 127.0.0.1:8787; port 0: any)");
+  server_start->add_option("--tls-cert", server.tls_cert, "Serve HTTPS with this certificate chain (PEM)");
+  server_start->add_option("--tls-key", server.tls_key, "... and this private key (PEM)");
+  server_start->add_option("--audit-log", server.audit_log,
+                           "Decision log (default: $XDG_STATE_HOME/keyzero/audit.jsonl), hash-chained like kz run's");
+  server_start->add_option("--threads", server.threads, "I/O threads (default: one per core)");
+  server_start->footer(
+      "\nAPI: POST /v1/decide and POST /v1/resolve (Authorization: Bearer <JWT>; body\n"
+      "{\"secrets\": [{\"name\", \"provider\", \"ref\"}]}), GET /healthz, GET /metrics.\n"
+      "The bundle is reloaded on SIGHUP and when the file changes; a bundle that does not load is\n"
+      "rejected with the error logged and the old one kept. SIGTERM/SIGINT stop gracefully.\n"
+      "  kz server start --bundle ./bundle.yaml\n"
+      "  kz server start --bundle ./bundle.yaml --listen 0.0.0.0:8443 --tls-cert pdp.pem --tls-key pdp.key");
   app.add_subcommand("doctor", "Show what this host supports: kernel, BTF, cgroup v2, lockdown, capabilities, TLS libraries");
 
   // Everything after the first `--` is the command, untouched by kz's option parser
@@ -194,6 +238,8 @@ int cli_main(int argc, char** argv) {
   }
   if (check_cmd->parsed()) return cmd_check(g, check);
   if (audit_cmd->parsed()) return cmd_audit(g, audit);
+  if (policy_cmd->parsed()) return cmd_policy(g, policy);
+  if (server_start->parsed()) return cmd_server(g, server);
   return cmd_doctor(g);
 }
 

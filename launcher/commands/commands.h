@@ -35,6 +35,7 @@ struct RunOptions {
   std::string redirector;    // --redirector: auto|ebpf|seccomp|off (empty: [blind] redirector)
   bool allow_any_host = false;
   bool no_sensors = false;         // --no-sensors: no eBPF process tree or TLS tap for this run
+  std::string identity_token_file;  // --identity-token-file: the JWT for [server] url
   std::string on_leak = "audit";   // --on-leak: audit|kill (the TLS tap's answer to a leak)
   std::vector<std::string> command;
 };
@@ -51,9 +52,29 @@ struct CheckOptions {
   bool resolve = false;
 };
 
+struct PolicyOptions {
+  std::string action;        // "check" | "test"
+  std::string bundle;
+  // test: the decision's input
+  std::string claims_file;   // JSON object: the identity's claims
+  std::string ref, provider, name;
+  std::string host, method, path, source;
+  bool json = false;
+};
+
 int cmd_run(const GlobalOptions& g, const RunOptions& o);
 int cmd_check(const GlobalOptions& g, const CheckOptions& o);
 int cmd_doctor(const GlobalOptions& g);
 int cmd_audit(const GlobalOptions& g, const AuditOptions& o);
+int cmd_policy(const GlobalOptions& g, const PolicyOptions& o);
+
+struct ServerOptions {
+  std::string bundle;
+  std::string listen = "127.0.0.1:8787";
+  std::string tls_cert, tls_key;
+  std::string audit_log;     // the decision log (default: the audit log's default path)
+  unsigned threads = 0;      // 0: one per core
+};
+int cmd_server(const GlobalOptions& g, const ServerOptions& o);
 
 }  // namespace kz

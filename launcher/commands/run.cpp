@@ -18,8 +18,10 @@
 #include "commands/load.h"
 #include "core/hardening.h"
 #include "core/log.h"
+#include "kz/wipe.h"
 #include "masking/masker.h"
 #include "run/child_env.h"
+#include "run/pdp_client.h"
 #include "run/resolver.h"
 #include "run/supervisor.h"
 #include "sensors/run_sensors.h"
@@ -106,8 +108,9 @@ int cmd_run(const GlobalOptions& g, const RunOptions& o) {
   ChildEnvOptions env_opts;
   env_opts.clean = o.clean_env;
   env_opts.keep = o.keep_env;
-  // The collector's token is kz's, not the command's.
+  // The collector's token is kz's, not the command's; so is the PDP identity token.
   if (!cfg->audit.http_token_env.empty()) env_opts.drop.push_back(cfg->audit.http_token_env);
+  env_opts.drop.push_back(kEnvIdentityToken);
   for (const auto& f : o.env_files) {
     auto vars = parse_env_file(f);
     if (!vars) { spdlog::error("{}", vars.error().message); return kExitConfig; }
@@ -170,7 +173,30 @@ int cmd_run(const GlobalOptions& g, const RunOptions& o) {
   std::vector<ResolvedSecret> secrets;
   if (!ropts.only.empty()) {
     const auto t0 = Clock::now();
-    auto r = resolve_secrets(*cfg, ropts);
+    Result<std::vector<ResolvedSecret>> r = std::vector<ResolvedSecret>{};
+    if (!cfg->server.url.empty()) {
+      // Through the PDP: it decides per secret for this identity, and resolves.
+      auto token = identity_token(*cfg, o.identity_token_file);
+      if (!token) {
+        spdlog::error("{}", token.error().message);
+        stop_record.stop({{"decision", "error"}, {"reason", "no identity token for the PDP"}, {"exit", kExitConfig}});
+        return kExitConfig;
+      }
+      PdpResolveOptions po;
+      po.only = ropts.only;
+      po.token = std::move(*token);
+      po.on_result = [&](const SecretSpec& s, const Error* e, const std::string& decision_id) {
+        nlohmann::json j = {{"event", "resolve"}, {"secret", s.name}, {"provider", s.provider}, {"ref", s.ref},
+                            {"exe", o.command[0]}, {"via", cfg->server.url}, {"decision_id", decision_id},
+                            {"decision", e == nullptr ? "ok" : e->kind == ErrorKind::Denied ? "deny" : "error"}};
+        if (e != nullptr) j["reason"] = e->message;
+        record(std::move(j));
+      };
+      r = resolve_via_pdp(*cfg, po);
+      wipe(po.token);
+    } else {
+      r = resolve_secrets(*cfg, ropts);
+    }
     if (!r) {
       spdlog::error("{}", r.error().message);
       stop_record.stop({{"decision", "error"}, {"reason", "resolution failed"}, {"exit", kExitConfig}});

@@ -186,6 +186,18 @@ Status parse_masking(const toml::node& node, const std::string& file, Config& cf
   return ok_status();
 }
 
+// https://..., or http:// to this host only (127.x, localhost, [::1]).
+bool https_or_loopback_http(const std::string& url) {
+  if (url.rfind("https://", 0) == 0) return true;
+  if (url.rfind("http://", 0) != 0) return false;
+  const std::string rest = url.substr(7);
+  std::string host = rest.substr(0, rest.find_first_of("/?#"));
+  if (host.rfind("[::1]", 0) == 0) host = "[::1]";
+  else host = host.substr(0, host.find(':'));
+  const bool v4 = host.rfind("127.", 0) == 0 && host.find_first_not_of("0123456789.") == std::string::npos;
+  return v4 || host == "localhost" || host == "[::1]";
+}
+
 Status parse_audit(const toml::node& node, const std::string& file, Config& cfg) {
   const auto* t = node.as_table();
   if (t == nullptr) return config_error(pos_of(node, file), "audit must be a table");
@@ -214,17 +226,7 @@ Status parse_audit(const toml::node& node, const std::string& file, Config& cfg)
       if (key == "http_url") {
         // Records name secrets, hosts and processes: they leave the machine only over
         // TLS, except to a collector on this host.
-        const bool https = s->rfind("https://", 0) == 0;
-        bool loopback = false;
-        if (s->rfind("http://", 0) == 0) {
-          const std::string rest = s->substr(7);
-          std::string host = rest.substr(0, rest.find_first_of("/?#"));
-          if (host.rfind("[::1]", 0) == 0) host = "[::1]";
-          else host = host.substr(0, host.find(':'));
-          const bool v4 = host.rfind("127.", 0) == 0 && host.find_first_not_of("0123456789.") == std::string::npos;
-          loopback = v4 || host == "localhost" || host == "[::1]";
-        }
-        if (!https && !loopback)
+        if (!https_or_loopback_http(*s))
           return config_error(kpos, "audit.http_url must be an https:// URL (http:// only to 127.0.0.1, localhost or [::1])");
         cfg.audit.http_url = *s;
         cfg.audit.http_url_pos = kpos;
@@ -261,6 +263,33 @@ Status parse_audit(const toml::node& node, const std::string& file, Config& cfg)
   const bool http_only = !cfg.audit.http_ca_file.empty() || !cfg.audit.http_token_env.empty();
   if (cfg.audit.http_url.empty() && http_only)
     return config_error(pos_of(node, file), "audit: http_ca_file and http_token_env need http_url");
+  return ok_status();
+}
+
+Status parse_server(const toml::node& node, const std::string& file, Config& cfg) {
+  const auto* t = node.as_table();
+  if (t == nullptr) return config_error(pos_of(node, file), "server must be a table");
+  for (const auto& [k, v] : *t) {
+    const std::string key(k.str());
+    const SourcePos kpos = pos_of(v, file);
+    if (key != "url" && key != "ca_file" && key != "identity_token_file")
+      return config_error(kpos, "server: unknown key \"" + key + "\" (known: url, ca_file, identity_token_file)");
+    const auto* str = v.as_string();
+    if (str == nullptr || str->get().empty())
+      return config_error(kpos, "server." + key + " must be a non-empty string, not a " + std::string(type_name(v)));
+    const std::string val = str->get();
+    if (key == "url") {
+      // Values come back over this connection: TLS, except to a PDP on this host.
+      if (!https_or_loopback_http(val))
+        return config_error(kpos, "server.url must be an https:// URL (http:// only to 127.0.0.1, localhost or [::1])");
+      cfg.server.url = val;
+      cfg.server.url_pos = kpos;
+    } else if (key == "ca_file") {
+      cfg.server.ca_file = val;
+    } else {
+      cfg.server.identity_token_file = val;
+    }
+  }
   return ok_status();
 }
 
@@ -405,16 +434,22 @@ Result<Config> parse_config(const std::string& text, const std::string& path) {
     } else if (key == "audit") {
       auto st = parse_audit(v, path, cfg);
       if (!st) return st.take_error();
+    } else if (key == "server") {
+      auto st = parse_server(v, path, cfg);
+      if (!st) return st.take_error();
     } else if (key == "blind") {
       auto st = parse_blind(v, path, cfg);
       if (!st) return st.take_error();
     } else {
-      return config_error(pos_of(v, path), "unknown section \"" + key + "\" (known: secrets, providers, masking, audit, blind)");
+      return config_error(pos_of(v, path), "unknown section \"" + key + "\" (known: secrets, providers, masking, audit, blind, server)");
     }
   }
   if (!cfg.audit.path.empty()) cfg.audit.path = config_relative(cfg.audit.path, cfg.dir);
   if (!cfg.audit.http_ca_file.empty()) cfg.audit.http_ca_file = config_relative(cfg.audit.http_ca_file, cfg.dir);
   if (!cfg.blind.ca_file.empty()) cfg.blind.ca_file = config_relative(cfg.blind.ca_file, cfg.dir);
+  if (!cfg.server.ca_file.empty()) cfg.server.ca_file = config_relative(cfg.server.ca_file, cfg.dir);
+  if (!cfg.server.identity_token_file.empty())
+    cfg.server.identity_token_file = config_relative(cfg.server.identity_token_file, cfg.dir);
   // toml++ iterates tables in key order; keep the declaration order for output.
   std::stable_sort(cfg.secrets.begin(), cfg.secrets.end(), [](const SecretSpec& a, const SecretSpec& b) {
     return a.pos.line != b.pos.line ? a.pos.line < b.pos.line : a.pos.column < b.pos.column;

@@ -60,6 +60,14 @@ struct BlindConfig {
   std::string redirector = "auto";   // auto | ebpf | seccomp | off
 };
 
+// [server]: resolve through a kz PDP (kz server start) instead of the providers.
+struct ServerConfig {
+  std::string url;                   // https://pdp:8787 (http:// only to this host)
+  std::string ca_file;               // extra trust anchors for the PDP (config-relative)
+  std::string identity_token_file;   // a JWT file, e.g. a Kubernetes projected token
+  SourcePos url_pos;
+};
+
 struct Config {
   std::string path;                            // absolute path of the file
   std::string dir;                             // its directory
@@ -68,6 +76,7 @@ struct Config {
   MaskingConfig masking;
   AuditConfig audit;
   BlindConfig blind;
+  ServerConfig server;
 
   const SecretSpec* find_secret(const std::string& name) const;
 };

@@ -52,6 +52,32 @@ TEST(AuditLog, ChainVerifiesAndCreatesPrivateFile) {
   EXPECT_TRUE(verify_audit_file(path).ok);
 }
 
+TEST(AuditLog, BatchesChainLikeSingleAppendsAndKeepTheHead) {
+  test::TempDir d;
+  const std::string path = d.file("audit.jsonl");
+  auto log = AuditLog::open(path);
+  ASSERT_TRUE(log.ok()) << log.error().message;
+  ASSERT_TRUE(log->append({{"event", "pdp.start"}}).ok());
+  std::vector<nlohmann::json> batch;
+  for (int i = 0; i < 50; ++i) batch.push_back({{"event", "decision"}, {"n", i}});
+  std::vector<std::string> written;
+  ASSERT_TRUE(log->append_batch(std::move(batch), &written).ok());
+  ASSERT_EQ(written.size(), 50u);
+  ASSERT_TRUE(log->append({{"event", "pdp.stop"}}).ok());
+  auto r = verify_audit_file(path);
+  EXPECT_TRUE(r.ok) << r.problem;
+  EXPECT_TRUE(r.head_checked);
+  EXPECT_EQ(r.records, 52u);
+  auto lines = lines_of(path);
+  EXPECT_EQ(lines[1], written[0]);
+  EXPECT_EQ(lines[50], written[49]);
+  // Cutting the batch's last line off is seen through the head.
+  lines.pop_back();
+  lines.pop_back();
+  write_lines(path, lines);
+  EXPECT_FALSE(verify_audit_file(path).ok);
+}
+
 TEST(AuditLog, EditDeleteReorderAreDetected) {
   test::TempDir d;
   const std::string path = d.file("a.jsonl");

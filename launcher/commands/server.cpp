@@ -1,0 +1,154 @@
+// kz server start: the policy decision point (server/pdp_service.h) on HTTP(S).
+#include <signal.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <cstdio>
+
+#include "audit/audit_log.h"
+#include "commands/commands.h"
+#include "core/log.h"
+#include "server/decision_log.h"
+#include "server/http_server.h"
+#include "server/pdp_service.h"
+#include "server/pdp_state.h"
+
+namespace kz {
+
+namespace {
+
+// "127.0.0.1:8787", "[::1]:8787", ":8787" (loopback), "8787".
+bool parse_listen(const std::string& s, std::string& host, std::uint16_t& port) {
+  std::string h = "127.0.0.1", p = s;
+  if (!s.empty() && s[0] == '[') {
+    const auto close = s.find(']');
+    if (close == std::string::npos || close + 1 >= s.size() || s[close + 1] != ':') return false;
+    h = s.substr(1, close - 1);
+    p = s.substr(close + 2);
+  } else if (const auto colon = s.rfind(':'); colon != std::string::npos) {
+    if (colon > 0) h = s.substr(0, colon);
+    p = s.substr(colon + 1);
+  }
+  if (p.empty() || p.size() > 5 || p.find_first_not_of("0123456789") != std::string::npos) return false;
+  const unsigned long n = std::stoul(p);
+  if (n > 65535) return false;
+  host = h;
+  port = static_cast<std::uint16_t>(n);
+  return true;
+}
+
+// Identity of the bundle file for change detection (editors often replace the file).
+struct FileStamp {
+  ino_t ino = 0;
+  off_t size = 0;
+  timespec mtime{};
+  bool operator!=(const FileStamp& o) const {
+    return ino != o.ino || size != o.size || mtime.tv_sec != o.mtime.tv_sec || mtime.tv_nsec != o.mtime.tv_nsec;
+  }
+};
+FileStamp stamp(const std::string& path) {
+  struct stat st{};
+  FileStamp f;
+  if (::stat(path.c_str(), &st) == 0) {
+    f.ino = st.st_ino;
+    f.size = st.st_size;
+    f.mtime = st.st_mtim;
+  }
+  return f;
+}
+
+}  // namespace
+
+int cmd_server(const GlobalOptions&, const ServerOptions& o) {
+  std::string host;
+  std::uint16_t port = 0;
+  if (!parse_listen(o.listen, host, port)) {
+    spdlog::error("--listen {}: expected HOST:PORT, e.g. 127.0.0.1:8787 or [::1]:8787", o.listen);
+    return kExitConfig;
+  }
+  // The signals this process answers are blocked before any thread starts, so that
+  // only the loop below receives them (sigtimedwait).
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  for (int s : {SIGHUP, SIGTERM, SIGINT}) sigaddset(&sigs, s);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+
+  auto state = load_pdp_state(o.bundle);
+  if (!state) {
+    spdlog::error("{}", state.error().message);
+    return kExitConfig;
+  }
+  const std::string audit_path = o.audit_log.empty() ? default_audit_path() : o.audit_log;
+  auto audit = AuditLog::open(audit_path);
+  if (!audit) {
+    spdlog::error("{} (use --audit-log FILE)", audit.error().message);
+    return kExitConfig;
+  }
+  DecisionLog log(std::move(*audit), nullptr);
+  PdpMetrics metrics;
+  PdpServiceOptions so;
+  so.log = &log;
+  so.metrics = &metrics;
+  PdpService service(so, *state);
+
+  HttpServerOptions ho;
+  ho.host = host;
+  ho.port = port;
+  ho.tls_cert = o.tls_cert;
+  ho.tls_key = o.tls_key;
+  ho.threads = o.threads;
+  ho.handler = [&service](const HttpRequestView& r) { return service.handle(r); };
+  auto server = HttpServer::start(std::move(ho));
+  if (!server) {
+    spdlog::error("{}", server.error().message);
+    return kExitConfig;
+  }
+  const std::string url = std::string((*server)->tls() ? "https" : "http") + "://" +
+                          (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
+                          std::to_string((*server)->port());
+  log.submit({{"event", "pdp.start"}, {"decision", "ok"}, {"listen", url}, {"bundle", (*state)->bundle.path},
+              {"revision", (*state)->bundle.revision}});
+  std::printf("kz server: listening on %s (bundle %s, revision %.12s)\n", url.c_str(), (*state)->bundle.path.c_str(),
+              (*state)->bundle.revision.c_str());
+  std::fflush(stdout);
+
+  auto reload = [&](const char* why) {
+    auto next = load_pdp_state(o.bundle);
+    if (!next) {
+      metrics.reload(false);
+      spdlog::error("reload ({}): {}; still serving revision {:.12}", why, next.error().message,
+                    service.state()->bundle.revision);
+      log.submit({{"event", "pdp.reload"}, {"decision", "error"}, {"trigger", why},
+                  {"revision", service.state()->bundle.revision}, {"reason", next.error().message}});
+      return;
+    }
+    metrics.reload(true);
+    spdlog::info("reload ({}): now serving revision {:.12}", why, (*next)->bundle.revision);
+    log.submit({{"event", "pdp.reload"}, {"decision", "ok"}, {"trigger", why}, {"revision", (*next)->bundle.revision}});
+    service.set_state(*next);
+  };
+
+  FileStamp seen = stamp(o.bundle);
+  for (;;) {
+    const timespec tick{1, 0};
+    const int sig = sigtimedwait(&sigs, nullptr, &tick);
+    if (sig == SIGHUP) {
+      seen = stamp(o.bundle);
+      reload("SIGHUP");
+      continue;
+    }
+    if (sig == SIGTERM || sig == SIGINT) break;
+    const FileStamp now = stamp(o.bundle);
+    if (now != seen) {
+      seen = now;
+      reload("file changed");
+    }
+  }
+  spdlog::info("stopping: finishing requests in progress");
+  (*server)->stop(5000);
+  log.submit({{"event", "pdp.stop"}, {"decision", "ok"}});
+  log.flush();
+  return kExitOk;
+}
+
+}  // namespace kz

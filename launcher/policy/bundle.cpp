@@ -1,0 +1,259 @@
+#include "policy/bundle.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "kz/digest.h"
+#include "kz/providers/registry.h"
+#include "policy/ref_glob.h"
+
+namespace kz::policy {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// What is being read: the file, for positions.
+struct Reader {
+  std::string file;
+
+  SourcePos pos(const YAML::Node& n) const {
+    const YAML::Mark m = n.Mark();
+    if (m.is_null()) return {file, 0, 0};
+    return {file, m.line + 1, m.column + 1};
+  }
+  Error error(const YAML::Node& n, const std::string& msg) const {
+    return make_error(ErrorKind::Config, format_pos(pos(n)) + ": " + msg);
+  }
+  // A mapping whose keys are all among `known`.
+  Status check_keys(const YAML::Node& n, const std::string& field, std::initializer_list<const char*> known) const {
+    if (!n.IsMap()) return error(n, field + " must be a mapping");
+    for (const auto& kv : n) {
+      const std::string key = kv.first.Scalar();
+      bool ok = false;
+      std::string list;
+      for (const char* k : known) {
+        ok = ok || key == k;
+        list += (list.empty() ? "" : ", ") + std::string(k);
+      }
+      if (!ok) return error(kv.first, field + ": unknown key \"" + key + "\" (known: " + list + ")");
+    }
+    return ok_status();
+  }
+  Result<std::string> string_of(const YAML::Node& n, const std::string& field) const {
+    if (!n.IsScalar()) return error(n, field + " must be a string");
+    return n.Scalar();
+  }
+  Result<bool> bool_of(const YAML::Node& n, const std::string& field) const {
+    if (n.IsScalar()) {
+      const std::string& s = n.Scalar();
+      if (s == "true") return true;
+      if (s == "false") return false;
+    }
+    return error(n, field + " must be true or false");
+  }
+};
+
+Status parse_issuers(const Reader& r, const YAML::Node& identity, const std::string& dir, Bundle& b) {
+  if (auto st = r.check_keys(identity, "identity", {"issuers"}); !st) return st;
+  const YAML::Node list = identity["issuers"];
+  if (!list || !list.IsSequence() || list.size() == 0)
+    return r.error(list ? list : identity, "identity.issuers must be a non-empty list of issuers");
+  std::set<std::string> seen;
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    const YAML::Node n = list[i];
+    const std::string field = "identity.issuers[" + std::to_string(i) + "]";
+    if (auto st = r.check_keys(n, field, {"issuer", "audience", "jwks_file", "jwks_url", "hs256_key_env", "leeway"}); !st)
+      return st;
+    IssuerSpec is;
+    is.pos = r.pos(n);
+    for (const auto& kv : n) {
+      const std::string key = kv.first.Scalar();
+      if (key == "leeway") {
+        auto s = r.string_of(kv.second, field + ".leeway");
+        if (!s) return s.take_error();
+        auto d = parse_duration(*s);
+        if (!d || *d > std::chrono::minutes(5))
+          return r.error(kv.second, field + ".leeway must be a duration of at most 5m, e.g. \"30s\"");
+        is.leeway = std::chrono::duration_cast<std::chrono::seconds>(*d);
+        continue;
+      }
+      auto s = r.string_of(kv.second, field + "." + key);
+      if (!s) return s.take_error();
+      if (s->empty()) return r.error(kv.second, field + "." + key + " must not be empty");
+      if (key == "issuer") is.issuer = *s;
+      else if (key == "audience") is.audience = *s;
+      else if (key == "jwks_file") is.jwks_file = fs::path(*s).is_absolute() ? *s : (fs::path(dir) / *s).lexically_normal().string();
+      else if (key == "jwks_url") is.jwks_url = *s;
+      else if (key == "hs256_key_env") is.hs256_key_env = *s;
+    }
+    if (is.issuer.empty()) return r.error(n, field + ": issuer is required (the tokens' \"iss\")");
+    if (is.audience.empty()) return r.error(n, field + ": audience is required (what \"aud\" must contain)");
+    if (is.jwks_file.empty() && is.jwks_url.empty() && is.hs256_key_env.empty())
+      return r.error(n, field + ": give its keys: jwks_file, jwks_url or hs256_key_env");
+    if (!is.jwks_url.empty() && is.jwks_url.rfind("https://", 0) != 0)
+      return r.error(n[std::string("jwks_url")], field + ".jwks_url must be an https:// URL");
+    if (!seen.insert(is.issuer).second) return r.error(n, field + ": issuer \"" + is.issuer + "\" is listed twice");
+    b.issuers.push_back(std::move(is));
+  }
+  return ok_status();
+}
+
+Status parse_providers(const Reader& r, const YAML::Node& providers, Bundle& b) {
+  if (!providers.IsMap()) return r.error(providers, "providers must be a mapping of provider names to settings");
+  for (const auto& kv : providers) {
+    const std::string name = kv.first.Scalar();
+    const std::string field = "providers." + name;
+    const ProviderSpec* spec = find_provider_spec(name);
+    if (spec == nullptr)
+      return r.error(kv.first, field + ": unknown provider \"" + name + "\" (known: " + provider_names() + ")");
+    if (!kv.second.IsMap() && !kv.second.IsNull()) return r.error(kv.second, field + " must be a mapping");
+    ProviderConfig pc;
+    pc.pos = r.pos(kv.first);
+    if (kv.second.IsMap()) {
+      for (const auto& s : kv.second) {
+        const std::string key = s.first.Scalar();
+        if (!s.second.IsScalar()) return r.error(s.second, field + "." + key + " must be a scalar");
+        const std::string text = s.second.Scalar();
+        if (key == "timeout") {
+          auto d = parse_duration(text);
+          if (!d || d->count() <= 0 || *d > std::chrono::minutes(10))
+            return r.error(s.second, field + ".timeout must be a duration between 1ms and 10m, e.g. \"30s\"");
+          pc.timeout = *d;
+          continue;
+        }
+        const SettingSpec* ss = nullptr;
+        for (const auto& cand : spec->settings)
+          if (cand.key == key) ss = &cand;
+        if (ss == nullptr) {
+          std::string known = "timeout";
+          for (const auto& cand : spec->settings) known += ", " + cand.key;
+          return r.error(s.first, field + ": unknown key \"" + key + "\" (known: " + known + ")");
+        }
+        if (ss->type == SettingType::Boolean && text != "true" && text != "false")
+          return r.error(s.second, field + "." + key + " must be true or false");
+        if (ss->type == SettingType::Integer && text.find_first_not_of("0123456789") != std::string::npos)
+          return r.error(s.second, field + "." + key + " must be an integer");
+        pc.settings[key] = SettingValue{text, r.pos(s.second)};
+      }
+    }
+    b.providers[name] = std::move(pc);
+  }
+  return ok_status();
+}
+
+Result<Rule> parse_rule(const Reader& r, const YAML::Node& n, const std::string& id) {
+  if (auto st = r.check_keys(n, id, {"cel", "effect", "mode", "reveal"}); !st) return st.take_error();
+  Rule rule;
+  rule.id = id;
+  rule.pos = r.pos(n);
+  const YAML::Node cel = n["cel"];
+  if (!cel) return r.error(n, id + ": cel is required (the condition, a CEL expression)");
+  auto text = r.string_of(cel, id + ".cel");
+  if (!text) return text.take_error();
+  rule.cel = *text;
+  const YAML::Node effect = n["effect"];
+  if (!effect) return r.error(n, id + ": effect is required (allow or deny)");
+  auto e = r.string_of(effect, id + ".effect");
+  if (!e) return e.take_error();
+  if (*e == "allow") rule.effect = Effect::Allow;
+  else if (*e == "deny") rule.effect = Effect::Deny;
+  else return r.error(effect, id + ".effect must be allow or deny, not \"" + *e + "\"");
+  if (const YAML::Node mode = n["mode"]) {
+    auto m = r.string_of(mode, id + ".mode");
+    if (!m) return m.take_error();
+    if (*m == "shadow") rule.mode = RuleMode::Shadow;
+    else if (*m == "enforce") rule.mode = RuleMode::Enforce;
+    else return r.error(mode, id + ".mode must be enforce or shadow, not \"" + *m + "\"");
+  }
+  if (const YAML::Node reveal = n["reveal"]) {
+    auto v = r.bool_of(reveal, id + ".reveal");
+    if (!v) return v.take_error();
+    rule.reveal = *v;
+    if (rule.reveal && rule.effect != Effect::Allow)
+      return r.error(reveal, id + ".reveal only means something on an allow rule");
+  }
+  cel::Diagnostic where;
+  auto program = cel::Program::compile(rule.cel, cel::Limits{}, &where);
+  if (!program) {
+    // The expression's own position: a plain scalar starts where its mark is; a quoted
+    // or block one a character or a line later, so the offset is given separately.
+    return r.error(cel, id + ".cel: offset " + std::to_string(where.offset) + ": " + where.message);
+  }
+  rule.program = std::make_shared<const cel::Program>(std::move(*program));
+  return rule;
+}
+
+Status parse_policies(const Reader& r, const YAML::Node& list, Bundle& b) {
+  if (!list.IsSequence()) return r.error(list, "policies must be a list");
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    const YAML::Node n = list[i];
+    Policy p;
+    p.id = "policies[" + std::to_string(i) + "]";
+    p.pos = r.pos(n);
+    if (auto st = r.check_keys(n, p.id, {"match", "rules"}); !st) return st;
+    const YAML::Node match = n["match"];
+    if (!match) return r.error(n, p.id + ": match is required (a ref glob such as \"secret/data/prod/**\")");
+    auto m = r.string_of(match, p.id + ".match");
+    if (!m) return m.take_error();
+    if (auto why = ref_glob_problem(*m); !why.empty()) return r.error(match, p.id + ".match: " + why);
+    p.match = *m;
+    const YAML::Node rules = n["rules"];
+    if (!rules || !rules.IsSequence() || rules.size() == 0)
+      return r.error(rules ? rules : n, p.id + ".rules must be a non-empty list");
+    for (std::size_t k = 0; k < rules.size(); ++k) {
+      auto rule = parse_rule(r, rules[k], p.id + ".rules[" + std::to_string(k) + "]");
+      if (!rule) return rule.take_error();
+      p.rules.push_back(std::move(*rule));
+    }
+    b.policies.push_back(std::move(p));
+  }
+  return ok_status();
+}
+
+}  // namespace
+
+Result<Bundle> parse_bundle(std::string_view text, const std::string& path) {
+  Bundle b;
+  b.path = fs::absolute(path).lexically_normal().string();
+  b.dir = fs::path(b.path).parent_path().string();
+  b.revision = sha256_hex(text);
+  const Reader r{b.path};
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(text));
+  } catch (const YAML::Exception& e) {
+    return make_error(ErrorKind::Config, format_pos({b.path, e.mark.line + 1, e.mark.column + 1}) +
+                                             ": not valid YAML: " + e.msg);
+  }
+  try {
+    if (!root.IsMap()) return r.error(root, "a bundle is a mapping with identity, providers and policies");
+    if (auto st = r.check_keys(root, "bundle", {"identity", "providers", "policies"}); !st) return st.take_error();
+    if (const YAML::Node id = root["identity"]) {
+      if (auto st = parse_issuers(r, id, b.dir, b); !st) return st.take_error();
+    }
+    if (const YAML::Node prov = root["providers"]) {
+      if (auto st = parse_providers(r, prov, b); !st) return st.take_error();
+    }
+    const YAML::Node pol = root["policies"];
+    if (!pol) return r.error(root, "policies is required (without it every request is denied)");
+    if (auto st = parse_policies(r, pol, b); !st) return st.take_error();
+  } catch (const YAML::Exception& e) {
+    return make_error(ErrorKind::Config, format_pos({b.path, e.mark.line + 1, e.mark.column + 1}) + ": " + e.msg);
+  }
+  return b;
+}
+
+Result<Bundle> load_bundle(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return make_error(ErrorKind::Config, "cannot read the bundle " + path);
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  return parse_bundle(ss.str(), path);
+}
+
+}  // namespace kz::policy
