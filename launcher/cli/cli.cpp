@@ -16,16 +16,21 @@ constexpr const char* kDescription =
     "kz (KeyZero) keeps credentials away from AI agents.\n"
     "It resolves the secrets named in .keyzero.toml from their providers (1Password, Vault,\n"
     "AWS Secrets Manager, env, file, exec) and runs a command with them, masking their values\n"
-    "in the command's output.";
+    "in the command's output; with --blind the command gets tokens instead of values. As a\n"
+    "server (kz server start) it is a policy decision point that gives each agent identity\n"
+    "(a JWT) exactly the secrets its policies allow.";
 
 constexpr const char* kFooter =
     "\nExamples:\n"
     "  kz check --resolve                     validate .keyzero.toml and resolve every secret\n"
     "  kz run -- python agent.py              run with secrets in the environment, output masked\n"
     "  kz run --only OPENAI_API_KEY -- curl … resolve just one secret\n"
+    "  kz run --blind -- python agent.py      the agent gets tokens; values only inside TLS to bound hosts\n"
     "  kz doctor                              what this host supports\n"
     "  kz audit verify                        check the audit log's hash chain and head\n"
     "  kz audit query --secret GH --since 2h  records of one secret in the last two hours\n"
+    "  kz policy test bundle.yaml --claims c.json --ref secret/data/prod/db   decide offline\n"
+    "  kz server start --bundle bundle.yaml   the policy decision point (PDP) for a fleet\n"
     "\nExit codes: 0 ok; 2 configuration, usage or resolution error; 126 command not executable;\n"
     "127 command not found; otherwise the command's own status (128+N when killed by signal N).";
 
