@@ -149,14 +149,9 @@ Status parse_provider(const std::string& name, const toml::node& node, const std
       pc.timeout = *d;
       continue;
     }
-    const SettingSpec* ss = nullptr;
-    for (const auto& cand : spec->settings)
-      if (cand.key == key) ss = &cand;
-    if (ss == nullptr) {
-      std::string known = "timeout";
-      for (const auto& cand : spec->settings) known += ", " + cand.key;
-      return config_error(kpos, field + ": unknown key \"" + key + "\" (known: " + known + ")");
-    }
+    const SettingSpec* ss = find_setting_spec(*spec, key);
+    if (ss == nullptr)
+      return config_error(kpos, field + ": unknown key \"" + key + "\" (known: " + setting_keys(*spec) + ")");
     auto text = setting_text(v, ss->type, file, field + "." + key);
     if (!text) return text.take_error();
     pc.settings[key] = SettingValue{std::move(*text), kpos};

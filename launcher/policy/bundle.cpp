@@ -126,14 +126,9 @@ Status parse_providers(const Reader& r, const YAML::Node& providers, Bundle& b) 
           pc.timeout = *d;
           continue;
         }
-        const SettingSpec* ss = nullptr;
-        for (const auto& cand : spec->settings)
-          if (cand.key == key) ss = &cand;
-        if (ss == nullptr) {
-          std::string known = "timeout";
-          for (const auto& cand : spec->settings) known += ", " + cand.key;
-          return r.error(s.first, field + ": unknown key \"" + key + "\" (known: " + known + ")");
-        }
+        const SettingSpec* ss = find_setting_spec(*spec, key);
+        if (ss == nullptr)
+          return r.error(s.first, field + ": unknown key \"" + key + "\" (known: " + setting_keys(*spec) + ")");
         if (ss->type == SettingType::Boolean && text != "true" && text != "false")
           return r.error(s.second, field + "." + key + " must be true or false");
         if (ss->type == SettingType::Integer && text.find_first_not_of("0123456789") != std::string::npos)

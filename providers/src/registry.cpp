@@ -25,4 +25,16 @@ std::string provider_names() {
   return out;
 }
 
+const SettingSpec* find_setting_spec(const ProviderSpec& spec, const std::string& key) {
+  for (const auto& s : spec.settings)
+    if (s.key == key) return &s;
+  return nullptr;
+}
+
+std::string setting_keys(const ProviderSpec& spec) {
+  std::string out = "timeout";
+  for (const auto& s : spec.settings) out += ", " + s.key;
+  return out;
+}
+
 }  // namespace kz
