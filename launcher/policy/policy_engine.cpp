@@ -77,7 +77,6 @@ Decision decide(const Bundle& b, const cel::Value& identity, const SecretInput& 
     selected = true;
     for (const Rule& rule : p.rules) {
       RuleOutcome o = evaluate(p, rule, vars);
-      ++d.evaluated;
       if (trace) d.trace.push_back(o);
       if (rule.mode == RuleMode::Shadow) {
         d.shadow.push_back(std::move(o));

@@ -48,7 +48,6 @@ struct Decision {
   std::string reason;             // one sentence, for errors shown to the client and logs
   std::vector<RuleOutcome> errors;   // enforced rules that failed to evaluate
   std::vector<RuleOutcome> shadow;   // every shadow rule of the selected policies
-  std::size_t evaluated = 0;         // rules evaluated (enforced and shadow)
   std::vector<RuleOutcome> trace;    // with trace: every rule evaluated, in order
 };
 

@@ -50,8 +50,7 @@ void RunSensors::watch(LeakDetector detector) {
   to.on_write = [this](const TapWrite& w) { return on_write(w); };
   to.on_killed = [this](const TapWrite& w, int err) {
     if (err == 0) return;
-    nlohmann::json j = facts(w, 0);
-    j.erase("secret");
+    nlohmann::json j = facts(w, kNoSecret);
     j["event"] = "sensor.error";
     j["decision"] = "error";
     j["reason"] = std::string("could not kill the leaking process: ") + std::strerror(err);

@@ -65,6 +65,8 @@ class RunSensors {
  private:
   explicit RunSensors(RunSensorOptions o) : opts_(std::move(o)) {}
   TapVerdict on_write(const TapWrite& w);
+  // The record's common fields; `secret` indexes the detector's list (kNoSecret: none).
+  static constexpr std::size_t kNoSecret = static_cast<std::size_t>(-1);
   nlohmann::json facts(const TapWrite& w, std::size_t secret) const;
 
   RunSensorOptions opts_;

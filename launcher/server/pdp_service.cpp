@@ -26,12 +26,8 @@ std::string new_decision_id() {
 
 std::string path_of(const std::string& target) { return target.substr(0, target.find('?')); }
 
-struct Asked {
-  policy::SecretInput secret;
-};
-
 // The request body: {"secrets": [...], "request": {...}}. Errors name the field.
-Result<std::pair<std::vector<Asked>, policy::RequestInput>> parse_body(const std::string& body, std::size_t max) {
+Result<std::pair<std::vector<policy::SecretInput>, policy::RequestInput>> parse_body(const std::string& body, std::size_t max) {
   const auto j = nlohmann::json::parse(body, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return make_error(ErrorKind::Usage, "the body must be a JSON object");
   for (const auto& [k, v] : j.items())
@@ -40,20 +36,20 @@ Result<std::pair<std::vector<Asked>, policy::RequestInput>> parse_body(const std
     return make_error(ErrorKind::Usage, "secrets must be a non-empty array of {name, provider, ref}");
   if (j["secrets"].size() > max)
     return make_error(ErrorKind::Usage, "at most " + std::to_string(max) + " secrets per request");
-  std::vector<Asked> asked;
+  std::vector<policy::SecretInput> asked;
   for (std::size_t i = 0; i < j["secrets"].size(); ++i) {
     const auto& s = j["secrets"][i];
     const std::string field = "secrets[" + std::to_string(i) + "]";
     if (!s.is_object()) return make_error(ErrorKind::Usage, field + " must be an object");
-    Asked a;
+    policy::SecretInput a;
     for (const auto& [k, v] : s.items()) {
       if (!v.is_string()) return make_error(ErrorKind::Usage, field + "." + k + " must be a string");
-      if (k == "name") a.secret.name = v.get<std::string>();
-      else if (k == "provider") a.secret.provider = v.get<std::string>();
-      else if (k == "ref") a.secret.ref = v.get<std::string>();
+      if (k == "name") a.name = v.get<std::string>();
+      else if (k == "provider") a.provider = v.get<std::string>();
+      else if (k == "ref") a.ref = v.get<std::string>();
       else return make_error(ErrorKind::Usage, field + ": unknown field \"" + k + "\"");
     }
-    if (a.secret.ref.empty() || a.secret.provider.empty())
+    if (a.ref.empty() || a.provider.empty())
       return make_error(ErrorKind::Usage, field + " needs provider and ref");
     asked.push_back(std::move(a));
   }
@@ -188,17 +184,17 @@ HttpReply PdpService::api(const HttpRequestView& req, bool resolve) {
   nlohmann::json inputs = nlohmann::json::array();
   bool all = true;
   for (const auto& a : asked) {
-    const auto d = policy::decide(st->bundle, verified->value, a.secret, request);
+    const auto d = policy::decide(st->bundle, verified->value, a, request);
     opts_.metrics->decision(d.allow);
     all = all && d.allow;
     nlohmann::json r = policy::decision_json(d);
-    r["name"] = a.secret.name;
-    r["provider"] = a.secret.provider;
-    r["ref"] = a.secret.ref;
-    inputs.push_back({{"name", a.secret.name}, {"provider", a.secret.provider}, {"ref", a.secret.ref}});
+    r["name"] = a.name;
+    r["provider"] = a.provider;
+    r["ref"] = a.ref;
+    inputs.push_back({{"name", a.name}, {"provider", a.provider}, {"ref", a.ref}});
     logged.push_back(r);
     if (resolve && d.allow) {
-      auto v = resolve_one(*st, a.secret);
+      auto v = resolve_one(*st, a);
       if (v) {
         r["value"] = std::string(v->view());
       } else {
