@@ -18,7 +18,8 @@ constexpr const char* kDescription =
     "AWS Secrets Manager, env, file, exec) and runs a command with them, masking their values\n"
     "in the command's output; with --blind the command gets tokens instead of values. As a\n"
     "server (kz server start) it is a policy decision point that gives each agent identity\n"
-    "(a JWT) exactly the secrets its policies allow.";
+    "(a JWT) exactly the secrets its policies allow; with --mcp (or as kz mcp on stdio) it is an\n"
+    "MCP server whose fetch tool makes authenticated requests for agents that never see the key.";
 
 constexpr const char* kFooter =
     "\nExamples:\n"
@@ -31,6 +32,8 @@ constexpr const char* kFooter =
     "  kz audit query --secret GH --since 2h  records of one secret in the last two hours\n"
     "  kz policy test bundle.yaml --claims c.json --ref secret/data/prod/db   decide offline\n"
     "  kz server start --bundle bundle.yaml   the policy decision point (PDP) for a fleet\n"
+    "  kz server start --bundle b.yaml --mcp  ... and an MCP server at /mcp (Streamable HTTP)\n"
+    "  kz mcp --bundle bundle.yaml            an MCP server on stdio, for clients that spawn it\n"
     "\nExit codes: 0 ok; 2 configuration, usage or resolution error; 126 command not executable;\n"
     "127 command not found; otherwise the command's own status (128+N when killed by signal N).";
 
@@ -181,7 +184,7 @@ int cli_main(int argc, char** argv) {
   auto* server_cmd = app.add_subcommand("server", "Run kz as a service: the policy decision point (PDP)");
   auto* server_start = server_cmd->add_subcommand("start", "Serve the PDP's HTTP API for a bundle");
   server_cmd->require_subcommand(1);
-  server_start->add_option("--bundle", server.bundle, "bundle.yaml: identities, providers, policies")
+  server_start->add_option("--bundle", server.bundle, "bundle.yaml: identities, providers, policies (and secrets for --mcp)")
       ->required()
       ->check(CLI::ExistingFile);
   server_start->add_option("--listen", server.listen, "HOST:PORT to listen on (default 127.0.0.1:8787; port 0: any)");
@@ -190,13 +193,36 @@ int cli_main(int argc, char** argv) {
   server_start->add_option("--audit-log", server.audit_log,
                            "Decision log (default: $XDG_STATE_HOME/keyzero/audit.jsonl), hash-chained like kz run's");
   server_start->add_option("--threads", server.threads, "I/O threads (default: one per core)");
+  server_start->add_flag("--mcp", server.mcp,
+                         "Also serve MCP (Streamable HTTP) at /mcp: the resolve and fetch tools, for agents "
+                         "with a Bearer JWT");
   server_start->footer(
       "\nAPI: POST /v1/decide and POST /v1/resolve (Authorization: Bearer <JWT>; body\n"
       "{\"secrets\": [{\"name\", \"provider\", \"ref\"}]}), GET /healthz, GET /metrics.\n"
       "The bundle is reloaded on SIGHUP and when the file changes; a bundle that does not load is\n"
       "rejected with the error logged and the old one kept. SIGTERM/SIGINT stop gracefully.\n"
       "  kz server start --bundle ./bundle.yaml\n"
-      "  kz server start --bundle ./bundle.yaml --listen 0.0.0.0:8443 --tls-cert pdp.pem --tls-key pdp.key");
+      "  kz server start --bundle ./bundle.yaml --listen 0.0.0.0:8443 --tls-cert pdp.pem --tls-key pdp.key\n"
+      "  kz server start --bundle ./bundle.yaml --mcp        (MCP clients: url http://127.0.0.1:8787/mcp)");
+  McpOptions mcp;
+  auto* mcp_cmd = app.add_subcommand("mcp", "Serve MCP on stdin/stdout: resolve and fetch tools for an agent");
+  mcp_cmd->add_option("--bundle", mcp.bundle, "bundle.yaml: secrets, identities, policies (else .keyzero.toml's [secrets])")
+      ->check(CLI::ExistingFile);
+  mcp_cmd->add_option("--identity-token-file", mcp.identity_token_file,
+                      "With --bundle: the agent's identity token (JWT) (default: $KZ_IDENTITY_TOKEN)");
+  mcp_cmd->add_option("--audit-log", mcp.audit_log, "Audit log (default: [audit] path, else $XDG_STATE_HOME/keyzero/audit.jsonl)");
+  mcp_cmd->footer(
+      "\nAn MCP client starts `kz mcp` and talks JSON-RPC on its stdin/stdout. Tools:\n"
+      "  resolve {name | ref}   a token (KZ_TOK_...) for a secret, its hosts and expiry; never the value\n"
+      "                         unless the deciding rule says reveal: true\n"
+      "  fetch {url, method, headers, body, timeout_ms}\n"
+      "                         kz makes the HTTPS request, swapping tokens for values only for the hosts\n"
+      "                         their secrets are bound to; values echoed back are replaced by tokens\n"
+      "Every call is an audit record. Client configuration (e.g. Claude Desktop):\n"
+      "  {\"mcpServers\": {\"kz\": {\"command\": \"kz\", \"args\": [\"mcp\", \"--bundle\", \"/etc/kz/bundle.yaml\"],\n"
+      "                        \"env\": {\"KZ_IDENTITY_TOKEN\": \"<the agent's JWT>\"}}}}\n"
+      "  kz mcp --bundle ./bundle.yaml --identity-token-file /var/run/secrets/tokens/agent\n"
+      "  kz mcp --config ./.keyzero.toml");
   app.add_subcommand("doctor", "Show what this host supports: kernel, BTF, cgroup v2, lockdown, capabilities, TLS libraries");
 
   // Everything after the first `--` is the command, untouched by kz's option parser
@@ -245,6 +271,7 @@ int cli_main(int argc, char** argv) {
   if (audit_cmd->parsed()) return cmd_audit(g, audit);
   if (policy_cmd->parsed()) return cmd_policy(g, policy);
   if (server_start->parsed()) return cmd_server(g, server);
+  if (mcp_cmd->parsed()) return cmd_mcp(g, mcp);
   return cmd_doctor(g);
 }
 

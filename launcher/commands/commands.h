@@ -74,7 +74,17 @@ struct ServerOptions {
   std::string tls_cert, tls_key;
   std::string audit_log;     // the decision log (default: the audit log's default path)
   unsigned threads = 0;      // 0: one per core
+  bool mcp = false;          // also serve MCP (Streamable HTTP) at /mcp
 };
 int cmd_server(const GlobalOptions& g, const ServerOptions& o);
+
+struct McpOptions {
+  std::string bundle;               // else the .keyzero.toml (--config or found)
+  std::string identity_token_file;  // else $KZ_IDENTITY_TOKEN
+  std::string audit_log;
+};
+int cmd_mcp(const GlobalOptions& g, const McpOptions& o);
+
+inline constexpr const char* kKzVersion = "0.1.0";
 
 }  // namespace kz

@@ -8,6 +8,7 @@
 #include "audit/audit_log.h"
 #include "commands/commands.h"
 #include "core/log.h"
+#include "mcp/mcp_http.h"
 #include "server/decision_log.h"
 #include "server/http_server.h"
 #include "server/pdp_service.h"
@@ -91,13 +92,39 @@ int cmd_server(const GlobalOptions&, const ServerOptions& o) {
   so.metrics = &metrics;
   PdpService service(so, *state);
 
+  // MCP at /mcp (--mcp): the same bundle (reloaded with the PDP's), its own sessions.
+  auto submit = [&log](nlohmann::json rec) { log.submit(std::move(rec)); };
+  mcp::TokenStore tokens;
+  mcp::McpTools tools(tokens, submit);
+  mcp::McpProtocol protocol(tools, kKzVersion, submit);
+  BearerIdentities mcp_identities;
+  mcp::McpHttpOptions mo;
+  mo.state = [&service] { return service.state(); };
+  mo.identities = &mcp_identities;
+  mo.audit = submit;
+  mo.listen_host = host;
+  mcp::McpHttpEndpoint mcp_endpoint(protocol, mo);
+
   HttpServerOptions ho;
   ho.host = host;
   ho.port = port;
   ho.tls_cert = o.tls_cert;
   ho.tls_key = o.tls_key;
   ho.threads = o.threads;
-  ho.handler = [&service](const HttpRequestView& r) { return service.handle(r); };
+  const bool with_mcp = o.mcp;
+  ho.handler = [&service, &mcp_endpoint, with_mcp](const HttpRequestView& r) {
+    if (with_mcp && mcp::McpHttpEndpoint::serves(r)) return mcp_endpoint.handle(r);
+    return service.handle(r);
+  };
+  if (with_mcp) {
+    ho.all_headers = true;
+    // A tool call may wait on a remote server for its whole timeout: not on an I/O thread.
+    ho.blocking = [](const HttpRequestView& r) { return r.method == "POST" && mcp::McpHttpEndpoint::serves(r); };
+    ho.too_large = [](const std::string& target) {
+      if (target == "/mcp" || target.rfind("/mcp?", 0) == 0) return mcp::McpHttpEndpoint::too_large();
+      return HttpReply{413, "application/json", R"({"error":"request too large"})", {}};
+    };
+  }
   auto server = HttpServer::start(std::move(ho));
   if (!server) {
     spdlog::error("{}", server.error().message);
@@ -110,6 +137,7 @@ int cmd_server(const GlobalOptions&, const ServerOptions& o) {
               {"revision", (*state)->bundle.revision}});
   std::printf("kz server: listening on %s (bundle %s, revision %.12s)\n", url.c_str(), (*state)->bundle.path.c_str(),
               (*state)->bundle.revision.c_str());
+  if (with_mcp) std::printf("kz server: MCP (Streamable HTTP) at %s/mcp\n", url.c_str());
   std::fflush(stdout);
 
   auto reload = [&](const char* why) {

@@ -12,6 +12,7 @@
 #include <sstream>
 #include <toml++/toml.h>
 
+#include "config/mcp_settings.h"
 #include "kz/providers/registry.h"
 
 namespace kz {
@@ -60,6 +61,19 @@ Result<std::vector<std::string>> string_array(const toml::node& n, const std::st
   return out;
 }
 
+}  // namespace
+
+std::string binding_item_problem(const std::string& key, const std::string& item) {
+  if (key == "hosts") return host_pattern_problem(item);
+  if (key == "methods" && (item.empty() || item.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZ") != std::string::npos))
+    return "methods are upper-case HTTP methods like \"GET\"";
+  if (key == "paths" && (item.empty() || (item[0] != '/' && item[0] != '*')))
+    return "paths start with \"/\" (prefix globs like \"/v1/\" or \"/repos/*/issues\")";
+  return "";
+}
+
+namespace {
+
 Status parse_secret(const std::string& name, const toml::node& node, const std::string& file,
                     Config& cfg) {
   const SourcePos pos = pos_of(node, file);
@@ -87,12 +101,7 @@ Status parse_secret(const std::string& name, const toml::node& node, const std::
       auto arr = string_array(v, file, field + "." + key);
       if (!arr) return arr.take_error();
       for (const auto& item : *arr) {
-        std::string problem;
-        if (key == "hosts") problem = host_pattern_problem(item);
-        else if (key == "methods" && (item.empty() || item.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZ") != std::string::npos))
-          problem = "methods are upper-case HTTP methods like \"GET\"";
-        else if (key == "paths" && (item.empty() || (item[0] != '/' && item[0] != '*')))
-          problem = "paths start with \"/\" (prefix globs like \"/v1/\" or \"/repos/*/issues\")";
+        const std::string problem = binding_item_problem(key, item);
         if (!problem.empty())
           return config_error(kpos, field + "." + key + ": \"" + item + "\": " + problem);
       }
@@ -177,6 +186,40 @@ Status parse_masking(const toml::node& node, const std::string& file, Config& cf
     } else {
       return config_error(kpos, "masking: unknown key \"" + key + "\" (known: enabled, replacement)");
     }
+  }
+  return ok_status();
+}
+
+// [mcp] and [mcp.fetch]: the keys and their checks are in config/mcp_settings.cpp.
+Status parse_mcp_table(const toml::node& node, const std::string& file, const std::string& table, Config& cfg) {
+  const std::string field = table.empty() ? "mcp" : "mcp." + table;
+  const auto* t = node.as_table();
+  if (t == nullptr) return config_error(pos_of(node, file), field + " must be a table");
+  for (const auto& [k, v] : *t) {
+    const std::string key = (table.empty() ? "" : table + ".") + std::string(k.str());
+    const SourcePos kpos = pos_of(v, file);
+    std::string problem;
+    switch (mcp_key_type(key)) {
+      case McpKeyType::Table: {
+        auto st = parse_mcp_table(v, file, key, cfg);
+        if (!st) return st;
+        continue;
+      }
+      case McpKeyType::List: {
+        auto arr = string_array(v, file, "mcp." + key);
+        if (!arr) return arr.take_error();
+        problem = set_mcp_list(cfg.mcp, key, *arr);
+        break;
+      }
+      case McpKeyType::Scalar:
+        if (const auto* s = v.as_string()) problem = set_mcp_scalar(cfg.mcp, key, s->get());
+        else if (const auto* i = v.as_integer()) problem = set_mcp_scalar(cfg.mcp, key, std::to_string(i->get()));
+        else problem = std::string("must be a string or a number, not a ") + type_name(v);
+        break;
+      case McpKeyType::Unknown:
+        return config_error(kpos, field + ": unknown key \"" + std::string(k.str()) + "\" (known: " + mcp_known_keys(table) + ")");
+    }
+    if (!problem.empty()) return config_error(kpos, "mcp." + key + " " + problem);
   }
   return ok_status();
 }
@@ -435,14 +478,18 @@ Result<Config> parse_config(const std::string& text, const std::string& path) {
     } else if (key == "blind") {
       auto st = parse_blind(v, path, cfg);
       if (!st) return st.take_error();
+    } else if (key == "mcp") {
+      auto st = parse_mcp_table(v, path, "", cfg);
+      if (!st) return st.take_error();
     } else {
-      return config_error(pos_of(v, path), "unknown section \"" + key + "\" (known: secrets, providers, masking, audit, blind, server)");
+      return config_error(pos_of(v, path), "unknown section \"" + key + "\" (known: secrets, providers, masking, audit, blind, server, mcp)");
     }
   }
   if (!cfg.audit.path.empty()) cfg.audit.path = config_relative(cfg.audit.path, cfg.dir);
   if (!cfg.audit.http_ca_file.empty()) cfg.audit.http_ca_file = config_relative(cfg.audit.http_ca_file, cfg.dir);
   if (!cfg.blind.ca_file.empty()) cfg.blind.ca_file = config_relative(cfg.blind.ca_file, cfg.dir);
   if (!cfg.server.ca_file.empty()) cfg.server.ca_file = config_relative(cfg.server.ca_file, cfg.dir);
+  if (!cfg.mcp.fetch.ca_file.empty()) cfg.mcp.fetch.ca_file = config_relative(cfg.mcp.fetch.ca_file, cfg.dir);
   if (!cfg.server.identity_token_file.empty())
     cfg.server.identity_token_file = config_relative(cfg.server.identity_token_file, cfg.dir);
   // toml++ iterates tables in key order; keep the declaration order for output.

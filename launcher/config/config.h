@@ -68,6 +68,26 @@ struct ServerConfig {
   SourcePos url_pos;
 };
 
+// [mcp] in .keyzero.toml, mcp: in bundle.yaml: the MCP server's tools (kz mcp,
+// kz server start --mcp).
+struct McpFetchConfig {
+  // Destinations refused unless listed in allow_addresses: "loopback", "link-local",
+  // "metadata" (cloud metadata endpoints such as 169.254.169.254).
+  bool allow_loopback = false, allow_link_local = false, allow_metadata = false;
+  std::string ca_file;                          // extra trust anchors (config-relative)
+  std::size_t max_body = 1 << 20;               // bytes of a response body returned
+  std::chrono::milliseconds timeout{30000};     // default and ceiling of timeout_ms
+  int max_redirects = 5;
+};
+
+struct McpConfig {
+  McpFetchConfig fetch;
+  std::chrono::seconds token_ttl{900};          // how long a resolve token stays usable
+  // Host / Origin header values (host names, no port) accepted on the HTTP endpoint
+  // besides localhost, 127.0.0.1 and [::1]: DNS-rebinding protection.
+  std::vector<std::string> allowed_hosts;
+};
+
 struct Config {
   std::string path;                            // absolute path of the file
   std::string dir;                             // its directory
@@ -77,6 +97,7 @@ struct Config {
   AuditConfig audit;
   BlindConfig blind;
   ServerConfig server;
+  McpConfig mcp;
 
   const SecretSpec* find_secret(const std::string& name) const;
 };
@@ -90,6 +111,9 @@ std::optional<std::string> find_config_file(const std::string& start_dir);
 Result<Config> load_config_file(const std::string& path);
 // Parse TOML text; `path` is used in messages and for config-relative paths.
 Result<Config> parse_config(const std::string& text, const std::string& path);
+
+// "" when `item` is acceptable in a secret's `key` list (hosts, methods, paths), else why not.
+std::string binding_item_problem(const std::string& key, const std::string& item);
 
 // Valid environment variable name: [A-Za-z_][A-Za-z0-9_]*
 bool is_env_name(const std::string& s);

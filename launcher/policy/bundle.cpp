@@ -7,6 +7,7 @@
 #include <set>
 #include <sstream>
 
+#include "config/mcp_settings.h"
 #include "kz/digest.h"
 #include "kz/providers/registry.h"
 #include "policy/ref_glob.h"
@@ -210,6 +211,78 @@ Status parse_policies(const Reader& r, const YAML::Node& list, Bundle& b) {
   return ok_status();
 }
 
+Result<std::vector<std::string>> string_list(const Reader& r, const YAML::Node& n, const std::string& field) {
+  if (!n.IsSequence()) return r.error(n, field + " must be a list of strings");
+  std::vector<std::string> out;
+  for (const auto& item : n) {
+    if (!item.IsScalar() || item.Scalar().empty()) return r.error(item, field + " must contain only non-empty strings");
+    out.push_back(item.Scalar());
+  }
+  return out;
+}
+
+// secrets: NAME: {provider, ref, hosts, methods, paths}, as [secrets] in .keyzero.toml.
+Status parse_secrets(const Reader& r, const YAML::Node& secrets, Bundle& b) {
+  if (!secrets.IsMap()) return r.error(secrets, "secrets must be a mapping of names to {provider, ref, hosts}");
+  for (const auto& kv : secrets) {
+    SecretSpec s;
+    s.name = kv.first.Scalar();
+    s.pos = r.pos(kv.first);
+    const std::string field = "secrets." + s.name;
+    if (!is_env_name(s.name)) return r.error(kv.first, field + ": a name is letters, digits and _, not starting with a digit");
+    if (auto st = r.check_keys(kv.second, field, {"provider", "ref", "hosts", "methods", "paths"}); !st) return st;
+    for (const auto& f : kv.second) {
+      const std::string key = f.first.Scalar();
+      if (key == "provider" || key == "ref") {
+        auto v = r.string_of(f.second, field + "." + key);
+        if (!v) return v.take_error();
+        if (v->empty()) return r.error(f.second, field + "." + key + " must not be empty");
+        (key == "provider" ? s.provider : s.ref) = *v;
+        if (key == "provider" && find_provider_spec(s.provider) == nullptr)
+          return r.error(f.second, field + ".provider: unknown provider \"" + s.provider + "\" (known: " + provider_names() + ")");
+        continue;
+      }
+      auto list = string_list(r, f.second, field + "." + key);
+      if (!list) return list.take_error();
+      for (const auto& item : *list)
+        if (auto why = binding_item_problem(key, item); !why.empty())
+          return r.error(f.second, field + "." + key + ": \"" + item + "\": " + why);
+      (key == "hosts" ? s.hosts : key == "methods" ? s.methods : s.paths) = std::move(*list);
+    }
+    if (s.provider.empty() || s.ref.empty()) return r.error(kv.second, field + " needs provider and ref");
+    b.secrets.push_back(std::move(s));
+  }
+  return ok_status();
+}
+
+// mcp: the keys and their checks are shared with .keyzero.toml (config/mcp_settings.h).
+Status parse_mcp(const Reader& r, const YAML::Node& n, const std::string& table, Bundle& b) {
+  const std::string field = table.empty() ? "mcp" : "mcp." + table;
+  if (!n.IsMap()) return r.error(n, field + " must be a mapping");
+  for (const auto& kv : n) {
+    const std::string key = (table.empty() ? "" : table + ".") + kv.first.Scalar();
+    std::string problem;
+    switch (mcp_key_type(key)) {
+      case McpKeyType::Table:
+        if (auto st = parse_mcp(r, kv.second, key, b); !st) return st;
+        continue;
+      case McpKeyType::List: {
+        auto list = string_list(r, kv.second, "mcp." + key);
+        if (!list) return list.take_error();
+        problem = set_mcp_list(b.mcp, key, *list);
+        break;
+      }
+      case McpKeyType::Scalar:
+        problem = kv.second.IsScalar() ? set_mcp_scalar(b.mcp, key, kv.second.Scalar()) : "must be a single value";
+        break;
+      case McpKeyType::Unknown:
+        return r.error(kv.first, field + ": unknown key \"" + kv.first.Scalar() + "\" (known: " + mcp_known_keys(table) + ")");
+    }
+    if (!problem.empty()) return r.error(kv.second, "mcp." + key + " " + problem);
+  }
+  return ok_status();
+}
+
 }  // namespace
 
 Result<Bundle> parse_bundle(std::string_view text, const std::string& path) {
@@ -227,7 +300,7 @@ Result<Bundle> parse_bundle(std::string_view text, const std::string& path) {
   }
   try {
     if (!root.IsMap()) return r.error(root, "a bundle is a mapping with identity, providers and policies");
-    if (auto st = r.check_keys(root, "bundle", {"identity", "providers", "policies"}); !st) return st.take_error();
+    if (auto st = r.check_keys(root, "bundle", {"identity", "providers", "policies", "secrets", "mcp"}); !st) return st.take_error();
     if (const YAML::Node id = root["identity"]) {
       if (auto st = parse_issuers(r, id, b.dir, b); !st) return st.take_error();
     }
@@ -237,6 +310,14 @@ Result<Bundle> parse_bundle(std::string_view text, const std::string& path) {
     const YAML::Node pol = root["policies"];
     if (!pol) return r.error(root, "policies is required (without it every request is denied)");
     if (auto st = parse_policies(r, pol, b); !st) return st.take_error();
+    if (const YAML::Node sec = root["secrets"]) {
+      if (auto st = parse_secrets(r, sec, b); !st) return st.take_error();
+    }
+    if (const YAML::Node mcp = root["mcp"]) {
+      if (auto st = parse_mcp(r, mcp, "", b); !st) return st.take_error();
+      if (!b.mcp.fetch.ca_file.empty() && !fs::path(b.mcp.fetch.ca_file).is_absolute())
+        b.mcp.fetch.ca_file = (fs::path(b.dir) / b.mcp.fetch.ca_file).lexically_normal().string();
+    }
   } catch (const YAML::Exception& e) {
     return make_error(ErrorKind::Config, format_pos({b.path, e.mark.line + 1, e.mark.column + 1}) + ": " + e.msg);
   }

@@ -14,6 +14,11 @@
 //       effect: allow                      # allow | deny
 //       mode: shadow                       # optional: evaluated and logged, never enforced
 //       reveal: true                       # optional (MCP resolve): the value may be shown
+//   secrets:                               # optional: what the MCP tools can resolve
+//     GITHUB_TOKEN: { provider: vault, ref: "secret/data/gh#token", hosts: [api.github.com] }
+//   mcp:                                   # optional: the MCP tools' settings
+//     token_ttl: 15m
+//     fetch: { allow_addresses: [loopback], ca_file: ./ca.pem, max_body: 1048576, timeout: 30s }
 //
 // Loading checks everything that can be checked before a request arrives: unknown keys,
 // types, globs, provider settings against each provider's schema, and every rule's CEL
@@ -71,6 +76,8 @@ struct Bundle {
   std::vector<IssuerSpec> issuers;
   std::map<std::string, ProviderConfig> providers;
   std::vector<Policy> policies;
+  std::vector<SecretSpec> secrets;   // secrets: (name, provider, ref, where it may be used)
+  McpConfig mcp;                     // mcp:
 };
 
 // Reads and checks the file. Errors name file:line:column and the field.

@@ -4,7 +4,9 @@
 // connection alive while the client asks for it and the server is not stopping.
 #include "server/http_server.h"
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -13,6 +15,8 @@
 #include <vector>
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
@@ -36,6 +40,7 @@ constexpr auto kIdle = std::chrono::seconds(30);
 // sessions that stop() waits on.
 struct Shared {
   HttpServerOptions opts;
+  std::unique_ptr<asio::thread_pool> pool;   // for opts.blocking requests
   std::atomic<bool> stopping{false};
   std::mutex mu;
   std::condition_variable cv;
@@ -53,7 +58,7 @@ struct Shared {
   }
 };
 
-HttpReply call(Shared& sh, const http::request<http::string_body>& req, const std::string& source) {
+HttpRequestView view_of(const Shared& sh, const http::request<http::string_body>& req, const std::string& source) {
   HttpRequestView v;
   v.method = std::string(req.method_string());
   v.target = std::string(req.target());
@@ -61,7 +66,14 @@ HttpReply call(Shared& sh, const http::request<http::string_body>& req, const st
   v.content_type = std::string(req[http::field::content_type]);
   v.body = req.body();
   v.source = source;
-  return sh.opts.handler(v);
+  if (sh.opts.all_headers) {
+    for (const auto& f : req) {
+      std::string name(f.name_string());
+      for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      v.headers.emplace_back(std::move(name), std::string(f.value()));
+    }
+  }
+  return v;
 }
 
 template <class Stream>
@@ -96,26 +108,40 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 
   void on_read(beast::error_code ec) {
     if (ec == http::error::body_limit || ec == http::error::header_limit) {
-      reply_.emplace();
-      reply_->result(http::status::payload_too_large);
-      reply_->set(http::field::content_type, "application/json");
-      reply_->body() = R"({"error":"request too large"})";
-      reply_->keep_alive(false);
-      reply_->prepare_payload();
-      write();
+      const std::string target(parser_->get().target());
+      HttpReply r = sh_->opts.too_large ? sh_->opts.too_large(target)
+                                        : HttpReply{413, "application/json", R"({"error":"request too large"})", {}};
+      keep_alive_ = false;
+      send(std::move(r));
       return;
     }
     if (ec) return;   // closed, timed out or malformed: the connection ends
     const auto& req = parser_->get();
-    HttpReply r = call(*sh_, req, source_);
+    version_ = req.version();
+    keep_alive_ = req.keep_alive();
+    HttpRequestView v = view_of(*sh_, req, source_);
+    if (sh_->pool && sh_->opts.blocking && sh_->opts.blocking(v)) {
+      // Off the I/O threads; the reply comes back to this connection's strand.
+      asio::post(*sh_->pool, [self = this->shared_from_this(), v = std::move(v)]() mutable {
+        HttpReply r = self->sh_->opts.handler(v);
+        asio::post(self->stream_.get_executor(),
+                   [self, r = std::move(r)]() mutable { self->send(std::move(r)); });
+      });
+      return;
+    }
+    send(sh_->opts.handler(v));
+  }
+
+  void send(HttpReply r) {
     reply_.emplace();
-    reply_->version(req.version());
+    reply_->version(version_);
     reply_->result(static_cast<http::status>(r.status));
     reply_->set(http::field::server, "kz");
     reply_->set(http::field::content_type, r.content_type);
     reply_->set(http::field::cache_control, "no-store");
+    for (auto& [k, v] : r.headers) reply_->set(k, v);
     reply_->body() = std::move(r.body);
-    reply_->keep_alive(req.keep_alive() && !sh_->stopping.load());
+    reply_->keep_alive(keep_alive_ && !sh_->stopping.load());
     reply_->prepare_payload();
     write();
   }
@@ -141,6 +167,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::optional<http::response<http::string_body>> reply_;
+  unsigned version_ = 11;
+  bool keep_alive_ = false;
 };
 
 class BeastServer final : public HttpServer {
@@ -195,6 +223,7 @@ class BeastServer final : public HttpServer {
       std::unique_lock lock(sh_->mu);
       sh_->cv.wait_for(lock, std::chrono::milliseconds(grace_ms), [&] { return sh_->live == 0; });
     }
+    if (sh_->pool) sh_->pool->join();   // blocking handlers finish (their fetch has a timeout)
     ioc_.stop();
     for (auto& t : threads_) t.join();
     threads_.clear();
@@ -234,12 +263,19 @@ class BeastServer final : public HttpServer {
 
 }  // namespace
 
+std::string_view HttpRequestView::header(std::string_view name) const {
+  for (const auto& [k, v] : headers)
+    if (k == name) return v;
+  return {};
+}
+
 Result<std::unique_ptr<HttpServer>> HttpServer::start(HttpServerOptions opts) {
   if (!opts.handler) return make_error(ErrorKind::Internal, "HttpServer needs a handler");
   if (opts.tls_cert.empty() != opts.tls_key.empty())
     return make_error(ErrorKind::Usage, "--tls-cert and --tls-key go together");
   auto sh = std::make_shared<Shared>();
   sh->opts = std::move(opts);
+  if (sh->opts.blocking) sh->pool = std::make_unique<asio::thread_pool>(std::max(1u, sh->opts.blocking_threads));
   auto s = std::make_unique<BeastServer>(sh);
   if (auto st = s->listen(); !st) return st.take_error();
   s->run();

@@ -7,6 +7,9 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "kz/result.h"
 
@@ -19,12 +22,18 @@ struct HttpRequestView {
   std::string content_type;
   std::string body;
   std::string source;          // the client's address, "127.0.0.1"
+  // Every header, names lower-cased, when HttpServerOptions::all_headers is set.
+  std::vector<std::pair<std::string, std::string>> headers;
+
+  // The first header of that (lower-case) name, "" when absent.
+  std::string_view header(std::string_view name) const;
 };
 
 struct HttpReply {
   int status = 200;
   std::string content_type = "application/json";
   std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;   // extra response headers
 };
 
 struct HttpServerOptions {
@@ -34,6 +43,15 @@ struct HttpServerOptions {
   unsigned threads = 0;                // 0: one per core
   std::size_t body_limit = 1 << 20;
   std::function<HttpReply(const HttpRequestView&)> handler;
+  bool all_headers = false;            // fill HttpRequestView::headers
+  // Requests for which this returns true run on a separate pool of `blocking_threads`
+  // threads, so that a slow handler (the MCP fetch tool waits on a remote server) never
+  // holds an I/O thread.
+  std::function<bool(const HttpRequestView&)> blocking;
+  unsigned blocking_threads = 8;
+  // The reply to a request whose head or body is over the limit (default: 413 with
+  // {"error": "request too large"}); gets the request target.
+  std::function<HttpReply(const std::string& target)> too_large;
 };
 
 class HttpServer {

@@ -14,7 +14,7 @@ namespace kz {
 namespace {
 
 HttpReply json_reply(int status, const nlohmann::json& j) {
-  return {status, "application/json", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)};
+  return {status, "application/json", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), {}};
 }
 HttpReply error_reply(int status, const std::string& msg) { return json_reply(status, {{"error", msg}}); }
 
@@ -69,22 +69,6 @@ Result<std::pair<std::vector<policy::SecretInput>, policy::RequestInput>> parse_
   return std::make_pair(std::move(asked), std::move(req));
 }
 
-// One allowed secret from the bundle's providers.
-Result<SecretValue> resolve_one(const PdpState& st, const policy::SecretInput& s) {
-  Config cfg = st.providers;
-  SecretSpec spec;
-  spec.name = "KZ_PDP_SECRET";
-  spec.provider = s.provider;
-  spec.ref = s.ref;
-  spec.pos = {st.bundle.path, 0, 0};
-  cfg.secrets.push_back(std::move(spec));
-  ResolveOptions ro;
-  ro.only = {"KZ_PDP_SECRET"};
-  auto r = resolve_secrets(cfg, ro);
-  if (!r) return r.take_error();
-  return std::move(r->front().value);
-}
-
 }  // namespace
 
 PdpService::PdpService(PdpServiceOptions opts, std::shared_ptr<const PdpState> initial)
@@ -93,26 +77,6 @@ PdpService::PdpService(PdpServiceOptions opts, std::shared_ptr<const PdpState> i
 void PdpService::set_state(std::shared_ptr<const PdpState> s) {
   std::lock_guard lock(mu_);
   state_ = std::move(s);
-  verified_.clear();
-}
-
-std::shared_ptr<const PdpService::Identity> PdpService::cached_claims(const std::string& token, std::int64_t now) {
-  std::lock_guard lock(mu_);
-  auto it = verified_.find(token);
-  if (it == verified_.end()) return nullptr;
-  if (it->second.until <= now) {
-    verified_.erase(it);
-    return nullptr;
-  }
-  return it->second.claims;
-}
-
-void PdpService::cache_claims(const std::string& token, std::shared_ptr<const Identity> claims,
-                              std::int64_t until) {
-  constexpr std::size_t kMaxEntries = 10000;
-  std::lock_guard lock(mu_);
-  if (verified_.size() >= kMaxEntries) verified_.clear();   // crude, bounded, and rare
-  verified_[token] = {std::move(claims), until};
 }
 
 std::shared_ptr<const PdpState> PdpService::state() const {
@@ -128,7 +92,7 @@ HttpReply PdpService::handle(const HttpRequestView& req) {
   }
   if (path == "/metrics") {
     if (req.method != "GET") return error_reply(405, "use GET");
-    return {200, "text/plain; version=0.0.4", opts_.metrics->render(state()->bundle.revision)};
+    return {200, "text/plain; version=0.0.4", opts_.metrics->render(state()->bundle.revision), {}};
   }
   if (path == "/v1/decide" || path == "/v1/resolve") {
     if (req.method != "POST") return error_reply(405, "use POST with a JSON body");
@@ -151,26 +115,10 @@ HttpReply PdpService::api(const HttpRequestView& req, bool resolve) {
                        {"source", req.source}, {"revision", st->bundle.revision}, {"reason", why}});
     return error_reply(401, "identity: " + why);
   };
-  constexpr std::string_view kBearer = "Bearer ";
-  if (req.authorization.compare(0, kBearer.size(), kBearer) != 0)
-    return refuse_identity("an Authorization: Bearer <JWT> header is required");
-  if (!st->verifier) return refuse_identity("this bundle configures no identity issuers");
-  const std::string token = req.authorization.substr(kBearer.size());
   const auto now = static_cast<std::int64_t>(std::time(nullptr));
-  std::shared_ptr<const Identity> verified = cached_claims(token, now);
-  if (!verified) {
-    auto jwt = st->verifier->verify(token, now);
-    if (!jwt) return refuse_identity(std::string(jwt::to_string(jwt.reason())) + ": " + jwt.error().message);
-    std::int64_t until = now + 60;
-    if (jwt->claims.contains("exp") && jwt->claims["exp"].is_number_integer())
-      until = std::min(until, jwt->claims["exp"].get<std::int64_t>());
-    auto id = std::make_shared<Identity>();
-    id->claims = std::move(jwt->claims);
-    id->value = cel::from_json(id->claims);
-    verified = std::move(id);
-    // Only when the bundle that verified it is still the one served.
-    if (state() == st) cache_claims(token, verified, until);
-  }
+  auto who = identities_.verify(st, req.authorization, now);
+  if (!who) return refuse_identity(who.error().message);
+  const std::shared_ptr<const VerifiedIdentity> verified = std::move(*who);
   const nlohmann::json& claims = verified->claims;
 
   auto body = parse_body(req.body, opts_.max_secrets);
@@ -194,7 +142,7 @@ HttpReply PdpService::api(const HttpRequestView& req, bool resolve) {
     inputs.push_back({{"name", a.name}, {"provider", a.provider}, {"ref", a.ref}});
     logged.push_back(r);
     if (resolve && d.allow) {
-      auto v = resolve_one(*st, a);
+      auto v = resolve_with_providers(st->providers, a.provider, a.ref);
       if (v) {
         r["value"] = std::string(v->view());
       } else {

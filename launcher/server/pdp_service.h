@@ -27,6 +27,7 @@
 #include <nlohmann/json.hpp>
 
 #include "policy/cel.h"
+#include "server/bearer_identity.h"
 #include "server/decision_log.h"
 #include "server/http_server.h"
 #include "server/pdp_metrics.h"
@@ -49,25 +50,10 @@ class PdpService {
 
  private:
   HttpReply api(const HttpRequestView& req, bool resolve);
-  // Verified claims of tokens seen recently: an agent shows the same token on every
-  // request, and an RS256 verification costs more than the rest of a decision. An entry
-  // lives until the token's exp or a minute, whichever is first, and the cache empties
-  // when the bundle (its issuers and keys) is replaced.
-  struct Identity {
-    nlohmann::json claims;
-    cel::Value value;   // the claims as CEL's `identity`, converted once
-  };
-  std::shared_ptr<const Identity> cached_claims(const std::string& token, std::int64_t now);
-  void cache_claims(const std::string& token, std::shared_ptr<const Identity> id, std::int64_t until);
-
   PdpServiceOptions opts_;
-  mutable std::mutex mu_;   // guards state_ (a shared_ptr copy per request) and the cache
+  mutable std::mutex mu_;   // guards state_ (a shared_ptr copy per request)
   std::shared_ptr<const PdpState> state_;
-  struct Cached {
-    std::shared_ptr<const Identity> claims;
-    std::int64_t until = 0;
-  };
-  std::unordered_map<std::string, Cached> verified_;
+  BearerIdentities identities_;
 };
 
 }  // namespace kz

@@ -3,6 +3,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "run/resolver.h"
+
 namespace kz {
 
 Result<std::shared_ptr<const PdpState>> load_pdp_state(const std::string& bundle_path) {
@@ -36,6 +38,22 @@ Result<std::shared_ptr<const PdpState>> load_pdp_state(const std::string& bundle
   st->providers.providers = b->providers;
   st->bundle = std::move(*b);
   return std::shared_ptr<const PdpState>(std::move(st));
+}
+
+Result<SecretValue> resolve_with_providers(const Config& providers, const std::string& provider, const std::string& ref) {
+  Config cfg = providers;
+  cfg.secrets.clear();
+  SecretSpec spec;
+  spec.name = "KZ_RESOLVED_SECRET";
+  spec.provider = provider;
+  spec.ref = ref;
+  spec.pos = {providers.path, 0, 0};
+  cfg.secrets.push_back(std::move(spec));
+  ResolveOptions ro;
+  ro.only = {"KZ_RESOLVED_SECRET"};
+  auto r = resolve_secrets(cfg, ro);
+  if (!r) return r.take_error();
+  return std::move(r->front().value);
 }
 
 }  // namespace kz

@@ -9,6 +9,7 @@
 
 #include "config/config.h"
 #include "kz/result.h"
+#include "kz/secret.h"
 #include "policy/bundle.h"
 #include "policy/jwt_verifier.h"
 
@@ -23,5 +24,9 @@ struct PdpState {
 // Loads and checks the bundle and its issuers' keys (jwks_file read now, jwks_url
 // fetched on first use; hs256_key_env read from the environment now).
 Result<std::shared_ptr<const PdpState>> load_pdp_state(const std::string& bundle_path);
+
+// One secret (provider, ref) from a configuration's providers, e.g. the bundle's: for
+// an allowed decision.
+Result<SecretValue> resolve_with_providers(const Config& providers, const std::string& provider, const std::string& ref);
 
 }  // namespace kz

@@ -1,0 +1,119 @@
+// kz mcp: the MCP server over stdio, for clients that spawn their servers (Claude
+// Desktop, IDE agents, the SDKs' stdio transports). With --bundle, the identity token
+// given at start (KZ_IDENTITY_TOKEN or --identity-token-file) is checked against the
+// bundle's issuers and policy decides every call; with a .keyzero.toml instead, the
+// config's [secrets] are the user's own and there is no policy beyond their hosts.
+#include <pwd.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "audit/audit_log.h"
+#include "commands/commands.h"
+#include "commands/load.h"
+#include "core/log.h"
+#include "mcp/mcp_protocol.h"
+#include "mcp/mcp_stdio.h"
+#include "run/pdp_client.h"
+#include "server/bearer_identity.h"
+#include "server/decision_log.h"
+#include "server/pdp_state.h"
+
+namespace kz {
+
+namespace {
+
+std::string user_name() {
+  if (const passwd* pw = getpwuid(getuid()); pw != nullptr) return pw->pw_name;
+  return std::to_string(getuid());
+}
+
+}  // namespace
+
+int cmd_mcp(const GlobalOptions& g, const McpOptions& o) {
+  // A client that goes away closes the pipe: writes then fail instead of killing kz
+  // before the audit log is flushed.
+  signal(SIGPIPE, SIG_IGN);
+  std::shared_ptr<const PdpState> state;
+  std::shared_ptr<const VerifiedIdentity> identity;
+  std::optional<std::int64_t> identity_exp;
+  bool enforce = true;
+  std::string audit_path = o.audit_log;
+  if (!o.bundle.empty()) {
+    auto st = load_pdp_state(o.bundle);
+    if (!st) {
+      spdlog::error("{}", st.error().message);
+      return kExitConfig;
+    }
+    state = *st;
+    auto token = identity_token(Config{}, o.identity_token_file);
+    if (!token) {
+      spdlog::error("kz mcp --bundle needs the agent's identity token: set {} or pass --identity-token-file FILE",
+                    kEnvIdentityToken);
+      return kExitConfig;
+    }
+    if (!state->verifier) {
+      spdlog::error("{}: identity: the bundle configures no issuers, so no identity can be verified", state->bundle.path);
+      return kExitConfig;
+    }
+    auto jwt = state->verifier->verify(*token);
+    wipe(*token);
+    if (!jwt) {
+      spdlog::error("identity token refused: {}: {}", jwt::to_string(jwt.reason()), jwt.error().message);
+      return kExitConfig;
+    }
+    if (jwt->claims.contains("exp") && jwt->claims["exp"].is_number_integer()) identity_exp = jwt->claims["exp"].get<std::int64_t>();
+    identity = make_identity(std::move(jwt->claims));
+  } else {
+    auto cfg = load_config_for(g);
+    if (!cfg) return kExitConfig;
+    auto st = std::make_shared<PdpState>();
+    st->bundle.path = cfg->path;
+    st->bundle.dir = cfg->dir;
+    st->bundle.secrets = cfg->secrets;
+    st->bundle.mcp = cfg->mcp;
+    st->providers = *cfg;
+    st->providers.secrets.clear();
+    if (audit_path.empty()) audit_path = cfg->audit.path;
+    state = std::move(st);
+    identity = make_identity({{"iss", "local"}, {"sub", user_name()}});
+    enforce = false;
+  }
+  if (audit_path.empty()) audit_path = default_audit_path();
+  auto audit = AuditLog::open(audit_path);
+  if (!audit) {
+    spdlog::error("{} (use --audit-log FILE)", audit.error().message);
+    return kExitConfig;
+  }
+  DecisionLog log(std::move(*audit), nullptr);
+  auto submit = [&log](nlohmann::json rec) { log.submit(std::move(rec)); };
+  mcp::TokenStore store;
+  mcp::McpTools tools(store, submit);
+  mcp::McpProtocol protocol(tools, kKzVersion, submit);
+  mcp::CallContext ctx;
+  ctx.state = state;
+  ctx.enforce_policy = enforce;
+  ctx.identity = identity;
+  ctx.transport = "stdio";
+  mcp::StdioOptions so;
+  if (identity_exp) {
+    so.identity_still_valid = [exp = *identity_exp]() -> Status {
+      if (mcp::unix_now() < exp) return ok_status();
+      return make_error(ErrorKind::Denied, "the identity token has expired: restart kz mcp with a fresh one");
+    };
+  }
+  log.submit({{"event", "mcp.start"}, {"decision", "ok"}, {"transport", "stdio"}, {"sub", identity->sub},
+              {"bundle", state->bundle.path}, {"policy", enforce}});
+  spdlog::info("kz mcp: serving MCP on stdin/stdout ({} secrets from {})", state->bundle.secrets.size(), state->bundle.path);
+  auto st = mcp::serve_stdio(protocol, ctx, STDIN_FILENO, STDOUT_FILENO, so);
+  log.submit({{"event", "mcp.stop"}, {"decision", "ok"}, {"transport", "stdio"}});
+  log.flush();
+  if (!st) {
+    spdlog::error("{}", st.error().message);
+    return kExitInternal;
+  }
+  return kExitOk;
+}
+
+}  // namespace kz

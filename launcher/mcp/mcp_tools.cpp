@@ -1,0 +1,292 @@
+#include "mcp/mcp_tools.h"
+
+#include <ctime>
+
+#include "blind/host_catalogue.h"
+#include "mcp/fetch_engine.h"
+#include "mcp/response_filter.h"
+#include "mcp/token_swap.h"
+#include "masking/encodings.h"
+#include "policy/policy_engine.h"
+
+namespace kz::mcp {
+
+namespace {
+
+using nlohmann::json;
+
+json text_result(const std::string& text, bool is_error) {
+  return {{"content", json::array({{{"type", "text"}, {"text", text}}})}, {"isError", is_error}};
+}
+
+// A successful result: the structured content, and the same as JSON text for clients
+// that only read `content`.
+json structured_result(json sc) {
+  json r = text_result(sc.dump(-1, ' ', false, json::error_handler_t::replace), false);
+  r["structuredContent"] = std::move(sc);
+  return r;
+}
+
+std::string iso_time(std::int64_t t) {
+  const std::time_t tt = static_cast<std::time_t>(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string joined(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : ", ") + s;
+  return out;
+}
+
+std::string path_only(const std::string& target) { return target.substr(0, target.find('?')); }
+
+}  // namespace
+
+McpTools::McpTools(TokenStore& store, std::function<void(json)> audit) : store_(store), audit_(std::move(audit)) {}
+
+Result<json> McpTools::call(const CallContext& ctx, std::string_view name, const json& args) {
+  if (name == "resolve") return resolve(ctx, args);
+  if (name == "fetch") return fetch(ctx, args);
+  return make_error(ErrorKind::NotFound, "unknown tool: " + std::string(name));
+}
+
+Result<json> McpTools::resolve(const CallContext& ctx, const json& args) {
+  std::string name, ref;
+  for (const auto& [k, v] : args.items()) {
+    if (k != "name" && k != "ref") return make_error(ErrorKind::Usage, "unknown argument \"" + k + "\" (resolve takes name or ref)");
+    if (!v.is_string() || v.get<std::string>().empty()) return make_error(ErrorKind::Usage, k + " must be a non-empty string");
+    (k == "name" ? name : ref) = v.get<std::string>();
+  }
+  if (name.empty() == ref.empty()) return make_error(ErrorKind::Usage, "give exactly one of name and ref");
+
+  const policy::Bundle& bundle = ctx.state->bundle;
+  json rec = {{"event", "mcp.call"}, {"tool", "resolve"}, {"transport", ctx.transport}, {"sub", ctx.identity->sub}};
+  if (!ctx.source.empty()) rec["source"] = ctx.source;
+  if (!ctx.session.empty()) rec["session"] = ctx.session;
+  auto refuse = [&](const char* decision, const std::string& reason) {
+    rec["decision"] = decision;
+    rec["reason"] = reason;
+    audit_(rec);
+    return text_result(reason, true);
+  };
+
+  const SecretSpec* spec = nullptr;
+  std::string matches;
+  for (const auto& s : bundle.secrets) {
+    if (!name.empty() ? s.name == name : s.ref == ref) {
+      if (spec == nullptr) spec = &s;
+      matches += (matches.empty() ? "" : ", ") + s.name;
+    }
+  }
+  if (spec == nullptr) {
+    rec[name.empty() ? "ref" : "secret"] = name.empty() ? ref : name;
+    return refuse("error", (name.empty() ? "no secret with ref " + ref : "no secret named " + name) + " is declared in " +
+                               bundle.path + " (secrets:)");
+  }
+  if (name.empty() && matches != spec->name)
+    return refuse("error", "several secrets have ref " + ref + " (" + matches + "): resolve one by name");
+  rec["secret"] = spec->name;
+  rec["provider"] = spec->provider;
+  rec["ref"] = spec->ref;
+
+  Binding b;
+  b.hosts = spec->hosts.empty() ? catalogue_hosts(spec->name) : spec->hosts;
+  b.methods = spec->methods;
+  b.paths = spec->paths;
+  const std::int64_t now = unix_now();
+  bool reveal = false;
+  if (ctx.enforce_policy) {
+    policy::RequestInput req;
+    req.time = now;
+    req.source = ctx.source;
+    const auto d = policy::decide(bundle, ctx.identity->value, {spec->name, spec->provider, spec->ref}, req);
+    rec["policy"] = d.policy_id;
+    rec["rule"] = d.rule_id;
+    rec["revision"] = bundle.revision;
+    if (!d.allow) return refuse("deny", "denied by policy: " + d.reason);
+    reveal = d.reveal;
+  }
+  if (b.hosts.empty() && !reveal)
+    return refuse("error", spec->name + " has no hosts it may be sent to, so a token for it could not be used: add hosts: [...] to it in " +
+                               bundle.path);
+
+  auto value = resolve_with_providers(ctx.state->providers, spec->provider, spec->ref);
+  if (!value) return refuse("error", value.error().message);
+
+  IssuedToken t;
+  t.secret = spec->name;
+  t.provider = spec->provider;
+  t.ref = spec->ref;
+  t.owner = ctx.identity->key;
+  t.binding = b;
+  t.expires_at = now + bundle.mcp.token_ttl.count();
+  t.value = std::move(*value);
+  auto minted = store_.issue(std::move(t));
+  if (!minted) return refuse("error", minted.error().message);
+
+  json sc = {{"name", spec->name},
+             {"token", minted->token},
+             {"hosts", b.hosts},
+             {"methods", b.methods},
+             {"paths", b.paths},
+             {"expires_at", iso_time(minted->issued->expires_at)},
+             {"expires_in", bundle.mcp.token_ttl.count()}};
+  if (reveal) sc["value"] = std::string(minted->issued->value.view());
+  rec["decision"] = "allow";
+  rec["token_id"] = minted->issued->token_id;
+  rec["revealed"] = reveal;
+  audit_(rec);
+  json r = structured_result(std::move(sc));
+  if (!reveal)
+    r["content"][0]["text"] = "Token for " + spec->name + ": " + minted->token + " (usable for " + joined(b.hosts) +
+                              " until " + iso_time(minted->issued->expires_at) + "). " + r["content"][0]["text"].get<std::string>();
+  return r;
+}
+
+Result<json> McpTools::fetch(const CallContext& ctx, const json& args) {
+  FetchRequest fr;
+  const McpConfig& mc = ctx.state->bundle.mcp;
+  std::chrono::milliseconds timeout = mc.fetch.timeout;
+  for (const auto& [k, v] : args.items()) {
+    if (k == "url" || k == "method" || k == "body") {
+      if (!v.is_string()) return make_error(ErrorKind::Usage, k + " must be a string");
+      (k == "url" ? fr.url : k == "method" ? fr.method : fr.body) = v.get<std::string>();
+    } else if (k == "headers") {
+      if (!v.is_object()) return make_error(ErrorKind::Usage, "headers must be an object of header names to string values");
+      for (const auto& [hn, hv] : v.items()) {
+        if (!hv.is_string()) return make_error(ErrorKind::Usage, "headers." + hn + " must be a string");
+        if (auto why = header_problem(hn, hv.get<std::string>()); !why.empty()) return make_error(ErrorKind::Usage, why);
+        fr.headers.emplace_back(hn, hv.get<std::string>());
+      }
+    } else if (k == "timeout_ms") {
+      if (!v.is_number_integer() || v.get<std::int64_t>() < 1) return make_error(ErrorKind::Usage, "timeout_ms must be a positive integer");
+      timeout = std::min(timeout, std::chrono::milliseconds(v.get<std::int64_t>()));
+    } else {
+      return make_error(ErrorKind::Usage, "unknown argument \"" + k + "\" (fetch takes url, method, headers, body, timeout_ms)");
+    }
+  }
+  if (fr.url.empty()) return make_error(ErrorKind::Usage, "url is required");
+  static const char* const kMethods[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"};
+  if (std::find(std::begin(kMethods), std::end(kMethods), fr.method) == std::end(kMethods))
+    return make_error(ErrorKind::Usage, "method must be one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
+
+  json rec = {{"event", "mcp.call"}, {"tool", "fetch"}, {"transport", ctx.transport}, {"sub", ctx.identity->sub},
+              {"method", fr.method}};
+  if (!ctx.source.empty()) rec["source"] = ctx.source;
+  if (!ctx.session.empty()) rec["session"] = ctx.session;
+  std::vector<std::shared_ptr<const IssuedToken>> used;
+  auto note_used = [&] {
+    json names = json::array(), ids = json::array();
+    for (const auto& u : used) {
+      names.push_back(u->secret);
+      ids.push_back(u->token_id);
+    }
+    rec["secrets"] = names;
+    rec["token_ids"] = ids;
+  };
+  auto refuse = [&](const char* decision, const std::string& reason) {
+    note_used();
+    rec["decision"] = decision;
+    rec["reason"] = reason;
+    audit_(rec);
+    return text_result("fetch refused: " + reason, true);
+  };
+
+  auto url = parse_https_url(fr.url);
+  if (!url) return refuse("deny", url.error().message);
+  rec["host"] = url->host;
+  rec["path"] = path_only(url->target);
+  if (!find_token_texts(fr.url).empty())
+    return refuse("deny", "tokens are swapped in headers and the body only, never in the URL (it is logged by servers and proxies)");
+
+  const std::int64_t now = unix_now();
+  const TokenCheck check = [&](const IssuedToken& t, const HopInfo& hop) -> Status {
+    if (t.owner != ctx.identity->key)
+      return make_error(ErrorKind::Denied, "the token for " + t.secret + " was issued to another identity");
+    if (!host_allowed(t.binding, hop.url.host))
+      return make_error(ErrorKind::Denied, t.secret + " may not be sent to " + hop.url.host + " (it is bound to " +
+                                               joined(t.binding.hosts) + ")");
+    if (!method_allowed(t.binding, hop.method))
+      return make_error(ErrorKind::Denied, t.secret + " may not be used with " + hop.method + " (allowed: " + joined(t.binding.methods) + ")");
+    if (!path_allowed(t.binding, hop.url.target))
+      return make_error(ErrorKind::Denied, t.secret + " may not be used for " + path_only(hop.url.target) +
+                                               " (allowed paths: " + joined(t.binding.paths) + ")");
+    if (ctx.enforce_policy) {
+      policy::RequestInput req;
+      req.time = now;
+      req.source = ctx.source;
+      req.host = hop.url.host;
+      req.method = hop.method;
+      req.path = path_only(hop.url.target);
+      const auto d = policy::decide(ctx.state->bundle, ctx.identity->value, {t.secret, t.provider, t.ref}, req);
+      if (!d.allow) return make_error(ErrorKind::Denied, "policy denies " + t.secret + " for " + hop.url.host + ": " + d.reason);
+    }
+    return ok_status();
+  };
+  const PrepareHop prepare = [&](const HopInfo& hop, const FetchRequest& r) -> Result<PreparedHop> {
+    if (hop.hop == 0) return swap_tokens(r, hop, store_, now, check, used);
+    // A redirect: followed only where every credential already sent may go.
+    for (const auto& u : used)
+      if (!host_allowed(u->binding, hop.url.host))
+        return make_error(ErrorKind::Denied, "redirect to " + hop.url.host + " refused: " + u->secret +
+                                                 " was sent on this request and is not bound to that host");
+    if (!hop.host_changed) return swap_tokens(r, hop, store_, now, check, used);
+    // Another host: credentials are not carried over.
+    if (!find_token_texts(r.body).empty())
+      return make_error(ErrorKind::Denied, "redirect to " + hop.url.host + " refused: it would resend a credential in the body to another host");
+    FetchRequest stripped = r;
+    std::erase_if(stripped.headers, [](const auto& h) {
+      if (!find_token_texts(h.second).empty()) return true;
+      const std::string& v = h.second;
+      return v.size() > 6 && (v.compare(0, 6, "Basic ") == 0 || v.compare(0, 6, "basic ") == 0);
+    });
+    return swap_tokens(stripped, hop, store_, now, check, used);
+  };
+
+  FetchOptions fo;
+  fo.addresses.allow_loopback = mc.fetch.allow_loopback;
+  fo.addresses.allow_link_local = mc.fetch.allow_link_local;
+  fo.addresses.allow_metadata = mc.fetch.allow_metadata;
+  fo.ca_file = mc.fetch.ca_file;
+  fo.timeout = timeout;
+  fo.max_body = mc.fetch.max_body;
+  fo.max_redirects = mc.fetch.max_redirects;
+  auto resp = mcp::fetch(fr, fo, prepare);
+  if (!resp) return refuse(resp.error().kind == ErrorKind::Denied || resp.error().kind == ErrorKind::Usage ? "deny" : "error",
+                           resp.error().message);
+
+  // Everything the identity holds a token for is redacted, not only what this call sent:
+  // a server may echo a credential it received earlier.
+  auto held = store_.owned_by(ctx.identity->key, now);
+  for (const auto& u : used)
+    if (std::find(held.begin(), held.end(), u) == held.end()) held.push_back(u);
+  std::string& body = resp->body.str();
+  std::size_t redacted = redact_values(body, held, resp->truncated);
+  for (auto& [k, v] : resp->headers) redacted += redact_values(v, held, false);
+  const bool text = is_text(body);
+  json sc = {{"status", resp->status},
+             {"headers", safe_headers(resp->headers)},
+             {"body", text ? body : base64_encode(body, false, true)},
+             {"body_encoding", text ? "text" : "base64"},
+             {"truncated", resp->truncated},
+             {"final_url", resp->final_url},
+             {"redirects", resp->redirects}};
+  if (redacted > 0) sc["redacted"] = redacted;
+  note_used();
+  rec["decision"] = "allow";
+  rec["status"] = resp->status;
+  rec["redirects"] = resp->redirects;
+  rec["redacted"] = redacted;
+  if (resp->redirects > 0) {
+    auto fin = parse_https_url(resp->final_url);
+    if (fin) rec["final_host"] = fin->host;
+  }
+  audit_(rec);
+  return structured_result(std::move(sc));
+}
+
+}  // namespace kz::mcp

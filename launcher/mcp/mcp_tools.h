@@ -1,0 +1,60 @@
+// The MCP tools kz offers an agent:
+//
+//   resolve {name | ref}   an opaque token for a secret (its bound hosts and expiry); the
+//                          value itself only when the deciding rule says reveal: true
+//   fetch {url, method, headers, body, timeout_ms}
+//                          kz makes the HTTPS request, swapping tokens for values where
+//                          their secrets are bound, and returns the response with any
+//                          value replaced by its token
+//
+// Every call is decided by policy (when there is a bundle) and is one audit record.
+// Transport-independent: the protocol layer (mcp_protocol.h) calls it.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "kz/result.h"
+#include "mcp/token_store.h"
+#include "server/bearer_identity.h"
+#include "server/pdp_state.h"
+
+namespace kz::mcp {
+
+// Who calls, over what, under which bundle.
+struct CallContext {
+  std::shared_ptr<const PdpState> state;       // bundle: secrets, mcp settings, policies; providers
+  bool enforce_policy = true;                  // false: kz mcp --config (no bundle; the user's own secrets)
+  std::shared_ptr<const VerifiedIdentity> identity;
+  std::string transport;                       // "stdio" | "http"
+  std::string source;                          // the client's address ("" for stdio)
+  std::string session;                         // the MCP session id ("" for stdio)
+};
+
+class McpTools {
+ public:
+  McpTools(TokenStore& store, std::function<void(nlohmann::json)> audit);
+
+  // tools/list's "tools": name, title, description, inputSchema, annotations.
+  static const nlohmann::json& definitions();
+  static bool known(std::string_view name);
+
+  // A CallToolResult ({"content": [...], "structuredContent": {...}, "isError": bool});
+  // refusals and failures are results with isError. Arguments that do not fit the
+  // tool's schema are ErrorKind::Usage naming the field (the protocol layer reports
+  // them as the negotiated version wants).
+  Result<nlohmann::json> call(const CallContext& ctx, std::string_view name, const nlohmann::json& args);
+
+ private:
+  Result<nlohmann::json> resolve(const CallContext& ctx, const nlohmann::json& args);
+  Result<nlohmann::json> fetch(const CallContext& ctx, const nlohmann::json& args);
+
+  TokenStore& store_;
+  std::function<void(nlohmann::json)> audit_;
+};
+
+}  // namespace kz::mcp

@@ -1,0 +1,46 @@
+// The tools' descriptions and input schemas (what tools/list shows the model).
+#include "mcp/mcp_tools.h"
+
+namespace kz::mcp {
+
+const nlohmann::json& McpTools::definitions() {
+  static const nlohmann::json tools = nlohmann::json::parse(R"json([
+  {
+    "name": "resolve",
+    "title": "Resolve a secret to a token",
+    "description": "Get an opaque token (KZ_TOK_...) that stands for a secret. Put the token where the credential goes in a fetch call (a header such as Authorization: Bearer <token>, a Basic credential, or the body): kz swaps it for the real value when the request goes to one of the hosts the secret is bound to. The result lists those hosts and when the token expires. The secret's value is never returned unless policy allows revealing it.",
+    "inputSchema": {
+      "type": "object",
+      "properties": {
+        "name": {"type": "string", "description": "The secret's name, e.g. GITHUB_TOKEN"},
+        "ref": {"type": "string", "description": "Or the secret's provider reference, e.g. secret/data/prod/db#password"}
+      },
+      "additionalProperties": false
+    },
+    "annotations": {"readOnlyHint": true, "openWorldHint": false}
+  },
+  {
+    "name": "fetch",
+    "title": "Make an authenticated HTTPS request",
+    "description": "kz makes an HTTPS request for you. Tokens from resolve in headers or body are replaced by the real credential, only for hosts the secret is bound to. Redirects are followed only to bound hosts. Returns the status, a safe subset of response headers and the body (text, or base64 for binary; capped, with truncation marked). Any credential value echoed in the response is replaced by its token.",
+    "inputSchema": {
+      "type": "object",
+      "properties": {
+        "url": {"type": "string", "description": "An https:// URL"},
+        "method": {"type": "string", "description": "HTTP method (default GET)", "enum": ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]},
+        "headers": {"type": "object", "description": "Request headers", "additionalProperties": {"type": "string"}},
+        "body": {"type": "string", "description": "Request body (text)"},
+        "timeout_ms": {"type": "integer", "minimum": 1, "description": "Timeout for the whole request, redirects included"}
+      },
+      "required": ["url"],
+      "additionalProperties": false
+    },
+    "annotations": {"readOnlyHint": false, "destructiveHint": true, "openWorldHint": true}
+  }
+])json");
+  return tools;
+}
+
+bool McpTools::known(std::string_view name) { return name == "resolve" || name == "fetch"; }
+
+}  // namespace kz::mcp

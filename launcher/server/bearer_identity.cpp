@@ -1,0 +1,48 @@
+#include "server/bearer_identity.h"
+
+#include <algorithm>
+
+namespace kz {
+
+std::shared_ptr<const VerifiedIdentity> make_identity(nlohmann::json claims) {
+  auto id = std::make_shared<VerifiedIdentity>();
+  auto str = [&](const char* k) {
+    return claims.contains(k) && claims[k].is_string() ? claims[k].get<std::string>() : std::string();
+  };
+  id->sub = str("sub");
+  id->key = str("iss") + " " + id->sub;
+  id->value = cel::from_json(claims);
+  id->claims = std::move(claims);
+  return id;
+}
+
+Result<std::shared_ptr<const VerifiedIdentity>> BearerIdentities::verify(const std::shared_ptr<const PdpState>& st,
+                                                                         std::string_view authorization,
+                                                                         std::int64_t now) {
+  constexpr std::string_view kBearer = "Bearer ";
+  if (authorization.substr(0, kBearer.size()) != kBearer)
+    return make_error(ErrorKind::Denied, "an Authorization: Bearer <JWT> header is required");
+  if (!st->verifier) return make_error(ErrorKind::Denied, "this bundle configures no identity issuers");
+  const std::string token(authorization.substr(kBearer.size()));
+  {
+    std::lock_guard lock(mu_);
+    auto it = cache_.find(token);
+    if (it != cache_.end()) {
+      if (it->second.until > now && it->second.state.lock() == st) return it->second.id;
+      cache_.erase(it);
+    }
+  }
+  auto jwt = st->verifier->verify(token, now);
+  if (!jwt) return make_error(ErrorKind::Denied, std::string(jwt::to_string(jwt.reason())) + ": " + jwt.error().message);
+  std::int64_t until = now + 60;
+  if (jwt->claims.contains("exp") && jwt->claims["exp"].is_number_integer())
+    until = std::min(until, jwt->claims["exp"].get<std::int64_t>());
+  auto id = make_identity(std::move(jwt->claims));
+  constexpr std::size_t kMaxEntries = 10000;
+  std::lock_guard lock(mu_);
+  if (cache_.size() >= kMaxEntries) cache_.clear();   // crude, bounded, and rare
+  cache_[token] = {id, st, until};
+  return id;
+}
+
+}  // namespace kz

@@ -1,0 +1,52 @@
+// Who is calling: the verified claims of an `Authorization: Bearer <JWT>` header, for the
+// PDP's API and the MCP endpoint alike.
+//
+// Verified claims are cached: an agent shows the same token on every request, and an
+// RS256 verification costs more than the rest of a decision. An entry lives until the
+// token's exp or a minute, whichever is first, and only counts for the state (bundle:
+// issuers and keys) that verified it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include <nlohmann/json.hpp>
+
+#include "kz/result.h"
+#include "policy/cel.h"
+#include "server/pdp_state.h"
+
+namespace kz {
+
+struct VerifiedIdentity {
+  nlohmann::json claims;
+  cel::Value value;     // the claims as CEL's `identity`, converted once
+  std::string key;      // "iss sub": who owns what this identity is given (MCP tokens)
+  std::string sub;
+};
+
+// The claims as an identity (for an identity token checked once, e.g. kz mcp over stdio).
+std::shared_ptr<const VerifiedIdentity> make_identity(nlohmann::json claims);
+
+class BearerIdentities {
+ public:
+  // ErrorKind::Denied with the reason (never the token) when the header is missing or
+  // the token does not verify against `st`'s issuers.
+  Result<std::shared_ptr<const VerifiedIdentity>> verify(const std::shared_ptr<const PdpState>& st,
+                                                         std::string_view authorization, std::int64_t now);
+
+ private:
+  struct Cached {
+    std::shared_ptr<const VerifiedIdentity> id;
+    std::weak_ptr<const PdpState> state;   // (not a raw pointer: addresses are reused)
+    std::int64_t until = 0;
+  };
+  std::mutex mu_;
+  std::unordered_map<std::string, Cached> cache_;
+};
+
+}  // namespace kz
