@@ -9,8 +9,6 @@
 // the blind-mode rules for that hop's host, or refuses the hop.
 #pragma once
 
-#include <sys/socket.h>
-
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -21,22 +19,9 @@
 
 #include "kz/result.h"
 #include "kz/wipe.h"
+#include "mcp/address_guard.h"
 
 namespace kz::mcp {
-
-// Which of the normally refused address classes a configuration allows.
-struct AddressPolicy {
-  bool allow_loopback = false;     // 127.0.0.0/8, ::1 (tests)
-  bool allow_link_local = false;   // 169.254.0.0/16, fe80::/10 (metadata excepted)
-  bool allow_metadata = false;     // 169.254.169.254, fd00:ec2::254, and their mapped forms
-};
-
-// "" when connecting to `sa` is allowed, else a sentence saying why not, naming the
-// address and its class ("169.254.169.254 is a cloud metadata address"). IPv4-mapped
-// (::ffff:a.b.c.d), IPv4-compatible (::a.b.c.d) and NAT64 (64:ff9b::/96) IPv6 forms are
-// judged as the IPv4 address they carry. The unspecified addresses (0.0.0.0/8, ::)
-// count as loopback (they reach the local host).
-std::string address_refusal(const sockaddr* sa, socklen_t len, const AddressPolicy& p);
 
 struct HttpsUrl {
   std::string url;          // as normalised by libcurl's URL parser
@@ -101,6 +86,11 @@ struct FetchResponse {
 // address guard refused the destination; too many redirects), Tls (the peer could not be
 // verified), Timeout, Network; and whatever PrepareHop returned. Never a secret value in
 // a message. Proxy environment variables are ignored: kz talks to the host directly.
+// Framing is libcurl's: Content-Length, Transfer-Encoding and Expect headers from
+// PrepareHop are not sent, and a header name that is not a token or a value with CR, LF
+// or NUL is a Usage error (naming the header, never its value). When a redirect drops the
+// body, the headers describing it (Content-Type, Content-Length, ...) go too. A failed
+// hop on which the guard refused an address reports that refusal (Denied).
 Result<FetchResponse> fetch(const FetchRequest& req, const FetchOptions& opts, const PrepareHop& prepare);
 
 }  // namespace kz::mcp

@@ -1,51 +1,14 @@
 #include "kz/providers/http_client.h"
 
-#include <curl/curl.h>
-#include <dlfcn.h>
+#include "kz/providers/curl_api.h"
 
 #include <algorithm>
 #include <cctype>
 #include <memory>
-#include <mutex>
 
 namespace kz {
 
 namespace {
-
-// libcurl and the ~30 libraries it pulls in cost more start-up time than the rest of kz
-// together, and only the HTTP providers need them: load it on first use.
-struct Curl {
-  decltype(&curl_global_init) global_init = nullptr;
-  decltype(&curl_easy_init) easy_init = nullptr;
-  decltype(&curl_easy_cleanup) easy_cleanup = nullptr;
-  decltype(&curl_easy_setopt) easy_setopt = nullptr;
-  decltype(&curl_easy_perform) easy_perform = nullptr;
-  decltype(&curl_easy_getinfo) easy_getinfo = nullptr;
-  decltype(&curl_easy_strerror) easy_strerror = nullptr;
-  decltype(&curl_slist_append) slist_append = nullptr;
-  decltype(&curl_slist_free_all) slist_free_all = nullptr;
-  bool ok = false;
-};
-
-const Curl& curl_api() {
-  static Curl api;
-  static std::once_flag once;
-  std::call_once(once, [] {
-    void* h = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
-    if (h == nullptr) return;
-    auto sym = [h](auto& fn, const char* name) {
-      fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(dlsym(h, name));
-      return fn != nullptr;
-    };
-    api.ok = sym(api.global_init, "curl_global_init") && sym(api.easy_init, "curl_easy_init") &&
-             sym(api.easy_cleanup, "curl_easy_cleanup") && sym(api.easy_setopt, "curl_easy_setopt") &&
-             sym(api.easy_perform, "curl_easy_perform") && sym(api.easy_getinfo, "curl_easy_getinfo") &&
-             sym(api.easy_strerror, "curl_easy_strerror") && sym(api.slist_append, "curl_slist_append") &&
-             sym(api.slist_free_all, "curl_slist_free_all");
-    if (api.ok) api.global_init(CURL_GLOBAL_DEFAULT);
-  });
-  return api;
-}
 
 size_t on_body(char* p, size_t size, size_t n, void* user) {
   auto* out = static_cast<ScrubbedString*>(user);
@@ -89,7 +52,7 @@ struct SlistDeleter { void operator()(curl_slist* l) const { curl_api().slist_fr
 }  // namespace
 
 Result<HttpResponse> http_send(HttpRequest req, const std::string& what) {
-  const Curl& api = curl_api();
+  const CurlApi& api = curl_api();
   if (!api.ok) return make_error(ErrorKind::Internal, what + ": cannot load libcurl.so.4 (install libcurl4)");
   std::unique_ptr<CURL, CurlDeleter> curl(api.easy_init());
   if (!curl) return make_error(ErrorKind::Internal, what + ": cannot initialise libcurl");

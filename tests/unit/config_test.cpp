@@ -128,6 +128,28 @@ TEST(Config, AuditSinks) {
   }
 }
 
+TEST(Config, McpSection) {
+  auto c = parse_config(
+      "[mcp]\ntoken_ttl = \"90s\"\nallowed_hosts = [\"mcp.internal\"]\n"
+      "[mcp.fetch]\nallow_addresses = [\"loopback\"]\nca_file = \"ca.pem\"\nmax_body = 2048\ntimeout = \"2s\"\n",
+      "/x/.keyzero.toml");
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->mcp.token_ttl, std::chrono::seconds(90));
+  EXPECT_EQ(c->mcp.allowed_hosts, std::vector<std::string>{"mcp.internal"});
+  EXPECT_TRUE(c->mcp.fetch.allow_loopback);
+  EXPECT_FALSE(c->mcp.fetch.allow_metadata);
+  EXPECT_EQ(c->mcp.fetch.ca_file, "/x/ca.pem");
+  EXPECT_EQ(c->mcp.fetch.max_body, 2048u);
+  EXPECT_EQ(c->mcp.fetch.timeout, std::chrono::seconds(2));
+  auto bad = parse_config("[mcp.fetch]\nmax_redirects = 99\n", "/x/.keyzero.toml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_TRUE(contains(bad.error().message, "/x/.keyzero.toml:2:")) << bad.error().message;
+  EXPECT_TRUE(contains(bad.error().message, "mcp.fetch.max_redirects must be an integer between 0 and 20"));
+  auto unknown = parse_config("[mcp]\nport = 1\n", "/x/.keyzero.toml");
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_TRUE(contains(unknown.error().message, "known: token_ttl, allowed_hosts, fetch")) << unknown.error().message;
+}
+
 TEST(Config, ProviderTimeouts) {
   auto c = parse_config("[providers.exec]\ntimeout = \"250ms\"\n[providers.env]\ntimeout = 3\n", "/x/c.toml");
   ASSERT_TRUE(c.ok()) << c.error().message;

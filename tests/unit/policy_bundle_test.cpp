@@ -89,4 +89,55 @@ TEST(PolicyBundle, ErrorsCarryLineAndColumn) {
 }
 
 }  // namespace
+TEST(PolicyBundle, SecretsAndMcpSettings) {
+  auto b = parse_bundle(R"Y(
+policies:
+- match: "**"
+  rules:
+  - cel: "true"
+    effect: allow
+    reveal: true
+secrets:
+  GITHUB_TOKEN: { provider: env, ref: GH, hosts: [api.github.com, "*.githubusercontent.com"], methods: [GET], paths: [/repos/] }
+mcp:
+  token_ttl: 5m
+  allowed_hosts: [mcp.internal]
+  fetch: { allow_addresses: [loopback, metadata], ca_file: ./ca.pem, max_body: 4096, timeout: 3s, max_redirects: 2 }
+)Y",
+                        "/etc/kz/bundle.yaml");
+  ASSERT_TRUE(b) << b.error().message;
+  ASSERT_EQ(b->secrets.size(), 1u);
+  EXPECT_EQ(b->secrets[0].name, "GITHUB_TOKEN");
+  EXPECT_EQ(b->secrets[0].hosts.size(), 2u);
+  EXPECT_EQ(b->secrets[0].methods, std::vector<std::string>{"GET"});
+  EXPECT_EQ(b->mcp.token_ttl, std::chrono::seconds(300));
+  EXPECT_EQ(b->mcp.allowed_hosts, std::vector<std::string>{"mcp.internal"});
+  EXPECT_TRUE(b->mcp.fetch.allow_loopback);
+  EXPECT_FALSE(b->mcp.fetch.allow_link_local);
+  EXPECT_TRUE(b->mcp.fetch.allow_metadata);
+  EXPECT_EQ(b->mcp.fetch.ca_file, "/etc/kz/ca.pem");
+  EXPECT_EQ(b->mcp.fetch.max_body, 4096u);
+  EXPECT_EQ(b->mcp.fetch.timeout, std::chrono::seconds(3));
+  EXPECT_EQ(b->mcp.fetch.max_redirects, 2);
+  EXPECT_TRUE(b->policies[0].rules[0].reveal);
+}
+
+TEST(PolicyBundle, SecretAndMcpErrors) {
+  const std::string head = "policies: []\n";
+  EXPECT_NE(error_of(head + "secrets:\n  X: { provider: nope, ref: a }\n").find("secrets.X.provider: unknown provider"),
+            std::string::npos);
+  EXPECT_NE(error_of(head + "secrets:\n  X: { provider: env }\n").find("secrets.X needs provider and ref"), std::string::npos);
+  EXPECT_NE(error_of(head + "secrets:\n  X: { provider: env, ref: a, hosts: [\"*\"] }\n").find("secrets.X.hosts"),
+            std::string::npos);
+  EXPECT_NE(error_of(head + "secrets:\n  X: { provider: env, ref: a, methods: [get] }\n").find("upper-case"),
+            std::string::npos);
+  EXPECT_NE(error_of(head + "mcp:\n  fetch:\n    allow_addresses: [intranet]\n").find("mcp.fetch.allow_addresses"),
+            std::string::npos);
+  const std::string unknown = error_of(head + "mcp:\n  fetch:\n    retries: 3\n");
+  EXPECT_NE(unknown.find("/etc/kz/bundle.yaml:4:"), std::string::npos) << unknown;
+  EXPECT_NE(unknown.find("known: allow_addresses, ca_file, max_body, timeout, max_redirects"), std::string::npos) << unknown;
+  EXPECT_NE(error_of(head + "mcp:\n  token_ttl: 2d\n").find("mcp.token_ttl must be a duration"), std::string::npos);
+  EXPECT_NE(error_of(head + "mcp:\n  fetch: { max_body: 12 }\n").find("mcp.fetch.max_body"), std::string::npos);
+}
+
 }  // namespace kz::policy
