@@ -261,9 +261,11 @@ Result<json> McpTools::fetch(const CallContext& ctx, const json& args) {
 
   // Everything the identity holds a token for is redacted, not only what this call sent:
   // a server may echo a credential it received earlier.
-  auto held = store_.owned_by(ctx.identity->key, now);
-  for (const auto& u : used)
-    if (std::find(held.begin(), held.end(), u) == held.end()) held.push_back(u);
+  // The tokens this call used come first: an identity may hold several tokens for one
+  // value, and the agent should see back the one it sent.
+  std::vector<std::shared_ptr<const IssuedToken>> held = used;
+  for (auto& t : store_.owned_by(ctx.identity->key, now))
+    if (std::find(held.begin(), held.end(), t) == held.end()) held.push_back(std::move(t));
   std::string& body = resp->body.str();
   std::size_t redacted = redact_values(body, held, resp->truncated);
   for (auto& [k, v] : resp->headers) redacted += redact_values(v, held, false);

@@ -5,6 +5,7 @@
 #include "server/http_server.h"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cctype>
 #include <chrono>
@@ -112,6 +113,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       HttpReply r = sh_->opts.too_large ? sh_->opts.too_large(target)
                                         : HttpReply{413, "application/json", R"({"error":"request too large"})", {}};
       keep_alive_ = false;
+      drain_ = true;
       send(std::move(r));
       return;
     }
@@ -150,10 +152,23 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     http::async_write(stream_, *reply_, [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
       if (ec || !self->reply_->keep_alive()) {
         self->close();
+        if (!ec && self->drain_) self->drain();
         return;
       }
       self->read();
     });
+  }
+
+  // After refusing an oversized request, read and discard what the client is still
+  // sending (up to a bound, for a few seconds) before closing: closing a socket with
+  // unread data sends a reset, and the client would see that instead of the 413.
+  void drain() {
+    beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(5));
+    beast::get_lowest_layer(stream_).async_read_some(
+        asio::buffer(scratch_), [self = this->shared_from_this()](beast::error_code ec, std::size_t n) {
+          self->drained_ += n;
+          if (!ec && self->drained_ < (64u << 20)) self->drain();
+        });
   }
 
   void close() {
@@ -169,6 +184,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   std::optional<http::response<http::string_body>> reply_;
   unsigned version_ = 11;
   bool keep_alive_ = false;
+  bool drain_ = false;
+  std::size_t drained_ = 0;
+  std::array<char, 16384> scratch_{};
 };
 
 class BeastServer final : public HttpServer {
