@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <random>
+
 #include "policy/bundle.h"
 
 namespace kz::mcp {
@@ -157,6 +159,43 @@ TEST_F(Protocol, ResolveUnderPolicy) {
   EXPECT_EQ(audit.back()["decision"], "deny");
   EXPECT_EQ(audit.back()["sub"], "x");
   for (const auto& a : audit) EXPECT_EQ(a.dump().find("unit-VALUE"), std::string::npos) << a.dump();
+}
+
+// Mutated messages (a fixed seed, so a failure reproduces): every one gets no reply or
+// a well-formed JSON-RPC reply, and nothing crashes (this runs under ASan and UBSan).
+TEST_F(Protocol, MutatedMessagesGetWellFormedAnswers) {
+  init("2025-11-25");
+  const std::vector<std::string> seeds = {
+      R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"resolve","arguments":{"name":"KEY"}}})",
+      R"({"jsonrpc":"2.0","id":"a","method":"tools/call","params":{"name":"fetch","arguments":{"url":"https://x/","headers":{"A":"b"}}}})",
+      R"({"jsonrpc":"2.0","id":2,"method":"initialize","params":{"protocolVersion":"2025-06-18"}})",
+      R"({"jsonrpc":"2.0","method":"notifications/initialized"})",
+      R"({"jsonrpc":"2.0","id":3,"method":"logging/setLevel","params":{"level":"info"}})"};
+  std::mt19937 rng(20261126);
+  const std::string alphabet = "{}[]\":,0123456789-.eE truefalsnul\\u00\x01\xff";
+  for (int i = 0; i < 3000; ++i) {
+    std::string m = seeds[rng() % seeds.size()];
+    const int edits = 1 + static_cast<int>(rng() % 4);
+    for (int e = 0; e < edits && !m.empty(); ++e) {
+      const std::size_t at = rng() % m.size();
+      switch (rng() % 3) {
+        case 0: m[at] = alphabet[rng() % alphabet.size()]; break;
+        case 1: m.erase(at, 1 + rng() % 8); break;
+        default: m.insert(at, 1, alphabet[rng() % alphabet.size()]); break;
+      }
+    }
+    // Fetch would go to the network: turn it into resolve, which stays local.
+    for (std::size_t p; (p = m.find("fetch")) != std::string::npos;) m.replace(p, 5, "resolv");
+    SessionState fresh = s;
+    auto r = protocol.handle_text(m, fresh, ctx);
+    if (!r) continue;
+    ASSERT_TRUE(r->is_object()) << m;
+    EXPECT_EQ((*r)["jsonrpc"], "2.0") << m;
+    EXPECT_NE(r->contains("result"), r->contains("error")) << m;
+    if (r->contains("error")) {
+      EXPECT_TRUE((*r)["error"]["code"].is_number_integer()) << m;
+    }
+  }
 }
 
 }  // namespace
