@@ -329,11 +329,22 @@ Result<AuditSummary> summarize_audit_file(const std::string& path) {
       s.by_host[text("host")] += n;
       s.by_exe[text("exe")] += n;
     }
+    if (ev == "mcp.call" && decision == "allow" && text("tool") == "fetch" && j.contains("secrets") &&
+        j["secrets"].is_array()) {
+      // A fetch made by kz for an MCP agent: one use of each secret it swapped in.
+      for (const auto& name : j["secrets"]) {
+        if (!name.is_string()) continue;
+        ++s.by_secret[name.get<std::string>()];
+        ++s.by_host[text("host")];
+        ++s.by_exe["kz (MCP fetch for " + text("sub") + ")"];
+      }
+    }
+    if (ev == "mcp.call" && decision == "allow" && text("tool") == "resolve") ++s.resolved[text("secret")];
     if (ev == "leak") ++s.leaks;
     if (ev == "exfil") ++s.exfil;
     if (decision == "refuse" || decision == "deny" || decision == "error" || ev == "leak" || ev == "exfil") {
       std::string line = text("ts") + " " + ev;
-      for (const char* k : {"secret", "host", "exe"})
+      for (const char* k : {"secret", "host", "exe", "sub", "tool"})
         if (!text(k).empty()) line += std::string(" ") + k + "=" + text(k);
       if (j.contains("pid") && j["pid"].is_number()) line += " pid=" + std::to_string(j["pid"].get<long>());
       line += ": " + text("reason");

@@ -260,6 +260,12 @@ class McpTest(KzTestCase):
             self.assertNoSecret(f.read(), VALUE, "stdio audit log")
         with open(stderr) as f:
             self.assertNoSecret(f.read(), VALUE, "kz mcp stderr")
+        summary = subprocess.run([KZ, "audit", "summary", audit], capture_output=True, text=True, timeout=30)
+        self.assertEqual(summary.returncode, 0, summary.stderr)
+        self.assertRegex(summary.stdout, r"uses per secret.*\n\s+DEMO_KEY\s+1\n")
+        self.assertIn("kz (MCP fetch for agent-1)", summary.stdout)
+        verify = subprocess.run([KZ, "audit", "verify", audit], capture_output=True, text=True, timeout=30)
+        self.assertEqual(verify.returncode, 0, verify.stdout + verify.stderr)
 
     # -- resolve --------------------------------------------------------------------------
 
