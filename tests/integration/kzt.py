@@ -7,7 +7,9 @@ could have written.
 import base64
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import unittest
@@ -131,6 +133,35 @@ class ServerProcess:
         for f in (self.proc.stdout, self.proc.stderr):
             if f:
                 f.close()
+
+
+class KzServer:
+    """`kz server start --bundle BUNDLE --listen 127.0.0.1:0 ARGS...`: url is what it says
+    it listens on (its first stdout line); stop() sends SIGTERM, waits, and returns its
+    stderr."""
+
+    def __init__(self, bundle, *args, env=None):
+        self.proc = subprocess.Popen([KZ, "server", "start", "--bundle", bundle, "--listen", "127.0.0.1:0", *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        line = self.proc.stdout.readline()
+        m = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
+        if not m:
+            self.proc.kill()
+            raise RuntimeError("kz server did not start: %r %s" % (line, self.proc.stderr.read()))
+        self.url = m.group(1)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=20)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            err = self.proc.stderr.read()
+            self.proc.stdout.close()
+            self.proc.stderr.close()
+        return err
 
 
 def read_jsonl(path):

@@ -8,9 +8,7 @@ client received) never holds the value; the API does; every call is audited.
 """
 import json
 import os
-import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -21,7 +19,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
-from kzt import KZ, SRC, KzTestCase, ServerProcess, encodings, make_test_ca, read_jsonl  # noqa: E402
+from kzt import KZ, SRC, KzServer, KzTestCase, ServerProcess, encodings, make_test_ca, read_jsonl  # noqa: E402
 import mint_jwt  # noqa: E402
 
 VALUE = "mcp-demo-VALUE-5d2f9e0c7a41b3"
@@ -84,15 +82,8 @@ class McpTest(KzTestCase):
         cls.strict_bundle = cls.write_bundle("strict.yaml", "max_redirects: 5")
         cls.audit_log = os.path.join(cls.dir, "audit.jsonl")
         cls.server_env = dict(os.environ, KZ_MCP_DEMO_VALUE=VALUE, KZ_MCP_REVEAL_VALUE=REVEAL_VALUE)
-        cls.server = subprocess.Popen([KZ, "server", "start", "--bundle", cls.bundle, "--listen", "127.0.0.1:0", "--mcp",
-                                       "--audit-log", cls.audit_log],
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cls.server_env)
-        line = cls.server.stdout.readline()
-        m = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
-        if not m:
-            cls.server.kill()
-            raise RuntimeError("kz server did not start: %r %s" % (line, cls.server.stderr.read()))
-        cls.url = m.group(1) + "/mcp"
+        cls.server = KzServer(cls.bundle, "--mcp", "--audit-log", cls.audit_log, env=cls.server_env)
+        cls.url = cls.server.url + "/mcp"
         now = int(time.time())
         base = {"iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 900}
         cls.agent = mint_jwt.token(cls.dir, dict(base, sub="agent-1", service="agent"))
@@ -110,15 +101,9 @@ class McpTest(KzTestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.server.send_signal(signal.SIGTERM)
         try:
-            cls.server.wait(timeout=20)
+            cls.server.stop()
         finally:
-            if cls.server.poll() is None:
-                cls.server.kill()
-            cls.server_stderr = cls.server.stderr.read()
-            cls.server.stdout.close()
-            cls.server.stderr.close()
             for s in (cls.api, cls.target, cls.rogue, cls.plain):
                 s.stop()
             shutil.rmtree(cls.dir, True)

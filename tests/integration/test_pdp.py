@@ -19,7 +19,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
-from kzt import KZ, KzTestCase, ServerProcess, make_test_ca, read_jsonl  # noqa: E402
+from kzt import KZ, KzServer, KzTestCase, ServerProcess, make_test_ca, read_jsonl  # noqa: E402
 import mint_jwt  # noqa: E402
 
 PROD_VALUE = "prod-db-VALUE-7c1e9a0b55d3"
@@ -69,15 +69,9 @@ class PdpTest(KzTestCase):
         with open(cls.bundle, "w") as f:
             f.write(cls.good_bundle)
         cls.decisions = os.path.join(cls.pdir, "decisions.jsonl")
-        cls.pdp = subprocess.Popen([KZ, "server", "start", "--bundle", cls.bundle, "--listen", "127.0.0.1:0",
-                                    "--audit-log", cls.decisions],
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        line = cls.pdp.stdout.readline()
-        m = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
-        if not m:
-            cls.pdp.kill()
-            raise RuntimeError("the PDP did not start: %r %s" % (line, cls.pdp.stderr.read()))
-        cls.url = m.group(1)
+        cls.server = KzServer(cls.bundle, "--audit-log", cls.decisions)
+        cls.pdp = cls.server.proc
+        cls.url = cls.server.url
         now = int(time.time())
         base = {"iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 600}
         cls.pipeline = mint_jwt.token(cls.pdir, dict(base, sub="pipeline-1", service="data-pipeline-agent", env="prod"))
@@ -85,14 +79,9 @@ class PdpTest(KzTestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.pdp.send_signal(signal.SIGTERM)
         try:
-            cls.pdp.wait(timeout=20)
+            cls.server.stop()
         finally:
-            if cls.pdp.poll() is None:
-                cls.pdp.kill()
-            cls.pdp.stdout.close()
-            cls.pdp.stderr.close()
             cls.vault.stop()
             shutil.rmtree(cls.pdir, True)
 
