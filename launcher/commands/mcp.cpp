@@ -106,6 +106,9 @@ int cmd_mcp(const GlobalOptions& g, const McpOptions& o) {
   log.submit({{"event", "mcp.start"}, {"decision", "ok"}, {"transport", "stdio"}, {"sub", identity->sub},
               {"bundle", state->bundle.path}, {"policy", enforce}});
   spdlog::info("kz mcp: serving MCP on stdin/stdout ({} secrets from {})", state->bundle.secrets.size(), state->bundle.path);
+  if (isatty(STDIN_FILENO))
+    std::fprintf(stderr, "kz mcp: waiting for an MCP client's JSON-RPC on stdin (an MCP client starts kz mcp "
+                         "itself: see kz mcp --help); Ctrl-D ends\n");
   auto st = mcp::serve_stdio(protocol, ctx, STDIN_FILENO, STDOUT_FILENO, so);
   log.submit({{"event", "mcp.stop"}, {"decision", "ok"}, {"transport", "stdio"}});
   log.flush();
