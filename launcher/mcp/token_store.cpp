@@ -40,6 +40,11 @@ Result<Minted> TokenStore::issue(IssuedToken t) {
   std::lock_guard lock(mu_);
   if (by_hash_.size() >= max_live_)
     return make_error(ErrorKind::Denied, "too many live tokens (" + std::to_string(max_live_) + "); try again when some expire");
+  std::size_t owned = 0;
+  for (const auto& [h, e] : by_hash_) owned += e->owner == entry->owner;
+  if (owned >= max_per_owner_)
+    return make_error(ErrorKind::Denied, "this identity holds " + std::to_string(owned) +
+                                             " live tokens already; reuse one (they stay valid until they expire)");
   by_hash_[sha256_hex(text)] = entry;
   return Minted{text, std::move(entry)};
 }

@@ -38,9 +38,12 @@ struct Minted {
 
 class TokenStore {
  public:
-  explicit TokenStore(std::size_t max_live = 100000) : max_live_(max_live) {}
+  explicit TokenStore(std::size_t max_live = 100000, std::size_t max_per_owner = 1000)
+      : max_live_(max_live), max_per_owner_(max_per_owner) {}
 
-  // Mints a token for `value`. Fails when the store holds max_live unexpired tokens.
+  // Mints a token for `value`. Fails when the store holds max_live unexpired tokens, or
+  // the owner max_per_owner (one agent calling resolve in a loop must not crowd out the
+  // others).
   Result<Minted> issue(IssuedToken t);
   // The token's entry, or null when unknown or expired.
   std::shared_ptr<const IssuedToken> find(std::string_view token, std::int64_t now) const;
@@ -50,7 +53,7 @@ class TokenStore {
   void expire(std::int64_t now);
 
  private:
-  std::size_t max_live_;
+  std::size_t max_live_, max_per_owner_;
   mutable std::mutex mu_;
   std::unordered_map<std::string, std::shared_ptr<const IssuedToken>> by_hash_;
 };

@@ -332,6 +332,8 @@ class McpTest(KzTestCase):
         self.assertGreaterEqual(sc.get("redacted", 0), 1, sc)
         for form in encodings(VALUE).values():
             self.assertNotIn(form, json.dumps(r))
+        self.wait_audit(lambda x: x.get("tool") == "fetch" and x.get("decision") == "allow"
+                        and x.get("redacted", 0) >= 1 and x.get("path") == "/echo", "redacted echo")
 
     def test_cookies_and_auth_headers_are_not_returned(self):
         r = self.call("fetch", {"url": self.api_url("/set-cookie", server=self.target)})

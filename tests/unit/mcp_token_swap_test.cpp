@@ -89,6 +89,23 @@ TEST_F(Fixture, UnknownExpiredAndRefusedTokensStopTheFetch) {
   EXPECT_TRUE(store.owned_by("someone else", unix_now()).empty());
 }
 
+TEST(TokenStoreLimits, PerOwnerCap) {
+  TokenStore store(100, 2);
+  auto issue = [&](const char* owner) {
+    IssuedToken t;
+    t.owner = owner;
+    t.value = SecretValue::from("v");
+    t.expires_at = unix_now() + 60;
+    return store.issue(std::move(t));
+  };
+  EXPECT_TRUE(issue("a"));
+  EXPECT_TRUE(issue("a"));
+  auto third = issue("a");
+  ASSERT_FALSE(third);
+  EXPECT_NE(third.error().message.find("live tokens already"), std::string::npos);
+  EXPECT_TRUE(issue("b"));   // another identity is not crowded out
+}
+
 TEST(TokenTexts, FindsEveryRun) {
   const auto runs = find_token_texts("a KZ_TOK_abc1, KZ_TOK_ KZ_TOK_Z9\"");
   ASSERT_EQ(runs.size(), 2u);
