@@ -6,6 +6,7 @@
 #include <cctype>
 #include <cstdlib>
 #include <memory>
+#include <mutex>
 
 #include "kz/providers/curl_api.h"
 
@@ -194,6 +195,27 @@ size_t on_header(char* p, size_t size, size_t n, void* user) {
   return len;
 }
 
+// One share handle for every fetch of the process: DNS answers and TLS sessions are
+// reused between calls, so a second fetch to a host resumes its TLS session instead of a
+// full handshake. Connections are not shared: each hop opens its own, through the
+// address guard. Never cleaned up (it lives as long as the process).
+CURLSH* fetch_share() {
+  static CURLSH* share = [] {
+    const CurlApi& api = curl_api();
+    CURLSH* sh = api.share_init();
+    if (sh == nullptr) return sh;
+    static std::mutex locks[CURL_LOCK_DATA_LAST];
+    auto lock = +[](CURL*, curl_lock_data data, curl_lock_access, void*) { locks[data].lock(); };
+    auto unlock = +[](CURL*, curl_lock_data data, void*) { locks[data].unlock(); };
+    api.share_setopt(sh, CURLSHOPT_LOCKFUNC, lock);
+    api.share_setopt(sh, CURLSHOPT_UNLOCKFUNC, unlock);
+    api.share_setopt(sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    api.share_setopt(sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+    return sh;
+  }();
+  return share;
+}
+
 struct HopResult {
   long status = 0;
   std::string location;   // the absolute redirect target, "" when none
@@ -252,6 +274,7 @@ Result<HopResult> perform_hop(const HttpsUrl& url, const std::string& method, co
       api.easy_setopt(c, CURLOPT_OPENSOCKETDATA, &st) == CURLE_OK &&
       api.easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(remaining.count())) == CURLE_OK;
   if (!guarded) return make_error(ErrorKind::Internal, "fetch: this libcurl lacks an option kz needs (7.85 or later)");
+  if (CURLSH* sh = fetch_share(); sh != nullptr) api.easy_setopt(c, CURLOPT_SHARE, sh);
   api.easy_setopt(c, CURLOPT_USERAGENT, "keyzero-fetch/0.1");   // the agent's User-Agent wins
   if (method == "HEAD") {
     api.easy_setopt(c, CURLOPT_NOBODY, 1L);

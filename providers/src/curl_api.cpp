@@ -24,7 +24,9 @@ const CurlApi& curl_api() {
              sym(api.easy_strerror, "curl_easy_strerror") && sym(api.slist_append, "curl_slist_append") &&
              sym(api.slist_free_all, "curl_slist_free_all") && sym(api.url, "curl_url") &&
              sym(api.url_set, "curl_url_set") && sym(api.url_get, "curl_url_get") &&
-             sym(api.url_cleanup, "curl_url_cleanup") && sym(api.free, "curl_free");
+             sym(api.url_cleanup, "curl_url_cleanup") && sym(api.free, "curl_free") &&
+             sym(api.share_init, "curl_share_init") && sym(api.share_setopt, "curl_share_setopt") &&
+             sym(api.share_cleanup, "curl_share_cleanup");
     if (api.ok) api.ok = api.global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
   });
   return api;

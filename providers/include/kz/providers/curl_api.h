@@ -24,6 +24,10 @@ struct CurlApi {
   decltype(&curl_url_get) url_get = nullptr;
   decltype(&curl_url_cleanup) url_cleanup = nullptr;
   decltype(&curl_free) free = nullptr;
+  // Share handles (caches shared between easy handles).
+  decltype(&curl_share_init) share_init = nullptr;
+  decltype(&curl_share_setopt) share_setopt = nullptr;
+  decltype(&curl_share_cleanup) share_cleanup = nullptr;
   bool ok = false;   // every symbol above was found and curl_global_init ran
 };
 
