@@ -44,6 +44,14 @@ std::string joined(const std::vector<std::string>& v) {
 
 std::string path_only(const std::string& target) { return target.substr(0, target.find('?')); }
 
+// The start of a tool call's audit record: who, over what.
+json call_record(const CallContext& ctx, const char* tool) {
+  json rec = {{"event", "mcp.call"}, {"tool", tool}, {"transport", ctx.transport}, {"sub", ctx.identity->sub}};
+  if (!ctx.source.empty()) rec["source"] = ctx.source;
+  if (!ctx.session.empty()) rec["session"] = ctx.session;
+  return rec;
+}
+
 }  // namespace
 
 McpTools::McpTools(TokenStore& store, std::function<void(json)> audit) : store_(store), audit_(std::move(audit)) {}
@@ -64,9 +72,7 @@ Result<json> McpTools::resolve(const CallContext& ctx, const json& args) {
   if (name.empty() == ref.empty()) return make_error(ErrorKind::Usage, "give exactly one of name and ref");
 
   const policy::Bundle& bundle = ctx.state->bundle;
-  json rec = {{"event", "mcp.call"}, {"tool", "resolve"}, {"transport", ctx.transport}, {"sub", ctx.identity->sub}};
-  if (!ctx.source.empty()) rec["source"] = ctx.source;
-  if (!ctx.session.empty()) rec["session"] = ctx.session;
+  json rec = call_record(ctx, "resolve");
   auto refuse = [&](const char* decision, const std::string& reason) {
     rec["decision"] = decision;
     rec["reason"] = reason;
@@ -174,10 +180,8 @@ Result<json> McpTools::fetch(const CallContext& ctx, const json& args) {
   if (std::find(std::begin(kMethods), std::end(kMethods), fr.method) == std::end(kMethods))
     return make_error(ErrorKind::Usage, "method must be one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
 
-  json rec = {{"event", "mcp.call"}, {"tool", "fetch"}, {"transport", ctx.transport}, {"sub", ctx.identity->sub},
-              {"method", fr.method}};
-  if (!ctx.source.empty()) rec["source"] = ctx.source;
-  if (!ctx.session.empty()) rec["session"] = ctx.session;
+  json rec = call_record(ctx, "fetch");
+  rec["method"] = fr.method;
   std::vector<std::shared_ptr<const IssuedToken>> used;
   auto note_used = [&] {
     json names = json::array(), ids = json::array();
