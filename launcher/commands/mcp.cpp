@@ -60,7 +60,7 @@ int cmd_mcp(const GlobalOptions& g, const McpOptions& o) {
     auto jwt = state->verifier->verify(*token);
     wipe(*token);
     if (!jwt) {
-      spdlog::error("identity token refused: {}: {}", jwt::to_string(jwt.reason()), jwt.error().message);
+      spdlog::error("identity token refused: {}: {}", jwt::to_string(jwt.error().reason), jwt.error().message);
       return kExitConfig;
     }
     if (jwt->claims.contains("exp") && jwt->claims["exp"].is_number_integer()) identity_exp = jwt->claims["exp"].get<std::int64_t>();

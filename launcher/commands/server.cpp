@@ -120,9 +120,9 @@ int cmd_server(const GlobalOptions&, const ServerOptions& o) {
     ho.all_headers = true;
     // A tool call may wait on a remote server for its whole timeout: not on an I/O thread.
     ho.blocking = [](const HttpRequestView& r) { return r.method == "POST" && mcp::McpHttpEndpoint::serves(r); };
-    ho.too_large = [](const std::string& target) {
+    ho.too_large = [](const std::string& target) -> std::optional<HttpReply> {
       if (target == "/mcp" || target.rfind("/mcp?", 0) == 0) return mcp::McpHttpEndpoint::too_large();
-      return HttpReply{413, "application/json", R"({"error":"request too large"})", {}};
+      return std::nullopt;
     };
   }
   auto server = HttpServer::start(std::move(ho));

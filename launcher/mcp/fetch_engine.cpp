@@ -35,14 +35,6 @@ bool iequals(std::string_view a, std::string_view b) {
          });
 }
 
-// RFC 9110 token characters: method and header names.
-bool is_token(std::string_view s) {
-  if (s.empty()) return false;
-  return std::all_of(s.begin(), s.end(), [](unsigned char c) {
-    return std::isalnum(c) || std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) !=
-                                  std::string_view::npos;
-  });
-}
 
 // One part of a parsed URL; "" when the part is absent.
 std::string url_part(CURLU* u, CURLUPart part, unsigned flags, CURLUcode* rc_out = nullptr) {
@@ -239,7 +231,7 @@ Result<HopResult> perform_hop(const HttpsUrl& url, const std::string& method, co
   std::unique_ptr<curl_slist, SlistDeleter> hdrs;
   bool has_content_type = false;
   for (const auto& [name, value] : wire.headers) {
-    if (!is_token(name)) return make_error(ErrorKind::Usage, "fetch: a header name is not a valid token");
+    if (!is_http_token(name)) return make_error(ErrorKind::Usage, "fetch: a header name is not a valid token");
     const std::string& v = value.str();
     if (v.find_first_of("\r\n", 0) != std::string::npos || v.find('\0') != std::string::npos)
       return make_error(ErrorKind::Usage, "fetch: header " + name + " has a line break or NUL in its value");
@@ -328,6 +320,13 @@ Result<HopResult> perform_hop(const HttpsUrl& url, const std::string& method, co
 
 }  // namespace
 
+bool is_http_token(std::string_view s) {
+  if (s.empty()) return false;
+  return std::all_of(s.begin(), s.end(), [](unsigned char c) {
+    return std::isalnum(c) || std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos;
+  });
+}
+
 Result<HttpsUrl> parse_https_url(std::string_view url) {
   auto p = parse_absolute(url);
   if (!p) return p.take_error();
@@ -338,7 +337,7 @@ Result<HttpsUrl> parse_https_url(std::string_view url) {
 Result<FetchResponse> fetch(const FetchRequest& req, const FetchOptions& opts, const PrepareHop& prepare) {
   const auto deadline = Clock::now() + opts.timeout;
   if (!curl_api().ok) return make_error(ErrorKind::Internal, "fetch: cannot load libcurl.so.4 (install libcurl4)");
-  if (!is_token(req.method)) return make_error(ErrorKind::Usage, "fetch: the method is not a valid HTTP token");
+  if (!is_http_token(req.method)) return make_error(ErrorKind::Usage, "fetch: the method is not a valid HTTP token");
   auto first = parse_https_url(req.url);
   if (!first) return first.take_error();
 

@@ -23,6 +23,9 @@
 
 namespace kz::mcp {
 
+// RFC 9110 token characters only (HTTP methods and header field names).
+bool is_http_token(std::string_view s);
+
 struct HttpsUrl {
   std::string url;          // as normalised by libcurl's URL parser
   std::string host;         // lower case, IPv6 without brackets

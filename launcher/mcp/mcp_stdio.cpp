@@ -36,18 +36,21 @@ Status serve_stdio(McpProtocol& protocol, const CallContext& ctx, int in_fd, int
   auto handle_line = [&]() -> bool {
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (blank(line)) return true;
-    if (opts.identity_still_valid) {
-      // Only requests are refused; a notification has nobody to tell.
-      auto msg = nlohmann::json::parse(line, nullptr, false);
-      if (McpProtocol::is_request(msg) && msg["method"] != "ping") {
-        if (auto st = opts.identity_still_valid(); !st) {
-          protocol.audit_refusal(ctx, msg["method"].is_string() ? msg["method"].get<std::string>() : "", -32001,
-                                 st.error().message);
-          return answer(rpc_error(msg["id"], -32001, st.error().message));
-        }
+    // Parsed once here: the identity check and the protocol both read the message.
+    const auto msg = nlohmann::json::parse(line, nullptr, false);
+    if (msg.is_discarded()) {
+      auto reply = protocol.handle_text(line, session, ctx);   // the parse error's answer and audit
+      return !reply || answer(*reply);
+    }
+    // Only requests are refused; a notification has nobody to tell.
+    if (opts.identity_still_valid && McpProtocol::is_request(msg) && msg["method"] != "ping") {
+      if (auto st = opts.identity_still_valid(); !st) {
+        protocol.audit_refusal(ctx, msg["method"].is_string() ? msg["method"].get<std::string>() : "", -32001,
+                               st.error().message);
+        return answer(rpc_error(msg["id"], -32001, st.error().message));
       }
     }
-    auto reply = protocol.handle_text(line, session, ctx);
+    auto reply = protocol.handle(msg, session, ctx);
     return !reply || answer(*reply);
   };
   for (;;) {

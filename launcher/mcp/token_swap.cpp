@@ -61,14 +61,11 @@ struct Swapper {
   }
 };
 
-bool is_tchar(char c) {
-  return std::isalnum(static_cast<unsigned char>(c)) || std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-}
 
 }  // namespace
 
 std::string header_problem(const std::string& name, const std::string& value) {
-  if (name.empty() || !std::all_of(name.begin(), name.end(), is_tchar))
+  if (!is_http_token(name))
     return "header name \"" + name + "\" is not a valid HTTP field name";
   if (value.find_first_of(std::string("\r\n\0", 3)) != std::string::npos)
     return "header " + name + ": values cannot contain CR, LF or NUL";

@@ -39,31 +39,10 @@ inline JwtError jwt_error(Reason r, std::string msg) { return JwtError{r, std::m
 // As a kz::Error (kind Denied) for callers that speak Result<T>: "jwt rejected (reason): message".
 Error to_error(const JwtError& e);
 
-// Result<T> with a JwtError: kz::Result carries only an ErrorKind, and callers here need
-// the reason.
+// Result<T> with a JwtError: kz::Error carries only an ErrorKind, and callers here need
+// the reason (r.error().reason).
 template <class T>
-class [[nodiscard]] JwtResult {
- public:
-  JwtResult(T value) : v_(std::move(value)) {}      // NOLINT(google-explicit-constructor)
-  JwtResult(JwtError err) : v_(std::move(err)) {}   // NOLINT(google-explicit-constructor)
-
-  bool ok() const { return v_.index() == 0; }
-  explicit operator bool() const { return ok(); }
-
-  T& value() & { assert(ok()); return std::get<0>(v_); }
-  const T& value() const& { assert(ok()); return std::get<0>(v_); }
-  T&& value() && { assert(ok()); return std::get<0>(std::move(v_)); }
-  T* operator->() { return &value(); }
-  const T* operator->() const { return &value(); }
-  T& operator*() & { return value(); }
-  const T& operator*() const& { return value(); }
-
-  const JwtError& error() const { assert(!ok()); return std::get<1>(v_); }
-  Reason reason() const { return error().reason; }
-
- private:
-  std::variant<T, JwtError> v_;
-};
+using JwtResult = Result<T, JwtError>;
 
 using JwtStatus = JwtResult<Ok>;
 

@@ -159,7 +159,7 @@ JwtStatus JwtVerifier::verify_with_issuer(const JwsParts& parts, const Issuer& i
   auto set = iss.keys->keys(why);
   if (!set) return jwt_error(Reason::UnknownKid, "the issuer's keys are unavailable: " + why);
   auto st = select_and_verify(parts, *set);
-  if (!st && st.reason() == Reason::UnknownKid) {
+  if (!st && st.error().reason == Reason::UnknownKid) {
     // Key rotation: the identity provider may have published a new key since the fetch.
     if (auto fresh = iss.keys->refresh_for_unknown_kid()) return select_and_verify(parts, *fresh);
   }

@@ -33,7 +33,7 @@ Result<std::shared_ptr<const VerifiedIdentity>> BearerIdentities::verify(const s
     }
   }
   auto jwt = st->verifier->verify(token, now);
-  if (!jwt) return make_error(ErrorKind::Denied, std::string(jwt::to_string(jwt.reason())) + ": " + jwt.error().message);
+  if (!jwt) return make_error(ErrorKind::Denied, std::string(jwt::to_string(jwt.error().reason)) + ": " + jwt.error().message);
   std::int64_t until = now + 60;
   if (jwt->claims.contains("exp") && jwt->claims["exp"].is_number_integer())
     until = std::min(until, jwt->claims["exp"].get<std::int64_t>());

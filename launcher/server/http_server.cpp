@@ -110,8 +110,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   void on_read(beast::error_code ec) {
     if (ec == http::error::body_limit || ec == http::error::header_limit) {
       const std::string target(parser_->get().target());
-      HttpReply r = sh_->opts.too_large ? sh_->opts.too_large(target)
-                                        : HttpReply{413, "application/json", R"({"error":"request too large"})", {}};
+      std::optional<HttpReply> custom = sh_->opts.too_large ? sh_->opts.too_large(target) : std::nullopt;
+      HttpReply r = custom ? std::move(*custom) : HttpReply{413, "application/json", R"({"error":"request too large"})", {}};
       keep_alive_ = false;
       drain_ = true;
       send(std::move(r));

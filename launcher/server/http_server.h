@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -49,9 +50,9 @@ struct HttpServerOptions {
   // holds an I/O thread.
   std::function<bool(const HttpRequestView&)> blocking;
   unsigned blocking_threads = 8;
-  // The reply to a request whose head or body is over the limit (default: 413 with
-  // {"error": "request too large"}); gets the request target.
-  std::function<HttpReply(const std::string& target)> too_large;
+  // The reply to a request whose head or body is over the limit, by request target;
+  // nullopt (or no function) gives the default, 413 with {"error": "request too large"}.
+  std::function<std::optional<HttpReply>(const std::string& target)> too_large;
 };
 
 class HttpServer {

@@ -51,10 +51,10 @@ struct Tally {
 
 std::string jws_outcome(const json& v, const Jwk* key) {
   auto parts = parse_compact(v["token"].get<std::string>());
-  if (!parts) return to_string(parts.reason());
+  if (!parts) return to_string(parts.error().reason);
   if (!key) return "ok(no key)";
   auto st = verify_signature(*parts, *key);
-  return st ? "ok" : to_string(st.reason());
+  return st ? "ok" : to_string(st.error().reason);
 }
 
 std::string jwt_outcome(const json& v, const Jwk* key) {
@@ -96,7 +96,7 @@ std::string jwt_outcome(const json& v, const Jwk* key) {
         EXPECT_EQ(r.error().message.find(seg), std::string::npos) << v["id"];
       }
     }
-    return to_string(r.reason());
+    return to_string(r.error().reason);
   }
   return "ok";
 }

@@ -53,7 +53,7 @@ JwtVerifier make(const std::string& url, std::chrono::seconds min_refresh, const
   return std::move(r).value();
 }
 
-std::string reason(const JwtResult<VerifiedJwt>& r) { return r ? "ok" : to_string(r.reason()); }
+std::string reason(const JwtResult<VerifiedJwt>& r) { return r ? "ok" : to_string(r.error().reason); }
 
 TEST(JwtJwksHttps, FetchCacheAndRotation) {
   kz::test::TempDir dir;
@@ -109,7 +109,7 @@ TEST(JwtJwksHttps, UntrustedOrFailingServerGivesNoKeys) {
   auto v = make(rogue.url("https") + "/jwks.json", std::chrono::seconds(30), kz::test::test_ca().ca);
   auto r = v.verify(a.sign(claims()), kNow);
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(to_string(r.reason()), std::string("unknown_kid"));
+  EXPECT_EQ(to_string(r.error().reason), std::string("unknown_kid"));
   EXPECT_NE(r.error().message.find("unavailable"), std::string::npos) << r.error().message;
 
   auto args2 = kz::test::tls_args();

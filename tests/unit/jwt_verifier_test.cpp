@@ -60,7 +60,7 @@ JwtVerifier verifier(IssuerConfig c) {
   return std::move(r).value();
 }
 
-std::string reason(const JwtResult<VerifiedJwt>& r) { return r ? "ok" : to_string(r.reason()); }
+std::string reason(const JwtResult<VerifiedJwt>& r) { return r ? "ok" : to_string(r.error().reason); }
 
 class JwtAlgs : public ::testing::TestWithParam<const char*> {};
 
@@ -403,7 +403,7 @@ TEST(JwtVerifier, MessagesCarryNoTokenOrKey) {
   const std::string tok = s.sign(claims({{"exp", kNow - 1000}, {"secretish", "do-not-echo-me"}}));
   auto r = v.verify(tok, kNow);
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(to_string(r.reason()), std::string("expired"));
+  EXPECT_EQ(to_string(r.error().reason), std::string("expired"));
   const std::string msg = to_error(r.error()).message;
   EXPECT_EQ(msg.find("do-not-echo-me"), std::string::npos);
   EXPECT_EQ(msg.find(tok.substr(tok.rfind('.') + 1, 16)), std::string::npos);

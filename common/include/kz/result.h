@@ -32,11 +32,13 @@ struct Error {
 
 inline Error make_error(ErrorKind k, std::string msg) { return Error{k, std::move(msg)}; }
 
-template <class T>
+// E: the error type; kz::Error at module boundaries, a richer one inside a module that
+// needs more than a kind and a message (jwt::JwtError carries the rejection reason).
+template <class T, class E = Error>
 class [[nodiscard]] Result {
  public:
   Result(T value) : v_(std::move(value)) {}            // NOLINT(google-explicit-constructor)
-  Result(Error err) : v_(std::move(err)) {}            // NOLINT(google-explicit-constructor)
+  Result(E err) : v_(std::move(err)) {}                // NOLINT(google-explicit-constructor)
 
   bool ok() const { return v_.index() == 0; }
   explicit operator bool() const { return ok(); }
@@ -49,11 +51,11 @@ class [[nodiscard]] Result {
   T& operator*() & { return value(); }
   const T& operator*() const& { return value(); }
 
-  const Error& error() const { assert(!ok()); return std::get<1>(v_); }
-  Error&& take_error() { assert(!ok()); return std::get<1>(std::move(v_)); }
+  const E& error() const { assert(!ok()); return std::get<1>(v_); }
+  E&& take_error() { assert(!ok()); return std::get<1>(std::move(v_)); }
 
  private:
-  std::variant<T, Error> v_;
+  std::variant<T, E> v_;
 };
 
 // Result<void>
