@@ -7,7 +7,7 @@
 #include <cstdio>
 
 #include "config/config.h"
-#include "run/resolver.h"
+#include "resolve/resolver.h"
 
 namespace {
 

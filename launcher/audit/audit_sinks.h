@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "config/config.h"
+#include "audit/audit_settings.h"
 #include "kz/result.h"
 
 namespace kz {

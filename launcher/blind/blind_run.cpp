@@ -1,4 +1,5 @@
 #include "blind/blind_run.h"
+#include "config/secret_bindings.h"
 
 #include <unistd.h>
 

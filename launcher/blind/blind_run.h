@@ -14,15 +14,15 @@
 
 #include <nlohmann/json.hpp>
 
-#include "blind/binding.h"
+#include "secrets/binding.h"
 #include "blind/fallback.h"
 #include "blind/broker.h"
-#include "blind/peer_verify.h"
-#include "blind/process_tree.h"
-#include "blind/token_table.h"
+#include "secrets/peer_verify.h"
+#include "secrets/process_tree.h"
+#include "secrets/token_table.h"
 #include "config/config.h"
 #include "run/child_env.h"
-#include "run/resolver.h"
+#include "resolve/resolver.h"
 #include "sensors/leak_detector.h"
 #include "sensors/process_sensor.h"
 

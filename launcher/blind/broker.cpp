@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "kz/wipe.h"
-#include "run/signal_free_thread.h"
+#include "core/signal_free_thread.h"
 
 namespace kz {
 

@@ -14,8 +14,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "blind/decide.h"
-#include "blind/process_tree.h"
+#include "secrets/decide.h"
+#include "secrets/process_tree.h"
 #include "kz/result.h"
 
 namespace kz {

@@ -15,7 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "blind/decide.h"
+#include "secrets/decide.h"
 #include "core/private_dir.h"
 #include "proxy/ephemeral_ca.h"
 #include "proxy/tls_proxy.h"

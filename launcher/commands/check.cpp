@@ -6,7 +6,7 @@
 #include "commands/load.h"
 #include "core/hardening.h"
 #include "core/log.h"
-#include "run/resolver.h"
+#include "resolve/resolver.h"
 
 namespace kz {
 

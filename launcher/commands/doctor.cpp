@@ -7,7 +7,7 @@
 #include "blind/preload_path.h"
 #include "commands/commands.h"
 #include "config/config.h"
-#include "doctor/host_facts.h"
+#include "core/host_facts.h"
 #include "redirect/select.h"
 #include "sensors/process_sensor.h"
 #include "sensors/tls_tap.h"

@@ -15,7 +15,7 @@
 #include "core/log.h"
 #include "mcp/mcp_protocol.h"
 #include "mcp/mcp_stdio.h"
-#include "run/pdp_client.h"
+#include "resolve/pdp_client.h"
 #include "server/bearer_identity.h"
 #include "server/decision_log.h"
 #include "server/pdp_state.h"

@@ -1,6 +1,6 @@
 #include "config/config.h"
 
-#include "blind/binding.h"
+#include "secrets/binding.h"
 
 #include <unistd.h>
 

@@ -2,7 +2,7 @@
 
 #include <charconv>
 
-#include "blind/binding.h"
+#include "secrets/binding.h"
 
 namespace kz {
 

@@ -2,7 +2,7 @@
 
 #include <openssl/rand.h>
 
-#include "blind/binding.h"
+#include "secrets/binding.h"
 #include "kz/digest.h"
 
 namespace kz::mcp {

@@ -2,7 +2,7 @@
 
 #include <ctime>
 
-#include "blind/host_catalogue.h"
+#include "secrets/host_catalogue.h"
 #include "mcp/fetch_engine.h"
 #include "mcp/response_filter.h"
 #include "mcp/token_swap.h"

@@ -2,7 +2,7 @@
 
 #include <ctime>
 
-#include "blind/token_mint.h"
+#include "secrets/token_mint.h"
 #include "kz/digest.h"
 
 namespace kz::mcp {

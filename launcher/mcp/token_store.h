@@ -14,7 +14,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "blind/binding.h"
+#include "secrets/binding.h"
 #include "kz/result.h"
 #include "kz/secret.h"
 

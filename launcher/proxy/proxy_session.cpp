@@ -14,8 +14,8 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 
-#include "blind/binding.h"
-#include "blind/process_tree.h"
+#include "secrets/binding.h"
+#include "secrets/process_tree.h"
 #include "inbound.h"
 #include "proxy/client_hello.h"
 #include "kz/wipe.h"

@@ -3,7 +3,7 @@
 #include <cstring>
 #include <memory>
 
-#include "blind/process_tree.h"
+#include "secrets/process_tree.h"
 #include "kz/wipe.h"
 
 namespace kz {

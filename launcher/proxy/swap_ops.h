@@ -16,7 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "blind/decide.h"
+#include "secrets/decide.h"
 #include "kz/wire/protocol.h"
 #include "outbound.h"
 

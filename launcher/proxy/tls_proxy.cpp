@@ -15,7 +15,7 @@
 
 #include <spdlog/spdlog.h>
 #include "proxy/proxy_session.h"
-#include "run/signal_free_thread.h"
+#include "core/signal_free_thread.h"
 
 namespace kz {
 

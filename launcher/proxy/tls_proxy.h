@@ -23,7 +23,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "blind/decide.h"
+#include "secrets/decide.h"
 #include "kz/result.h"
 #include "proxy/ephemeral_ca.h"
 #include "redirect/redirector.h"

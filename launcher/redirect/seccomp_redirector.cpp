@@ -44,7 +44,7 @@
 #include "redirect/seccomp_filter.h"
 #include "redirect/seccomp_handler.h"
 #include "redirect/seccomp_support.h"
-#include "run/signal_free_thread.h"
+#include "core/signal_free_thread.h"
 
 namespace kz {
 namespace {

@@ -9,7 +9,7 @@
 #include "kz/providers/provider.h"
 #include "kz/result.h"
 #include "kz/secret.h"
-#include "run/resolver.h"
+#include "secrets/resolved_secret.h"
 
 namespace kz {
 

@@ -16,7 +16,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "blind/binding.h"
+#include "secrets/binding.h"
 
 namespace kz {
 

@@ -24,7 +24,7 @@
 
 #include "core/bpf_support.h"
 #include "core/unique_fd.h"
-#include "run/signal_free_thread.h"
+#include "core/signal_free_thread.h"
 
 #if KZ_HAVE_BPF
 #include <bpf/bpf.h>

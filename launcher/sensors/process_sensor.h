@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "kz/result.h"
+#include "secrets/process_tree.h"
 
 namespace kz {
 
@@ -36,7 +37,7 @@ struct SensedProcess {
   int exit_status = 0;            // wait status, when exited
 };
 
-class ProcessSensor {
+class ProcessSensor : public ProcessWitness {
  public:
   // Loads and attaches the programs and starts the event thread. `launcher` is kz
   // itself: never a member, and the parent recorded for roots.
@@ -47,11 +48,11 @@ class ProcessSensor {
   // before the root can fork or exec, i.e. while the child waits after fork().
   virtual Status add_root(pid_t root) = 0;
   // True when `pid` is a live process of the run (a root or a descendant of one).
-  virtual bool contains(pid_t pid) const = 0;
+  bool contains(pid_t pid) const override = 0;
   // Executable basenames from the root down to `pid`, e.g. {"bash", "python3", "curl"};
   // empty when `pid` never was part of the run. Waits briefly for events of `pid` and its
   // ancestors the kernel has sent but this process has not read yet.
-  virtual std::vector<std::string> lineage(pid_t pid) const = 0;
+  std::vector<std::string> lineage(pid_t pid) const override = 0;
   virtual std::optional<SensedProcess> info(pid_t pid) const = 0;
   // Every process of the run seen so far, live or exited.
   virtual std::vector<SensedProcess> snapshot() const = 0;

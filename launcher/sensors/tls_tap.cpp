@@ -25,9 +25,9 @@
 
 #include "core/bpf_support.h"
 #include "core/unique_fd.h"
-#include "doctor/host_facts.h"
+#include "core/host_facts.h"
 #include "redirect/program_route.h"
-#include "run/signal_free_thread.h"
+#include "core/signal_free_thread.h"
 #include "sensors/elf_symbols.h"
 #include "sensors/process_sensor.h"
 

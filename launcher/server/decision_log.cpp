@@ -3,7 +3,7 @@
 #include <vector>
 
 #include "core/log.h"
-#include "run/signal_free_thread.h"
+#include "core/signal_free_thread.h"
 
 namespace kz {
 

@@ -24,7 +24,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 
-#include "run/signal_free_thread.h"
+#include "core/signal_free_thread.h"
 
 namespace kz {
 

@@ -7,7 +7,7 @@
 
 #include "kz/digest.h"
 #include "policy/policy_engine.h"
-#include "run/resolver.h"
+#include "resolve/resolver.h"
 
 namespace kz {
 

@@ -3,7 +3,7 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "run/resolver.h"
+#include "resolve/resolver.h"
 
 namespace kz {
 

@@ -2,7 +2,7 @@
 // with a diagnostic inside the input, or evaluate to a value or an error value within
 // the step budget, without crashing, leaking or tripping ASan/UBSan.
 // Built by scripts/fuzz-cel (libFuzzer); replayed over tests/fuzz/corpus/cel by
-// tests/unit/cel_fuzz_corpus_test.cpp in the normal and sanitizer builds.
+// tests/unit/policy/cel_fuzz_corpus_test.cpp in the normal and sanitizer builds.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>

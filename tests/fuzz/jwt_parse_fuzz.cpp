@@ -6,7 +6,7 @@
 //   * a rejected token's message never contains the token's signature segment (when that
 //     segment looks like a signature: 16+ base64url characters).
 // Built by scripts/fuzz-jwt (clang, -fsanitize=fuzzer,address,undefined); the checked-in
-// corpus tests/fuzz/corpus/jwt/ is replayed by tests/unit/jwt_fuzz_corpus_test.cpp.
+// corpus tests/fuzz/corpus/jwt/ is replayed by tests/unit/policy/jwt_fuzz_corpus_test.cpp.
 #include <cstdint>
 #include <cstdlib>
 #include <memory>

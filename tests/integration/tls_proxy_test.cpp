@@ -32,9 +32,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "blind/decide.h"
-#include "blind/peer_verify.h"
-#include "blind/token_table.h"
+#include "secrets/decide.h"
+#include "secrets/peer_verify.h"
+#include "secrets/token_table.h"
 #include "proxy/ephemeral_ca.h"
 #include "proxy/tls_proxy.h"
 #include "test_support.h"

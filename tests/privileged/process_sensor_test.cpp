@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "blind/process_tree.h"
+#include "secrets/process_tree.h"
 #include "core/unique_fd.h"
 #include "sensors/process_sensor.h"
 

@@ -1,4 +1,4 @@
-#include "blind/decide.h"
+#include "secrets/decide.h"
 
 #include <algorithm>
 #include <cstring>

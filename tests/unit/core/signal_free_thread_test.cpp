@@ -1,6 +1,6 @@
 // kz's supervisor learns that its command exited from SIGCHLD on a signalfd; a helper
 // thread with SIGCHLD unblocked would take the signal instead and the run would hang.
-#include "run/signal_free_thread.h"
+#include "core/signal_free_thread.h"
 
 #include <gtest/gtest.h>
 #include <signal.h>

@@ -1,4 +1,4 @@
-#include "doctor/host_facts.h"
+#include "core/host_facts.h"
 
 #include <dlfcn.h>
 #include <link.h>

@@ -1,4 +1,4 @@
-#include "blind/peer_verify.h"
+#include "secrets/peer_verify.h"
 
 #include <arpa/inet.h>
 

@@ -1,4 +1,4 @@
-#include "blind/host_catalogue.h"
+#include "secrets/host_catalogue.h"
 
 namespace kz {
 

@@ -1,4 +1,4 @@
-#include "blind/token_mint.h"
+#include "secrets/token_mint.h"
 
 #include <openssl/rand.h>
 

@@ -9,7 +9,7 @@
 #include <cstring>
 #include <memory>
 
-#include "blind/decide.h"
+#include "secrets/decide.h"
 #include "test_support.h"
 
 namespace kz {

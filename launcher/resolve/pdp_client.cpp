@@ -1,4 +1,4 @@
-#include "run/pdp_client.h"
+#include "resolve/pdp_client.h"
 
 #include <cstdlib>
 #include <fstream>

@@ -8,14 +8,10 @@
 
 #include "config/config.h"
 #include "kz/secret.h"
+#include "secrets/resolved_secret.h"
 
 namespace kz {
 
-struct ResolvedSecret {
-  std::string name;
-  std::string provider;
-  SecretValue value;
-};
 
 struct ResolveOptions {
   std::vector<std::string> only;            // empty: every secret in the config

@@ -7,11 +7,10 @@
 #include <string_view>
 #include <vector>
 
-#include "blind/binding.h"
-#include "config/config.h"
+#include "secrets/binding.h"
 #include "kz/result.h"
 #include "kz/secret.h"
-#include "run/resolver.h"
+#include "secrets/resolved_secret.h"
 
 namespace kz {
 
@@ -24,12 +23,6 @@ struct BlindSecret {
   Binding binding;
   std::uint64_t fp_hash = 0;    // inbound fingerprint of the value (wire/fingerprint.h)
 };
-
-// The binding of each selected secret: its `hosts` (else the built-in catalogue's,
-// else any host with `allow_any_host`), `methods` and `paths`. Fails naming every
-// secret (file:line) that has no hosts when allow_any_host is false.
-Result<std::vector<std::pair<std::string, Binding>>> blind_bindings(
-    const Config& cfg, const std::vector<std::string>& names, bool allow_any_host);
 
 class TokenTable {
  public:

@@ -11,9 +11,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "blind/peer_verify.h"
-#include "blind/process_tree.h"
-#include "blind/token_table.h"
+#include "secrets/peer_verify.h"
+#include "secrets/process_tree.h"
+#include "secrets/token_table.h"
 #include "kz/wire/protocol.h"
 
 namespace kz {

@@ -1,4 +1,4 @@
-#include "run/resolver.h"
+#include "resolve/resolver.h"
 
 #include <algorithm>
 #include <condition_variable>
@@ -10,7 +10,7 @@
 #include <thread>
 
 #include "kz/providers/registry.h"
-#include "run/signal_free_thread.h"
+#include "core/signal_free_thread.h"
 
 namespace kz {
 

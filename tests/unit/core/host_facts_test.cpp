@@ -1,4 +1,4 @@
-#include "doctor/host_facts.h"
+#include "core/host_facts.h"
 
 #include <gtest/gtest.h>
 

@@ -1,5 +1,5 @@
 // Which processes belong to this run: the agent and its descendants. The broker serves
-// only them. With a process sensor (eBPF, sensors/process_sensor.h) the answer is the
+// only them. With a process sensor (eBPF, sensors/process_sensor.h, seen through ProcessWitness) the answer is the
 // kernel's exact set; without one it is read from /proc (parent links), where kz is a
 // child subreaper in blind mode, so a descendant that daemonises is re-parented to kz
 // and stays in the tree.
@@ -13,7 +13,17 @@
 
 namespace kz {
 
-class ProcessSensor;
+// What the kernel-side process sensor (sensors/process_sensor.h) knows of the run, seen
+// from here: membership and lineage. An interface so that the domain does not depend on
+// the eBPF sensors that implement it.
+class ProcessWitness {
+ public:
+  virtual ~ProcessWitness() = default;
+  // True when `pid` is a live process of the run.
+  virtual bool contains(pid_t pid) const = 0;
+  // Executable basenames from the run's root down to `pid`; empty when unknown.
+  virtual std::vector<std::string> lineage(pid_t pid) const = 0;
+};
 
 class ProcessTree {
  public:
@@ -25,7 +35,7 @@ class ProcessTree {
   bool contains(pid_t pid) const;
   // When set (before the broker starts; the sensor outlives this tree's users),
   // contains() answers from the sensor and lineage() is known.
-  void set_sensor(const ProcessSensor* s) { sensor_.store(s); }
+  void set_sensor(const ProcessWitness* s) { sensor_.store(s); }
   bool has_sensor() const { return sensor_.load() != nullptr; }
   // Executable basenames from the run's root down to `pid` (["bash", "python3", "curl"]);
   // empty without a sensor or for a process outside the run.
@@ -34,7 +44,7 @@ class ProcessTree {
  private:
   pid_t launcher_;
   std::atomic<pid_t> root_{0};
-  std::atomic<const ProcessSensor*> sensor_{nullptr};
+  std::atomic<const ProcessWitness*> sensor_{nullptr};
 };
 
 // Parent pid from /proc/PID/stat, or -1.

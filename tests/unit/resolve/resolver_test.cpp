@@ -1,4 +1,4 @@
-#include "run/resolver.h"
+#include "resolve/resolver.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>

@@ -1,4 +1,4 @@
-#include "blind/binding.h"
+#include "secrets/binding.h"
 
 #include <algorithm>
 #include <cctype>

@@ -8,7 +8,7 @@
 
 #include "config/config.h"
 #include "kz/result.h"
-#include "run/resolver.h"
+#include "resolve/resolver.h"
 
 namespace kz {
 

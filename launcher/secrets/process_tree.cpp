@@ -1,4 +1,4 @@
-#include "blind/process_tree.h"
+#include "secrets/process_tree.h"
 
 #include <unistd.h>
 
@@ -7,7 +7,6 @@
 #include <fstream>
 #include <sstream>
 
-#include "sensors/process_sensor.h"
 
 namespace kz {
 
@@ -38,7 +37,7 @@ bool ProcessTree::contains(pid_t pid) const {
   // the command can run (and reach the broker) first. A child of kz is in the run either
   // way: the only children kz has while the broker runs are the command and orphans it
   // adopted as subreaper.
-  if (const ProcessSensor* s = sensor_.load()) return s->contains(pid);
+  if (const ProcessWitness* s = sensor_.load()) return s->contains(pid);
   const pid_t root = root_.load();
   if (pid <= 0 || pid == launcher_) return false;
   for (int depth = 0; pid > 1 && depth < 4096; ++depth) {
@@ -51,7 +50,7 @@ bool ProcessTree::contains(pid_t pid) const {
 }
 
 std::vector<std::string> ProcessTree::lineage(pid_t pid) const {
-  const ProcessSensor* s = sensor_.load();
+  const ProcessWitness* s = sensor_.load();
   return s != nullptr ? s->lineage(pid) : std::vector<std::string>{};
 }
 

@@ -3,8 +3,8 @@
 
 #include <set>
 
-#include "blind/token_mint.h"
-#include "blind/token_table.h"
+#include "secrets/token_mint.h"
+#include "secrets/token_table.h"
 #include "kz/wire/fingerprint.h"
 #include "kz/wire/scanner.h"
 #include "kz/wire/token.h"

@@ -1,0 +1,34 @@
+#include "config/secret_bindings.h"
+
+#include "secrets/host_catalogue.h"
+
+namespace kz {
+
+Result<std::vector<std::pair<std::string, Binding>>> blind_bindings(
+    const Config& cfg, const std::vector<std::string>& names, bool allow_any_host) {
+  std::vector<std::pair<std::string, Binding>> out;
+  std::string missing;
+  for (const auto& name : names) {
+    const SecretSpec* s = cfg.find_secret(name);
+    if (s == nullptr) continue;
+    Binding b;
+    b.hosts = s->hosts;
+    b.methods = s->methods;
+    b.paths = s->paths;
+    if (b.hosts.empty()) b.hosts = catalogue_hosts(s->name);
+    if (b.hosts.empty()) {
+      if (allow_any_host) b.allow_any = true;
+      else missing += "\n  " + format_pos(s->pos) + ": " + s->name + " has no hosts = [...]";
+    }
+    out.emplace_back(name, std::move(b));
+  }
+  if (!missing.empty())
+    return make_error(ErrorKind::Config,
+                      "blind mode sends a secret only to the hosts it is bound to, and these have none:" +
+                          missing +
+                          "\nadd hosts = [\"api.example.com\"] to each, or run with --allow-any-host "
+                          "(any host whose certificate verifies)");
+  return out;
+}
+
+}  // namespace kz
