@@ -10,6 +10,7 @@
 
 #include "kz/providers/aws_credentials.h"
 #include "kz/providers/registry.h"
+#include "provider_server_fixture.h"
 #include "provider_test_support.h"
 #include "test_support.h"
 
@@ -62,25 +63,13 @@ std::vector<std::string> server_args(const std::string& secrets_file, bool rogue
   return a;
 }
 
-class AwsSm : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    dir_ = new TempDir();
-    secrets_ = dir_->write("secrets.json", kSecretsJson);
-    server_ = new ServerProcess("aws_sm_server.py", server_args(secrets_));
-  }
-  static void TearDownTestSuite() {
-    delete server_;
-    delete dir_;
-    server_ = nullptr;
-    dir_ = nullptr;
-  }
+class AwsSm : public kz::test::ProviderServerTest<AwsSm> {
+ public:
+  AwsSm() : ProviderServerTest(kz::aws_sm_provider_spec(), "DB_PASSWORD") {}
 
-  void SetUp() override {
-    env_ = MapEnv{{"AWS_ACCESS_KEY_ID", kAkid}, {"AWS_SECRET_ACCESS_KEY", kSecretKey}};
-    ctx_.env = &env_;
-    ctx_.home = home_.path();   // empty home: no ~/.aws files unless a test writes them
-    ctx_.config_dir = home_.path();
+  static std::unique_ptr<ServerProcess> start_server(const TempDir& dir) {
+    secrets_ = dir.write("secrets.json", kSecretsJson);
+    return std::make_unique<ServerProcess>("aws_sm_server.py", server_args(secrets_));
   }
 
   kz::ProviderSettings base_settings() const {
@@ -89,38 +78,13 @@ class AwsSm : public ::testing::Test {
                      {"ca_cert", kz::test::test_ca().ca}});
   }
 
-  kz::Result<std::unique_ptr<kz::Provider>> make(const kz::ProviderSettings& s) {
-    return kz::aws_sm_provider_spec().make(s, ctx_);
+ protected:
+  void SetUp() override {
+    env_ = MapEnv{{"AWS_ACCESS_KEY_ID", kAkid}, {"AWS_SECRET_ACCESS_KEY", kSecretKey}};
   }
 
-  kz::Result<kz::SecretValue> resolve_with(const kz::ProviderSettings& s, const std::string& ref,
-                                           std::chrono::milliseconds budget = std::chrono::seconds(15)) {
-    auto p = make(s);
-    if (!p.ok()) return p.take_error();
-    kz::SecretRef r{"DB_PASSWORD", ref, {".keyzero.toml", 3, 1}};
-    return (*p)->resolve(r, kz::Clock::now() + budget);
-  }
-
-  kz::Result<kz::SecretValue> resolve(const std::string& ref) {
-    return resolve_with(base_settings(), ref);
-  }
-
-  static std::string value(const kz::Result<kz::SecretValue>& r) {
-    if (!r.ok()) return "<error: " + r.error().message + ">";
-    return std::string(r->view());
-  }
-
-  static TempDir* dir_;
-  static std::string secrets_;
-  static ServerProcess* server_;
-  TempDir home_;
-  MapEnv env_;
-  kz::ProviderContext ctx_;
+  static inline std::string secrets_;
 };
-
-TempDir* AwsSm::dir_ = nullptr;
-std::string AwsSm::secrets_;
-ServerProcess* AwsSm::server_ = nullptr;
 
 // ------------------------------------------------------------------ success
 

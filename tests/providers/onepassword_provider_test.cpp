@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "kz/providers/registry.h"
+#include "provider_server_fixture.h"
 #include "provider_test_support.h"
 #include "test_support.h"
 
@@ -53,24 +54,14 @@ const char* kConnectData = R"({
 void expect_clean(const kz::Error& e) { kz::test::expect_no_canary(e, kCanaries); }
 
 
-std::string value(const kz::Result<kz::SecretValue>& r) {
-  if (!r.ok()) return "<error: " + r.error().message + ">";
-  return std::string(r->view());
-}
+class OnePassword : public kz::test::ProviderServerTest<OnePassword> {
+ public:
+  OnePassword() : ProviderServerTest(kz::onepassword_provider_spec(), "OPENAI_API_KEY") {}
 
-class OnePassword : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    dir_ = new TempDir();
-    op_secrets_ = dir_->write("op-secrets.json", kOpSecrets);
-    connect_data_ = dir_->write("connect.json", kConnectData);
-    server_ = new ServerProcess("op_connect_server.py", server_args(false));
-  }
-  static void TearDownTestSuite() {
-    delete server_;
-    delete dir_;
-    server_ = nullptr;
-    dir_ = nullptr;
+  static std::unique_ptr<ServerProcess> start_server(const TempDir& dir) {
+    op_secrets_ = dir.write("op-secrets.json", kOpSecrets);
+    connect_data_ = dir.write("connect.json", kConnectData);
+    return std::make_unique<ServerProcess>("op_connect_server.py", server_args(false));
   }
   static std::vector<std::string> server_args(bool rogue) {
     auto a = kz::test::tls_args(rogue);
@@ -78,6 +69,7 @@ class OnePassword : public ::testing::Test {
     return a;
   }
 
+ protected:
   void SetUp() override {
     // The fake op reads these from the real process environment (inherited); the service
     // account token must come only from the provider's Environment.
@@ -88,43 +80,18 @@ class OnePassword : public ::testing::Test {
     ::unsetenv("OP_CONNECT_HOST");
     ::unsetenv("OP_CONNECT_TOKEN");
     env_ = MapEnv{{"OP_SERVICE_ACCOUNT_TOKEN", kSaToken}};
-    ctx_.env = &env_;
-    ctx_.home = home_.path();
-    ctx_.config_dir = home_.path();
   }
 
   static std::string fake_op() { return kz::test::source_dir() + "/tests/fixtures/fake-op/op"; }
 
   kz::ProviderSettings cli_settings() const { return settings({{"op_path", fake_op()}}); }
   kz::ProviderSettings connect_settings(const ServerProcess* srv = nullptr) const {
-    return settings({{"connect_host", (srv ? srv : server_)->url()},
+    return settings({{"connect_host", (srv ? srv : server_.get())->url()},
                      {"ca_cert", kz::test::test_ca().ca}});
   }
 
-  kz::Result<std::unique_ptr<kz::Provider>> make(const kz::ProviderSettings& s) {
-    return kz::onepassword_provider_spec().make(s, ctx_);
-  }
-
-  kz::Result<kz::SecretValue> resolve_with(const kz::ProviderSettings& s, const std::string& ref,
-                                           std::chrono::milliseconds budget = std::chrono::seconds(15)) {
-    auto p = make(s);
-    if (!p.ok()) return p.take_error();
-    kz::SecretRef r{"OPENAI_API_KEY", ref, {".keyzero.toml", 3, 1}};
-    return (*p)->resolve(r, kz::Clock::now() + budget);
-  }
-
-  static TempDir* dir_;
-  static std::string op_secrets_, connect_data_;
-  static ServerProcess* server_;
-  TempDir home_;
-  MapEnv env_;
-  kz::ProviderContext ctx_;
+  static inline std::string op_secrets_, connect_data_;
 };
-
-TempDir* OnePassword::dir_ = nullptr;
-std::string OnePassword::op_secrets_;
-std::string OnePassword::connect_data_;
-ServerProcess* OnePassword::server_ = nullptr;
 
 TEST_F(OnePassword, SpecDeclaresSettingsWithHelp) {
   auto spec = kz::onepassword_provider_spec();

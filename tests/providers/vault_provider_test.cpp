@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "kz/providers/registry.h"
+#include "provider_server_fixture.h"
 #include "provider_test_support.h"
 #include "test_support.h"
 
@@ -62,64 +63,25 @@ std::vector<std::string> server_args(const std::string& data, bool rogue = false
   return a;
 }
 
-class Vault : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    dir_ = new TempDir();
-    data_ = dir_->write("data.json", kData);
-    server_ = new ServerProcess("vault_server.py", server_args(data_));
-  }
-  static void TearDownTestSuite() {
-    delete server_;
-    delete dir_;
-    server_ = nullptr;
-    dir_ = nullptr;
-  }
+class Vault : public kz::test::ProviderServerTest<Vault> {
+ public:
+  Vault() : ProviderServerTest(kz::vault_provider_spec(), "GITHUB_TOKEN") {}
 
-  void SetUp() override {
-    env_ = MapEnv{{"VAULT_TOKEN", kToken}};
-    ctx_.env = &env_;
-    ctx_.home = home_.path();
-    ctx_.config_dir = home_.path();
+  static std::unique_ptr<ServerProcess> start_server(const TempDir& dir) {
+    data_ = dir.write("data.json", kData);
+    return std::make_unique<ServerProcess>("vault_server.py", server_args(data_));
   }
 
   kz::ProviderSettings base_settings(const ServerProcess* srv = nullptr) const {
-    return settings({{"address", (srv ? srv : server_)->url()},
+    return settings({{"address", (srv ? srv : server_.get())->url()},
                      {"ca_cert", kz::test::test_ca().ca}});
   }
 
-  kz::Result<std::unique_ptr<kz::Provider>> make(const kz::ProviderSettings& s) {
-    return kz::vault_provider_spec().make(s, ctx_);
-  }
+ protected:
+  void SetUp() override { env_ = MapEnv{{"VAULT_TOKEN", kToken}}; }
 
-  kz::Result<kz::SecretValue> resolve_with(const kz::ProviderSettings& s, const std::string& ref,
-                                           std::chrono::milliseconds budget = std::chrono::seconds(15)) {
-    auto p = make(s);
-    if (!p.ok()) return p.take_error();
-    kz::SecretRef r{"GITHUB_TOKEN", ref, {".keyzero.toml", 3, 1}};
-    return (*p)->resolve(r, kz::Clock::now() + budget);
-  }
-
-  kz::Result<kz::SecretValue> resolve(const std::string& ref) {
-    return resolve_with(base_settings(), ref);
-  }
-
-  static std::string value(const kz::Result<kz::SecretValue>& r) {
-    if (!r.ok()) return "<error: " + r.error().message + ">";
-    return std::string(r->view());
-  }
-
-  static TempDir* dir_;
-  static std::string data_;
-  static ServerProcess* server_;
-  TempDir home_;
-  MapEnv env_;
-  kz::ProviderContext ctx_;
+  static inline std::string data_;
 };
-
-TempDir* Vault::dir_ = nullptr;
-std::string Vault::data_;
-ServerProcess* Vault::server_ = nullptr;
 
 // ------------------------------------------------------------------ success
 
