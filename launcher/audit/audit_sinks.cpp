@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "audit/audit_schema.h"
 #include "core/log.h"
 #include "kz/providers/http_client.h"
 #include "kz/wipe.h"
@@ -117,9 +118,8 @@ class AuditSink {
       std::vector<std::string> lines;
       const std::size_t n = std::min(batch_, q_.size());
       if (dropped_unreported_ > 0) {
-        lines.push_back(nlohmann::json{{"event", "audit.sink.dropped"}, {"sink", name_}, {"ts", now_ts()},
-                                       {"dropped", dropped_unreported_},
-                                       {"reason", "queue full or delivery failed: the missing records are in the audit file"}}
+        lines.push_back(to_record(SinkDropped{name_, now_ts(), dropped_unreported_,
+                                              "queue full or delivery failed: the missing records are in the audit file"})
                             .dump());
       }
       for (std::size_t i = 0; i < n; ++i) {

@@ -55,7 +55,7 @@ Result<std::unique_ptr<BlindRun>> BlindRun::prepare(const Config& cfg, const std
   return run;
 }
 
-Status BlindRun::start_fallback(const std::function<void(nlohmann::json)>& audit) {
+Status BlindRun::start_fallback(AuditRecorder& audit) {
   DecideContext dc;
   dc.table = &*table_;
   dc.verifier = &verifier_;
@@ -73,14 +73,13 @@ Status BlindRun::set_root(pid_t pid) {
   return ok_status();
 }
 
-Status BlindRun::start(std::vector<ResolvedSecret> values, std::function<void(nlohmann::json)> audit) {
+Status BlindRun::start(std::vector<ResolvedSecret> values, AuditRecorder& audit) {
   auto table = TokenTable::build(std::move(values), bindings_);
   if (!table) return table.take_error();
   table_.emplace(std::move(*table));
   for (const auto& s : table_->secrets()) {
-    nlohmann::json hosts = s.binding.allow_any ? nlohmann::json::array({"*"}) : nlohmann::json(s.binding.hosts);
-    audit({{"event", "token"}, {"secret", s.name}, {"token_id", s.token_id}, {"hosts", hosts},
-           {"same_length", s.token.size() == s.value.size()}});
+    audit.record(TokenMinted{s.name, s.token_id, s.binding.allow_any ? std::vector<std::string>{"*"} : s.binding.hosts,
+                             s.token.size() == s.value.size()});
   }
   if (!fallback_opts_.redirector.name.empty())
     if (auto st = start_fallback(audit); !st) return st;
@@ -94,7 +93,7 @@ Status BlindRun::start(std::vector<ResolvedSecret> values, std::function<void(nl
   bo.decide.verifier = &verifier_;
   bo.decide.grant_connections = grant_connections_;
   bo.tree = &tree_;
-  bo.audit = std::move(audit);
+  bo.audit = &audit;
   auto broker = Broker::start(std::move(bo));
   if (!broker) return broker.take_error();
   broker_ = std::move(*broker);

@@ -12,8 +12,7 @@
 #include <utility>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
+#include "audit/audit_recorder.h"
 #include "secrets/binding.h"
 #include "blind/fallback.h"
 #include "blind/broker.h"
@@ -47,8 +46,8 @@ class BlindRun {
   // failed before the child ran.
   void use_sensor(const ProcessSensor* s) { tree_.set_sensor(s); }
   // Takes the resolved values, mints tokens, records one "token" audit record per
-  // secret and starts the broker. `audit` must be thread-safe (the broker calls it).
-  Status start(std::vector<ResolvedSecret> values, std::function<void(nlohmann::json)> audit);
+  // secret and starts the broker. `audit` outlives stop() (the broker and the proxy call it).
+  Status start(std::vector<ResolvedSecret> values, AuditRecorder& audit);
   // What the TLS tap watches for: each secret's token, value and binding. The values are
   // views into the token table, read while the detector is built.
   std::vector<WatchedSecret> watch_list() const;
@@ -69,7 +68,7 @@ class BlindRun {
  private:
   BlindRun(std::vector<std::pair<std::string, Binding>> bindings, std::string preload, PeerVerifier verifier)
       : bindings_(std::move(bindings)), preload_(std::move(preload)), verifier_(std::move(verifier)) {}
-  Status start_fallback(const std::function<void(nlohmann::json)>& audit);
+  Status start_fallback(AuditRecorder& audit);
 
   std::vector<std::pair<std::string, Binding>> bindings_;
   std::string preload_;

@@ -106,8 +106,7 @@ void Broker::serve() {
           if (c.authorised) c.peer.lineage = opts_.tree->lineage(cred.pid);
         }
         if (!c.authorised) {
-          opts_.audit({{"event", "broker.refuse"}, {"decision", "refuse"}, {"pid", static_cast<long>(c.peer.pid)},
-                       {"exe", c.peer.exe}, {"reason", "process is not part of this run"}});
+          opts_.audit->record(BrokerRefusal{static_cast<long>(c.peer.pid), c.peer.exe, "process is not part of this run"});
           ::close(fd);
           continue;
         }
@@ -125,8 +124,8 @@ void Broker::serve() {
       if (n < 0) continue;
       const Client& c = clients[fd];
       if (!wire::request_is_valid(*req, static_cast<std::size_t>(n))) {
-        opts_.audit({{"event", "broker.refuse"}, {"decision", "refuse"}, {"pid", static_cast<long>(c.peer.pid)},
-                     {"exe", c.peer.exe}, {"reason", "malformed request (" + std::to_string(n) + " bytes)"}});
+        opts_.audit->record(BrokerRefusal{static_cast<long>(c.peer.pid), c.peer.exe,
+                                          "malformed request (" + std::to_string(n) + " bytes)"});
         wipe(req->data, sizeof req->data);
         close_client(fd);
         continue;
@@ -141,9 +140,9 @@ void Broker::serve() {
       // request is read, so the log still holds every answer, in order.
       const ssize_t sent = ::send(fd, &out.reply, sizeof out.reply, MSG_NOSIGNAL);
       wipe(&out.reply, sizeof out.reply);
-      if (!out.audit.is_null()) {
-        out.audit["conn"] = conn_id;
-        opts_.audit(std::move(out.audit));
+      if (out.audit) {
+        out.audit->conn = conn_id;
+        opts_.audit->record(std::move(*out.audit));
       }
       if (sent != static_cast<ssize_t>(sizeof out.reply)) close_client(fd);
     }

@@ -12,8 +12,7 @@
 #include <string>
 #include <thread>
 
-#include <nlohmann/json.hpp>
-
+#include "audit/audit_recorder.h"
 #include "secrets/decide.h"
 #include "secrets/process_tree.h"
 #include "kz/result.h"
@@ -23,8 +22,8 @@ namespace kz {
 struct BrokerOptions {
   DecideContext decide;
   ProcessTree* tree = nullptr;
-  std::function<void(nlohmann::json)> audit;   // called from the broker thread
-  std::string runtime_dir;                     // parent of the private dir; default $XDG_RUNTIME_DIR or /tmp
+  AuditRecorder* audit = nullptr;   // required; called from the broker thread
+  std::string runtime_dir;          // parent of the private dir; default $XDG_RUNTIME_DIR or /tmp
 };
 
 class Broker {

@@ -6,8 +6,8 @@
 
 namespace kz {
 
-Result<std::unique_ptr<Fallback>> Fallback::start(const FallbackOptions& o, DecideContext decide,
-                                                  std::function<void(nlohmann::json)> audit, char** parent_env) {
+Result<std::unique_ptr<Fallback>> Fallback::start(const FallbackOptions& o, DecideContext decide, AuditRecorder& audit,
+                                                  char** parent_env) {
   std::unique_ptr<Fallback> f(new Fallback());
   auto dir = PrivateDir::create("kz-proxy-");
   if (!dir) return dir.take_error();
@@ -21,18 +21,17 @@ Result<std::unique_ptr<Fallback>> Fallback::start(const FallbackOptions& o, Deci
 
   // One record per program of the run: which way its TLS goes, and why.
   f->router_ = std::make_unique<ProgramRouter>(
-      o.all_programs, [audit](pid_t pid, const std::string& exe, const ProgramClass& c) {
+      o.all_programs, [&audit](pid_t pid, const std::string& exe, const ProgramClass& c) {
         const char* route = c.route == Route::Shim ? "shim" : "proxy";
         spdlog::info("blind: pid {} {} → {} ({})", static_cast<long>(pid), exe, route, c.reason);
-        audit({{"event", "route"}, {"pid", static_cast<long>(pid)}, {"exe", exe}, {"route", route},
-               {"reason", c.reason}});
+        audit.record(ProgramRouted{static_cast<long>(pid), exe, route, c.reason});
       });
 
   ProxyOptions po;
   po.decide = decide;
   po.ca = f->ca_.get();
   po.upstream_ca_file = o.upstream_ca_file;
-  po.audit = audit;
+  po.audit = &audit;
   Fallback* self = f.get();
   // The redirector is made after the proxy (it needs the proxy's addresses); the proxy
   // only accepts connections once a redirected program exists, after both are up.
@@ -64,8 +63,7 @@ Result<std::unique_ptr<Fallback>> Fallback::start(const FallbackOptions& o, Deci
   spdlog::info("blind: {} go to the TLS proxy on {} (ports {}); redirect: {} ({})",
                o.all_programs ? "all programs" : "programs the shim cannot serve", format_address(listen), ports,
                f->redirector_->describe(), choice.why);
-  audit({{"event", "fallback"}, {"redirector", choice.name}, {"all_programs", o.all_programs},
-         {"ports", o.ports}});
+  audit.record(FallbackStarted{choice.name, o.all_programs, o.ports});
   return f;
 }
 

@@ -13,8 +13,7 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
+#include "audit/audit_recorder.h"
 #include "secrets/decide.h"
 #include "core/private_dir.h"
 #include "proxy/ephemeral_ca.h"
@@ -35,8 +34,9 @@ struct FallbackOptions {
 
 class Fallback {
  public:
-  static Result<std::unique_ptr<Fallback>> start(const FallbackOptions& o, DecideContext decide,
-                                                 std::function<void(nlohmann::json)> audit, char** parent_env);
+  // `audit` (thread-safe) outlives the Fallback.
+  static Result<std::unique_ptr<Fallback>> start(const FallbackOptions& o, DecideContext decide, AuditRecorder& audit,
+                                                 char** parent_env);
   ~Fallback() { stop(); }
   Fallback(const Fallback&) = delete;
   Fallback& operator=(const Fallback&) = delete;

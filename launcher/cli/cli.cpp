@@ -140,9 +140,10 @@ int cli_main(int argc, char** argv) {
   auto* audit_cmd = app.add_subcommand("audit", "Check, summarise or search an audit log (JSON Lines, hash-chained)");
   audit_cmd->add_option("action", audit.action,
                         "verify: check the hash chain and that nothing was cut off the end; summary: uses per secret, "
-                        "host, executable, and refusals/leaks; query: the records matching every filter given")
+                        "host, executable, and refusals/leaks; query: the records matching every filter given; "
+                        "schema: every kind of record and its fields")
       ->required()
-      ->check(CLI::IsMember({"verify", "summary", "query"}));
+      ->check(CLI::IsMember({"verify", "summary", "query", "schema"}));
   audit_cmd->add_option("file", audit.file, "Audit log (default: $XDG_STATE_HOME/keyzero/audit.jsonl)");
   audit_cmd->add_option("--secret", audit.secret, "query: records of this secret");
   audit_cmd->add_option("--host", audit.host, "query: records for this host");
@@ -157,7 +158,8 @@ int cli_main(int argc, char** argv) {
       "\nExamples:\n"
       "  kz audit query --secret GITHUB_TOKEN --since 1d\n"
       "  kz audit query --event swap --decision refuse --json | jq .\n"
-      "  kz audit verify /var/log/kz/audit.jsonl\n");
+      "  kz audit verify /var/log/kz/audit.jsonl\n"
+      "  kz audit schema\n");
 
   PolicyOptions policy;
   auto* policy_cmd = app.add_subcommand("policy", "Check a PDP bundle, or decide one request offline (like opa eval)");

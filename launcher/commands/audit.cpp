@@ -1,9 +1,10 @@
-// kz audit verify|summary|query [FILE]
+// kz audit verify|summary|query [FILE], kz audit schema
 #include <charconv>
 #include <cstdio>
 
 #include "audit/audit_log.h"
 #include "audit/audit_query.h"
+#include "audit/audit_schema.h"
 #include "commands/commands.h"
 #include "core/log.h"
 
@@ -47,6 +48,10 @@ Result<AuditQuery> query_from(const AuditOptions& o) {
 }  // namespace
 
 int cmd_audit(const GlobalOptions&, const AuditOptions& o) {
+  if (o.action == "schema") {
+    std::fputs(audit_schema_markdown().c_str(), stdout);
+    return kExitOk;
+  }
   const std::string file = o.file.empty() ? default_audit_path() : o.file;
   if (o.action == "verify") {
     const VerifyReport r = verify_audit_file(file);

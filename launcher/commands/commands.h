@@ -41,7 +41,7 @@ struct RunOptions {
 };
 
 struct AuditOptions {
-  std::string action;        // "verify" | "summary" | "query"
+  std::string action;        // "verify" | "summary" | "query" | "schema"
   std::string file;          // empty: the default audit log
   // query filters (empty: not filtered); since/until are parsed by cmd_audit.
   std::string secret, host, event, decision, run, since, until, pid;

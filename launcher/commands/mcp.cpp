@@ -9,7 +9,7 @@
 
 #include <cstdio>
 
-#include "audit/audit_log.h"
+#include "audit/audit_trail.h"
 #include "commands/commands.h"
 #include "commands/load.h"
 #include "core/log.h"
@@ -17,7 +17,6 @@
 #include "mcp/mcp_stdio.h"
 #include "resolve/pdp_client.h"
 #include "server/bearer_identity.h"
-#include "server/decision_log.h"
 #include "server/pdp_state.h"
 
 namespace kz {
@@ -80,17 +79,19 @@ int cmd_mcp(const GlobalOptions& g, const McpOptions& o) {
     identity = make_identity({{"iss", "local"}, {"sub", user_name()}});
     enforce = false;
   }
-  if (audit_path.empty()) audit_path = default_audit_path();
-  auto audit = AuditLog::open(audit_path);
-  if (!audit) {
-    spdlog::error("{} (use --audit-log FILE)", audit.error().message);
+  AuditTrailOptions to;
+  to.path = audit_path;
+  to.open_hint = " (use --audit-log FILE)";
+  to.batched = true;
+  auto trail = AuditTrail::open(std::move(to));
+  if (!trail) {
+    spdlog::error("{}", trail.error().message);
     return kExitConfig;
   }
-  DecisionLog log(std::move(*audit), nullptr);
-  auto submit = [&log](nlohmann::json rec) { log.submit(std::move(rec)); };
+  AuditTrail& log = **trail;
   mcp::TokenStore store;
-  mcp::McpTools tools(store, submit);
-  mcp::McpProtocol protocol(tools, kKzVersion, submit);
+  mcp::McpTools tools(store, log);
+  mcp::McpProtocol protocol(tools, kKzVersion, log);
   mcp::CallContext ctx;
   ctx.state = state;
   ctx.enforce_policy = enforce;
@@ -103,15 +104,14 @@ int cmd_mcp(const GlobalOptions& g, const McpOptions& o) {
       return make_error(ErrorKind::Denied, "the identity token has expired: restart kz mcp with a fresh one");
     };
   }
-  log.submit({{"event", "mcp.start"}, {"decision", "ok"}, {"transport", "stdio"}, {"sub", identity->sub},
-              {"bundle", state->bundle.path}, {"policy", enforce}});
+  log.begin(McpStart{"stdio", identity->sub, state->bundle.path, enforce});
   spdlog::info("kz mcp: serving MCP on stdin/stdout ({} secrets from {})", state->bundle.secrets.size(), state->bundle.path);
   if (isatty(STDIN_FILENO))
     std::fprintf(stderr, "kz mcp: waiting for an MCP client's JSON-RPC on stdin (an MCP client starts kz mcp "
                          "itself: see kz mcp --help); Ctrl-D ends\n");
   auto st = mcp::serve_stdio(protocol, ctx, STDIN_FILENO, STDOUT_FILENO, so);
-  log.submit({{"event", "mcp.stop"}, {"decision", "ok"}, {"transport", "stdio"}});
-  log.flush();
+  log.end(McpStop{"stdio"});
+  log.close();
   if (!st) {
     spdlog::error("{}", st.error().message);
     return kExitInternal;

@@ -1,17 +1,24 @@
 // kz run: resolve, build the child's environment, start the command under supervision.
+// One RunSession per run; cmd_run calls its steps in order:
+//   open_audit       the config and the audit trail; run.start (a run that cannot be
+//                    audited does not start)
+//   plan_environment env files, the selection, what the child does not inherit
+//   prepare_blind    blind mode checked before anything is resolved
+//   resolve          the values, from the providers or through the PDP
+//   plan_output      output masking
+//   start_watchers   the sensors, then blind mode's tokens, broker and proxy
+//   supervise        fork, redirect, wait; the run.stop record
+// A step that ends the run returns the exit code; every path writes run.stop once (the
+// trail writes "not started" for a step that ends before the command could run).
 #include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <functional>
 #include <memory>
-#include <mutex>
+#include <optional>
 #include <set>
 
-#include <openssl/rand.h>
-
-#include "audit/audit_log.h"
-#include "audit/audit_sinks.h"
+#include "audit/audit_trail.h"
 #include "blind/blind_run.h"
 #include "config/secret_bindings.h"
 #include "secrets/token_table.h"
@@ -41,173 +48,187 @@ int exit_code_for(const Error& e) {
   }
 }
 
-}  // namespace
+// A step's result: keep going (nullopt), or end the run with this exit code.
+using Step = std::optional<int>;
 
-int cmd_run(const GlobalOptions& g, const RunOptions& o) {
+class RunSession {
+ public:
+  RunSession(const GlobalOptions& g, const RunOptions& o) : g_(g), o_(o) {}
+
+  Step open_audit();
+  Step plan_environment();
+  Step prepare_blind();
+  Step resolve();
+  Step check_values();
+  void plan_output();
+  Step start_watchers();
+  int supervise();
+
+ private:
+  // Ends the run in the log with an error (exit status `code`) and returns `code`.
+  int fail(int code, const std::string& reason) {
+    trail_->end(RunStop{"error", reason, code});
+    return code;
+  }
+  const std::string& exe() const { return o_.command[0]; }
+  Result<std::vector<ResolvedSecret>> resolve_via_server(std::string identity);
+
+  const GlobalOptions& g_;
+  const RunOptions& o_;
+  OnLeak on_leak_ = OnLeak::Audit;
+  std::optional<Config> cfg_;
+  // Declared first, so it closes last: after the sensors' summary and the broker's last
+  // record, it writes run.stop if no step did, then drains the sinks.
+  std::unique_ptr<AuditTrail> trail_;
+  ChildEnvOptions env_opts_;
+  ResolveOptions ropts_;
+  // Declared before `blind_`, whose broker asks the process sensor until blind_->stop().
+  std::unique_ptr<RunSensors> sensors_;
+  std::unique_ptr<BlindRun> blind_;
+  std::vector<ResolvedSecret> secrets_;
+  SuperviseOptions sup_;
+};
+
+Step RunSession::open_audit() {
   harden_process();
-  if (o.command.empty()) {
+  if (o_.command.empty()) {
     spdlog::error("kz run needs a command: kz run [options] -- COMMAND [ARGS...]");
     return kExitConfig;
   }
-  auto on_leak = parse_on_leak(o.on_leak);
+  auto on_leak = parse_on_leak(o_.on_leak);
   if (!on_leak) { spdlog::error("{}", on_leak.error().message); return kExitConfig; }
-  auto cfg = load_config_for(g);
+  on_leak_ = *on_leak;
+  auto cfg = load_config_for(g_);
   if (!cfg) { spdlog::error("{}", cfg.error().message); return kExitConfig; }
+  cfg_.emplace(std::move(*cfg));
 
-  // Audit: opened before anything is resolved; a run that cannot be audited does not start.
-  const std::string audit_path = !o.audit_log.empty() ? o.audit_log
-                                 : !cfg->audit.path.empty() ? cfg->audit.path : default_audit_path();
-  auto audit = AuditLog::open(audit_path);
-  if (!audit) { spdlog::error("{} (set [audit] path or --audit-log)", audit.error().message); return kExitConfig; }
-  unsigned char rid[8];
-  RAND_bytes(rid, sizeof rid);
-  const std::string run_id = hex_lower(std::string_view(reinterpret_cast<char*>(rid), sizeof rid));
-  // The broker thread (blind mode) records too: appends are serialised here.
-  std::mutex audit_mu;
-  const long launcher_pid = static_cast<long>(getpid());
-  // Sinks (syslog, HTTP) get a copy of each line after the file has it; they never block.
-  auto sinks = AuditSinks::start(cfg->audit);
-  if (!sinks) { spdlog::error("{}", sinks.error().message); return kExitConfig; }
-  std::function<void(nlohmann::json)> record = [&](nlohmann::json j) {
-    j["run"] = run_id;
-    if (!j.contains("pid")) j["pid"] = launcher_pid;
-    std::lock_guard lock(audit_mu);
-    std::string line;
-    if (auto st = audit->append(std::move(j), &line); !st) spdlog::warn("{}", st.error().message);
-    if (!line.empty()) (*sinks)->submit(line);
-  };
-  // Declared before stop_record, so it runs after run.stop is written: the sinks drain
-  // (2 s at most), and records a sink lost are counted on stderr and in the file.
-  struct SinkFinish {
-    AuditSinks& sinks;
-    AuditLog& log;
-    const std::string& run;
-    ~SinkFinish() {
-      for (const auto& st : sinks.finish()) {
-        if (st.lost() == 0) continue;
-        spdlog::warn("audit sink {}: {} record(s) not delivered ({} dropped: queue full, {} failed, {} still queued at "
-                     "the end); the audit file has them all",
-                     st.sink, st.lost(), st.dropped_full, st.failed, st.undelivered);
-        (void)log.append({{"event", "audit.sink"}, {"decision", "error"}, {"sink", st.sink}, {"run", run},
-                          {"delivered", st.delivered}, {"dropped", st.lost()},
-                          {"reason", "records not delivered to the sink"}});
-      }
-    }
-  } sink_finish{**sinks, *audit, run_id};
-  record({{"event", "run.start"}, {"mode", o.blind_proxy ? "blind-proxy" : o.blind ? "blind" : "standard"},
-          {"exe", o.command.empty() ? "" : o.command[0]}, {"config", cfg->path}});
-  // Every return path below ends the run in the log exactly once.
-  struct StopRecord {
-    std::function<void(nlohmann::json)> write;
-    bool done = false;
-    ~StopRecord() { if (!done) write({{"event", "run.stop"}, {"decision", "error"}, {"reason", "not started"}}); }
-    void stop(nlohmann::json j) { done = true; j["event"] = "run.stop"; write(std::move(j)); }
-  } stop_record{record};
+  // Opened before anything is resolved; sinks (syslog, HTTP) get a copy of each line
+  // after the file has it, and never block the run.
+  AuditTrailOptions to;
+  to.path = !o_.audit_log.empty() ? o_.audit_log : cfg_->audit.path;
+  to.open_hint = " (set [audit] path or --audit-log)";
+  to.sinks = cfg_->audit;
+  to.per_run = true;
+  auto trail = AuditTrail::open(std::move(to));
+  if (!trail) { spdlog::error("{}", trail.error().message); return kExitConfig; }
+  trail_ = std::move(*trail);
+  trail_->begin(RunStart{o_.blind_proxy ? "blind-proxy" : o_.blind ? "blind" : "standard", exe(), cfg_->path},
+                RunStop{"error", "not started", std::nullopt});
+  return std::nullopt;
+}
 
-  // Plain variables from --env-file; a clash with a secret is an error unless --override
-  // (then the file's value is used and that secret is not resolved).
-  ChildEnvOptions env_opts;
-  env_opts.clean = o.clean_env;
-  env_opts.keep = o.keep_env;
+// Plain variables from --env-file; a clash with a secret is an error unless --override
+// (then the file's value is used and that secret is not resolved). The agent gets the
+// values, not the keys to the vault: provider credentials and the source variables of
+// env secrets are removed from what it inherits.
+Step RunSession::plan_environment() {
+  const Config& cfg = *cfg_;
+  env_opts_.clean = o_.clean_env;
+  env_opts_.keep = o_.keep_env;
   // The collector's token is kz's, not the command's; so is the PDP identity token.
-  if (!cfg->audit.http_token_env.empty()) env_opts.drop.push_back(cfg->audit.http_token_env);
-  env_opts.drop.push_back(kEnvIdentityToken);
-  for (const auto& f : o.env_files) {
+  if (!cfg.audit.http_token_env.empty()) env_opts_.drop.push_back(cfg.audit.http_token_env);
+  env_opts_.drop.push_back(kEnvIdentityToken);
+  for (const auto& f : o_.env_files) {
     auto vars = parse_env_file(f);
     if (!vars) { spdlog::error("{}", vars.error().message); return kExitConfig; }
-    for (auto& v : *vars) env_opts.plain.push_back(std::move(v));
+    for (auto& v : *vars) env_opts_.plain.push_back(std::move(v));
   }
-  if (auto st = check_selection(*cfg, o.only); !st) { spdlog::error("{}", st.error().message); return kExitConfig; }
+  if (auto st = check_selection(cfg, o_.only); !st) { spdlog::error("{}", st.error().message); return kExitConfig; }
   std::set<std::string> overridden;
-  for (const auto& v : env_opts.plain) {
-    if (cfg->find_secret(v.name) == nullptr) continue;
-    if (!o.override_env) {
+  for (const auto& v : env_opts_.plain) {
+    if (cfg.find_secret(v.name) == nullptr) continue;
+    if (!o_.override_env) {
       spdlog::error("{}: {} is also a secret in {} (use --override to let the env file win)",
-                    format_pos(v.pos), v.name, cfg->path);
+                    format_pos(v.pos), v.name, cfg.path);
       return kExitConfig;
     }
     overridden.insert(v.name);
   }
-  ResolveOptions ropts;
-  ropts.on_result = [&](const SecretSpec& s, const Error* e) {
-    nlohmann::json j = {{"event", "resolve"}, {"secret", s.name}, {"provider", s.provider},
-                        {"exe", o.command[0]}, {"decision", e == nullptr ? "ok" : "error"}};
+  ropts_.on_result = [this](const SecretSpec& s, const Error* e) {
+    SecretResolved r{s.name, s.provider, std::nullopt, exe(), e == nullptr ? "ok" : "error"};
     // An exec ref is a command line, which may carry anything: it is not recorded.
-    if (s.provider != "exec") j["ref"] = s.ref;
-    if (e != nullptr) j["reason"] = e->message;
-    record(std::move(j));
+    if (s.provider != "exec") r.ref = s.ref;
+    if (e != nullptr) r.reason = e->message;
+    trail_->record(std::move(r));
   };
-  for (const auto& s : cfg->secrets) {
-    const bool selected = o.only.empty() || std::find(o.only.begin(), o.only.end(), s.name) != o.only.end();
-    if (selected && overridden.count(s.name) == 0) ropts.only.push_back(s.name);
+  for (const auto& s : cfg.secrets) {
+    const bool selected = o_.only.empty() || std::find(o_.only.begin(), o_.only.end(), s.name) != o_.only.end();
+    if (selected && overridden.count(s.name) == 0) ropts_.only.push_back(s.name);
   }
-  // The agent gets the values, not the keys to the vault: provider credentials and the
-  // source variables of env secrets are removed from what it inherits.
-  {
-    std::vector<std::string> used;
-    for (const auto& name : ropts.only) {
-      const SecretSpec* s = cfg->find_secret(name);
-      used.push_back(s->provider);
-      if (s->provider == "env" && s->ref != s->name) env_opts.drop.push_back(s->ref);
-    }
-    for (auto& v : provider_credential_vars(used)) env_opts.drop.push_back(std::move(v));
-    for (const auto& d : env_opts.drop) spdlog::debug("not passed to the command: {}", d);
+  std::vector<std::string> used;
+  for (const auto& name : ropts_.only) {
+    const SecretSpec* s = cfg.find_secret(name);
+    used.push_back(s->provider);
+    if (s->provider == "env" && s->ref != s->name) env_opts_.drop.push_back(s->ref);
   }
-  // Blind mode is checked before anything is resolved: every secret needs somewhere it
-  // may go, and the shim and the trust store must be there.
-  // Declared before `blind`, whose broker asks the process sensor until blind->stop().
-  std::unique_ptr<RunSensors> sensors;
-  std::unique_ptr<BlindRun> blind;
-  if (o.blind) {
-    BlindModeOptions bm;
-    bm.allow_any_host = o.allow_any_host;
-    bm.proxy_all = o.blind_proxy;
-    bm.redirector = o.redirector;
-    auto b = BlindRun::prepare(*cfg, ropts.only, bm);
-    if (!b) {
-      spdlog::error("{}", b.error().message);
-      stop_record.stop({{"decision", "error"}, {"reason", "blind mode could not be set up"}, {"exit", kExitConfig}});
-      return kExitConfig;
-    }
-    blind = std::move(*b);
+  for (auto& v : provider_credential_vars(used)) env_opts_.drop.push_back(std::move(v));
+  for (const auto& d : env_opts_.drop) spdlog::debug("not passed to the command: {}", d);
+  return std::nullopt;
+}
+
+// Every secret needs somewhere it may go, and the shim and the trust store must be
+// there: checked before anything is resolved.
+Step RunSession::prepare_blind() {
+  if (!o_.blind) return std::nullopt;
+  BlindModeOptions bm;
+  bm.allow_any_host = o_.allow_any_host;
+  bm.proxy_all = o_.blind_proxy;
+  bm.redirector = o_.redirector;
+  auto b = BlindRun::prepare(*cfg_, ropts_.only, bm);
+  if (!b) {
+    spdlog::error("{}", b.error().message);
+    return fail(kExitConfig, "blind mode could not be set up");
   }
-  std::vector<ResolvedSecret> secrets;
-  if (!ropts.only.empty()) {
-    const auto t0 = Clock::now();
-    Result<std::vector<ResolvedSecret>> r = std::vector<ResolvedSecret>{};
-    if (!cfg->server.url.empty()) {
-      // Through the PDP: it decides per secret for this identity, and resolves.
-      auto token = identity_token(*cfg, o.identity_token_file);
-      if (!token) {
-        spdlog::error("{}", token.error().message);
-        stop_record.stop({{"decision", "error"}, {"reason", "no identity token for the PDP"}, {"exit", kExitConfig}});
-        return kExitConfig;
-      }
-      PdpResolveOptions po;
-      po.only = ropts.only;
-      po.token = std::move(*token);
-      po.on_result = [&](const SecretSpec& s, const Error* e, const std::string& decision_id) {
-        nlohmann::json j = {{"event", "resolve"}, {"secret", s.name}, {"provider", s.provider}, {"ref", s.ref},
-                            {"exe", o.command[0]}, {"via", cfg->server.url}, {"decision_id", decision_id},
-                            {"decision", e == nullptr ? "ok" : e->kind == ErrorKind::Denied ? "deny" : "error"}};
-        if (e != nullptr) j["reason"] = e->message;
-        record(std::move(j));
-      };
-      r = resolve_via_pdp(*cfg, po);
-      wipe(po.token);
-    } else {
-      r = resolve_secrets(*cfg, ropts);
+  blind_ = std::move(*b);
+  return std::nullopt;
+}
+
+// Through the PDP: it decides per secret for this identity, and resolves.
+Result<std::vector<ResolvedSecret>> RunSession::resolve_via_server(std::string identity) {
+  PdpResolveOptions po;
+  po.only = ropts_.only;
+  po.token = std::move(identity);
+  po.on_result = [this](const SecretSpec& s, const Error* e, const std::string& decision_id) {
+    SecretResolved r{s.name, s.provider, s.ref, exe(),
+                     e == nullptr ? "ok" : e->kind == ErrorKind::Denied ? "deny" : "error"};
+    r.via = cfg_->server.url;
+    r.decision_id = decision_id;
+    if (e != nullptr) r.reason = e->message;
+    trail_->record(std::move(r));
+  };
+  auto r = resolve_via_pdp(*cfg_, po);
+  wipe(po.token);
+  return r;
+}
+
+Step RunSession::resolve() {
+  if (ropts_.only.empty()) return std::nullopt;
+  const auto t0 = Clock::now();
+  Result<std::vector<ResolvedSecret>> r = std::vector<ResolvedSecret>{};
+  if (!cfg_->server.url.empty()) {
+    auto token = identity_token(*cfg_, o_.identity_token_file);
+    if (!token) {
+      spdlog::error("{}", token.error().message);
+      return fail(kExitConfig, "no identity token for the PDP");
     }
-    if (!r) {
-      spdlog::error("{}", r.error().message);
-      stop_record.stop({{"decision", "error"}, {"reason", "resolution failed"}, {"exit", kExitConfig}});
-      return exit_code_for(r.error());
-    }
-    secrets = std::move(*r);
-    spdlog::info("resolved {} secret(s) in {} ms", secrets.size(),
-                 std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count());
+    r = resolve_via_server(std::move(*token));
+  } else {
+    r = resolve_secrets(*cfg_, ropts_);
   }
-  for (const auto& s : secrets) {
+  if (!r) {
+    spdlog::error("{}", r.error().message);
+    trail_->end(RunStop{"error", "resolution failed", kExitConfig});
+    return exit_code_for(r.error());
+  }
+  secrets_ = std::move(*r);
+  spdlog::info("resolved {} secret(s) in {} ms", secrets_.size(),
+               std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count());
+  return std::nullopt;
+}
+
+// A value goes into the environment: it cannot hold a NUL.
+Step RunSession::check_values() {
+  for (const auto& s : secrets_) {
     if (s.value.view().find('\0') != std::string_view::npos) {
       spdlog::error("secret {} (provider {}) contains a NUL byte and cannot be passed in the environment",
                     s.name, s.provider);
@@ -216,97 +237,112 @@ int cmd_run(const GlobalOptions& g, const RunOptions& o) {
     if (!s.value.locked())
       spdlog::debug("secret {}: memory could not be locked (RLIMIT_MEMLOCK); it is still excluded from core dumps", s.name);
   }
+  return std::nullopt;
+}
 
-  SuperviseOptions sup;
-  sup.argv = o.command;
-  const bool masking = !o.no_masking && cfg->masking.enabled;
-  if (masking) {
-    MaskerOptions mo;
-    mo.replacement = o.mask_replacement.value_or(cfg->masking.replacement);
-    std::vector<std::string_view> values;
-    for (const auto& s : secrets) {
-      values.push_back(s.value.view());
-      if (s.value.size() < mo.min_secret_len)
-        spdlog::warn("secret {} is shorter than {} bytes and is not masked in output", s.name, mo.min_secret_len);
-    }
-    sup.masks = MaskPatterns::build(values, mo);
-    sup.mode = (!o.no_pty && isatty(1) == 1) ? OutputMode::Pty : OutputMode::Pipes;
-  } else {
-    sup.mode = OutputMode::Inherit;
+void RunSession::plan_output() {
+  sup_.argv = o_.command;
+  const bool masking = !o_.no_masking && cfg_->masking.enabled;
+  if (!masking) {
+    sup_.mode = OutputMode::Inherit;
     spdlog::info("output masking is off");
+    return;
   }
+  MaskerOptions mo;
+  mo.replacement = o_.mask_replacement.value_or(cfg_->masking.replacement);
+  std::vector<std::string_view> values;
+  for (const auto& s : secrets_) {
+    values.push_back(s.value.view());
+    if (s.value.size() < mo.min_secret_len)
+      spdlog::warn("secret {} is shorter than {} bytes and is not masked in output", s.name, mo.min_secret_len);
+  }
+  sup_.masks = MaskPatterns::build(values, mo);
+  sup_.mode = (!o_.no_pty && isatty(1) == 1) ? OutputMode::Pty : OutputMode::Pipes;
+}
 
-  // The sensors watch every run (standard or blind) when the host allows eBPF; they are
-  // in place before the broker or the proxy can be asked anything.
-  {
-    RunSensorOptions so;
-    so.enabled = !o.no_sensors;
-    so.on_leak = *on_leak;
-    so.audit = record;
-    sensors = RunSensors::start(std::move(so));
-  }
-  if (blind) {
-    blind->use_sensor(sensors->process());
-    // The values move into the broker's table; the child gets tokens in their place.
-    auto st = blind->start(std::move(secrets), record);
-    if (!st) {
+// The sensors watch every run (standard or blind) when the host allows eBPF; they are
+// in place before the broker or the proxy can be asked anything. In blind mode the
+// values then move into the broker's table and the child gets tokens in their place.
+Step RunSession::start_watchers() {
+  RunSensorOptions so;
+  so.enabled = !o_.no_sensors;
+  so.on_leak = on_leak_;
+  so.audit = trail_.get();
+  sensors_ = RunSensors::start(std::move(so));
+  if (blind_) {
+    blind_->use_sensor(sensors_->process());
+    if (auto st = blind_->start(std::move(secrets_), *trail_); !st) {
       spdlog::error("{}", st.error().message);
-      stop_record.stop({{"decision", "error"}, {"reason", st.error().message}, {"exit", kExitInternal}});
-      return kExitInternal;
+      return fail(kExitInternal, st.error().message);
     }
-    sensors->watch(LeakDetector::build(blind->watch_list()));
-    secrets = blind->child_secrets();
-    for (auto& v : blind->child_vars(environ)) env_opts.plain.push_back(std::move(v));
-    sup.subreaper = true;
+    sensors_->watch(LeakDetector::build(blind_->watch_list()));
+    secrets_ = blind_->child_secrets();
+    for (auto& v : blind_->child_vars(environ)) env_opts_.plain.push_back(std::move(v));
+    sup_.subreaper = true;
+    return std::nullopt;
   }
-  if (!blind) {
-    // A value may go to the hosts its secret is bound to (hosts, else the catalogue's);
-    // a secret bound nowhere may go anywhere, and no leak of it can be told.
-    std::vector<std::string> names;
-    for (const auto& s : secrets) names.push_back(s.name);
-    auto bindings = blind_bindings(*cfg, names, true);
-    std::vector<WatchedSecret> watch;
-    if (bindings)
-      for (const auto& [name, b] : *bindings)
-        for (const auto& s : secrets)
-          if (s.name == name) watch.push_back({s.name, s.value.view(), "", b});
-    sensors->watch(LeakDetector::build(watch));
-  }
-  EnvBlock env = build_child_env(environ, env_opts, secrets);
-  sup.envp = env.envp();
+  // A value may go to the hosts its secret is bound to (hosts, else the catalogue's);
+  // a secret bound nowhere may go anywhere, and no leak of it can be told.
+  std::vector<std::string> names;
+  for (const auto& s : secrets_) names.push_back(s.name);
+  auto bindings = blind_bindings(*cfg_, names, true);
+  std::vector<WatchedSecret> watch;
+  if (bindings)
+    for (const auto& [name, b] : *bindings)
+      for (const auto& s : secrets_)
+        if (s.name == name) watch.push_back({s.name, s.value.view(), "", b});
+  sensors_->watch(LeakDetector::build(watch));
+  return std::nullopt;
+}
+
+int RunSession::supervise() {
+  EnvBlock env = build_child_env(environ, env_opts_, secrets_);
+  sup_.envp = env.envp();
   // The values now live in the environment block and (derived) in the mask patterns;
   // the parent drops both copies it no longer needs as soon as the child exists.
   Status redirect_status = ok_status();
-  sup.after_fork = [&](pid_t child) {
+  sup_.after_fork = [&](pid_t child) {
     // First: the sensors see the child's whole tree from its first instruction on.
-    if (auto st = sensors->add_root(child); !st && blind) blind->use_sensor(nullptr);
-    if (blind) {
-      redirect_status = blind->set_root(child);
+    if (auto st = sensors_->add_root(child); !st && blind_) blind_->use_sensor(nullptr);
+    if (blind_) {
+      redirect_status = blind_->set_root(child);
       // A child that cannot be redirected must not run as if it were.
       if (!redirect_status) kill(child, SIGKILL);
     }
     env.wipe();
-    secrets.clear();
+    secrets_.clear();
   };
-  if (blind) sup.child_prepare = [b = blind.get()]() noexcept { return b->child_prepare(); };
-  auto rc = run_supervised(sup);
-  if (blind) blind->stop();
-  sensors->stop();
+  if (blind_) sup_.child_prepare = [b = blind_.get()]() noexcept { return b->child_prepare(); };
+  auto rc = run_supervised(sup_);
+  if (blind_) blind_->stop();
+  sensors_->stop();
   if (!redirect_status) {
     spdlog::error("blind mode: the redirect could not be set up: {}", redirect_status.error().message);
-    stop_record.stop({{"decision", "error"}, {"reason", redirect_status.error().message}, {"exit", kExitInternal}});
-    return kExitInternal;
+    return fail(kExitInternal, redirect_status.error().message);
   }
-  int code = kExitInternal;
   if (!rc) {
     spdlog::error("{}", rc.error().message);
+    int code = kExitInternal;
     if (rc.error().kind == ErrorKind::NotFound) code = kExitNotFound;
     if (rc.error().kind == ErrorKind::Denied) code = kExitCannotExec;
-    stop_record.stop({{"decision", "error"}, {"reason", rc.error().message}, {"exit", code}});
-    return code;
+    return fail(code, rc.error().message);
   }
-  stop_record.stop({{"exit", *rc}});
+  trail_->end(RunStop{std::nullopt, std::nullopt, *rc});
   return *rc;
+}
+
+}  // namespace
+
+int cmd_run(const GlobalOptions& g, const RunOptions& o) {
+  RunSession run(g, o);
+  if (Step s = run.open_audit()) return *s;
+  if (Step s = run.plan_environment()) return *s;
+  if (Step s = run.prepare_blind()) return *s;
+  if (Step s = run.resolve()) return *s;
+  if (Step s = run.check_values()) return *s;
+  run.plan_output();
+  if (Step s = run.start_watchers()) return *s;
+  return run.supervise();
 }
 
 }  // namespace kz

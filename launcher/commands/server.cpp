@@ -5,11 +5,10 @@
 
 #include <cstdio>
 
-#include "audit/audit_log.h"
+#include "audit/audit_trail.h"
 #include "commands/commands.h"
 #include "core/log.h"
 #include "mcp/mcp_http.h"
-#include "server/decision_log.h"
 #include "server/http_server.h"
 #include "server/pdp_service.h"
 #include "server/pdp_state.h"
@@ -79,13 +78,17 @@ int cmd_server(const GlobalOptions&, const ServerOptions& o) {
     spdlog::error("{}", state.error().message);
     return kExitConfig;
   }
-  const std::string audit_path = o.audit_log.empty() ? default_audit_path() : o.audit_log;
-  auto audit = AuditLog::open(audit_path);
-  if (!audit) {
-    spdlog::error("{} (use --audit-log FILE)", audit.error().message);
+  // The decision log: batched (thousands of decisions a second), the same chain as kz run's.
+  AuditTrailOptions to;
+  to.path = o.audit_log;
+  to.open_hint = " (use --audit-log FILE)";
+  to.batched = true;
+  auto trail = AuditTrail::open(std::move(to));
+  if (!trail) {
+    spdlog::error("{}", trail.error().message);
     return kExitConfig;
   }
-  DecisionLog log(std::move(*audit), nullptr);
+  AuditTrail& log = **trail;
   PdpMetrics metrics;
   PdpServiceOptions so;
   so.log = &log;
@@ -93,15 +96,14 @@ int cmd_server(const GlobalOptions&, const ServerOptions& o) {
   PdpService service(so, *state);
 
   // MCP at /mcp (--mcp): the same bundle (reloaded with the PDP's), its own sessions.
-  auto submit = [&log](nlohmann::json rec) { log.submit(std::move(rec)); };
   mcp::TokenStore tokens;
-  mcp::McpTools tools(tokens, submit);
-  mcp::McpProtocol protocol(tools, kKzVersion, submit);
+  mcp::McpTools tools(tokens, log);
+  mcp::McpProtocol protocol(tools, kKzVersion, log);
   BearerIdentities mcp_identities;
   mcp::McpHttpOptions mo;
   mo.state = [&service] { return service.state(); };
   mo.identities = &mcp_identities;
-  mo.audit = submit;
+  mo.audit = &log;
   mo.listen_host = host;
   mcp::McpHttpEndpoint mcp_endpoint(protocol, mo);
 
@@ -133,8 +135,7 @@ int cmd_server(const GlobalOptions&, const ServerOptions& o) {
   const std::string url = std::string((*server)->tls() ? "https" : "http") + "://" +
                           (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
                           std::to_string((*server)->port());
-  log.submit({{"event", "pdp.start"}, {"decision", "ok"}, {"listen", url}, {"bundle", (*state)->bundle.path},
-              {"revision", (*state)->bundle.revision}});
+  log.begin(PdpStart{url, (*state)->bundle.path, (*state)->bundle.revision});
   std::printf("kz server: listening on %s (bundle %s, revision %.12s)\n", url.c_str(), (*state)->bundle.path.c_str(),
               (*state)->bundle.revision.c_str());
   if (with_mcp) std::printf("kz server: MCP (Streamable HTTP) at %s/mcp\n", url.c_str());
@@ -146,13 +147,12 @@ int cmd_server(const GlobalOptions&, const ServerOptions& o) {
       metrics.reload(false);
       spdlog::error("reload ({}): {}; still serving revision {:.12}", why, next.error().message,
                     service.state()->bundle.revision);
-      log.submit({{"event", "pdp.reload"}, {"decision", "error"}, {"trigger", why},
-                  {"revision", service.state()->bundle.revision}, {"reason", next.error().message}});
+      log.record(PdpReload{"error", why, service.state()->bundle.revision, next.error().message});
       return;
     }
     metrics.reload(true);
     spdlog::info("reload ({}): now serving revision {:.12}", why, (*next)->bundle.revision);
-    log.submit({{"event", "pdp.reload"}, {"decision", "ok"}, {"trigger", why}, {"revision", (*next)->bundle.revision}});
+    log.record(PdpReload{"ok", why, (*next)->bundle.revision, std::nullopt});
     service.set_state(*next);
   };
 
@@ -174,8 +174,8 @@ int cmd_server(const GlobalOptions&, const ServerOptions& o) {
   }
   spdlog::info("stopping: finishing requests in progress");
   (*server)->stop(5000);
-  log.submit({{"event", "pdp.stop"}, {"decision", "ok"}});
-  log.flush();
+  log.end(PdpStop{});
+  log.close();
   return kExitOk;
 }
 

@@ -81,15 +81,19 @@ HttpReply McpHttpEndpoint::handle(const HttpRequestView& req) {
   ctx.state = st;
   ctx.transport = "http";
   ctx.source = req.source;
-  auto audit = [&](const char* event, const std::string& reason) {
-    json rec = {{"event", event}, {"decision", "deny"}, {"transport", "http"}, {"source", req.source}, {"reason", reason}};
-    opts_.audit(std::move(rec));
+  auto audit = [&](McpRefusalKind kind, const std::string& reason) {
+    McpRefusal rec;
+    rec.kind = kind;
+    rec.transport = "http";
+    rec.source = req.source;
+    rec.reason = reason;
+    opts_.audit->record(std::move(rec));
   };
 
   // DNS rebinding: a browser tricked into posting here carries a foreign Host or Origin.
   const std::string_view origin = req.header("origin");
   if (!host_allowed(req.header("host"), *st) || (!origin.empty() && !host_allowed(origin, *st))) {
-    audit("mcp.refused", "Host or Origin not allowed: " + std::string(req.header("host")));
+    audit(McpRefusalKind::Refused, "Host or Origin not allowed: " + std::string(req.header("host")));
     return http_error(403, -32000, "Forbidden: the Host or Origin header names a host this server does not serve");
   }
   if (req.method != "POST" && req.method != "DELETE") {
@@ -98,7 +102,7 @@ HttpReply McpHttpEndpoint::handle(const HttpRequestView& req) {
   }
   auto who = opts_.identities->verify(st, req.authorization, unix_now());
   if (!who) {
-    audit("mcp.auth", who.error().message);
+    audit(McpRefusalKind::Auth, who.error().message);
     return http_error(401, -32001, "Unauthorized: " + who.error().message,
                       {{"WWW-Authenticate", "Bearer realm=\"kz\", error=\"invalid_token\""}});
   }
@@ -150,7 +154,7 @@ HttpReply McpHttpEndpoint::handle(const HttpRequestView& req) {
   }
 
   if (session_id.empty()) {
-    audit("mcp.refused", "no Mcp-Session-Id");
+    audit(McpRefusalKind::Refused, "no Mcp-Session-Id");
     return http_error(400, -32000, "Bad Request: Mcp-Session-Id header is required (send initialize first)");
   }
   auto session = find_session(session_id, ctx.identity->key);

@@ -29,7 +29,7 @@ namespace kz::mcp {
 struct McpHttpOptions {
   std::function<std::shared_ptr<const PdpState>()> state;   // the bundle served now
   BearerIdentities* identities = nullptr;
-  std::function<void(nlohmann::json)> audit;
+  AuditRecorder* audit = nullptr;                            // required, thread-safe
   std::string listen_host;                                   // also accepted in Host
   std::size_t max_sessions = 10000;
   std::chrono::seconds session_idle{3600};

@@ -28,16 +28,19 @@ json rpc_error(const json& id, int code, const std::string& message, const json&
   return {{"jsonrpc", "2.0"}, {"id", id}, {"error", std::move(e)}};
 }
 
-McpProtocol::McpProtocol(McpTools& tools, std::string server_version, std::function<void(json)> audit)
-    : tools_(tools), version_(std::move(server_version)), audit_(std::move(audit)) {}
+McpProtocol::McpProtocol(McpTools& tools, std::string server_version, AuditRecorder& audit)
+    : tools_(tools), version_(std::move(server_version)), audit_(audit) {}
 
 void McpProtocol::audit_refusal(const CallContext& ctx, const std::string& method, int code, const std::string& message) {
-  json rec = {{"event", "mcp.refused"}, {"decision", "deny"}, {"transport", ctx.transport}, {"code", code}, {"reason", message}};
-  if (!method.empty()) rec["method"] = method;
-  if (ctx.identity) rec["sub"] = ctx.identity->sub;
-  if (!ctx.source.empty()) rec["source"] = ctx.source;
-  if (!ctx.session.empty()) rec["session"] = ctx.session;
-  audit_(std::move(rec));
+  McpRefusal rec;
+  rec.transport = ctx.transport;
+  rec.code = code;
+  rec.reason = message;
+  if (!method.empty()) rec.method = method;
+  if (ctx.identity) rec.sub = ctx.identity->sub;
+  if (!ctx.source.empty()) rec.source = ctx.source;
+  if (!ctx.session.empty()) rec.session = ctx.session;
+  audit_.record(std::move(rec));
 }
 
 bool McpProtocol::is_initialize(const json& msg) {

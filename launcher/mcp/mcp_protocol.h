@@ -46,7 +46,7 @@ class McpProtocol {
  public:
   // `audit` gets one record for each message refused with a JSON-RPC error and each
   // tool call refused for its arguments (the tools audit their own calls).
-  McpProtocol(McpTools& tools, std::string server_version, std::function<void(nlohmann::json)> audit);
+  McpProtocol(McpTools& tools, std::string server_version, AuditRecorder& audit);
 
   // A message as text: parsed here so that a parse error gets its JSON-RPC answer.
   std::optional<nlohmann::json> handle_text(std::string_view text, SessionState& s, const CallContext& ctx);
@@ -71,7 +71,7 @@ class McpProtocol {
 
   McpTools& tools_;
   std::string version_;
-  std::function<void(nlohmann::json)> audit_;
+  AuditRecorder& audit_;
 };
 
 }  // namespace kz::mcp

@@ -45,16 +45,19 @@ std::string joined(const std::vector<std::string>& v) {
 std::string path_only(const std::string& target) { return target.substr(0, target.find('?')); }
 
 // The start of a tool call's audit record: who, over what.
-json call_record(const CallContext& ctx, const char* tool) {
-  json rec = {{"event", "mcp.call"}, {"tool", tool}, {"transport", ctx.transport}, {"sub", ctx.identity->sub}};
-  if (!ctx.source.empty()) rec["source"] = ctx.source;
-  if (!ctx.session.empty()) rec["session"] = ctx.session;
+McpCall call_record(const CallContext& ctx, const char* tool) {
+  McpCall rec;
+  rec.tool = tool;
+  rec.transport = ctx.transport;
+  rec.sub = ctx.identity->sub;
+  if (!ctx.source.empty()) rec.source = ctx.source;
+  if (!ctx.session.empty()) rec.session = ctx.session;
   return rec;
 }
 
 }  // namespace
 
-McpTools::McpTools(TokenStore& store, std::function<void(json)> audit) : store_(store), audit_(std::move(audit)) {}
+McpTools::McpTools(TokenStore& store, AuditRecorder& audit) : store_(store), audit_(audit) {}
 
 Result<json> McpTools::call(const CallContext& ctx, std::string_view name, const json& args) {
   if (name == "resolve") return resolve(ctx, args);
@@ -72,11 +75,11 @@ Result<json> McpTools::resolve(const CallContext& ctx, const json& args) {
   if (name.empty() == ref.empty()) return make_error(ErrorKind::Usage, "give exactly one of name and ref");
 
   const policy::Bundle& bundle = ctx.state->bundle;
-  json rec = call_record(ctx, "resolve");
+  McpCall rec = call_record(ctx, "resolve");
   auto refuse = [&](const char* decision, const std::string& reason) {
-    rec["decision"] = decision;
-    rec["reason"] = reason;
-    audit_(rec);
+    rec.decision = decision;
+    rec.reason = reason;
+    audit_.record(rec);
     return text_result(reason, true);
   };
 
@@ -89,15 +92,15 @@ Result<json> McpTools::resolve(const CallContext& ctx, const json& args) {
     }
   }
   if (spec == nullptr) {
-    rec[name.empty() ? "ref" : "secret"] = name.empty() ? ref : name;
+    (name.empty() ? rec.ref : rec.secret) = name.empty() ? ref : name;
     return refuse("error", (name.empty() ? "no secret with ref " + ref : "no secret named " + name) + " is declared in " +
                                bundle.path + " (secrets:)");
   }
   if (name.empty() && matches != spec->name)
     return refuse("error", "several secrets have ref " + ref + " (" + matches + "): resolve one by name");
-  rec["secret"] = spec->name;
-  rec["provider"] = spec->provider;
-  rec["ref"] = spec->ref;
+  rec.secret = spec->name;
+  rec.provider = spec->provider;
+  rec.ref = spec->ref;
 
   Binding b;
   b.hosts = spec->hosts.empty() ? catalogue_hosts(spec->name) : spec->hosts;
@@ -110,9 +113,9 @@ Result<json> McpTools::resolve(const CallContext& ctx, const json& args) {
     req.time = now;
     req.source = ctx.source;
     const auto d = policy::decide(bundle, ctx.identity->value, {spec->name, spec->provider, spec->ref}, req);
-    rec["policy"] = d.policy_id;
-    rec["rule"] = d.rule_id;
-    rec["revision"] = bundle.revision;
+    rec.policy = d.policy_id;
+    rec.rule = d.rule_id;
+    rec.revision = bundle.revision;
     if (!d.allow) return refuse("deny", "denied by policy: " + d.reason);
     reveal = d.reveal;
   }
@@ -142,10 +145,10 @@ Result<json> McpTools::resolve(const CallContext& ctx, const json& args) {
              {"expires_at", iso_time(minted->issued->expires_at)},
              {"expires_in", bundle.mcp.token_ttl.count()}};
   if (reveal) sc["value"] = std::string(minted->issued->value.view());
-  rec["decision"] = "allow";
-  rec["token_id"] = minted->issued->token_id;
-  rec["revealed"] = reveal;
-  audit_(rec);
+  rec.decision = "allow";
+  rec.token_id = minted->issued->token_id;
+  rec.revealed = reveal;
+  audit_.record(rec);
   json r = structured_result(std::move(sc));
   if (!reveal)
     r["content"][0]["text"] = "Token for " + spec->name + ": " + minted->token + " (usable for " + joined(b.hosts) +
@@ -180,30 +183,30 @@ Result<json> McpTools::fetch(const CallContext& ctx, const json& args) {
   if (std::find(std::begin(kMethods), std::end(kMethods), fr.method) == std::end(kMethods))
     return make_error(ErrorKind::Usage, "method must be one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
 
-  json rec = call_record(ctx, "fetch");
-  rec["method"] = fr.method;
+  McpCall rec = call_record(ctx, "fetch");
+  rec.method = fr.method;
   std::vector<std::shared_ptr<const IssuedToken>> used;
   auto note_used = [&] {
-    json names = json::array(), ids = json::array();
+    std::vector<std::string> names, ids;
     for (const auto& u : used) {
       names.push_back(u->secret);
       ids.push_back(u->token_id);
     }
-    rec["secrets"] = names;
-    rec["token_ids"] = ids;
+    rec.secrets = std::move(names);
+    rec.token_ids = std::move(ids);
   };
   auto refuse = [&](const char* decision, const std::string& reason) {
     note_used();
-    rec["decision"] = decision;
-    rec["reason"] = reason;
-    audit_(rec);
+    rec.decision = decision;
+    rec.reason = reason;
+    audit_.record(rec);
     return text_result("fetch refused: " + reason, true);
   };
 
   auto url = parse_https_url(fr.url);
   if (!url) return refuse("deny", url.error().message);
-  rec["host"] = url->host;
-  rec["path"] = path_only(url->target);
+  rec.host = url->host;
+  rec.path = path_only(url->target);
   if (!find_token_texts(fr.url).empty())
     return refuse("deny", "tokens are swapped in headers and the body only, never in the URL (it is logged by servers and proxies)");
 
@@ -283,15 +286,15 @@ Result<json> McpTools::fetch(const CallContext& ctx, const json& args) {
              {"redirects", resp->redirects}};
   if (redacted > 0) sc["redacted"] = redacted;
   note_used();
-  rec["decision"] = "allow";
-  rec["status"] = resp->status;
-  rec["redirects"] = resp->redirects;
-  rec["redacted"] = redacted;
+  rec.decision = "allow";
+  rec.status = resp->status;
+  rec.redirects = resp->redirects;
+  rec.redacted = redacted;
   if (resp->redirects > 0) {
     auto fin = parse_https_url(resp->final_url);
-    if (fin) rec["final_host"] = fin->host;
+    if (fin) rec.final_host = fin->host;
   }
-  audit_(rec);
+  audit_.record(rec);
   return structured_result(std::move(sc));
 }
 

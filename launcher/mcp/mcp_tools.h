@@ -18,6 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "audit/audit_recorder.h"
 #include "kz/result.h"
 #include "mcp/token_store.h"
 #include "server/bearer_identity.h"
@@ -37,7 +38,8 @@ struct CallContext {
 
 class McpTools {
  public:
-  McpTools(TokenStore& store, std::function<void(nlohmann::json)> audit);
+  // `audit` (thread-safe) outlives the tools.
+  McpTools(TokenStore& store, AuditRecorder& audit);
 
   // tools/list's "tools": name, title, description, inputSchema, annotations.
   static const nlohmann::json& definitions();
@@ -54,7 +56,7 @@ class McpTools {
   Result<nlohmann::json> fetch(const CallContext& ctx, const nlohmann::json& args);
 
   TokenStore& store_;
-  std::function<void(nlohmann::json)> audit_;
+  AuditRecorder& audit_;
 };
 
 }  // namespace kz::mcp

@@ -121,10 +121,10 @@ bool ProxyShared::host_bound(const std::string& host) const {
   return false;
 }
 
-void ProxyShared::audit(nlohmann::json rec) const {
-  if (!opts.audit) return;
+void ProxyShared::audit(AuditEvent event) const {
+  if (opts.audit == nullptr) return;
   try {
-    opts.audit(std::move(rec));
+    opts.audit->record(std::move(event));
   } catch (...) {
     // An audit sink that throws must not take a connection (or a thread) down.
   }
@@ -136,7 +136,7 @@ ProxySession::ProxySession(ProxyShared& sh, tcp::socket client)
   cbuf_ = mem_.get();
   ubuf_ = mem_.get() + kBuf;
   swap_.decide = &sh_.opts.decide;
-  swap_.audit = &sh_.opts.audit;
+  swap_.audit = sh_.opts.audit;
   swap_.conn_id = sh_.next_conn_id.fetch_add(1, std::memory_order_relaxed);
   ops_ = swap_ops(&swap_);
   wops_.ctx = this;
@@ -161,14 +161,14 @@ bool ProxySession::write_all_cb(void* ctx, const char* p, std::size_t n) {
 }
 
 void ProxySession::record(const char* decision, const std::string& reason) {
-  nlohmann::json a = {{"event", "proxy"}, {"decision", decision}, {"reason", reason}};
+  ProxyConnection a{decision, reason};
   if (swap_.pid > 0) {
-    a["pid"] = static_cast<long>(swap_.pid);
-    a["exe"] = executable_of(swap_.pid);
+    a.pid = static_cast<long>(swap_.pid);
+    a.exe = executable_of(swap_.pid);
   }
-  if (!swap_.host.empty()) a["host"] = swap_.host;
-  if (!dest_text_.empty()) a["peer"] = dest_text_;
-  a["conn"] = swap_.conn_id;
+  if (!swap_.host.empty()) a.host = swap_.host;
+  if (!dest_text_.empty()) a.peer = dest_text_;
+  a.conn = swap_.conn_id;
   sh_.audit(std::move(a));
 }
 
@@ -184,10 +184,9 @@ void ProxySession::start() {
     dest.reset();
   }
   if (!dest || (dest->addr.ss_family != AF_INET && dest->addr.ss_family != AF_INET6)) {
-    sh_.audit({{"event", "proxy"},
-               {"decision", "refuse"},
-               {"client", format_address(storage_of(peer))},
-               {"reason", "unknown original destination"}});
+    ProxyConnection a{"refuse", "unknown original destination"};
+    a.client = format_address(storage_of(peer));
+    sh_.audit(std::move(a));
     return close_all();
   }
   dest_ = dest->addr;

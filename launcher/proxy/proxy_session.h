@@ -55,7 +55,7 @@ struct ProxyShared {
 
   // Some secret of the run may be used with this host.
   bool host_bound(const std::string& host) const;
-  void audit(nlohmann::json rec) const;
+  void audit(AuditEvent event) const;
 };
 
 class ProxySession : public std::enable_shared_from_this<ProxySession> {

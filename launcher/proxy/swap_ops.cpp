@@ -80,10 +80,10 @@ DecideOutcome run_decide(SwapContext& c, wire::Request& r) {
     out = decide(*c.decide, r, peer_of(c));
   }
   wipe(r.data, r.data_len);
-  if (!out.audit.is_null() && c.audit != nullptr && *c.audit) {
-    out.audit["conn"] = c.conn_id;
-    out.audit["via"] = "proxy";
-    (*c.audit)(std::move(out.audit));
+  if (out.audit && c.audit != nullptr) {
+    out.audit->conn = c.conn_id;
+    out.audit->via = "proxy";
+    c.audit->record(std::move(*out.audit));
   }
   return out;
 }

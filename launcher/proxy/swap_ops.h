@@ -14,8 +14,7 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
+#include "audit/audit_recorder.h"
 #include "secrets/decide.h"
 #include "kz/wire/protocol.h"
 #include "outbound.h"
@@ -26,7 +25,7 @@ namespace kz {
 // alive until after conn_drop(): the BrokerOps point at it.
 struct SwapContext {
   const DecideContext* decide = nullptr;
-  const std::function<void(nlohmann::json)>* audit = nullptr;
+  AuditRecorder* audit = nullptr;
   wire::Channel channel = wire::Channel::OpenSSL;
   pid_t pid = 0;
   std::string exe;          // /proc/PID/exe, read on the first decision

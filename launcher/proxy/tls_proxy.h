@@ -23,6 +23,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "audit/audit_recorder.h"
 #include "secrets/decide.h"
 #include "kz/result.h"
 #include "proxy/ephemeral_ca.h"
@@ -34,7 +35,7 @@ struct ProxyOptions {
   DecideContext decide;                        // token table, peer verifier, grants
   EphemeralCa* ca = nullptr;
   std::string upstream_ca_file;                // [blind] ca_file: extra anchors for upstreams
-  std::function<void(nlohmann::json)> audit;   // thread-safe
+  AuditRecorder* audit = nullptr;              // thread-safe; null: nothing recorded
   // Where an accepted connection (client = its peer address) was going; nullopt: unknown
   // (the connection is closed and the refusal audited).
   std::function<std::optional<OriginalDestination>(const sockaddr_storage& client)> original;

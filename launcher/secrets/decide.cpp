@@ -45,23 +45,23 @@ DecideOutcome decide(const DecideContext& ctx, const wire::Request& req, const P
   const std::string_view method = field(req.method, req.method_len);
   const std::string_view path = field(req.path, req.path_len);
   const std::string_view data(reinterpret_cast<const char*>(req.data), req.data_len);
-  nlohmann::json& a = out.audit;
-  a = {{"event", req.op == Op::Redact ? "redact" : "swap"},
-       {"pid", static_cast<long>(peer.pid)},
-       {"exe", peer.exe},
-       {"host", host},
-       {"channel", channel_name(req.channel)}};
-  if (!peer.lineage.empty()) a["lineage"] = peer.lineage;
-  if (req.peer_len > 0) a["peer"] = std::string(field(req.peer, req.peer_len));
-  if (!method.empty()) a["method"] = std::string(method);
-  if (!path.empty()) a["path"] = std::string(path.substr(0, path.find('?')));   // queries may carry tokens
+  TokenUse& a = out.audit.emplace();
+  a.op = req.op == Op::Redact ? UseOp::Redact : UseOp::Swap;
+  a.pid = static_cast<long>(peer.pid);
+  a.exe = peer.exe;
+  a.host = host;
+  a.channel = channel_name(req.channel);
+  a.lineage = peer.lineage;
+  if (req.peer_len > 0) a.peer = std::string(field(req.peer, req.peer_len));
+  if (!method.empty()) a.method = std::string(method);
+  if (!path.empty()) a.path = std::string(path.substr(0, path.find('?')));   // queries may carry tokens
 
   auto refuse = [&](const BlindSecret* s, std::string why) {
     rep.decision = Decision::Refuse;
-    if (s != nullptr) { a["secret"] = s->name; a["token_id"] = s->token_id; }
-    a["decision"] = "refuse";
+    if (s != nullptr) { a.secret = s->name; a.token_id = s->token_id; }
+    a.decision = "refuse";
     set_reason(rep, why);
-    a["reason"] = std::move(why);
+    a.reason = std::move(why);
     return std::move(out);
   };
 
@@ -69,7 +69,7 @@ DecideOutcome decide(const DecideContext& ctx, const wire::Request& req, const P
     const BlindSecret* s = ctx.table->find_value(data);
     if (s == nullptr) {
       rep.decision = Decision::Unknown;
-      out.audit = nullptr;   // a fingerprint collision, not an event
+      out.audit.reset();   // a fingerprint collision, not an event
       return out;
     }
     rep.decision = Decision::Allow;
@@ -77,10 +77,10 @@ DecideOutcome decide(const DecideContext& ctx, const wire::Request& req, const P
     // token itself when lengths agree, else the token cut to the value's length.
     set_data(rep, s->token.view().substr(0, s->value.size()));
     rep.secret_id = s->id;
-    a["secret"] = s->name;
-    a["token_id"] = s->token_id;
-    a["decision"] = "allow";
-    a["reason"] = "a response carried the secret's value; the agent saw the token instead";
+    a.secret = s->name;
+    a.token_id = s->token_id;
+    a.decision = "allow";
+    a.reason = "a response carried the secret's value; the agent saw the token instead";
     return out;
   }
 
@@ -89,7 +89,7 @@ DecideOutcome decide(const DecideContext& ctx, const wire::Request& req, const P
     if (const BlindSecret* start = ctx.table->find_token_start(data)) {
       rep.decision = Decision::Incomplete;
       rep.token_len = static_cast<std::uint32_t>(start->token.size());
-      out.audit = nullptr;   // the swap (or refusal) of the completed token is the event
+      out.audit.reset();   // the swap (or refusal) of the completed token is the event
       return out;
     }
   }
@@ -97,11 +97,11 @@ DecideOutcome decide(const DecideContext& ctx, const wire::Request& req, const P
   if (req.op == Op::Report && req.uses > 0) {
     // Uses of a connection grant (kReplyReuseOnConnection): recorded, never a decision.
     if (req.channel == wire::Channel::Plain) return refuse(s, "use report on plain TCP (no grant exists there)");
-    a["decision"] = "allow";
-    a["secret"] = s->name;
-    a["token_id"] = s->token_id;
-    a["uses"] = req.uses;
-    a["reason"] = "swapped again on a connection the broker had granted";
+    a.decision = "allow";
+    a.secret = s->name;
+    a.token_id = s->token_id;
+    a.uses = req.uses;
+    a.reason = "swapped again on a connection the broker had granted";
     set_reason(rep, "recorded");
     return out;
   }
@@ -131,14 +131,14 @@ DecideOutcome decide(const DecideContext& ctx, const wire::Request& req, const P
   // this TLS connection, whose peer cannot change, and reports the uses.
   if (ctx.grant_connections && s->binding.methods.empty() && s->binding.paths.empty()) {
     rep.flags |= wire::kReplyReuseOnConnection;
-    a["grant"] = "connection";
+    a.grant = "connection";
   }
   rep.fp_base = ctx.table->fp_base();
   rep.fp_hash = s->fp_hash;
   rep.fp_len = static_cast<std::uint32_t>(s->value.size());
-  a["secret"] = s->name;
-  a["token_id"] = s->token_id;
-  a["decision"] = "allow";
+  a.secret = s->name;
+  a.token_id = s->token_id;
+  a.decision = "allow";
   return out;
 }
 

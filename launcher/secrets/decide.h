@@ -6,11 +6,11 @@
 #include <sys/types.h>
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
+#include "audit/audit_schema.h"
 #include "secrets/peer_verify.h"
 #include "secrets/process_tree.h"
 #include "secrets/token_table.h"
@@ -35,7 +35,7 @@ struct DecideContext {
 
 struct DecideOutcome {
   wire::Reply reply{};         // ready to send (data holds the value on a swap: wipe after)
-  nlohmann::json audit;        // null when the answer is not an audit event (Incomplete)
+  std::optional<TokenUse> audit;   // empty when the answer is not an audit event (Incomplete)
 };
 
 // `req` has passed wire::request_is_valid.

@@ -50,11 +50,11 @@ void RunSensors::watch(LeakDetector detector) {
   to.on_write = [this](const TapWrite& w) { return on_write(w); };
   to.on_killed = [this](const TapWrite& w, int err) {
     if (err == 0) return;
-    nlohmann::json j = facts(w, kNoSecret);
-    j["event"] = "sensor.error";
-    j["decision"] = "error";
-    j["reason"] = std::string("could not kill the leaking process: ") + std::strerror(err);
-    opts_.audit(std::move(j));
+    TapFinding j = facts(w, kNoSecret);
+    j.kind = TapKind::SensorError;
+    j.decision = "error";
+    j.reason = std::string("could not kill the leaking process: ") + std::strerror(err);
+    opts_.audit->record(std::move(j));
   };
   auto tap = TlsTap::start(std::move(to));
   if (!tap) {
@@ -82,14 +82,16 @@ Status RunSensors::add_root(pid_t pid) {
   return ok_status();
 }
 
-nlohmann::json RunSensors::facts(const TapWrite& w, std::size_t secret) const {
-  nlohmann::json j = {{"pid", static_cast<long>(w.pid)}, {"host", w.host()}, {"function", std::string(w.function)},
-                      {"via", "tls-tap"}};
-  if (secret < detector_.size()) j["secret"] = detector_.name(secret);
-  if (!w.peer_ip.empty()) j["peer"] = w.peer_ip + ":" + std::to_string(w.peer_port);
+TapFinding RunSensors::facts(const TapWrite& w, std::size_t secret) const {
+  TapFinding j;
+  j.pid = static_cast<long>(w.pid);
+  j.host = w.host();
+  j.function = std::string(w.function);
+  if (secret < detector_.size()) j.secret = detector_.name(secret);
+  if (!w.peer_ip.empty()) j.peer = w.peer_ip + ":" + std::to_string(w.peer_port);
   if (process_) {
-    if (auto p = process_->info(w.pid)) j["exe"] = p->exe;
-    if (auto l = process_->lineage(w.pid); !l.empty()) j["lineage"] = l;
+    if (auto p = process_->info(w.pid)) j.exe = p->exe;
+    j.lineage = process_->lineage(w.pid);
   }
   return j;
 }
@@ -105,24 +107,24 @@ TapVerdict RunSensors::on_write(const TapWrite& w) {
       ++uses_[{detector_.name(s.secret), w.host(), kind}];
       continue;
     }
-    nlohmann::json j = facts(w, s.secret);
+    TapFinding j = facts(w, s.secret);
     if (s.kind == SightingKind::Token) {
       // Blind mode: the agent tried to send a token where it may not go. The shim or
       // the proxy refused to swap it (and records that); this is the sensor's own view.
       ++exfil_;
-      j["event"] = "exfil";
-      j["decision"] = "observed";
-      j["reason"] = "the token was sent to a host it is not bound to (seen in the TLS plaintext)";
+      j.kind = TapKind::Exfil;
+      j.decision = "observed";
+      j.reason = "the token was sent to a host it is not bound to (seen in the TLS plaintext)";
     } else {
       ++leaks_;
-      j["event"] = "leak";
+      j.kind = TapKind::Leak;
       const bool kill = opts_.on_leak == OnLeak::Kill;
-      j["decision"] = kill ? "kill" : "audit";
-      j["reason"] = std::string("the secret's value was written to a host it is not bound to") +
+      j.decision = kill ? "kill" : "audit";
+      j.reason = std::string("the secret's value was written to a host it is not bound to") +
                     (kill ? "; the process is killed (--on-leak=kill)" : "");
       if (kill) verdict = TapVerdict::Kill;
     }
-    opts_.audit(std::move(j));
+    opts_.audit->record(std::move(j));
   }
   return verdict;
 }
@@ -132,19 +134,20 @@ void RunSensors::stop() {
   stopped_ = true;
   if (tap_) {
     tap_->stop();
-    nlohmann::json uses = nlohmann::json::array();
     {
       std::lock_guard lock(counts_mu_);
-      for (const auto& [k, n] : uses_)
-        uses.push_back({{"secret", std::get<0>(k)}, {"host", std::get<1>(k)}, {"form", std::get<2>(k)}, {"writes", n}});
-      nlohmann::json j = {{"event", "sensor.summary"}, {"via", "tls-tap"}, {"writes", writes_}, {"leaks", leaks_},
-                          {"exfil", exfil_}, {"not_inspected", tap_->lost()}, {"uses", uses},
-                          {"taps", tap_->attached()}};
+      SensorSummary j;
+      for (const auto& [k, n] : uses_) j.uses.push_back({std::get<0>(k), std::get<1>(k), std::get<2>(k), n});
+      j.writes = writes_;
+      j.leaks = leaks_;
+      j.exfil = exfil_;
+      j.not_inspected = tap_->lost();
+      j.taps = tap_->attached();
       if (tap_->lost() > 0) {
-        j["decision"] = "error";
-        j["reason"] = "writes the kernel could not report (ring buffer full) were not inspected";
+        j.decision = "error";
+        j.reason = "writes the kernel could not report (ring buffer full) were not inspected";
       }
-      opts_.audit(std::move(j));
+      opts_.audit->record(std::move(j));
     }
   }
   if (process_) process_->stop();

@@ -24,8 +24,7 @@
 #include <string>
 #include <tuple>
 
-#include <nlohmann/json.hpp>
-
+#include "audit/audit_recorder.h"
 #include "kz/result.h"
 #include "sensors/leak_detector.h"
 #include "sensors/process_sensor.h"
@@ -41,7 +40,7 @@ Result<OnLeak> parse_on_leak(const std::string& s);
 struct RunSensorOptions {
   bool enabled = true;   // false (--no-sensors): nothing is loaded
   OnLeak on_leak = OnLeak::Audit;
-  std::function<void(nlohmann::json)> audit;   // thread-safe
+  AuditRecorder* audit = nullptr;   // required, thread-safe; outlives the RunSensors
 };
 
 class RunSensors {
@@ -67,7 +66,7 @@ class RunSensors {
   TapVerdict on_write(const TapWrite& w);
   // The record's common fields; `secret` indexes the detector's list (kNoSecret: none).
   static constexpr std::size_t kNoSecret = static_cast<std::size_t>(-1);
-  nlohmann::json facts(const TapWrite& w, std::size_t secret) const;
+  TapFinding facts(const TapWrite& w, std::size_t secret) const;
 
   RunSensorOptions opts_;
   std::unique_ptr<ProcessSensor> process_;

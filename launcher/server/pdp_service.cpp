@@ -111,8 +111,7 @@ HttpReply PdpService::api(const HttpRequestView& req, bool resolve) {
   // Identity first: nothing about the request is looked at before the caller is known.
   auto refuse_identity = [&](const std::string& why) {
     opts_.metrics->auth_failure();
-    opts_.log->submit({{"event", "pdp.auth"}, {"decision", "deny"}, {"endpoint", endpoint},
-                       {"source", req.source}, {"revision", st->bundle.revision}, {"reason", why}});
+    opts_.log->record(PdpAuthRefusal{endpoint, req.source, st->bundle.revision, why});
     return error_reply(401, "identity: " + why);
   };
   const auto now = static_cast<std::int64_t>(std::time(nullptr));
@@ -159,9 +158,9 @@ HttpReply PdpService::api(const HttpRequestView& req, bool resolve) {
   if (!request.method.empty()) reqj["method"] = request.method;
   if (!request.path.empty()) reqj["path"] = request.path;
   input["request"] = reqj;
-  opts_.log->submit({{"event", "decision"}, {"decision", all ? "allow" : "deny"}, {"decision_id", id},
-                     {"endpoint", endpoint}, {"revision", st->bundle.revision}, {"source", req.source},
-                     {"sub", claims.contains("sub") && claims["sub"].is_string() ? claims["sub"].get<std::string>() : ""}, {"input", input}, {"result", logged}});
+  opts_.log->record(PdpDecision{all ? "allow" : "deny", id, endpoint, st->bundle.revision, req.source,
+                                claims.contains("sub") && claims["sub"].is_string() ? claims["sub"].get<std::string>() : "",
+                                std::move(input), std::move(logged)});
   return json_reply(200, {{"decision_id", id}, {"revision", st->bundle.revision}, {"results", results}});
 }
 

@@ -28,7 +28,7 @@
 
 #include "policy/cel.h"
 #include "server/bearer_identity.h"
-#include "server/decision_log.h"
+#include "audit/audit_recorder.h"
 #include "server/http_server.h"
 #include "server/pdp_metrics.h"
 #include "server/pdp_state.h"
@@ -36,7 +36,7 @@
 namespace kz {
 
 struct PdpServiceOptions {
-  DecisionLog* log = nullptr;                 // required
+  AuditRecorder* log = nullptr;               // required: the decision log (a batched AuditTrail)
   PdpMetrics* metrics = nullptr;              // required
   std::size_t max_secrets = 256;              // per request
 };

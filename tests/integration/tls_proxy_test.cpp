@@ -211,23 +211,8 @@ std::string base64(const std::string& s) {
 
 // ---- the proxy under test ------------------------------------------------------------
 
-struct Audit {
-  std::mutex mu;
-  std::vector<json> records;
-  void add(json j) {
-    std::lock_guard lock(mu);
-    records.push_back(std::move(j));
-  }
-  std::vector<json> all() {
-    std::lock_guard lock(mu);
-    return records;
-  }
-  std::string dump() {
-    std::string s;
-    for (const auto& r : all()) s += r.dump() + "\n";
-    return s;
-  }
-};
+// The proxy's records, as they would be written.
+using Audit = MemoryAuditRecorder;
 
 struct ProxyRig {
   TokenTable table;
@@ -258,7 +243,7 @@ struct ProxyRig {
     o.decide = DecideContext{&table, verifier.get(), true};
     o.ca = ca.get();
     o.upstream_ca_file = test::test_ca().ca;
-    o.audit = [this](json j) { audit.add(std::move(j)); };
+    o.audit = &audit;
     o.original = [this](const sockaddr_storage&) -> std::optional<OriginalDestination> {
       OriginalDestination d;
       std::memcpy(&d.addr, &upstream, sizeof upstream);
@@ -323,7 +308,7 @@ TEST(TlsProxy, SwapsTokensInHeaderQueryAndBody) {
   EXPECT_EQ(dump.find(kLongValue), std::string::npos);
   EXPECT_EQ(dump.find(tok), std::string::npos);
   bool saw_allow = false;
-  for (const auto& a : rig.audit.all()) {
+  for (const auto& a : rig.audit.records()) {
     if (a.value("event", "") != "swap" || a.value("decision", "") != "allow") continue;
     saw_allow = true;
     EXPECT_EQ(a["pid"], static_cast<long>(getpid()));
@@ -382,7 +367,7 @@ TEST(TlsProxy, EchoedValueComesBackAsTheToken) {
   c.reset();   // connection ends: the grant's uses are reported
   rig.proxy->stop();
   bool redact = false, uses = false;
-  for (const auto& a : rig.audit.all()) {
+  for (const auto& a : rig.audit.records()) {
     if (a.value("event", "") == "redact" && a.value("decision", "") == "allow") redact = true;
     if (a.contains("uses")) uses = true;
   }
@@ -427,7 +412,7 @@ TEST(TlsProxy, RogueUpstreamIsSplicedAndRefused) {
   // A client that verifies refuses the rogue certificate itself.
   EXPECT_FALSE(tls_connect(rig.proxy->listen4(), "localhost", rig.ca->cert_pem()));
   bool refused = false;
-  for (const auto& a : rig.audit.all()) {
+  for (const auto& a : rig.audit.records()) {
     if (a.value("event", "") == "proxy" && a.value("decision", "") == "refuse" &&
         a.value("reason", "").rfind("upstream certificate does not verify: ", 0) == 0) {
       refused = true;
@@ -463,7 +448,7 @@ TEST(TlsProxy, PlainHttpPassesUnchangedAndIsAudited) {
   EXPECT_EQ(recs[0]["header"]["authorization"], "Bearer " + tok);
   rig.proxy->stop();
   int refusals = 0;
-  for (const auto& a : rig.audit.all()) {
+  for (const auto& a : rig.audit.records()) {
     if (a.value("decision", "") == "refuse" && a.value("channel", "") == "plain") {
       ++refusals;
       EXPECT_EQ(a["secret"], "API_KEY");
@@ -494,7 +479,7 @@ TEST(TlsProxy, UnknownDestinationIsRefused) {
   o.decide = DecideContext{&rig.table, rig.verifier.get(), true};
   o.ca = rig.ca.get();
   o.upstream_ca_file = test::test_ca().ca;
-  o.audit = [&](json j) { rig.audit.add(std::move(j)); };
+  o.audit = &rig.audit;
   o.original = [](const sockaddr_storage&) { return std::optional<OriginalDestination>(); };
   auto p = TlsProxy::start(std::move(o));
   ASSERT_TRUE(p.ok());
@@ -505,7 +490,7 @@ TEST(TlsProxy, UnknownDestinationIsRefused) {
   ::close(fd);
   (*p)->stop();
   bool refused = false;
-  for (const auto& a : rig.audit.all())
+  for (const auto& a : rig.audit.records())
     if (a.value("reason", "") == "unknown original destination") refused = true;
   EXPECT_TRUE(refused);
 }

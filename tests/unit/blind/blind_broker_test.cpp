@@ -53,6 +53,15 @@ struct BrokerFixture : ::testing::Test {
   std::unique_ptr<Broker> broker;
   std::mutex mu;
   std::vector<nlohmann::json> records;
+  // Each record as it would be written, into `records`.
+  struct Collect final : AuditRecorder {
+    BrokerFixture& f;
+    explicit Collect(BrokerFixture& fx) : f(fx) {}
+    void record(AuditEvent e) override {
+      std::lock_guard l(f.mu);
+      f.records.push_back(to_record(e));
+    }
+  } collect{*this};
   test::TempDir dir;
 
   void SetUp() override {
@@ -67,7 +76,7 @@ struct BrokerFixture : ::testing::Test {
     o.decide = {&table, verifier.get()};
     o.tree = tree.get();
     o.runtime_dir = dir.path();
-    o.audit = [this](nlohmann::json j) { std::lock_guard l(mu); records.push_back(std::move(j)); };
+    o.audit = &collect;
     auto br = Broker::start(std::move(o));
     ASSERT_TRUE(br.ok()) << br.error().message;
     broker = std::move(*br);

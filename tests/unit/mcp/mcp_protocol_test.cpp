@@ -31,8 +31,14 @@ secrets:
 struct Protocol : ::testing::Test {
   TokenStore store;
   std::vector<json> audit;
-  McpTools tools{store, [this](json r) { audit.push_back(std::move(r)); }};
-  McpProtocol protocol{tools, "9.9", [this](json r) { audit.push_back(std::move(r)); }};
+  // Each record as it would be written, into `audit` (the calls come from this thread).
+  struct Collect final : AuditRecorder {
+    std::vector<json>& out;
+    explicit Collect(std::vector<json>& o) : out(o) {}
+    void record(AuditEvent e) override { out.push_back(to_record(e)); }
+  } collect{audit};
+  McpTools tools{store, collect};
+  McpProtocol protocol{tools, "9.9", collect};
   CallContext ctx;
   SessionState s;
 

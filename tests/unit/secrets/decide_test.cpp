@@ -78,6 +78,8 @@ struct Fixture : ::testing::Test {
   }
   DecideOutcome run(const wire::Request& r) { return decide({&table, verifier.get()}, r, peer); }
   static std::string reason(const DecideOutcome& o) { return std::string(o.reply.reason, o.reply.reason_len); }
+  // The outcome's audit record as it is written (null when there is none).
+  static nlohmann::json record(const DecideOutcome& o) { return o.audit ? to_record(*o.audit) : nlohmann::json(); }
 };
 
 TEST_F(Fixture, SwapsForABoundVerifiedHost) {
@@ -86,11 +88,11 @@ TEST_F(Fixture, SwapsForABoundVerifiedHost) {
   EXPECT_EQ(std::string(reinterpret_cast<const char*>(o.reply.data), o.reply.data_len), kValue);
   EXPECT_EQ(o.reply.fp_len, kValue.size());
   EXPECT_EQ(o.reply.fp_hash, table.secrets()[0].fp_hash);
-  EXPECT_EQ(o.audit["decision"], "allow");
-  EXPECT_EQ(o.audit["secret"], "API_KEY");
-  EXPECT_EQ(o.audit["host"], "localhost");
-  EXPECT_EQ(o.audit["exe"], "/usr/bin/curl");
-  const std::string dump = o.audit.dump();
+  EXPECT_EQ(record(o)["decision"], "allow");
+  EXPECT_EQ(record(o)["secret"], "API_KEY");
+  EXPECT_EQ(record(o)["host"], "localhost");
+  EXPECT_EQ(record(o)["exe"], "/usr/bin/curl");
+  const std::string dump = record(o).dump();
   EXPECT_EQ(dump.find(kValue), std::string::npos);
   EXPECT_EQ(dump.find(token()), std::string::npos);
 }
@@ -100,7 +102,7 @@ TEST_F(Fixture, IpSanVerifiesButTheHostIsNotBound) {
   EXPECT_EQ(o.reply.decision, wire::Decision::Refuse);
   EXPECT_EQ(o.reply.data_len, 0u);
   EXPECT_NE(reason(o).find("not bound"), std::string::npos) << reason(o);
-  EXPECT_EQ(o.audit["decision"], "refuse");
+  EXPECT_EQ(record(o)["decision"], "refuse");
 }
 
 TEST_F(Fixture, RogueCertificateIsRefused) {
@@ -125,8 +127,8 @@ TEST_F(Fixture, PlainTcpIsRefusedAndReportsAreRecorded) {
   rep->channel = wire::Channel::Plain;
   auto o2 = run(*rep);
   EXPECT_EQ(o2.reply.decision, wire::Decision::Refuse);
-  EXPECT_EQ(o2.audit["decision"], "refuse");
-  EXPECT_EQ(o2.audit["secret"], "API_KEY");
+  EXPECT_EQ(record(o2)["decision"], "refuse");
+  EXPECT_EQ(record(o2)["secret"], "API_KEY");
 }
 
 TEST_F(Fixture, MethodAndPathRestrictions) {
@@ -142,13 +144,13 @@ TEST_F(Fixture, UnknownAndIncompleteTokens) {
   const std::string chain = der_of(test::test_ca().server_cert);
   auto unknown = run(*request(wire::Op::Swap, "KZ_TOK_notatokenofthisrun123", "localhost", chain));
   EXPECT_EQ(unknown.reply.decision, wire::Decision::Refuse);
-  EXPECT_EQ(unknown.audit["reason"], "not a token of this run");
+  EXPECT_EQ(record(unknown)["reason"], "not a token of this run");
   auto partial = request(wire::Op::Swap, token().substr(0, 15), "localhost", chain);
   partial->flags |= wire::kFlagTokenAtEnd;
   auto o = run(*partial);
   EXPECT_EQ(o.reply.decision, wire::Decision::Incomplete);
   EXPECT_EQ(o.reply.token_len, token().size());
-  EXPECT_TRUE(o.audit.is_null());
+  EXPECT_FALSE(o.audit.has_value());
   // Without the at-end flag a prefix is just an unknown token.
   EXPECT_EQ(run(*request(wire::Op::Swap, token().substr(0, 15), "localhost", chain)).reply.decision,
             wire::Decision::Refuse);
@@ -158,10 +160,10 @@ TEST_F(Fixture, RedactConfirmsAValueAndAnswersWithTheToken) {
   auto o = run(*request(wire::Op::Redact, kValue, "localhost", ""));
   ASSERT_EQ(o.reply.decision, wire::Decision::Allow);
   EXPECT_EQ(std::string(reinterpret_cast<const char*>(o.reply.data), o.reply.data_len), token());
-  EXPECT_EQ(o.audit["event"], "redact");
+  EXPECT_EQ(record(o)["event"], "redact");
   auto miss = run(*request(wire::Op::Redact, std::string(kValue.size(), 'q'), "localhost", ""));
   EXPECT_EQ(miss.reply.decision, wire::Decision::Unknown);
-  EXPECT_TRUE(miss.audit.is_null());
+  EXPECT_FALSE(miss.audit.has_value());
 }
 
 }  // namespace
@@ -176,7 +178,7 @@ TEST_F(Fixture, GrantOnlyWithoutPerRequestRulesAndUsesAreRecorded) {
   auto restricted = run(*request(wire::Op::Swap, token(), "localhost", chain));
   ASSERT_EQ(restricted.reply.decision, wire::Decision::Allow);
   EXPECT_EQ(restricted.reply.flags, 0);
-  EXPECT_FALSE(restricted.audit.contains("grant"));
+  EXPECT_FALSE(record(restricted).contains("grant"));
 
   std::vector<ResolvedSecret> s;
   s.push_back({"OPEN_KEY", "env", SecretValue::from(kValue)});
@@ -188,7 +190,7 @@ TEST_F(Fixture, GrantOnlyWithoutPerRequestRulesAndUsesAreRecorded) {
   auto open = run(*request(wire::Op::Swap, token(), "localhost", chain));
   ASSERT_EQ(open.reply.decision, wire::Decision::Allow);
   EXPECT_EQ(open.reply.flags, wire::kReplyReuseOnConnection);
-  EXPECT_EQ(open.audit["grant"], "connection");
+  EXPECT_EQ(record(open)["grant"], "connection");
   // [blind] reuse = "request": no grants at all.
   auto asked = decide({&table, verifier.get(), false}, *request(wire::Op::Swap, token(), "localhost", chain), peer);
   ASSERT_EQ(asked.reply.decision, wire::Decision::Allow);
@@ -200,11 +202,48 @@ TEST_F(Fixture, GrantOnlyWithoutPerRequestRulesAndUsesAreRecorded) {
   uses->uses = 41;
   ASSERT_TRUE(wire::request_is_valid(*uses, sizeof(wire::Request)));
   auto o = run(*uses);
-  EXPECT_EQ(o.audit["event"], "swap");
-  EXPECT_EQ(o.audit["decision"], "allow");
-  EXPECT_EQ(o.audit["uses"], 41);
-  EXPECT_EQ(o.audit["secret"], "OPEN_KEY");
+  EXPECT_EQ(record(o)["event"], "swap");
+  EXPECT_EQ(record(o)["decision"], "allow");
+  EXPECT_EQ(record(o)["uses"], 41);
+  EXPECT_EQ(record(o)["secret"], "OPEN_KEY");
   EXPECT_EQ(o.reply.data_len, 0u);   // a use report never returns a value
+}
+
+
+// Canary: whatever decide() is asked, its record never holds the value or the token,
+// whether it allows, refuses, counts uses or redacts, and whatever the request's query.
+TEST_F(Fixture, NoRecordHoldsAValueOrAToken) {
+  const std::string chain = der_of(test::test_ca().server_cert);
+  const std::string tok = token();
+  std::vector<std::unique_ptr<wire::Request>> asks;
+  asks.push_back(request(wire::Op::Swap, tok, "localhost", chain));                             // allow
+  asks.push_back(request(wire::Op::Swap, tok, "127.0.0.1", chain));                             // host not bound
+  asks.push_back(request(wire::Op::Swap, tok, "localhost", ""));                                // chain missing
+  asks.push_back(request(wire::Op::Swap, tok, "localhost", chain, "DELETE"));                   // method
+  asks.push_back(request(wire::Op::Swap, tok, "localhost", chain, "GET", "/v2/x"));             // path
+  asks.push_back(request(wire::Op::Swap, tok, "localhost", chain, "GET", "/v1/m?key=" + tok));  // token in the query
+  asks.push_back(request(wire::Op::Swap, tok, "localhost", chain, "GET", "/v1/m?v=" + kValue)); // value in the query
+  asks.push_back(request(wire::Op::Swap, kValue, "localhost", chain));                          // a value, not a token
+  asks.push_back(request(wire::Op::Report, tok, "localhost", chain));                           // sent unchanged
+  auto uses = request(wire::Op::Report, tok, "localhost", chain);
+  uses->uses = 3;
+  asks.push_back(std::move(uses));
+  auto plain = request(wire::Op::Swap, tok, "localhost", "");
+  plain->channel = wire::Channel::Plain;
+  asks.push_back(std::move(plain));
+  asks.push_back(request(wire::Op::Redact, kValue, "localhost", ""));                           // a response held it
+  std::size_t records = 0;
+  for (const auto& r : asks) {
+    ASSERT_TRUE(wire::request_is_valid(*r, sizeof(wire::Request)));
+    const DecideOutcome o = run(*r);
+    if (!o.audit) continue;
+    ++records;
+    const std::string line = record(o).dump();
+    EXPECT_EQ(line.find(kValue), std::string::npos) << line;
+    EXPECT_EQ(line.find(tok), std::string::npos) << line;
+    EXPECT_EQ(line.find(tok.substr(0, 16)), std::string::npos) << line;   // nor a token's prefix
+  }
+  EXPECT_EQ(records, asks.size());
 }
 
 }  // namespace

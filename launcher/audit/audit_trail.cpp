@@ -1,0 +1,154 @@
+#include "audit/audit_trail.h"
+
+#include <unistd.h>
+
+#include <openssl/rand.h>
+
+#include <vector>
+
+#include "core/log.h"
+#include "core/signal_free_thread.h"
+#include "kz/digest.h"
+
+namespace kz {
+
+namespace {
+
+std::string new_run_id() {
+  unsigned char rid[8];
+  RAND_bytes(rid, sizeof rid);
+  return hex_lower(std::string_view(reinterpret_cast<char*>(rid), sizeof rid));
+}
+
+}  // namespace
+
+Result<std::unique_ptr<AuditTrail>> AuditTrail::open(AuditTrailOptions opts) {
+  if (opts.path.empty()) opts.path = default_audit_path();
+  auto log = AuditLog::open(opts.path);
+  if (!log) return make_error(log.error().kind, log.error().message + opts.open_hint);
+  auto sinks = AuditSinks::start(opts.sinks, opts.sink_tuning);
+  if (!sinks) return sinks.take_error();
+  return std::unique_ptr<AuditTrail>(new AuditTrail(std::move(opts), std::move(*log), std::move(*sinks)));
+}
+
+AuditTrail::AuditTrail(AuditTrailOptions opts, AuditLog log, std::unique_ptr<AuditSinks> sinks)
+    : opts_(std::move(opts)), log_(std::move(log)), sinks_(std::move(sinks)) {
+  if (opts_.per_run) {
+    run_id_ = new_run_id();
+    pid_ = static_cast<long>(getpid());
+  }
+  if (opts_.batched) writer_ = signal_free_thread([this] { write_batches(); });
+}
+
+AuditTrail::~AuditTrail() { close(); }
+
+nlohmann::json AuditTrail::stamped(const AuditEvent& event) const {
+  nlohmann::json j = to_record(event);
+  if (opts_.per_run) {
+    j["run"] = run_id_;
+    if (!j.contains("pid")) j["pid"] = pid_;
+  }
+  return j;
+}
+
+void AuditTrail::record(AuditEvent event) {
+  nlohmann::json j = stamped(event);
+  if (opts_.batched) {
+    std::unique_lock lock(queue_mu_);
+    if (!stopping_) {
+      has_room_.wait(lock, [&] { return queue_.size() < opts_.max_queue || stopping_; });
+      if (!stopping_) {
+        queue_.push_back(std::move(j));
+        has_work_.notify_one();
+        return;
+      }
+    }
+  }
+  // Immediate, or after close(): written before returning.
+  std::lock_guard lock(write_mu_);
+  write_now(std::move(j));
+}
+
+void AuditTrail::write_now(nlohmann::json record) {
+  std::string line;
+  if (auto st = log_.append(std::move(record), &line); !st) spdlog::warn("{}", st.error().message);
+  if (!line.empty()) sinks_->submit(line);
+}
+
+void AuditTrail::write_batches() {
+  for (;;) {
+    std::vector<nlohmann::json> batch;
+    {
+      std::unique_lock lock(queue_mu_);
+      has_work_.wait(lock, [&] { return !queue_.empty() || stopping_; });
+      if (queue_.empty()) return;   // stopping, and everything is written
+      const std::size_t n = std::min<std::size_t>(queue_.size(), 1024);
+      batch.reserve(n);
+      for (std::size_t i = 0; i < n; ++i) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    has_room_.notify_all();
+    std::vector<std::string> lines;
+    std::lock_guard lock(write_mu_);
+    if (auto st = log_.append_batch(std::move(batch), sinks_->empty() ? nullptr : &lines); !st)
+      spdlog::error("audit log: {}", st.error().message);
+    for (const auto& l : lines) sinks_->submit(l);
+  }
+}
+
+void AuditTrail::stop_writer() {
+  {
+    std::lock_guard lock(queue_mu_);
+    stopping_ = true;
+  }
+  has_work_.notify_all();
+  has_room_.notify_all();
+  if (writer_.joinable()) writer_.join();
+}
+
+void AuditTrail::begin(AuditEvent start, std::optional<AuditEvent> unfinished) {
+  {
+    std::lock_guard lock(write_mu_);
+    unfinished_ = std::move(unfinished);
+    ended_ = false;
+  }
+  record(std::move(start));
+}
+
+void AuditTrail::end(AuditEvent stop) {
+  {
+    std::lock_guard lock(write_mu_);
+    if (ended_) return;
+    ended_ = true;
+    unfinished_.reset();
+  }
+  record(std::move(stop));
+}
+
+void AuditTrail::close() {
+  std::optional<AuditEvent> unfinished;
+  {
+    std::lock_guard lock(write_mu_);
+    if (closed_) return;
+    closed_ = true;
+    unfinished = std::move(unfinished_);
+    unfinished_.reset();
+  }
+  if (unfinished) end(std::move(*unfinished));
+  stop_writer();
+  // After the last record: the sinks drain (2 s at most), and what a sink lost is counted
+  // on stderr and in the file (not sent to the sinks, which are finished).
+  for (const auto& st : sinks_->finish()) {
+    if (st.lost() == 0) continue;
+    spdlog::warn("audit sink {}: {} record(s) not delivered ({} dropped: queue full, {} failed, {} still queued at "
+                 "the end); the audit file has them all",
+                 st.sink, st.lost(), st.dropped_full, st.failed, st.undelivered);
+    std::lock_guard lock(write_mu_);
+    (void)log_.append(to_record(SinkShortfall{st.sink, run_id_, st.delivered, st.lost(),
+                                              "records not delivered to the sink"}));
+  }
+}
+
+}  // namespace kz
