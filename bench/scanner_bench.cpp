@@ -10,9 +10,9 @@
 #include <random>
 #include <string>
 
-#include "conn_table.h"
+#include "kz/preload/conn_table.h"
 #include "kz/wire/scanner.h"
-#include "outbound.h"
+#include "kz/preload/outbound.h"
 
 namespace {
 

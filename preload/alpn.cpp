@@ -1,4 +1,4 @@
-#include "alpn.h"
+#include "kz/preload/alpn.h"
 
 #include <cstring>
 

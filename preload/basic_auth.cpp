@@ -1,4 +1,4 @@
-#include "basic_auth.h"
+#include "kz/preload/basic_auth.h"
 
 #include <cstring>
 

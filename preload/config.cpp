@@ -5,9 +5,10 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "broker_client.h"
+#include "broker_socket.h"
 #include "kz/wire/protocol.h"
 #include "shim.h"
+#include "shim_lifecycle.h"
 
 namespace kz::preload {
 
@@ -48,7 +49,8 @@ __attribute__((constructor)) void kz_preload_init() {
   }
   const char* fix = std::getenv(wire::kEnvFixupLengths);
   c.fixup_lengths = fix != nullptr && std::strcmp(fix, "1") == 0;
-  broker_install_fork_handlers();
+  broker_socket_init();
+  install_fork_handlers();
   c.enabled = true;
 }
 

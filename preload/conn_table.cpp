@@ -1,9 +1,9 @@
-#include "conn_table.h"
+#include "kz/preload/conn_table.h"
 
 #include <cstring>
 #include <new>
 
-#include "scratch.h"
+#include "kz/preload/scratch.h"
 
 namespace kz::preload {
 

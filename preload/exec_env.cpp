@@ -1,4 +1,4 @@
-#include "exec_env.h"
+#include "kz/preload/exec_env.h"
 
 #include <cstring>
 

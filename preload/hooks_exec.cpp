@@ -13,7 +13,7 @@
 
 #include <cstring>
 
-#include "exec_env.h"
+#include "kz/preload/exec_env.h"
 #include "shim.h"
 #include "symbols.h"
 

@@ -5,12 +5,12 @@
 
 #include <cstring>
 
-#include "alpn.h"
-#include "broker_client.h"
-#include "conn_table.h"
+#include "kz/preload/alpn.h"
+#include "broker_socket.h"
+#include "kz/preload/conn_table.h"
 #include "fd_table.h"
-#include "inbound.h"
-#include "outbound.h"
+#include "kz/preload/inbound.h"
+#include "kz/preload/outbound.h"
 #include "session_facts.h"
 #include "shim.h"
 #include "symbols.h"
@@ -36,7 +36,7 @@ int gtls_fd(gnutls_session_t s) {
   return fd >= 0 ? fd : session_fd_get(s);
 }
 
-void gtls_fill(ConnInfo* info) {
+void gtls_fill(ConnFacts* info) {
   auto s = static_cast<gnutls_session_t>(info->ctx);
   char name[kz::wire::kMaxHost];
   const std::size_t len = session_name_get(s, name, sizeof name);
@@ -92,15 +92,13 @@ bool gtls_write_all(void* ctx, const char* p, std::size_t n) {
 
 struct Ctx {
   Gtls g;
-  ConnInfo info;
+  ConnFacts facts;
+  SwapClient client;
   BrokerOps b;
   WriteOps w;
-  explicit Ctx(gnutls_session_t s) : g{s} {
-    info.channel = kz::wire::Channel::GnuTLS;
-    info.ctx = s;
-    info.fill = gtls_fill;
-    info.fill_chain = gtls_chain;
-    b = broker_ops(&info);
+  explicit Ctx(gnutls_session_t s) : g{s}, client(broker_socket(), facts) {
+    init_facts(&facts, kz::wire::Channel::GnuTLS, s, gtls_fill, gtls_chain);
+    b = client.ops();
     w.ctx = &g;
     w.write_all = gtls_write_all;
   }

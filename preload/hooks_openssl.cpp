@@ -7,12 +7,12 @@
 #include <climits>
 #include <cstring>
 
-#include "alpn.h"
-#include "broker_client.h"
-#include "conn_table.h"
+#include "kz/preload/alpn.h"
+#include "broker_socket.h"
+#include "kz/preload/conn_table.h"
 #include "fd_table.h"
-#include "inbound.h"
-#include "outbound.h"
+#include "kz/preload/inbound.h"
+#include "kz/preload/outbound.h"
 #include "session_facts.h"
 #include "shim.h"
 #include "symbols.h"
@@ -57,7 +57,7 @@ void ossl_finish_handshake(SSL* ssl) {
   }
 }
 
-void ossl_fill(ConnInfo* info) {
+void ossl_fill(ConnFacts* info) {
   SSL* ssl = static_cast<SSL*>(info->ctx);
   ossl_finish_handshake(ssl);
   auto servername = KZ_REAL(Ssl, SSL_get_servername);
@@ -128,15 +128,13 @@ bool ossl_write_all(void* ctx, const char* p, std::size_t n) {
 
 struct Ctx {
   Ossl o;
-  ConnInfo info;
+  ConnFacts facts;
+  SwapClient client;
   BrokerOps b;
   WriteOps w;
-  explicit Ctx(SSL* ssl) : o{ssl} {
-    info.channel = kz::wire::Channel::OpenSSL;
-    info.ctx = ssl;
-    info.fill = ossl_fill;
-    info.fill_chain = ossl_chain;
-    b = broker_ops(&info);
+  explicit Ctx(SSL* ssl) : o{ssl}, client(broker_socket(), facts) {
+    init_facts(&facts, kz::wire::Channel::OpenSSL, ssl, ossl_fill, ossl_chain);
+    b = client.ops();
     w.ctx = &o;
     w.write_all = ossl_write_all;
   }

@@ -13,7 +13,7 @@
 
 #include <cstring>
 
-#include "broker_client.h"
+#include "broker_socket.h"
 #include "fd_table.h"
 #include "kz/wire/scanner.h"
 #include "kz/wire/token.h"
@@ -29,7 +29,7 @@ namespace {
 // Tokens reported per call at most: a buffer full of tokens must not flood the broker.
 constexpr int kMaxReportsPerCall = 16;
 
-void plain_fill(ConnInfo* info) {
+void plain_fill(ConnFacts* info) {
   const int fd = static_cast<int>(reinterpret_cast<long>(info->ctx));
   fill_host_and_peer(info, fd, nullptr, 0);
 }
@@ -38,8 +38,8 @@ void plain_fill(ConnInfo* info) {
 inline bool is_plain_tcp(int fd) { return fd_flags(fd) == kFdTcp; }
 
 // Reports every complete token in [p, p+n); returns how many were reported so far.
-int report_tokens(ConnInfo* info, const char* p, std::size_t n, int reported) {
-  BrokerOps b = broker_ops(info);
+int report_tokens(ConnFacts* info, const char* p, std::size_t n, int reported) {
+  SwapClient client(broker_socket(), *info);
   std::size_t pos = 0;
   while (pos < n && reported < kMaxReportsPerCall) {
     const std::size_t off = kz::wire::find_token_prefix(p + pos, n - pos);
@@ -48,7 +48,7 @@ int report_tokens(ConnInfo* info, const char* p, std::size_t n, int reported) {
     const std::size_t ext = kz::wire::token_extent(p + t, n - t);
     pos = t + ext;
     if (ext <= kz::wire::kTokenPrefixLen) continue;
-    b.report(b.ctx, nullptr, p + t, ext);
+    client.report(nullptr, p + t, ext);
     ++reported;
   }
   return reported;
@@ -59,10 +59,8 @@ void scan_plain(int fd, const void* buf, std::size_t n) {
   const char* p = static_cast<const char*>(buf);
   if (kz::wire::find_token_prefix(p, n) == n) return;
   Guard g;
-  ConnInfo info;
-  info.channel = kz::wire::Channel::Plain;
-  info.ctx = reinterpret_cast<void*>(static_cast<long>(fd));
-  info.fill = plain_fill;
+  ConnFacts info;
+  init_facts(&info, kz::wire::Channel::Plain, reinterpret_cast<void*>(static_cast<long>(fd)), plain_fill, nullptr);
   report_tokens(&info, p, n, 0);
 }
 
@@ -74,10 +72,8 @@ void scan_plain_iov(int fd, const iovec* iov, std::size_t cnt) {
           kz::wire::find_token_prefix(static_cast<const char*>(iov[i].iov_base), iov[i].iov_len) != iov[i].iov_len;
   if (!any) return;
   Guard g;
-  ConnInfo info;
-  info.channel = kz::wire::Channel::Plain;
-  info.ctx = reinterpret_cast<void*>(static_cast<long>(fd));
-  info.fill = plain_fill;
+  ConnFacts info;
+  init_facts(&info, kz::wire::Channel::Plain, reinterpret_cast<void*>(static_cast<long>(fd)), plain_fill, nullptr);
   int reported = 0;
   for (std::size_t i = 0; i < cnt; ++i)
     if (iov[i].iov_base != nullptr)

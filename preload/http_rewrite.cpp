@@ -1,4 +1,4 @@
-#include "http_rewrite.h"
+#include "kz/preload/http_rewrite.h"
 
 #include <cstring>
 

@@ -1,4 +1,4 @@
-#include "inbound.h"
+#include "kz/preload/inbound.h"
 
 #include "kz/wire/fingerprint.h"
 

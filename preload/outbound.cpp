@@ -1,13 +1,13 @@
-#include "outbound.h"
+#include "kz/preload/outbound.h"
 
 #include <string.h>
 
 #include <cstring>
 
-#include "basic_auth.h"
+#include "kz/preload/basic_auth.h"
 #include "kz/wire/scanner.h"
 #include "kz/wire/token.h"
-#include "scratch.h"
+#include "kz/preload/scratch.h"
 
 namespace kz::preload {
 
@@ -263,6 +263,11 @@ WriteOutcome outbound_write(ConnTable& t, const void* key, const char* buf, std:
     if (!head && !st->outbound_pending.load(std::memory_order_acquire)) return WriteOutcome::PassThrough;
   }
 
+  // This write may ask the broker (a token, a Basic credential, something held): what
+  // the broker needs to know about the connection is gathered before any lock.
+  if (b.prepare != nullptr &&
+      (first != len || basic || (st != nullptr && st->outbound_pending.load(std::memory_order_acquire))))
+    b.prepare(b.ctx, st);
   if (st == nullptr) {
     st = t.find_or_create(key);
     // The head of this request may have gone out through the fast path.
@@ -392,6 +397,7 @@ void outbound_flush(ConnTable& t, const void* key, const BrokerOps& b, const Wri
   if (t.count() == 0) return;
   ConnState* st = t.find(key);
   if (st == nullptr) return;
+  if (b.prepare != nullptr && st->outbound_pending.load(std::memory_order_acquire)) b.prepare(b.ctx, st);
   StateLock lk(st);
   st->prev_trailing = 0;
   if (st->held_len > 0) {
@@ -429,6 +435,7 @@ void conn_drop(ConnTable& t, const void* key, const BrokerOps& b) {
   if (t.count() == 0) return;
   ConnState* st = t.find(key);
   if (st == nullptr) return;
+  if (b.prepare != nullptr && st->outbound_pending.load(std::memory_order_acquire)) b.prepare(b.ctx, st);
   {
     StateLock lk(st);
     if (st->carry_len > 0 && b.report) b.report(b.ctx, st, reinterpret_cast<const char*>(st->carry), st->carry_len);

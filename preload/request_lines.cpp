@@ -1,4 +1,4 @@
-#include "request_lines.h"
+#include "kz/preload/request_lines.h"
 
 #include <cstring>
 

@@ -1,4 +1,4 @@
-#include "scratch.h"
+#include "kz/preload/scratch.h"
 
 #include <string.h>
 #include <sys/mman.h>

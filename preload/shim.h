@@ -10,7 +10,7 @@
 namespace kz::preload {
 
 // Set while the shim's own code runs on this thread, so hooks reached from inside it
-// (the broker client's socket calls, the real SSL_write calling write()) pass straight
+// (the broker socket's calls, the real SSL_write calling write()) pass straight
 // through. initial-exec: no __tls_get_addr call, no allocation on first use.
 extern thread_local bool t_in_shim __attribute__((tls_model("initial-exec")));
 

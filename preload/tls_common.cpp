@@ -21,7 +21,7 @@ bool wait_fd(int fd, short events) {
   return true;
 }
 
-void fill_host_and_peer(ConnInfo* info, int fd, const char* sni, std::size_t sni_len) {
+void fill_host_and_peer(ConnFacts* info, int fd, const char* sni, std::size_t sni_len) {
   char ip[64];
   std::size_t ip_len = 0;
   const bool have_peer = fd_peer(fd, info->peer, sizeof info->peer, &info->peer_len, ip, sizeof ip, &ip_len);

@@ -3,7 +3,8 @@
 
 #include <cstddef>
 
-#include "broker_client.h"
+#include "broker_socket.h"
+#include "kz/preload/swap_client.h"
 
 namespace kz::preload {
 
@@ -13,7 +14,19 @@ namespace kz::preload {
 // the peer stalls for longer than the timeout.
 bool wait_fd(int fd, short events);
 
-// Fills info->host/peer from the socket's peer (host: IP literal) when sni is empty.
-void fill_host_and_peer(ConnInfo* info, int fd, const char* sni, std::size_t sni_len);
+// The facts of one hook call's connection: the channel, this process, and where the
+// rest comes from when the broker is first asked (gather, chain may be null).
+// Inline: every TLS write makes one (the fast path included).
+inline void init_facts(ConnFacts* f, wire::Channel channel, void* ctx, void (*gather)(ConnFacts*),
+                       std::size_t (*chain)(void* ctx, unsigned char* out, std::size_t cap)) {
+  f->channel = channel;
+  f->pid = shim_pid();
+  f->ctx = ctx;
+  f->gather = gather;
+  f->fill_chain = chain;
+}
+
+// Fills facts->host/peer from the socket's peer (host: IP literal) when sni is empty.
+void fill_host_and_peer(ConnFacts* info, int fd, const char* sni, std::size_t sni_len);
 
 }  // namespace kz::preload

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cctype>
 
-#include "basic_auth.h"
+#include "kz/preload/basic_auth.h"
 #include "masking/encodings.h"
 
 namespace kz::mcp {

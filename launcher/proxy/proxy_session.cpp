@@ -14,12 +14,12 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 
+#include "kz/preload/inbound.h"
+#include "kz/preload/outbound.h"
+#include "kz/wipe.h"
+#include "proxy/client_hello.h"
 #include "secrets/binding.h"
 #include "secrets/process_tree.h"
-#include "inbound.h"
-#include "proxy/client_hello.h"
-#include "kz/wipe.h"
-#include "outbound.h"
 
 namespace kz {
 
@@ -106,7 +106,9 @@ void set_nodelay(tcp::socket& s) {
   s.set_option(tcp::no_delay(true), ig);
 }
 
-void scan_sink(void* ctx, const char* tok, std::size_t len) { report_token(*static_cast<SwapContext*>(ctx), tok, len); }
+void scan_sink(void* ctx, const char* tok, std::size_t len) {
+  static_cast<ProxySwapClient*>(ctx)->report_token(tok, len);
+}
 
 bool benign_end(const error_code& ec) {
   return ec == asio::error::eof || ec == asio::ssl::error::stream_truncated;
@@ -138,7 +140,7 @@ ProxySession::ProxySession(ProxyShared& sh, tcp::socket client)
   swap_.decide = &sh_.opts.decide;
   swap_.audit = sh_.opts.audit;
   swap_.conn_id = sh_.next_conn_id.fetch_add(1, std::memory_order_relaxed);
-  ops_ = swap_ops(&swap_);
+  ops_ = swapper_.ops();
   wops_.ctx = this;
   wops_.write_all = &ProxySession::write_all_cb;
 }
@@ -317,7 +319,7 @@ void ProxySession::start_splice(bool scan) {
   if (scan) {
     swap_.channel = wire::Channel::Plain;
     if (swap_.host.empty()) swap_.host = ip_literal(dest_);
-    scanner_ = std::make_unique<PlainTokenScanner>(&scan_sink, &swap_);
+    scanner_ = std::make_unique<PlainTokenScanner>(&scan_sink, &swapper_);
   }
   splice_u2c_read();
   if (hello_reading_) return;   // its completion starts the client→upstream side

@@ -28,9 +28,9 @@
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 
-#include "conn_table.h"
+#include "kz/preload/conn_table.h"
+#include "proxy/decide_transport.h"
 #include "proxy/plain_scan.h"
-#include "proxy/swap_ops.h"
 #include "proxy/tls_proxy.h"
 #include "proxy/upstream_tls.h"
 
@@ -141,6 +141,7 @@ class ProxySession : public std::enable_shared_from_this<ProxySession> {
   std::string obuf_;   // rewritten bytes for the upstream (wiped after each write)
 
   SwapContext swap_;
+  ProxySwapClient swapper_{swap_};
   preload::BrokerOps ops_{};
   preload::WriteOps wops_{};
   std::unique_ptr<PlainTokenScanner> scanner_;

@@ -124,6 +124,37 @@ sys.exit(0 if codes == [200] * 16 else 1)
 '''
 
 
+# fork() without exec: the child inherits the parent's broker connection (its thread
+# talked to the broker first) and must not use it; parent and child then swap at the
+# same time, each over its own connection.
+FORK_NO_EXEC = r"""
+import os, ssl, sys, urllib.request
+url, ca = sys.argv[1], sys.argv[2]
+ctx = ssl.create_default_context(cafile=ca)
+def get(path):
+    req = urllib.request.Request(url + path, headers={"Authorization": "Bearer " + os.environ["API_KEY"]})
+    with urllib.request.urlopen(req, context=ctx, timeout=20) as r:
+        return r.status
+assert get("/v1/forked/parent-0") == 200
+rd, wr = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.close(rd)
+    code = 1
+    try:
+        first = get("/v1/forked/child-0") == 200
+        os.write(wr, b"x")   # the parent goes on while the child is still asking
+        code = 0 if first and all(get("/v1/forked/child-%d" % i) == 200 for i in (1, 2)) else 1
+    finally:
+        os._exit(code)
+os.close(wr)
+os.read(rd, 1)
+ok = all(get("/v1/forked/parent-%d" % i) == 200 for i in (1, 2))
+_, status = os.waitpid(pid, 0)
+print("parent", ok, "child", os.waitstatus_to_exitcode(status))
+sys.exit(0 if ok and os.waitstatus_to_exitcode(status) == 0 else 1)
+"""
+
 def have_module(name):
     import importlib.util
     return importlib.util.find_spec(name) is not None
@@ -513,6 +544,20 @@ class ConcurrencyAndAuditTest(BlindSecurityBase):
         # Dropping a line breaks the chain too.
         dropped = self.write("dropped.jsonl", "".join(lines[:i] + lines[i + 1:]))
         self.assertNotEqual(self.verify(dropped).returncode, 0, "an audit log with a line removed verified")
+
+    def test_fork_without_exec(self):
+        self.bind()
+        port, rec = self.echo_server("tls")
+        script = self.write("fork_no_exec.py", FORK_NO_EXEC)
+        self.run_ok('%s %s https://localhost:%d "%s"' % (PY, script, port, self.ca["ca"]))
+        recs = self.records(rec, "/v1/forked/")
+        self.assertEqual(sorted(r["path"] for r in recs),
+                         sorted(["/v1/forked/parent-%d" % i for i in range(3)] +
+                                ["/v1/forked/child-%d" % i for i in range(3)]))
+        for x in recs:
+            self.assertSwapped(x)
+        pids = {a.get("pid") for a in self.audit_events("swap", decision="allow", secret="API_KEY")}
+        self.assertGreaterEqual(len(pids), 2, "the parent's and the child's swaps, each under its own pid")
 
     def test_audit_records_and_summary(self):
         self.bind()

@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "alpn.h"
+#include "kz/preload/alpn.h"
 
 namespace kz::preload {
 namespace {

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "basic_auth.h"
+#include "kz/preload/basic_auth.h"
 
 namespace kz::preload {
 namespace {

@@ -13,8 +13,8 @@
 #include <thread>
 #include <vector>
 
-#include "conn_table.h"
-#include "scratch.h"
+#include "kz/preload/conn_table.h"
+#include "kz/preload/scratch.h"
 
 namespace kz::preload {
 namespace {

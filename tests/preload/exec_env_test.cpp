@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "exec_env.h"
+#include "kz/preload/exec_env.h"
 
 namespace kz::preload {
 namespace {

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "outbound.h"
+#include "kz/preload/outbound.h"
 
 namespace kz::preload::test {
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "http_rewrite.h"
+#include "kz/preload/http_rewrite.h"
 
 namespace kz::preload {
 namespace {

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "fakes.h"
-#include "inbound.h"
+#include "kz/preload/inbound.h"
 #include "kz/wire/fingerprint.h"
 
 namespace kz::preload {

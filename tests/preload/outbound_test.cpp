@@ -8,10 +8,10 @@
 #include <string>
 #include <vector>
 
-#include "basic_auth.h"
+#include "kz/preload/basic_auth.h"
 #include "fakes.h"
-#include "http_rewrite.h"
-#include "outbound.h"
+#include "kz/preload/http_rewrite.h"
+#include "kz/preload/outbound.h"
 
 namespace kz::preload {
 namespace {

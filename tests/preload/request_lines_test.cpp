@@ -7,7 +7,7 @@
 #include <thread>
 
 #include "fakes.h"
-#include "request_lines.h"
+#include "kz/preload/request_lines.h"
 
 namespace kz::preload::test {
 namespace {

@@ -9,7 +9,7 @@
 
 #include <cstddef>
 
-#include "outbound.h"
+#include "kz/preload/outbound.h"
 
 namespace kz::preload {
 

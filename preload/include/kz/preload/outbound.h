@@ -14,14 +14,14 @@
 
 #include <cstddef>
 
-#include "conn_table.h"
-#include "http_rewrite.h"
+#include "kz/preload/conn_table.h"
+#include "kz/preload/http_rewrite.h"
 #include "kz/wire/protocol.h"
 
 namespace kz::preload {
 
-// The broker as the rewrite sees it. Implemented by the broker client in the shim and by
-// fakes in the tests. Anything but Allow/Incomplete (including "broker unreachable")
+// The broker as the rewrite sees it. Implemented by SwapClient (swap_client.h) in the shim
+// and the fallback proxy, and by fakes in the tests. Anything but Allow/Incomplete (including "broker unreachable")
 // leaves the token unchanged.
 struct BrokerOps {
   void* ctx = nullptr;
@@ -35,6 +35,10 @@ struct BrokerOps {
   bool (*redact)(void* ctx, ConnState* st, unsigned char* p, std::size_t len) = nullptr;
   // The connection is going away: report the uses of its grants not yet reported.
   void (*report_grant_uses)(void* ctx, ConnState* st) = nullptr;
+  // Optional: the calls that follow may ask the broker; gather what it needs to know
+  // about the connection now (SNI, peer; the shim may finish a handshake), before the
+  // driver locks the connection's state. st: the connection's state, if it has one.
+  void (*prepare)(void* ctx, const ConnState* st) = nullptr;
 };
 
 struct OutboundOptions {

@@ -16,7 +16,7 @@
 #include <cstdint>
 
 #include "kz/wire/protocol.h"
-#include "request_lines.h"
+#include "kz/preload/request_lines.h"
 
 namespace kz::preload {
 

@@ -1,0 +1,96 @@
+#include "proxy/decide_transport.h"
+
+#include <cstring>
+#include <memory>
+
+#include "kz/wipe.h"
+#include "secrets/process_tree.h"
+
+namespace kz {
+
+namespace {
+
+// One request/reply pair per I/O thread (the request is ~38 KiB; decisions are rare
+// compared with the bytes relayed): on the heap, wiped by the client after every use.
+struct Buffers {
+  wire::Request req{};
+  wire::Reply rep{};
+};
+
+Buffers& thread_buffers() {
+  thread_local std::unique_ptr<Buffers> b(new Buffers());
+  return *b;
+}
+
+PeerProcess peer_of(SwapContext& c) {
+  if (!c.exe_known) {
+    c.exe_known = true;
+    c.exe = c.pid > 0 ? executable_of(c.pid) : std::string();
+    if (c.pid > 0 && c.decide != nullptr && c.decide->tree != nullptr) c.lineage = c.decide->tree->lineage(c.pid);
+  }
+  return PeerProcess{c.pid, c.exe, c.lineage};
+}
+
+// The decision's audit record (if any) goes out with the connection id, as the broker
+// does. A sink that throws fails the decision (the caller refuses): a swap is never
+// done unrecorded.
+void send_audit(const SwapContext& c, DecideOutcome& out) {
+  if (!out.audit || c.audit == nullptr) return;
+  out.audit->conn = c.conn_id;
+  out.audit->via = "proxy";
+  c.audit->record(std::move(*out.audit));
+}
+
+// ConnFacts::gather: the facts from the SwapContext, which is complete by now.
+void gather_from_context(preload::ConnFacts* f) {
+  const auto& c = *static_cast<const SwapContext*>(f->ctx);
+  f->channel = c.channel;
+  f->pid = static_cast<std::uint32_t>(c.pid);
+  f->conn_id = c.conn_id;
+  f->host_len = c.host.size() < sizeof f->host ? c.host.size() : sizeof f->host;
+  std::memcpy(f->host, c.host.data(), f->host_len);
+  f->peer_len = c.peer.size() < sizeof f->peer ? c.peer.size() : sizeof f->peer;
+  std::memcpy(f->peer, c.peer.data(), f->peer_len);
+}
+
+std::size_t chain_from_context(void* ctx, unsigned char* out, std::size_t cap) {
+  const std::string& chain = static_cast<const SwapContext*>(ctx)->chain;
+  if (chain.empty() || chain.size() > cap) return 0;
+  std::memcpy(out, chain.data(), chain.size());
+  return chain.size();
+}
+
+}  // namespace
+
+wire::Request* DecideTransport::request() noexcept {
+  try {
+    return &thread_buffers().req;
+  } catch (...) {
+    return nullptr;
+  }
+}
+
+wire::Reply* DecideTransport::exchange() noexcept {
+  wire::Reply* rep = nullptr;
+  try {
+    Buffers& b = thread_buffers();
+    rep = &b.rep;
+    if (!wire::request_is_valid(b.req, sizeof b.req)) return nullptr;   // cannot happen: the client bounds every field
+    DecideOutcome out = decide(*c_.decide, b.req, peer_of(c_));
+    *rep = out.reply;
+    wipe(&out.reply, sizeof out.reply);
+    send_audit(c_, out);
+    return rep;
+  } catch (...) {
+    if (rep != nullptr) wipe(rep, sizeof *rep);
+    return nullptr;
+  }
+}
+
+ProxySwapClient::ProxySwapClient(SwapContext& c) : transport_(c), client_(transport_, facts_) {
+  facts_.ctx = &c;
+  facts_.gather = gather_from_context;
+  facts_.fill_chain = chain_from_context;
+}
+
+}  // namespace kz

@@ -1,0 +1,107 @@
+// The client side of the broker protocol (kz/wire/protocol.h), shared by the shim (over
+// a unix socket, preload/broker_socket.h) and the fallback proxy (decide() in-process,
+// launcher/proxy/decide_transport.h). It builds the fixed-size requests, keeps the
+// connection grants (a swap the broker allowed again on the same connection costs no
+// round trip; the uses are counted and reported) and applies each reply: the value in
+// place of the token, the value's fingerprint for inbound redaction, fail closed on
+// anything else.
+//
+// The client holds no lock and keeps no state of its own: the grants and fingerprints
+// live in the connection's ConnState (the driver that passes it holds its lock), the
+// request and reply buffers belong to the transport (one pair per thread), and the
+// connection facts to the caller. So a slow broker answer or a slow handshake on one
+// thread never waits on, or holds up, another thread's swap.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kz/preload/conn_table.h"
+#include "kz/preload/outbound.h"
+#include "kz/wire/protocol.h"
+
+namespace kz::preload {
+
+// How a request reaches the broker and the reply comes back.
+class SwapTransport {
+ public:
+  // The calling thread's request buffer, for the client to fill; nullptr when there is
+  // none (out of memory): the client then fails closed.
+  virtual wire::Request* request() = 0;
+  // Sends the calling thread's request; returns the reply, checked against the request's
+  // op (wire::reply_is_valid), or nullptr when there is no usable answer (fail closed).
+  // The reply stays valid until the calling thread's next request(); the client wipes
+  // the request's data and the reply after each exchange.
+  virtual wire::Reply* exchange() = 0;
+  // Something the program's user should hear about (once per process at most).
+  virtual void warn(const char* msg) { (void)msg; }
+
+ protected:
+  ~SwapTransport() = default;
+};
+
+// What the broker needs to know about the connection, apart from its request line (kept
+// in the ConnState). Gathered by the caller without holding any lock.
+struct ConnFacts {
+  wire::Channel channel = wire::Channel::Plain;
+  std::uint32_t pid = 0;           // the process the request speaks for
+  std::uint64_t conn_id = 0;       // 0: the ConnState's id
+  char host[wire::kMaxHost];       // SNI, else the peer's IP literal
+  std::size_t host_len = 0;
+  char peer[wire::kMaxPeer];       // "1.2.3.4:443" / "[::1]:443"
+  std::size_t peer_len = 0;
+  // Fills the facts above from ctx when the first request needs them (SNI and the
+  // certificate chain cost something to fetch; the shim may complete a handshake). Set
+  // gathered to skip it.
+  void (*gather)(ConnFacts* self) = nullptr;
+  bool gathered = false;
+  void* ctx = nullptr;             // the caller's connection (SSL*, session, fd, ...)
+  // Writes the peer's DER chain, leaf first, into out; returns its length (0: none).
+  std::size_t (*fill_chain)(void* ctx, unsigned char* out, std::size_t cap) = nullptr;
+
+  // Runs gather once.
+  void ensure_gathered() {
+    if (gathered) return;
+    gathered = true;
+    if (gather != nullptr) gather(this);
+  }
+};
+
+class SwapClient {
+ public:
+  // Both must outlive the client. Construction costs two pointer stores (the shim makes
+  // one per hook call).
+  SwapClient(SwapTransport& transport, ConnFacts& facts) : t_(transport), facts_(facts) {}
+
+  // BrokerOps (outbound.h) for the rewrite drivers, ctx = this.
+  BrokerOps ops();
+
+  // Allow: the value is in value_out[0, *value_len) (at most cap bytes). Incomplete:
+  // *token_len = the length of the token tok begins. Anything else: send it unchanged.
+  wire::Decision swap(ConnState* st, const char* tok, std::size_t len, bool at_end, char* value_out,
+                      std::size_t cap, std::size_t* value_len, std::size_t* token_len);
+  // A token that goes out unchanged; the broker audits it.
+  void report(ConnState* st, const char* tok, std::size_t len);
+  // Inbound candidate p[0, len): true when it was overwritten with its replacement.
+  bool redact(ConnState* st, unsigned char* p, std::size_t len);
+  // The connection ends: report the uses of its grants not yet reported. Uses the host
+  // and peer kept in st (the TLS object may be gone), not the facts.
+  void report_grant_uses(ConnState* st);
+  // Gathers the facts now (BrokerOps::prepare), unless st holds grants: then a swap is
+  // most likely answered from them, and a new token gathers when it needs to.
+  void prepare(const ConnState* st);
+
+ private:
+  wire::Request* fill(wire::Op op, const ConnFacts& f, ConnState* st, const void* data, std::size_t n, bool at_end);
+  const wire::Reply* round_trip(wire::Request* r);
+  void wipe_exchange(wire::Request* r, const wire::Reply* rep);
+  bool swap_from_grant(ConnState* st, const char* tok, std::size_t len, char* value_out, std::size_t cap,
+                       std::size_t* value_len);
+  void report_uses(ConnState* st, Grant& g);
+  void remember_grant(ConnState* st, const char* tok, std::size_t len, const wire::Reply& rep);
+
+  SwapTransport& t_;
+  ConnFacts& facts_;
+};
+
+}  // namespace kz::preload

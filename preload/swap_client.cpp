@@ -1,0 +1,213 @@
+#include "kz/preload/swap_client.h"
+
+#include <string.h>
+
+#include <cstring>
+
+namespace kz::preload {
+
+namespace {
+
+using wire::Decision;
+using wire::Op;
+using wire::Reply;
+using wire::Request;
+
+void copy_field(char* dst, std::uint16_t* dst_len, std::size_t cap, const char* src, std::size_t n) {
+  if (n > cap) n = cap;
+  if (n > 0) std::memcpy(dst, src, n);
+  *dst_len = static_cast<std::uint16_t>(n);
+}
+
+// The facts a grant's use report speaks for: those kept in the ConnState when the grant
+// was remembered (the TLS object may be gone by now, e.g. at process exit).
+void facts_of_state(const ConnFacts& from, const ConnState* st, ConnFacts* out) {
+  out->channel = st->channel;
+  out->pid = from.pid;
+  out->conn_id = from.conn_id;
+  out->gathered = true;
+  std::memcpy(out->host, st->host, st->host_len);
+  out->host_len = st->host_len;
+  std::memcpy(out->peer, st->peer, st->peer_len);
+  out->peer_len = st->peer_len;
+}
+
+Decision call_swap(void* ctx, ConnState* st, const char* tok, std::size_t len, bool at_end, char* value_out,
+                   std::size_t cap, std::size_t* value_len, std::size_t* token_len) {
+  return static_cast<SwapClient*>(ctx)->swap(st, tok, len, at_end, value_out, cap, value_len, token_len);
+}
+void call_report(void* ctx, ConnState* st, const char* tok, std::size_t len) {
+  static_cast<SwapClient*>(ctx)->report(st, tok, len);
+}
+bool call_redact(void* ctx, ConnState* st, unsigned char* p, std::size_t len) {
+  return static_cast<SwapClient*>(ctx)->redact(st, p, len);
+}
+void call_report_grant_uses(void* ctx, ConnState* st) { static_cast<SwapClient*>(ctx)->report_grant_uses(st); }
+void call_prepare(void* ctx, const ConnState* st) { static_cast<SwapClient*>(ctx)->prepare(st); }
+
+}  // namespace
+
+BrokerOps SwapClient::ops() {
+  BrokerOps b;
+  b.ctx = this;
+  b.swap = call_swap;
+  b.report = call_report;
+  b.redact = call_redact;
+  b.report_grant_uses = call_report_grant_uses;
+  b.prepare = call_prepare;
+  return b;
+}
+
+// The common part of every request; nullptr when the transport has no buffer.
+Request* SwapClient::fill(Op op, const ConnFacts& f, ConnState* st, const void* data, std::size_t n, bool at_end) {
+  Request* r = t_.request();
+  if (r == nullptr) return nullptr;
+  std::memset(r, 0, offsetof(Request, data));   // header and text fields; data/chain set below
+  r->version = wire::kProtocolVersion;
+  r->op = op;
+  r->channel = f.channel;
+  r->flags = at_end ? wire::kFlagTokenAtEnd : 0;
+  r->pid = f.pid;
+  r->conn_id = f.conn_id != 0 ? f.conn_id : (st != nullptr ? st->conn_id : 0);
+  // Host names are printable ASCII without spaces (the broker checks); drop anything else.
+  std::size_t hl = 0;
+  for (std::size_t i = 0; i < f.host_len && hl < wire::kMaxHost; ++i) {
+    const auto c = static_cast<unsigned char>(f.host[i]);
+    if (c > 0x20 && c < 0x7f) r->host[hl++] = static_cast<char>(c);
+  }
+  r->host_len = static_cast<std::uint16_t>(hl);
+  if (st != nullptr) {
+    copy_field(r->method, &r->method_len, wire::kMaxMethod, st->method, st->method_len);
+    copy_field(r->path, &r->path_len, wire::kMaxPath, st->path, st->path_len);
+  }
+  copy_field(r->peer, &r->peer_len, wire::kMaxPeer, f.peer, f.peer_len);
+  if (n > wire::kMaxData) n = wire::kMaxData;
+  std::memcpy(r->data, data, n);
+  r->data_len = static_cast<std::uint32_t>(n);
+  r->chain_len = 0;
+  if (f.channel != wire::Channel::Plain && f.fill_chain != nullptr) {
+    const std::size_t cl = f.fill_chain(f.ctx, r->chain, wire::kMaxChain);
+    if (cl > 0 && cl <= wire::kMaxChain) {
+      r->chain_len = static_cast<std::uint32_t>(cl);
+      r->flags |= wire::kFlagPeerHasChain;
+    }
+  }
+  return r;
+}
+
+const Reply* SwapClient::round_trip(Request* r) {
+  if (r == nullptr) return nullptr;
+  return t_.exchange();
+}
+
+void SwapClient::wipe_exchange(Request* r, const Reply* rep) {
+  if (r != nullptr) explicit_bzero(r->data, sizeof r->data);
+  if (rep != nullptr) explicit_bzero(const_cast<Reply*>(rep), sizeof(Reply));
+}
+
+// Reports the unreported uses of one grant. The caller holds st's lock.
+void SwapClient::report_uses(ConnState* st, Grant& g) {
+  if (g.unreported == 0) return;
+  facts_.ensure_gathered();   // for pid and conn_id; host and peer come from st
+  ConnFacts f;
+  facts_of_state(facts_, st, &f);
+  Request* r = fill(Op::Report, f, st, g.token, g.token_len, false);
+  if (r != nullptr) r->uses = g.unreported;
+  wipe_exchange(r, round_trip(r));
+  g.unreported = 0;
+}
+
+// A swap the broker already granted on this connection: no round trip.
+bool SwapClient::swap_from_grant(ConnState* st, const char* tok, std::size_t len, char* value_out, std::size_t cap,
+                                 std::size_t* value_len) {
+  for (std::size_t i = 0; i < st->ngrants; ++i) {
+    Grant& g = st->grants[i];
+    if (g.token_len != len || std::memcmp(g.token, tok, len) != 0 || g.value_len > cap) continue;
+    std::memcpy(value_out, g.value, g.value_len);
+    *value_len = g.value_len;
+    if (++g.unreported >= wire::kReuseReportEvery) report_uses(st, g);
+    return true;
+  }
+  return false;
+}
+
+void SwapClient::remember_grant(ConnState* st, const char* tok, std::size_t len, const Reply& rep) {
+  if (st->ngrants == kMaxGrants || len > kMaxGrantLen || rep.data_len > kMaxGrantLen) return;
+  Grant& g = st->grants[st->ngrants++];
+  std::memcpy(g.token, tok, len);
+  g.token_len = static_cast<std::uint16_t>(len);
+  std::memcpy(g.value, rep.data, rep.data_len);
+  g.value_len = static_cast<std::uint16_t>(rep.data_len);
+  g.unreported = 0;
+  // Kept for the use reports, which may come after the TLS object is gone.
+  st->channel = facts_.channel;
+  st->host_len = facts_.host_len < sizeof st->host ? facts_.host_len : sizeof st->host;
+  std::memcpy(st->host, facts_.host, st->host_len);
+  st->peer_len = facts_.peer_len < sizeof st->peer ? facts_.peer_len : sizeof st->peer;
+  std::memcpy(st->peer, facts_.peer, st->peer_len);
+}
+
+Decision SwapClient::swap(ConnState* st, const char* tok, std::size_t len, bool at_end, char* value_out,
+                          std::size_t cap, std::size_t* value_len, std::size_t* token_len) {
+  if (st != nullptr && st->ngrants > 0 && swap_from_grant(st, tok, len, value_out, cap, value_len))
+    return Decision::Allow;
+  facts_.ensure_gathered();
+  Request* r = fill(Op::Swap, facts_, st, tok, len, at_end);
+  const Reply* rep = round_trip(r);
+  if (rep == nullptr) {
+    wipe_exchange(r, nullptr);
+    return Decision::Refuse;
+  }
+  Decision d = rep->decision;
+  if (d == Decision::Allow) {
+    if (rep->data_len > cap) {
+      d = Decision::Refuse;   // a value never grows past its token; refuse to overflow
+      t_.warn("blind mode: broker value longer than its token; sent unchanged");
+    } else {
+      std::memcpy(value_out, rep->data, rep->data_len);
+      *value_len = rep->data_len;
+      if (st != nullptr && (rep->flags & wire::kReplyReuseOnConnection) != 0) remember_grant(st, tok, len, *rep);
+      if (st != nullptr && rep->fp_len > 0) {
+        Fingerprint fp;
+        fp.base = rep->fp_base;
+        fp.hash = rep->fp_hash;
+        fp.len = rep->fp_len;
+        fp.secret_id = rep->secret_id;
+        st->add_fingerprint(fp);
+      }
+    }
+  } else if (d == Decision::Incomplete) {
+    *token_len = rep->token_len;
+  }
+  wipe_exchange(r, rep);
+  return d;
+}
+
+void SwapClient::report(ConnState* st, const char* tok, std::size_t len) {
+  facts_.ensure_gathered();
+  Request* r = fill(Op::Report, facts_, st, tok, len, false);
+  wipe_exchange(r, round_trip(r));
+}
+
+bool SwapClient::redact(ConnState* st, unsigned char* p, std::size_t len) {
+  facts_.ensure_gathered();
+  Request* r = fill(Op::Redact, facts_, st, p, len, false);
+  const Reply* rep = round_trip(r);
+  const bool replaced = rep != nullptr && rep->decision == Decision::Allow && rep->data_len == len;
+  if (replaced) std::memcpy(p, rep->data, len);
+  wipe_exchange(r, rep);
+  return replaced;
+}
+
+// Called before the driver locks st: ngrants is read unlocked, which is safe for the
+// thread that writes this connection (the only one that adds grants); elsewhere the
+// read only decides whether to gather now or on demand.
+void SwapClient::prepare(const ConnState* st) {
+  if (st == nullptr || st->ngrants == 0) facts_.ensure_gathered();
+}
+
+void SwapClient::report_grant_uses(ConnState* st) {
+  for (std::size_t i = 0; i < st->ngrants; ++i) report_uses(st, st->grants[i]);
+}
+
+}  // namespace kz::preload
