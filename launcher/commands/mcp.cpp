@@ -88,7 +88,7 @@ int cmd_mcp(const GlobalOptions& g, const McpOptions& o) {
   }
   DecisionLog log(std::move(*audit), nullptr);
   auto submit = [&log](nlohmann::json rec) { log.submit(std::move(rec)); };
-  mcp::TokenStore store;
+  TokenTable store;
   mcp::McpTools tools(store, submit);
   mcp::McpProtocol protocol(tools, kKzVersion, submit);
   mcp::CallContext ctx;
@@ -99,7 +99,7 @@ int cmd_mcp(const GlobalOptions& g, const McpOptions& o) {
   mcp::StdioOptions so;
   if (identity_exp) {
     so.identity_still_valid = [exp = *identity_exp]() -> Status {
-      if (mcp::unix_now() < exp) return ok_status();
+      if (unix_now() < exp) return ok_status();
       return make_error(ErrorKind::Denied, "the identity token has expired: restart kz mcp with a fresh one");
     };
   }

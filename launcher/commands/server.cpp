@@ -94,7 +94,7 @@ int cmd_server(const GlobalOptions&, const ServerOptions& o) {
 
   // MCP at /mcp (--mcp): the same bundle (reloaded with the PDP's), its own sessions.
   auto submit = [&log](nlohmann::json rec) { log.submit(std::move(rec)); };
-  mcp::TokenStore tokens;
+  TokenTable tokens;
   mcp::McpTools tools(tokens, submit);
   mcp::McpProtocol protocol(tools, kKzVersion, submit);
   BearerIdentities mcp_identities;

@@ -19,7 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "kz/result.h"
-#include "mcp/token_store.h"
+#include "secrets/token_table.h"
 #include "server/bearer_identity.h"
 #include "server/pdp_state.h"
 
@@ -37,7 +37,7 @@ struct CallContext {
 
 class McpTools {
  public:
-  McpTools(TokenStore& store, std::function<void(nlohmann::json)> audit);
+  McpTools(TokenTable& tokens, std::function<void(nlohmann::json)> audit);
 
   // tools/list's "tools": name, title, description, inputSchema, annotations.
   static const nlohmann::json& definitions();
@@ -53,7 +53,7 @@ class McpTools {
   Result<nlohmann::json> resolve(const CallContext& ctx, const nlohmann::json& args);
   Result<nlohmann::json> fetch(const CallContext& ctx, const nlohmann::json& args);
 
-  TokenStore& store_;
+  TokenTable& tokens_;
   std::function<void(nlohmann::json)> audit_;
 };
 

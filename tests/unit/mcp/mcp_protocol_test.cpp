@@ -29,9 +29,9 @@ secrets:
 )Y";
 
 struct Protocol : ::testing::Test {
-  TokenStore store;
+  TokenTable tokens;
   std::vector<json> audit;
-  McpTools tools{store, [this](json r) { audit.push_back(std::move(r)); }};
+  McpTools tools{tokens, [this](json r) { audit.push_back(std::move(r)); }};
   McpProtocol protocol{tools, "9.9", [this](json r) { audit.push_back(std::move(r)); }};
   CallContext ctx;
   SessionState s;
@@ -136,8 +136,8 @@ TEST_F(Protocol, ResolveUnderPolicy) {
   EXPECT_EQ(sc["hosts"], json::array({"api.example.com"}));
   EXPECT_FALSE(sc.contains("value"));
   EXPECT_EQ(r.dump().find("unit-VALUE"), std::string::npos);
-  ASSERT_TRUE(store.find(sc["token"].get<std::string>(), unix_now()));
-  EXPECT_EQ(store.find(sc["token"].get<std::string>(), unix_now())->owner, "i a");
+  ASSERT_TRUE(tokens.find(sc["token"].get<std::string>(), unix_now()));
+  EXPECT_EQ(tokens.find(sc["token"].get<std::string>(), unix_now())->owner, "i a");
 
   r = request("tools/call", {{"name", "resolve"}, {"arguments", {{"name", "NOHOSTS"}}}});
   EXPECT_TRUE(r["result"]["isError"]);
