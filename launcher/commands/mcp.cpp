@@ -89,7 +89,7 @@ int cmd_mcp(const GlobalOptions& g, const McpOptions& o) {
     return kExitConfig;
   }
   AuditTrail& log = **trail;
-  mcp::TokenStore store;
+  TokenTable store;
   mcp::McpTools tools(store, log);
   mcp::McpProtocol protocol(tools, kKzVersion, log);
   mcp::CallContext ctx;
@@ -100,7 +100,7 @@ int cmd_mcp(const GlobalOptions& g, const McpOptions& o) {
   mcp::StdioOptions so;
   if (identity_exp) {
     so.identity_still_valid = [exp = *identity_exp]() -> Status {
-      if (mcp::unix_now() < exp) return ok_status();
+      if (unix_now() < exp) return ok_status();
       return make_error(ErrorKind::Denied, "the identity token has expired: restart kz mcp with a fresh one");
     };
   }

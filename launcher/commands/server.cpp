@@ -96,7 +96,7 @@ int cmd_server(const GlobalOptions&, const ServerOptions& o) {
   PdpService service(so, *state);
 
   // MCP at /mcp (--mcp): the same bundle (reloaded with the PDP's), its own sessions.
-  mcp::TokenStore tokens;
+  TokenTable tokens;
   mcp::McpTools tools(tokens, log);
   mcp::McpProtocol protocol(tools, kKzVersion, log);
   BearerIdentities mcp_identities;

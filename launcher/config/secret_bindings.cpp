@@ -4,6 +4,15 @@
 
 namespace kz {
 
+Binding binding_of(const SecretSpec& s, bool allow_any_host) {
+  Binding b;
+  b.hosts = s.hosts.empty() ? catalogue_hosts(s.name) : s.hosts;
+  b.methods = s.methods;
+  b.paths = s.paths;
+  b.allow_any = b.hosts.empty() && allow_any_host;
+  return b;
+}
+
 Result<std::vector<std::pair<std::string, Binding>>> blind_bindings(
     const Config& cfg, const std::vector<std::string>& names, bool allow_any_host) {
   std::vector<std::pair<std::string, Binding>> out;
@@ -11,15 +20,8 @@ Result<std::vector<std::pair<std::string, Binding>>> blind_bindings(
   for (const auto& name : names) {
     const SecretSpec* s = cfg.find_secret(name);
     if (s == nullptr) continue;
-    Binding b;
-    b.hosts = s->hosts;
-    b.methods = s->methods;
-    b.paths = s->paths;
-    if (b.hosts.empty()) b.hosts = catalogue_hosts(s->name);
-    if (b.hosts.empty()) {
-      if (allow_any_host) b.allow_any = true;
-      else missing += "\n  " + format_pos(s->pos) + ": " + s->name + " has no hosts = [...]";
-    }
+    Binding b = binding_of(*s, allow_any_host);
+    if (b.hosts.empty() && !b.allow_any) missing += "\n  " + format_pos(s->pos) + ": " + s->name + " has no hosts = [...]";
     out.emplace_back(name, std::move(b));
   }
   if (!missing.empty())

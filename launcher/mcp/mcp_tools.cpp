@@ -2,7 +2,7 @@
 
 #include <ctime>
 
-#include "secrets/host_catalogue.h"
+#include "config/secret_bindings.h"
 #include "mcp/fetch_engine.h"
 #include "mcp/response_filter.h"
 #include "mcp/token_swap.h"
@@ -57,7 +57,7 @@ McpCall call_record(const CallContext& ctx, const char* tool) {
 
 }  // namespace
 
-McpTools::McpTools(TokenStore& store, AuditRecorder& audit) : store_(store), audit_(audit) {}
+McpTools::McpTools(TokenTable& tokens, AuditRecorder& audit) : tokens_(tokens), audit_(audit) {}
 
 Result<json> McpTools::call(const CallContext& ctx, std::string_view name, const json& args) {
   if (name == "resolve") return resolve(ctx, args);
@@ -102,10 +102,7 @@ Result<json> McpTools::resolve(const CallContext& ctx, const json& args) {
   rec.provider = spec->provider;
   rec.ref = spec->ref;
 
-  Binding b;
-  b.hosts = spec->hosts.empty() ? catalogue_hosts(spec->name) : spec->hosts;
-  b.methods = spec->methods;
-  b.paths = spec->paths;
+  const Binding b = binding_of(*spec, /*allow_any_host=*/false);
   const std::int64_t now = unix_now();
   bool reveal = false;
   if (ctx.enforce_policy) {
@@ -126,15 +123,15 @@ Result<json> McpTools::resolve(const CallContext& ctx, const json& args) {
   auto value = resolve_with_providers(ctx.state->providers, spec->provider, spec->ref);
   if (!value) return refuse("error", value.error().message);
 
-  IssuedToken t;
-  t.secret = spec->name;
+  TokenEntry t;
+  t.name = spec->name;
   t.provider = spec->provider;
   t.ref = spec->ref;
   t.owner = ctx.identity->key;
   t.binding = b;
   t.expires_at = now + bundle.mcp.token_ttl.count();
   t.value = std::move(*value);
-  auto minted = store_.issue(std::move(t));
+  auto minted = tokens_.issue(std::move(t));
   if (!minted) return refuse("error", minted.error().message);
 
   json sc = {{"name", spec->name},
@@ -142,17 +139,17 @@ Result<json> McpTools::resolve(const CallContext& ctx, const json& args) {
              {"hosts", b.hosts},
              {"methods", b.methods},
              {"paths", b.paths},
-             {"expires_at", iso_time(minted->issued->expires_at)},
+             {"expires_at", iso_time(minted->entry->expires_at)},
              {"expires_in", bundle.mcp.token_ttl.count()}};
-  if (reveal) sc["value"] = std::string(minted->issued->value.view());
+  if (reveal) sc["value"] = std::string(minted->entry->value.view());
   rec.decision = "allow";
-  rec.token_id = minted->issued->token_id;
+  rec.token_id = minted->entry->token_id;
   rec.revealed = reveal;
   audit_.record(rec);
   json r = structured_result(std::move(sc));
   if (!reveal)
     r["content"][0]["text"] = "Token for " + spec->name + ": " + minted->token + " (usable for " + joined(b.hosts) +
-                              " until " + iso_time(minted->issued->expires_at) + "). " + r["content"][0]["text"].get<std::string>();
+                              " until " + iso_time(minted->entry->expires_at) + "). " + r["content"][0]["text"].get<std::string>();
   return r;
 }
 
@@ -185,11 +182,11 @@ Result<json> McpTools::fetch(const CallContext& ctx, const json& args) {
 
   McpCall rec = call_record(ctx, "fetch");
   rec.method = fr.method;
-  std::vector<std::shared_ptr<const IssuedToken>> used;
+  std::vector<std::shared_ptr<const TokenEntry>> used;
   auto note_used = [&] {
     std::vector<std::string> names, ids;
     for (const auto& u : used) {
-      names.push_back(u->secret);
+      names.push_back(u->name);
       ids.push_back(u->token_id);
     }
     rec.secrets = std::move(names);
@@ -211,17 +208,11 @@ Result<json> McpTools::fetch(const CallContext& ctx, const json& args) {
     return refuse("deny", "tokens are swapped in headers and the body only, never in the URL (it is logged by servers and proxies)");
 
   const std::int64_t now = unix_now();
-  const TokenCheck check = [&](const IssuedToken& t, const HopInfo& hop) -> Status {
+  const TokenCheck check = [&](const TokenEntry& t, const HopInfo& hop) -> Status {
     if (t.owner != ctx.identity->key)
-      return make_error(ErrorKind::Denied, "the token for " + t.secret + " was issued to another identity");
-    if (!host_allowed(t.binding, hop.url.host))
-      return make_error(ErrorKind::Denied, t.secret + " may not be sent to " + hop.url.host + " (it is bound to " +
-                                               joined(t.binding.hosts) + ")");
-    if (!method_allowed(t.binding, hop.method))
-      return make_error(ErrorKind::Denied, t.secret + " may not be used with " + hop.method + " (allowed: " + joined(t.binding.methods) + ")");
-    if (!path_allowed(t.binding, hop.url.target))
-      return make_error(ErrorKind::Denied, t.secret + " may not be used for " + path_only(hop.url.target) +
-                                               " (allowed paths: " + joined(t.binding.paths) + ")");
+      return make_error(ErrorKind::Denied, "the token for " + t.name + " was issued to another identity");
+    if (BindingVerdict v = check_binding(t.binding, t.name, hop.url.host, hop.method, hop.url.target); !v)
+      return make_error(ErrorKind::Denied, std::move(v.reason));
     if (ctx.enforce_policy) {
       policy::RequestInput req;
       req.time = now;
@@ -229,19 +220,19 @@ Result<json> McpTools::fetch(const CallContext& ctx, const json& args) {
       req.host = hop.url.host;
       req.method = hop.method;
       req.path = path_only(hop.url.target);
-      const auto d = policy::decide(ctx.state->bundle, ctx.identity->value, {t.secret, t.provider, t.ref}, req);
-      if (!d.allow) return make_error(ErrorKind::Denied, "policy denies " + t.secret + " for " + hop.url.host + ": " + d.reason);
+      const auto d = policy::decide(ctx.state->bundle, ctx.identity->value, {t.name, t.provider, t.ref}, req);
+      if (!d.allow) return make_error(ErrorKind::Denied, "policy denies " + t.name + " for " + hop.url.host + ": " + d.reason);
     }
     return ok_status();
   };
   const PrepareHop prepare = [&](const HopInfo& hop, const FetchRequest& r) -> Result<PreparedHop> {
-    if (hop.hop == 0) return swap_tokens(r, hop, store_, now, check, used);
+    if (hop.hop == 0) return swap_tokens(r, hop, tokens_, now, check, used);
     // A redirect: followed only where every credential already sent may go.
     for (const auto& u : used)
-      if (!host_allowed(u->binding, hop.url.host))
-        return make_error(ErrorKind::Denied, "redirect to " + hop.url.host + " refused: " + u->secret +
-                                                 " was sent on this request and is not bound to that host");
-    if (!hop.host_changed) return swap_tokens(r, hop, store_, now, check, used);
+      if (BindingVerdict v = check_host_binding(u->binding, u->name, hop.url.host); !v)
+        return make_error(ErrorKind::Denied, "redirect to " + hop.url.host + " refused: " + v.reason +
+                                                 ", and it was sent on this request");
+    if (!hop.host_changed) return swap_tokens(r, hop, tokens_, now, check, used);
     // Another host: credentials are not carried over.
     if (!find_token_texts(r.body).empty())
       return make_error(ErrorKind::Denied, "redirect to " + hop.url.host + " refused: it would resend a credential in the body to another host");
@@ -251,7 +242,7 @@ Result<json> McpTools::fetch(const CallContext& ctx, const json& args) {
       const std::string& v = h.second;
       return v.size() > 6 && (v.compare(0, 6, "Basic ") == 0 || v.compare(0, 6, "basic ") == 0);
     });
-    return swap_tokens(stripped, hop, store_, now, check, used);
+    return swap_tokens(stripped, hop, tokens_, now, check, used);
   };
 
   FetchOptions fo;
@@ -270,8 +261,8 @@ Result<json> McpTools::fetch(const CallContext& ctx, const json& args) {
   // a server may echo a credential it received earlier.
   // The tokens this call used come first: an identity may hold several tokens for one
   // value, and the agent should see back the one it sent.
-  std::vector<std::shared_ptr<const IssuedToken>> held = used;
-  for (auto& t : store_.owned_by(ctx.identity->key, now))
+  std::vector<std::shared_ptr<const TokenEntry>> held = used;
+  for (auto& t : tokens_.owned_by(ctx.identity->key, now))
     if (std::find(held.begin(), held.end(), t) == held.end()) held.push_back(std::move(t));
   std::string& body = resp->body.str();
   std::size_t redacted = redact_values(body, held, resp->truncated);

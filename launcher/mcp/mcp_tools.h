@@ -20,7 +20,7 @@
 
 #include "audit/audit_recorder.h"
 #include "kz/result.h"
-#include "mcp/token_store.h"
+#include "secrets/token_table.h"
 #include "server/bearer_identity.h"
 #include "server/pdp_state.h"
 
@@ -39,7 +39,7 @@ struct CallContext {
 class McpTools {
  public:
   // `audit` (thread-safe) outlives the tools.
-  McpTools(TokenStore& store, AuditRecorder& audit);
+  McpTools(TokenTable& tokens, AuditRecorder& audit);
 
   // tools/list's "tools": name, title, description, inputSchema, annotations.
   static const nlohmann::json& definitions();
@@ -55,7 +55,7 @@ class McpTools {
   Result<nlohmann::json> resolve(const CallContext& ctx, const nlohmann::json& args);
   Result<nlohmann::json> fetch(const CallContext& ctx, const nlohmann::json& args);
 
-  TokenStore& store_;
+  TokenTable& tokens_;
   AuditRecorder& audit_;
 };
 

@@ -19,7 +19,7 @@ bool allowed_header(const std::string& name) {
   return name.rfind("x-ratelimit-", 0) == 0 || name.rfind("ratelimit", 0) == 0;
 }
 
-std::size_t replace_all(std::string& text, const std::string& pattern, const std::string& with) {
+std::size_t replace_all(std::string& text, const std::string& pattern, std::string_view with) {
   std::size_t n = 0, pos = 0;
   while ((pos = text.find(pattern, pos)) != std::string::npos) {
     // Overwrite in place first, so the pattern's bytes do not survive in freed memory.
@@ -49,7 +49,7 @@ nlohmann::json safe_headers(const std::vector<std::pair<std::string, std::string
   return out;
 }
 
-std::size_t redact_values(std::string& text, const std::vector<std::shared_ptr<const IssuedToken>>& tokens,
+std::size_t redact_values(std::string& text, const std::vector<std::shared_ptr<const TokenEntry>>& tokens,
                           bool truncated) {
   constexpr std::size_t kMinVariant = 6;
   std::size_t n = 0;
@@ -67,7 +67,7 @@ std::size_t redact_values(std::string& text, const std::vector<std::shared_ptr<c
     std::vector<std::string> variants = mask_variants(t->value.view(), kMinVariant);
     // Longest first, so a value is not half-replaced through one of its own lines.
     std::sort(variants.begin(), variants.end(), [](const auto& a, const auto& b) { return a.size() > b.size(); });
-    for (const auto& v : variants) n += replace_all(text, v, t->token);
+    for (const auto& v : variants) n += replace_all(text, v, t->token.view());
     for (auto& v : variants) wipe(v);
   }
   if (truncated) {

@@ -11,7 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "mcp/token_store.h"
+#include "secrets/token_table.h"
 
 namespace kz::mcp {
 
@@ -22,7 +22,7 @@ nlohmann::json safe_headers(const std::vector<std::pair<std::string, std::string
 // Replaces the values of `tokens` in `text`; returns how many occurrences were replaced.
 // With `truncated`, a tail that could be the start of a value is cut as well (a value cut
 // by the size cap must not leak its first bytes).
-std::size_t redact_values(std::string& text, const std::vector<std::shared_ptr<const IssuedToken>>& tokens,
+std::size_t redact_values(std::string& text, const std::vector<std::shared_ptr<const TokenEntry>>& tokens,
                           bool truncated);
 
 // "text" when `body` is valid UTF-8 without NUL bytes, else "base64".

@@ -10,6 +10,12 @@ namespace kz::mcp {
 
 namespace {
 
+constexpr std::string_view kTokenPrefix = "KZ_TOK_";
+
+bool is_token_char(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
 std::string lower(std::string s) {
   for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
@@ -17,10 +23,10 @@ std::string lower(std::string s) {
 
 struct Swapper {
   const HopInfo& hop;
-  const TokenStore& store;
+  const TokenTable& tokens;
   std::int64_t now;
   const TokenCheck& check;
-  std::vector<std::shared_ptr<const IssuedToken>>& used;
+  std::vector<std::shared_ptr<const TokenEntry>>& used;
 
   // `in` with each token replaced by its value, appended to `out`.
   Status swap_into(std::string_view in, std::string& out) {
@@ -28,7 +34,7 @@ struct Swapper {
     for (const auto& [pos, len] : find_token_texts(in)) {
       out.append(in.substr(at, pos - at));
       const std::string_view text = in.substr(pos, len);
-      auto t = store.find(text, now);
+      auto t = tokens.find(text, now);
       if (!t)
         return make_error(ErrorKind::Denied, "unknown or expired token " + std::string(text.substr(0, 10)) +
                                                  "… (resolve the secret again)");
@@ -64,6 +70,18 @@ struct Swapper {
 
 }  // namespace
 
+std::vector<std::pair<std::size_t, std::size_t>> find_token_texts(std::string_view text) {
+  std::vector<std::pair<std::size_t, std::size_t>> out;
+  std::size_t pos = 0;
+  while ((pos = text.find(kTokenPrefix, pos)) != std::string_view::npos) {
+    std::size_t end = pos + kTokenPrefix.size();
+    while (end < text.size() && is_token_char(text[end])) ++end;
+    if (end > pos + kTokenPrefix.size()) out.emplace_back(pos, end - pos);
+    pos = end;
+  }
+  return out;
+}
+
 std::string header_problem(const std::string& name, const std::string& value) {
   if (!is_http_token(name))
     return "header name \"" + name + "\" is not a valid HTTP field name";
@@ -78,10 +96,10 @@ std::string header_problem(const std::string& name, const std::string& value) {
   return "";
 }
 
-Result<PreparedHop> swap_tokens(const FetchRequest& req, const HopInfo& hop, const TokenStore& store,
+Result<PreparedHop> swap_tokens(const FetchRequest& req, const HopInfo& hop, const TokenTable& tokens,
                                 std::int64_t now, const TokenCheck& check,
-                                std::vector<std::shared_ptr<const IssuedToken>>& used) {
-  Swapper sw{hop, store, now, check, used};
+                                std::vector<std::shared_ptr<const TokenEntry>>& used) {
+  Swapper sw{hop, tokens, now, check, used};
   PreparedHop out;
   for (const auto& [k, v] : req.headers) {
     ScrubbedString value;

@@ -104,4 +104,45 @@ bool path_allowed(const Binding& b, std::string_view target) {
   return std::any_of(b.paths.begin(), b.paths.end(), [&](const std::string& p) { return prefix_glob(p, path); });
 }
 
+namespace {
+
+std::string joined(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& i : items) out += (out.empty() ? "" : ", ") + i;
+  return out;
+}
+
+BindingVerdict refused(BindingRefusal why, std::string reason) { return {why, std::move(reason)}; }
+
+}  // namespace
+
+BindingVerdict check_host_binding(const Binding& b, std::string_view secret, std::string_view host) {
+  if (host.empty()) return refused(BindingRefusal::NoHost, "no host name for the connection");
+  if (host_allowed(b, host)) return {};
+  return refused(BindingRefusal::Host, std::string(secret) + " may not be sent to " + std::string(host) +
+                                           " (it is bound to " + (b.hosts.empty() ? "no host" : joined(b.hosts)) + ")");
+}
+
+BindingVerdict check_binding(const Binding& b, std::string_view secret, std::string_view host,
+                             std::string_view method, std::string_view target) {
+  if (BindingVerdict v = check_host_binding(b, secret, host); !v) return v;
+  if (!method_allowed(b, method)) {
+    const std::string name(secret);
+    if (method.empty())
+      return refused(BindingRefusal::NoMethod, "no request line seen, and " + name + " may be used only with methods " + joined(b.methods));
+    return refused(BindingRefusal::Method, name + " may not be used with " + std::string(method) +
+                                               " (allowed methods: " + joined(b.methods) + ")");
+  }
+  if (!path_allowed(b, target)) {
+    const std::string name(secret);
+    if (target.empty())
+      return refused(BindingRefusal::NoPath, "no request line seen, and " + name + " may be used only for paths " + joined(b.paths));
+    // The query may carry tokens or other secrets: the reason names the path only.
+    const std::string_view path = target.substr(0, target.find_first_of("?#"));
+    return refused(BindingRefusal::Path, name + " may not be used for " + std::string(path) +
+                                             " (allowed paths: " + joined(b.paths) + ")");
+  }
+  return {};
+}
+
 }  // namespace kz

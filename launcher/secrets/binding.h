@@ -1,7 +1,10 @@
-// Where a secret may be used in blind mode: its hosts (exact names, IP literals and
-// "*." globs), and optionally the HTTP methods and path prefixes of the request line.
+// Where a secret may be used (blind mode's broker and MCP's fetch alike): its hosts
+// (exact names, IP literals and "*." globs), and optionally the HTTP methods and path
+// prefixes of the request line. check_binding is the one decision both make, with one
+// wording for its refusals.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -30,6 +33,36 @@ bool method_allowed(const Binding& b, std::string_view method);
 // "/repos/*/issues" covers /repos/a/issues/3). The query string is not part of the
 // path. An unknown path (no request line seen) is allowed only when no paths are set.
 bool path_allowed(const Binding& b, std::string_view target);
+
+// Why a binding refuses a use of its secret (None: it allows it).
+enum class BindingRefusal : std::uint8_t {
+  None,
+  NoHost,      // no host name to check (blind: a connection without SNI or name)
+  Host,        // the host is not among the bound ones
+  NoMethod,    // methods are restricted and no request line was seen
+  Method,      // the method is not an allowed one
+  NoPath,      // paths are restricted and no request line was seen
+  Path,        // the path is outside the allowed prefixes (or has dot segments)
+};
+
+struct BindingVerdict {
+  BindingRefusal refusal = BindingRefusal::None;
+  // One sentence naming the secret and what did not match, for the audit record and the
+  // agent ("" when allowed). Never holds a value, nor the query of the target.
+  std::string reason;
+
+  bool allowed() const { return refusal == BindingRefusal::None; }
+  explicit operator bool() const { return allowed(); }
+};
+
+// May `secret`'s value be sent to `host` with this request line? Checks the host, then
+// the method, then the path. `method` and `target` are empty when no request line was
+// seen; `target` may carry a query (it is not part of the path).
+BindingVerdict check_binding(const Binding& b, std::string_view secret, std::string_view host,
+                             std::string_view method, std::string_view target);
+// The host alone: for decisions made before a request line is known (blind mode checks
+// the host before verifying the peer's certificate; MCP before following a redirect).
+BindingVerdict check_host_binding(const Binding& b, std::string_view secret, std::string_view host);
 
 // Empty when the pattern is acceptable, else why not (for config errors).
 std::string host_pattern_problem(std::string_view pattern);

@@ -56,7 +56,7 @@ DecideOutcome decide(const DecideContext& ctx, const wire::Request& req, const P
   if (!method.empty()) a.method = std::string(method);
   if (!path.empty()) a.path = std::string(path.substr(0, path.find('?')));   // queries may carry tokens
 
-  auto refuse = [&](const BlindSecret* s, std::string why) {
+  auto refuse = [&](const TokenEntry* s, std::string why) {
     rep.decision = Decision::Refuse;
     if (s != nullptr) { a.secret = s->name; a.token_id = s->token_id; }
     a.decision = "refuse";
@@ -66,7 +66,7 @@ DecideOutcome decide(const DecideContext& ctx, const wire::Request& req, const P
   };
 
   if (req.op == Op::Redact) {
-    const BlindSecret* s = ctx.table->find_value(data);
+    const TokenEntry* s = ctx.table->find_value(data);
     if (s == nullptr) {
       rep.decision = Decision::Unknown;
       out.audit.reset();   // a fingerprint collision, not an event
@@ -84,9 +84,9 @@ DecideOutcome decide(const DecideContext& ctx, const wire::Request& req, const P
     return out;
   }
 
-  const BlindSecret* s = ctx.table->find_token(data);
+  const TokenEntry* s = ctx.table->find_token(data);
   if (s == nullptr && (req.flags & wire::kFlagTokenAtEnd) != 0 && req.op == Op::Swap) {
-    if (const BlindSecret* start = ctx.table->find_token_start(data)) {
+    if (const TokenEntry* start = ctx.table->find_token_start(data)) {
       rep.decision = Decision::Incomplete;
       rep.token_len = static_cast<std::uint32_t>(start->token.size());
       out.audit.reset();   // the swap (or refusal) of the completed token is the event
@@ -112,17 +112,11 @@ DecideOutcome decide(const DecideContext& ctx, const wire::Request& req, const P
                      "framing could not be corrected): it was sent unchanged");
   }
   if (req.channel == wire::Channel::Plain) return refuse(s, "plain TCP (no TLS)");
-  if (!host_allowed(s->binding, host))
-    return refuse(s, host.empty() ? "no host name for the connection"
-                                  : "host " + host + " is not bound to " + s->name);
+  // The host first: a peer's certificate is verified only for a host the secret may go to.
+  if (BindingVerdict v = check_host_binding(s->binding, s->name, host); !v) return refuse(s, std::move(v.reason));
   const std::string_view chain(reinterpret_cast<const char*>(req.chain), req.chain_len);
   if (std::string why = ctx.verifier->verify(chain, host); !why.empty()) return refuse(s, why);
-  if (!method_allowed(s->binding, method))
-    return refuse(s, method.empty() ? "no request line seen (methods are restricted)"
-                                    : "method " + std::string(method) + " is not allowed for " + s->name);
-  if (!path_allowed(s->binding, path))
-    return refuse(s, path.empty() ? "no request line seen (paths are restricted)"
-                                  : "path is not allowed for " + s->name);
+  if (BindingVerdict v = check_binding(s->binding, s->name, host, method, path); !v) return refuse(s, std::move(v.reason));
 
   rep.decision = Decision::Allow;
   set_data(rep, s->value.view());

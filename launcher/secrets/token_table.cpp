@@ -4,12 +4,41 @@
 #include <openssl/rand.h>
 
 #include <algorithm>
+#include <ctime>
+#include <mutex>
+#include <unordered_map>
 
-#include "secrets/token_mint.h"
+#include "kz/digest.h"
 #include "kz/wire/fingerprint.h"
 #include "kz/wire/token.h"
+#include "secrets/token_mint.h"
 
 namespace kz {
+
+namespace {
+
+// An issued token is "KZ_TOK_" and base62; 40 bytes gives 33 random characters (≥ 190
+// bits). It stands for no particular value length (nothing reframes MCP requests).
+constexpr std::size_t kIssuedTokenLen = 40;
+
+bool same(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+}  // namespace
+
+struct TokenTable::Issued {
+  IssueLimits limits;
+  mutable std::mutex mu;
+  std::unordered_map<std::string, std::shared_ptr<const TokenEntry>> by_hash;   // SHA-256 hex of the token
+};
+
+std::int64_t unix_now() { return static_cast<std::int64_t>(std::time(nullptr)); }
+
+TokenTable::TokenTable(IssueLimits limits) : issued_(std::make_unique<Issued>()) { issued_->limits = limits; }
+TokenTable::TokenTable(TokenTable&&) noexcept = default;
+TokenTable& TokenTable::operator=(TokenTable&&) noexcept = default;
+TokenTable::~TokenTable() = default;
 
 Result<TokenTable> TokenTable::build(std::vector<ResolvedSecret> secrets,
                                      const std::vector<std::pair<std::string, Binding>>& bindings) {
@@ -29,44 +58,37 @@ Result<TokenTable> TokenTable::build(std::vector<ResolvedSecret> secrets,
       return make_error(ErrorKind::Config, "secret " + r.name + " is empty and cannot be used in blind mode");
     auto tok = mint_token(wire::token_length_for(r.value.size()));
     if (!tok) return tok.take_error();
-    BlindSecret b;
-    b.name = r.name;
-    b.id = static_cast<std::uint32_t>(t.secrets_.size() + 1);
-    b.token = std::move(*tok);
-    b.token_id = token_id(b.token.view());
-    b.fp_hash = wire::fp_hash(reinterpret_cast<const unsigned char*>(r.value.view().data()), r.value.size(), t.fp_base_);
-    b.value = std::move(r.value);
+    TokenEntry e;
+    e.name = r.name;
+    e.provider = r.provider;
+    e.id = static_cast<std::uint32_t>(t.secrets_.size() + 1);
+    e.token = std::move(*tok);
+    e.token_id = token_id(e.token.view());
+    e.fp_hash = wire::fp_hash(reinterpret_cast<const unsigned char*>(r.value.view().data()), r.value.size(), t.fp_base_);
+    e.value = std::move(r.value);
     for (const auto& [name, binding] : bindings)
-      if (name == b.name) b.binding = binding;
-    t.secrets_.push_back(std::move(b));
+      if (name == e.name) e.binding = binding;
+    t.secrets_.push_back(std::move(e));
   }
   return t;
 }
 
-namespace {
-
-bool same(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
-}
-
-}  // namespace
-
-const BlindSecret* TokenTable::find_token(std::string_view text) const {
-  const BlindSecret* hit = nullptr;
+const TokenEntry* TokenTable::find_token(std::string_view text) const {
+  const TokenEntry* hit = nullptr;
   for (const auto& s : secrets_)
     if (same(s.token.view(), text)) hit = &s;
   return hit;
 }
 
-const BlindSecret* TokenTable::find_token_start(std::string_view text) const {
-  const BlindSecret* hit = nullptr;
+const TokenEntry* TokenTable::find_token_start(std::string_view text) const {
+  const TokenEntry* hit = nullptr;
   for (const auto& s : secrets_)
     if (s.token.size() > text.size() && same(s.token.view().substr(0, text.size()), text)) hit = &s;
   return hit;
 }
 
-const BlindSecret* TokenTable::find_value(std::string_view bytes) const {
-  const BlindSecret* hit = nullptr;
+const TokenEntry* TokenTable::find_value(std::string_view bytes) const {
+  const TokenEntry* hit = nullptr;
   for (const auto& s : secrets_)
     if (same(s.value.view(), bytes)) hit = &s;
   return hit;
@@ -74,7 +96,49 @@ const BlindSecret* TokenTable::find_value(std::string_view bytes) const {
 
 bool TokenTable::needs_length_fixup() const {
   return std::any_of(secrets_.begin(), secrets_.end(),
-                     [](const BlindSecret& s) { return s.token.size() != s.value.size(); });
+                     [](const TokenEntry& s) { return s.token.size() != s.value.size(); });
+}
+
+void TokenTable::expire(std::int64_t now) {
+  std::lock_guard lock(issued_->mu);
+  std::erase_if(issued_->by_hash, [now](const auto& kv) { return kv.second->expires_at <= now; });
+}
+
+Result<Minted> TokenTable::issue(TokenEntry e) {
+  expire(unix_now());
+  auto tok = mint_token(kIssuedTokenLen);
+  if (!tok) return tok.take_error();
+  std::string text(tok->view());
+  e.token = std::move(*tok);
+  e.token_id = token_id(text);
+  auto entry = std::make_shared<const TokenEntry>(std::move(e));
+  const IssueLimits& lim = issued_->limits;
+  std::lock_guard lock(issued_->mu);
+  if (issued_->by_hash.size() >= lim.max_live)
+    return make_error(ErrorKind::Denied, "too many live tokens (" + std::to_string(lim.max_live) + "); try again when some expire");
+  std::size_t owned = 0;
+  for (const auto& [h, other] : issued_->by_hash) owned += other->owner == entry->owner;
+  if (owned >= lim.max_per_owner)
+    return make_error(ErrorKind::Denied, "this identity holds " + std::to_string(owned) +
+                                             " live tokens already; reuse one (they stay valid until they expire)");
+  issued_->by_hash[sha256_hex(text)] = entry;
+  return Minted{std::move(text), std::move(entry)};
+}
+
+std::shared_ptr<const TokenEntry> TokenTable::find(std::string_view token, std::int64_t now) const {
+  const std::string h = sha256_hex(token);
+  std::lock_guard lock(issued_->mu);
+  auto it = issued_->by_hash.find(h);
+  if (it == issued_->by_hash.end() || it->second->expires_at <= now) return nullptr;
+  return it->second;
+}
+
+std::vector<std::shared_ptr<const TokenEntry>> TokenTable::owned_by(const std::string& owner, std::int64_t now) const {
+  std::vector<std::shared_ptr<const TokenEntry>> out;
+  std::lock_guard lock(issued_->mu);
+  for (const auto& [h, e] : issued_->by_hash)
+    if (e->owner == owner && e->expires_at > now) out.push_back(e);
+  return out;
 }
 
 }  // namespace kz

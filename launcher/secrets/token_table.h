@@ -1,49 +1,105 @@
-// The secrets of one blind run and the tokens that stand for them. Built once before
-// the agent starts, read-only afterwards (the broker thread reads it without locks).
+// The tokens that stand for secrets, and the secrets they stand for: one table for blind
+// runs and for MCP.
+//
+// A blind run's entries are built once, before the agent starts, from the resolved
+// secrets (build); they are read-only afterwards, so the broker thread reads them
+// without locks, and looked up by constant-time comparison (the shim asks by token, by
+// a token's start and by value).
+//
+// MCP's `resolve` issues entries at runtime (issue), each for one identity (its owner)
+// until it expires, within limits on how many are live. Those are looked up by the
+// SHA-256 of the token, so the map's hashing and comparisons never run over token text
+// an agent could probe byte by byte; they are guarded by a mutex (the HTTP server calls
+// from its I/O threads) and handed out as shared_ptr (an entry may expire while a fetch
+// still uses it).
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
-#include "secrets/binding.h"
 #include "kz/result.h"
 #include "kz/secret.h"
+#include "secrets/binding.h"
 #include "secrets/resolved_secret.h"
 
 namespace kz {
 
-struct BlindSecret {
-  std::string name;
-  std::uint32_t id = 0;         // index + 1, stable for the run
+// One token and the secret it stands for.
+struct TokenEntry {
+  std::string name;             // the secret's name
+  std::string provider, ref;    // where its value came from (what MCP's policy decides on)
   SecretValue value;
-  SecretValue token;            // same length as the value when that is ≥ 24 bytes
-  std::string token_id;         // short hash for audit records
+  SecretValue token;            // a credential while it lives: in locked memory too
+  std::string token_id;         // short hash for audit records (token_mint.h)
   Binding binding;
+  // A blind run's entries: the handles of the shim protocol.
+  std::uint32_t id = 0;         // index + 1, stable for the run
   std::uint64_t fp_hash = 0;    // inbound fingerprint of the value (wire/fingerprint.h)
+  // Issued entries (MCP).
+  std::string owner;            // the identity that resolved it ("iss sub", or "local")
+  std::int64_t expires_at = 0;  // Unix seconds (unix_now)
+};
+
+// How many issued tokens may be live: in all, and per owner (one agent calling resolve
+// in a loop must not crowd out the others).
+struct IssueLimits {
+  std::size_t max_live = 100000;
+  std::size_t max_per_owner = 1000;
+};
+
+struct Minted {
+  std::string token;            // the token text, for the agent (not a secret value)
+  std::shared_ptr<const TokenEntry> entry;
 };
 
 class TokenTable {
  public:
-  // Takes the resolved values; mints a token for each. Values longer than
-  // wire::kMaxSecretLen are refused (blind mode carries them in fixed-size messages).
+  explicit TokenTable(IssueLimits limits = {});
+  TokenTable(TokenTable&&) noexcept;
+  TokenTable& operator=(TokenTable&&) noexcept;
+  ~TokenTable();
+
+  // ---- A blind run's entries ----
+  // Takes the resolved values; mints a token for each (as long as the value when that is
+  // ≥ 24 bytes). Values longer than wire::kMaxSecretLen are refused (blind mode carries
+  // them in fixed-size messages).
   static Result<TokenTable> build(std::vector<ResolvedSecret> secrets,
                                   const std::vector<std::pair<std::string, Binding>>& bindings);
 
-  const std::vector<BlindSecret>& secrets() const { return secrets_; }
+  const std::vector<TokenEntry>& secrets() const { return secrets_; }
   // Constant-time comparisons over every token (no early exit on a match).
-  const BlindSecret* find_token(std::string_view text) const;
+  const TokenEntry* find_token(std::string_view text) const;
   // A secret whose token begins with `text` (and is longer than it).
-  const BlindSecret* find_token_start(std::string_view text) const;
-  const BlindSecret* find_value(std::string_view bytes) const;
+  const TokenEntry* find_token_start(std::string_view text) const;
+  const TokenEntry* find_value(std::string_view bytes) const;
   // Some token is longer than its value: the shim must fix up HTTP framing.
   bool needs_length_fixup() const;
   std::uint64_t fp_base() const { return fp_base_; }
 
+  // ---- Entries issued at runtime (MCP) ----
+  // Mints a token for `e` (name, provider, ref, owner, value, binding, expires_at set by
+  // the caller). Fails when the limits are reached. Drops expired entries first.
+  Result<Minted> issue(TokenEntry e);
+  // The issued entry for `token`, or null when unknown or expired.
+  std::shared_ptr<const TokenEntry> find(std::string_view token, std::int64_t now) const;
+  // The unexpired entries of one owner (for redacting their values from responses).
+  std::vector<std::shared_ptr<const TokenEntry>> owned_by(const std::string& owner, std::int64_t now) const;
+  void expire(std::int64_t now);
+
  private:
-  std::vector<BlindSecret> secrets_;
+  struct Issued;   // the mutex and the entries by hash
+
+  std::vector<TokenEntry> secrets_;
   std::uint64_t fp_base_ = 0;
+  std::unique_ptr<Issued> issued_;
 };
+
+// The current time, Unix seconds: the clock of expires_at (one place, so callers and
+// tests reason about expiry the same way).
+std::int64_t unix_now();
 
 }  // namespace kz

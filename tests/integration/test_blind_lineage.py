@@ -91,7 +91,7 @@ class BlindLineageTest(BlindTestCase):
 
     def test_proxy_records_carry_the_exact_lineage(self):
         # --blind=proxy: no shim; both clients' TLS goes through kz's proxy, whose records
-        # get the lineage of the connecting process (swap_ops.cpp) from the same sensor.
+        # get the lineage of the connecting process (proxy/decide_transport.cpp) from the same sensor.
         self.blind_config({"API_KEY": {"ref": "KZT_API_KEY_SRC", "hosts": ["localhost"]}},
                           extra="proxy_ports = [%d]\n" % self.port)
         script = self.write("client_default.py", URLLIB_DEFAULT)

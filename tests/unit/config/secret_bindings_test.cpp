@@ -1,4 +1,5 @@
-// The [blind] table and the start-up check that every secret has somewhere to go.
+// Each secret's binding (binding_of: what blind mode and MCP both use), the [blind]
+// table and the start-up check that every secret has somewhere to go.
 #include <gtest/gtest.h>
 
 #include "config/config.h"
@@ -11,6 +12,29 @@ Config parse(const std::string& text) {
   auto c = parse_config(text, "/p/.keyzero.toml");
   EXPECT_TRUE(c.ok()) << (c.ok() ? "" : c.error().message);
   return c.ok() ? std::move(*c) : Config{};
+}
+
+TEST(BindingOf, OwnHostsElseTheCatalogueElseAnyHostOnlyWhenAllowed) {
+  Config c = parse(
+      "[secrets]\n"
+      "A = { provider = \"env\", ref = \"X\", hosts = [\"a.example\", \"*.b.example\"], methods = [\"GET\"], "
+      "paths = [\"/v1/\"] }\n"
+      "OPENAI_API_KEY = { provider = \"env\", ref = \"Y\", hosts = [\"proxy.example\"] }\n"
+      "GITHUB_TOKEN = { provider = \"env\", ref = \"G\" }\n"
+      "MINE = { provider = \"env\", ref = \"Z\" }\n");
+  const Binding a = binding_of(*c.find_secret("A"), false);
+  EXPECT_EQ(a.hosts, (std::vector<std::string>{"a.example", "*.b.example"}));
+  EXPECT_EQ(a.methods, std::vector<std::string>{"GET"});
+  EXPECT_EQ(a.paths, std::vector<std::string>{"/v1/"});
+  EXPECT_FALSE(a.allow_any);
+  // Declared hosts replace the catalogue's.
+  EXPECT_EQ(binding_of(*c.find_secret("OPENAI_API_KEY"), false).hosts, std::vector<std::string>{"proxy.example"});
+  const Binding gh = binding_of(*c.find_secret("GITHUB_TOKEN"), true);
+  EXPECT_FALSE(gh.hosts.empty());
+  EXPECT_FALSE(gh.allow_any);   // the catalogue knows it: --allow-any-host does not widen it
+  EXPECT_TRUE(binding_of(*c.find_secret("MINE"), false).hosts.empty());
+  EXPECT_FALSE(binding_of(*c.find_secret("MINE"), false).allow_any);
+  EXPECT_TRUE(binding_of(*c.find_secret("MINE"), true).allow_any);
 }
 
 TEST(BlindBindings, SecretWithoutHostsIsNamedWithItsPosition) {

@@ -29,7 +29,7 @@ secrets:
 )Y";
 
 struct Protocol : ::testing::Test {
-  TokenStore store;
+  TokenTable tokens;
   std::vector<json> audit;
   // Each record as it would be written, into `audit` (the calls come from this thread).
   struct Collect final : AuditRecorder {
@@ -37,7 +37,7 @@ struct Protocol : ::testing::Test {
     explicit Collect(std::vector<json>& o) : out(o) {}
     void record(AuditEvent e) override { out.push_back(to_record(e)); }
   } collect{audit};
-  McpTools tools{store, collect};
+  McpTools tools{tokens, collect};
   McpProtocol protocol{tools, "9.9", collect};
   CallContext ctx;
   SessionState s;
@@ -142,8 +142,8 @@ TEST_F(Protocol, ResolveUnderPolicy) {
   EXPECT_EQ(sc["hosts"], json::array({"api.example.com"}));
   EXPECT_FALSE(sc.contains("value"));
   EXPECT_EQ(r.dump().find("unit-VALUE"), std::string::npos);
-  ASSERT_TRUE(store.find(sc["token"].get<std::string>(), unix_now()));
-  EXPECT_EQ(store.find(sc["token"].get<std::string>(), unix_now())->owner, "i a");
+  ASSERT_TRUE(tokens.find(sc["token"].get<std::string>(), unix_now()));
+  EXPECT_EQ(tokens.find(sc["token"].get<std::string>(), unix_now())->owner, "i a");
 
   r = request("tools/call", {{"name", "resolve"}, {"arguments", {{"name", "NOHOSTS"}}}});
   EXPECT_TRUE(r["result"]["isError"]);

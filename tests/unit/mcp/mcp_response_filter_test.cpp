@@ -9,10 +9,10 @@
 namespace kz::mcp {
 namespace {
 
-std::shared_ptr<const IssuedToken> token_for(std::string_view value, std::string token) {
-  auto t = std::make_shared<IssuedToken>();
+std::shared_ptr<const TokenEntry> token_for(std::string_view value, std::string_view token) {
+  auto t = std::make_shared<TokenEntry>();
   t->value = SecretValue::from(value);
-  t->token = std::move(token);
+  t->token = SecretValue::from(token);
   return t;
 }
 

@@ -1,4 +1,5 @@
-// Host binding, method/path restrictions and the host catalogue.
+// Host binding, method/path restrictions, the one binding check (check_binding) and its
+// refusals, and the host catalogue.
 #include <gtest/gtest.h>
 
 #include "secrets/binding.h"
@@ -68,6 +69,81 @@ TEST(Binding, AnyHostOnlyWhenAllowed) {
   b.allow_any = true;
   EXPECT_TRUE(host_allowed(b, "x.example"));
   EXPECT_FALSE(host_allowed(b, ""));
+}
+
+Binding github_binding() {
+  Binding b;
+  b.hosts = {"api.github.com", "*.githubusercontent.com"};
+  b.methods = {"GET", "POST"};
+  b.paths = {"/repos/*/issues", "/v1/"};
+  return b;
+}
+
+TEST(CheckBinding, AllowsWhatMatchesEverywhere) {
+  const Binding b = github_binding();
+  for (const char* host : {"api.github.com", "API.GitHub.com.", "raw.githubusercontent.com", "a.b.githubusercontent.com"}) {
+    const BindingVerdict v = check_binding(b, "GH", host, "GET", "/repos/kz/issues/3?state=open");
+    EXPECT_TRUE(v.allowed()) << host << ": " << v.reason;
+    EXPECT_EQ(v.refusal, BindingRefusal::None);
+    EXPECT_EQ(v.reason, "");
+  }
+  EXPECT_TRUE(check_binding(b, "GH", "api.github.com", "POST", "/v1/x"));
+  // Nothing restricted but the hosts: any method and path, and none at all.
+  Binding hosts_only;
+  hosts_only.hosts = {"api.example.com"};
+  EXPECT_TRUE(check_binding(hosts_only, "K", "api.example.com", "DELETE", "/anything/../at/all"));
+  EXPECT_TRUE(check_binding(hosts_only, "K", "api.example.com", "", ""));
+  // --allow-any-host: any named host.
+  Binding any;
+  any.allow_any = true;
+  EXPECT_TRUE(check_binding(any, "K", "whatever.example", "GET", "/"));
+}
+
+TEST(CheckBinding, HostRefusalsNameTheSecretAndItsHosts) {
+  const Binding b = github_binding();
+  BindingVerdict v = check_binding(b, "GH", "githubusercontent.com", "GET", "/v1/");   // the glob needs a label
+  EXPECT_EQ(v.refusal, BindingRefusal::Host);
+  EXPECT_EQ(v.reason, "GH may not be sent to githubusercontent.com (it is bound to api.github.com, *.githubusercontent.com)");
+  v = check_binding(b, "GH", "api.github.com.evil.net", "GET", "/v1/");
+  EXPECT_EQ(v.refusal, BindingRefusal::Host);
+  v = check_binding(b, "GH", "", "GET", "/v1/");
+  EXPECT_EQ(v.refusal, BindingRefusal::NoHost);
+  EXPECT_EQ(v.reason, "no host name for the connection");
+  Binding none;
+  v = check_binding(none, "K", "api.example.com", "GET", "/");
+  EXPECT_EQ(v.reason, "K may not be sent to api.example.com (it is bound to no host)");
+  // The host is checked first: a wrong method on a wrong host is a host refusal.
+  EXPECT_EQ(check_binding(b, "GH", "evil.example", "DELETE", "/admin").refusal, BindingRefusal::Host);
+  // The host-only check agrees on hosts and ignores the request line.
+  EXPECT_EQ(check_host_binding(b, "GH", "evil.example").reason, check_binding(b, "GH", "evil.example", "GET", "/v1/").reason);
+  EXPECT_TRUE(check_host_binding(b, "GH", "api.github.com"));
+}
+
+TEST(CheckBinding, MethodRefusals) {
+  const Binding b = github_binding();
+  BindingVerdict v = check_binding(b, "GH", "api.github.com", "DELETE", "/v1/x");
+  EXPECT_EQ(v.refusal, BindingRefusal::Method);
+  EXPECT_EQ(v.reason, "GH may not be used with DELETE (allowed methods: GET, POST)");
+  EXPECT_EQ(check_binding(b, "GH", "api.github.com", "get", "/v1/x").refusal, BindingRefusal::Method);   // case matters
+  v = check_binding(b, "GH", "api.github.com", "", "");
+  EXPECT_EQ(v.refusal, BindingRefusal::NoMethod);
+  EXPECT_EQ(v.reason, "no request line seen, and GH may be used only with methods GET, POST");
+}
+
+TEST(CheckBinding, PathRefusalsNameThePathWithoutItsQuery) {
+  const Binding b = github_binding();
+  BindingVerdict v = check_binding(b, "GH", "api.github.com", "GET", "/admin?token=KZ_TOK_abc#frag");
+  EXPECT_EQ(v.refusal, BindingRefusal::Path);
+  EXPECT_EQ(v.reason, "GH may not be used for /admin (allowed paths: /repos/*/issues, /v1/)");
+  EXPECT_EQ(v.reason.find("KZ_TOK_"), std::string::npos);
+  EXPECT_EQ(check_binding(b, "GH", "api.github.com", "GET", "/v1/../admin").refusal, BindingRefusal::Path);
+  EXPECT_EQ(check_binding(b, "GH", "api.github.com", "GET", "/v1/%2e%2e/admin").refusal, BindingRefusal::Path);
+  Binding paths_only;
+  paths_only.hosts = {"api.github.com"};
+  paths_only.paths = {"/v1/"};
+  v = check_binding(paths_only, "GH", "api.github.com", "", "");
+  EXPECT_EQ(v.refusal, BindingRefusal::NoPath);
+  EXPECT_EQ(v.reason, "no request line seen, and GH may be used only for paths /v1/");
 }
 
 TEST(Catalogue, KnowsTheCommonKeys) {

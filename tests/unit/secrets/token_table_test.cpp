@@ -1,7 +1,10 @@
-// Tokens: format, randomness, length rule, lookups.
+// Tokens: format, randomness, length rule; the table as a blind run builds it (lookups
+// by token, token start and value) and as MCP fills it (issued tokens: owner, expiry,
+// limits, lookup by hash, concurrent use).
 #include <gtest/gtest.h>
 
 #include <set>
+#include <thread>
 
 #include "secrets/token_mint.h"
 #include "secrets/token_table.h"
@@ -77,6 +80,117 @@ TEST(TokenTable, RefusesValuesBlindModeCannotCarry) {
   ASSERT_FALSE(t.ok());
   EXPECT_NE(t.error().message.find("HUGE"), std::string::npos);
   EXPECT_FALSE(TokenTable::build(secrets({{"EMPTY", ""}}), {}).ok());
+}
+
+TEST(TokenTable, BuiltEntriesCarryTheirBindings) {
+  Binding b;
+  b.hosts = {"api.example.com"};
+  b.methods = {"GET"};
+  auto t = TokenTable::build(secrets({{"A", "value-of-a-0123456789abcdefgh"}, {"B", "value-of-b-0123456789abcdefgh"}}),
+                             {{"B", b}});
+  ASSERT_TRUE(t.ok());
+  EXPECT_TRUE(t->secrets()[0].binding.hosts.empty());
+  EXPECT_EQ(t->secrets()[1].binding.hosts, b.hosts);
+  EXPECT_EQ(t->secrets()[1].binding.methods, b.methods);
+  EXPECT_EQ(t->secrets()[1].id, 2u);
+  // A blind run's entries are not issued ones: the hash lookup does not see them.
+  EXPECT_EQ(t->find(t->secrets()[0].token.view(), unix_now()), nullptr);
+}
+
+TokenEntry issued(const char* owner, std::int64_t expires_at, const char* value = "sk-issued-0123456789") {
+  TokenEntry e;
+  e.name = "API_KEY";
+  e.provider = "env";
+  e.ref = "API_KEY";
+  e.owner = owner;
+  e.value = SecretValue::from(value);
+  e.binding.hosts = {"api.example.com"};
+  e.expires_at = expires_at;
+  return e;
+}
+
+TEST(TokenTableIssued, FindByTokenUntilExpiry) {
+  TokenTable t;
+  const std::int64_t now = unix_now();
+  auto m = t.issue(issued("iss sub", now + 60));
+  ASSERT_TRUE(m) << m.error().message;
+  EXPECT_EQ(m->token.size(), 40u);
+  EXPECT_EQ(m->token.rfind("KZ_TOK_", 0), 0u);
+  EXPECT_EQ(m->entry->token.view(), m->token);
+  EXPECT_EQ(m->entry->token_id, token_id(m->token));
+  EXPECT_EQ(m->entry->binding.hosts, std::vector<std::string>{"api.example.com"});
+
+  auto found = t.find(m->token, now);
+  ASSERT_TRUE(found);
+  EXPECT_EQ(found.get(), m->entry.get());
+  EXPECT_EQ(found->value.view(), "sk-issued-0123456789");
+  EXPECT_EQ(t.find(m->token.substr(0, 39), now), nullptr);
+  EXPECT_EQ(t.find(m->token + "x", now), nullptr);
+  EXPECT_EQ(t.find(m->token, now + 60), nullptr);   // expired at its expiry second
+
+  EXPECT_EQ(t.owned_by("iss sub", now).size(), 1u);
+  EXPECT_TRUE(t.owned_by("someone else", now).empty());
+  EXPECT_TRUE(t.owned_by("iss sub", now + 60).empty());
+
+  // Expiry drops the entry; a fetch that still holds it keeps a valid value.
+  t.expire(now + 60);
+  EXPECT_EQ(t.find(m->token, now), nullptr);
+  EXPECT_EQ(found->value.view(), "sk-issued-0123456789");
+}
+
+TEST(TokenTableIssued, LimitsPerOwnerAndInAll) {
+  TokenTable t(IssueLimits{3, 2});
+  const std::int64_t later = unix_now() + 60;
+  EXPECT_TRUE(t.issue(issued("a", later)));
+  EXPECT_TRUE(t.issue(issued("a", later)));
+  auto third = t.issue(issued("a", later));
+  ASSERT_FALSE(third);
+  EXPECT_EQ(third.error().kind, ErrorKind::Denied);
+  EXPECT_NE(third.error().message.find("live tokens already"), std::string::npos);
+  EXPECT_TRUE(t.issue(issued("b", later)));   // another identity is not crowded out
+  auto full = t.issue(issued("c", later));
+  ASSERT_FALSE(full);
+  EXPECT_NE(full.error().message.find("too many live tokens"), std::string::npos);
+  // Expired entries do not count: issue drops them first.
+  TokenTable u(IssueLimits{1, 1});
+  EXPECT_TRUE(u.issue(issued("a", unix_now() - 1)));
+  EXPECT_TRUE(u.issue(issued("a", later)));
+}
+
+TEST(TokenTableIssued, ConcurrentIssueAndFind) {
+  TokenTable t(IssueLimits{100000, 100000});
+  const std::int64_t later = unix_now() + 600;
+  constexpr int kThreads = 4, kEach = 200;
+  std::vector<std::vector<std::string>> minted(kThreads);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i)
+    threads.emplace_back([&, i] {
+      const std::string owner = "owner" + std::to_string(i);
+      for (int k = 0; k < kEach; ++k) {
+        auto m = t.issue(issued(owner.c_str(), later));
+        if (m) minted[i].push_back(m->token);
+        // Lookups of this thread's tokens interleave with the others' issues.
+        if (!minted[i].empty()) (void)t.find(minted[i].front(), unix_now());
+      }
+    });
+  for (auto& th : threads) th.join();
+  for (int i = 0; i < kThreads; ++i) {
+    ASSERT_EQ(minted[i].size(), static_cast<std::size_t>(kEach));
+    EXPECT_EQ(t.owned_by("owner" + std::to_string(i), unix_now()).size(), static_cast<std::size_t>(kEach));
+    for (const auto& tok : minted[i]) {
+      auto e = t.find(tok, unix_now());
+      ASSERT_TRUE(e);
+      EXPECT_EQ(e->owner, "owner" + std::to_string(i));
+    }
+  }
+}
+
+TEST(TokenTable, MovesKeepIssuedEntries) {
+  TokenTable t;
+  auto m = t.issue(issued("a", unix_now() + 60));
+  ASSERT_TRUE(m);
+  TokenTable moved = std::move(t);
+  EXPECT_TRUE(moved.find(m->token, unix_now()));
 }
 
 }  // namespace
