@@ -1,5 +1,5 @@
 // Fakes for the shim's core: a broker that knows a few tokens (behaving like the
-// launcher's broker in launcher/blind/decide.cpp: exact token -> Allow/Refuse, the start
+// launcher's broker in launcher/secrets/decide.cpp: exact token -> Allow/Refuse, the start
 // of a known token at the end of a write -> Incomplete, anything else -> Unknown) and a
 // TLS writer that appends to a string.
 #pragma once

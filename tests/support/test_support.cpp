@@ -8,6 +8,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -57,6 +60,20 @@ const TestCa& test_ca() {
                 dir.file("server.key"), dir.file("rogue.pem"), dir.file("rogue.key")};
   });
   return ca;
+}
+
+std::string der_of_pem_file(const std::string& pem_file) {
+  FILE* f = std::fopen(pem_file.c_str(), "r");
+  if (f == nullptr) return {};
+  X509* x = PEM_read_X509(f, nullptr, nullptr, nullptr);
+  std::fclose(f);
+  if (x == nullptr) return {};
+  unsigned char* out = nullptr;
+  const int n = i2d_X509(x, &out);
+  std::string der = n > 0 ? std::string(reinterpret_cast<char*>(out), static_cast<std::size_t>(n)) : std::string();
+  OPENSSL_free(out);
+  X509_free(x);
+  return der;
 }
 
 std::vector<std::string> tls_args(bool rogue) {

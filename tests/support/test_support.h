@@ -34,6 +34,9 @@ struct TestCa {
   std::string dir, ca, server_cert, server_key, rogue_cert, rogue_key;
 };
 const TestCa& test_ca();
+// The first certificate of a PEM file as DER (the chain a TLS client would be sent);
+// empty when the file cannot be read.
+std::string der_of_pem_file(const std::string& pem_file);
 
 // A server started as `python3 tests/servers/<script> ARGS...`; it prints "PORT n".
 // Stopped (stdin closed, then SIGTERM, then waited for) on destruction.

@@ -2,10 +2,7 @@
 // the one binding check: for the same binding and request they give the same verdict,
 // in the same words.
 #include <gtest/gtest.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
 
-#include <cstdio>
 #include <cstring>
 #include <memory>
 
@@ -20,21 +17,6 @@ namespace {
 using nlohmann::json;
 
 constexpr std::string_view kValue = "sk-live-PARITY-0123456789abcdef";
-
-// The test CA's leaf for localhost, as DER: the chain the shim would send.
-std::string server_chain_der() {
-  FILE* f = std::fopen(test::test_ca().server_cert.c_str(), "r");
-  if (f == nullptr) return {};
-  X509* x = PEM_read_X509(f, nullptr, nullptr, nullptr);
-  std::fclose(f);
-  if (x == nullptr) return {};
-  unsigned char* out = nullptr;
-  const int n = i2d_X509(x, &out);
-  std::string der(reinterpret_cast<char*>(out), static_cast<std::size_t>(n));
-  OPENSSL_free(out);
-  X509_free(x);
-  return der;
-}
 
 Binding the_binding() {
   Binding b;
@@ -70,7 +52,7 @@ struct Parity : ::testing::Test {
     auto v = PeerVerifier::create(test::test_ca().ca);
     ASSERT_TRUE(v.ok());
     verifier = std::make_unique<PeerVerifier>(std::move(*v));
-    chain = server_chain_der();
+    chain = test::der_of_pem_file(test::test_ca().server_cert);   // the chain the shim would send
     ASSERT_FALSE(chain.empty());
 
     ctx.state = std::make_shared<PdpState>();   // no bundle: kz mcp --config, no policy

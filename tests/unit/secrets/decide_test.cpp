@@ -2,10 +2,7 @@
 // peer chain verifies under kz's trust store, with an allowed method and path.
 #include <gtest/gtest.h>
 
-#include <openssl/pem.h>
-#include <openssl/x509.h>
 
-#include <cstdio>
 #include <cstring>
 #include <memory>
 
@@ -14,20 +11,6 @@
 
 namespace kz {
 namespace {
-
-std::string der_of(const std::string& pem_file) {
-  FILE* f = std::fopen(pem_file.c_str(), "r");
-  if (f == nullptr) return {};
-  X509* x = PEM_read_X509(f, nullptr, nullptr, nullptr);
-  std::fclose(f);
-  if (x == nullptr) return {};
-  unsigned char* out = nullptr;
-  const int n = i2d_X509(x, &out);
-  std::string der(reinterpret_cast<char*>(out), static_cast<std::size_t>(n));
-  OPENSSL_free(out);
-  X509_free(x);
-  return der;
-}
 
 const std::string kValue = "sk-live-0123456789abcdefghijklmnop";
 
@@ -83,7 +66,7 @@ struct Fixture : ::testing::Test {
 };
 
 TEST_F(Fixture, SwapsForABoundVerifiedHost) {
-  auto o = run(*request(wire::Op::Swap, token(), "localhost", der_of(test::test_ca().server_cert)));
+  auto o = run(*request(wire::Op::Swap, token(), "localhost", test::der_of_pem_file(test::test_ca().server_cert)));
   ASSERT_EQ(o.reply.decision, wire::Decision::Allow) << reason(o);
   EXPECT_EQ(std::string(reinterpret_cast<const char*>(o.reply.data), o.reply.data_len), kValue);
   EXPECT_EQ(o.reply.fp_len, kValue.size());
@@ -98,7 +81,7 @@ TEST_F(Fixture, SwapsForABoundVerifiedHost) {
 }
 
 TEST_F(Fixture, IpSanVerifiesButTheHostIsNotBound) {
-  auto o = run(*request(wire::Op::Swap, token(), "127.0.0.1", der_of(test::test_ca().server_cert)));
+  auto o = run(*request(wire::Op::Swap, token(), "127.0.0.1", test::der_of_pem_file(test::test_ca().server_cert)));
   EXPECT_EQ(o.reply.decision, wire::Decision::Refuse);
   EXPECT_EQ(o.reply.data_len, 0u);
   EXPECT_EQ(reason(o), "API_KEY may not be sent to 127.0.0.1 (it is bound to localhost)");
@@ -106,7 +89,7 @@ TEST_F(Fixture, IpSanVerifiesButTheHostIsNotBound) {
 }
 
 TEST_F(Fixture, RogueCertificateIsRefused) {
-  auto o = run(*request(wire::Op::Swap, token(), "localhost", der_of(test::test_ca().rogue_cert)));
+  auto o = run(*request(wire::Op::Swap, token(), "localhost", test::der_of_pem_file(test::test_ca().rogue_cert)));
   EXPECT_EQ(o.reply.decision, wire::Decision::Refuse);
   EXPECT_NE(reason(o).find("does not verify"), std::string::npos) << reason(o);
 }
@@ -132,7 +115,7 @@ TEST_F(Fixture, PlainTcpIsRefusedAndReportsAreRecorded) {
 }
 
 TEST_F(Fixture, MethodAndPathRestrictions) {
-  const std::string chain = der_of(test::test_ca().server_cert);
+  const std::string chain = test::der_of_pem_file(test::test_ca().server_cert);
   EXPECT_EQ(run(*request(wire::Op::Swap, token(), "localhost", chain, "DELETE")).reply.decision, wire::Decision::Refuse);
   EXPECT_EQ(run(*request(wire::Op::Swap, token(), "localhost", chain, "GET", "/admin")).reply.decision,
             wire::Decision::Refuse);
@@ -141,7 +124,7 @@ TEST_F(Fixture, MethodAndPathRestrictions) {
 }
 
 TEST_F(Fixture, UnknownAndIncompleteTokens) {
-  const std::string chain = der_of(test::test_ca().server_cert);
+  const std::string chain = test::der_of_pem_file(test::test_ca().server_cert);
   auto unknown = run(*request(wire::Op::Swap, "KZ_TOK_notatokenofthisrun123", "localhost", chain));
   EXPECT_EQ(unknown.reply.decision, wire::Decision::Refuse);
   EXPECT_EQ(record(unknown)["reason"], "not a token of this run");
@@ -173,7 +156,7 @@ namespace kz {
 namespace {
 
 TEST_F(Fixture, GrantOnlyWithoutPerRequestRulesAndUsesAreRecorded) {
-  const std::string chain = der_of(test::test_ca().server_cert);
+  const std::string chain = test::der_of_pem_file(test::test_ca().server_cert);
   // The fixture's secret restricts methods and paths: every request must be asked about.
   auto restricted = run(*request(wire::Op::Swap, token(), "localhost", chain));
   ASSERT_EQ(restricted.reply.decision, wire::Decision::Allow);
@@ -213,7 +196,7 @@ TEST_F(Fixture, GrantOnlyWithoutPerRequestRulesAndUsesAreRecorded) {
 // Canary: whatever decide() is asked, its record never holds the value or the token,
 // whether it allows, refuses, counts uses or redacts, and whatever the request's query.
 TEST_F(Fixture, NoRecordHoldsAValueOrAToken) {
-  const std::string chain = der_of(test::test_ca().server_cert);
+  const std::string chain = test::der_of_pem_file(test::test_ca().server_cert);
   const std::string tok = token();
   std::vector<std::unique_ptr<wire::Request>> asks;
   asks.push_back(request(wire::Op::Swap, tok, "localhost", chain));                             // allow
