@@ -8,6 +8,7 @@
 #include "broker_socket.h"
 #include "kz/wire/protocol.h"
 #include "shim.h"
+#include "tls_common.h"
 #include "shim_lifecycle.h"
 
 namespace kz::preload {
@@ -51,6 +52,7 @@ __attribute__((constructor)) void kz_preload_init() {
   c.fixup_lengths = fix != nullptr && std::strcmp(fix, "1") == 0;
   broker_socket_init();
   install_fork_handlers();
+  (void)keylog_env_seen();   // the environment the TLS libraries initialise from
   c.enabled = true;
 }
 

@@ -3,6 +3,7 @@
 #include <gnutls/gnutls.h>
 #include <poll.h>
 
+#include <atomic>
 #include <cstring>
 
 #include "kz/preload/alpn.h"
@@ -58,6 +59,39 @@ std::size_t gtls_chain(void* ctx, unsigned char* out, std::size_t cap) {
   return used;
 }
 
+// The key-log function GnuTLS gives a new session (learnt from the first session the
+// gnutls_init hook sees); a session with another one had it replaced by the program.
+std::atomic<gnutls_keylog_func> g_default_keylog{nullptr};
+std::atomic<bool> g_default_keylog_known{false};
+
+// What makes a swap on the session unsafe at this write (see ConnFacts::unsafe).
+std::uint8_t gtls_unsafe(void* ctx) {
+  auto s = static_cast<gnutls_session_t>(ctx);
+  std::uint8_t f = 0;
+  // Key logging: SSLKEYLOGFILE (GnuTLS writes every session's secrets there), or a
+  // key-log function other than the library's default (gnutls_init itself installs the
+  // default through gnutls_session_set_keylog_function, so a hook on that function could
+  // not tell; comparing catches a function set through any symbol).
+  bool keylog = keylog_env_seen();
+  auto get_keylog = KZ_REAL(Gnutls, gnutls_session_get_keylog_function);
+  if (!keylog && get_keylog != nullptr && g_default_keylog_known.load(std::memory_order_acquire) &&
+      get_keylog(s) != g_default_keylog.load(std::memory_order_relaxed))
+    keylog = true;
+  if (keylog) f |= kz::wire::kFlagKeyLog;
+  // Transport: the fd GnuTLS writes to is a tracked TCP socket, or the handshake was seen
+  // writing to one (push functions, as in libcurl). Neither: records go elsewhere.
+  // (A push function over a real socket cannot be told from GnuTLS's own: no getter.)
+  const int own = gtls_own_fd(s);
+  const int seen = own >= 0 ? own : session_fd_get(s);
+  if (seen < 0 || (fd_flags(seen) & kFdTcp) == 0) f |= kz::wire::kFlagNotSocketBio;
+  auto alpn = KZ_REAL(Gnutls, gnutls_alpn_get_selected_protocol);
+  gnutls_datum_t proto{nullptr, 0};
+  if (alpn == nullptr) f |= kz::wire::kFlagAlpnNotHttp1;
+  else if (alpn(s, &proto) == GNUTLS_E_SUCCESS && !alpn_allows_swap(proto.data, proto.data ? proto.size : 0))
+    f |= kz::wire::kFlagAlpnNotHttp1;
+  return f;
+}
+
 struct Gtls {
   gnutls_session_t s;
   ssize_t last_ret = GNUTLS_E_INTERNAL_ERROR;
@@ -98,6 +132,7 @@ struct Ctx {
   WriteOps w;
   explicit Ctx(gnutls_session_t s) : g{s}, client(broker_socket(), facts) {
     init_facts(&facts, kz::wire::Channel::GnuTLS, s, gtls_fill, gtls_chain);
+    facts.unsafe = gtls_unsafe;
     b = client.ops();
     w.ctx = &g;
     w.write_all = gtls_write_all;
@@ -149,8 +184,26 @@ KZ_EXPORT int gnutls_handshake(gnutls_session_t s) {
   auto real = KZ_REAL(Gnutls, gnutls_handshake);
   if (real == nullptr) return GNUTLS_E_INTERNAL_ERROR;
   if (!config().enabled) return real(s);
+  (void)keylog_env_seen();
   HandshakeScope scope(s);
   return real(s);
+}
+
+// A new session: learn the library's default key-log function from the first one.
+KZ_EXPORT int gnutls_init(gnutls_session_t* s, unsigned int flags) {
+  auto real = KZ_REAL(Gnutls, gnutls_init);
+  if (real == nullptr) return GNUTLS_E_INTERNAL_ERROR;
+  const int rc = real(s, flags);
+  if (rc == GNUTLS_E_SUCCESS && s != nullptr && config().enabled &&
+      !g_default_keylog_known.load(std::memory_order_acquire)) {
+    // Every new session gets the same default, so racing threads store the same value.
+    auto get_keylog = KZ_REAL(Gnutls, gnutls_session_get_keylog_function);
+    if (get_keylog != nullptr) {
+      g_default_keylog.store(get_keylog(*s), std::memory_order_relaxed);
+      g_default_keylog_known.store(true, std::memory_order_release);
+    }
+  }
+  return rc;
 }
 
 // The client's SNI, remembered for the broker's host check (see session_facts.h).

@@ -3,6 +3,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <poll.h>
+#include <sys/socket.h>
 
 #include <climits>
 #include <cstring>
@@ -99,6 +100,56 @@ std::size_t ossl_chain(void* ctx, unsigned char* out, std::size_t cap) {
   return used;
 }
 
+// A TCP socket that is connected: tracked from connect(), else asked (a socket the shim
+// did not see connected, e.g. inherited).
+bool connected_socket(int fd) {
+  if (fd < 0) return false;
+  if (fd_flags(fd) & kFdTcp) return true;
+  sockaddr_storage ss;
+  socklen_t sl = sizeof ss;
+  return getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &sl) == 0;
+}
+
+// What makes a swap on ssl unsafe at this write (see ConnFacts::unsafe). Each check is
+// a call to an accessor of the real library; asked only for a write with a token.
+std::uint8_t ossl_unsafe(void* ctx) {
+  SSL* ssl = static_cast<SSL*>(ctx);
+  std::uint8_t f = 0;
+  // Key logging: a callback on the context (curl, Python set one for SSLKEYLOGFILE), or
+  // the variable itself (OpenSSL >= 3.5 can honour it).
+  auto get_ctx = KZ_REAL(Ssl, SSL_get_SSL_CTX);
+  auto get_keylog = KZ_REAL(Ssl, SSL_CTX_get_keylog_callback);
+  SSL_CTX* sctx = get_ctx ? get_ctx(ssl) : nullptr;
+  const bool callback = get_ctx == nullptr || get_keylog == nullptr || (sctx != nullptr && get_keylog(sctx) != nullptr);
+  if (callback || keylog_env_seen()) f |= kz::wire::kFlagKeyLog;
+  // Where the records go: a socket BIO on a connected socket, or a program's own BIO
+  // (curl) whose handshake the shim saw writing to a TCP socket. A memory BIO
+  // (Python's ssl.MemoryBIO, BIO_s_mem, BIO pairs) hands the ciphertext to the program.
+  auto get_wbio = KZ_REAL(Ssl, SSL_get_wbio);
+  auto method_type = KZ_REAL(Crypto, BIO_method_type);
+  auto bio_ctrl = KZ_REAL(Crypto, BIO_ctrl);
+  BIO* wbio = get_wbio ? get_wbio(ssl) : nullptr;
+  bool to_socket = false;
+  if (wbio != nullptr && method_type != nullptr && bio_ctrl != nullptr && method_type(wbio) == BIO_TYPE_SOCKET) {
+    int fd = -1;
+    to_socket = bio_ctrl(wbio, BIO_C_GET_FD, 0, &fd) >= 0 && connected_socket(fd);
+  } else if (wbio != nullptr && method_type != nullptr && method_type(wbio) != BIO_TYPE_BIO) {
+    const int fd = session_fd_get(ssl);
+    to_socket = fd >= 0 && (fd_flags(fd) & kFdTcp);
+  }
+  if (!to_socket) f |= kz::wire::kFlagNotSocketBio;
+  // HTTP/2 negotiated past the ALPN filter (the library's own symbol): no HTTP/1.1 to parse.
+  auto alpn = KZ_REAL(Ssl, SSL_get0_alpn_selected);
+  const unsigned char* proto = nullptr;
+  unsigned int plen = 0;
+  if (alpn == nullptr) f |= kz::wire::kFlagAlpnNotHttp1;
+  else {
+    alpn(ssl, &proto, &plen);
+    if (!alpn_allows_swap(proto, proto != nullptr ? plen : 0)) f |= kz::wire::kFlagAlpnNotHttp1;
+  }
+  return f;
+}
+
 // Write all of [p, p+n) with the real SSL_write, retrying on the SAME pointer/length.
 bool ossl_write_all(void* ctx, const char* p, std::size_t n) {
   auto* o = static_cast<Ossl*>(ctx);
@@ -134,6 +185,7 @@ struct Ctx {
   WriteOps w;
   explicit Ctx(SSL* ssl) : o{ssl}, client(broker_socket(), facts) {
     init_facts(&facts, kz::wire::Channel::OpenSSL, ssl, ossl_fill, ossl_chain);
+    facts.unsafe = ossl_unsafe;
     b = client.ops();
     w.ctx = &o;
     w.write_all = ossl_write_all;
@@ -275,6 +327,7 @@ KZ_EXPORT int SSL_connect(SSL* ssl) {
   auto real = KZ_REAL(Ssl, SSL_connect);
   if (real == nullptr) return -1;
   if (!config().enabled) return real(ssl);
+  (void)keylog_env_seen();
   HandshakeScope scope(ssl);
   return real(ssl);
 }

@@ -149,17 +149,23 @@ void SwapClient::remember_grant(ConnState* st, const char* tok, std::size_t len,
 
 Decision SwapClient::swap(ConnState* st, const char* tok, std::size_t len, bool at_end, char* value_out,
                           std::size_t cap, std::size_t* value_len, std::size_t* token_len) {
-  if (st != nullptr && st->ngrants > 0 && swap_from_grant(st, tok, len, value_out, cap, value_len))
+  // Unsafe now: no grant answers; the broker refuses and audits the reason.
+  const std::uint8_t unsafe = facts_.unsafe != nullptr ? (facts_.unsafe(facts_.ctx) & wire::kUnsafeFlags) : 0;
+  if (unsafe == 0 && st != nullptr && st->ngrants > 0 && swap_from_grant(st, tok, len, value_out, cap, value_len))
     return Decision::Allow;
   facts_.ensure_gathered();
   Request* r = fill(Op::Swap, facts_, st, tok, len, at_end);
+  if (r != nullptr) r->flags |= unsafe;
   const Reply* rep = round_trip(r);
   if (rep == nullptr) {
     wipe_exchange(r, nullptr);
     return Decision::Refuse;
   }
   Decision d = rep->decision;
-  if (d == Decision::Allow) {
+  if (d == Decision::Allow && unsafe != 0) {
+    d = Decision::Refuse;   // a broker that allows what it was told is unsafe: fail closed
+    t_.warn("blind mode: broker allowed a swap on an unsafe TLS connection; sent unchanged");
+  } else if (d == Decision::Allow) {
     if (rep->data_len > cap) {
       d = Decision::Refuse;   // a value never grows past its token; refuse to overflow
       t_.warn("blind mode: broker value longer than its token; sent unchanged");

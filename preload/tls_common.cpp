@@ -4,6 +4,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cstdlib>
 #include <cstring>
 
 #include "fd_table.h"
@@ -18,6 +20,18 @@ bool wait_fd(int fd, short events) {
   }
   pollfd none{-1, 0, 0};
   syscall(SYS_poll, &none, 0, 1);
+  return true;
+}
+
+namespace {
+std::atomic<bool> g_keylog_env{false};
+}
+
+bool keylog_env_seen() {
+  if (g_keylog_env.load(std::memory_order_relaxed)) return true;
+  const char* v = getenv("SSLKEYLOGFILE");   // no allocation; a pointer into environ
+  if (v == nullptr || *v == '\0') return false;
+  g_keylog_env.store(true, std::memory_order_relaxed);
   return true;
 }
 

@@ -26,6 +26,11 @@ inline void init_facts(ConnFacts* f, wire::Channel channel, void* ctx, void (*ga
   f->fill_chain = chain;
 }
 
+// SSLKEYLOGFILE is (or was, at load or at a handshake) in this process's environment:
+// GnuTLS (and OpenSSL >= 3.5 built with key logging) then write every session's keys to
+// that file, which the agent can read. Sticky: unsetting it later does not unlog keys.
+bool keylog_env_seen();
+
 // Fills facts->host/peer from the socket's peer (host: IP literal) when sni is empty.
 void fill_host_and_peer(ConnFacts* info, int fd, const char* sni, std::size_t sni_len);
 

@@ -128,6 +128,9 @@ Step RunSession::plan_environment() {
   // The collector's token is kz's, not the command's; so is the PDP identity token.
   if (!cfg.audit.http_token_env.empty()) env_opts_.drop.push_back(cfg.audit.http_token_env);
   env_opts_.drop.push_back(kEnvIdentityToken);
+  // Blind mode: TLS libraries would write the session keys the agent needs to decrypt
+  // its own requests (the shim also refuses to swap where key logging is on).
+  if (o_.blind) env_opts_.drop.push_back("SSLKEYLOGFILE");
   for (const auto& f : o_.env_files) {
     auto vars = parse_env_file(f);
     if (!vars) { spdlog::error("{}", vars.error().message); return kExitConfig; }

@@ -27,6 +27,16 @@ void set_reason(wire::Reply& r, std::string_view why) {
   std::memcpy(r.reason, why.data(), r.reason_len);
 }
 
+// Why a swap on this TLS object would put the value where the agent can read it (or
+// judge it against a request the shim cannot parse); empty when the shim saw none of it.
+std::string_view unsafe_connection_reason(std::uint8_t flags) {
+  if ((flags & wire::kFlagKeyLog) != 0) return "TLS key logging is on for this connection";
+  if ((flags & wire::kFlagNotSocketBio) != 0) return "the TLS object writes to a memory BIO, not a socket";
+  if ((flags & wire::kFlagAlpnNotHttp1) != 0)
+    return "the connection negotiated an ALPN protocol other than http/1.1 (such as h2); kz swaps only in HTTP/1.1";
+  return {};
+}
+
 void set_data(wire::Reply& r, std::string_view bytes) {
   r.data_len = static_cast<std::uint32_t>(bytes.size());
   std::memcpy(r.data, bytes.data(), bytes.size());
@@ -112,6 +122,7 @@ DecideOutcome decide(const DecideContext& ctx, const wire::Request& req, const P
                      "framing could not be corrected): it was sent unchanged");
   }
   if (req.channel == wire::Channel::Plain) return refuse(s, "plain TCP (no TLS)");
+  if (std::string_view why = unsafe_connection_reason(req.flags); !why.empty()) return refuse(s, std::string(why));
   // The host first: a peer's certificate is verified only for a host the secret may go to.
   if (BindingVerdict v = check_host_binding(s->binding, s->name, host); !v) return refuse(s, std::move(v.reason));
   const std::string_view chain(reinterpret_cast<const char*>(req.chain), req.chain_len);

@@ -155,6 +155,118 @@ print("parent", ok, "child", os.waitstatus_to_exitcode(status))
 sys.exit(0 if ok and os.waitstatus_to_exitcode(status) == 0 else 1)
 """
 
+# TLS whose keys reach the agent: ctx.keylog_filename (Python's key-log callback on the
+# SSL_CTX) with no SSLKEYLOGFILE in the environment. mode "before": set before the
+# connection; "after": two requests on one keep-alive connection, the first granted,
+# the callback set between them (a grant must not skip the check).
+KEYLOG_CTX = r"""
+import http.client, os, ssl, sys
+port, ca, mode, keys = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+assert "SSLKEYLOGFILE" not in os.environ
+ctx = ssl.create_default_context(cafile=ca)
+if mode == "before":
+    ctx.keylog_filename = keys
+c = http.client.HTTPSConnection("localhost", port, context=ctx, timeout=20)
+def get(path):
+    c.request("GET", path, headers={"Authorization": "Bearer " + os.environ["API_KEY"]})
+    r = c.getresponse()
+    r.read()
+    return r.status
+print("first", get("/v1/keylog-%s-1" % mode))
+if mode == "after":
+    ctx.keylog_filename = keys
+    print("second", get("/v1/keylog-after-2"))
+"""
+
+REQUESTS_GET = r"""
+import os, sys, requests
+r = requests.get(sys.argv[1], headers={"Authorization": "Bearer " + os.environ["API_KEY"]}, verify=sys.argv[2],
+                 timeout=20)
+print("status", r.status_code)
+"""
+
+# Python's ssl.MemoryBIO: the TLS object writes into memory; the agent holds the
+# ciphertext and pumps it to the server itself.
+MEMORY_BIO = r"""
+import os, socket, ssl, sys
+port, ca = int(sys.argv[1]), sys.argv[2]
+ctx = ssl.create_default_context(cafile=ca)
+incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+tls = ctx.wrap_bio(incoming, outgoing, server_hostname="localhost")
+sock = socket.create_connection(("127.0.0.1", port))
+def pump_out():
+    data = outgoing.read()
+    if data:
+        sock.sendall(data)
+def pump_in():
+    data = sock.recv(65536)
+    if not data:
+        raise SystemExit("server closed")
+    incoming.write(data)
+while True:
+    try:
+        tls.do_handshake()
+        break
+    except ssl.SSLWantReadError:
+        pump_out()
+        pump_in()
+pump_out()
+tls.write(("GET /v1/memory-bio HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer %s\r\n"
+           "Connection: close\r\n\r\n" % os.environ["API_KEY"]).encode())
+held = outgoing.read()   # the ciphertext is the agent's before it is sent, if ever
+sock.sendall(held)
+reply = b""
+while b"\r\n" not in reply:
+    pump_in()
+    try:
+        reply += tls.read(65536)
+    except ssl.SSLWantReadError:
+        pass
+print("response:", reply.split(b"\r\n", 1)[0].decode())
+"""
+
+# HTTP/2 negotiated through libssl's own SSL_set_alpn_protos (a handle on libssl, not
+# the global scope the shim's filter sits in); the rest through the global scope, as a
+# program linked against libssl would call it. The server speaks HTTP/1.1 under "h2".
+ALPN_H2_REAL_SYMBOL = r"""
+import ctypes, os, socket, ssl, sys
+port, ca = int(sys.argv[1]), sys.argv[2]
+own = ctypes.CDLL("libssl.so.3", mode=os.RTLD_GLOBAL)   # a handle: libssl's own definitions
+glob = ctypes.CDLL(None)                # what a program calls: the shim's hooks first
+P = ctypes.c_void_p
+for lib in (own, glob):
+    for name, res, args in (("TLS_client_method", P, []), ("SSL_CTX_new", P, [P]),
+                            ("SSL_CTX_load_verify_locations", ctypes.c_int, [P, ctypes.c_char_p, ctypes.c_char_p]),
+                            ("SSL_new", P, [P]), ("SSL_set_fd", ctypes.c_int, [P, ctypes.c_int]),
+                            ("SSL_ctrl", ctypes.c_long, [P, ctypes.c_int, ctypes.c_long, P]),
+                            ("SSL_set_alpn_protos", ctypes.c_int, [P, ctypes.c_char_p, ctypes.c_uint]),
+                            ("SSL_connect", ctypes.c_int, [P]),
+                            ("SSL_get0_alpn_selected", None, [P, ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_uint)]),
+                            ("SSL_write", ctypes.c_int, [P, ctypes.c_char_p, ctypes.c_int]),
+                            ("SSL_read", ctypes.c_int, [P, ctypes.c_char_p, ctypes.c_int])):
+        f = getattr(lib, name)
+        f.restype, f.argtypes = res, args
+sctx = glob.SSL_CTX_new(glob.TLS_client_method())
+assert glob.SSL_CTX_load_verify_locations(sctx, ca.encode(), None) == 1
+s = glob.SSL_new(sctx)
+sock = socket.create_connection(("127.0.0.1", port))
+glob.SSL_set_fd(s, sock.fileno())
+host = ctypes.create_string_buffer(b"localhost")
+glob.SSL_ctrl(s, 55, 0, ctypes.cast(host, P))          # SSL_set_tlsext_host_name
+assert own.SSL_set_alpn_protos(s, b"\x02h2", 3) == 0   # past the shim's ALPN filter
+assert glob.SSL_connect(s) == 1
+proto, plen = ctypes.c_char_p(), ctypes.c_uint()
+glob.SSL_get0_alpn_selected(s, ctypes.byref(proto), ctypes.byref(plen))
+print("alpn", (proto.value or b"")[:plen.value].decode())
+req = ("GET /v1/h2-behind-the-shim HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer %s\r\n"
+       "Connection: close\r\n\r\n" % os.environ["API_KEY"]).encode()
+assert glob.SSL_write(s, req, len(req)) == len(req)
+buf = ctypes.create_string_buffer(4096)
+n = glob.SSL_read(s, buf, 4096)
+print("response:", buf.raw[:max(n, 0)].split(b"\r\n", 1)[0].decode())
+"""
+
+
 def have_module(name):
     import importlib.util
     return importlib.util.find_spec(name) is not None
@@ -704,6 +816,77 @@ class GrantTest(BlindSecurityBase):
         allows = self.audit_events("swap", decision="allow", secret="API_KEY")
         self.assertEqual(len(allows), 3)
         self.assertFalse(any("grant" in r or "uses" in r for r in allows), self.audit_dump())
+
+
+class UnsafeTlsTest(BlindSecurityBase):
+    """The shim never swaps where the TLS session would hand the value to the agent
+    anyway (key logging, memory BIOs) or where it cannot parse the protocol (h2)."""
+
+    def assertRefusedAt(self, rec_path, path, tok, reason_re):
+        self.assertSentUnchanged(self.one_record(rec_path, path), tok)
+        refs = [r for r in self.refusals() if r.get("path") == path]
+        self.assertTrue(refs, "no refusal audited for %s:\n%s" % (path, self.audit_dump()))
+        self.assertTrue(any(re.search(reason_re, str(r.get("reason", "")), re.I) for r in refs),
+                        "%s: no refusal reason matches %r: %r" % (path, reason_re, [r.get("reason") for r in refs]))
+        for r in refs:
+            self.assertEqual(r.get("host"), "localhost")
+            self.assertIn("pid", r)
+            self.assertIn("exe", r)
+        return refs
+
+    def test_blind_run_drops_sslkeylogfile(self):
+        self.bind()
+        env = dict(self.kenv, SSLKEYLOGFILE=os.path.join(self.dir, "keys.log"))
+        r = self.run_ok("true", env=env)
+        self.assertNotIn("SSLKEYLOGFILE", r.stdout)
+
+    def test_key_logging_is_refused(self):
+        self.bind()
+        port, rec = self.echo_server("tls")
+        keys = os.path.join(self.dir, "keys.log")
+        base = "https://localhost:%d" % port
+        cmds = ['SSLKEYLOGFILE="%s" ' % keys + self.curl() + '-H "Authorization: Bearer $API_KEY" '
+                + base + "/v1/keylog-curl",
+                'SSLKEYLOGFILE="%s" wget -q -O - --timeout=20 --tries=1 --ca-certificate="%s" '
+                '--header="Authorization: Bearer $API_KEY" %s/v1/keylog-wget' % (keys, self.ca["ca"], base),
+                '%s %s %d "%s" before "%s"' % (PY, self.write("keylog.py", KEYLOG_CTX), port, self.ca["ca"], keys)]
+        paths = ["/v1/keylog-curl", "/v1/keylog-wget", "/v1/keylog-before-1"]
+        if have_module("requests"):
+            cmds.append('SSLKEYLOGFILE="%s" %s %s %s/v1/keylog-requests "%s"'
+                        % (keys, PY, self.write("get.py", REQUESTS_GET), base, self.ca["ca"]))
+            paths.append("/v1/keylog-requests")
+        r = self.run_ok("; ".join(cmds))
+        tok = self.token(r)
+        for path in paths:
+            self.assertRefusedAt(rec, path, tok, r"key logging")
+        exes = " ".join(str(x.get("exe")) for x in self.refusals())
+        for name in ("curl", "wget", "python"):
+            self.assertIn(name, exes)
+
+    def test_key_logging_set_after_a_grant_is_refused(self):
+        self.bind()
+        port, rec = self.echo_server("tls")
+        keys = os.path.join(self.dir, "keys.log")
+        r = self.run_ok('%s %s %d "%s" after "%s"' % (PY, self.write("keylog.py", KEYLOG_CTX), port,
+                                                       self.ca["ca"], keys))
+        tok = self.token(r)
+        self.assertSwapped(self.one_record(rec, "/v1/keylog-after-1"))
+        self.assertRefusedAt(rec, "/v1/keylog-after-2", tok, r"key logging")
+
+    def test_memory_bio_is_refused(self):
+        self.bind()
+        port, rec = self.echo_server("tls")
+        r = self.run_ok('%s %s %d "%s"' % (PY, self.write("membio.py", MEMORY_BIO), port, self.ca["ca"]))
+        self.assertIn("response: HTTP/1.1", r.stdout)
+        self.assertRefusedAt(rec, "/v1/memory-bio", self.token(r), r"memory BIO")
+
+    def test_h2_negotiated_past_the_alpn_filter_is_refused(self):
+        self.bind()
+        port, rec = self.echo_server("tls", alpn="h2")
+        r = self.run_ok('%s %s %d "%s"' % (PY, self.write("h2.py", ALPN_H2_REAL_SYMBOL), port, self.ca["ca"]))
+        self.assertIn("alpn h2", r.stdout)
+        self.assertEqual(self.one_record(rec, "/v1/h2-behind-the-shim").get("alpn"), "h2")
+        self.assertRefusedAt(rec, "/v1/h2-behind-the-shim", self.token(r), r"ALPN.*http/1\.1")
 
 
 if __name__ == "__main__":

@@ -76,5 +76,21 @@ TEST(Alpn, IsH2) {
   EXPECT_FALSE(is("H2"));
 }
 
+TEST(Alpn, SwapsOnlyWithoutAlpnOrUnderHttp11) {
+  auto ok = [](const std::string& p) {
+    return alpn_allows_swap(reinterpret_cast<const unsigned char*>(p.data()), p.size());
+  };
+  EXPECT_TRUE(ok(""));
+  EXPECT_TRUE(alpn_allows_swap(nullptr, 0));
+  EXPECT_TRUE(ok("http/1.1"));
+  EXPECT_FALSE(ok("h2"));
+  EXPECT_FALSE(ok("h3"));
+  EXPECT_FALSE(ok("http/1.0"));
+  EXPECT_FALSE(ok("http/1.1x"));
+  EXPECT_FALSE(ok("HTTP/1.1"));
+  EXPECT_FALSE(ok("spdy/3.1"));
+}
+
+
 }  // namespace
 }  // namespace kz::preload

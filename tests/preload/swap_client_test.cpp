@@ -364,6 +364,83 @@ TEST(SwapClient, RedactOverwritesOnlyWithASameLengthReplacement) {
 
 // Through the rewrite driver: the token goes out as its value, and the facts were
 // gathered before the connection's state was locked (the shim may run a handshake there).
+// Unsafe facts (key logging, a memory BIO, h2) travel as request flags on every swap,
+// and a grant does not skip them: a key-log callback can be set after the first grant.
+TEST(SwapClient, UnsafeFactsAreFlaggedAndBypassTheGrant) {
+  FakeTransport t;
+  t.answer = [](const wire::Request& r, wire::Reply& rep) {
+    if ((r.flags & wire::kUnsafeFlags) == 0) allow_value(rep, kValSame, wire::kReplyReuseOnConnection);
+  };
+  static std::uint8_t unsafe_now;
+  static int probes;
+  unsafe_now = 0;
+  probes = 0;
+  Facts facts;
+  facts.f.unsafe = [](void*) -> std::uint8_t {
+    ++probes;
+    return unsafe_now;
+  };
+  SwapClient c(t, facts.f);
+  auto st = state_with_request_line(5);
+  std::string v;
+  ASSERT_EQ(swap(c, st.get(), kTokSame, &v), Decision::Allow);
+  ASSERT_EQ(st->ngrants, 1u);
+  EXPECT_EQ(t.seen()[0].flags & wire::kUnsafeFlags, 0);
+
+  for (const std::uint8_t flag : {wire::kFlagKeyLog, wire::kFlagNotSocketBio, wire::kFlagAlpnNotHttp1}) {
+    unsafe_now = flag;
+    v.clear();
+    const std::size_t before = t.seen().size();
+    EXPECT_EQ(swap(c, st.get(), kTokSame, &v), Decision::Refuse) << int(flag);
+    EXPECT_EQ(v, "");
+    ASSERT_EQ(t.seen().size(), before + 1) << "an unsafe connection asks the broker, which audits the refusal";
+    EXPECT_EQ(t.seen().back().flags & wire::kUnsafeFlags, flag);
+    EXPECT_EQ(t.seen().back().path, "/v1/chat?x=1");
+  }
+  EXPECT_EQ(st->grants[0].unreported, 0u) << "refused swaps are not grant uses";
+
+  unsafe_now = 0;
+  const std::size_t before = t.seen().size();
+  EXPECT_EQ(swap(c, st.get(), kTokSame, &v), Decision::Allow);
+  EXPECT_EQ(t.seen().size(), before) << "safe again: the grant answers";
+  EXPECT_EQ(probes, 5);
+}
+
+TEST(SwapClient, ABrokerThatAllowsAnUnsafeSwapIsOverruled) {
+  FakeTransport t;
+  t.answer = [](const wire::Request&, wire::Reply& rep) { allow_value(rep, kValSame, wire::kReplyReuseOnConnection); };
+  Facts facts;
+  facts.f.unsafe = [](void*) -> std::uint8_t { return wire::kFlagNotSocketBio; };
+  SwapClient c(t, facts.f);
+  auto st = state_with_request_line(6);
+  std::string v;
+  EXPECT_EQ(swap(c, st.get(), kTokSame, &v), Decision::Refuse);
+  EXPECT_EQ(v, "");
+  EXPECT_EQ(st->ngrants, 0u);
+  EXPECT_EQ(t.warnings.size(), 1u);
+  EXPECT_TRUE(FakeTransport::data_wiped());
+}
+
+TEST(SwapClient, AWriteWithoutATokenNeverProbesTheConnection) {
+  FakeTransport t;
+  auto table = std::make_unique<ConnTable>();
+  int key = 0;
+  static int probes;
+  probes = 0;
+  Facts facts;
+  facts.f.unsafe = [](void*) -> std::uint8_t {
+    ++probes;
+    return 0;
+  };
+  SwapClient c(t, facts.f);
+  FakeWriter w;
+  const std::string req = "GET / HTTP/1.1\r\nAuthorization: Bearer plain-text\r\n\r\n";
+  EXPECT_EQ(outbound_write(*table, &key, req.data(), req.size(), false, c.ops(), w.ops()), WriteOutcome::PassThrough);
+  EXPECT_EQ(probes, 0);
+  EXPECT_EQ(facts.gathers, 0);
+  EXPECT_TRUE(t.seen().empty());
+}
+
 TEST(SwapClient, DriverGathersFactsBeforeLockingTheConnection) {
   FakeTransport t;
   t.answer = [](const wire::Request&, wire::Reply& rep) { allow_value(rep, kValSame); };

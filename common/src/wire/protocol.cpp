@@ -11,7 +11,7 @@ bool op_ok(Op op) { return op == Op::Swap || op == Op::Redact || op == Op::Repor
 bool request_is_valid(const Request& r, std::size_t received_bytes) {
   if (received_bytes != sizeof(Request) || r.version != kProtocolVersion || !op_ok(r.op)) return false;
   if (r.channel != Channel::OpenSSL && r.channel != Channel::GnuTLS && r.channel != Channel::Plain) return false;
-  if ((r.flags & ~(kFlagTokenAtEnd | kFlagPeerHasChain)) != 0) return false;
+  if ((r.flags & ~(kFlagTokenAtEnd | kFlagPeerHasChain | kUnsafeFlags)) != 0) return false;
   if (r.host_len > kMaxHost || r.method_len > kMaxMethod || r.path_len > kMaxPath || r.peer_len > kMaxPeer)
     return false;
   if (r.data_len == 0 || r.data_len > kMaxData || r.chain_len > kMaxChain) return false;

@@ -229,5 +229,43 @@ TEST_F(Fixture, NoRecordHoldsAValueOrAToken) {
   EXPECT_EQ(records, asks.size());
 }
 
+// Facts the shim saw on the TLS object that put the value within the agent's reach (or
+// in a protocol the shim cannot parse): refused with the reason, audited with the host,
+// path and process, even for a bound, verified host and an allowed request.
+TEST_F(Fixture, UnsafeConnectionFactsAreRefusedWithTheirReason) {
+  const struct {
+    std::uint8_t flag;
+    const char* reason;
+  } cases[] = {
+      {wire::kFlagKeyLog, "TLS key logging is on for this connection"},
+      {wire::kFlagNotSocketBio, "the TLS object writes to a memory BIO, not a socket"},
+      {wire::kFlagAlpnNotHttp1,
+       "the connection negotiated an ALPN protocol other than http/1.1 (such as h2); kz swaps only in HTTP/1.1"},
+  };
+  for (const auto& c : cases) {
+    auto r = request(wire::Op::Swap, token(), "localhost", der_of(test::test_ca().server_cert));
+    r->flags |= c.flag;
+    ASSERT_TRUE(wire::request_is_valid(*r, sizeof(wire::Request)));
+    auto o = run(*r);
+    EXPECT_EQ(o.reply.decision, wire::Decision::Refuse) << c.reason;
+    EXPECT_EQ(o.reply.data_len, 0u);
+    EXPECT_EQ(o.reply.flags, 0u);
+    EXPECT_EQ(reason(o), std::string(c.reason).substr(0, wire::kMaxReason));
+    const auto rec = record(o);
+    EXPECT_EQ(rec["decision"], "refuse");
+    EXPECT_EQ(rec["reason"], c.reason);
+    EXPECT_EQ(rec["host"], "localhost");
+    EXPECT_EQ(rec["path"], "/v1/models");
+    EXPECT_EQ(rec["exe"], "/usr/bin/curl");
+    EXPECT_EQ(rec["secret"], "API_KEY");
+  }
+}
+
+TEST_F(Fixture, UnknownRequestFlagsAreInvalid) {
+  auto r = request(wire::Op::Swap, token(), "localhost", der_of(test::test_ca().server_cert));
+  r->flags |= 0x80;
+  EXPECT_FALSE(wire::request_is_valid(*r, sizeof(wire::Request)));
+}
+
 }  // namespace
 }  // namespace kz

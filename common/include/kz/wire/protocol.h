@@ -59,6 +59,12 @@ enum class Decision : std::uint8_t {
 // Request flags.
 inline constexpr std::uint8_t kFlagTokenAtEnd = 1;   // the token text reached the end of the write
 inline constexpr std::uint8_t kFlagPeerHasChain = 2; // chain[] holds the peer's certificates
+// Facts the shim saw on the TLS object at this write that make a swap unsafe; the broker
+// refuses (and audits) any Swap that carries one. Checked on every swap, grants included.
+inline constexpr std::uint8_t kFlagKeyLog = 4;        // the session's keys can be logged (callback / SSLKEYLOGFILE)
+inline constexpr std::uint8_t kFlagNotSocketBio = 8;  // the TLS records go to memory, not a connected socket
+inline constexpr std::uint8_t kFlagAlpnNotHttp1 = 16; // negotiated ALPN is neither empty nor http/1.1
+inline constexpr std::uint8_t kUnsafeFlags = kFlagKeyLog | kFlagNotSocketBio | kFlagAlpnNotHttp1;
 
 struct Request {
   std::uint8_t version;

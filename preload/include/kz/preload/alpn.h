@@ -15,4 +15,10 @@ std::size_t alpn_filter_wire(const unsigned char* in, std::size_t n, unsigned ch
 // True when a protocol name (GnuTLS datum) is HTTP/2 ("h2", or the old "h2c"/draft names).
 bool alpn_is_h2(const unsigned char* p, std::size_t n);
 
+// The protocol a connection negotiated (p[0, n), not length-prefixed) lets the shim
+// swap: none (HTTP/1.1 by default) or "http/1.1". h2, h3, anything else: no swap, since
+// the shim parses only HTTP/1.1 (an agent can set ALPN through the library's own symbol,
+// past the filter above).
+bool alpn_allows_swap(const unsigned char* p, std::size_t n);
+
 }  // namespace kz::preload

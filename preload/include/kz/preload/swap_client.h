@@ -58,6 +58,11 @@ struct ConnFacts {
   void* ctx = nullptr;             // the caller's connection (SSL*, session, fd, ...)
   // Writes the peer's DER chain, leaf first, into out; returns its length (0: none).
   std::size_t (*fill_chain)(void* ctx, unsigned char* out, std::size_t cap) = nullptr;
+  // What makes a swap on ctx unsafe right now (wire::kFlagKeyLog, kFlagNotSocketBio,
+  // kFlagAlpnNotHttp1); 0 when nothing does. Asked on every swap, grants included: a
+  // key-log callback or a memory BIO can be set after the first grant. A few pointer
+  // reads through the TLS library; never called on a write without a token.
+  std::uint8_t (*unsafe)(void* ctx) = nullptr;
 
   // Runs gather once.
   void ensure_gathered() {
