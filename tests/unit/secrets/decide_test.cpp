@@ -243,7 +243,7 @@ TEST_F(Fixture, UnsafeConnectionFactsAreRefusedWithTheirReason) {
        "the connection negotiated an ALPN protocol other than http/1.1 (such as h2); kz swaps only in HTTP/1.1"},
   };
   for (const auto& c : cases) {
-    auto r = request(wire::Op::Swap, token(), "localhost", der_of(test::test_ca().server_cert));
+    auto r = request(wire::Op::Swap, token(), "localhost", test::der_of_pem_file(test::test_ca().server_cert));
     r->flags |= c.flag;
     ASSERT_TRUE(wire::request_is_valid(*r, sizeof(wire::Request)));
     auto o = run(*r);
@@ -262,7 +262,7 @@ TEST_F(Fixture, UnsafeConnectionFactsAreRefusedWithTheirReason) {
 }
 
 TEST_F(Fixture, UnknownRequestFlagsAreInvalid) {
-  auto r = request(wire::Op::Swap, token(), "localhost", der_of(test::test_ca().server_cert));
+  auto r = request(wire::Op::Swap, token(), "localhost", test::der_of_pem_file(test::test_ca().server_cert));
   r->flags |= 0x80;
   EXPECT_FALSE(wire::request_is_valid(*r, sizeof(wire::Request)));
 }
