@@ -668,8 +668,17 @@ class ConcurrencyAndAuditTest(BlindSecurityBase):
                                 ["/v1/forked/child-%d" % i for i in range(3)]))
         for x in recs:
             self.assertSwapped(x)
-        pids = {a.get("pid") for a in self.audit_events("swap", decision="allow", secret="API_KEY")}
-        self.assertGreaterEqual(len(pids), 2, "the parent's and the child's swaps, each under its own pid")
+        # The broker records the pid it read with SO_PEERCRED when the connection was
+        # accepted: a child that kept using its parent's broker connection would have its
+        # swaps recorded under the parent's pid.
+        pids = {"parent": set(), "child": set()}
+        for a in self.audit_events("swap", decision="allow", secret="API_KEY"):
+            side = a.get("path", "").rsplit("/", 1)[-1].split("-")[0]
+            if side in pids:
+                pids[side].add(a.get("pid"))
+        self.assertEqual(len(pids["parent"]), 1, pids)
+        self.assertEqual(len(pids["child"]), 1, pids)
+        self.assertNotEqual(pids["parent"], pids["child"], "the child asked on its parent's broker connection")
 
     def test_audit_records_and_summary(self):
         self.bind()
