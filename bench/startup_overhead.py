@@ -2,8 +2,12 @@
 """kz's own start-up overhead: `kz run -- true` versus `true`, interleaved, same machine,
 same moment. Secrets come from the env provider, so no provider latency is measured.
 
-usage: bench/startup_overhead.py [KZ_BIN] [RUNS]
+Cases: kz's default configuration (as root with BPF that starts the eBPF sensors),
+`--no-sensors`, and `--no-masking --no-sensors` (the bare launcher).
+
+usage: bench/startup_overhead.py [KZ_BIN] [RUNS] [--json FILE]
 """
+import json
 import os
 import statistics
 import subprocess
@@ -11,8 +15,14 @@ import sys
 import tempfile
 import time
 
-kz = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "build", "bin", "kz")
-runs = int(sys.argv[2]) if len(sys.argv) > 2 else 200
+argv = [a for a in sys.argv[1:]]
+json_path = None
+if "--json" in argv:
+    i = argv.index("--json")
+    json_path = argv[i + 1]
+    del argv[i:i + 2]
+kz = argv[0] if argv else os.path.join(os.path.dirname(__file__), "..", "build", "bin", "kz")
+runs = int(argv[1]) if len(argv) > 1 else 200
 
 with tempfile.TemporaryDirectory() as d:
     cfg = os.path.join(d, ".keyzero.toml")
@@ -23,20 +33,26 @@ with tempfile.TemporaryDirectory() as d:
     true = "/bin/true"
     cases = {
         "direct": [true],
-        "kz run (masking)": [kz, "--config", cfg, "run", "--", true],
-        "kz run --no-masking": [kz, "--config", cfg, "run", "--no-masking", "--", true],
+        "kz run (default)": [kz, "--config", cfg, "run", "--", true],
+        "kz run --no-sensors": [kz, "--config", cfg, "run", "--no-sensors", "--", true],
+        "kz run --no-masking --no-sensors": [kz, "--config", cfg, "run", "--no-masking", "--no-sensors", "--", true],
     }
     times = {k: [] for k in cases}
     for _ in range(runs):
-        for name, argv in cases.items():
+        for name, cmd in cases.items():
             t0 = time.perf_counter()
-            subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, check=True)
+            subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, check=True)
             times[name].append((time.perf_counter() - t0) * 1e3)
 
 base = statistics.median(times["direct"])
-print("%-22s %10s %10s %12s" % ("case", "median ms", "p99 ms", "overhead ms"))
+out = {}
+print("%-34s %10s %10s %12s" % ("case", "median ms", "p99 ms", "overhead ms"))
 for name, t in times.items():
     t.sort()
     med = statistics.median(t)
     p99 = t[min(len(t) - 1, int(len(t) * 0.99))]
-    print("%-22s %10.2f %10.2f %12.2f" % (name, med, p99, med - base))
+    out[name] = {"median_ms": med, "p99_ms": p99, "overhead_ms": med - base}
+    print("%-34s %10.2f %10.2f %12.2f" % (name, med, p99, med - base))
+if json_path:
+    with open(json_path, "w") as f:
+        json.dump(out, f, indent=2)

@@ -200,3 +200,23 @@ def host_line(load_before, load_after):
 def progress(ch):
     sys.stderr.write(ch)
     sys.stderr.flush()
+
+
+def write_json(path, result):
+    """Writes one driver's headline numbers for scripts/bench (its --json FILE)."""
+    if not path:
+        return
+    import json
+    with open(path, "w") as f:
+        json.dump(result, f, indent=2)
+        f.write("\n")
+
+
+def sensors_state(kz):
+    """Whether `kz run` starts the eBPF sensors by default on this machine (root with BPF),
+    from `kz doctor`: the drivers report it, since it changes what a default run costs."""
+    r = subprocess.run([kz, "doctor"], capture_output=True, text=True)
+    for line in (r.stdout + r.stderr).splitlines():
+        if line.startswith("sensor: TLS tap") and " active" in line:
+            return "on"
+    return "off"
