@@ -32,6 +32,7 @@ struct kz_pt_member {
   struct {                                         \
     __uint(type, BPF_MAP_TYPE_HASH);               \
     __uint(max_entries, KZ_PT_MAX_MEMBERS);        \
+    __uint(map_flags, BPF_F_NO_PREALLOC);          \
     __type(key, __u32);                            \
     __type(value, struct kz_pt_member);            \
   } members SEC(".maps")

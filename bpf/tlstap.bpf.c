@@ -45,6 +45,7 @@ KZ_PT_MEMBERS_MAP;
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
   __uint(max_entries, KZ_TAP_MAX_CONNS);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
   __type(key, struct kz_tap_conn_key);
   __type(value, struct kz_tap_conn);
 } conns SEC(".maps");
@@ -54,6 +55,7 @@ struct {
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
   __uint(max_entries, 8192);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
   __type(key, __u32);
   __type(value, struct kz_tap_conn_key);
 } handshakes SEC(".maps");
