@@ -255,8 +255,15 @@ WriteOutcome outbound_write(ConnTable& t, const void* key, const char* buf, std:
   ConnState* st = t.count() > 0 ? t.find(key) : nullptr;
   if (first == len && trailing == 0 && !basic && !may_hold) {
     if (st == nullptr) {
-      if (head) t.lines().note(key, buf, len);   // for a token in a later write
-      return WriteOutcome::PassThrough;
+      if (!head) return WriteOutcome::PassThrough;
+      // The request line is kept for a token in a later write: the bytes it is read from
+      // are the bytes sent (a copy), so another thread cannot change the line that goes
+      // out after it was noted.
+      Scratch copy(len);
+      if (!copy) return WriteOutcome::PassThrough;   // not noted: a later token's request is unknown
+      std::memcpy(copy.get(), buf, len);
+      t.lines().note(key, copy.get(), len);
+      return w.write_all(w.ctx, copy.get(), len) ? WriteOutcome::Consumed : WriteOutcome::Failed;
     }
     // A connection that once carried a token: a body write with nothing pending needs no
     // lock (a request head does: its request line is remembered for the broker).
@@ -279,11 +286,13 @@ WriteOutcome outbound_write(ConnTable& t, const void* key, const char* buf, std:
     OutboundOptions o;
     o.fixup_lengths = fixup_lengths;
     o.allow_hold = o.allow_carry = false;
-    Scratch out(len), work(outbound_work_size(len));
-    if (!out || !work) return WriteOutcome::PassThrough;
-    const OutboundResult r = rewrite_outbound(buf, len, o, b, nullptr, out.get(), work.get());
-    if (!r.changed) return WriteOutcome::PassThrough;
-    return w.write_all(w.ctx, out.get(), r.out_len) ? WriteOutcome::Consumed : WriteOutcome::Failed;
+    // Parsed, decided and sent from one copy (see below).
+    Scratch copy(len), out(len), work(outbound_work_size(len));
+    if (!copy || !out || !work) return WriteOutcome::PassThrough;
+    std::memcpy(copy.get(), buf, len);
+    const OutboundResult r = rewrite_outbound(copy.get(), len, o, b, nullptr, out.get(), work.get());
+    return w.write_all(w.ctx, r.changed ? out.get() : copy.get(), r.changed ? r.out_len : len) ? WriteOutcome::Consumed
+                                                                                                 : WriteOutcome::Failed;
   }
 
   StateLock lk(st);
@@ -293,19 +302,31 @@ WriteOutcome outbound_write(ConnTable& t, const void* key, const char* buf, std:
     if (still > 0) return WriteOutcome::PassThrough;   // this write is only more of the prefix
   }
   if (first == len && trailing == 0 && !basic && !may_hold && !st->has_outbound_state()) {
-    if (head) {
-      const HttpHead h = parse_head(buf, len);
-      if (h.is_request) st->set_request_line(buf + h.method.pos, h.method.len, buf + h.target.pos, h.target.len);
+    if (!head) return WriteOutcome::PassThrough;
+    // The request line kept for a later token is read from the bytes that are sent.
+    Scratch copy(len);
+    if (!copy) {
+      st->method_len = st->path_len = 0;   // unknown: a path or method rule refuses
+      return WriteOutcome::PassThrough;
     }
-    return WriteOutcome::PassThrough;
+    std::memcpy(copy.get(), buf, len);
+    const HttpHead h = parse_head(copy.get(), len);
+    if (h.is_request)
+      st->set_request_line(copy.get() + h.method.pos, h.method.len, copy.get() + h.target.pos, h.target.len);
+    return w.write_all(w.ctx, copy.get(), len) ? WriteOutcome::Consumed : WriteOutcome::Failed;
   }
 
-  // Assemble the input: a held request or a held token fragment, then this write.
+  // Assemble the input: a held request or a held token fragment, then this write. Copy
+  // once: everything below (parse, the broker's decision, the rewrite, the send) reads
+  // only the copy, never the caller's buffer again, which another thread of the program
+  // may change while this call runs (a request line that passed the check must be the
+  // one that goes out with the value).
   const char* in = buf;
   std::size_t n = len;
   Scratch* combo = nullptr;
   alignas(Scratch) unsigned char combo_mem[sizeof(Scratch)];
   bool from_held = false;
+  std::size_t dummy_reported = 0;
   if (st->held_len > 0) {
     void* hp = st->held;
     if (!scratch_grow(&hp, &st->held_cap, st->held_len, st->held_len + len)) {
@@ -336,6 +357,18 @@ WriteOutcome outbound_write(ConnTable& t, const void* key, const char* buf, std:
     }
     explicit_bzero(st->carry, st->carry_len);
     st->carry_len = 0;
+  }
+  if (in == buf) {
+    combo = new (combo_mem) Scratch(len);
+    if (!*combo) {
+      // No memory for the copy: nothing is swapped (fail closed); the caller's bytes go
+      // out as they are, tokens reported.
+      combo->~Scratch();
+      report_tokens_in(buf, len, b, st, &dummy_reported);
+      return WriteOutcome::PassThrough;
+    }
+    std::memcpy(combo->get(), buf, len);
+    in = combo->get();
   }
 
   const HttpHead h = parse_head(in, n);

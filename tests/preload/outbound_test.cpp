@@ -60,8 +60,8 @@ std::string post_json(const std::string& body, const std::string& extra = "") {
 TEST_F(Outbound, NoTokenPassesThroughWithoutBrokerOrState) {
   b.abort_on_call = true;
   const std::string req = get_with_header("plain-api-key");
-  EXPECT_EQ(write(req), WriteOutcome::PassThrough);
-  EXPECT_EQ(write(post_json("{\"a\":1}")), WriteOutcome::PassThrough);
+  EXPECT_EQ(write(req), WriteOutcome::Consumed);
+  EXPECT_EQ(write(post_json("{\"a\":1}")), WriteOutcome::Consumed);
   EXPECT_EQ(write("just some body bytes, no request line"), WriteOutcome::PassThrough);
   EXPECT_EQ(t->count(), 0u);   // nothing remembered
   EXPECT_TRUE(b.swaps.empty());
@@ -76,7 +76,7 @@ TEST_F(Outbound, NoTokenWithFixupPassesThroughUnchanged) {
   // a token nothing is asked and the caller's own buffer goes out.
   b.abort_on_call = true;
   const std::string req = post_json("{\"a\":1}");
-  EXPECT_EQ(write(req, true), WriteOutcome::PassThrough);
+  EXPECT_EQ(write(req, true), WriteOutcome::Consumed);
   EXPECT_EQ(w.sent, req);
   EXPECT_TRUE(b.swaps.empty());
 }
@@ -84,7 +84,7 @@ TEST_F(Outbound, NoTokenWithFixupPassesThroughUnchanged) {
 TEST_F(Outbound, BarePrefixWithoutTokenTextIsNotAToken) {
   b.abort_on_call = true;
   const std::string s = "docs: tokens look like KZ_TOK_ followed by letters.\n";
-  EXPECT_EQ(write(s), WriteOutcome::PassThrough);
+  EXPECT_EQ(write(s), WriteOutcome::Consumed);
   EXPECT_EQ(w.sent, s);
   EXPECT_TRUE(b.swaps.empty());
   EXPECT_TRUE(b.reports.empty());
@@ -96,7 +96,7 @@ TEST_F(Outbound, OtherConnectionStateDoesNotAffectAConnectionWithout) {
   ASSERT_EQ(t->count(), 1u);
   const std::size_t before = b.swaps.size();
   w.sent.clear();
-  EXPECT_EQ(write("GET / HTTP/1.1\r\n\r\n"), WriteOutcome::PassThrough);
+  EXPECT_EQ(write("GET / HTTP/1.1\r\n\r\n"), WriteOutcome::Consumed);
   EXPECT_EQ(w.sent, "GET / HTTP/1.1\r\n\r\n");
   EXPECT_EQ(b.swaps.size(), before);
   EXPECT_EQ(t->find(kKey), nullptr);
@@ -163,7 +163,7 @@ TEST_F(Outbound, RefusedAndUnknownTokensUnchanged) {
   for (const std::string& tok : {kTokRefused, kTokUnknown}) {
     FakeWriter out;
     const std::string req = get_with_header(tok);
-    EXPECT_EQ(hook_write(*t, kKey, req, false, b, out), WriteOutcome::PassThrough) << tok;
+    EXPECT_EQ(hook_write(*t, kKey, req, false, b, out), WriteOutcome::Consumed) << tok;
     EXPECT_EQ(out.sent, req);
     ASSERT_FALSE(b.swaps.empty());
     EXPECT_EQ(b.swaps.back().tok, tok);   // the broker saw it (and audits its refusal)
@@ -193,7 +193,7 @@ TEST_F(Outbound, WriteFailureIsFailed) {
 TEST_F(Outbound, ShortSecretInHeaderNeedsFixup) {
   const std::string req = get_with_header(kTokShort);
   // Fixup off: the length-changing swap is dropped, the token goes out unchanged, reported.
-  EXPECT_EQ(write(req, false), WriteOutcome::PassThrough);
+  EXPECT_EQ(write(req, false), WriteOutcome::Consumed);
   EXPECT_EQ(w.sent, req);
   EXPECT_EQ(b.reports, std::vector<std::string>{kTokShort});
   // Fixup on: swapped (the head's length is not counted anywhere).
@@ -259,17 +259,17 @@ TEST_F(Outbound, ExpectContinueIsNotHeld) {
   const std::string body = "{\"k\":\"" + kTokShort + "\"}";
   const std::string req = post_json(body, "Expect: 100-continue\r\n");
   const std::size_t head_end = req.find("\r\n\r\n") + 4;
-  EXPECT_EQ(write(req.substr(0, head_end), true), WriteOutcome::PassThrough);
+  EXPECT_EQ(write(req.substr(0, head_end), true), WriteOutcome::Consumed);
   EXPECT_EQ(w.sent, req.substr(0, head_end));
   // The body alone has no framing to correct: the token goes out unchanged, reported.
-  EXPECT_EQ(write(req.substr(head_end), true), WriteOutcome::PassThrough);
+  EXPECT_EQ(write(req.substr(head_end), true), WriteOutcome::Consumed);
   EXPECT_EQ(w.sent, req);
   EXPECT_EQ(b.reports, std::vector<std::string>{kTokShort});
 }
 
 TEST_F(Outbound, ShortSecretBodyWithoutFixupIsReported) {
   const std::string req = post_json("{\"k\":\"" + kTokShort + "\"}");
-  EXPECT_EQ(write(req, false), WriteOutcome::PassThrough);
+  EXPECT_EQ(write(req, false), WriteOutcome::Consumed);
   EXPECT_EQ(w.sent, req);
   EXPECT_EQ(b.reports, std::vector<std::string>{kTokShort});
 }
@@ -296,7 +296,7 @@ TEST_F(Outbound, ChunkedBodyOneWriteFixesChunkSize) {
 TEST_F(Outbound, ChunkedBodyInLaterWritesUsesConnectionState) {
   const std::string d1 = "{\"key\":\"" + kTokShort + "\",";
   const std::string d2 = "\"other\":\"" + kTokShort + "\"}";
-  EXPECT_EQ(write(kChunkedHead, true), WriteOutcome::PassThrough);
+  EXPECT_EQ(write(kChunkedHead, true), WriteOutcome::Consumed);
   ConnState* st = t->find(kKey);
   ASSERT_NE(st, nullptr);
   EXPECT_TRUE(st->chunked_body);
@@ -318,13 +318,13 @@ TEST_F(Outbound, ChunkSizeLineIsHeldUntilItsChunkIsComplete) {
   const std::string data = "{\"key\":\"" + kTokShort + "\"}";
   char hex[16];
   std::snprintf(hex, sizeof hex, "%zx", data.size());
-  EXPECT_EQ(write(kChunkedHead, true), WriteOutcome::PassThrough);
+  EXPECT_EQ(write(kChunkedHead, true), WriteOutcome::Consumed);
   EXPECT_EQ(write(hex, true), WriteOutcome::Consumed);
   EXPECT_EQ(write("\r\n", true), WriteOutcome::Consumed);
   EXPECT_EQ(write(data, true), WriteOutcome::Consumed);
   EXPECT_EQ(w.sent, kChunkedHead);   // nothing of the chunk went out yet
   EXPECT_EQ(write("\r\n", true), WriteOutcome::Consumed);
-  EXPECT_EQ(write("0\r\n\r\n", true), WriteOutcome::PassThrough);   // complete, no token
+  EXPECT_EQ(write("0\r\n\r\n", true), WriteOutcome::Consumed);   // complete, no token
   EXPECT_EQ(w.sent, kChunkedHead + chunk(replace_all(data, kTokShort, kValShort)) + "0\r\n\r\n");
   EXPECT_TRUE(b.reports.empty());
   ConnState* st = t->find(kKey);
@@ -339,7 +339,7 @@ TEST_F(Outbound, ChunkBeyondTheHoldLimitStopsTrackingAndReports) {
   const std::string big(kHoldLimit + 16, 'x');
   char hex[32];
   std::snprintf(hex, sizeof hex, "%zx\r\n", big.size() + data.size());
-  EXPECT_EQ(write(kChunkedHead, true), WriteOutcome::PassThrough);
+  EXPECT_EQ(write(kChunkedHead, true), WriteOutcome::Consumed);
   write(std::string(hex) + big, true);
   ConnState* st = t->find(kKey);
   ASSERT_NE(st, nullptr);
@@ -351,7 +351,7 @@ TEST_F(Outbound, ChunkBeyondTheHoldLimitStopsTrackingAndReports) {
 
 TEST_F(Outbound, ChunkedFlushBeforeReadSendsTheHeldPartAndStopsTracking) {
   const std::string data = "{\"key\":\"" + kTokShort + "\"}";
-  EXPECT_EQ(write(kChunkedHead, true), WriteOutcome::PassThrough);
+  EXPECT_EQ(write(kChunkedHead, true), WriteOutcome::Consumed);
   EXPECT_EQ(write("28\r\n" + data.substr(0, 5), true), WriteOutcome::Consumed);
   outbound_flush(*t, kKey, b.ops(), w.ops());
   EXPECT_EQ(w.sent, kChunkedHead + "28\r\n" + data.substr(0, 5));
@@ -399,7 +399,7 @@ TEST_F(Outbound, BasicWithoutTokenOrRefusedIsUnchanged) {
   for (const std::string& cred : {std::string("user:password"), "user:" + kTokRefused}) {
     FakeWriter out;
     const std::string req = get_basic(cred);
-    EXPECT_EQ(hook_write(*t, kKey, req, false, b, out), WriteOutcome::PassThrough) << cred;
+    EXPECT_EQ(hook_write(*t, kKey, req, false, b, out), WriteOutcome::Consumed) << cred;
     EXPECT_EQ(out.sent, req);
   }
   ASSERT_EQ(b.swaps.size(), 1u);   // only the refused token was asked about
@@ -512,7 +512,7 @@ TEST(OutboundSplit, PrefixSplitIsReportedNeverHalfSwapped) {
   for (std::size_t k = 1; k < wire::kTokenPrefixLen; ++k) {
     SCOPED_TRACE(k);
     const SplitRun run = run_split(req, pos + k, false);
-    EXPECT_EQ(run.r1, WriteOutcome::PassThrough);
+    EXPECT_EQ(run.r1, WriteOutcome::Consumed);
     EXPECT_EQ(run.first_out, req.substr(0, pos + k));   // "...Bearer KZ_T": out as it is
     EXPECT_EQ(run.all_out, req);
     EXPECT_EQ(run.broker.reports, std::vector<std::string>{kTokSame});
@@ -588,7 +588,7 @@ TEST(OutboundSplit, TokenStartThenValueInLaterWrites) {
   auto table = std::make_unique<ConnTable>();
   FakeBroker fb;
   FakeWriter out;
-  EXPECT_EQ(hook_write(*table, kKey, req.substr(0, pos), false, fb, out), WriteOutcome::PassThrough);
+  EXPECT_EQ(hook_write(*table, kKey, req.substr(0, pos), false, fb, out), WriteOutcome::Consumed);
   EXPECT_EQ(hook_write(*table, kKey, req.substr(pos, 7), false, fb, out), WriteOutcome::Consumed);
   EXPECT_EQ(hook_write(*table, kKey, req.substr(pos + 7, 5), false, fb, out), WriteOutcome::Consumed);
   EXPECT_EQ(out.sent, req.substr(0, pos));
@@ -603,7 +603,7 @@ TEST(OutboundSplit, UnknownFragmentAtEndIsNotHeld) {
   auto table = std::make_unique<ConnTable>();
   FakeBroker fb;
   FakeWriter out;
-  EXPECT_EQ(hook_write(*table, kKey, s, false, fb, out), WriteOutcome::PassThrough);
+  EXPECT_EQ(hook_write(*table, kKey, s, false, fb, out), WriteOutcome::Consumed);
   EXPECT_EQ(out.sent, s);
   ASSERT_EQ(fb.swaps.size(), 1u);
   EXPECT_TRUE(fb.swaps[0].at_end);
@@ -688,7 +688,7 @@ TEST_F(Outbound, FlushWithNothingHeldDoesNothing) {
 TEST_F(Outbound, FlushClearsPrefixTrailingState) {
   // A write ending in "KZ_T", then a read (flush), then "OK_...": the read separates
   // them, so nothing is reported as a split token.
-  EXPECT_EQ(write("POST /x HTTP/1.1\r\nX: KZ_T"), WriteOutcome::PassThrough);
+  EXPECT_EQ(write("POST /x HTTP/1.1\r\nX: KZ_T"), WriteOutcome::Consumed);
   outbound_flush(*t, kKey, b.ops(), w.ops());
   EXPECT_EQ(write("OK_abc\r\n\r\n"), WriteOutcome::PassThrough);
   EXPECT_TRUE(b.reports.empty());
@@ -729,13 +729,13 @@ TEST_F(Outbound, TableFullSwapsWithinTheBufferOnly) {
   // No state, so no carry: a write ending inside a token goes out as it is, reported.
   FakeWriter out;
   const std::string part = "GET / HTTP/1.1\r\nX: " + kTokSame.substr(0, 12);
-  EXPECT_EQ(hook_write(*t, kKey, part, false, b, out), WriteOutcome::PassThrough);
+  EXPECT_EQ(hook_write(*t, kKey, part, false, b, out), WriteOutcome::Consumed);
   EXPECT_EQ(out.sent, part);
   EXPECT_EQ(b.reports, std::vector<std::string>{kTokSame.substr(0, 12)});
   // And no hold: the short-secret body edit is dropped (reported) rather than held.
   FakeWriter out2;
   const std::string req = post_json("{\"k\":\"" + kTokShort + "\",\"x\":1}");
-  EXPECT_EQ(hook_write(*t, kKey, req.substr(0, req.size() - 3), true, b, out2), WriteOutcome::PassThrough);
+  EXPECT_EQ(hook_write(*t, kKey, req.substr(0, req.size() - 3), true, b, out2), WriteOutcome::Consumed);
   EXPECT_EQ(out2.sent, req.substr(0, req.size() - 3));
   EXPECT_EQ(t->find(kKey), nullptr);
   for (std::uintptr_t i = 0; i < ConnTable::kSlots; ++i) t->remove(reinterpret_cast<const void*>(0x100000 + i * 64));

@@ -435,7 +435,7 @@ TEST(SwapClient, AWriteWithoutATokenNeverProbesTheConnection) {
   SwapClient c(t, facts.f);
   FakeWriter w;
   const std::string req = "GET / HTTP/1.1\r\nAuthorization: Bearer plain-text\r\n\r\n";
-  EXPECT_EQ(outbound_write(*table, &key, req.data(), req.size(), false, c.ops(), w.ops()), WriteOutcome::PassThrough);
+  EXPECT_EQ(outbound_write(*table, &key, req.data(), req.size(), false, c.ops(), w.ops()), WriteOutcome::Consumed);
   EXPECT_EQ(probes, 0);
   EXPECT_EQ(facts.gathers, 0);
   EXPECT_TRUE(t.seen().empty());

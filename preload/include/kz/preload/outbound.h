@@ -6,10 +6,12 @@
 // framing corrected when a value is shorter than its token, refused tokens unchanged.
 //
 // outbound_write: the connection-level logic around it. Fast path: no token prefix, no
-// trailing prefix fragment, no per-connection state, no Basic header, no request to hold
-// → PassThrough (the hook calls the real function with the caller's own buffer). Else it
-// prepends a held token fragment / held request, rewrites, and writes everything with
-// WriteOps.write_all; the hook then reports the caller's full length.
+// trailing prefix fragment, no request head, no Basic header, nothing held → PassThrough
+// (the hook calls the real function with the caller's own buffer). Else it copies the
+// caller's buffer once (after a held token fragment / held request), and parses, asks,
+// rewrites and writes only that copy with WriteOps.write_all; the hook then reports the
+// caller's full length. The caller's buffer is never read again after the copy: another
+// thread may change it during the call, and the bytes checked must be the bytes sent.
 #pragma once
 
 #include <cstddef>
