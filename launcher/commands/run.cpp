@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <future>
 #include <memory>
 #include <optional>
 #include <set>
@@ -84,6 +85,10 @@ class RunSession {
   ResolveOptions ropts_;
   // Declared before `blind_`, whose broker asks the process sensor until blind_->stop().
   std::unique_ptr<RunSensors> sensors_;
+  // The sensors load (BPF verification, kernel BTF) on a thread of their own while the
+  // providers resolve; start_watchers() takes them. Declared after trail_, so an early
+  // failure joins the thread before the trail closes.
+  std::future<std::unique_ptr<RunSensors>> sensors_loading_;
   std::unique_ptr<BlindRun> blind_;
   std::vector<ResolvedSecret> secrets_;
   SuperviseOptions sup_;
@@ -114,6 +119,13 @@ Step RunSession::open_audit() {
   trail_ = std::move(*trail);
   trail_->begin(RunStart{o_.blind_proxy ? "blind-proxy" : o_.blind ? "blind" : "standard", exe(), cfg_->path},
                 RunStop{"error", "not started", std::nullopt});
+  RunSensorOptions so;
+  so.enabled = !o_.no_sensors;
+  so.on_leak = on_leak_;
+  so.audit = trail_.get();
+  sensors_loading_ = std::async(std::launch::async, [so = std::move(so)]() mutable {
+    return RunSensors::start(std::move(so));
+  });
   return std::nullopt;
 }
 
@@ -267,11 +279,7 @@ void RunSession::plan_output() {
 // in place before the broker or the proxy can be asked anything. In blind mode the
 // values then move into the broker's table and the child gets tokens in their place.
 Step RunSession::start_watchers() {
-  RunSensorOptions so;
-  so.enabled = !o_.no_sensors;
-  so.on_leak = on_leak_;
-  so.audit = trail_.get();
-  sensors_ = RunSensors::start(std::move(so));
+  sensors_ = sensors_loading_.get();
   if (blind_) {
     blind_->use_sensor(sensors_->process());
     if (auto st = blind_->start(std::move(secrets_), *trail_); !st) {

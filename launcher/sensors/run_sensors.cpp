@@ -32,6 +32,10 @@ std::unique_ptr<RunSensors> RunSensors::start(RunSensorOptions opts) {
   } else {
     r->process_ = std::move(*s);
     spdlog::info("process sensor: on (eBPF; exact process tree and lineage in the audit log)");
+    if (auto t = TlsTap::load(r->process_->members_map_fd(), r->opts_.on_leak == OnLeak::Kill))
+      r->tap_loaded_ = std::move(*t);
+    else
+      r->tap_load_error_ = t.error().message;
   }
   return r;
 }
@@ -56,7 +60,8 @@ void RunSensors::watch(LeakDetector detector) {
     j.reason = std::string("could not kill the leaking process: ") + std::strerror(err);
     opts_.audit->record(std::move(j));
   };
-  auto tap = TlsTap::start(std::move(to));
+  auto tap = tap_loaded_ ? TlsTap::start(std::move(tap_loaded_), std::move(to))
+                        : Result<std::unique_ptr<TlsTap>>(make_error(ErrorKind::Denied, tap_load_error_));
   if (!tap) {
     if (opts_.on_leak == OnLeak::Kill)
       spdlog::warn("TLS tap: off ({}); --on-leak=kill cannot act without it", tap.error().message);

@@ -45,8 +45,9 @@ struct RunSensorOptions {
 
 class RunSensors {
  public:
-  // Starts the process sensor when this host allows it. Never fails: a sensor that
-  // cannot run is reported and left off.
+  // Starts the process sensor when this host allows it, and loads the TLS tap's
+  // programs (attached later by watch()). Never fails: a sensor that cannot run is
+  // reported and left off.
   static std::unique_ptr<RunSensors> start(RunSensorOptions opts);
   ~RunSensors();
 
@@ -71,6 +72,8 @@ class RunSensors {
   RunSensorOptions opts_;
   std::unique_ptr<ProcessSensor> process_;
   std::unique_ptr<TlsTap> tap_;
+  LoadedTlsTapPtr tap_loaded_;        // from start() until watch()
+  std::string tap_load_error_;        // why it could not load, for watch() to report
   LeakDetector detector_;
   bool stopped_ = false;
 

@@ -52,9 +52,22 @@ std::string tls_tap_unavailable_reason() {
   return "";
 }
 
+Result<std::unique_ptr<TlsTap>> TlsTap::start(TlsTapOptions opts) {
+  auto loaded = load(opts.members_fd, opts.stop_on_write);
+  if (!loaded) return loaded.take_error();
+  return start(std::move(*loaded), std::move(opts));
+}
+
 #if !KZ_HAVE_BPF
 
-Result<std::unique_ptr<TlsTap>> TlsTap::start(TlsTapOptions) {
+class LoadedTlsTap {};
+void LoadedTlsTapDeleter::operator()(LoadedTlsTap* p) const { delete p; }
+
+Result<LoadedTlsTapPtr> TlsTap::load(int, bool) {
+  return make_error(ErrorKind::Denied, tls_tap_unavailable_reason());
+}
+
+Result<std::unique_ptr<TlsTap>> TlsTap::start(LoadedTlsTapPtr, TlsTapOptions) {
   return make_error(ErrorKind::Denied, tls_tap_unavailable_reason());
 }
 
@@ -348,30 +361,47 @@ class BpfTlsTap final : public TlsTap {
 
 }  // namespace
 
-Result<std::unique_ptr<TlsTap>> TlsTap::start(TlsTapOptions opts) {
-  if (auto why = tls_tap_unavailable_reason(); !why.empty()) return make_error(ErrorKind::Denied, why);
-  if (opts.members_fd < 0) return make_error(ErrorKind::Internal, "the TLS tap needs the process sensor's members map");
-  // The send hook (the peer of connections whose program feeds TLS through its own BIO)
-  // needs a tracepoint some kernels lack: without it the rest still loads.
+class LoadedTlsTap {
+ public:
   SkelPtr skel;
   bool send_hook = true;
+  bool stop_on_write = false;
+};
+void LoadedTlsTapDeleter::operator()(LoadedTlsTap* p) const { delete p; }
+
+Result<LoadedTlsTapPtr> TlsTap::load(int members_fd, bool stop_on_write) {
+  if (auto why = tls_tap_unavailable_reason(); !why.empty()) return make_error(ErrorKind::Denied, why);
+  if (members_fd < 0) return make_error(ErrorKind::Internal, "the TLS tap needs the process sensor's members map");
+  // The send hook (the peer of connections whose program feeds TLS through its own BIO)
+  // needs a tracepoint some kernels lack: without it the rest still loads.
+  LoadedTlsTapPtr loaded(new LoadedTlsTap);
+  loaded->stop_on_write = stop_on_write;
   for (;;) {
-    LibbpfLogCapture log;   // one capture at a time: attach_file() takes its own below
-    skel.reset(kz_tlstap__open());
+    LibbpfLogCapture log;   // one capture at a time: attach_file() takes its own later
+    loaded->skel.reset(kz_tlstap__open());
+    SkelPtr& skel = loaded->skel;
     if (!skel) return bpf_load_error("cannot open the TLS tap", errno, &log);
-    skel->rodata->kz_stop_on_write = opts.stop_on_write ? 1 : 0;
-    if (!send_hook) bpf_program__set_autoload(skel->progs.kz_tcp_sendmsg, false);
+    skel->rodata->kz_stop_on_write = stop_on_write ? 1 : 0;
+    if (!loaded->send_hook) bpf_program__set_autoload(skel->progs.kz_tcp_sendmsg, false);
     bpf_program__set_expected_attach_type(skel->progs.kz_tap, static_cast<bpf_attach_type>(kBpfTraceUprobeMulti));
-    if (int err = bpf_map__reuse_fd(skel->maps.members, opts.members_fd); err != 0)
+    if (int err = bpf_map__reuse_fd(skel->maps.members, members_fd); err != 0)
       return bpf_load_error("cannot share the process tree with the TLS tap", err, &log);
     const int err = kz_tlstap__load(skel.get());
     if (err == 0) break;
-    if (!send_hook) return bpf_load_error("cannot load the TLS tap", err, &log);
-    send_hook = false;
+    if (!loaded->send_hook) return bpf_load_error("cannot load the TLS tap", err, &log);
+    loaded->send_hook = false;
   }
+  return loaded;
+}
+
+Result<std::unique_ptr<TlsTap>> TlsTap::start(LoadedTlsTapPtr loaded, TlsTapOptions opts) {
+  if (!loaded || !loaded->skel) return make_error(ErrorKind::Internal, "the TLS tap was not loaded");
+  if (loaded->stop_on_write != opts.stop_on_write)
+    return make_error(ErrorKind::Internal, "the TLS tap was loaded for another --on-leak mode");
   UniqueFd wake(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!wake) return make_error(ErrorKind::Internal, std::string("eventfd: ") + std::strerror(errno));
-  auto tap = std::make_unique<BpfTlsTap>(std::move(opts), std::move(skel), std::move(wake));
+  const bool send_hook = loaded->send_hook;
+  auto tap = std::make_unique<BpfTlsTap>(std::move(opts), std::move(loaded->skel), std::move(wake));
   if (send_hook)
     if (auto st = tap->attach_send_hook(); !st) return st.take_error();
   if (auto st = tap->attach_system_libraries(); !st) return st.take_error();

@@ -50,8 +50,20 @@ struct TlsTapOptions {
   std::function<void(const TapWrite&, int kill_errno)> on_killed;
 };
 
+// A tap whose BPF programs are verified and loaded but attached nowhere. Loading is the
+// costly part (the kernel's BTF, the verifier): kz run does it on a thread while the
+// providers resolve, and attaches once it knows what to watch.
+class LoadedTlsTap;
+struct LoadedTlsTapDeleter {
+  void operator()(LoadedTlsTap* p) const;
+};
+using LoadedTlsTapPtr = std::unique_ptr<LoadedTlsTap, LoadedTlsTapDeleter>;
+
 class TlsTap {
  public:
+  // load() then start(): members_fd and stop_on_write are fixed at load.
+  static Result<LoadedTlsTapPtr> load(int members_fd, bool stop_on_write);
+  static Result<std::unique_ptr<TlsTap>> start(LoadedTlsTapPtr loaded, TlsTapOptions opts);
   static Result<std::unique_ptr<TlsTap>> start(TlsTapOptions opts);
   virtual ~TlsTap() = default;
   // A run process executed `exe`: if that program carries its own TLS library (defines
