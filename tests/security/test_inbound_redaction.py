@@ -1,7 +1,7 @@
 """Inbound redaction (issue 15, "Also found"): a bound host that echoes the credential
 back must not hand the value to the agent, in whatever form the server spells it.
 
-The agent is a curl or python3 client under `kz run --blind` (the shim) and under
+The agent is a curl, python3 or wget (GnuTLS) client under `kz run --blind` (the shim) and under
 `--blind=proxy` (kz's TLS proxy); the server (tests/servers/reflect_api.py, a real TLS
 server on loopback with the test CA) reflects the value of the Authorization header:
   - in every encoded form: raw, base64 (standard and URL-safe, with and without padding),
@@ -113,6 +113,13 @@ class InboundCases:
         return self.run_agent('curl -sS --max-time 20 %s%s-H "Authorization: Bearer $API_KEY" "%s%s"; echo "rc=$?"' % (
             "--compressed " if compressed else "", ca, self.url, path))
 
+    def wget(self, path):
+        """Debian's wget: GnuTLS (the shim's gnutls_record_recv path)."""
+        # Under the proxy: the run's trust bundle, which kz names in SSL_CERT_FILE.
+        ca = '--ca-certificate="${SSL_CERT_FILE:-$CA}" ' if self.PROXY else '--ca-certificate="$CA" '
+        return self.run_agent('wget -q -O - --timeout=20 --tries=1 %s--header="Authorization: Bearer $API_KEY" '
+                              '"%s%s"; echo "rc=$?"' % (ca, self.url, path))
+
     def python(self, path):
         py = self.write("client.py", PY_CLIENT)
         # Under the proxy the client must trust the run's CA: kz points SSL_CERT_FILE at it.
@@ -173,6 +180,13 @@ class InboundCases:
         r = self.python("/reflect/raw/split")
         self.assertEchoedToken(r, "raw")
         self.assertIn("status 200", r.stdout)
+
+    def test_value_split_across_two_reads_gnutls(self):
+        for form in ("raw", "base64url"):
+            self.assertEchoedToken(self.wget("/reflect/%s/split" % form), form)
+
+    def test_value_split_across_chunks_gnutls(self):
+        self.assertEchoedToken(self.wget("/reflect/json/chunked"), "json")
 
     # -- content codings -----------------------------------------------------------------
     def test_gzip_response_fails(self):
