@@ -64,7 +64,7 @@ kz::wire::Decision abort_swap(void*, kz::preload::ConnState*, const char*, std::
   std::abort();
 }
 void abort_report(void*, kz::preload::ConnState*, const char*, std::size_t) { std::abort(); }
-bool abort_redact(void*, kz::preload::ConnState*, unsigned char*, std::size_t) { std::abort(); }
+bool abort_redact(void*, kz::preload::ConnState*, unsigned char*, std::size_t, std::uint32_t) { std::abort(); }
 bool abort_write(void*, const char*, std::size_t) { std::abort(); }
 
 constinit kz::preload::ConnTable g_table;   // stays empty: count() == 0

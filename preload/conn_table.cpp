@@ -13,7 +13,7 @@ constexpr std::uintptr_t kTombstone = 1;
 
 void ConnState::add_fingerprint(const Fingerprint& f) {
   for (std::size_t i = 0; i < nfps; ++i)
-    if (fps[i].hash == f.hash && fps[i].len == f.len && fps[i].base == f.base) return;
+    if (fps[i].hash == f.hash && fps[i].len == f.len && fps[i].base == f.base && fps[i].form == f.form) return;
   if (nfps < kMaxFingerprints) {
     fps[nfps++] = f;
     return;

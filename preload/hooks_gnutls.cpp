@@ -4,6 +4,7 @@
 #include <poll.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstring>
 
 #include "kz/preload/alpn.h"
@@ -124,6 +125,12 @@ bool gtls_write_all(void* ctx, const char* p, std::size_t n) {
   return true;
 }
 
+long gtls_stream_read(void* ctx, unsigned char* p, std::size_t cap) {
+  auto real = KZ_REAL(Gnutls, gnutls_record_recv);
+  if (real == nullptr) return GNUTLS_E_INTERNAL_ERROR;
+  return static_cast<long>(real(static_cast<gnutls_session_t>(ctx), p, cap));
+}
+
 struct Ctx {
   Gtls g;
   ConnFacts facts;
@@ -163,9 +170,31 @@ KZ_EXPORT ssize_t gnutls_record_recv(gnutls_session_t s, void* data, size_t n) {
   Guard guard;
   Ctx c(s);
   outbound_flush(conn_table(), s, c.b, c.w);
-  const ssize_t rc = real(s, data, n);
-  if (rc > 0) inbound_after_read(conn_table(), s, data, static_cast<std::size_t>(rc), c.b);
-  return rc;
+  if (data != nullptr && n > 0) {
+    // A connection that carries a value reads through its inbound stream (inbound.h).
+    ReadOps r;
+    r.ctx = s;
+    r.read = gtls_stream_read;
+    std::size_t got = 0;
+    long lib = 0;
+    switch (inbound_read(conn_table(), s, static_cast<unsigned char*>(data), n, false, c.b, r, &got, &lib)) {
+      case InboundRead::PassThrough: break;
+      case InboundRead::Delivered: return static_cast<ssize_t>(got);
+      case InboundRead::Library: return static_cast<ssize_t>(lib);
+      case InboundRead::Failed:
+        errno = EPROTO;
+        return GNUTLS_E_PULL_ERROR;
+    }
+  }
+  return real(s, data, n);
+}
+
+// Bytes the inbound stream holds count as pending (wget asks before it polls).
+KZ_EXPORT size_t gnutls_record_check_pending(gnutls_session_t s) {
+  auto real = KZ_REAL(Gnutls, gnutls_record_check_pending);
+  const size_t n = real != nullptr ? real(s) : 0;
+  if (!shim_active() || conn_table().count() == 0) return n;
+  return n + inbound_pending(conn_table(), s);
 }
 
 KZ_EXPORT int gnutls_bye(gnutls_session_t s, gnutls_close_request_t how) {

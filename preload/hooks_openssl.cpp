@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <cerrno>
 #include <climits>
 #include <cstring>
 
@@ -209,10 +210,34 @@ void ossl_before_read(SSL* ssl) {
   outbound_flush(conn_table(), ssl, c.b, c.w);
 }
 
-void ossl_after_read(SSL* ssl, void* buf, std::size_t n) {
-  if (conn_table().count() == 0 || n == 0) return;
+long ossl_stream_read(void* ctx, unsigned char* p, std::size_t cap) {
+  auto real = KZ_REAL(Ssl, SSL_read);
+  if (real == nullptr) return -1;
+  return real(static_cast<SSL*>(ctx), p, cap > INT_MAX ? INT_MAX : static_cast<int>(cap));
+}
+
+// A connection that carries a value reads through its inbound stream (inbound.h).
+// Returns false when it has none (the hook reads as usual); else *rc is what SSL_read
+// returns: bytes, or the library's own result, or -1 with errno EPROTO for a
+// content-coded response.
+bool ossl_stream(SSL* ssl, void* buf, std::size_t num, bool peek, int* rc) {
+  if (conn_table().count() == 0 || num == 0) return false;
   Ctx c(ssl);
-  inbound_after_read(conn_table(), ssl, buf, n, c.b);
+  ReadOps r;
+  r.ctx = ssl;
+  r.read = ossl_stream_read;
+  std::size_t got = 0;
+  long lib = 0;
+  switch (inbound_read(conn_table(), ssl, static_cast<unsigned char*>(buf), num, peek, c.b, r, &got, &lib)) {
+    case InboundRead::PassThrough: return false;
+    case InboundRead::Delivered: *rc = static_cast<int>(got); return true;
+    case InboundRead::Library: *rc = static_cast<int>(lib); return true;
+    case InboundRead::Failed:
+      errno = EPROTO;
+      *rc = -1;
+      return true;
+  }
+  return false;
 }
 
 }  // namespace
@@ -252,39 +277,60 @@ KZ_EXPORT int SSL_write_ex(SSL* ssl, const void* buf, size_t num, size_t* writte
 namespace {
 
 // SSL_read and SSL_peek (and their _ex forms) alike: send what is held for the
-// connection first, then redact values in what was read.
-int hooked_read(int (*real)(SSL*, void*, int), SSL* ssl, void* buf, int num) {
+// connection first; then, on a connection that carries a value, read through its
+// inbound stream (values redacted), else straight from the library.
+int hooked_read(int (*real)(SSL*, void*, int), SSL* ssl, void* buf, int num, bool peek) {
   if (real == nullptr) return -1;
   if (!shim_active()) return real(ssl, buf, num);
   Guard g;
   ossl_before_read(ssl);
-  const int rc = real(ssl, buf, num);
-  if (rc > 0) ossl_after_read(ssl, buf, static_cast<std::size_t>(rc));
-  return rc;
+  int rc = 0;
+  if (num > 0 && buf != nullptr && ossl_stream(ssl, buf, static_cast<std::size_t>(num), peek, &rc)) return rc;
+  return real(ssl, buf, num);
 }
 
-int hooked_read_ex(int (*real)(SSL*, void*, size_t, size_t*), SSL* ssl, void* buf, size_t num, size_t* got) {
+int hooked_read_ex(int (*real)(SSL*, void*, size_t, size_t*), SSL* ssl, void* buf, size_t num, size_t* got,
+                   bool peek) {
   if (real == nullptr) return 0;
   if (!shim_active()) return real(ssl, buf, num, got);
   Guard g;
   ossl_before_read(ssl);
-  const int rc = real(ssl, buf, num, got);
-  if (rc == 1 && got != nullptr) ossl_after_read(ssl, buf, *got);
-  return rc;
+  int rc = 0;
+  if (buf != nullptr && ossl_stream(ssl, buf, num, peek, &rc)) {
+    if (got != nullptr) *got = rc > 0 ? static_cast<size_t>(rc) : 0;
+    return rc > 0 ? 1 : 0;
+  }
+  return real(ssl, buf, num, got);
 }
 
 }  // namespace
 
-KZ_EXPORT int SSL_read(SSL* ssl, void* buf, int num) { return hooked_read(KZ_REAL(Ssl, SSL_read), ssl, buf, num); }
+KZ_EXPORT int SSL_read(SSL* ssl, void* buf, int num) { return hooked_read(KZ_REAL(Ssl, SSL_read), ssl, buf, num, false); }
 
 KZ_EXPORT int SSL_read_ex(SSL* ssl, void* buf, size_t num, size_t* readbytes) {
-  return hooked_read_ex(KZ_REAL(Ssl, SSL_read_ex), ssl, buf, num, readbytes);
+  return hooked_read_ex(KZ_REAL(Ssl, SSL_read_ex), ssl, buf, num, readbytes, false);
 }
 
-KZ_EXPORT int SSL_peek(SSL* ssl, void* buf, int num) { return hooked_read(KZ_REAL(Ssl, SSL_peek), ssl, buf, num); }
+KZ_EXPORT int SSL_peek(SSL* ssl, void* buf, int num) { return hooked_read(KZ_REAL(Ssl, SSL_peek), ssl, buf, num, true); }
 
 KZ_EXPORT int SSL_peek_ex(SSL* ssl, void* buf, size_t num, size_t* readbytes) {
-  return hooked_read_ex(KZ_REAL(Ssl, SSL_peek_ex), ssl, buf, num, readbytes);
+  return hooked_read_ex(KZ_REAL(Ssl, SSL_peek_ex), ssl, buf, num, readbytes, true);
+}
+
+// Bytes the inbound stream holds count as pending: a program that polls the socket only
+// when SSL_pending is 0 would otherwise wait for bytes already read.
+KZ_EXPORT int SSL_pending(const SSL* ssl) {
+  auto real = KZ_REAL(Ssl, SSL_pending);
+  const int n = real != nullptr ? real(ssl) : 0;
+  if (!shim_active() || conn_table().count() == 0) return n;
+  return n + static_cast<int>(inbound_pending(conn_table(), ssl));
+}
+
+KZ_EXPORT int SSL_has_pending(const SSL* ssl) {
+  auto real = KZ_REAL(Ssl, SSL_has_pending);
+  const int n = real != nullptr ? real(ssl) : 0;
+  if (n != 0 || !shim_active() || conn_table().count() == 0) return n;
+  return inbound_pending(conn_table(), ssl) > 0 ? 1 : 0;
 }
 
 KZ_EXPORT int SSL_shutdown(SSL* ssl) {

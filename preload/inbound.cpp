@@ -1,25 +1,407 @@
 #include "kz/preload/inbound.h"
 
+#include <string.h>
+
+#include <cstring>
+
 #include "kz/wire/fingerprint.h"
+#include "kz/wire/value_forms.h"
 
 namespace kz::preload {
 
+namespace {
+
+constexpr std::size_t kMaxHits = 64;
+
+struct Hit {
+  std::size_t off;
+  std::size_t fp;
+};
+
+// Every window of [v, v+n) that matches a fingerprint, at most kMaxHits, sorted by offset.
+// One rolling pass per distinct (length, base): the forms of a value share few lengths.
+std::size_t find_hits(const unsigned char* v, std::size_t n, const Fingerprint* fps, std::size_t nfps, Hit* hits) {
+  std::size_t nh = 0;
+  bool done[kMaxFingerprints] = {};
+  std::size_t last_end[kMaxFingerprints] = {};
+  if (nfps > kMaxFingerprints) nfps = kMaxFingerprints;
+  for (std::size_t i = 0; i < nfps; ++i) {
+    if (done[i]) continue;
+    const std::size_t len = fps[i].len;
+    const std::uint64_t base = fps[i].base;
+    std::size_t group[kMaxFingerprints];
+    std::size_t ng = 0;
+    for (std::size_t j = i; j < nfps; ++j)
+      if (!done[j] && fps[j].len == len && fps[j].base == base) {
+        done[j] = true;
+        group[ng++] = j;
+      }
+    if (len == 0 || len > wire::kMaxData || len > n) continue;
+    const std::uint64_t top = wire::fp_pow(base, len - 1);
+    std::uint64_t h = wire::fp_hash(v, len, base);
+    for (std::size_t pos = 0;; ++pos) {
+      for (std::size_t g = 0; g < ng; ++g) {
+        const std::size_t j = group[g];
+        if (h != fps[j].hash || (last_end[j] > 0 && pos < last_end[j]) || nh == kMaxHits) continue;
+        last_end[j] = pos + len;
+        hits[nh++] = Hit{pos, j};
+      }
+      if (pos + len >= n) break;
+      h = wire::fp_addmod(h, wire::kFingerprintModulus - wire::fp_mulmod(v[pos], top));
+      h = wire::fp_addmod(wire::fp_mulmod(h, base), v[pos + len]);
+    }
+  }
+  for (std::size_t a = 1; a < nh; ++a)
+    for (std::size_t b = a; b > 0 && hits[b].off < hits[b - 1].off; --b) {
+      const Hit t = hits[b];
+      hits[b] = hits[b - 1];
+      hits[b - 1] = t;
+    }
+  return nh;
+}
+
+std::size_t longest_print(const ConnState& st) {
+  std::size_t m = 0;
+  for (std::size_t i = 0; i < st.nfps && i < kMaxFingerprints; ++i)
+    if (st.fps[i].len <= wire::kMaxData && st.fps[i].len > m) m = st.fps[i].len;
+  return m;
+}
+
+// ---- HTTP/1.1 response heads ----
+
+char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+bool name_is(const unsigned char* p, std::size_t n, const char* name) {
+  const std::size_t k = std::strlen(name);
+  if (n != k) return false;
+  for (std::size_t i = 0; i < k; ++i)
+    if (lower(static_cast<char>(p[i])) != name[i]) return false;
+  return true;
+}
+
+bool contains_ci(const unsigned char* p, std::size_t n, const char* word) {
+  const std::size_t k = std::strlen(word);
+  for (std::size_t i = 0; i + k <= n; ++i) {
+    std::size_t j = 0;
+    while (j < k && lower(static_cast<char>(p[i + j])) == word[j]) ++j;
+    if (j == k) return true;
+  }
+  return false;
+}
+
+struct ResponseHead {
+  bool ok = false;
+  int status = 0;
+  bool chunked = false;
+  bool has_length = false;
+  std::uint64_t length = 0;
+  const unsigned char* coding = nullptr;   // Content-Encoding other than identity
+  std::size_t coding_len = 0;
+};
+
+ResponseHead parse_response_head(const unsigned char* p, std::size_t n) {
+  ResponseHead h;
+  if (n < 12 || std::memcmp(p, "HTTP/1.", 7) != 0 || p[8] != ' ') return h;
+  for (std::size_t i = 9; i < 12; ++i) {
+    if (p[i] < '0' || p[i] > '9') return h;
+    h.status = h.status * 10 + (p[i] - '0');
+  }
+  h.ok = true;
+  std::size_t i = 0;
+  while (i < n && p[i] != '\n') ++i;   // past the status line
+  ++i;
+  while (i < n) {
+    std::size_t e = i;
+    while (e < n && p[e] != '\n') ++e;
+    std::size_t le = e;
+    if (le > i && p[le - 1] == '\r') --le;
+    if (le == i) break;   // the empty line
+    std::size_t colon = i;
+    while (colon < le && p[colon] != ':') ++colon;
+    if (colon < le) {
+      std::size_t vb = colon + 1, ve = le;
+      while (vb < ve && (p[vb] == ' ' || p[vb] == '\t')) ++vb;
+      while (ve > vb && (p[ve - 1] == ' ' || p[ve - 1] == '\t')) --ve;
+      const unsigned char* name = p + i;
+      const std::size_t nl = colon - i;
+      if (name_is(name, nl, "transfer-encoding")) {
+        if (contains_ci(p + vb, ve - vb, "chunked")) h.chunked = true;
+      } else if (name_is(name, nl, "content-length")) {
+        std::uint64_t v = 0;
+        bool digits = vb < ve;
+        for (std::size_t k = vb; k < ve && digits; ++k) {
+          if (p[k] < '0' || p[k] > '9' || v > (std::uint64_t{1} << 56)) digits = false;
+          else v = v * 10 + (p[k] - '0');
+        }
+        if (digits) {
+          h.has_length = true;
+          h.length = v;
+        }
+      } else if (name_is(name, nl, "content-encoding")) {
+        if (!(ve - vb == 8 && name_is(p + vb, 8, "identity")) && ve > vb) {
+          h.coding = p + vb;
+          h.coding_len = ve - vb;
+        }
+      }
+    }
+    i = e + 1;
+  }
+  return h;
+}
+
+int hex_digit(unsigned char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// ---- The stream ----
+
+struct Pass {
+  InboundStream& s;
+  ConnState& st;
+  const BrokerOps& b;
+};
+
+// Scans the data bytes of [s.ready, end) and releases: all of them (final) or all but the
+// last (longest form - 1) data bytes.
+void release(Pass& x, std::size_t end, bool final) {
+  InboundStream& s = x.s;
+  std::size_t n = 0;
+  for (std::size_t k = 0; k < s.nsegs; ++k) {
+    const std::size_t from = s.seg_from[k] > s.ready ? s.seg_from[k] : s.ready;
+    const std::size_t to = s.seg_to[k] < end ? s.seg_to[k] : end;
+    if (from >= to) continue;
+    std::memcpy(s.view + n, s.buf + from, to - from);
+    n += to - from;
+  }
+  if (n > 0 && x.st.nfps > 0 && redact_buffer(s.view, n, x.st.fps, x.st.nfps, x.b, &x.st) > 0) {
+    std::size_t v = 0;   // write the replacements back where the bytes came from
+    for (std::size_t k = 0; k < s.nsegs; ++k) {
+      const std::size_t from = s.seg_from[k] > s.ready ? s.seg_from[k] : s.ready;
+      const std::size_t to = s.seg_to[k] < end ? s.seg_to[k] : end;
+      if (from >= to) continue;
+      std::memcpy(s.buf + from, s.view + v, to - from);
+      v += to - from;
+    }
+  }
+  std::size_t upto = s.ready;
+  if (final) {
+    upto = end;
+  } else {
+    const std::size_t keep = longest_print(x.st) > 0 ? longest_print(x.st) - 1 : 0;
+    if (n > keep) {
+      // The buffer offset of data byte (n - keep): everything before it is final.
+      std::size_t want = n - keep, seen = 0;
+      for (std::size_t k = 0; k < s.nsegs; ++k) {
+        const std::size_t from = s.seg_from[k] > s.ready ? s.seg_from[k] : s.ready;
+        const std::size_t to = s.seg_to[k] < end ? s.seg_to[k] : end;
+        if (from >= to) continue;
+        if (seen + (to - from) >= want) {
+          upto = from + (want - seen);
+          break;
+        }
+        seen += to - from;
+      }
+    }
+  }
+  if (upto <= s.ready) return;
+  s.ready = static_cast<std::uint32_t>(upto);
+  // Drop the data runs that are final now.
+  std::size_t w = 0;
+  for (std::size_t k = 0; k < s.nsegs; ++k) {
+    if (s.seg_to[k] <= upto) continue;
+    s.seg_from[w] = s.seg_from[k] > upto ? s.seg_from[k] : static_cast<std::uint32_t>(upto);
+    s.seg_to[w] = s.seg_to[k];
+    ++w;
+  }
+  s.nsegs = static_cast<std::uint32_t>(w);
+}
+
+void add_data(Pass& x, std::size_t from, std::size_t to) {
+  InboundStream& s = x.s;
+  if (from >= to) return;
+  if (s.nsegs > 0 && s.seg_to[s.nsegs - 1] == from) {
+    s.seg_to[s.nsegs - 1] = static_cast<std::uint32_t>(to);
+    return;
+  }
+  // Too many data runs (a body of tiny chunks): what came before is scanned and released
+  // now; a value straddling this point is found only if it lies within one read.
+  if (s.nsegs == kInboundSegments) release(x, from, true);
+  s.seg_from[s.nsegs] = static_cast<std::uint32_t>(from);
+  s.seg_to[s.nsegs] = static_cast<std::uint32_t>(to);
+  ++s.nsegs;
+}
+
+void message_end(Pass& x, std::size_t at) {
+  release(x, at, true);
+  x.s.phase = InPhase::Head;
+  x.s.msg_start = static_cast<std::uint32_t>(at);
+}
+
+void go_opaque(Pass& x) {
+  InboundStream& s = x.s;
+  s.phase = InPhase::Opaque;
+  // What is buffered is released as it is, scanned as one piece.
+  if (s.len > s.ready && x.st.nfps > 0) redact_buffer(s.buf + s.ready, s.len - s.ready, x.st.fps, x.st.nfps, x.b, &x.st);
+  s.nsegs = 0;
+  s.ready = s.parsed = s.len;
+}
+
+bool method_is_head(const ConnState& st) { return st.method_len == 4 && std::memcmp(st.method, "HEAD", 4) == 0; }
+
+// Runs the framing parser over [s.parsed, s.len).
+void advance(Pass& x) {
+  InboundStream& s = x.s;
+  std::size_t p = s.parsed;
+  while (p < s.len && !s.failed) {
+    switch (s.phase) {
+      case InPhase::Opaque:
+        go_opaque(x);
+        return;
+      case InPhase::Head: {
+        const unsigned char* h = s.buf + s.msg_start;
+        const std::size_t avail = s.len - s.msg_start;
+        const std::size_t cmp = avail < 5 ? avail : 5;
+        if (std::memcmp(h, "HTTP/", cmp) != 0) return go_opaque(x);
+        const std::size_t from = p >= s.msg_start + 3 ? p - 3 : s.msg_start;
+        const void* e = memmem(s.buf + from, s.len - from, "\r\n\r\n", 4);
+        if (e == nullptr) {
+          if (avail > kInboundCap - 4096) return go_opaque(x);   // a head we cannot hold whole
+          p = s.len;
+          break;
+        }
+        const std::size_t head_end = static_cast<std::size_t>(static_cast<const unsigned char*>(e) - s.buf) + 4;
+        const ResponseHead r = parse_response_head(h, head_end - s.msg_start);
+        if (!r.ok) return go_opaque(x);
+        add_data(x, s.msg_start, head_end);
+        p = head_end;
+        const bool no_body = (r.status >= 100 && r.status < 200) || r.status == 204 || r.status == 304 ||
+                             method_is_head(x.st);
+        if (r.status == 101) {
+          release(x, head_end, true);
+          s.parsed = static_cast<std::uint32_t>(head_end);
+          return go_opaque(x);   // another protocol follows
+        }
+        if (no_body) {
+          message_end(x, head_end);
+          break;
+        }
+        if (r.coding != nullptr) {
+          // Compressed bytes may hide a value from the scan: the program gets none of them.
+          s.failed = true;
+          if (x.b.report_coded) {
+            const std::size_t cl = r.coding_len < 64 ? r.coding_len : 64;
+            x.b.report_coded(x.b.ctx, &x.st, reinterpret_cast<const char*>(r.coding), cl);
+          }
+          return;
+        }
+        if (r.chunked) {
+          s.phase = InPhase::ChunkSize;
+          s.chunk_size = 0;
+          s.line_len = 0;
+          s.in_ext = s.digits = false;
+        } else if (r.has_length) {
+          s.remaining = r.length;
+          if (r.length == 0) message_end(x, head_end);
+          else s.phase = InPhase::Length;
+        } else {
+          s.phase = InPhase::UntilClose;
+        }
+        break;
+      }
+      case InPhase::Length:
+      case InPhase::ChunkData: {
+        const std::size_t take = s.len - p < s.remaining ? s.len - p : static_cast<std::size_t>(s.remaining);
+        add_data(x, p, p + take);
+        p += take;
+        s.remaining -= take;
+        if (s.remaining == 0) {
+          if (s.phase == InPhase::Length) {
+            message_end(x, p);
+          } else {
+            s.phase = InPhase::ChunkEnd;
+            s.line_len = 0;
+          }
+        }
+        break;
+      }
+      case InPhase::ChunkEnd: {
+        const unsigned char c = s.buf[p++];
+        if (c == '\n') {
+          s.phase = InPhase::ChunkSize;
+          s.chunk_size = 0;
+          s.line_len = 0;
+          s.in_ext = s.digits = false;
+        } else if (c != '\r' || ++s.line_len > 1) {
+          s.parsed = static_cast<std::uint32_t>(p);
+          return go_opaque(x);
+        }
+        break;
+      }
+      case InPhase::ChunkSize: {
+        const unsigned char c = s.buf[p++];
+        if (c == '\n') {
+          if (!s.digits) {
+            s.parsed = static_cast<std::uint32_t>(p);
+            return go_opaque(x);
+          }
+          if (s.chunk_size == 0) {
+            s.phase = InPhase::Trailers;
+            s.line_len = 0;
+          } else {
+            s.phase = InPhase::ChunkData;
+            s.remaining = s.chunk_size;
+          }
+        } else if (c == ';') {
+          s.in_ext = true;
+        } else if (!s.in_ext && c != '\r' && c != ' ' && c != '\t') {
+          const int d = hex_digit(c);
+          if (d < 0 || s.chunk_size > (std::uint64_t{1} << 56)) {
+            s.parsed = static_cast<std::uint32_t>(p);
+            return go_opaque(x);
+          }
+          s.chunk_size = s.chunk_size * 16 + static_cast<std::uint64_t>(d);
+          s.digits = true;
+        }
+        break;
+      }
+      case InPhase::Trailers: {
+        const unsigned char c = s.buf[p++];
+        if (c == '\n') {
+          if (s.line_len == 0) message_end(x, p);
+          s.line_len = 0;
+        } else if (c != '\r') {
+          ++s.line_len;
+        }
+        break;
+      }
+      case InPhase::UntilClose:
+        add_data(x, p, s.len);
+        p = s.len;
+        break;
+    }
+  }
+  s.parsed = static_cast<std::uint32_t>(p);
+  if (s.phase != InPhase::Opaque && !s.failed) release(x, s.len, false);
+}
+
+}  // namespace
+
 std::size_t redact_buffer(unsigned char* p, std::size_t n, const Fingerprint* fps, std::size_t nfps,
                           const BrokerOps& b, ConnState* st) {
-  std::size_t replaced = 0;
-  for (std::size_t i = 0; i < nfps; ++i) {
-    const Fingerprint& f = fps[i];
-    if (f.len == 0 || f.len > wire::kMaxData || f.len > n) continue;
-    // Collect first, then replace: overwriting during the scan would corrupt the rolling hash.
-    std::size_t hits[64];
-    std::size_t nh = 0;
-    wire::fp_scan(p, n, f.len, f.base, f.hash, [&](std::size_t off) {
-      if (nh > 0 && off < hits[nh - 1] + f.len) return true;   // overlaps the previous hit
-      hits[nh++] = off;
-      return nh < 64;
-    });
-    for (std::size_t h = 0; h < nh; ++h)
-      if (b.redact != nullptr && b.redact(b.ctx, st, p + hits[h], f.len)) ++replaced;
+  if (n == 0 || nfps == 0 || b.redact == nullptr) return 0;
+  Hit hits[kMaxHits];
+  const std::size_t nh = find_hits(p, n, fps, nfps, hits);
+  std::size_t replaced = 0, done_to = 0;
+  for (std::size_t h = 0; h < nh; ++h) {
+    const Fingerprint& f = fps[hits[h].fp];
+    if (hits[h].off < done_to) continue;   // overlaps a replacement already made
+    if (b.redact(b.ctx, st, p + hits[h].off, f.len, f.form)) {
+      ++replaced;
+      done_to = hits[h].off + f.len;
+    }
   }
   return replaced;
 }
@@ -31,6 +413,125 @@ void inbound_after_read(ConnTable& t, const void* key, void* buf, std::size_t n,
   StateLock lk(st);
   if (st->nfps == 0) return;
   redact_buffer(static_cast<unsigned char*>(buf), n, st->fps, st->nfps, b, st);
+}
+
+void stream_feed(ConnState& st, const unsigned char* p, std::size_t n, const BrokerOps& b) {
+  InboundStream& s = st.in;
+  if (n > stream_room(s)) n = stream_room(s);
+  std::memcpy(s.buf + s.len, p, n);
+  s.len += static_cast<std::uint32_t>(n);
+  Pass x{s, st, b};
+  advance(x);
+  // Full and nothing final (a head or tail larger than the buffer): release what is there
+  // rather than stall the connection.
+  if (stream_room(s) == 0 && s.ready == 0) go_opaque(x);
+}
+
+void stream_end(ConnState& st, const BrokerOps& b) {
+  InboundStream& s = st.in;
+  if (s.failed) return;
+  Pass x{s, st, b};
+  if (s.phase == InPhase::Head && s.len > s.msg_start) add_data(x, s.msg_start, s.len);
+  release(x, s.len, true);
+  s.parsed = s.len;
+  s.phase = InPhase::Head;
+  s.msg_start = s.len;
+}
+
+std::size_t stream_take(InboundStream& s, unsigned char* out, std::size_t cap, bool peek) {
+  const std::size_t k = s.ready < cap ? s.ready : cap;
+  if (k == 0) return 0;
+  std::memcpy(out, s.buf, k);
+  if (peek) return k;
+  const std::size_t rest = s.len - k;
+  std::memmove(s.buf, s.buf + k, rest);
+  explicit_bzero(s.buf + rest, k);
+  s.len = static_cast<std::uint32_t>(rest);
+  s.ready -= static_cast<std::uint32_t>(k);
+  s.parsed -= static_cast<std::uint32_t>(k);
+  s.msg_start = s.msg_start > k ? static_cast<std::uint32_t>(s.msg_start - k) : 0;
+  for (std::size_t i = 0; i < s.nsegs; ++i) {
+    s.seg_from[i] -= static_cast<std::uint32_t>(k);
+    s.seg_to[i] -= static_cast<std::uint32_t>(k);
+  }
+  return k;
+}
+
+InboundRead inbound_read(ConnTable& t, const void* key, unsigned char* out, std::size_t cap, bool peek,
+                         const BrokerOps& b, const ReadOps& r, std::size_t* got, long* lib) {
+  if (t.count() == 0 || cap == 0) return InboundRead::PassThrough;
+  ConnState* st = t.find(key);
+  if (st == nullptr) return InboundRead::PassThrough;
+  StateLock lk(st);
+  if (st->nfps == 0 && st->in.len == 0) return InboundRead::PassThrough;
+  InboundStream& s = st->in;
+  for (;;) {
+    if (s.ready > 0) {
+      *got = stream_take(s, out, cap, peek);
+      return InboundRead::Delivered;
+    }
+    if (s.failed) return InboundRead::Failed;
+    const long rc = r.read(r.ctx, s.buf + s.len, stream_room(s));
+    if (rc <= 0) {
+      if (rc == 0 && s.len > 0) {   // the end of the stream: what is held is final
+        stream_end(*st, b);
+        if (s.ready > 0) continue;
+      }
+      *lib = rc;
+      return InboundRead::Library;
+    }
+    // The bytes are in place already: advance as stream_feed does, without the copy.
+    s.len += static_cast<std::uint32_t>(rc);
+    Pass x{s, *st, b};
+    advance(x);
+    if (stream_room(s) == 0 && s.ready == 0) go_opaque(x);
+  }
+}
+
+std::size_t inbound_pending(ConnTable& t, const void* key) {
+  if (t.count() == 0) return 0;
+  ConnState* st = t.find(key);
+  if (st == nullptr) return 0;
+  StateLock lk(st);
+  return st->in.ready;
+}
+
+bool inbound_active(ConnTable& t, const void* key) {
+  if (t.count() == 0) return false;
+  ConnState* st = t.find(key);
+  if (st == nullptr) return false;
+  StateLock lk(st);
+  return st->nfps > 0 || st->in.len > 0;
+}
+
+std::size_t inbound_push(ConnTable& t, const void* key, const unsigned char* p, std::size_t n, const BrokerOps& b,
+                         bool* failed) {
+  *failed = false;
+  if (t.count() == 0) return 0;
+  ConnState* st = t.find(key);
+  if (st == nullptr) return 0;
+  StateLock lk(st);
+  if (st->nfps == 0 && st->in.len == 0) return 0;
+  const std::size_t k = n < stream_room(st->in) ? n : stream_room(st->in);
+  stream_feed(*st, p, k, b);
+  *failed = st->in.failed;
+  return k;
+}
+
+std::size_t inbound_take(ConnTable& t, const void* key, unsigned char* out, std::size_t cap) {
+  if (t.count() == 0) return 0;
+  ConnState* st = t.find(key);
+  if (st == nullptr) return 0;
+  StateLock lk(st);
+  return stream_take(st->in, out, cap, false);
+}
+
+void inbound_finish(ConnTable& t, const void* key, const BrokerOps& b) {
+  if (t.count() == 0) return;
+  ConnState* st = t.find(key);
+  if (st == nullptr) return;
+  StateLock lk(st);
+  stream_end(*st, b);
 }
 
 }  // namespace kz::preload

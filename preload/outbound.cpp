@@ -4,6 +4,7 @@
 
 #include <cstring>
 
+#include "kz/preload/accept_encoding.h"
 #include "kz/preload/basic_auth.h"
 #include "kz/wire/scanner.h"
 #include "kz/wire/token.h"
@@ -214,6 +215,10 @@ OutboundResult rewrite_outbound(const char* in, std::size_t n, const OutboundOpt
   if (!r.changed) {
     explicit_bzero(out, ar.out_len);
     r.out_len = limit;
+  } else if (h.is_request && h.complete) {
+    // This request carries a value now: its response must come back uncompressed, where
+    // inbound redaction can see a value the server echoes (accept_encoding.h).
+    force_identity_encoding(out, r.out_len);
   }
   return r;
 }

@@ -39,8 +39,11 @@ Decision call_swap(void* ctx, ConnState* st, const char* tok, std::size_t len, b
 void call_report(void* ctx, ConnState* st, const char* tok, std::size_t len) {
   static_cast<SwapClient*>(ctx)->report(st, tok, len);
 }
-bool call_redact(void* ctx, ConnState* st, unsigned char* p, std::size_t len) {
-  return static_cast<SwapClient*>(ctx)->redact(st, p, len);
+bool call_redact(void* ctx, ConnState* st, unsigned char* p, std::size_t len, std::uint32_t form) {
+  return static_cast<SwapClient*>(ctx)->redact(st, p, len, form);
+}
+void call_report_coded(void* ctx, ConnState* st, const char* coding, std::size_t len) {
+  static_cast<SwapClient*>(ctx)->report_coded(st, coding, len);
 }
 void call_report_grant_uses(void* ctx, ConnState* st) { static_cast<SwapClient*>(ctx)->report_grant_uses(st); }
 void call_prepare(void* ctx, const ConnState* st) { static_cast<SwapClient*>(ctx)->prepare(st); }
@@ -53,6 +56,7 @@ BrokerOps SwapClient::ops() {
   b.swap = call_swap;
   b.report = call_report;
   b.redact = call_redact;
+  b.report_coded = call_report_coded;
   b.report_grant_uses = call_report_grant_uses;
   b.prepare = call_prepare;
   return b;
@@ -180,6 +184,13 @@ Decision SwapClient::swap(ConnState* st, const char* tok, std::size_t len, bool 
         fp.len = rep->fp_len;
         fp.secret_id = rep->secret_id;
         st->add_fingerprint(fp);
+        // The value's encoded forms (base64, hex, percent, JSON...), each its own print.
+        for (std::size_t i = 0; i < rep->nforms && i < wire::kValueFormCount; ++i) {
+          fp.hash = rep->forms[i].hash;
+          fp.len = rep->forms[i].len;
+          fp.form = rep->forms[i].form;
+          st->add_fingerprint(fp);
+        }
       }
     }
   } else if (d == Decision::Incomplete) {
@@ -189,15 +200,23 @@ Decision SwapClient::swap(ConnState* st, const char* tok, std::size_t len, bool 
   return d;
 }
 
+void SwapClient::report_coded(ConnState* st, const char* coding, std::size_t len) {
+  facts_.ensure_gathered();
+  Request* r = fill(Op::Report, facts_, st, coding, len == 0 ? 1 : len, false);
+  if (r != nullptr) r->flags |= wire::kFlagCodedResponse;
+  wipe_exchange(r, round_trip(r));
+}
+
 void SwapClient::report(ConnState* st, const char* tok, std::size_t len) {
   facts_.ensure_gathered();
   Request* r = fill(Op::Report, facts_, st, tok, len, false);
   wipe_exchange(r, round_trip(r));
 }
 
-bool SwapClient::redact(ConnState* st, unsigned char* p, std::size_t len) {
+bool SwapClient::redact(ConnState* st, unsigned char* p, std::size_t len, std::uint32_t form) {
   facts_.ensure_gathered();
   Request* r = fill(Op::Redact, facts_, st, p, len, false);
+  if (r != nullptr) r->form = form;
   const Reply* rep = round_trip(r);
   const bool replaced = rep != nullptr && rep->decision == Decision::Allow && rep->data_len == len;
   if (replaced) std::memcpy(p, rep->data, len);

@@ -113,9 +113,19 @@ bool is_credential_header(std::string_view name) {
 }
 
 // Framing is libcurl's job: a Content-Length or Transfer-Encoding from the agent could
-// contradict the body actually sent, and "Expect" is set by kz.
+// contradict the body actually sent, and "Expect" is set by kz. So is Accept-Encoding:
+// kz asks for identity, because the response is redacted before the agent sees it and a
+// value inside a compressed body would pass the redaction.
 bool is_engine_header(std::string_view name) {
-  return iequals(name, "content-length") || iequals(name, "transfer-encoding") || iequals(name, "expect");
+  return iequals(name, "content-length") || iequals(name, "transfer-encoding") || iequals(name, "expect") ||
+         iequals(name, "accept-encoding");
+}
+
+// The response's Content-Encoding when it is a coding other than identity, else "".
+std::string content_coding(const std::vector<std::pair<std::string, std::string>>& headers) {
+  for (const auto& [k, v] : headers)
+    if (k == "content-encoding" && !v.empty() && !iequals(v, "identity")) return v;
+  return {};
 }
 
 // Everything one hop's callbacks need; lives on fetch()'s stack during the transfer.
@@ -242,8 +252,9 @@ Result<HopResult> perform_hop(const HttpsUrl& url, const std::string& method, co
     hdrs.reset(api.slist_append(hdrs.release(), lines.back().str().c_str()));
     if (!hdrs) return make_error(ErrorKind::Internal, "fetch: out of memory");
   }
-  // No 100-continue round trip, and no invented form Content-Type for a POST body.
-  for (const char* extra : {"Expect:", "Content-Type:"}) {
+  // No 100-continue round trip, no invented form Content-Type for a POST body, and an
+  // uncompressed response (see is_engine_header).
+  for (const char* extra : {"Expect:", "Content-Type:", "Accept-Encoding: identity"}) {
     if (std::string_view(extra) == "Content-Type:" && has_content_type) continue;
     hdrs.reset(api.slist_append(hdrs.release(), extra));
     if (!hdrs) return make_error(ErrorKind::Internal, "fetch: out of memory");
@@ -385,6 +396,16 @@ Result<FetchResponse> fetch(const FetchRequest& req, const FetchOptions& opts, c
       continue;
     }
 
+    if (const std::string coding = content_coding(st.headers); !coding.empty() && !st.body.str().empty()) {
+      // The body would reach the agent unredacted: refused, and its bytes wiped.
+      const bool plain = std::all_of(coding.begin(), coding.end(), [](unsigned char c) {
+        return std::isalnum(c) || c == '-' || c == ',' || c == ' ';
+      });
+      return make_error(ErrorKind::Denied, "fetch " + url.host + ": the response is content-coded (" +
+                                               (plain ? coding.substr(0, 40) : std::string("?")) +
+                                               ") although kz asked for identity; refused, because kz cannot "
+                                               "redact values inside a compressed body");
+    }
     FetchResponse resp;
     resp.status = r->status;
     resp.headers = std::move(st.headers);

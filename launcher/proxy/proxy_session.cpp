@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <functional>
 
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/post.hpp>
@@ -148,6 +149,7 @@ ProxySession::ProxySession(ProxyShared& sh, tcp::socket client)
 ProxySession::~ProxySession() {
   drop_state();
   if (!obuf_.empty()) wipe(obuf_.data(), obuf_.size());
+  if (!dbuf_.empty()) wipe(dbuf_.data(), dbuf_.size());
   std::lock_guard lock(sh_.mu);
   sh_.live.erase(this);
 }
@@ -554,23 +556,69 @@ void ProxySession::tls_u2c_read() {
     if (self->closed_) return;
     if (n == 0) {
       if (!benign_end(ec)) return self->close_all();
-      self->u_done_ = true;
-      // The server is done: the client cannot be answered any more, so its side ends
-      // too (a client read still waiting is cancelled; a write in flight finishes).
-      if (self->c_reading_ && !self->u_writing_) {
-        error_code ig;
-        self->client_tls_->next_layer().cancel(ig);
-      }
-      return self->direction_done();
+      // Bytes the inbound stream held back are final now: they go first.
+      if (self->drain_inbound(true)) return self->tls_u2c_write_then([self] { self->tls_u2c_end(); });
+      return self->tls_u2c_end();
     }
-    // Values the server echoes back become their tokens before the client sees them.
-    preload::inbound_after_read(*self->sh_.table, self.get(), self->ubuf_, n, self->ops_);
-    asio::async_write(*self->client_tls_, asio::buffer(self->ubuf_, n), [self](const error_code& e, std::size_t) {
-      if (self->closed_) return;
-      if (e) return self->close_all();
-      self->tls_u2c_read();
-    });
+    if (!preload::inbound_active(*self->sh_.table, self.get())) {
+      asio::async_write(*self->client_tls_, asio::buffer(self->ubuf_, n), [self](const error_code& e, std::size_t) {
+        if (self->closed_) return;
+        if (e) return self->close_all();
+        self->tls_u2c_read();
+      });
+      return;
+    }
+    // A connection that carries a value: the response goes through the inbound stream,
+    // which replaces echoed values (in any encoding, across reads and chunks) by their
+    // tokens and refuses a content-coded body.
+    std::size_t off = 0;
+    bool failed = false;
+    while (off < n && !failed) {
+      const std::size_t k = preload::inbound_push(*self->sh_.table, self.get(),
+                                                  reinterpret_cast<const unsigned char*>(self->ubuf_) + off, n - off,
+                                                  self->ops_, &failed);
+      off += k;
+      self->drain_inbound(false);
+      if (k == 0) break;
+    }
+    if (failed) return self->close_all();   // the broker audited it; the client sees a reset
+    if (self->dbuf_.empty()) return self->tls_u2c_read();
+    self->tls_u2c_write_then([self] { self->tls_u2c_read(); });
   });
+}
+
+bool ProxySession::drain_inbound(bool at_end) {
+  if (!preload::inbound_active(*sh_.table, this)) return !dbuf_.empty();
+  if (at_end) preload::inbound_finish(*sh_.table, this, ops_);
+  unsigned char tmp[4096];
+  for (;;) {
+    const std::size_t k = preload::inbound_take(*sh_.table, this, tmp, sizeof tmp);
+    if (k == 0) break;
+    dbuf_.append(reinterpret_cast<const char*>(tmp), k);
+  }
+  wipe(tmp, sizeof tmp);
+  return !dbuf_.empty();
+}
+
+void ProxySession::tls_u2c_write_then(std::function<void()> next) {
+  asio::async_write(*client_tls_, asio::buffer(dbuf_), [self = shared_from_this(), next = std::move(next)](const error_code& e, std::size_t) {
+    wipe(self->dbuf_.data(), self->dbuf_.size());
+    self->dbuf_.clear();
+    if (self->closed_) return;
+    if (e) return self->close_all();
+    next();
+  });
+}
+
+void ProxySession::tls_u2c_end() {
+  u_done_ = true;
+  // The server is done: the client cannot be answered any more, so its side ends
+  // too (a client read still waiting is cancelled; a write in flight finishes).
+  if (c_reading_ && !u_writing_) {
+    error_code ig;
+    client_tls_->next_layer().cancel(ig);
+  }
+  direction_done();
 }
 
 // ---- End ------------------------------------------------------------------------------

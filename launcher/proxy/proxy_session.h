@@ -16,6 +16,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -102,6 +103,11 @@ class ProxySession : public std::enable_shared_from_this<ProxySession> {
   void tls_c2u_end(bool clean);
   void finish_c2u();
   void tls_u2c_read();
+  // Moves the inbound stream's final bytes into dbuf_ (all of them at the upstream's end);
+  // true when dbuf_ has bytes for the client.
+  bool drain_inbound(bool at_end);
+  void tls_u2c_write_then(std::function<void()> next);
+  void tls_u2c_end();
   void tls_c2u_idle_flush();
   // End.
   void direction_done();
@@ -139,6 +145,7 @@ class ProxySession : public std::enable_shared_from_this<ProxySession> {
   error_code parked_ec_;
   std::size_t parked_n_ = 0;
   std::string obuf_;   // rewritten bytes for the upstream (wiped after each write)
+  std::string dbuf_;   // redacted bytes for the client (wiped after each write)
 
   SwapContext swap_;
   ProxySwapClient swapper_{swap_};

@@ -1,5 +1,7 @@
 #include "secrets/decide.h"
 
+#include <string.h>
+
 #include <algorithm>
 #include <cstring>
 #include <string_view>
@@ -75,8 +77,21 @@ DecideOutcome decide(const DecideContext& ctx, const wire::Request& req, const P
     return std::move(out);
   };
 
+  if (req.op == Op::Report && (req.flags & wire::kFlagCodedResponse) != 0) {
+    a.op = UseOp::Redact;
+    // data is the server's Content-Encoding: kept in the record only when it is a plain
+    // coding name (it comes from the response, not from kz).
+    const bool plain = std::all_of(data.begin(), data.end(), [](char c) {
+      return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == ',' || c == ' ';
+    });
+    return refuse(nullptr, "a response on a connection that carries a value arrived content-coded (" +
+                               std::string(plain ? data.substr(0, 40) : "?") +
+                               "), which redaction cannot see into: the read failed (EPROTO)");
+  }
+
   if (req.op == Op::Redact) {
-    const TokenEntry* s = ctx.table->find_value(data);
+    const auto form = static_cast<wire::ValueForm>(req.form);
+    const TokenEntry* s = ctx.table->find_value_in_form(data, form);
     if (s == nullptr) {
       rep.decision = Decision::Unknown;
       out.audit.reset();   // a fingerprint collision, not an event
@@ -84,8 +99,12 @@ DecideOutcome decide(const DecideContext& ctx, const wire::Request& req, const P
     }
     rep.decision = Decision::Allow;
     // Same length as what it replaces, so the response's framing is untouched: the
-    // token itself when lengths agree, else the token cut to the value's length.
-    set_data(rep, s->token.view().substr(0, s->value.size()));
+    // token in the same form (value_forms.h: escapes or a filler make up a shorter one,
+    // a longer one is cut).
+    char repl[wire::kMaxData];
+    const std::size_t rl = wire::token_in_form(form, s->token.view().data(), s->token.size(), data.size(), repl, sizeof repl);
+    set_data(rep, std::string_view(repl, rl));
+    explicit_bzero(repl, sizeof repl);
     rep.secret_id = s->id;
     a.secret = s->name;
     a.token_id = s->token_id;
@@ -141,6 +160,8 @@ DecideOutcome decide(const DecideContext& ctx, const wire::Request& req, const P
   rep.fp_base = ctx.table->fp_base();
   rep.fp_hash = s->fp_hash;
   rep.fp_len = static_cast<std::uint32_t>(s->value.size());
+  rep.nforms = static_cast<std::uint32_t>(std::min(s->form_prints.size(), wire::kValueFormCount));
+  for (std::size_t i = 0; i < rep.nforms; ++i) rep.forms[i] = s->form_prints[i];
   a.secret = s->name;
   a.token_id = s->token_id;
   a.decision = "allow";

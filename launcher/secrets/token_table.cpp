@@ -4,6 +4,7 @@
 #include <openssl/rand.h>
 
 #include <algorithm>
+#include <cstring>
 #include <ctime>
 #include <mutex>
 #include <unordered_map>
@@ -32,6 +33,33 @@ struct TokenTable::Issued {
   mutable std::mutex mu;
   std::unordered_map<std::string, std::shared_ptr<const TokenEntry>> by_hash;   // SHA-256 hex of the token
 };
+
+namespace {
+
+// The fingerprints of every encoded form of `value` that differs from the raw value and
+// from the forms before it; forms past wire::kMaxFormLen are left out. The encodings are
+// built in locked memory and wiped.
+std::vector<wire::FormPrint> form_prints_of(std::string_view value, std::uint64_t base) {
+  std::vector<wire::FormPrint> out;
+  SecretValue enc = SecretValue::allocate(wire::kMaxFormLen * wire::kValueFormCount);
+  std::size_t lens[wire::kValueFormCount] = {};
+  const auto* in = reinterpret_cast<const unsigned char*>(value.data());
+  for (std::size_t f = 1; f < wire::kValueFormCount; ++f) {
+    char* at = enc.data() + f * wire::kMaxFormLen;
+    const std::size_t n = wire::encode_form(static_cast<wire::ValueForm>(f), in, value.size(), at, wire::kMaxFormLen);
+    if (n == 0 || std::string_view(at, n) == value) continue;
+    bool dup = false;
+    for (std::size_t g = 1; g < f && !dup; ++g)
+      dup = lens[g] == n && std::memcmp(enc.data() + g * wire::kMaxFormLen, at, n) == 0;
+    if (dup) continue;
+    lens[f] = n;
+    out.push_back({wire::fp_hash(reinterpret_cast<const unsigned char*>(at), n, base), static_cast<std::uint32_t>(n),
+                   static_cast<std::uint32_t>(f)});
+  }
+  return out;
+}
+
+}  // namespace
 
 std::int64_t unix_now() { return static_cast<std::int64_t>(std::time(nullptr)); }
 
@@ -66,6 +94,7 @@ Result<TokenTable> TokenTable::build(std::vector<ResolvedSecret> secrets,
     e.token_id = token_id(e.token.view());
     e.fp_hash = wire::fp_hash(reinterpret_cast<const unsigned char*>(r.value.view().data()), r.value.size(), t.fp_base_);
     e.value = std::move(r.value);
+    e.form_prints = form_prints_of(e.value.view(), t.fp_base_);
     for (const auto& [name, binding] : bindings)
       if (name == e.name) e.binding = binding;
     t.secrets_.push_back(std::move(e));
@@ -85,6 +114,19 @@ const TokenEntry* TokenTable::find_token_start(std::string_view text) const {
   for (const auto& s : secrets_)
     if (s.token.size() > text.size() && same(s.token.view().substr(0, text.size()), text)) hit = &s;
   return hit;
+}
+
+const TokenEntry* TokenTable::find_value_in_form(std::string_view bytes, wire::ValueForm form) const {
+  if (form == wire::ValueForm::Raw) return find_value(bytes);
+  if (bytes.size() > wire::kMaxFormLen) return nullptr;
+  SecretValue enc = SecretValue::allocate(wire::kMaxFormLen);
+  const TokenEntry* hit = nullptr;
+  for (const auto& s : secrets_) {
+    const std::size_t n = wire::encode_form(form, reinterpret_cast<const unsigned char*>(s.value.view().data()),
+                                            s.value.size(), enc.data(), wire::kMaxFormLen);
+    if (n > 0 && same(std::string_view(enc.data(), n), bytes)) hit = &s;
+  }
+  return hit;   // enc is wiped when it goes
 }
 
 const TokenEntry* TokenTable::find_value(std::string_view bytes) const {

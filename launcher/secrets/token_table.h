@@ -23,6 +23,7 @@
 
 #include "kz/result.h"
 #include "kz/secret.h"
+#include "kz/wire/protocol.h"
 #include "secrets/binding.h"
 #include "secrets/resolved_secret.h"
 
@@ -39,6 +40,9 @@ struct TokenEntry {
   // A blind run's entries: the handles of the shim protocol.
   std::uint32_t id = 0;         // index + 1, stable for the run
   std::uint64_t fp_hash = 0;    // inbound fingerprint of the value (wire/fingerprint.h)
+  // Fingerprints of the value's other encoded forms (wire/value_forms.h): distinct from the
+  // raw value and from each other, each at most wire::kMaxFormLen bytes.
+  std::vector<wire::FormPrint> form_prints;
   // Issued entries (MCP).
   std::string owner;            // the identity that resolved it ("iss sub", or "local")
   std::int64_t expires_at = 0;  // Unix seconds (unix_now)
@@ -76,6 +80,8 @@ class TokenTable {
   // A secret whose token begins with `text` (and is longer than it).
   const TokenEntry* find_token_start(std::string_view text) const;
   const TokenEntry* find_value(std::string_view bytes) const;
+  // A secret whose value, encoded in `form`, is exactly `bytes` (constant-time over all).
+  const TokenEntry* find_value_in_form(std::string_view bytes, wire::ValueForm form) const;
   // Some token is longer than its value: the shim must fix up HTTP framing.
   bool needs_length_fixup() const;
   std::uint64_t fp_base() const { return fp_base_; }

@@ -276,6 +276,25 @@ TEST_F(FetchEngine, BinaryBodyUnchanged) {
   for (int i = 0; i < 256; ++i) EXPECT_EQ(static_cast<unsigned char>(r->body.str()[i]), i);
 }
 
+TEST_F(FetchEngine, AsksForIdentityAndRefusesCodedBodies) {
+  Recorder rec;
+  FetchRequest req;
+  req.url = url("/echo/ae");
+  req.headers = {{"Accept-Encoding", "gzip, br"}};
+  auto r = fetch(req, options(), rec.fn());
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  json echo = json::parse(r->body.str());
+  std::vector<std::string> ae;
+  for (const auto& h : echo["headers"])
+    if (h[0].get<std::string>() == "Accept-Encoding") ae.push_back(h[1].get<std::string>());
+  EXPECT_EQ(ae, std::vector<std::string>{"identity"});
+  // A server that compresses anyway: the body never comes back.
+  req.url = url("/gzip");
+  auto coded = fetch(req, options(), rec.fn());
+  ASSERT_FALSE(coded.ok());
+  EXPECT_NE(coded.error().message.find("content-coded (gzip)"), std::string::npos) << coded.error().message;
+}
+
 TEST_F(FetchEngine, HeadHasNoBody) {
   Recorder rec;
   FetchRequest req;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "kz/preload/outbound.h"
+#include "kz/wire/value_forms.h"
 
 namespace kz::preload::test {
 
@@ -37,6 +38,7 @@ struct FakeBroker {
   std::vector<SwapCall> swaps;
   std::vector<std::string> reports;
   std::vector<std::string> redacts;
+  std::vector<std::string> coded;   // report_coded calls (Content-Encoding values)
   bool abort_on_call = false;   // benchmarks / fast-path tests: any call is a failure
 
   BrokerOps ops() {
@@ -45,6 +47,7 @@ struct FakeBroker {
     b.swap = &FakeBroker::swap;
     b.report = &FakeBroker::report;
     b.redact = &FakeBroker::redact;
+    b.report_coded = &FakeBroker::report_coded;
     return b;
   }
 
@@ -87,19 +90,26 @@ struct FakeBroker {
     EXPECT_FALSE(self->abort_on_call) << "broker called on the fast path";
     self->reports.emplace_back(tok, len);
   }
-  static bool redact(void* ctx, ConnState*, unsigned char* p, std::size_t len) {
+  static bool redact(void* ctx, ConnState*, unsigned char* p, std::size_t len, std::uint32_t form) {
     auto* self = static_cast<FakeBroker*>(ctx);
     EXPECT_FALSE(self->abort_on_call) << "broker called on the fast path";
     const std::string seen(reinterpret_cast<const char*>(p), len);
     self->redacts.push_back(seen);
-    // Like the broker: confirm the bytes are a known value; replace with the token cut
-    // to the value's length.
-    for (const auto& [tok, val] : self->values)
-      if (val == seen) {
-        std::memcpy(p, tok.data(), len);
-        return true;
+    // Like the broker: confirm the bytes are a known value in that form; replace them
+    // with the token in the same form and length.
+    const auto f = static_cast<wire::ValueForm>(form);
+    for (const auto& [tok, val] : self->values) {
+      char enc[wire::kMaxFormLen];
+      const std::size_t n =
+          wire::encode_form(f, reinterpret_cast<const unsigned char*>(val.data()), val.size(), enc, sizeof enc);
+      if (n == len && std::memcmp(enc, p, len) == 0) {
+        return wire::token_in_form(f, tok.data(), tok.size(), len, reinterpret_cast<char*>(p), len) == len;
       }
+    }
     return false;
+  }
+  static void report_coded(void* ctx, ConnState*, const char* coding, std::size_t len) {
+    static_cast<FakeBroker*>(ctx)->coded.emplace_back(coding, len);
   }
 };
 

@@ -341,7 +341,7 @@ TEST(SwapClient, FailsClosed) {
   EXPECT_EQ(swap(c, st.get(), kTokSame, &v), Decision::Refuse) << "no buffer";
   EXPECT_EQ(t.seen().size(), asked) << "nothing sent without a request buffer";
   unsigned char buf[] = "sk-live-0123456789abcdefghijkl";
-  EXPECT_FALSE(c.redact(st.get(), buf, sizeof buf - 1));
+  EXPECT_FALSE(c.redact(st.get(), buf, sizeof buf - 1, 0));
 }
 
 TEST(SwapClient, RedactOverwritesOnlyWithASameLengthReplacement) {
@@ -352,12 +352,12 @@ TEST(SwapClient, RedactOverwritesOnlyWithASameLengthReplacement) {
   Facts facts;
   SwapClient c(t, facts.f);
   std::string buf = kValSame;
-  ASSERT_TRUE(c.redact(nullptr, reinterpret_cast<unsigned char*>(buf.data()), buf.size()));
+  ASSERT_TRUE(c.redact(nullptr, reinterpret_cast<unsigned char*>(buf.data()), buf.size(), 0));
   EXPECT_EQ(buf, kTokSame.substr(0, kValSame.size()));
   EXPECT_EQ(t.seen().back().op, Op::Redact);
   t.answer = [](const wire::Request&, wire::Reply& rep) { allow_value(rep, "short"); };
   buf = kValSame;
-  EXPECT_FALSE(c.redact(nullptr, reinterpret_cast<unsigned char*>(buf.data()), buf.size()));
+  EXPECT_FALSE(c.redact(nullptr, reinterpret_cast<unsigned char*>(buf.data()), buf.size(), 0));
   EXPECT_EQ(buf, kValSame);
   EXPECT_TRUE(FakeTransport::data_wiped());
 }

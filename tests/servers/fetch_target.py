@@ -16,6 +16,7 @@ Routes (any method; the request body is always read first):
   /set-cookie              200 with two Set-Cookie headers and a padded header value
   /interim                 a 103 Early Hints block, then 200 with "X-Final: yes"
   /stall                   never answers (until the server exits)
+  /gzip                    200 with a gzip-coded body, whatever the request accepts
   anything else            404
 """
 import argparse
@@ -92,6 +93,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Link", "</style.css>; rel=preload")
             self.end_headers()
             self.reply(200, b"final", [("X-Final", "yes")])
+        elif path == "/gzip":
+            import gzip
+            self.reply(200, gzip.compress(b"compressed"), [("Content-Encoding", "gzip"), ("Content-Type", "text/plain")])
         elif path == "/stall":
             STALL.wait()
         else:

@@ -11,7 +11,9 @@ bool op_ok(Op op) { return op == Op::Swap || op == Op::Redact || op == Op::Repor
 bool request_is_valid(const Request& r, std::size_t received_bytes) {
   if (received_bytes != sizeof(Request) || r.version != kProtocolVersion || !op_ok(r.op)) return false;
   if (r.channel != Channel::OpenSSL && r.channel != Channel::GnuTLS && r.channel != Channel::Plain) return false;
-  if ((r.flags & ~(kFlagTokenAtEnd | kFlagPeerHasChain | kUnsafeFlags)) != 0) return false;
+  if ((r.flags & ~(kFlagTokenAtEnd | kFlagPeerHasChain | kUnsafeFlags | kFlagCodedResponse)) != 0) return false;
+  if ((r.flags & kFlagCodedResponse) != 0 && r.op != Op::Report) return false;
+  if (r.form >= kValueFormCount || (r.form != 0 && r.op != Op::Redact)) return false;
   if (r.host_len > kMaxHost || r.method_len > kMaxMethod || r.path_len > kMaxPath || r.peer_len > kMaxPeer)
     return false;
   if (r.data_len == 0 || r.data_len > kMaxData || r.chain_len > kMaxChain) return false;
@@ -32,6 +34,9 @@ bool reply_is_valid(const Reply& r, std::size_t received_bytes, Op expected_op) 
   if (r.data_len > kMaxData || r.reason_len > kMaxReason || r.token_len > kMaxTokenLen) return false;
   if (r.decision == Decision::Allow && r.data_len == 0) return false;
   if ((r.flags & ~kReplyReuseOnConnection) != 0) return false;
+  if (r.nforms > kValueFormCount) return false;
+  for (std::size_t i = 0; i < r.nforms; ++i)
+    if (r.forms[i].form >= kValueFormCount || r.forms[i].len == 0 || r.forms[i].len > kMaxFormLen) return false;
   if (r.flags != 0 && (r.op != Op::Swap || r.decision != Decision::Allow)) return false;
   return true;
 }

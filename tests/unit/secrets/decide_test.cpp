@@ -7,6 +7,9 @@
 #include <memory>
 
 #include "secrets/decide.h"
+
+#include "kz/wire/fingerprint.h"
+#include "kz/wire/value_forms.h"
 #include "test_support.h"
 
 namespace kz {
@@ -147,6 +150,56 @@ TEST_F(Fixture, RedactConfirmsAValueAndAnswersWithTheToken) {
   auto miss = run(*request(wire::Op::Redact, std::string(kValue.size(), 'q'), "localhost", ""));
   EXPECT_EQ(miss.reply.decision, wire::Decision::Unknown);
   EXPECT_FALSE(miss.audit.has_value());
+}
+
+std::string in_form(wire::ValueForm f, std::string_view v) {
+  std::string out(wire::kMaxFormLen, '\0');
+  out.resize(wire::encode_form(f, reinterpret_cast<const unsigned char*>(v.data()), v.size(), out.data(), out.size()));
+  return out;
+}
+
+TEST_F(Fixture, RedactInAnEncodedFormAnswersWithTheTokenInThatForm) {
+  for (wire::ValueForm f : {wire::ValueForm::Base64, wire::ValueForm::Base64UrlNoPad, wire::ValueForm::HexUpper}) {
+    auto r = request(wire::Op::Redact, in_form(f, kValue), "localhost", "");
+    r->form = static_cast<std::uint32_t>(f);
+    ASSERT_TRUE(wire::request_is_valid(*r, sizeof(wire::Request)));
+    auto o = run(*r);
+    ASSERT_EQ(o.reply.decision, wire::Decision::Allow) << static_cast<int>(f);
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(o.reply.data), o.reply.data_len), in_form(f, token()));
+    // The raw value asked as another form is no hit.
+    auto raw = request(wire::Op::Redact, kValue, "localhost", "");
+    raw->form = static_cast<std::uint32_t>(f);
+    EXPECT_EQ(run(*raw).reply.decision, wire::Decision::Unknown);
+  }
+}
+
+TEST_F(Fixture, SwapAllowCarriesAPrintOfEveryDistinctForm) {
+  auto o = run(*request(wire::Op::Swap, token(), "localhost", test::der_of_pem_file(test::test_ca().server_cert)));
+  ASSERT_EQ(o.reply.decision, wire::Decision::Allow) << reason(o);
+  // kValue is alphanumeric and '-': percent and JSON forms equal the raw value; the
+  // length is a multiple of 3 or not, so padded and unpadded base64 may coincide.
+  EXPECT_GE(o.reply.nforms, 4u);
+  for (std::size_t i = 0; i < o.reply.nforms; ++i) {
+    const auto f = static_cast<wire::ValueForm>(o.reply.forms[i].form);
+    const std::string e = in_form(f, kValue);
+    EXPECT_NE(e, kValue);
+    EXPECT_EQ(o.reply.forms[i].len, e.size());
+    EXPECT_EQ(o.reply.forms[i].hash, wire::fp_hash(reinterpret_cast<const unsigned char*>(e.data()), e.size(), o.reply.fp_base));
+  }
+}
+
+TEST_F(Fixture, CodedResponseReportIsARefusalWithTheCoding) {
+  auto r = request(wire::Op::Report, "gzip", "localhost", "");
+  r->flags |= wire::kFlagCodedResponse;
+  ASSERT_TRUE(wire::request_is_valid(*r, sizeof(wire::Request)));
+  auto o = run(*r);
+  EXPECT_EQ(o.reply.decision, wire::Decision::Refuse);
+  const auto rec = record(o);
+  EXPECT_EQ(rec["event"], "redact");
+  EXPECT_EQ(rec["decision"], "refuse");
+  EXPECT_NE(rec["reason"].get<std::string>().find("content-coded (gzip)"), std::string::npos);
+  EXPECT_EQ(rec["host"], "localhost");
+  EXPECT_EQ(rec["path"], "/v1/models");
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include <cstdint>
 
 #include "kz/wire/token.h"
+#include "kz/wire/value_forms.h"
 
 namespace kz::wire {
 
@@ -37,13 +38,16 @@ enum class Op : std::uint8_t {
   // data = token text (complete, or the start of one when kFlagTokenAtEnd is set).
   // Allow: data = the secret value. Incomplete: token_len = length of the token it begins.
   Swap = 1,
-  // data = bytes of the caller's inbound buffer that matched a fingerprint.
-  // Allow: data = same-length replacement (the token, or a filler for short secrets).
+  // data = bytes of the caller's inbound buffer that matched a fingerprint; form = the
+  // ValueForm whose fingerprint it matched. Allow: data = same-length replacement (the
+  // token in that form, see value_forms.h).
   Redact = 2,
   // A token seen where it cannot be swapped (plain TCP, a token split at its prefix,
   // a request too large to fix up): the broker records the refusal. Reply: Refuse.
   // With uses > 0: the token was swapped `uses` more times on a connection the broker
   // granted reuse for (kReplyReuseOnConnection); the broker records the uses.
+  // With kFlagCodedResponse: data = the Content-Encoding of a response that arrived on a
+  // connection carrying a value; the shim failed the read (EPROTO). Reply: Refuse.
   Report = 3,
 };
 
@@ -65,6 +69,9 @@ inline constexpr std::uint8_t kFlagKeyLog = 4;        // the session's keys can 
 inline constexpr std::uint8_t kFlagNotSocketBio = 8;  // the TLS records go to memory, not a connected socket
 inline constexpr std::uint8_t kFlagAlpnNotHttp1 = 16; // negotiated ALPN is neither empty nor http/1.1
 inline constexpr std::uint8_t kUnsafeFlags = kFlagKeyLog | kFlagNotSocketBio | kFlagAlpnNotHttp1;
+// Report: a content-coded response (gzip, deflate, br...) that inbound redaction cannot
+// see into arrived on a connection that carries a value; data = its Content-Encoding.
+inline constexpr std::uint8_t kFlagCodedResponse = 32;
 
 struct Request {
   std::uint8_t version;
@@ -73,6 +80,7 @@ struct Request {
   std::uint8_t flags;
   std::uint32_t pid;          // the shim's view (threads); the broker trusts SO_PEERCRED
   std::uint32_t uses;         // Report: swaps done under a connection grant (else 0)
+  std::uint32_t form;         // Redact: the ValueForm of data (else 0)
   std::uint64_t conn_id;      // the shim's connection id, for correlating audit records
   std::uint16_t host_len, method_len, path_len, peer_len;
   std::uint32_t data_len, chain_len;
@@ -82,6 +90,13 @@ struct Request {
   char peer[kMaxPeer];        // address:port from connect()
   unsigned char data[kMaxData];
   unsigned char chain[kMaxChain];
+};
+
+// The fingerprint of one encoded form of a value (Reply::forms).
+struct FormPrint {
+  std::uint64_t hash;
+  std::uint32_t len;
+  std::uint32_t form;         // ValueForm
 };
 
 // Reply flags.
@@ -101,9 +116,12 @@ struct Reply {
   std::uint32_t data_len;
   std::uint32_t token_len;    // Incomplete: full length of the token
   std::uint32_t secret_id;    // Allow: small per-run id of the secret (stable for the run)
-  // Swap Allow: fingerprint of the value for inbound redaction (see fingerprint.h).
+  // Swap Allow: fingerprint of the value for inbound redaction (see fingerprint.h), and
+  // of each of its other encoded forms (value_forms.h) up to kMaxFormLen bytes.
   std::uint64_t fp_base, fp_hash;
   std::uint32_t fp_len;
+  std::uint32_t nforms;
+  FormPrint forms[kValueFormCount];
   std::uint16_t reason_len;
   char reason[kMaxReason];
   unsigned char data[kMaxData];

@@ -16,6 +16,7 @@
 #include <cstdint>
 
 #include "kz/wire/protocol.h"
+#include "kz/preload/inbound_stream.h"
 #include "kz/preload/request_lines.h"
 
 namespace kz::preload {
@@ -23,9 +24,11 @@ namespace kz::preload {
 struct Fingerprint {
   std::uint64_t base = 0, hash = 0;
   std::uint32_t len = 0, secret_id = 0;
+  std::uint32_t form = 0;   // wire::ValueForm of the bytes it fingerprints
 };
 
-inline constexpr std::size_t kMaxFingerprints = 8;
+// Every encoded form of up to 4 secrets per connection (wire::kValueFormCount each).
+inline constexpr std::size_t kMaxFingerprints = 40;
 
 // A broker answer the shim may reuse on this connection (wire::kReplyReuseOnConnection):
 // the token, its value, and the uses not yet reported to the broker.
@@ -54,6 +57,7 @@ struct ConnState {
   // Inbound.
   Fingerprint fps[kMaxFingerprints];
   std::size_t nfps = 0;
+  InboundStream in;   // used once nfps > 0 (see inbound.h)
   // Grants, and what the use reports need once the TLS object may be gone (process exit).
   Grant grants[kMaxGrants];
   std::size_t ngrants = 0;

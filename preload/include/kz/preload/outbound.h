@@ -33,8 +33,12 @@ struct BrokerOps {
                          std::size_t cap, std::size_t* value_len, std::size_t* token_len) = nullptr;
   // A token that goes out unchanged where it could not be swapped; the broker audits it.
   void (*report)(void* ctx, ConnState* st, const char* tok, std::size_t len) = nullptr;
-  // Inbound candidate p[0, len): on Allow the callee overwrites p with the replacement.
-  bool (*redact)(void* ctx, ConnState* st, unsigned char* p, std::size_t len) = nullptr;
+  // Inbound candidate p[0, len) in wire::ValueForm `form`: on Allow the callee overwrites
+  // p with the replacement (the token in the same form, the same length).
+  bool (*redact)(void* ctx, ConnState* st, unsigned char* p, std::size_t len, std::uint32_t form) = nullptr;
+  // A content-coded response (Content-Encoding `coding`) arrived on a connection that
+  // carries a value; the read fails. The broker audits it.
+  void (*report_coded)(void* ctx, ConnState* st, const char* coding, std::size_t len) = nullptr;
   // The connection is going away: report the uses of its grants not yet reported.
   void (*report_grant_uses)(void* ctx, ConnState* st) = nullptr;
   // Optional: the calls that follow may ask the broker; gather what it needs to know

@@ -87,8 +87,10 @@ class SwapClient {
                       std::size_t cap, std::size_t* value_len, std::size_t* token_len);
   // A token that goes out unchanged; the broker audits it.
   void report(ConnState* st, const char* tok, std::size_t len);
-  // Inbound candidate p[0, len): true when it was overwritten with its replacement.
-  bool redact(ConnState* st, unsigned char* p, std::size_t len);
+  // Inbound candidate p[0, len) in `form`: true when it was overwritten with its replacement.
+  bool redact(ConnState* st, unsigned char* p, std::size_t len, std::uint32_t form);
+  // A content-coded response on a connection that carries a value: the broker audits it.
+  void report_coded(ConnState* st, const char* coding, std::size_t len);
   // The connection ends: report the uses of its grants not yet reported. Uses the host
   // and peer kept in st (the TLS object may be gone), not the facts.
   void report_grant_uses(ConnState* st);
