@@ -108,6 +108,28 @@ bool ensure_connected(Link* l) {
   return true;
 }
 
+// Sends one request with SCM_CREDENTIALS: the broker answers a message only when its
+// sender is a process of the run (launcher/blind/broker_message.h). The kernel fills in
+// credentials anyway (the broker's SO_PASSCRED); naming them here makes each message
+// state who sends it, and the kernel refuses a pid or uid that is not ours.
+long send_with_credentials(int fd, Request* req) {
+  iovec iov{req, sizeof(Request)};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_CREDENTIALS;
+  c->cmsg_len = CMSG_LEN(sizeof(ucred));
+  ucred cred{static_cast<pid_t>(syscall(SYS_getpid)), static_cast<uid_t>(syscall(SYS_getuid)),
+             static_cast<gid_t>(syscall(SYS_getgid))};
+  std::memcpy(CMSG_DATA(c), &cred, sizeof cred);
+  return syscall(SYS_sendmsg, fd, &msg, MSG_NOSIGNAL);
+}
+
 }  // namespace
 
 Request* BrokerSocket::request() {
@@ -121,7 +143,7 @@ Reply* BrokerSocket::exchange() {
   const wire::Op op = l->req.op;
   for (int attempt = 0; attempt < 2; ++attempt) {
     if (!ensure_connected(l)) return nullptr;
-    const long s = syscall(SYS_sendto, l->fd, &l->req, sizeof(Request), MSG_NOSIGNAL, nullptr, 0);
+    const long s = send_with_credentials(l->fd, &l->req);
     if (s != static_cast<long>(sizeof(Request))) {
       drop_connection(l);   // the broker restarted or closed us: one reconnect
       continue;

@@ -14,6 +14,7 @@
 #include <map>
 #include <vector>
 
+#include "blind/broker_message.h"
 #include "kz/wipe.h"
 #include "core/signal_free_thread.h"
 
@@ -49,7 +50,10 @@ Result<std::unique_ptr<Broker>> Broker::start(BrokerOptions opts) {
   std::memcpy(addr.sun_path, b->socket_path_.c_str(), b->socket_path_.size() + 1);
   b->listen_fd_ = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (b->listen_fd_ < 0) return make_error(ErrorKind::Io, "broker socket: " + errno_text());
-  if (bind(b->listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+  // SO_PASSCRED before listen(): accepted connections inherit it, so every message,
+  // from the first, arrives with its sender's credentials (broker_message.h).
+  if (!enable_sender_credentials(b->listen_fd_) ||
+      bind(b->listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
       chmod(b->socket_path_.c_str(), 0600) != 0 || listen(b->listen_fd_, 128) != 0)
     return make_error(ErrorKind::Io, "broker socket " + b->socket_path_ + ": " + errno_text());
   b->wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -105,6 +109,7 @@ void Broker::serve() {
           // connection names the same process.
           if (c.authorised) c.peer.lineage = opts_.tree->lineage(cred.pid);
         }
+        if (c.authorised && !enable_sender_credentials(fd)) c.authorised = false;
         if (!c.authorised) {
           opts_.audit->record(BrokerRefusal{static_cast<long>(c.peer.pid), c.peer.exe, "process is not part of this run"});
           ::close(fd);
@@ -117,20 +122,39 @@ void Broker::serve() {
       if (fds[i].revents == 0) continue;
       const int fd = fds[i].fd;
       if ((fds[i].revents & POLLIN) == 0) { close_client(fd); continue; }
-      // MSG_TRUNC: the return value is the real message size, so an oversized message
-      // is detected rather than silently cut.
-      const ssize_t n = ::recv(fd, req.get(), sizeof(wire::Request), MSG_TRUNC | MSG_DONTWAIT);
-      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) { close_client(fd); continue; }
+      const ReceivedRequest got = receive_request(fd, *req);
+      const long n = got.size;
+      if (n == 0 || (n < 0 && n != -EAGAIN && n != -EINTR)) { close_client(fd); continue; }
       if (n < 0) continue;
-      const Client& c = clients[fd];
+      Client& c = clients[fd];
+      // Every message, not only the connection, must come from a process of this run.
+      const std::string foreign = sender_refusal(got.sender, c.peer.pid, uid,
+                                                 [&](pid_t p) { return opts_.tree->contains(p); });
+      if (!foreign.empty()) {
+        const long who = got.sender ? static_cast<long>(got.sender->pid) : 0;
+        opts_.audit->record(BrokerRefusal{who, who > 0 ? executable_of(static_cast<pid_t>(who)) : std::string(), foreign});
+        wipe(req->data, sizeof req->data);
+        close_client(fd);   // shared with a process outside the run: the shim reconnects
+        continue;
+      }
+      // A fork child of the accepted process (same run, same uid) asking on the inherited
+      // connection: its records name it, not the parent.
+      PeerProcess sender_peer;
+      const PeerProcess* peer = &c.peer;
+      if (got.sender->pid != c.peer.pid) {
+        sender_peer.pid = got.sender->pid;
+        sender_peer.exe = executable_of(got.sender->pid);
+        sender_peer.lineage = opts_.tree->lineage(got.sender->pid);
+        peer = &sender_peer;
+      }
       if (!wire::request_is_valid(*req, static_cast<std::size_t>(n))) {
-        opts_.audit->record(BrokerRefusal{static_cast<long>(c.peer.pid), c.peer.exe,
+        opts_.audit->record(BrokerRefusal{static_cast<long>(peer->pid), peer->exe,
                                           "malformed request (" + std::to_string(n) + " bytes)"});
         wipe(req->data, sizeof req->data);
         close_client(fd);
         continue;
       }
-      DecideOutcome out = decide(opts_.decide, *req, c.peer);
+      DecideOutcome out = decide(opts_.decide, *req, *peer);
       const std::uint64_t conn_id = req->conn_id;
       // Only `data` is sensitive (a token, or response bytes that may hold a value); the
       // rest is request metadata and public certificates.

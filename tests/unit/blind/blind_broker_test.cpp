@@ -153,5 +153,66 @@ TEST_F(BrokerFixture, ClosesOnAMalformedMessage) {
   EXPECT_TRUE(malformed) << all;
 }
 
+// A connection accepted for a process of the run, used by a process outside it (here
+// the test itself, which is never part of its own run): the child hands its connected
+// socket over with SCM_RIGHTS, as a same-user thief would take it with pidfd_getfd.
+TEST_F(BrokerFixture, RefusesAMessageFromAnotherProcessOnAnAcceptedConnection) {
+  const std::string path = broker->socket_path(), tok = token();
+  int pair[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), 0);
+  pid_t child = fork();
+  if (child == 0) {
+    close(pair[0]);
+    const int fd = connect_to(path);
+    // Asks once itself, so the connection is accepted (and answered) for this pid.
+    if (report(fd, tok) != static_cast<int>(wire::Decision::Refuse)) _exit(1);
+    char byte = 'x';
+    iovec iov{&byte, 1};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    if (sendmsg(pair[1], &msg, 0) != 1) _exit(2);
+    // Alive (and in the tree) while the test asks on its connection.
+    _exit(read(pair[1], &byte, 1) == 1 ? 0 : 3);
+  }
+  close(pair[1]);
+  tree->set_root(child);
+  char byte = 0;
+  iovec iov{&byte, 1};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  ASSERT_EQ(recvmsg(pair[0], &msg, 0), 1);
+  int stolen = -1;
+  std::memcpy(&stolen, CMSG_DATA(CMSG_FIRSTHDR(&msg)), sizeof stolen);
+  EXPECT_EQ(report(stolen, tok), -1) << "answered a process outside the run";
+  ASSERT_EQ(write(pair[0], "x", 1), 1);
+  int st = 0;
+  waitpid(child, &st, 0);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  close(stolen);
+  close(pair[0]);
+  broker->stop();
+  bool refused = false;
+  std::string all;
+  for (const auto& r : records) {
+    refused = refused || (r["event"] == "broker.refuse" && r.value("pid", 0L) == static_cast<long>(getpid()) &&
+                          r.value("reason", "").find("not a process of this run") != std::string::npos);
+    all += r.dump() + "\n";
+  }
+  EXPECT_TRUE(refused) << all;
+}
+
 }  // namespace
 }  // namespace kz
