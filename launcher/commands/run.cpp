@@ -56,6 +56,10 @@ using Step = std::optional<int>;
 class RunSession {
  public:
   RunSession(const GlobalOptions& g, const RunOptions& o) : g_(g), o_(o) {}
+  // The tap's thread asks blind mode about routes (set_own_proxy): it stops first.
+  ~RunSession() {
+    if (sensors_) sensors_->stop();
+  }
 
   Step open_audit();
   Step plan_environment();
@@ -322,6 +326,7 @@ Step RunSession::start_watchers() {
       spdlog::error("{}", st.error().message);
       return fail(kExitInternal, st.error().message);
     }
+    sensors_->set_own_proxy(blind_->proxy_endpoints(), [b = blind_.get()](pid_t pid) { return b->routes_to_proxy(pid); });
     sensors_->watch(LeakDetector::build(blind_->watch_list()));
     secrets_ = blind_->child_secrets();
     for (auto& v : blind_->child_vars(environ)) env_opts_.plain.push_back(std::move(v));
