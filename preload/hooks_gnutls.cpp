@@ -218,13 +218,25 @@ KZ_EXPORT int gnutls_handshake(gnutls_session_t s) {
   return real(s);
 }
 
-// A new session: learn the library's default key-log function from the first one.
+// A new session. GnuTLS has no free callback, and a program may free a session with the
+// library's own gnutls_deinit (past the hook below): the new session can then sit at the
+// old one's address, so nothing kept for that address carries over (its SNI, its
+// grants). A new session made past this hook too is caught by the grant's peer check
+// (peer_identity.h). Also learns the library's default key-log function.
 KZ_EXPORT int gnutls_init(gnutls_session_t* s, unsigned int flags) {
   auto real = KZ_REAL(Gnutls, gnutls_init);
   if (real == nullptr) return GNUTLS_E_INTERNAL_ERROR;
   const int rc = real(s, flags);
-  if (rc == GNUTLS_E_SUCCESS && s != nullptr && config().enabled &&
-      !g_default_keylog_known.load(std::memory_order_acquire)) {
+  if (rc != GNUTLS_E_SUCCESS || s == nullptr || !config().enabled) return rc;
+  session_forget(*s);
+  if (conn_table().count() > 0) {
+    Guard guard;
+    Ctx c(*s);
+    c.facts.gathered = true;   // a new session: nothing to learn from it yet
+    c.facts.fill_chain = nullptr;
+    conn_drop(conn_table(), *s, c.b);
+  }
+  if (!g_default_keylog_known.load(std::memory_order_acquire)) {
     // Every new session gets the same default, so racing threads store the same value.
     auto get_keylog = KZ_REAL(Gnutls, gnutls_session_get_keylog_function);
     if (get_keylog != nullptr) {

@@ -5,6 +5,9 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <pthread.h>
+
+#include <atomic>
 #include <cerrno>
 #include <climits>
 #include <cstring>
@@ -178,6 +181,32 @@ bool ossl_write_all(void* ctx, const char* p, std::size_t n) {
   return true;
 }
 
+// The grant's end through OpenSSL's own free path: an SSL ex-data index whose free
+// callback OpenSSL runs from SSL_free however it is reached (the library's own symbol
+// included, past the SSL_free hook). Registered once, at the first grant.
+void ossl_ex_free(void* parent, void* ptr, CRYPTO_EX_DATA* ad, int idx, long argl, void* argp);
+
+std::atomic<int> g_ex_index{-1};
+pthread_once_t g_ex_once = PTHREAD_ONCE_INIT;
+
+void ossl_register_ex_index() {
+  auto new_index = KZ_REAL(Crypto, CRYPTO_get_ex_new_index);
+  if (new_index == nullptr) return;
+  g_ex_index.store(new_index(CRYPTO_EX_INDEX_SSL, 0, nullptr, nullptr, nullptr, ossl_ex_free),
+                   std::memory_order_release);
+}
+
+// SwapClient's on_grant: OpenSSL calls a free callback for every SSL it frees (whether
+// or not it holds data at the index); the marker is set as well so the entry is there
+// under any OpenSSL that calls only for set data.
+void ossl_on_grant(void* ctx) {
+  pthread_once(&g_ex_once, ossl_register_ex_index);
+  const int idx = g_ex_index.load(std::memory_order_acquire);
+  auto set = KZ_REAL(Ssl, SSL_set_ex_data);
+  static char marker;
+  if (idx >= 0 && set != nullptr) set(static_cast<SSL*>(ctx), idx, &marker);
+}
+
 struct Ctx {
   Ossl o;
   ConnFacts facts;
@@ -187,6 +216,7 @@ struct Ctx {
   explicit Ctx(SSL* ssl) : o{ssl}, client(broker_socket(), facts) {
     init_facts(&facts, kz::wire::Channel::OpenSSL, ssl, ossl_fill, ossl_chain);
     facts.unsafe = ossl_unsafe;
+    facts.on_grant = ossl_on_grant;
     b = client.ops();
     w.ctx = &o;
     w.write_all = ossl_write_all;
@@ -202,6 +232,21 @@ WriteOutcome ossl_outbound(SSL* ssl, const void* buf, std::size_t len, int* fail
       outbound_write(conn_table(), ssl, static_cast<const char*>(buf), len, config().fixup_lengths, c.b, c.w);
   if (r == WriteOutcome::Failed) *failed_ret = c.o.last_ret;
   return r;
+}
+
+// Drops what the shim kept for an SSL object that is going away (or whose address is
+// reused), without asking the object anything: it may be half freed.
+void ossl_forget(SSL* ssl) {
+  session_forget(ssl);
+  Guard g;
+  Ctx c(ssl);
+  c.facts.gathered = true;   // no SNI or handshake from a dying object
+  c.facts.fill_chain = nullptr;
+  conn_drop(conn_table(), ssl, c.b);
+}
+
+void ossl_ex_free(void* parent, void*, CRYPTO_EX_DATA*, int, long, void*) {
+  if (parent != nullptr && config().enabled) ossl_forget(static_cast<SSL*>(parent));
 }
 
 void ossl_before_read(SSL* ssl) {
@@ -352,6 +397,16 @@ KZ_EXPORT void SSL_free(SSL* ssl) {
     conn_drop(conn_table(), ssl, c.b);
   }
   if (real) real(ssl);
+}
+
+// A new object may sit where one freed past the hooks was (and past the ex-data
+// callback, if the program removed it): nothing of that one carries over.
+KZ_EXPORT SSL* SSL_new(SSL_CTX* ctx) {
+  auto real = KZ_REAL(Ssl, SSL_new);
+  if (real == nullptr) return nullptr;
+  SSL* ssl = real(ctx);
+  if (ssl != nullptr && config().enabled) ossl_forget(ssl);
+  return ssl;
 }
 
 // SSL_clear readies the object for a new connection (maybe to another peer): what the

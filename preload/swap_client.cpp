@@ -4,6 +4,8 @@
 
 #include <cstring>
 
+#include "kz/preload/peer_identity.h"
+
 namespace kz::preload {
 
 namespace {
@@ -135,7 +137,11 @@ bool SwapClient::swap_from_grant(ConnState* st, const char* tok, std::size_t len
   return false;
 }
 
-void SwapClient::remember_grant(ConnState* st, const char* tok, std::size_t len, const Reply& rep) {
+void SwapClient::remember_grant(ConnState* st, const char* tok, std::size_t len, const Reply& rep,
+                                std::uint64_t peer) {
+  // Grants on one state share one peer; one given for another peer replaces them (the
+  // recheck before every reuse makes this rare: it drops stale grants first).
+  if (st->ngrants > 0 && st->grant_peer != peer) drop_grants(st);
   if (st->ngrants == kMaxGrants || len > kMaxGrantLen || rep.data_len > kMaxGrantLen) return;
   Grant& g = st->grants[st->ngrants++];
   std::memcpy(g.token, tok, len);
@@ -143,23 +149,60 @@ void SwapClient::remember_grant(ConnState* st, const char* tok, std::size_t len,
   std::memcpy(g.value, rep.data, rep.data_len);
   g.value_len = static_cast<std::uint16_t>(rep.data_len);
   g.unreported = 0;
+  st->grant_peer = peer;
   // Kept for the use reports, which may come after the TLS object is gone.
   st->channel = facts_.channel;
   st->host_len = facts_.host_len < sizeof st->host ? facts_.host_len : sizeof st->host;
   std::memcpy(st->host, facts_.host, st->host_len);
   st->peer_len = facts_.peer_len < sizeof st->peer ? facts_.peer_len : sizeof st->peer;
   std::memcpy(st->peer, facts_.peer, st->peer_len);
+  if (facts_.on_grant != nullptr) facts_.on_grant(facts_.ctx);
+}
+
+// The chain the facts' TLS object presents now, into the transport's request buffer
+// (free between exchanges): its length, 0 when there is none. Same rule as fill().
+namespace {
+std::size_t chain_now(const ConnFacts& f, Request* r) {
+  if (r == nullptr || f.channel == wire::Channel::Plain || f.fill_chain == nullptr) return 0;
+  const std::size_t cl = f.fill_chain(f.ctx, r->chain, wire::kMaxChain);
+  return cl <= wire::kMaxChain ? cl : 0;
+}
+}  // namespace
+
+// Is the live TLS object still talking to the peer st's grants were given for? Its
+// address may have been reused by a new session (freed past the shim's hooks).
+bool SwapClient::grants_match_peer(const ConnState* st) {
+  facts_.ensure_gathered();
+  Request* r = t_.request();
+  if (r == nullptr) return false;
+  const std::size_t cl = chain_now(facts_, r);
+  std::uint64_t now = 0;
+  return peer_identity(facts_.channel, facts_.host, facts_.host_len, r->chain, cl, &now) && now == st->grant_peer;
+}
+
+// Ends st's grants: their uses reported (for the peer they were given for), values wiped.
+void SwapClient::drop_grants(ConnState* st) {
+  report_grant_uses(st);
+  explicit_bzero(st->grants, sizeof st->grants);
+  st->ngrants = 0;
+  st->grant_peer = 0;
 }
 
 Decision SwapClient::swap(ConnState* st, const char* tok, std::size_t len, bool at_end, char* value_out,
                           std::size_t cap, std::size_t* value_len, std::size_t* token_len) {
   // Unsafe now: no grant answers; the broker refuses and audits the reason.
   const std::uint8_t unsafe = facts_.unsafe != nullptr ? (facts_.unsafe(facts_.ctx) & wire::kUnsafeFlags) : 0;
-  if (unsafe == 0 && st != nullptr && st->ngrants > 0 && swap_from_grant(st, tok, len, value_out, cap, value_len))
-    return Decision::Allow;
+  if (unsafe == 0 && st != nullptr && st->ngrants > 0) {
+    if (!grants_match_peer(st)) drop_grants(st);   // another peer behind the same object
+    else if (swap_from_grant(st, tok, len, value_out, cap, value_len)) return Decision::Allow;
+  }
   facts_.ensure_gathered();
   Request* r = fill(Op::Swap, facts_, st, tok, len, at_end);
   if (r != nullptr) r->flags |= unsafe;
+  // The identity of the peer this request speaks for, kept with a grant the reply gives.
+  std::uint64_t peer = 0;
+  const bool have_peer = r != nullptr && peer_identity(facts_.channel, facts_.host, facts_.host_len, r->chain,
+                                                       r->chain_len, &peer);
   const Reply* rep = round_trip(r);
   if (rep == nullptr) {
     wipe_exchange(r, nullptr);
@@ -176,7 +219,8 @@ Decision SwapClient::swap(ConnState* st, const char* tok, std::size_t len, bool 
     } else {
       std::memcpy(value_out, rep->data, rep->data_len);
       *value_len = rep->data_len;
-      if (st != nullptr && (rep->flags & wire::kReplyReuseOnConnection) != 0) remember_grant(st, tok, len, *rep);
+      if (st != nullptr && have_peer && (rep->flags & wire::kReplyReuseOnConnection) != 0)
+        remember_grant(st, tok, len, *rep, peer);
       if (st != nullptr && rep->fp_len > 0) {
         Fingerprint fp;
         fp.base = rep->fp_base;

@@ -311,6 +311,7 @@ Result<AuditSummary> summarize_audit_file(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   if (!f) return make_error(ErrorKind::Io, "cannot read " + path);
   AuditSummary s;
+  std::map<std::string, std::string> config_hash;   // config path -> sha256 at its last run
   std::string line;
   while (std::getline(f, line)) {
     auto j = nlohmann::json::parse(line, nullptr, false);
@@ -322,6 +323,14 @@ Result<AuditSummary> summarize_audit_file(const std::string& path) {
     const std::string decision = j.value("decision", "");
     auto text = [&](const char* k) { return j.contains(k) && j[k].is_string() ? j[k].get<std::string>() : ""; };
     if (ev == "resolve" && decision == "ok") ++s.resolved[text("secret")];
+    if (ev == "run.start" && !text("config_sha256").empty()) {
+      auto [it, first] = config_hash.try_emplace(text("config"), text("config_sha256"));
+      if (!first && it->second != text("config_sha256")) {
+        s.config_changes.push_back(text("ts") + " " + text("config") + " changed since its previous run (sha256 " +
+                                   it->second.substr(0, 12) + "… → " + text("config_sha256").substr(0, 12) + "…)");
+        it->second = text("config_sha256");
+      }
+    }
     if (ev == "swap" && decision == "allow") {
       // A record of uses under a connection grant counts them all ("uses"); else one.
       const std::size_t n = j.contains("uses") && j["uses"].is_number_unsigned() ? j["uses"].get<std::size_t>() : 1;
@@ -344,7 +353,7 @@ Result<AuditSummary> summarize_audit_file(const std::string& path) {
     if (ev == "exfil") ++s.exfil;
     if (decision == "refuse" || decision == "deny" || decision == "error" || ev == "leak" || ev == "exfil") {
       std::string line = text("ts") + " " + ev;
-      for (const char* k : {"secret", "host", "exe", "sub", "tool"})
+      for (const char* k : {"secret", "host", "exe", "sub", "tool", "config"})
         if (!text(k).empty()) line += std::string(" ") + k + "=" + text(k);
       if (j.contains("pid") && j["pid"].is_number()) line += " pid=" + std::to_string(j["pid"].get<long>());
       line += ": " + text("reason");

@@ -91,6 +91,9 @@ struct AuditSummary {
   std::vector<std::string> refusals;   // one line each: refusals, denials, errors and leaks
   std::size_t leaks = 0;               // records with "event":"leak"
   std::size_t exfil = 0;               // records with "event":"exfil" (a token to an unbound host)
+  // One line each: a run whose config (run.start config_sha256) differs from the one the
+  // previous run of the same config path used. An agent can edit its project's config.
+  std::vector<std::string> config_changes;
 };
 Result<AuditSummary> summarize_audit_file(const std::string& path);
 

@@ -32,7 +32,14 @@ const char* refusal_name(McpRefusalKind k) { return k == McpRefusalKind::Auth ? 
 
 // One overload per kind: the record's own fields, "event" included.
 json fields(const RunStart& e) {
-  return {{"event", "run.start"}, {"mode", e.mode}, {"exe", e.exe}, {"config", e.config}};
+  json j = {{"event", "run.start"}, {"mode", e.mode}, {"exe", e.exe}, {"config", e.config}};
+  put(j, "config_sha256", e.config_sha256);
+  return j;
+}
+
+json fields(const TrustDecision& e) {
+  return {{"event", "trust"}, {"decision", e.decision}, {"config", e.config}, {"config_sha256", e.config_sha256},
+          {"changes", e.changes}};
 }
 
 json fields(const RunStop& e) {
@@ -209,6 +216,7 @@ std::string_view event_name(const AuditEvent& event) {
   struct Name {
     std::string_view operator()(const RunStart&) const { return "run.start"; }
     std::string_view operator()(const RunStop&) const { return "run.stop"; }
+    std::string_view operator()(const TrustDecision&) const { return "trust"; }
     std::string_view operator()(const SecretResolved&) const { return "resolve"; }
     std::string_view operator()(const TokenMinted&) const { return "token"; }
     std::string_view operator()(const TokenUse& e) const { return use_name(e.op); }
@@ -235,8 +243,11 @@ std::string_view event_name(const AuditEvent& event) {
 
 const std::vector<AuditKind>& audit_kinds() {
   static const std::vector<AuditKind> kinds = {
-      {"run.start", index_of<RunStart>(), "mode exe config", "a kz run begins (mode standard, blind or blind-proxy)"},
+      {"run.start", index_of<RunStart>(), "mode exe config config_sha256?",
+       "a kz run begins (mode standard, blind or blind-proxy)"},
       {"run.stop", index_of<RunStop>(), "decision? reason? exit?", "the run ended (exactly once per run.start)"},
+      {"trust", index_of<TrustDecision>(), "decision config config_sha256 changes[]",
+       "blind mode checked the project's bindings against those trusted (first-use: pinned now; refuse: they widened)"},
       {"resolve", index_of<SecretResolved>(), "secret provider ref? exe decision reason? via? decision_id?",
        "a secret fetched from its provider or through the PDP (ok, deny, error)"},
       {"token", index_of<TokenMinted>(), "secret token_id hosts[] same_length",

@@ -36,6 +36,16 @@ struct RunStart {
   std::string mode{};     // "standard" | "blind" | "blind-proxy"
   std::string exe{};      // the command (argv[0])
   std::string config{};   // the .keyzero.toml used
+  std::optional<std::string> config_sha256{};   // SHA-256 of that file as read (absent when unreadable)
+};
+
+// "trust": blind mode checked the project's bindings against those the user trusted
+// (`kz trust`): first use (pinned now), or refuse (they widened; nothing started).
+struct TrustDecision {
+  std::string decision{};   // "first-use" | "refuse"
+  std::string config{};
+  std::string config_sha256{};
+  std::vector<std::string> changes{};   // "+ ..." widening, "- ..." narrowing
 };
 
 // "run.stop": the run ended; exactly once per run.start.
@@ -211,7 +221,7 @@ struct PdpDecision {
 };
 
 using AuditEvent =
-    std::variant<RunStart, RunStop, SecretResolved, TokenMinted, TokenUse, BrokerRefusal, ProgramRouted,
+    std::variant<RunStart, RunStop, TrustDecision, SecretResolved, TokenMinted, TokenUse, BrokerRefusal, ProgramRouted,
                  FallbackStarted, ProxyConnection, TapFinding, SensorSummary, SinkShortfall, SinkDropped, McpStart,
                  McpStop, McpCall, McpRefusal, PdpStart, PdpStop, PdpReload, PdpAuthRefusal, PdpDecision>;
 

@@ -64,6 +64,12 @@ class BlindRun {
   Status set_root(pid_t pid);
   void stop();
   const std::string& preload_path() const { return preload_; }
+  // The fallback proxy's listeners (empty without a fallback), and whether a process is
+  // routed to it: for the TLS tap, which must not take kz's own proxy for an unbound host.
+  std::vector<std::pair<std::string, int>> proxy_endpoints() const {
+    return fallback_ ? fallback_->listen_endpoints() : std::vector<std::pair<std::string, int>>{};
+  }
+  bool routes_to_proxy(pid_t pid) const { return fallback_ && fallback_->routes_to_proxy(pid); }
 
  private:
   BlindRun(std::vector<std::pair<std::string, Binding>> bindings, std::string preload, PeerVerifier verifier)

@@ -1,5 +1,7 @@
 #include "blind/fallback.h"
 
+#include <arpa/inet.h>
+
 #include <cstring>
 
 #include "core/log.h"
@@ -68,6 +70,19 @@ Result<std::unique_ptr<Fallback>> Fallback::start(const FallbackOptions& o, Deci
 }
 
 std::string Fallback::describe() const { return redirector_ ? redirector_->describe() : "off"; }
+
+std::vector<std::pair<std::string, int>> Fallback::listen_endpoints() const {
+  std::vector<std::pair<std::string, int>> out;
+  if (!proxy_) return out;
+  char ip[INET6_ADDRSTRLEN];
+  const sockaddr_in l4 = proxy_->listen4();
+  if (l4.sin_port != 0 && inet_ntop(AF_INET, &l4.sin_addr, ip, sizeof ip) != nullptr)
+    out.emplace_back(ip, ntohs(l4.sin_port));
+  const sockaddr_in6 l6 = proxy_->listen6();
+  if (l6.sin6_port != 0 && inet_ntop(AF_INET6, &l6.sin6_addr, ip, sizeof ip) != nullptr)
+    out.emplace_back(ip, ntohs(l6.sin6_port));
+  return out;
+}
 
 void Fallback::stop() {
   // Redirect first (no new connections reach the proxy), then the proxy, then the files.

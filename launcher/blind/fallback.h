@@ -47,6 +47,10 @@ class Fallback {
   int child_prepare() noexcept { return redirector_ ? redirector_->child_prepare() : 0; }
   Status after_fork(pid_t child) { return redirector_->after_fork(child); }
   std::string describe() const;
+  // Where the proxy listens: ("127.0.0.1", port) and, when it has one, ("::1", port).
+  std::vector<std::pair<std::string, int>> listen_endpoints() const;
+  // The run routes this process's connections to the proxy (redirected ports).
+  bool routes_to_proxy(pid_t pid) const { return router_ && router_->route(pid) == Route::Proxy; }
   void stop();
 
  private:

@@ -27,6 +27,7 @@ constexpr const char* kFooter =
     "  kz run -- python agent.py              run with secrets in the environment, output masked\n"
     "  kz run --only OPENAI_API_KEY -- curl … resolve just one secret\n"
     "  kz run --blind -- python agent.py      the agent gets tokens; values only inside TLS to bound hosts\n"
+    "  kz trust                               review and record where the project's secrets may go\n"
     "  kz doctor                              what this host supports\n"
     "  kz audit verify                        check the audit log's hash chain and head\n"
     "  kz audit query --secret GH --since 2h  records of one secret in the last two hours\n"
@@ -79,6 +80,9 @@ int cli_main(int argc, char** argv) {
       "shim (LD_PRELOAD) swaps a token for its value inside outbound TLS only when the peer's\n"
       "certificate verifies for a host the secret is bound to (hosts = [...]). Every swap and\n"
       "refusal is an audit record (kz audit summary).\n"
+      "The first blind run of a project records its bindings outside the workspace (kz trust); a\n"
+      "later run whose config lets a value go somewhere new stops with status 2 and shows the\n"
+      "changes, until you review them with `kz trust`.\n"
       "Programs the shim cannot serve (static, Go, Java, node with its own OpenSSL) have their\n"
       "connections to port 443 (and [blind] proxy_ports) redirected to kz's TLS proxy, which swaps\n"
       "under the same rules; --blind=proxy sends every program there, so no value ever enters the\n"
@@ -131,6 +135,26 @@ int cli_main(int argc, char** argv) {
       ->check(CLI::IsMember({"audit", "kill"}))
       ->default_str("audit");
   run_cmd->add_option("command", run.command, "Command and its arguments (after --)");
+
+  TrustOptions trust;
+  auto* trust_cmd = app.add_subcommand(
+      "trust", "Review and record where this project's secrets may go (kz run --blind refuses changes until then)");
+  trust_cmd->add_flag("-y,--yes", trust.yes, "Record without asking (after you have read the changes)");
+  trust_cmd->footer(
+      "\nBlind mode sends a value only to the hosts, methods and paths its secret is bound to in\n"
+      ".keyzero.toml, verified with [blind] ca_file. An agent can edit files in its workspace, that\n"
+      "config included, so kz keeps the bindings you trusted outside it, in\n"
+      "$XDG_CONFIG_HOME/keyzero/trust (default ~/.config/keyzero/trust), one record per config path.\n"
+      "The first `kz run --blind` of a project trusts what it finds (and says so). After that, a\n"
+      "run whose config lets a value go somewhere new (a host, a method or path rule loosened, a\n"
+      "new secret, a secret read from another source, another CA file or new contents in it)\n"
+      "stops with exit status 2 before anything starts, and prints the changes. Narrowing is\n"
+      "accepted without asking.\n"
+      "kz trust prints the changes (+ widens, - narrows) and records them when you say yes. It\n"
+      "refuses to run under kz run: the agent must not approve its own bindings.\n"
+      "  kz trust                  review and confirm at the terminal\n"
+      "  kz trust --yes            record without the question (scripts, after review)\n"
+      "  kz trust -c ./other/.keyzero.toml");
 
   CheckOptions check;
   auto* check_cmd = app.add_subcommand("check", "Validate .keyzero.toml (and with --resolve, resolve every secret)");
@@ -270,6 +294,7 @@ int cli_main(int argc, char** argv) {
     return cmd_run(g, run);
   }
   if (check_cmd->parsed()) return cmd_check(g, check);
+  if (trust_cmd->parsed()) return cmd_trust(g, trust);
   if (audit_cmd->parsed()) return cmd_audit(g, audit);
   if (policy_cmd->parsed()) return cmd_policy(g, policy);
   if (server_start->parsed()) return cmd_server(g, server);

@@ -88,6 +88,11 @@ int cmd_audit(const GlobalOptions&, const AuditOptions& o) {
   std::printf("refusals, leaks and errors: %zu (leaks: %zu, exfiltration attempts seen by the TLS tap: %zu)\n",
               s->refusals.size(), s->leaks, s->exfil);
   for (const auto& r : s->refusals) std::printf("  %s\n", r.c_str());
+  if (!s->config_changes.empty()) {
+    std::printf("configs that changed between runs: %zu (check the bindings: an agent can edit its project's "
+                "config; kz trust shows what changed since you trusted it)\n", s->config_changes.size());
+    for (const auto& c : s->config_changes) std::printf("  %s\n", c.c_str());
+  }
   return kExitOk;
 }
 

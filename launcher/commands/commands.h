@@ -62,7 +62,12 @@ struct PolicyOptions {
   bool json = false;
 };
 
+struct TrustOptions {
+  bool yes = false;          // record without asking
+};
+
 int cmd_run(const GlobalOptions& g, const RunOptions& o);
+int cmd_trust(const GlobalOptions& g, const TrustOptions& o);
 int cmd_check(const GlobalOptions& g, const CheckOptions& o);
 int cmd_doctor(const GlobalOptions& g);
 int cmd_audit(const GlobalOptions& g, const AuditOptions& o);

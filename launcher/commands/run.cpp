@@ -3,6 +3,7 @@
 //   open_audit       the config and the audit trail; run.start (a run that cannot be
 //                    audited does not start)
 //   plan_environment env files, the selection, what the child does not inherit
+//   check_trust      blind mode: the project's bindings are those the user trusted
 //   prepare_blind    blind mode checked before anything is resolved
 //   resolve          the values, from the providers or through the PDP
 //   plan_output      output masking
@@ -34,6 +35,7 @@
 #include "resolve/resolver.h"
 #include "run/supervisor.h"
 #include "sensors/run_sensors.h"
+#include "trust/trust_check.h"
 
 extern char** environ;
 
@@ -55,9 +57,14 @@ using Step = std::optional<int>;
 class RunSession {
  public:
   RunSession(const GlobalOptions& g, const RunOptions& o) : g_(g), o_(o) {}
+  // The tap's thread asks blind mode about routes (set_own_proxy): it stops first.
+  ~RunSession() {
+    if (sensors_) sensors_->stop();
+  }
 
   Step open_audit();
   Step plan_environment();
+  Step check_trust();
   Step prepare_blind();
   Step resolve();
   Step check_values();
@@ -117,8 +124,10 @@ Step RunSession::open_audit() {
   auto trail = AuditTrail::open(std::move(to));
   if (!trail) { spdlog::error("{}", trail.error().message); return kExitConfig; }
   trail_ = std::move(*trail);
-  trail_->begin(RunStart{o_.blind_proxy ? "blind-proxy" : o_.blind ? "blind" : "standard", exe(), cfg_->path},
-                RunStop{"error", "not started", std::nullopt});
+  RunStart start{o_.blind_proxy ? "blind-proxy" : o_.blind ? "blind" : "standard", exe(), cfg_->path};
+  // The config's hash: `kz audit summary` flags a config that changed between runs.
+  if (std::string sha = file_sha256(cfg_->path); sha != "unreadable") start.config_sha256 = std::move(sha);
+  trail_->begin(std::move(start), RunStop{"error", "not started", std::nullopt});
   RunSensorOptions so;
   so.enabled = !o_.no_sensors;
   so.on_leak = on_leak_;
@@ -178,6 +187,45 @@ Step RunSession::plan_environment() {
   }
   for (auto& v : provider_credential_vars(used)) env_opts_.drop.push_back(std::move(v));
   for (const auto& d : env_opts_.drop) spdlog::debug("not passed to the command: {}", d);
+  return std::nullopt;
+}
+
+// Blind mode sends values only where the config binds them, and the agent can edit the
+// config (and the CA file it names): the bindings must be those the user trusted
+// (`kz trust`; trust_check.h). Checked before anything is resolved or started.
+Step RunSession::check_trust() {
+  if (!o_.blind) return std::nullopt;
+  auto store = TrustStore::open_default();
+  if (!store) {
+    spdlog::error("{}", store.error().message);
+    return fail(kExitConfig, "the project's trusted bindings could not be checked");
+  }
+  auto c = check_project_trust(*cfg_, *store);
+  if (!c) {
+    spdlog::error("{}", c.error().message);
+    return fail(kExitConfig, "the project's trusted bindings could not be checked");
+  }
+  auto record = [&](const char* decision) {
+    TrustDecision t{decision, cfg_->path, c->now.config_sha256, {}};
+    for (const auto& ch : c->diff.changes) t.changes.push_back((ch.widens ? "+ " : "- ") + ch.text);
+    trail_->record(std::move(t));
+  };
+  switch (c->outcome) {
+    case TrustOutcome::FirstUse:
+      record("first-use");
+      spdlog::info("first blind run of {}: its bindings are now trusted (recorded in {}; `kz trust` shows them)",
+                   cfg_->path, store->dir());
+      return std::nullopt;
+    case TrustOutcome::Unchanged:
+      return std::nullopt;
+    case TrustOutcome::Narrowed:
+      spdlog::debug("bindings narrowed since they were trusted:\n{}", c->diff.format());
+      return std::nullopt;
+    case TrustOutcome::Widened:
+      record("refuse");
+      spdlog::error("{}", widened_message(*c));
+      return fail(kExitConfig, "the project's bindings widened since they were trusted (kz trust)");
+  }
   return std::nullopt;
 }
 
@@ -286,6 +334,7 @@ Step RunSession::start_watchers() {
       spdlog::error("{}", st.error().message);
       return fail(kExitInternal, st.error().message);
     }
+    sensors_->set_own_proxy(blind_->proxy_endpoints(), [b = blind_.get()](pid_t pid) { return b->routes_to_proxy(pid); });
     sensors_->watch(LeakDetector::build(blind_->watch_list()));
     secrets_ = blind_->child_secrets();
     for (auto& v : blind_->child_vars(environ)) env_opts_.plain.push_back(std::move(v));
@@ -348,6 +397,7 @@ int cmd_run(const GlobalOptions& g, const RunOptions& o) {
   RunSession run(g, o);
   if (Step s = run.open_audit()) return *s;
   if (Step s = run.plan_environment()) return *s;
+  if (Step s = run.check_trust()) return *s;
   if (Step s = run.prepare_blind()) return *s;
   if (Step s = run.resolve()) return *s;
   if (Step s = run.check_values()) return *s;

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/log.h"
@@ -101,13 +102,28 @@ TapFinding RunSensors::facts(const TapWrite& w, std::size_t secret) const {
   return j;
 }
 
+// With a server name the write is judged by that name, proxy or not. Without one, the
+// tap's view of the destination is the socket peer: kz's proxy listener, or nothing at
+// all from a process whose connections go to the proxy (see set_own_proxy).
+bool RunSensors::via_own_proxy(const TapWrite& w) const {
+  if (!w.sni.empty()) return false;
+  if (w.peer_ip.empty()) return routed_to_proxy_ && routed_to_proxy_(w.pid);
+  return std::any_of(own_.begin(), own_.end(),
+                     [&](const auto& e) { return e.first == w.peer_ip && e.second == w.peer_port; });
+}
+
 TapVerdict RunSensors::on_write(const TapWrite& w) {
   const auto seen = detector_.scan(w.data, w.host());
   TapVerdict verdict = TapVerdict::Continue;
+  const bool to_proxy = via_own_proxy(w);
   std::lock_guard lock(counts_mu_);
   ++writes_;
   for (const Sighting& s : seen) {
     const char* kind = s.kind == SightingKind::Token ? "token" : "value";
+    if (to_proxy) {
+      ++uses_[{detector_.name(s.secret), "kz proxy (the proxy decides where it goes)", kind}];
+      continue;
+    }
     if (s.bound) {
       ++uses_[{detector_.name(s.secret), w.host(), kind}];
       continue;

@@ -57,6 +57,18 @@ class RunSensors {
 
   // Starts the TLS tap, which recognises what `detector` knows. Before the child forks.
   void watch(LeakDetector detector);
+  // kz's own fallback proxy: where it listens (IP literal, port), and which processes
+  // the run routes to it. A redirected program's socket peer is the proxy, not the host
+  // it asked for, and a program with its own TLS library (node) writes through its own
+  // transport, so the tap may see no peer at all. A write without a server name that
+  // goes to the proxy's listener, or whose peer the tap cannot see from a process routed
+  // to the proxy, says nothing about where the token goes: the proxy decides (with the
+  // binding check) and audits its refusals. It is counted as a use through the proxy,
+  // never as "exfil". Before the child forks; `routed` must stay callable until stop().
+  void set_own_proxy(std::vector<std::pair<std::string, int>> endpoints, std::function<bool(pid_t)> routed) {
+    own_ = std::move(endpoints);
+    routed_to_proxy_ = std::move(routed);
+  }
   // The run's first process, while it waits to exec: from here on its whole tree is seen.
   Status add_root(pid_t pid);
   // Detaches, and writes the "sensor.summary" record when the tap ran. Idempotent.
@@ -81,6 +93,9 @@ class RunSensors {
   // (secret, host, "value" | "token") -> writes
   std::map<std::tuple<std::string, std::string, std::string>, std::uint64_t> uses_;
   std::uint64_t leaks_ = 0, exfil_ = 0, writes_ = 0;
+  std::vector<std::pair<std::string, int>> own_;   // kz's proxy listeners
+  std::function<bool(pid_t)> routed_to_proxy_;
+  bool via_own_proxy(const TapWrite& w) const;
 };
 
 }  // namespace kz

@@ -105,6 +105,8 @@ struct Facts {
   ConnFacts f;
   int gathers = 0;
   std::string chain = "DER-CHAIN";
+  const char* host_override = nullptr;   // gather names this host instead
+  int* on_grant_count = nullptr;
   Facts() {
     f.channel = wire::Channel::OpenSSL;
     f.pid = 4242;
@@ -112,7 +114,8 @@ struct Facts {
     f.gather = [](ConnFacts* self) {
       auto* me = static_cast<Facts*>(self->ctx);
       ++me->gathers;
-      const std::string host = "api.exa mple.com\x01";   // the client drops the space and control
+      const std::string host = me->host_override != nullptr ? std::string(me->host_override)
+                                                             : "api.exa mple.com\x01";   // the client drops the space and control
       std::memcpy(self->host, host.data(), host.size());
       self->host_len = host.size();
       const std::string peer = "203.0.113.7:443";
@@ -298,6 +301,58 @@ TEST(SwapClient, GrantsEndWithTheirConnection) {
   st = table->find_or_create(&key);
   ASSERT_EQ(swap(c, st, kTokSame, &v), Decision::Allow);
   EXPECT_EQ(t.seen().size(), 3u) << "the new connection asked the broker";
+}
+
+// A grant is keyed by the TLS object's address, which a new session can reuse (the old
+// one freed past the shim's hooks). Every reuse recomputes the peer's identity (SNI +
+// chain) from the live object: another peer drops the grants, reports their uses, and
+// asks the broker.
+TEST(SwapClient, AGrantIsReusedOnlyForThePeerItWasGivenFor) {
+  FakeTransport t;
+  t.answer = [](const wire::Request& r, wire::Reply& rep) {
+    if (r.op == Op::Swap) allow_value(rep, kValSame, wire::kReplyReuseOnConnection);
+  };
+  auto st = state_with_request_line(21);
+  std::string v;
+  int grants_registered = 0;
+  auto hook_call = [&](const std::string& chain, const char* host) {
+    // One client per hook call, as the shim makes them.
+    Facts facts;
+    facts.chain = chain;
+    facts.f.on_grant = [](void* ctx) { ++*static_cast<Facts*>(ctx)->on_grant_count; };
+    facts.on_grant_count = &grants_registered;
+    facts.host_override = host;
+    SwapClient c(t, facts.f);
+    return swap(c, st.get(), kTokSame, &v);
+  };
+  ASSERT_EQ(hook_call("CHAIN-BOUND", nullptr), Decision::Allow);
+  ASSERT_EQ(st->ngrants, 1u);
+  EXPECT_EQ(grants_registered, 1) << "the shim hears of the grant (OpenSSL ex-data)";
+  ASSERT_EQ(hook_call("CHAIN-BOUND", nullptr), Decision::Allow);
+  EXPECT_EQ(t.seen().size(), 1u) << "same peer: the grant answers";
+
+  // Same address, new session: another chain. The grant must not answer.
+  t.answer = nullptr;   // the broker refuses the unbound peer
+  EXPECT_EQ(hook_call("CHAIN-UNBOUND", nullptr), Decision::Refuse);
+  auto seen = t.seen();
+  ASSERT_EQ(seen.size(), 3u);
+  EXPECT_EQ(seen[1].op, Op::Report) << "the old grant's uses are reported";
+  EXPECT_EQ(seen[1].uses, 1u);
+  EXPECT_EQ(seen[2].op, Op::Swap) << "the broker decides for the new peer";
+  EXPECT_EQ(seen[2].chain, "CHAIN-UNBOUND");
+  EXPECT_EQ(st->ngrants, 0u);
+  for (unsigned char ch : std::string(reinterpret_cast<const char*>(st->grants), sizeof st->grants))
+    ASSERT_EQ(ch, 0) << "the dropped grant's value is wiped";
+
+  // Same chain, another SNI: also another peer.
+  t.answer = [](const wire::Request& r, wire::Reply& rep) {
+    if (r.op == Op::Swap) allow_value(rep, kValSame, wire::kReplyReuseOnConnection);
+  };
+  ASSERT_EQ(hook_call("CHAIN-BOUND", nullptr), Decision::Allow);
+  t.answer = nullptr;
+  EXPECT_EQ(hook_call("CHAIN-BOUND", "unbound.example"), Decision::Refuse);
+  EXPECT_EQ(t.seen().back().host, "unbound.example");
+  EXPECT_EQ(st->ngrants, 0u);
 }
 
 TEST(SwapClient, RefusalUnknownAndIncompleteLeaveTheTokenAlone) {

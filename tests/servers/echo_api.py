@@ -284,7 +284,7 @@ class EchoServer:
         for _ in range(50):
             s4 = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             s4.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s4.bind(("127.0.0.1", port))
+            s4.bind((self.args.bind4, port))
             s4.listen(128)
             bound = s4.getsockname()[1]
             if self.args.no_ipv6 or not socket.has_ipv6:
@@ -369,6 +369,9 @@ def main():
     ap.add_argument("--record", help="append one JSON line per request here")
     ap.add_argument("--alpn", default="h2,http/1.1", help="ALPN protocols offered (server preference)")
     ap.add_argument("--no-ipv6", action="store_true", help="listen on 127.0.0.1 only")
+    ap.add_argument("--bind4", default="127.0.0.1",
+                    help="IPv4 address to listen on (another loopback address, e.g. 127.0.0.2, is a host "
+                         "that is not kz's proxy; use with --no-ipv6)")
     ap.add_argument("--body-timeout", type=float, default=3.0,
                     help="seconds to wait for missing body bytes before recording the body as short")
     ap.add_argument("--idle-timeout", type=float, default=60.0)

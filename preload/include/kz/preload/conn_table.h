@@ -61,6 +61,10 @@ struct ConnState {
   // Grants, and what the use reports need once the TLS object may be gone (process exit).
   Grant grants[kMaxGrants];
   std::size_t ngrants = 0;
+  // The identity of the peer the grants were given for (peer_identity.h): every reuse
+  // recomputes it from the live TLS object, whose address may now belong to a new
+  // session with another peer.
+  std::uint64_t grant_peer = 0;
   wire::Channel channel = wire::Channel::Plain;
   char host[wire::kMaxHost];
   char peer[wire::kMaxPeer];

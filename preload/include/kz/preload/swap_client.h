@@ -63,6 +63,9 @@ struct ConnFacts {
   // key-log callback or a memory BIO can be set after the first grant. A few pointer
   // reads through the TLS library; never called on a write without a token.
   std::uint8_t (*unsafe)(void* ctx) = nullptr;
+  // Optional: the broker granted reuse on ctx. The shim registers the TLS library's own
+  // free path here (OpenSSL ex-data), so the grant ends however the object is freed.
+  void (*on_grant)(void* ctx) = nullptr;
 
   // Runs gather once.
   void ensure_gathered() {
@@ -105,7 +108,9 @@ class SwapClient {
   bool swap_from_grant(ConnState* st, const char* tok, std::size_t len, char* value_out, std::size_t cap,
                        std::size_t* value_len);
   void report_uses(ConnState* st, Grant& g);
-  void remember_grant(ConnState* st, const char* tok, std::size_t len, const wire::Reply& rep);
+  void remember_grant(ConnState* st, const char* tok, std::size_t len, const wire::Reply& rep, std::uint64_t peer);
+  bool grants_match_peer(const ConnState* st);
+  void drop_grants(ConnState* st);
 
   SwapTransport& t_;
   ConnFacts& facts_;

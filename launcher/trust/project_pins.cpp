@@ -1,0 +1,112 @@
+#include "trust/project_pins.h"
+
+#include <algorithm>
+#include <fstream>
+#include <iterator>
+#include <nlohmann/json.hpp>
+
+#include "config/secret_bindings.h"
+#include "kz/digest.h"
+
+namespace kz {
+
+namespace {
+
+std::vector<std::string> sorted_unique(std::vector<std::string> v) {
+  std::sort(v.begin(), v.end());
+  v.erase(std::unique(v.begin(), v.end()), v.end());
+  return v;
+}
+
+// An exec ref is a command line and may carry anything: only its hash is kept.
+std::string source_of(const SecretSpec& s) {
+  if (s.provider == "exec") return "exec:sha256:" + sha256_hex(s.ref);
+  return s.provider + ":" + s.ref;
+}
+
+Result<std::vector<std::string>> string_list(const nlohmann::json& j, const char* key) {
+  if (!j.contains(key)) return std::vector<std::string>{};
+  if (!j[key].is_array()) return make_error(ErrorKind::Config, std::string(key) + " is not a list");
+  std::vector<std::string> out;
+  for (const auto& e : j[key]) {
+    if (!e.is_string()) return make_error(ErrorKind::Config, std::string(key) + " holds a non-string");
+    out.push_back(e.get<std::string>());
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string file_sha256(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return "unreadable";
+  std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  if (f.bad()) return "unreadable";
+  return sha256_hex(bytes);
+}
+
+ProjectPins pins_of(const Config& cfg) {
+  ProjectPins p;
+  p.config = cfg.path;
+  p.config_sha256 = file_sha256(cfg.path);
+  for (const auto& s : cfg.secrets) {
+    const Binding b = binding_of(s, false);
+    SecretPin pin;
+    pin.source = source_of(s);
+    pin.hosts = sorted_unique(b.hosts);
+    pin.methods = sorted_unique(b.methods);
+    pin.paths = sorted_unique(b.paths);
+    p.secrets[s.name] = std::move(pin);
+  }
+  if (!cfg.blind.ca_file.empty()) {
+    p.ca_file = cfg.blind.ca_file;
+    p.ca_sha256 = file_sha256(cfg.blind.ca_file);
+  }
+  return p;
+}
+
+nlohmann::json pins_to_json(const ProjectPins& p) {
+  nlohmann::json j;
+  j["version"] = 1;
+  j["config"] = p.config;
+  j["config_sha256"] = p.config_sha256;
+  j["secrets"] = nlohmann::json::object();
+  for (const auto& [name, s] : p.secrets)
+    j["secrets"][name] = {{"source", s.source}, {"hosts", s.hosts}, {"methods", s.methods}, {"paths", s.paths}};
+  if (!p.ca_file.empty()) j["ca_file"] = {{"path", p.ca_file}, {"sha256", p.ca_sha256}};
+  return j;
+}
+
+Result<ProjectPins> pins_from_json(const nlohmann::json& j) {
+  auto bad = [](const std::string& why) { return make_error(ErrorKind::Config, why); };
+  if (!j.is_object() || j.value("version", 0) != 1) return bad("not a kz trust record (version 1)");
+  if (!j.contains("config") || !j["config"].is_string()) return bad("config is missing");
+  if (!j.contains("secrets") || !j["secrets"].is_object()) return bad("secrets is missing");
+  ProjectPins p;
+  p.config = j["config"].get<std::string>();
+  if (j.contains("config_sha256") && j["config_sha256"].is_string()) p.config_sha256 = j["config_sha256"];
+  for (const auto& [name, s] : j["secrets"].items()) {
+    if (!s.is_object() || !s.contains("source") || !s["source"].is_string()) return bad("secret " + name + " is damaged");
+    SecretPin pin;
+    pin.source = s["source"].get<std::string>();
+    auto hosts = string_list(s, "hosts");
+    auto methods = string_list(s, "methods");
+    auto paths = string_list(s, "paths");
+    if (!hosts || !methods || !paths) return bad("secret " + name + " is damaged");
+    pin.hosts = std::move(*hosts);
+    pin.methods = std::move(*methods);
+    pin.paths = std::move(*paths);
+    p.secrets[name] = std::move(pin);
+  }
+  if (j.contains("ca_file")) {
+    const auto& c = j["ca_file"];
+    if (!c.is_object() || !c.contains("path") || !c["path"].is_string() || !c.contains("sha256") ||
+        !c["sha256"].is_string())
+      return bad("ca_file is damaged");
+    p.ca_file = c["path"].get<std::string>();
+    p.ca_sha256 = c["sha256"].get<std::string>();
+  }
+  return p;
+}
+
+}  // namespace kz

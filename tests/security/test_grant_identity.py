@@ -1,0 +1,119 @@
+"""Issue 15, class 6: a grant moving to another TLS object.
+
+A connection grant (the broker's "reuse this answer on this connection") is kept by the
+shim under the TLS object's address. The agent frees a session through the TLS library's
+own symbol (past the shim's hook), makes a new session until it sits at the same address,
+and points it at a host the secret is not bound to. The unbound host must get the token,
+never the value; the refusal is audited with that host.
+
+Runs with GnuTLS and OpenSSL, each two ways: the new session made through the normal
+(hooked) call, and entirely past the hooks (for OpenSSL also with every SSL ex-data
+free callback removed), which leaves only the grant's peer check (SNI + chain) to stop it.
+For OpenSSL also without a new object: the same SSL readied for a new connection with the
+library's own SSL_clear.
+"""
+import os
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+from kzt import BlindTestCase
+
+CANARY = "kzCANARY/6e1b+2d9f_grant4reuse.x7Q"
+HERE = os.path.dirname(os.path.abspath(__file__))
+UNBOUND = "unbound.test"
+
+
+def make_leaf(ca, directory, name):
+    """A leaf for `name` signed by the test CA: the unbound server's certificate verifies,
+    so only the binding stops the value."""
+    key, csr, pem, ext = (os.path.join(directory, name + s) for s in (".key", ".csr", ".pem", ".ext"))
+    with open(ext, "w") as f:
+        f.write("basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n"
+                "subjectAltName=DNS:%s\n" % name)
+    subprocess.run(["openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-subj", "/CN=" + name, "-keyout", key, "-out", csr], check=True, capture_output=True)
+    subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", ca["ca"], "-CAkey", ca["ca_key"],
+                    "-CAcreateserial", "-CAserial", os.path.join(directory, "ca.srl"), "-days", "2",
+                    "-extfile", ext, "-out", pem], check=True, capture_output=True)
+    return pem, key
+
+
+class GrantIdentityTest(BlindTestCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.bindir = tempfile.mkdtemp(prefix="kz-sec-bin-")
+        cls.prog = os.path.join(cls.bindir, "grant_reuse")
+        cc = shutil.which("cc") or shutil.which("gcc")
+        if cc is None:
+            raise unittest.SkipTest("no C compiler")
+        subprocess.run([cc, "-O1", "-Wall", "-o", cls.prog, os.path.join(HERE, "programs", "grant_reuse.c"),
+                        "-lgnutls", "-lssl", "-lcrypto", "-ldl"], check=True)
+        cls.unbound_cert = make_leaf(cls.ca, cls.cadir, UNBOUND)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.bindir, True)
+        super().tearDownClass()
+
+    def setUp(self):
+        super().setUp()
+        self.kenv = self.env(KZT_API_KEY_SRC=CANARY)
+        # Bound to localhost only, no methods/paths: the broker grants reuse on the connection.
+        self.blind_config({"API_KEY": {"ref": "KZT_API_KEY_SRC", "hosts": ["localhost"]}})
+
+    def unbound_server(self):
+        self._servers += 1
+        rec = os.path.join(self.srv, "unbound-%d.jsonl" % self._servers)
+        from kzt import ServerProcess
+        s = ServerProcess("echo_api.py", "--record", rec, "--cert", self.unbound_cert[0],
+                          "--key", self.unbound_cert[1])
+        self.addCleanup(s.stop)
+        return s.port, rec
+
+    def attempt(self, lib, variant):
+        bport, brec = self.echo_server("tls")
+        uport, urec = self.unbound_server()
+        r = self.run_blind(self.prog, lib, variant, self.ca["ca"], "localhost", str(bport), UNBOUND, str(uport),
+                           env=self.kenv)
+        self.assertEqual(r.returncode, 0, "kz exit %d\nstdout:\n%s\nstderr:\n%s" % (
+            r.returncode, r.stdout[-3000:], r.stderr[-3000:]))
+        self.assertNotExposed(r.stdout + r.stderr, CANARY, "the program's and kz's output")
+        self.assertIn("SAME_POINTER 1", r.stdout,
+                      "the new session did not get the freed one's address; the test proves nothing")
+        first = self.records(brec, "/first")
+        self.assertEqual(len(first), 1)
+        self.assertTrue(self.auth_of(first[0]) == "Bearer " + CANARY,
+                        "the bound host did not get the value: no grant was made\n" + self.audit_dump())
+        grants = [a for a in self.audit_events("swap", decision="allow") if a.get("grant") == "connection"]
+        self.assertTrue(grants, "the broker gave no connection grant:\n" + self.audit_dump())
+        second = self.records(urec, "/second")
+        self.assertEqual(len(second), 1, "the unbound server got no request")
+        got = self.auth_of(second[0])
+        # assertTrue, not assertNotEqual: a failure message must not print the value.
+        self.assertTrue(got != "Bearer " + CANARY, "the unbound host received the value (%s, %s)" % (lib, variant))
+        self.assertTrue(got.startswith("Bearer KZ_TOK_"), "the unbound host should see the token")
+        refusals = [a for a in self.audit_events("swap", decision="refuse") if a.get("host") == UNBOUND]
+        self.assertTrue(refusals, "no refusal audited for %s:\n%s" % (UNBOUND, self.audit_dump()))
+        self.assertIn("grant_reuse", refusals[0].get("exe", ""))
+
+    def test_gnutls_new_session_through_the_hook(self):
+        self.attempt("gnutls", "hooked-new")
+
+    def test_gnutls_everything_past_the_hooks(self):
+        self.attempt("gnutls", "bypass-all")
+
+    def test_openssl_new_session_through_the_hook(self):
+        self.attempt("openssl", "hooked-new")
+
+    def test_openssl_everything_past_the_hooks_and_ex_data(self):
+        self.attempt("openssl", "bypass-all")
+
+    def test_openssl_same_object_cleared_past_the_hook(self):
+        self.attempt("openssl", "clear-past-hook")
+
+
+if __name__ == "__main__":
+    unittest.main()
