@@ -238,6 +238,10 @@ WriteOutcome ossl_outbound(SSL* ssl, const void* buf, std::size_t len, int* fail
 // reused), without asking the object anything: it may be half freed.
 void ossl_forget(SSL* ssl) {
   session_forget(ssl);
+  if (conn_table().find(ssl) == nullptr) {   // the common case (every SSL_new): no broker, no lock
+    conn_table().lines().forget(ssl);
+    return;
+  }
   Guard g;
   Ctx c(ssl);
   c.facts.gathered = true;   // no SNI or handshake from a dying object

@@ -33,7 +33,7 @@ void print_pins(const ProjectPins& p) {
     std::printf("  [blind] ca_file %s (sha256 %s)\n", p.ca_file.c_str(), p.ca_sha256.c_str());
 }
 
-// The parent's process id and executable from /proc; false at the top or on error.
+// The parent process id of pid, from /proc; false at the top or on error.
 bool parent_of(pid_t pid, pid_t* ppid) {
   std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
   std::string stat;
