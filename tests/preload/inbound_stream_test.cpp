@@ -21,6 +21,7 @@ using test::kTokSame;
 using test::kValSame;
 
 constexpr std::uint64_t kBase = 0x1d3f5a7c9b2e4ULL;
+constexpr std::uint64_t kQuickBase = 0x9e3779b97f4a7c15ULL;   // odd, as the broker's fq_base
 
 std::string form(wire::ValueForm f, const std::string& v) {
   std::string out(wire::kMaxFormLen, '\0');
@@ -35,6 +36,8 @@ void add_prints(ConnState& st, const std::string& value) {
     Fingerprint p;
     p.base = kBase;
     p.hash = wire::fp_hash(reinterpret_cast<const unsigned char*>(e.data()), e.size(), kBase);
+    p.quick_base = kQuickBase;
+    p.quick = wire::fq_hash(reinterpret_cast<const unsigned char*>(e.data()), e.size(), kQuickBase);
     p.len = static_cast<std::uint32_t>(e.size());
     p.secret_id = 1;
     p.form = static_cast<std::uint32_t>(f);

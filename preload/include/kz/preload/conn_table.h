@@ -23,6 +23,8 @@ namespace kz::preload {
 
 struct Fingerprint {
   std::uint64_t base = 0, hash = 0;
+  // The scan's quick filter (wire::fq_hash); quick_base 0: none, the scan uses `hash`.
+  std::uint64_t quick_base = 0, quick = 0;
   std::uint32_t len = 0, secret_id = 0;
   std::uint32_t form = 0;   // wire::ValueForm of the bytes it fingerprints
 };
