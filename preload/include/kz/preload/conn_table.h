@@ -30,7 +30,7 @@ struct Fingerprint {
 };
 
 // Every encoded form of up to 4 secrets per connection (wire::kValueFormCount each).
-inline constexpr std::size_t kMaxFingerprints = 40;
+inline constexpr std::size_t kMaxFingerprints = 44;
 
 // A broker answer the shim may reuse on this connection (wire::kReplyReuseOnConnection):
 // the token, its value, and the uses not yet reported to the broker.
