@@ -517,7 +517,8 @@ InboundRead inbound_read(ConnTable& t, const void* key, unsigned char* out, std:
     if (s.failed) return InboundRead::Failed;
     const long rc = r.read(r.ctx, s.buf + s.len, stream_room(s));
     if (rc <= 0) {
-      if (rc == 0 && s.len > 0) {   // the end of the stream: what is held is final
+      const bool gone = rc == 0 || (r.ended != nullptr && r.ended(r.ctx, rc));
+      if (gone && s.len > 0) {   // the end of the stream: what is held is final
         stream_end(*st, b);
         if (s.ready > 0) continue;
       }

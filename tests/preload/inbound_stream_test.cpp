@@ -227,5 +227,36 @@ TEST(InboundRead, SmallReadsThroughTheStream) {
             InboundRead::PassThrough);
 }
 
+TEST(InboundRead, AFatalEndReleasesWhatIsHeld) {
+  // A close-delimited body whose connection ends in an error (no close_notify): the held
+  // tail is scanned and handed out, then the library's error.
+  Stream s;
+  const std::string head = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n";
+  const std::string body = std::string(100, 'z') + " key " + kValSame;
+  PieceReader pr;
+  pr.pieces = {head + body};
+  ReadOps r;
+  r.ctx = &pr;
+  r.read = [](void* ctx, unsigned char* p, std::size_t cap) -> long {
+    auto* self = static_cast<PieceReader*>(ctx);
+    return self->next == self->pieces.size() ? -110 : PieceReader::read(ctx, p, cap);
+  };
+  r.ended = [](void*, long rc) { return rc == -110; };
+  std::string got;
+  long lib = 0;
+  for (int i = 0; i < 100; ++i) {
+    unsigned char buf[64];
+    std::size_t n = 0;
+    const InboundRead rr = inbound_read(*s.t, s.key, buf, sizeof buf, false, s.b.ops(), r, &n, &lib);
+    if (rr != InboundRead::Delivered) {
+      EXPECT_EQ(rr, InboundRead::Library);
+      break;
+    }
+    got.append(reinterpret_cast<char*>(buf), n);
+  }
+  EXPECT_EQ(lib, -110);
+  EXPECT_EQ(got, head + std::string(100, 'z') + " key " + kTokSame);
+}
+
 }  // namespace
 }  // namespace kz::preload
