@@ -3,14 +3,21 @@
 //  - the whole outbound_write decision (prefix scan, trailing-prefix check, request-line
 //    and Basic pre-checks, the empty-table check) on HTTP-looking buffers (ns per call),
 //    with a broker and a writer that abort if they are ever called.
+//  - the inbound stream of a connection that carries a value (every read is scanned for
+//    each encoded form of the value, framing followed, the tail held): bytes/s of a
+//    Content-Length response read in 16 KiB records.
 //   build/bin/scanner_bench
 #include <benchmark/benchmark.h>
 
 #include <cstdlib>
+#include <memory>
 #include <random>
 #include <string>
 
 #include "kz/preload/conn_table.h"
+#include "kz/preload/inbound.h"
+#include "kz/wire/fingerprint.h"
+#include "kz/wire/value_forms.h"
 #include "kz/wire/scanner.h"
 #include "kz/preload/outbound.h"
 
@@ -105,5 +112,50 @@ void BM_OutboundWriteFastPathBody(benchmark::State& state) {
 BENCHMARK(BM_OutboundWriteFastPathBody)->Arg(1024)->Arg(16 << 10);
 
 }  // namespace
+
+// A response on a connection that carries one 51-byte key: fingerprints of its forms as
+// the broker gives them, a body of printable text (no hit), read in 16 KiB records.
+void BM_InboundStream(benchmark::State& state) {
+  const std::string key = "sk-proj-0123456789abcdefghijklmnopqrstuvwxyzABCDEFG";
+  auto table = std::make_unique<kz::preload::ConnTable>();
+  const void* conn = reinterpret_cast<const void*>(0x5000);
+  kz::preload::ConnState* st = table->find_or_create(conn);
+  for (std::size_t f = 0; f < kz::wire::kValueFormCount; ++f) {
+    char enc[kz::wire::kMaxFormLen];
+    const std::size_t n = kz::wire::encode_form(static_cast<kz::wire::ValueForm>(f),
+                                                reinterpret_cast<const unsigned char*>(key.data()), key.size(), enc,
+                                                sizeof enc);
+    kz::preload::Fingerprint p;
+    p.base = 0x1d3f5a7c9b2e4ULL;
+    p.hash = kz::wire::fp_hash(reinterpret_cast<const unsigned char*>(enc), n, p.base);
+    p.quick_base = 0x9e3779b97f4a7c15ULL;
+    p.quick = kz::wire::fq_hash(reinterpret_cast<const unsigned char*>(enc), n, p.quick_base);
+    p.len = static_cast<std::uint32_t>(n);
+    p.form = static_cast<std::uint32_t>(f);
+    st->add_fingerprint(p);
+  }
+  const std::size_t body = static_cast<std::size_t>(state.range(0));
+  const std::string record = printable(16 << 10, 9);
+  const std::string head = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body) + "\r\n\r\n";
+  kz::preload::BrokerOps b;
+  b.redact = abort_redact;
+  unsigned char out[16 << 10];
+  for (auto _ : state) {
+    kz::preload::stream_feed(*st, reinterpret_cast<const unsigned char*>(head.data()), head.size(), b);
+    std::size_t left = body;
+    while (left > 0) {
+      const std::size_t n = left < record.size() ? left : record.size();
+      kz::preload::stream_feed(*st, reinterpret_cast<const unsigned char*>(record.data()), n, b);
+      left -= n;
+      while (kz::preload::stream_take(st->in, out, sizeof out, false) > 0) {
+      }
+    }
+    while (kz::preload::stream_take(st->in, out, sizeof out, false) > 0) {
+    }
+  }
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * state.range(0));
+  table->remove(conn);
+}
+BENCHMARK(BM_InboundStream)->Arg(1 << 20);
 
 BENCHMARK_MAIN();

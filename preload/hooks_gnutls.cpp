@@ -131,6 +131,12 @@ long gtls_stream_read(void* ctx, unsigned char* p, std::size_t cap) {
   return static_cast<long>(real(static_cast<gnutls_session_t>(ctx), p, cap));
 }
 
+// The peer is gone (a close without close_notify, or any fatal error), not "try again".
+bool gtls_stream_ended(void*, long rc) {
+  auto fatal = KZ_REAL(Gnutls, gnutls_error_is_fatal);
+  return rc == GNUTLS_E_PREMATURE_TERMINATION || (fatal != nullptr && fatal(static_cast<int>(rc)) != 0);
+}
+
 struct Ctx {
   Gtls g;
   ConnFacts facts;
@@ -175,6 +181,7 @@ KZ_EXPORT ssize_t gnutls_record_recv(gnutls_session_t s, void* data, size_t n) {
     ReadOps r;
     r.ctx = s;
     r.read = gtls_stream_read;
+    r.ended = gtls_stream_ended;
     std::size_t got = 0;
     long lib = 0;
     switch (inbound_read(conn_table(), s, static_cast<unsigned char*>(data), n, false, c.b, r, &got, &lib)) {

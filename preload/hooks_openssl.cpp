@@ -265,6 +265,15 @@ long ossl_stream_read(void* ctx, unsigned char* p, std::size_t cap) {
   return real(static_cast<SSL*>(ctx), p, cap > INT_MAX ? INT_MAX : static_cast<int>(cap));
 }
 
+// The stream is over for good: the peer closed (with or without close_notify) or the
+// connection failed; not a want-read/want-write.
+bool ossl_stream_ended(void* ctx, long rc) {
+  auto get_error = KZ_REAL(Ssl, SSL_get_error);
+  if (get_error == nullptr) return false;
+  const int e = get_error(static_cast<SSL*>(ctx), static_cast<int>(rc));
+  return e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SSL || e == SSL_ERROR_SYSCALL;
+}
+
 // A connection that carries a value reads through its inbound stream (inbound.h).
 // Returns false when it has none (the hook reads as usual); else *rc is what SSL_read
 // returns: bytes, or the library's own result, or -1 with errno EPROTO for a
@@ -275,6 +284,7 @@ bool ossl_stream(SSL* ssl, void* buf, std::size_t num, bool peek, int* rc) {
   ReadOps r;
   r.ctx = ssl;
   r.read = ossl_stream_read;
+  r.ended = ossl_stream_ended;
   std::size_t got = 0;
   long lib = 0;
   switch (inbound_read(conn_table(), ssl, static_cast<unsigned char*>(buf), num, peek, c.b, r, &got, &lib)) {

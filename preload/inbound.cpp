@@ -19,36 +19,80 @@ struct Hit {
 };
 
 // Every window of [v, v+n) that matches a fingerprint, at most kMaxHits, sorted by offset.
-// One rolling pass per distinct (length, base): the forms of a value share few lengths.
+// One rolling hash per distinct window length (the forms of a value share few lengths),
+// all advanced in the same pass. Prints that carry the quick filter (wire::fq_hash, mod
+// 2^64) roll that; a filter match is confirmed with the mod 2^61-1 hash of the window
+// before it counts. Prints without one roll the mod 2^61-1 hash itself.
 std::size_t find_hits(const unsigned char* v, std::size_t n, const Fingerprint* fps, std::size_t nfps, Hit* hits) {
-  std::size_t nh = 0;
-  bool done[kMaxFingerprints] = {};
-  std::size_t last_end[kMaxFingerprints] = {};
   if (nfps > kMaxFingerprints) nfps = kMaxFingerprints;
+  struct Group {
+    std::size_t len;
+    bool quick;
+    std::uint64_t base, top, h;
+    std::uint32_t first, count;   // members: order[first, first + count)
+  };
+  Group groups[kMaxFingerprints];
+  std::size_t order[kMaxFingerprints];
+  std::size_t ng = 0, no = 0;
+  bool placed[kMaxFingerprints] = {};
   for (std::size_t i = 0; i < nfps; ++i) {
-    if (done[i]) continue;
+    if (placed[i]) continue;
     const std::size_t len = fps[i].len;
-    const std::uint64_t base = fps[i].base;
-    std::size_t group[kMaxFingerprints];
-    std::size_t ng = 0;
-    for (std::size_t j = i; j < nfps; ++j)
-      if (!done[j] && fps[j].len == len && fps[j].base == base) {
-        done[j] = true;
-        group[ng++] = j;
+    const bool quick = fps[i].quick_base != 0;
+    const std::uint64_t base = quick ? fps[i].quick_base : fps[i].base;
+    Group g{len, quick, base, 0, 0, static_cast<std::uint32_t>(no), 0};
+    for (std::size_t j = i; j < nfps; ++j) {
+      const bool jq = fps[j].quick_base != 0;
+      if (!placed[j] && fps[j].len == len && jq == quick && (jq ? fps[j].quick_base : fps[j].base) == base) {
+        placed[j] = true;
+        order[no++] = j;
+        ++g.count;
       }
+    }
     if (len == 0 || len > wire::kMaxData || len > n) continue;
-    const std::uint64_t top = wire::fp_pow(base, len - 1);
-    std::uint64_t h = wire::fp_hash(v, len, base);
-    for (std::size_t pos = 0;; ++pos) {
-      for (std::size_t g = 0; g < ng; ++g) {
-        const std::size_t j = group[g];
-        if (h != fps[j].hash || (last_end[j] > 0 && pos < last_end[j]) || nh == kMaxHits) continue;
-        last_end[j] = pos + len;
-        hits[nh++] = Hit{pos, j};
+    g.top = quick ? wire::fq_pow(base, len - 1) : wire::fp_pow(base, len - 1);
+    g.h = quick ? wire::fq_hash(v, len, base) : wire::fp_hash(v, len, base);
+    groups[ng++] = g;
+  }
+  std::size_t nh = 0;
+  std::size_t last_end[kMaxFingerprints] = {};
+  auto check = [&](const Group& g, std::size_t pos) {
+    for (std::uint32_t m = 0; m < g.count; ++m) {
+      const std::size_t j = order[g.first + m];
+      if (g.h != (g.quick ? fps[j].quick : fps[j].hash) || (last_end[j] > 0 && pos < last_end[j]) || nh == kMaxHits)
+        continue;
+      if (g.quick && wire::fp_hash(v + pos, g.len, fps[j].base) != fps[j].hash) continue;
+      last_end[j] = pos + g.len;
+      hits[nh++] = Hit{pos, j};
+    }
+  };
+  for (std::size_t k = 0; k < ng; ++k) {
+    Group& g = groups[k];
+    const std::size_t last = n - g.len;   // the last window's start
+    if (g.quick) {
+      // The hot loop: two multiplies and a compare a byte (wrapping arithmetic).
+      const std::uint64_t b = g.base, top = g.top;
+      std::uint64_t h = g.h;
+      // Up to 4 members compared inline (a value's forms of one length are at most 2);
+      // a larger group checks every window.
+      std::uint64_t w[4];
+      for (std::uint32_t m = 0; m < 4; ++m) w[m] = fps[order[g.first + (m < g.count ? m : 0)]].quick;
+      const bool every = g.count > 4;
+      for (std::size_t pos = 0;; ++pos) {
+        if (every || h == w[0] || h == w[1] || h == w[2] || h == w[3]) {
+          g.h = h;
+          check(g, pos);
+        }
+        if (pos == last) break;
+        h = (h - v[pos] * top) * b + v[pos + g.len];
       }
-      if (pos + len >= n) break;
-      h = wire::fp_addmod(h, wire::kFingerprintModulus - wire::fp_mulmod(v[pos], top));
-      h = wire::fp_addmod(wire::fp_mulmod(h, base), v[pos + len]);
+    } else {
+      for (std::size_t pos = 0;; ++pos) {
+        check(g, pos);
+        if (pos == last) break;
+        g.h = wire::fp_addmod(g.h, wire::kFingerprintModulus - wire::fp_mulmod(v[pos], g.top));
+        g.h = wire::fp_addmod(wire::fp_mulmod(g.h, g.base), v[pos + g.len]);
+      }
     }
   }
   for (std::size_t a = 1; a < nh; ++a)
@@ -473,7 +517,8 @@ InboundRead inbound_read(ConnTable& t, const void* key, unsigned char* out, std:
     if (s.failed) return InboundRead::Failed;
     const long rc = r.read(r.ctx, s.buf + s.len, stream_room(s));
     if (rc <= 0) {
-      if (rc == 0 && s.len > 0) {   // the end of the stream: what is held is final
+      const bool gone = rc == 0 || (r.ended != nullptr && r.ended(r.ctx, rc));
+      if (gone && s.len > 0) {   // the end of the stream: what is held is final
         stream_end(*st, b);
         if (s.ready > 0) continue;
       }

@@ -227,10 +227,13 @@ Decision SwapClient::swap(ConnState* st, const char* tok, std::size_t len, bool 
         fp.hash = rep->fp_hash;
         fp.len = rep->fp_len;
         fp.secret_id = rep->secret_id;
+        fp.quick_base = rep->fq_base;
+        fp.quick = rep->fq_hash;
         st->add_fingerprint(fp);
         // The value's encoded forms (base64, hex, percent, JSON...), each its own print.
         for (std::size_t i = 0; i < rep->nforms && i < wire::kValueFormCount; ++i) {
           fp.hash = rep->forms[i].hash;
+          fp.quick = rep->forms[i].quick;
           fp.len = rep->forms[i].len;
           fp.form = rep->forms[i].form;
           st->add_fingerprint(fp);

@@ -160,6 +160,8 @@ DecideOutcome decide(const DecideContext& ctx, const wire::Request& req, const P
   rep.fp_base = ctx.table->fp_base();
   rep.fp_hash = s->fp_hash;
   rep.fp_len = static_cast<std::uint32_t>(s->value.size());
+  rep.fq_base = ctx.table->fq_base();
+  rep.fq_hash = s->fq_hash;
   rep.nforms = static_cast<std::uint32_t>(std::min(s->form_prints.size(), wire::kValueFormCount));
   for (std::size_t i = 0; i < rep.nforms; ++i) rep.forms[i] = s->form_prints[i];
   a.secret = s->name;

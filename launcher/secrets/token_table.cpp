@@ -39,7 +39,7 @@ namespace {
 // The fingerprints of every encoded form of `value` that differs from the raw value and
 // from the forms before it; forms past wire::kMaxFormLen are left out. The encodings are
 // built in locked memory and wiped.
-std::vector<wire::FormPrint> form_prints_of(std::string_view value, std::uint64_t base) {
+std::vector<wire::FormPrint> form_prints_of(std::string_view value, std::uint64_t base, std::uint64_t qbase) {
   std::vector<wire::FormPrint> out;
   SecretValue enc = SecretValue::allocate(wire::kMaxFormLen * wire::kValueFormCount);
   std::size_t lens[wire::kValueFormCount] = {};
@@ -53,7 +53,8 @@ std::vector<wire::FormPrint> form_prints_of(std::string_view value, std::uint64_
       dup = lens[g] == n && std::memcmp(enc.data() + g * wire::kMaxFormLen, at, n) == 0;
     if (dup) continue;
     lens[f] = n;
-    out.push_back({wire::fp_hash(reinterpret_cast<const unsigned char*>(at), n, base), static_cast<std::uint32_t>(n),
+    const auto* bytes = reinterpret_cast<const unsigned char*>(at);
+    out.push_back({wire::fp_hash(bytes, n, base), wire::fq_hash(bytes, n, qbase), static_cast<std::uint32_t>(n),
                    static_cast<std::uint32_t>(f)});
   }
   return out;
@@ -77,6 +78,10 @@ Result<TokenTable> TokenTable::build(std::vector<ResolvedSecret> secrets,
   for (unsigned char c : rnd) base = (base << 8) | c;
   // A base of 0 or 1 would make the fingerprint trivial.
   t.fp_base_ = 2 + base % (wire::kFingerprintModulus - 3);
+  unsigned char qrnd[8];
+  if (RAND_bytes(qrnd, sizeof qrnd) != 1) return make_error(ErrorKind::Internal, "the random number generator failed");
+  for (unsigned char c : qrnd) t.fq_base_ = (t.fq_base_ << 8) | c;
+  t.fq_base_ |= 1;   // odd: invertible mod 2^64
   for (auto& r : secrets) {
     if (r.value.size() > wire::kMaxSecretLen)
       return make_error(ErrorKind::Config, "secret " + r.name + " is longer than " +
@@ -94,7 +99,8 @@ Result<TokenTable> TokenTable::build(std::vector<ResolvedSecret> secrets,
     e.token_id = token_id(e.token.view());
     e.fp_hash = wire::fp_hash(reinterpret_cast<const unsigned char*>(r.value.view().data()), r.value.size(), t.fp_base_);
     e.value = std::move(r.value);
-    e.form_prints = form_prints_of(e.value.view(), t.fp_base_);
+    e.fq_hash = wire::fq_hash(reinterpret_cast<const unsigned char*>(e.value.view().data()), e.value.size(), t.fq_base_);
+    e.form_prints = form_prints_of(e.value.view(), t.fp_base_, t.fq_base_);
     for (const auto& [name, binding] : bindings)
       if (name == e.name) e.binding = binding;
     t.secrets_.push_back(std::move(e));

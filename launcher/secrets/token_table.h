@@ -40,6 +40,7 @@ struct TokenEntry {
   // A blind run's entries: the handles of the shim protocol.
   std::uint32_t id = 0;         // index + 1, stable for the run
   std::uint64_t fp_hash = 0;    // inbound fingerprint of the value (wire/fingerprint.h)
+  std::uint64_t fq_hash = 0;    // its quick filter hash (fq_hash under fq_base)
   // Fingerprints of the value's other encoded forms (wire/value_forms.h): distinct from the
   // raw value and from each other, each at most wire::kMaxFormLen bytes.
   std::vector<wire::FormPrint> form_prints;
@@ -85,6 +86,7 @@ class TokenTable {
   // Some token is longer than its value: the shim must fix up HTTP framing.
   bool needs_length_fixup() const;
   std::uint64_t fp_base() const { return fp_base_; }
+  std::uint64_t fq_base() const { return fq_base_; }
 
   // ---- Entries issued at runtime (MCP) ----
   // Mints a token for `e` (name, provider, ref, owner, value, binding, expires_at set by
@@ -101,6 +103,7 @@ class TokenTable {
 
   std::vector<TokenEntry> secrets_;
   std::uint64_t fp_base_ = 0;
+  std::uint64_t fq_base_ = 0;
   std::unique_ptr<Issued> issued_;
 };
 

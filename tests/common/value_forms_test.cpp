@@ -35,6 +35,8 @@ TEST(ValueForms, KnownAnswers) {
   EXPECT_EQ(enc(ValueForm::HexUpper, "\x01\xab"), "01AB");
   EXPECT_EQ(enc(ValueForm::Percent, "a b/c~_.-"), "a%20b%2Fc~_.-");
   EXPECT_EQ(enc(ValueForm::Json, "a\"b\\c\n\x01/"), "a\\\"b\\\\c\\n\\u0001/");
+  EXPECT_EQ(enc(ValueForm::PercentLower, "a b/"), "a%20b%2f");
+  EXPECT_EQ(enc(ValueForm::JsonSlash, "a/b"), "a\\/b");
 }
 
 TEST(ValueForms, TooSmallForTheOutputIsZero) {

@@ -5,7 +5,8 @@ The agent is a curl, python3 or wget (GnuTLS) client under `kz run --blind` (the
 `--blind=proxy` (kz's TLS proxy); the server (tests/servers/reflect_api.py, a real TLS
 server on loopback with the test CA) reflects the value of the Authorization header:
   - in every encoded form: raw, base64 (standard and URL-safe, with and without padding),
-    hex (lower and upper case), percent-encoded, JSON-escaped;
+    hex (lower and upper case), percent-encoded (upper- and lower-case hex), JSON-escaped
+    (with and without \/);
   - split across two chunks of a chunked body;
   - split across two TCP writes (two TLS records, so two reads) with a flush between;
   - compressed (gzip, deflate, br) although the request asked for identity: the read
@@ -41,6 +42,9 @@ ENCODE = {
     "hexupper": lambda b: b.hex().upper().encode(),
     "percent": lambda b: urllib.parse.quote_from_bytes(b, safe="").encode(),
     "json": lambda b: json.dumps(b.decode())[1:-1].encode(),
+    "percentlower": lambda b: re.sub(rb"%[0-9A-F]{2}", lambda m: m.group(0).lower(),
+                                     urllib.parse.quote_from_bytes(b, safe="").encode()),
+    "jsonslash": lambda b: json.dumps(b.decode())[1:-1].replace("/", "\\/").encode(),
 }
 
 
@@ -59,6 +63,8 @@ DECODE = {
     "hexupper": lambda s: binascii.unhexlify(s).decode(),
     "percent": urllib.parse.unquote,
     "json": lambda s: json.loads('"' + s + '"'),
+    "percentlower": urllib.parse.unquote,
+    "jsonslash": lambda s: json.loads('"' + s + '"'),
 }
 
 # The agent's python3 client: reads the response in small pieces (http.client over
@@ -166,6 +172,8 @@ class InboundCases:
     def test_hex_upper(self): self.form_case("hexupper")
     def test_percent(self): self.form_case("percent")
     def test_json(self): self.form_case("json")
+    def test_percent_lower_case(self): self.form_case("percentlower")
+    def test_json_escaped_slash(self): self.form_case("jsonslash")
 
     # -- split ---------------------------------------------------------------------------
     def test_value_split_across_chunks(self):

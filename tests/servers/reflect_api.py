@@ -4,6 +4,7 @@ server half of the inbound-redaction tests (tests/security/test_inbound_redactio
 GET /reflect/FORM/MODE reads "Authorization: Bearer VALUE" and answers "echo:" + VALUE in
 FORM + "\n", framed by MODE:
   FORM  raw base64 base64nopad base64url base64urlnopad hexlower hexupper percent json
+        percentlower jsonslash
   MODE  cl        Content-Length, one write
         split     Content-Length, two writes (two TLS records) split inside the value,
                   with a flush between them
@@ -18,6 +19,7 @@ Every request is recorded (path, Accept-Encoding; never the value) to --record.
 import base64
 import gzip
 import json
+import re
 import os
 import sys
 import urllib.parse
@@ -36,6 +38,9 @@ FORMS = {
     "hexupper": lambda b: b.hex().upper().encode(),
     "percent": lambda b: urllib.parse.quote_from_bytes(b, safe="").encode(),
     "json": lambda b: json.dumps(b.decode())[1:-1].encode(),
+    "percentlower": lambda b: re.sub(rb"%[0-9A-F]{2}", lambda m: m.group(0).lower(),
+                                     urllib.parse.quote_from_bytes(b, safe="").encode()),
+    "jsonslash": lambda b: json.dumps(b.decode())[1:-1].replace("/", "\\/").encode(),
 }
 
 

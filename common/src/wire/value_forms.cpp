@@ -57,7 +57,7 @@ bool unreserved(unsigned char c) {
          c == '_' || c == '~';
 }
 
-std::size_t percent(const unsigned char* in, std::size_t n, char* out, std::size_t cap) {
+std::size_t percent(const unsigned char* in, std::size_t n, const char* digits, char* out, std::size_t cap) {
   std::size_t o = 0;
   for (std::size_t i = 0; i < n; ++i) {
     if (unreserved(in[i])) {
@@ -66,14 +66,14 @@ std::size_t percent(const unsigned char* in, std::size_t n, char* out, std::size
     } else {
       if (o + 3 > cap) return 0;
       out[o++] = '%';
-      out[o++] = kHexUpper[in[i] >> 4];
-      out[o++] = kHexUpper[in[i] & 15];
+      out[o++] = digits[in[i] >> 4];
+      out[o++] = digits[in[i] & 15];
     }
   }
   return o;
 }
 
-std::size_t json(const unsigned char* in, std::size_t n, char* out, std::size_t cap) {
+std::size_t json(const unsigned char* in, std::size_t n, bool slash, char* out, std::size_t cap) {
   std::size_t o = 0;
   for (std::size_t i = 0; i < n; ++i) {
     const unsigned char c = in[i];
@@ -86,6 +86,7 @@ std::size_t json(const unsigned char* in, std::size_t n, char* out, std::size_t 
       case '\n': esc = 'n'; break;
       case '\r': esc = 'r'; break;
       case '\t': esc = 't'; break;
+      case '/': esc = slash ? '/' : 0; break;
       default: break;
     }
     if (esc != 0) {
@@ -120,8 +121,10 @@ std::size_t encode_form(ValueForm f, const unsigned char* in, std::size_t n, cha
     case ValueForm::Base64UrlNoPad: return base64(in, n, kB64Url, false, out, cap);
     case ValueForm::HexLower: return hex(in, n, kHexLower, out, cap);
     case ValueForm::HexUpper: return hex(in, n, kHexUpper, out, cap);
-    case ValueForm::Percent: return percent(in, n, out, cap);
-    case ValueForm::Json: return json(in, n, out, cap);
+    case ValueForm::Percent: return percent(in, n, kHexUpper, out, cap);
+    case ValueForm::Json: return json(in, n, false, out, cap);
+    case ValueForm::PercentLower: return percent(in, n, kHexLower, out, cap);
+    case ValueForm::JsonSlash: return json(in, n, true, out, cap);
   }
   return 0;
 }
@@ -137,18 +140,19 @@ std::size_t token_in_form(ValueForm f, const char* token, std::size_t token_len,
   explicit_bzero(full, enc);
   if (enc >= hit_len) return hit_len;   // the same length, or a token longer than a short secret: cut
   std::size_t o = enc;
-  if (enc == token_len && (f == ValueForm::Percent || f == ValueForm::Json)) {
+  const bool pct = f == ValueForm::Percent || f == ValueForm::PercentLower;
+  if (enc == token_len && (pct || f == ValueForm::Json || f == ValueForm::JsonSlash)) {
     // A token is base62 and '_', which neither form escapes: spell its last k characters
     // as escapes (3 bytes for 1 in Percent, 6 for 1 in Json) so it grows to the hit's
     // length yet still decodes to the token.
-    const std::size_t grow = f == ValueForm::Percent ? 2 : 5;
+    const std::size_t grow = pct ? 2 : 5;
     std::size_t k = (hit_len - enc) / grow;
     if (k > token_len) k = token_len;
     o = token_len - k;
     std::memcpy(out, token, o);
     for (std::size_t i = token_len - k; i < token_len; ++i) {
       const auto c = static_cast<unsigned char>(token[i]);
-      if (f == ValueForm::Percent) {
+      if (pct) {
         out[o++] = '%';
       } else {
         std::memcpy(out + o, "\\u00", 4);

@@ -179,12 +179,15 @@ TEST_F(Fixture, SwapAllowCarriesAPrintOfEveryDistinctForm) {
   // kValue is alphanumeric and '-': percent and JSON forms equal the raw value; the
   // length is a multiple of 3 or not, so padded and unpadded base64 may coincide.
   EXPECT_GE(o.reply.nforms, 4u);
+  EXPECT_EQ(o.reply.fq_base % 2, 1u);
+  EXPECT_EQ(o.reply.fq_hash, wire::fq_hash(reinterpret_cast<const unsigned char*>(kValue.data()), kValue.size(), o.reply.fq_base));
   for (std::size_t i = 0; i < o.reply.nforms; ++i) {
     const auto f = static_cast<wire::ValueForm>(o.reply.forms[i].form);
     const std::string e = in_form(f, kValue);
     EXPECT_NE(e, kValue);
     EXPECT_EQ(o.reply.forms[i].len, e.size());
     EXPECT_EQ(o.reply.forms[i].hash, wire::fp_hash(reinterpret_cast<const unsigned char*>(e.data()), e.size(), o.reply.fp_base));
+    EXPECT_EQ(o.reply.forms[i].quick, wire::fq_hash(reinterpret_cast<const unsigned char*>(e.data()), e.size(), o.reply.fq_base));
   }
 }
 

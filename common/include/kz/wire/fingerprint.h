@@ -49,4 +49,21 @@ bool fp_scan(const unsigned char* p, std::size_t n, std::size_t len, std::uint64
   }
 }
 
+// The scan's quick filter: the same polynomial over the integers mod 2^64 (wrapping
+// arithmetic, an odd base drawn per run), a few cycles a byte where the mod 2^61-1 hash
+// costs several times more. A match is checked against the mod 2^61-1 hash before
+// anything goes to the broker. Both hash the whole form, so neither says more about a
+// value than the other.
+constexpr std::uint64_t fq_hash(const unsigned char* p, std::size_t n, std::uint64_t base) {
+  std::uint64_t h = 0;
+  for (std::size_t i = 0; i < n; ++i) h = h * base + p[i];
+  return h;
+}
+constexpr std::uint64_t fq_pow(std::uint64_t base, std::size_t k) {
+  std::uint64_t r = 1;
+  for (; k > 0; k >>= 1, base *= base)
+    if (k & 1) r *= base;
+  return r;
+}
+
 }  // namespace kz::wire

@@ -94,7 +94,8 @@ struct Request {
 
 // The fingerprint of one encoded form of a value (Reply::forms).
 struct FormPrint {
-  std::uint64_t hash;
+  std::uint64_t hash;         // fp_hash under Reply::fp_base
+  std::uint64_t quick;        // fq_hash under Reply::fq_base (the scan's filter)
   std::uint32_t len;
   std::uint32_t form;         // ValueForm
 };
@@ -120,6 +121,7 @@ struct Reply {
   // of each of its other encoded forms (value_forms.h) up to kMaxFormLen bytes.
   std::uint64_t fp_base, fp_hash;
   std::uint32_t fp_len;
+  std::uint64_t fq_base, fq_hash;   // the quick filter's base and the value's quick hash
   std::uint32_t nforms;
   FormPrint forms[kValueFormCount];
   std::uint16_t reason_len;

@@ -24,8 +24,10 @@ enum class ValueForm : std::uint8_t {
   HexUpper = 6,
   Percent = 7,          // every byte but A-Z a-z 0-9 - . _ ~ as %XX (upper-case hex)
   Json = 8,             // the inside of a JSON string: \" \\ \b \f \n \r \t, other controls \u00XX
+  PercentLower = 9,     // Percent with lower-case hex (%2f)
+  JsonSlash = 10,       // Json with '/' escaped as \/ (PHP's json_encode and others)
 };
-inline constexpr std::size_t kValueFormCount = 9;
+inline constexpr std::size_t kValueFormCount = 11;
 
 // Forms longer than this are not fingerprinted: a candidate travels to the broker in one
 // fixed-size message (Request::data). Values up to 2 KiB are covered in every form.

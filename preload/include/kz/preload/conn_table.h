@@ -23,12 +23,14 @@ namespace kz::preload {
 
 struct Fingerprint {
   std::uint64_t base = 0, hash = 0;
+  // The scan's quick filter (wire::fq_hash); quick_base 0: none, the scan uses `hash`.
+  std::uint64_t quick_base = 0, quick = 0;
   std::uint32_t len = 0, secret_id = 0;
   std::uint32_t form = 0;   // wire::ValueForm of the bytes it fingerprints
 };
 
 // Every encoded form of up to 4 secrets per connection (wire::kValueFormCount each).
-inline constexpr std::size_t kMaxFingerprints = 40;
+inline constexpr std::size_t kMaxFingerprints = 44;
 
 // A broker answer the shim may reuse on this connection (wire::kReplyReuseOnConnection):
 // the token, its value, and the uses not yet reported to the broker.

@@ -37,6 +37,9 @@ struct ReadOps {
   void* ctx = nullptr;
   long (*read)(void* ctx, unsigned char* p, std::size_t cap) = nullptr;
   // 0 means the peer closed the stream (not "no bytes now"); GnuTLS and OpenSSL agree.
+  // Optional: a result < 0 that ends the stream for good (a fatal error, a close without
+  // close_notify), as opposed to "no bytes now": what the stream holds is then final.
+  bool (*ended)(void* ctx, long rc) = nullptr;
 };
 
 enum class InboundRead {
