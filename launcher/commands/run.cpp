@@ -75,6 +75,7 @@ class RunSession {
 
   const GlobalOptions& g_;
   const RunOptions& o_;
+  bool blind_proxy_ = false;   // --blind=proxy, or --blind with [blind] mode = "proxy"
   OnLeak on_leak_ = OnLeak::Audit;
   std::optional<Config> cfg_;
   // Declared first, so it closes last: after the sensors' summary and the broker's last
@@ -101,6 +102,8 @@ Step RunSession::open_audit() {
   auto cfg = load_config_for(g_);
   if (!cfg) { spdlog::error("{}", cfg.error().message); return kExitConfig; }
   cfg_.emplace(std::move(*cfg));
+  // `kz run --blind` takes its form from [blind] mode; --blind=shim|proxy overrides it.
+  blind_proxy_ = o_.blind && (o_.blind_mode_given ? o_.blind_proxy : cfg_->blind.mode == "proxy");
 
   // Opened before anything is resolved; sinks (syslog, HTTP) get a copy of each line
   // after the file has it, and never block the run.
@@ -112,7 +115,7 @@ Step RunSession::open_audit() {
   auto trail = AuditTrail::open(std::move(to));
   if (!trail) { spdlog::error("{}", trail.error().message); return kExitConfig; }
   trail_ = std::move(*trail);
-  trail_->begin(RunStart{o_.blind_proxy ? "blind-proxy" : o_.blind ? "blind" : "standard", exe(), cfg_->path},
+  trail_->begin(RunStart{blind_proxy_ ? "blind-proxy" : o_.blind ? "blind" : "standard", exe(), cfg_->path},
                 RunStop{"error", "not started", std::nullopt});
   return std::nullopt;
 }
@@ -175,7 +178,7 @@ Step RunSession::prepare_blind() {
   if (!o_.blind) return std::nullopt;
   BlindModeOptions bm;
   bm.allow_any_host = o_.allow_any_host;
-  bm.proxy_all = o_.blind_proxy;
+  bm.proxy_all = blind_proxy_;
   bm.redirector = o_.redirector;
   auto b = BlindRun::prepare(*cfg_, ropts_.only, bm);
   if (!b) {
