@@ -32,7 +32,9 @@ const char* refusal_name(McpRefusalKind k) { return k == McpRefusalKind::Auth ? 
 
 // One overload per kind: the record's own fields, "event" included.
 json fields(const RunStart& e) {
-  return {{"event", "run.start"}, {"mode", e.mode}, {"exe", e.exe}, {"config", e.config}};
+  json j = {{"event", "run.start"}, {"mode", e.mode}, {"exe", e.exe}, {"config", e.config}};
+  put(j, "ptrace_scope", e.ptrace_scope);
+  return j;
 }
 
 json fields(const RunStop& e) {
@@ -235,7 +237,7 @@ std::string_view event_name(const AuditEvent& event) {
 
 const std::vector<AuditKind>& audit_kinds() {
   static const std::vector<AuditKind> kinds = {
-      {"run.start", index_of<RunStart>(), "mode exe config", "a kz run begins (mode standard, blind or blind-proxy)"},
+      {"run.start", index_of<RunStart>(), "mode exe config ptrace_scope?", "a kz run begins (mode standard, blind or blind-proxy)"},
       {"run.stop", index_of<RunStop>(), "decision? reason? exit?", "the run ended (exactly once per run.start)"},
       {"resolve", index_of<SecretResolved>(), "secret provider ref? exe decision reason? via? decision_id?",
        "a secret fetched from its provider or through the PDP (ok, deny, error)"},

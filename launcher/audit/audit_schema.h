@@ -36,6 +36,9 @@ struct RunStart {
   std::string mode{};     // "standard" | "blind" | "blind-proxy"
   std::string exe{};      // the command (argv[0])
   std::string config{};   // the .keyzero.toml used
+  // Yama's ptrace_scope ("0".."3", "absent"): whether other processes of the user could
+  // read the agent's memory before the shim makes it non-dumpable.
+  std::optional<std::string> ptrace_scope{};
 };
 
 // "run.stop": the run ended; exactly once per run.start.

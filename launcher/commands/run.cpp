@@ -25,6 +25,7 @@
 #include "commands/commands.h"
 #include "commands/load.h"
 #include "core/hardening.h"
+#include "core/host_facts.h"
 #include "core/log.h"
 #include "kz/wipe.h"
 #include "masking/masker.h"
@@ -115,7 +116,8 @@ Step RunSession::open_audit() {
   auto trail = AuditTrail::open(std::move(to));
   if (!trail) { spdlog::error("{}", trail.error().message); return kExitConfig; }
   trail_ = std::move(*trail);
-  trail_->begin(RunStart{blind_proxy_ ? "blind-proxy" : o_.blind ? "blind" : "standard", exe(), cfg_->path},
+  trail_->begin(RunStart{blind_proxy_ ? "blind-proxy" : o_.blind ? "blind" : "standard", exe(), cfg_->path,
+                         yama_ptrace_scope()},
                 RunStop{"error", "not started", std::nullopt});
   return std::nullopt;
 }

@@ -44,7 +44,7 @@ const AuditKind* kind_named(std::string_view name) {
 // appear once per kind), and one with only what is required.
 std::vector<AuditEvent> full_samples() {
   std::vector<AuditEvent> v;
-  v.push_back(RunStart{"blind", "/usr/bin/curl", "/p/.keyzero.toml"});
+  v.push_back(RunStart{"blind", "/usr/bin/curl", "/p/.keyzero.toml", "1"});
   v.push_back(RunStop{"error", "resolution failed", 78});
   v.push_back(SecretResolved{"GH", "vault", "kv/gh", "curl", "deny", "denied", "https://pdp", "d-1"});
   v.push_back(TokenMinted{"GH", "abc123", {"api.github.com"}, true});
