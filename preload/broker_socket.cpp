@@ -1,5 +1,6 @@
 #include "broker_socket.h"
 
+#include <poll.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -186,6 +187,19 @@ Reply* BrokerSocket::exchange() {
 }
 
 void BrokerSocket::warn(const char* msg) { log_once(msg); }
+
+bool BrokerSocket::broker_alive() {
+  Link* l = this_thread_link();
+  if (l == nullptr) return false;
+  if (l->fd >= 0) {
+    pollfd p{l->fd, POLLIN, 0};
+    const timespec no_wait{0, 0};
+    // Readable with nothing sent means a reply is out of step, or the peer hung up.
+    if (syscall(SYS_ppoll, &p, 1, &no_wait, nullptr, 0) == 0) return true;
+    drop_connection(l);
+  }
+  return ensure_connected(l);
+}
 
 BrokerSocket& broker_socket() {
   static constinit BrokerSocket s;

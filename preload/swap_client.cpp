@@ -151,8 +151,14 @@ Decision SwapClient::swap(ConnState* st, const char* tok, std::size_t len, bool 
                           std::size_t cap, std::size_t* value_len, std::size_t* token_len) {
   // Unsafe now: no grant answers; the broker refuses and audits the reason.
   const std::uint8_t unsafe = facts_.unsafe != nullptr ? (facts_.unsafe(facts_.ctx) & wire::kUnsafeFlags) : 0;
-  if (unsafe == 0 && st != nullptr && st->ngrants > 0 && swap_from_grant(st, tok, len, value_out, cap, value_len))
-    return Decision::Allow;
+  if (unsafe == 0 && st != nullptr && st->ngrants > 0) {
+    if (!t_.broker_alive()) {
+      explicit_bzero(st->grants, sizeof st->grants);   // the run is over: its grants too
+      st->ngrants = 0;
+    } else if (swap_from_grant(st, tok, len, value_out, cap, value_len)) {
+      return Decision::Allow;
+    }
+  }
   facts_.ensure_gathered();
   Request* r = fill(Op::Swap, facts_, st, tok, len, at_end);
   if (r != nullptr) r->flags |= unsafe;

@@ -42,6 +42,7 @@ json fields(const RunStop& e) {
   put(j, "decision", e.decision);
   put(j, "reason", e.reason);
   put(j, "exit", e.exit);
+  if (!e.survivors.empty()) j["survivors"] = e.survivors;
   return j;
 }
 
@@ -238,7 +239,7 @@ std::string_view event_name(const AuditEvent& event) {
 const std::vector<AuditKind>& audit_kinds() {
   static const std::vector<AuditKind> kinds = {
       {"run.start", index_of<RunStart>(), "mode exe config ptrace_scope?", "a kz run begins (mode standard, blind or blind-proxy)"},
-      {"run.stop", index_of<RunStop>(), "decision? reason? exit?", "the run ended (exactly once per run.start)"},
+      {"run.stop", index_of<RunStop>(), "decision? reason? exit? survivors[]?", "the run ended (exactly once per run.start)"},
       {"resolve", index_of<SecretResolved>(), "secret provider ref? exe decision reason? via? decision_id?",
        "a secret fetched from its provider or through the PDP (ok, deny, error)"},
       {"token", index_of<TokenMinted>(), "secret token_id hosts[] same_length",

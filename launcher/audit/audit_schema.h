@@ -46,6 +46,9 @@ struct RunStop {
   std::optional<std::string> decision{};   // "error" when the run failed; absent when the command ran
   std::optional<std::string> reason{};
   std::optional<int> exit{};               // kz's exit status (absent: the run never started)
+  // Processes of the run still alive when its command ended: "PID EXE (terminated |
+  // killed | kept)" (run/survivors.h); left out when none.
+  std::vector<std::string> survivors{};
 };
 
 // "resolve": one secret fetched from its provider (or through the PDP) for a run.

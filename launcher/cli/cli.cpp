@@ -113,6 +113,10 @@ int cli_main(int argc, char** argv) {
                     "only on the way out to each secret's hosts. --blind=proxy: all TLS through kz's proxy "
                     "(--blind alone: [blind] mode, default shim)")
       ->check(CLI::IsMember({"default", "shim", "proxy"}));
+  run_cmd->add_flag("--keep-survivors", run.keep_survivors,
+                    "With --blind: leave the run's processes that outlive the command running (they are named in "
+                    "run.stop, and can swap nothing more: the broker ends with the run). Default: SIGTERM, "
+                    "then SIGKILL after 1 s");
   run_cmd->add_option("--redirector", run.redirector,
                       "With --blind: how connections reach the proxy: auto (eBPF when privileged, else seccomp), "
                       "ebpf, seccomp, off (default: [blind] redirector, else auto)")

@@ -33,6 +33,7 @@
 #include "resolve/pdp_client.h"
 #include "resolve/resolver.h"
 #include "run/supervisor.h"
+#include "run/survivors.h"
 #include "sensors/run_sensors.h"
 
 extern char** environ;
@@ -322,6 +323,20 @@ int RunSession::supervise() {
   };
   if (blind_) sup_.child_prepare = [b = blind_.get()]() noexcept { return b->child_prepare(); };
   auto rc = run_supervised(sup_);
+  // The command has ended: so has the run. As subreaper, kz is the ancestor of every
+  // process of the run still alive (a daemon the agent started); they are ended, or
+  // with --keep-survivors named, before the broker stops (which ends their grants).
+  std::vector<std::string> survivors;
+  if (sup_.subreaper) {
+    EndOptions eo;
+    eo.keep = o_.keep_survivors;
+    for (const Survivor& s : end_survivors(getpid(), eo)) survivors.push_back(describe(s));
+    std::string list;
+    for (const auto& s : survivors) list += (list.empty() ? "" : ", ") + s;
+    if (!survivors.empty())
+      spdlog::warn("{} process(es) of the run outlived the command{}: {}", survivors.size(),
+                   o_.keep_survivors ? " and are left running (they can swap nothing more)" : "", list);
+  }
   if (blind_) blind_->stop();
   sensors_->stop();
   if (!redirect_status) {
@@ -335,7 +350,7 @@ int RunSession::supervise() {
     if (rc.error().kind == ErrorKind::Denied) code = kExitCannotExec;
     return fail(code, rc.error().message);
   }
-  trail_->end(RunStop{std::nullopt, std::nullopt, *rc});
+  trail_->end(RunStop{std::nullopt, std::nullopt, *rc, std::move(survivors)});
   return *rc;
 }
 

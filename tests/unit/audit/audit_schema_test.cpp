@@ -45,7 +45,7 @@ const AuditKind* kind_named(std::string_view name) {
 std::vector<AuditEvent> full_samples() {
   std::vector<AuditEvent> v;
   v.push_back(RunStart{"blind", "/usr/bin/curl", "/p/.keyzero.toml", "1"});
-  v.push_back(RunStop{"error", "resolution failed", 78});
+  v.push_back(RunStop{"error", "resolution failed", 78, {"4242 /usr/bin/python3 (killed)"}});
   v.push_back(SecretResolved{"GH", "vault", "kv/gh", "curl", "deny", "denied", "https://pdp", "d-1"});
   v.push_back(TokenMinted{"GH", "abc123", {"api.github.com"}, true});
   TokenUse swap{UseOp::Swap, "allow", 7, "/bin/curl", "h", "openssl", {"bash", "curl"}, "1.2.3.4:443", "GET",
