@@ -64,6 +64,8 @@ class BlindRun {
   Status set_root(pid_t pid);
   void stop();
   const std::string& preload_path() const { return preload_; }
+  // The cgroup the redirect made for the run ("" when none); valid until stop().
+  std::string run_cgroup() const { return fallback_ ? fallback_->run_cgroup() : std::string(); }
 
  private:
   BlindRun(std::vector<std::pair<std::string, Binding>> bindings, std::string preload, PeerVerifier verifier)

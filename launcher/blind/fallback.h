@@ -47,6 +47,7 @@ class Fallback {
   int child_prepare() noexcept { return redirector_ ? redirector_->child_prepare() : 0; }
   Status after_fork(pid_t child) { return redirector_->after_fork(child); }
   std::string describe() const;
+  std::string run_cgroup() const { return redirector_ ? redirector_->run_cgroup() : std::string(); }
   void stop();
 
  private:

@@ -330,6 +330,7 @@ int RunSession::supervise() {
   if (sup_.subreaper) {
     EndOptions eo;
     eo.keep = o_.keep_survivors;
+    if (blind_) eo.cgroup = blind_->run_cgroup();
     for (const Survivor& s : end_survivors(getpid(), eo)) survivors.push_back(describe(s));
     std::string list;
     for (const auto& s : survivors) list += (list.empty() ? "" : ", ") + s;

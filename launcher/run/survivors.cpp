@@ -1,6 +1,7 @@
 #include "run/survivors.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/syscall.h>
@@ -50,6 +51,13 @@ std::vector<std::size_t> wait_exit(const std::vector<UniqueFd>& fds, std::chrono
     reap_children();   // the exited children's zombies, so their own children come to us
   }
   return alive;
+}
+
+// cgroup.kill (Linux 5.14): SIGKILL to every process of the cgroup and its descendants,
+// atomically with respect to fork. Best effort: the pidfd SIGKILLs follow anyway.
+void kill_cgroup(const std::string& dir) {
+  UniqueFd f(::open((dir + "/cgroup.kill").c_str(), O_WRONLY | O_CLOEXEC));
+  if (f && ::write(f.get(), "1", 1) != 1) {}
 }
 
 // State Z: exited, waiting for its parent to reap it; no survivor.
@@ -116,8 +124,10 @@ std::vector<Survivor> end_survivors(pid_t self, const EndOptions& opts) {
       s.fate = "terminated";
       fds.push_back(std::move(fd));
     }
-    for (std::size_t i : wait_exit(fds, opts.grace)) {
-      pidfd_signal(fds[i].get(), SIGKILL);
+    const std::vector<std::size_t> left = wait_exit(fds, opts.grace);
+    if (!left.empty() && !opts.cgroup.empty()) kill_cgroup(opts.cgroup);
+    for (std::size_t i : left) {
+      pidfd_signal(fds[i].get(), SIGKILL);   // also where cgroup.kill is missing (< 5.14)
       found[i].fate = "killed";
     }
     wait_exit(fds, std::chrono::milliseconds(2000));   // SIGKILL is prompt; never wait forever

@@ -28,6 +28,9 @@ std::vector<Survivor> find_descendants(pid_t ancestor);
 struct EndOptions {
   bool keep = false;                                  // --keep-survivors: name them only
   std::chrono::milliseconds grace{1000};              // between SIGTERM and SIGKILL
+  // The run's cgroup v2 directory, when kz made one: after the grace period,
+  // "1" > cgroup.kill ends every member at once (also one forked a moment ago).
+  std::string cgroup{};
 };
 
 // Ends (or, with keep, lists) the live descendants of `self`, reaping those that become

@@ -21,6 +21,9 @@ from test_blind_security import CANARY, BlindSecurityBase  # noqa: E402
 DAEMON = r'''
 import http.client, os, ssl, sys
 port, ca, ctl_path = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+if sys.argv[4:] == ["stubborn"]:
+    import signal
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 # The agent (the command) ends only once the daemon holds its grant: the run then ends
 # with a granted daemon alive.
 ready_r, ready_w = os.pipe()
@@ -73,14 +76,14 @@ def alive(pid):
 
 
 class RunEndTest(BlindSecurityBase):
-    def start(self, flags=()):
+    def start(self, flags=(), stubborn=False):
         self.bind()
         self.port, self.rec = self.echo_server("tls")
         self.ctl = Control(os.path.join(self.dir, "ctl.sock"))
         self.addCleanup(self.ctl.close)
         daemon = self.write("daemon.py", daemon_program(self.ctl.path))
-        self.run = start_blind(self, [PY, daemon, str(self.port), self.ca["ca"], self.ctl.path], self.kenv,
-                               flags=flags)
+        self.run = start_blind(self, [PY, daemon, str(self.port), self.ca["ca"], self.ctl.path] +
+                               (["stubborn"] if stubborn else []), self.kenv, flags=flags)
         first = self.ctl.hear(self.run)
         self.assertEqual(first.get("status"), 200, first)
         self.pid = first["pid"]
@@ -120,6 +123,14 @@ class RunEndTest(BlindSecurityBase):
         self.assertEqual(line, "", "the daemon still answers after the run")
         self.assertEqual(self.after_run(), [])
         self.assertIn(str(self.pid), self.err, "kz must say which processes it ended")
+
+    def test_a_survivor_that_ignores_sigterm_is_killed(self):
+        self.start(stubborn=True)
+        self.assertFalse(alive(self.pid), "a daemon that ignores SIGTERM outlived the run")
+        survivors = self.stop_record().get("survivors", [])
+        self.assertIn("%d " % self.pid, " ".join(survivors))
+        self.assertTrue(any(s.startswith("%d " % self.pid) and "(killed)" in s for s in survivors), survivors)
+        self.assertEqual(self.after_run(), [])
 
     def test_kept_survivors_swap_nothing_after_the_run(self):
         self.start(flags=["--keep-survivors"])
