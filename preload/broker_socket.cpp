@@ -1,7 +1,9 @@
 #include "broker_socket.h"
 
+#include <poll.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
@@ -108,6 +110,22 @@ bool ensure_connected(Link* l) {
   return true;
 }
 
+// From the first exchange with the broker on, this process may hold values (a grant
+// keeps one for the life of its TLS connection; a reply, during a write; a redacted
+// response, while it is read). A non-dumpable process cannot be read by another process
+// of the same user without CAP_SYS_PTRACE, whatever Yama's ptrace_scope says:
+// /proc/PID/mem, process_vm_readv, ptrace attach and pidfd_getfd all fail, and no core
+// dump is written. Set once per process image (a fork child inherits it; exec resets
+// the kernel's flag and this one alike). Before any value, so nothing is lost if the
+// call fails: then the broker is still asked (the kernel says no only under seccomp or
+// an LSM that forbids prctl, which the run does not set).
+int g_undumpable = 0;
+void become_undumpable() {
+  if (__atomic_load_n(&g_undumpable, __ATOMIC_RELAXED) != 0) return;
+  syscall(SYS_prctl, PR_SET_DUMPABLE, 0L, 0L, 0L, 0L);
+  __atomic_store_n(&g_undumpable, 1, __ATOMIC_RELAXED);
+}
+
 // Sends one request with SCM_CREDENTIALS: the broker answers a message only when its
 // sender is a process of the run (launcher/blind/broker_message.h). The kernel fills in
 // credentials anyway (the broker's SO_PASSCRED); naming them here makes each message
@@ -141,6 +159,7 @@ Reply* BrokerSocket::exchange() {
   Link* l = t_link;
   if (l == nullptr) return nullptr;
   const wire::Op op = l->req.op;
+  become_undumpable();
   for (int attempt = 0; attempt < 2; ++attempt) {
     if (!ensure_connected(l)) return nullptr;
     const long s = send_with_credentials(l->fd, &l->req);
@@ -168,6 +187,19 @@ Reply* BrokerSocket::exchange() {
 }
 
 void BrokerSocket::warn(const char* msg) { log_once(msg); }
+
+bool BrokerSocket::broker_alive() {
+  Link* l = this_thread_link();
+  if (l == nullptr) return false;
+  if (l->fd >= 0) {
+    pollfd p{l->fd, POLLIN, 0};
+    const timespec no_wait{0, 0};
+    // Readable with nothing sent means a reply is out of step, or the peer hung up.
+    if (syscall(SYS_ppoll, &p, 1, &no_wait, nullptr, 0) == 0) return true;
+    drop_connection(l);
+  }
+  return ensure_connected(l);
+}
 
 BrokerSocket& broker_socket() {
   static constinit BrokerSocket s;

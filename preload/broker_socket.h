@@ -19,6 +19,9 @@ class BrokerSocket final : public SwapTransport {
   wire::Request* request() override;
   wire::Reply* exchange() override;
   void warn(const char* msg) override;
+  // The calling thread's broker connection is up (a poll with no wait: the broker
+  // closes every connection when the run ends); a thread without one connects.
+  bool broker_alive() override;
 };
 
 // The process's transport (stateless itself: the state is per thread).

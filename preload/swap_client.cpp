@@ -193,8 +193,13 @@ Decision SwapClient::swap(ConnState* st, const char* tok, std::size_t len, bool 
   // Unsafe now: no grant answers; the broker refuses and audits the reason.
   const std::uint8_t unsafe = facts_.unsafe != nullptr ? (facts_.unsafe(facts_.ctx) & wire::kUnsafeFlags) : 0;
   if (unsafe == 0 && st != nullptr && st->ngrants > 0) {
-    if (!grants_match_peer(st)) drop_grants(st);   // another peer behind the same object
-    else if (swap_from_grant(st, tok, len, value_out, cap, value_len)) return Decision::Allow;
+    if (!t_.broker_alive()) {
+      drop_grants(st);   // the run is over: its grants too
+    } else if (!grants_match_peer(st)) {
+      drop_grants(st);   // another peer behind the same object
+    } else if (swap_from_grant(st, tok, len, value_out, cap, value_len)) {
+      return Decision::Allow;
+    }
   }
   facts_.ensure_gathered();
   Request* r = fill(Op::Swap, facts_, st, tok, len, at_end);

@@ -34,6 +34,7 @@ const char* refusal_name(McpRefusalKind k) { return k == McpRefusalKind::Auth ? 
 json fields(const RunStart& e) {
   json j = {{"event", "run.start"}, {"mode", e.mode}, {"exe", e.exe}, {"config", e.config}};
   put(j, "config_sha256", e.config_sha256);
+  put(j, "ptrace_scope", e.ptrace_scope);
   return j;
 }
 
@@ -47,6 +48,7 @@ json fields(const RunStop& e) {
   put(j, "decision", e.decision);
   put(j, "reason", e.reason);
   put(j, "exit", e.exit);
+  if (!e.survivors.empty()) j["survivors"] = e.survivors;
   return j;
 }
 
@@ -243,9 +245,9 @@ std::string_view event_name(const AuditEvent& event) {
 
 const std::vector<AuditKind>& audit_kinds() {
   static const std::vector<AuditKind> kinds = {
-      {"run.start", index_of<RunStart>(), "mode exe config config_sha256?",
+      {"run.start", index_of<RunStart>(), "mode exe config config_sha256? ptrace_scope?",
        "a kz run begins (mode standard, blind or blind-proxy)"},
-      {"run.stop", index_of<RunStop>(), "decision? reason? exit?", "the run ended (exactly once per run.start)"},
+      {"run.stop", index_of<RunStop>(), "decision? reason? exit? survivors[]?", "the run ended (exactly once per run.start)"},
       {"trust", index_of<TrustDecision>(), "decision config config_sha256 changes[]",
        "blind mode checked the project's bindings against those trusted (first-use: pinned now; refuse: they widened)"},
       {"resolve", index_of<SecretResolved>(), "secret provider ref? exe decision reason? via? decision_id?",

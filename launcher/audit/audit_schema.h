@@ -37,6 +37,9 @@ struct RunStart {
   std::string exe{};      // the command (argv[0])
   std::string config{};   // the .keyzero.toml used
   std::optional<std::string> config_sha256{};   // SHA-256 of that file as read (absent when unreadable)
+  // Yama's ptrace_scope ("0".."3", "absent"): whether other processes of the user could
+  // read the agent's memory before the shim makes it non-dumpable.
+  std::optional<std::string> ptrace_scope{};
 };
 
 // "trust": blind mode checked the project's bindings against those the user trusted
@@ -53,6 +56,9 @@ struct RunStop {
   std::optional<std::string> decision{};   // "error" when the run failed; absent when the command ran
   std::optional<std::string> reason{};
   std::optional<int> exit{};               // kz's exit status (absent: the run never started)
+  // Processes of the run still alive when its command ended: "PID EXE (terminated |
+  // killed | kept)" (run/survivors.h); left out when none.
+  std::vector<std::string> survivors{};
 };
 
 // "resolve": one secret fetched from its provider (or through the PDP) for a run.

@@ -70,6 +70,8 @@ class BlindRun {
     return fallback_ ? fallback_->listen_endpoints() : std::vector<std::pair<std::string, int>>{};
   }
   bool routes_to_proxy(pid_t pid) const { return fallback_ && fallback_->routes_to_proxy(pid); }
+  // The cgroup the redirect made for the run ("" when none); valid until stop().
+  std::string run_cgroup() const { return fallback_ ? fallback_->run_cgroup() : std::string(); }
 
  private:
   BlindRun(std::vector<std::pair<std::string, Binding>> bindings, std::string preload, PeerVerifier verifier)

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "blind/broker_message.h"
+#include "blind/redact_misses.h"
 #include "kz/wipe.h"
 #include "core/signal_free_thread.h"
 
@@ -25,6 +26,7 @@ namespace {
 struct Client {
   PeerProcess peer;
   bool authorised = false;
+  unsigned redact_misses = 0;   // redact_misses.h
 };
 
 std::string errno_text() { return std::strerror(errno); }
@@ -163,10 +165,15 @@ void Broker::serve() {
       // for the audit log's lock and append. The record is written before the next
       // request is read, so the log still holds every answer, in order.
       const ssize_t sent = ::send(fd, &out.reply, sizeof out.reply, MSG_NOSIGNAL);
+      const bool redact_miss = req->op == wire::Op::Redact && out.reply.decision == wire::Decision::Unknown;
       wipe(&out.reply, sizeof out.reply);
       if (out.audit) {
         out.audit->conn = conn_id;
         opts_.audit->record(std::move(*out.audit));
+      }
+      if (redact_miss) {
+        opts_.audit->record(redact_miss_record(*req, *peer, ++c.redact_misses));
+        if (c.redact_misses >= kMaxRedactMisses) { close_client(fd); continue; }
       }
       if (sent != static_cast<ssize_t>(sizeof out.reply)) close_client(fd);
     }

@@ -51,6 +51,7 @@ class Fallback {
   std::vector<std::pair<std::string, int>> listen_endpoints() const;
   // The run routes this process's connections to the proxy (redirected ports).
   bool routes_to_proxy(pid_t pid) const { return router_ && router_->route(pid) == Route::Proxy; }
+  std::string run_cgroup() const { return redirector_ ? redirector_->run_cgroup() : std::string(); }
   void stop();
 
  private:

@@ -111,10 +111,16 @@ int cli_main(int argc, char** argv) {
                     "Start from PATH, HOME, USER, LOGNAME, LANG, TERM and the secrets only");
   run_cmd->add_option("--keep-env", keep, "Keep these inherited variables: with --clean-env, or provider credentials kz removes (NAME,NAME...)")
       ->allow_extra_args(false);
-  run_cmd->add_flag("--blind{shim}", blind_mode,
+  // A bare --blind reads "default": the form is then [blind] mode (else the shim).
+  run_cmd->add_flag("--blind{default}", blind_mode,
                     "Give the command tokens (KZ_TOK_...) instead of values; they are swapped for the real values "
-                    "only on the way out to each secret's hosts. --blind=proxy: all TLS through kz's proxy")
-      ->check(CLI::IsMember({"shim", "proxy"}));
+                    "only on the way out to each secret's hosts. --blind=proxy: all TLS through kz's proxy "
+                    "(--blind alone: [blind] mode, default shim)")
+      ->check(CLI::IsMember({"default", "shim", "proxy"}));
+  run_cmd->add_flag("--keep-survivors", run.keep_survivors,
+                    "With --blind: leave the run's processes that outlive the command running (they are named in "
+                    "run.stop, and can swap nothing more: the broker ends with the run). Default: SIGTERM, "
+                    "then SIGKILL after 1 s");
   run_cmd->add_option("--redirector", run.redirector,
                       "With --blind: how connections reach the proxy: auto (eBPF when privileged, else seccomp), "
                       "ebpf, seccomp, off (default: [blind] redirector, else auto)")
@@ -282,6 +288,7 @@ int cli_main(int argc, char** argv) {
     run.keep_env = split_commas(keep);
     run.blind = !blind_mode.empty();
     run.blind_proxy = blind_mode == "proxy";
+    run.blind_mode_given = blind_mode == "shim" || blind_mode == "proxy";
     if (!run.redirector.empty() && !run.blind) {
       std::fprintf(stderr, "--redirector is for blind mode: add --blind\n");
       return kExitConfig;

@@ -32,6 +32,8 @@ struct RunOptions {
   std::string audit_log;     // --audit-log; empty: [audit] path or the default
   bool blind = false;        // --blind: tokens in the environment, swapped by the shim
   bool blind_proxy = false;  // --blind=proxy: every program's TLS goes through kz's proxy
+  bool blind_mode_given = false;
+  bool keep_survivors = false;     // --keep-survivors: the run's processes that outlive the command stay   // --blind=shim|proxy given: [blind] mode does not apply
   std::string redirector;    // --redirector: auto|ebpf|seccomp|off (empty: [blind] redirector)
   bool allow_any_host = false;
   bool no_sensors = false;         // --no-sensors: no eBPF process tree or TLS tap for this run

@@ -72,6 +72,16 @@ int cmd_doctor(const GlobalOptions& g) {
                         : std::to_string(f.memlock_limit / 1024) + " KiB (secrets are mlock'd; "
                               "when exhausted they stay dump-excluded but swappable)");
   line("core dumps", "kz is non-dumpable; children run with RLIMIT_CORE=0");
+  if (f.ptrace_scope == "0" || f.ptrace_scope == "absent")
+    line("ptrace (Yama)",
+         "WARNING: " + std::string(f.ptrace_scope == "0" ? "kernel.yama.ptrace_scope is 0" : "Yama is not loaded") +
+             ": any process of your user may read another's memory. The shim makes each agent process "
+             "non-dumpable at its first swap, which shuts out other processes of the user; before that, and "
+             "for programs that undo it, set kernel.yama.ptrace_scope=1 (or use --blind=proxy)");
+  else
+    line("ptrace (Yama)", "ptrace_scope " + f.ptrace_scope + " (only ancestors" +
+                              std::string(f.ptrace_scope == "1" ? "" : ", or nobody without CAP_SYS_PTRACE,") +
+                              " may read a process's memory)");
   std::string cfg = g.config;
   if (cfg.empty()) {
     auto found = find_config_file(std::filesystem::current_path().string());

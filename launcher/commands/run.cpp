@@ -27,6 +27,7 @@
 #include "commands/commands.h"
 #include "commands/load.h"
 #include "core/hardening.h"
+#include "core/host_facts.h"
 #include "core/log.h"
 #include "kz/wipe.h"
 #include "masking/masker.h"
@@ -34,6 +35,7 @@
 #include "resolve/pdp_client.h"
 #include "resolve/resolver.h"
 #include "run/supervisor.h"
+#include "run/survivors.h"
 #include "sensors/run_sensors.h"
 #include "trust/trust_check.h"
 
@@ -83,6 +85,7 @@ class RunSession {
 
   const GlobalOptions& g_;
   const RunOptions& o_;
+  bool blind_proxy_ = false;   // --blind=proxy, or --blind with [blind] mode = "proxy"
   OnLeak on_leak_ = OnLeak::Audit;
   std::optional<Config> cfg_;
   // Declared first, so it closes last: after the sensors' summary and the broker's last
@@ -113,6 +116,8 @@ Step RunSession::open_audit() {
   auto cfg = load_config_for(g_);
   if (!cfg) { spdlog::error("{}", cfg.error().message); return kExitConfig; }
   cfg_.emplace(std::move(*cfg));
+  // `kz run --blind` takes its form from [blind] mode; --blind=shim|proxy overrides it.
+  blind_proxy_ = o_.blind && (o_.blind_mode_given ? o_.blind_proxy : cfg_->blind.mode == "proxy");
 
   // Opened before anything is resolved; sinks (syslog, HTTP) get a copy of each line
   // after the file has it, and never block the run.
@@ -124,9 +129,10 @@ Step RunSession::open_audit() {
   auto trail = AuditTrail::open(std::move(to));
   if (!trail) { spdlog::error("{}", trail.error().message); return kExitConfig; }
   trail_ = std::move(*trail);
-  RunStart start{o_.blind_proxy ? "blind-proxy" : o_.blind ? "blind" : "standard", exe(), cfg_->path};
+  RunStart start{blind_proxy_ ? "blind-proxy" : o_.blind ? "blind" : "standard", exe(), cfg_->path};
   // The config's hash: `kz audit summary` flags a config that changed between runs.
   if (std::string sha = file_sha256(cfg_->path); sha != "unreadable") start.config_sha256 = std::move(sha);
+  start.ptrace_scope = yama_ptrace_scope();
   trail_->begin(std::move(start), RunStop{"error", "not started", std::nullopt});
   RunSensorOptions so;
   so.enabled = !o_.no_sensors;
@@ -235,7 +241,7 @@ Step RunSession::prepare_blind() {
   if (!o_.blind) return std::nullopt;
   BlindModeOptions bm;
   bm.allow_any_host = o_.allow_any_host;
-  bm.proxy_all = o_.blind_proxy;
+  bm.proxy_all = blind_proxy_;
   bm.redirector = o_.redirector;
   auto b = BlindRun::prepare(*cfg_, ropts_.only, bm);
   if (!b) {
@@ -374,6 +380,21 @@ int RunSession::supervise() {
   };
   if (blind_) sup_.child_prepare = [b = blind_.get()]() noexcept { return b->child_prepare(); };
   auto rc = run_supervised(sup_);
+  // The command has ended: so has the run. As subreaper, kz is the ancestor of every
+  // process of the run still alive (a daemon the agent started); they are ended, or
+  // with --keep-survivors named, before the broker stops (which ends their grants).
+  std::vector<std::string> survivors;
+  if (sup_.subreaper) {
+    EndOptions eo;
+    eo.keep = o_.keep_survivors;
+    if (blind_) eo.cgroup = blind_->run_cgroup();
+    for (const Survivor& s : end_survivors(getpid(), eo)) survivors.push_back(describe(s));
+    std::string list;
+    for (const auto& s : survivors) list += (list.empty() ? "" : ", ") + s;
+    if (!survivors.empty())
+      spdlog::warn("{} process(es) of the run outlived the command{}: {}", survivors.size(),
+                   o_.keep_survivors ? " and are left running (they can swap nothing more)" : "", list);
+  }
   if (blind_) blind_->stop();
   sensors_->stop();
   if (!redirect_status) {
@@ -387,7 +408,7 @@ int RunSession::supervise() {
     if (rc.error().kind == ErrorKind::Denied) code = kExitCannotExec;
     return fail(code, rc.error().message);
   }
-  trail_->end(RunStop{std::nullopt, std::nullopt, *rc});
+  trail_->end(RunStop{std::nullopt, std::nullopt, *rc, std::move(survivors)});
   return *rc;
 }
 

@@ -362,8 +362,15 @@ Status parse_blind(const toml::node& node, const std::string& file, Config& cfg)
       cfg.blind.redirector = r->get();
       continue;
     }
+    if (key == "mode") {
+      const auto* m = v.as_string();
+      if (m == nullptr || (m->get() != "shim" && m->get() != "proxy"))
+        return config_error(kpos, "blind.mode must be \"shim\" or \"proxy\"");
+      cfg.blind.mode = m->get();
+      continue;
+    }
     if (key != "ca_file")
-      return config_error(kpos, "blind: unknown key \"" + key + "\" (known: ca_file, reuse, proxy_ports, redirector)");
+      return config_error(kpos, "blind: unknown key \"" + key + "\" (known: ca_file, reuse, proxy_ports, redirector, mode)");
     const auto* s = v.as_string();
     if (s == nullptr || s->get().empty())
       return config_error(kpos, "blind.ca_file must be a non-empty string, not a " + std::string(type_name(v)));

@@ -46,6 +46,10 @@ struct BlindConfig {
   // serve go to the fallback proxy.
   std::vector<std::uint16_t> proxy_ports;
   std::string redirector = "auto";   // auto | ebpf | seccomp | off
+  // mode = "shim" (default) | "proxy": what a plain `kz run --blind` means. "proxy" is
+  // the strong form (no shim, no broker socket in the agent's reach; see
+  // docs/security.md); `--blind=shim` / `--blind=proxy` on the command line win.
+  std::string mode = "shim";
 };
 
 // [server]: resolve through a kz PDP (kz server start) instead of the providers.

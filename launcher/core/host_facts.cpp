@@ -70,6 +70,13 @@ std::vector<std::string> decode_capabilities(unsigned long long cap_eff) {
   return out;
 }
 
+std::string yama_ptrace_scope() {
+  std::string s = slurp("/proc/sys/kernel/yama/ptrace_scope");
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  if (s.empty()) return "absent";
+  return s;
+}
+
 HostFacts gather_host_facts() {
   HostFacts f;
   utsname u{};
@@ -91,6 +98,7 @@ HostFacts gather_host_facts() {
                              slurp("/proc/sys/kernel/seccomp/actions_avail").find("user_notif") != std::string::npos
                          ? "available"
                          : "unavailable (kernel does not list user_notif)";
+  f.ptrace_scope = yama_ptrace_scope();
   return f;
 }
 

@@ -18,9 +18,14 @@ struct HostFacts {
   std::string libgnutls;         // path of libgnutls.so.30, or ""
   unsigned long long memlock_limit = 0;    // RLIMIT_MEMLOCK soft limit in bytes (~0ull: unlimited)
   std::string seccomp_notify;    // "available" / reason not
+  std::string ptrace_scope;      // yama_ptrace_scope()
 };
 
 HostFacts gather_host_facts();
+
+// Yama's kernel.yama.ptrace_scope: "0", "1", "2" or "3"; "absent" when Yama is not
+// loaded (then any process may ptrace another of its user, as with "0").
+std::string yama_ptrace_scope();
 
 // Path of the shared library `soname` as the dynamic loader finds it, or "".
 std::string loader_path(const char* soname);

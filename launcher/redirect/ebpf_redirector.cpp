@@ -122,6 +122,7 @@ class EbpfRedirector final : public Redirector {
   }
 
   std::string describe() const override { return describe_; }
+  std::string run_cgroup() const override { return cgroup_.path(); }
 
   int child_prepare() noexcept override { return cgroup_.join(); }
 

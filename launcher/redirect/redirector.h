@@ -74,6 +74,10 @@ class Redirector {
   virtual void mark_shim_served(pid_t pid) = 0;
   // Detaches everything and removes what start-up created (cgroup, maps). Idempotent.
   virtual void stop() = 0;
+  // The cgroup v2 directory made for the run, which every process of the run is in (the
+  // command joins it before exec; children inherit it); "" when this redirector made
+  // none. At the run's end, kz kills what is left in it (run/survivors.h).
+  virtual std::string run_cgroup() const { return {}; }
 };
 
 // Each fails with a reason (for `kz doctor` and the fallback to the other) when this

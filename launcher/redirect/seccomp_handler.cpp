@@ -18,6 +18,7 @@
 #include <netinet/in.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -49,6 +50,16 @@ bool read_target_memory(pid_t tid, std::uint64_t remote, void* buf, std::size_t 
   UniqueFd mem(::open(path, O_RDONLY | O_CLOEXEC));
   if (!mem) return false;
   return ::pread(mem.get(), buf, len, static_cast<off_t>(remote)) == static_cast<ssize_t>(len);
+}
+
+// A non-dumpable process: its /proc entries belong to root. The shim makes the agent's
+// processes so at their first swap (their TLS goes through the shim, not the proxy), and
+// setuid programs are so too; neither is worth a warning.
+bool non_dumpable(pid_t tid) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d", static_cast<int>(tid));
+  struct stat st {};
+  return ::stat(path, &st) == 0 && st.st_uid == 0 && ::geteuid() != 0;
 }
 
 // The notification names a thread; routing, the pidfd fallback and the answer to the
@@ -112,10 +123,13 @@ Verdict NotificationHandler::handle(int listener, const seccomp_notif& n) {
 
   sockaddr_storage dest{};
   if (!read_target_memory(tid, addr_ptr, &dest, static_cast<std::size_t>(addr_len))) {
-    if (errno == EPERM || errno == EACCES) {
-      if (!warned_mem_.exchange(true))
+    const int err = errno;
+    if (err == EPERM || err == EACCES) {
+      if (non_dumpable(tid))
+        spdlog::debug("seccomp redirect: pid {} is non-dumpable; its connections are left to the shim", tid);
+      else if (!warned_mem_.exchange(true))
         spdlog::warn("seccomp redirect: cannot read the memory of pid {} ({}); its connections "
-                     "are not redirected to the proxy", tid, std::strerror(errno));
+                     "are not redirected to the proxy", tid, std::strerror(err));
     }
     return Verdict::let_through();
   }

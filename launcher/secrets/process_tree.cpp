@@ -28,8 +28,14 @@ std::string executable_of(pid_t pid) {
   char buf[4096];
   const std::string link = "/proc/" + std::to_string(pid) + "/exe";
   ssize_t n = readlink(link.c_str(), buf, sizeof buf - 1);
-  if (n <= 0) return {};
-  return std::string(buf, static_cast<std::size_t>(n));
+  if (n > 0) return std::string(buf, static_cast<std::size_t>(n));
+  // /proc/PID/exe needs ptrace access: the shim makes the agent's processes
+  // non-dumpable at their first swap, so kz without CAP_SYS_PTRACE reads the process's
+  // name instead (/proc/PID/comm is readable by anyone, at most 15 characters).
+  std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
+  std::string name;
+  if (!std::getline(comm, name)) return {};
+  return name;
 }
 
 bool ProcessTree::contains(pid_t pid) const {

@@ -49,7 +49,8 @@ class ProcessTree {
 
 // Parent pid from /proc/PID/stat, or -1.
 pid_t parent_of(pid_t pid);
-// /proc/PID/exe, or "" when it cannot be read.
+// /proc/PID/exe; when that cannot be read (a non-dumpable process, and kz without
+// CAP_SYS_PTRACE), the process's name from /proc/PID/comm; "" when neither can.
 std::string executable_of(pid_t pid);
 
 }  // namespace kz

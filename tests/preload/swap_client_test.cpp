@@ -44,7 +44,9 @@ class FakeTransport final : public SwapTransport {
  public:
   std::function<void(const wire::Request&, wire::Reply&)> answer;
   bool no_buffer = false, no_reply = false;
+  bool alive = true;   // broker_alive()
 
+  bool broker_alive() override { return alive; }
   wire::Request* request() override { return no_buffer ? nullptr : &bufs().req; }
   wire::Reply* exchange() override {
     Buffers& b = bufs();
@@ -243,6 +245,27 @@ TEST(SwapClient, GrantHitAnswersWithoutTheBrokerAndMissAsks) {
   EXPECT_EQ(t.seen().size(), 2u);
   std::string none;
   EXPECT_EQ(swap(c, nullptr, kTokSame, &none), Decision::Refuse) << "no state, no grants";
+}
+
+// A process that outlives its run: kz's broker is gone, so a grant must not answer; the
+// grants are wiped and the broker is asked, which fails closed.
+TEST(SwapClient, GrantsEndWhenTheBrokerIsGone) {
+  FakeTransport t;
+  t.answer = [](const wire::Request&, wire::Reply& rep) { allow_value(rep, kValSame, wire::kReplyReuseOnConnection); };
+  Facts facts;
+  SwapClient c(t, facts.f);
+  auto st = state_with_request_line(5);
+  std::string v;
+  ASSERT_EQ(swap(c, st.get(), kTokSame, &v), Decision::Allow);
+  ASSERT_EQ(st->ngrants, 1u);
+  t.alive = false;
+  t.no_reply = true;   // and nobody answers
+  v.clear();
+  EXPECT_EQ(swap(c, st.get(), kTokSame, &v), Decision::Refuse);
+  EXPECT_TRUE(v.empty());
+  EXPECT_EQ(st->ngrants, 0u);
+  for (unsigned char b : st->grants[0].value) EXPECT_EQ(b, 0) << "the granted value was not wiped";
+  EXPECT_EQ(t.seen().size(), 2u) << "the broker must be asked once the grant is gone";
 }
 
 TEST(SwapClient, GrantUsesAreReportedEveryReportIntervalAndAtTheEnd) {

@@ -44,8 +44,8 @@ const AuditKind* kind_named(std::string_view name) {
 // appear once per kind), and one with only what is required.
 std::vector<AuditEvent> full_samples() {
   std::vector<AuditEvent> v;
-  v.push_back(RunStart{"blind", "/usr/bin/curl", "/p/.keyzero.toml", std::string(64, 'a')});
-  v.push_back(RunStop{"error", "resolution failed", 78});
+  v.push_back(RunStart{"blind", "/usr/bin/curl", "/p/.keyzero.toml", std::string(64, 'a'), "1"});
+  v.push_back(RunStop{"error", "resolution failed", 78, {"4242 /usr/bin/python3 (killed)"}});
   v.push_back(TrustDecision{"refuse", "/p/.keyzero.toml", std::string(64, 'b'), {"+ API: host evil.example"}});
   v.push_back(SecretResolved{"GH", "vault", "kv/gh", "curl", "deny", "denied", "https://pdp", "d-1"});
   v.push_back(TokenMinted{"GH", "abc123", {"api.github.com"}, true});

@@ -35,6 +35,11 @@ class SwapTransport {
   virtual wire::Reply* exchange() = 0;
   // Something the program's user should hear about (once per process at most).
   virtual void warn(const char* msg) { (void)msg; }
+  // Whether the broker that granted this process's connections is still there. Asked
+  // before a grant is used: a process that outlives its run (kz and its broker gone)
+  // must not go on swapping unaudited. false: the client drops the connection's grants
+  // and asks the broker, which fails closed.
+  virtual bool broker_alive() { return true; }
 
  protected:
   ~SwapTransport() = default;

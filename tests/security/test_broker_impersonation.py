@@ -1,0 +1,86 @@
+"""Issue 15, class 1: broker impersonation.
+
+A program of the agent's own opens $KZ_BROKER and speaks the broker protocol
+(kz/wire/protocol.h; here tests/support/broker_probe.cpp plays that program).
+
+- The Redact operation must not be a silent oracle: every miss is audited (who asked,
+  for which host, never the bytes) and a connection is closed after 16 misses.
+- The strong mode is one line of configuration: `[blind] mode = "proxy"` makes a plain
+  `kz run --blind` run as `--blind=proxy`: no shim and no broker socket in the agent's
+  reach, and the value is still swapped (by kz's proxy).
+
+What remains (docs/hostile/broker-lifetime.md): in shim mode a program that presents a
+token, a bound host and that host's public certificate chain to the broker gets the
+value. The broker cannot tell such a program from the shim (both run in the agent's
+processes, with the agent's credentials); `[blind] mode = "proxy"` closes it."""
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
+from agent_kit import PROBE, parse_probe  # noqa: E402
+from test_blind_fallback import redirect_available  # noqa: E402
+from test_blind_security import CANARY, BlindSecurityBase  # noqa: E402
+
+GUESS = "kzCANARY/7f3a+9c1e_5b2d4f6a8c0e.d1?"   # the value's length, one character off
+
+
+class BrokerImpersonationTest(BlindSecurityBase):
+    def setUp(self):
+        super().setUp()
+        self.assertTrue(os.access(PROBE, os.X_OK), "the broker protocol client is not built: " + PROBE)
+
+    def test_redact_guesses_are_audited_and_the_connection_closed(self):
+        self.assertEqual(len(GUESS), len(CANARY))
+        self.bind()
+        r = self.run_ok('"%s" --socket "$KZ_BROKER" --op redact --data "%s" --vary --count 20 --host localhost'
+                        % (PROBE, GUESS))
+        replies, closed = parse_probe(r.stdout)
+        self.assertTrue(replies, "the probe got no answer at all:\n" + r.stdout[-2000:])
+        self.assertFalse(any(x["decision"] == "allow" for x in replies), "a guess was confirmed")
+        self.assertEqual(len(replies), 16, "the broker must answer at most 16 misses on a connection:\n" + r.stdout)
+        self.assertEqual(closed, 16, "the broker must close the connection after 16 misses:\n" + r.stdout)
+
+        misses = [x for x in self.audit_events("redact", decision="refuse") if "kz_broker_probe" in x.get("exe", "")]
+        self.assertEqual(len(misses), 16, "every redact miss must be audited:\n" + self.audit_dump())
+        for m in misses:
+            self.assertEqual(m.get("host"), "localhost")
+            self.assertIn("pid", m)
+            self.assertRegex(m.get("reason", ""), r"redact miss \d+ of 16")
+        self.assertIn("connection closed", misses[-1]["reason"])
+        with open(self.audit_path) as f:
+            log = f.read()
+        self.assertNotIn(GUESS[:-1], log, "the guessed bytes must not be in the audit log")
+
+    def test_config_mode_proxy_takes_the_broker_out_of_the_agents_reach(self):
+        ok, why = redirect_available("ebpf" if os.geteuid() == 0 else "seccomp")
+        if not ok:
+            print("SKIP: no redirector for the proxy: %s" % why)
+            self.skipTest(why)
+        port, rec = self.echo_server("tls")
+        self.blind_config({"API_KEY": {"ref": "KZT_API_KEY_SRC", "hosts": ["localhost"]}},
+                          extra='mode = "proxy"\nproxy_ports = [%d]\n' % port)
+        r = self.run_ok('echo "--- probe"; "%s" --socket "${KZ_BROKER:-/nonexistent}" --op swap --data "$API_KEY" '
+                        '--host localhost --chain "%s"; ' % (PROBE, self.ca["server"]) +
+                        # No --cacert: the proxy's CA reaches curl through the run's trust bundle.
+                        'curl -sS --fail --max-time 20 -H "Authorization: Bearer $API_KEY" '
+                        'https://localhost:%d/v1/proxy-mode' % port)
+        env = r.stdout.split("--- client output")[0]
+        self.assertNotIn("KZ_BROKER", env, '[blind] mode = "proxy" must not give the agent a broker socket')
+        self.assertNotIn("LD_PRELOAD", env, '[blind] mode = "proxy" must not load the shim')
+        replies, closed = parse_probe(r.stdout.split("--- probe")[1])
+        self.assertEqual((replies, closed), ([], 0), "the agent reached a broker:\n" + r.stdout[-2000:])
+        self.assertEqual(self.audit_events("run.start")[0].get("mode"), "blind-proxy")
+        self.assertSwapped(self.one_record(rec, "/v1/proxy-mode"))
+        self.assertAudited("swap", decision="allow", secret="API_KEY", via="proxy")
+
+    def test_blind_shim_on_the_command_line_overrides_the_config_mode(self):
+        self.blind_config({"API_KEY": {"ref": "KZT_API_KEY_SRC", "hosts": ["localhost"]}}, extra='mode = "proxy"\n')
+        r = self.run_ok("true", flags=["--blind=shim"])
+        self.assertIn("KZ_BROKER=", r.stdout.split("--- client output")[0])
+        self.assertEqual(self.audit_events("run.start")[0].get("mode"), "blind")
+
+
+if __name__ == "__main__":
+    unittest.main()
