@@ -46,9 +46,15 @@ class DomainFrontingTest(HostileBase):
         ]
         script = ('curl -sS --http1.1 --max-time 20 %s-H "Host: evil.example" -H "Authorization: Bearer $API_KEY" '
                   '%s/v1/fronting-curl; echo; %s' % (curl_ca, base, self.raw(mode, plan)))
+        fronted = ["/v1/fronting-curl", "/v1/fronting-dup", "/v1/fronting-grant-evil"]
+        if mode == "shim":
+            # GnuTLS (Debian's wget) through the shim's other hook.
+            script += ('; wget -q -O - --timeout=20 --tries=1 --ca-certificate="%s" --header="Host: evil.example" '
+                       '--header="Authorization: Bearer $API_KEY" %s/v1/fronting-wget; echo' % (self.ca["ca"], base))
+            fronted.append("/v1/fronting-wget")
         r, tok = self.run_agent(mode, script)
         recs = {rec["path"]: rec for rec in self.records(self.rec)}
-        for path in ("/v1/fronting-curl", "/v1/fronting-dup", "/v1/fronting-grant-evil"):
+        for path in fronted:
             self.assertIn(path, recs, "the server never got %s\n%s" % (path, r.stdout[-2000:]))
             self.assertEqual(self.auth_of(recs[path]), "Bearer " + tok,
                              "%s: the value went to a request for another host" % path)
@@ -67,6 +73,8 @@ class DomainFrontingTest(HostileBase):
         exes = " ".join(str(x.get("exe")) for x in refs)
         self.assertIn("curl", exes)
         self.assertIn("python", exes)
+        if mode == "shim":
+            self.assertRefusal(r"evil\.example", path="/v1/fronting-wget", channel="gnutls")
         for x in [x for x in self.swaps("allow") if x.get("uses") is None]:
             self.assertEqual(x.get("http_host"), "localhost", "an allowed swap for another Host: %r" % x)
 
