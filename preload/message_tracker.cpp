@@ -157,7 +157,9 @@ void copy_request(const char* p, const Head& h, TrackedRequest* r) {
   std::memcpy(r->target, p + h.target.pos, r->target_len);
   r->host_count = static_cast<std::uint8_t>(h.host_count < 3 ? h.host_count : 3);
   r->host_len = h.host.len <= sizeof r->host ? static_cast<std::uint16_t>(h.host.len) : 0;
-  if (h.host.len > sizeof r->host) r->host_count = 3;   // cannot be checked: invalid
+  // A Host, or an absolute-form target (its authority), too long to keep cannot be
+  // checked: counted as invalid, which the broker refuses.
+  if (h.host.len > sizeof r->host || (r->target_len == 0 && p[h.target.pos] != '/')) r->host_count = 3;
   std::memcpy(r->host, p + h.host.pos, r->host_len);
   r->body_identified = !h.expect_continue;
 }

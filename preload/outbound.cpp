@@ -88,7 +88,9 @@ bool bind_request(const OutboundOptions& opt, ConnState* st, const char* in, std
   }
   if (ref->kind == RequestRef::Kind::InBuffer) {
     st->set_request_line(in + ref->method.pos, ref->method.len, in + ref->target.pos, ref->target.len);
-    st->set_request_host(in + ref->host.pos, ref->host.len, ref->host_count);
+    // An absolute-form target too long to send along: its authority cannot be checked.
+    const bool unchecked = ref->target.len > sizeof st->path && in[ref->target.pos] != '/';
+    st->set_request_host(in + ref->host.pos, ref->host.len, unchecked ? 2 : ref->host_count);
   } else {
     const TrackedRequest& c = opt.requests->from->cur;
     st->set_request_line(c.method, c.method_len, c.target, c.target_len);

@@ -173,6 +173,10 @@ TEST(MessageTracker, HostCountAndLongTargets) {
   Tracked u;
   u.write("POST /" + std::string(2000, 'a') + " HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\n");
   EXPECT_EQ(u.state.cur.target_len, 0);   // too long to keep: unknown to the broker
+  EXPECT_EQ(u.state.cur.host_count, 1);   // origin form: the Host header still decides
+  Tracked v;
+  v.write("POST https://evil.example/" + std::string(2000, 'a') + " HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\n");
+  EXPECT_GT(v.state.cur.host_count, 1);   // its authority cannot be checked: invalid
 }
 
 TEST(MessageTracker, ManyPipelinedRequestsBeyondTheRefLimitLoseTheStream) {

@@ -886,6 +886,15 @@ TEST_F(Outbound, TokenWhereNoRequestIsKnownIsReportedNotSwapped) {
   EXPECT_EQ(b.reports.size(), 2u);
 }
 
+TEST_F(Outbound, LongAbsoluteTargetMarksTheHostUncheckable) {
+  const std::string req = "GET https://evil.example/" + std::string(1100, 'a') + " HTTP/1.1\r\nHost: h\r\nX: " +
+                          kTokSame + "\r\n\r\n";
+  EXPECT_EQ(write(req), WriteOutcome::Consumed);
+  ConnState* st = t->find(kKey);
+  ASSERT_NE(st, nullptr);
+  EXPECT_NE(st->request_flags & wire::kFlagHostInvalid, 0);
+}
+
 TEST_F(Outbound, HeadSplitBeforeTheTokenIsHeldAndDecidedWhole) {
   EXPECT_EQ(write("GET /v1/ok HTTP/1.1\r\nHost: h\r\n\r\nGET /admin HTTP/1.1\r\nAuthorization: Bearer "),
             WriteOutcome::Consumed);
