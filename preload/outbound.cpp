@@ -344,11 +344,15 @@ WriteOutcome outbound_write(ConnTable& t, const void* key, const char* buf, std:
     if (t.untracked()) st->tracker.phase = MessageTracker::Phase::Lost;
   }
   if (st->prev_trailing > 0) {
-    const std::size_t still = continue_split_prefix(buf, len, st->prev_trailing, b, st);
+    // A write shorter than the prefix is checked, tracked and sent from one copy.
+    char small[wire::kTokenPrefixLen];
+    const bool tiny = len < sizeof small;
+    if (tiny) std::memcpy(small, buf, len);
+    const std::size_t still = continue_split_prefix(tiny ? small : buf, len, st->prev_trailing, b, st);
     st->prev_trailing = static_cast<std::uint8_t>(still);
-    if (still > 0) {
-      track_sent(st, buf, len);   // only more of the prefix: prefix bytes, no framing
-      return WriteOutcome::PassThrough;
+    if (still > 0 && tiny) {   // only more of the prefix
+      track_sent(st, small, len);
+      return w.write_all(w.ctx, small, len) ? WriteOutcome::Consumed : WriteOutcome::Failed;
     }
   }
   // Nothing to look at but body bytes the tracker counts without reading them, or a
