@@ -82,7 +82,7 @@ Request* SwapClient::fill(Op op, const ConnFacts& f, ConnState* st, const void* 
     copy_field(r->method, &r->method_len, wire::kMaxMethod, st->method, st->method_len);
     copy_field(r->path, &r->path_len, wire::kMaxPath, st->path, st->path_len);
     copy_field(r->http_host, &r->http_host_len, wire::kMaxHost, st->http_host, st->http_host_len);
-    r->flags |= st->request_flags & wire::kRequestFlags;
+    if (op != Op::Redact) r->flags |= st->request_flags & wire::kRequestFlags;
   }
   copy_field(r->peer, &r->peer_len, wire::kMaxPeer, f.peer, f.peer_len);
   if (n > wire::kMaxData) n = wire::kMaxData;

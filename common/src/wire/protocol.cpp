@@ -12,6 +12,7 @@ bool request_is_valid(const Request& r, std::size_t received_bytes) {
   if (received_bytes != sizeof(Request) || r.version != kProtocolVersion || !op_ok(r.op)) return false;
   if (r.channel != Channel::OpenSSL && r.channel != Channel::GnuTLS && r.channel != Channel::Plain) return false;
   if ((r.flags & ~(kFlagTokenAtEnd | kFlagPeerHasChain | kUnsafeFlags | kRequestFlags)) != 0) return false;
+  if ((r.flags & kRequestFlags) != 0 && r.op == Op::Redact) return false;   // a Redact is about a response
   if (r.host_len > kMaxHost || r.method_len > kMaxMethod || r.path_len > kMaxPath || r.peer_len > kMaxPeer ||
       r.http_host_len > kMaxHost || r.reserved != 0)
     return false;

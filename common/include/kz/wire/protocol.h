@@ -66,8 +66,9 @@ inline constexpr std::uint8_t kFlagNotSocketBio = 8;  // the TLS records go to m
 inline constexpr std::uint8_t kFlagAlpnNotHttp1 = 16; // negotiated ALPN is neither empty nor http/1.1
 inline constexpr std::uint8_t kUnsafeFlags = kFlagKeyLog | kFlagNotSocketBio | kFlagAlpnNotHttp1;
 // What the shim knows of the request the token belongs to (issue 15, classes 7 and 8).
-inline constexpr std::uint8_t kFlagHostInvalid = 32;  // two Host headers, or one that is not printable ASCII
-inline constexpr std::uint8_t kFlagUnidentified = 64; // Report: the token's request could not be identified
+// (32 is left free: the inbound side's kFlagCodedResponse uses it.)
+inline constexpr std::uint8_t kFlagHostInvalid = 64;   // two Host headers, or one that is not printable ASCII
+inline constexpr std::uint8_t kFlagUnidentified = 128; // the token's request could not be identified
 inline constexpr std::uint8_t kRequestFlags = kFlagHostInvalid | kFlagUnidentified;
 
 struct Request {
