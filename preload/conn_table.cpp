@@ -31,6 +31,22 @@ void ConnState::set_request_line(const char* m, std::size_t ml, const char* p, s
   std::memcpy(path, p, path_len);
 }
 
+void ConnState::set_request_host(const char* h, std::size_t hl, unsigned host_count) {
+  http_host_len = 0;
+  request_flags &= static_cast<std::uint8_t>(~wire::kFlagHostInvalid);
+  // Two Host headers (a server may take either), or one the broker cannot print: invalid.
+  bool printable = hl <= sizeof http_host;
+  for (std::size_t i = 0; printable && i < hl; ++i)
+    printable = static_cast<unsigned char>(h[i]) > 0x20 && static_cast<unsigned char>(h[i]) < 0x7f;
+  if (host_count > 1 || (host_count == 1 && (!printable || hl == 0))) {
+    request_flags |= wire::kFlagHostInvalid;
+    return;
+  }
+  if (host_count == 0) return;
+  std::memcpy(http_host, h, hl);
+  http_host_len = hl;
+}
+
 std::size_t ConnTable::slot_of(std::uintptr_t k) const {
   // Fibonacci hashing of the pointer (low bits are alignment zeros).
   return static_cast<std::size_t>((k * 0x9E3779B97F4A7C15ull) >> 52) % kSlots;

@@ -168,6 +168,9 @@ HttpHead parse_head(const char* p, std::size_t n) {
         h.cl_value = Span{vb, vend - vb};
       } else if (name_len == 17 && ascii_ieq(p + i, "transfer-encoding", 17)) {
         if (list_has(p, vb, vend, "chunked")) h.chunked = true;
+      } else if (name_len == 4 && ascii_ieq(p + i, "host", 4)) {
+        ++h.host_count;
+        h.host = Span{vb, vend - vb};
       } else if (name_len == 6 && ascii_ieq(p + i, "expect", 6)) {
         if (vend - vb == 12 && ascii_ieq(p + vb, "100-continue", 12)) h.expect_continue = true;
       }

@@ -6,6 +6,7 @@
 
 #include "kz/preload/accept_encoding.h"
 #include "kz/preload/basic_auth.h"
+#include "kz/preload/message_tracker.h"
 #include "kz/wire/scanner.h"
 #include "kz/wire/token.h"
 #include "kz/preload/scratch.h"
@@ -72,6 +73,33 @@ void report_tokens_in(const char* p, std::size_t n, const BrokerOps& b, ConnStat
   }
 }
 
+// Points st's request fields (what the broker is asked about) at the request the byte at
+// `pos` belongs to. false when it belongs to none: the token there is reported as
+// unidentified and never swapped. Without tracking (opt.requests null: the pure
+// rewrite's own tests) st's fields are used as they are.
+bool bind_request(const OutboundOptions& opt, ConnState* st, const char* in, std::size_t pos) {
+  if (opt.requests == nullptr) return true;
+  if (st == nullptr) return false;
+  st->request_flags = 0;
+  const RequestRef* ref = opt.requests->tr->at(pos);
+  if (ref == nullptr) {
+    st->method_len = st->path_len = st->http_host_len = 0;
+    st->request_flags = wire::kFlagUnidentified;
+    return false;
+  }
+  if (ref->kind == RequestRef::Kind::InBuffer) {
+    st->set_request_line(in + ref->method.pos, ref->method.len, in + ref->target.pos, ref->target.len);
+    // An absolute-form target too long to send along: its authority cannot be checked.
+    const bool unchecked = ref->target.len > sizeof st->path && in[ref->target.pos] != '/';
+    st->set_request_host(in + ref->host.pos, ref->host.len, unchecked ? 2 : ref->host_count);
+  } else {
+    const TrackedRequest& c = opt.requests->from->cur;
+    st->set_request_line(c.method, c.method_len, c.target, c.target_len);
+    st->set_request_host(c.host, c.host_len, c.host_count);
+  }
+  return true;
+}
+
 void sort_edits(TokenEdit* e, std::size_t k) {
   for (std::size_t i = 1; i < k; ++i)
     for (std::size_t j = i; j > 0 && e[j].e.pos < e[j - 1].e.pos; --j) {
@@ -134,6 +162,11 @@ OutboundResult rewrite_outbound(const char* in, std::size_t n, const OutboundOpt
       ++r.reported;
       continue;
     }
+    if (!bind_request(opt, st, in, t)) {
+      if (b.report) b.report(b.ctx, st, in + t, ext);
+      ++r.reported;
+      continue;
+    }
     std::size_t vl = 0, tl = 0;
     const wire::Decision d = b.swap(b.ctx, st, in + t, ext, at_end, values + vused, ext, &vl, &tl);
     if (d == wire::Decision::Allow && vl > 0 && vl <= ext) {
@@ -165,6 +198,11 @@ OutboundResult rewrite_outbound(const char* in, std::size_t n, const OutboundOpt
         if (dn <= 0) continue;
         const auto dlen = static_cast<std::size_t>(dn);
         if (wire::find_token_prefix(reinterpret_cast<char*>(dec), dlen) == dlen) continue;
+        if (!bind_request(opt, st, in, spans[s].pos)) {
+          report_tokens_in(reinterpret_cast<const char*>(dec), dlen, b, st, &r.reported);
+          explicit_bzero(tmp, dlen);
+          continue;
+        }
         char* swapped = tmp + dlen;
         std::size_t inside = 0;
         const std::size_t sl = swap_inside(reinterpret_cast<char*>(dec), dlen, swapped, b, st, &inside);
@@ -246,97 +284,110 @@ std::size_t continue_split_prefix(const char* buf, std::size_t len, std::size_t 
 
 }  // namespace
 
+namespace {
+
+// Sends [p, p+n) and, once sent, makes `next` the connection's tracker state. A head
+// left incomplete (not held) means the tracker lost the stream: Lost from now on.
+void commit_tracker(ConnState* st, const MessageTracker& next, const TrackResult& tr) {
+  st->tracker = next;
+  if (tr.head_incomplete) st->tracker.phase = MessageTracker::Phase::Lost;
+}
+
+// Tracks [p, p+n) from the connection's state and commits the result (bytes that go out
+// with no rewrite: a flushed fragment).
+void track_sent(ConnState* st, const char* p, std::size_t n) {
+  MessageTracker next;
+  TrackResult tr;
+  track(st->tracker, p, n, &next, &tr);
+  commit_tracker(st, next, tr);
+}
+
+// Reports every token of [p, p+n) as unidentified (no state to tell their requests).
+void report_unidentified(const char* p, std::size_t n, const BrokerOps& b, ConnState* st) {
+  if (st != nullptr) {
+    st->method_len = st->path_len = st->http_host_len = 0;
+    st->request_flags = wire::kFlagUnidentified;
+  }
+  std::size_t reported = 0;
+  report_tokens_in(p, n, b, st, &reported);
+}
+
+}  // namespace
+
 WriteOutcome outbound_write(ConnTable& t, const void* key, const char* buf, std::size_t len, bool fixup_lengths,
                             const BrokerOps& b, const WriteOps& w) {
   if (len == 0 || buf == nullptr) return WriteOutcome::PassThrough;
-  // Fast path: one scan for the prefix, a look at the last 6 bytes, a few compares at
-  // the start. No allocation, lock or system call.
+  // One scan for the prefix, a look at the last 6 bytes, a few compares at the start.
   const std::size_t first = wire::find_token_prefix(buf, len);
   const std::size_t trailing = first == len ? wire::trailing_prefix_len(buf, len) : 0;
   const bool head = looks_like_request_start(buf, len);
   // Basic credentials live in the head: look only there (the body may be large).
   const bool basic = head && may_hold_basic(buf, head_extent(buf, len < kHeadScanLimit ? len : kHeadScanLimit));
-  const bool may_hold = head && fixup_lengths;
   ConnState* st = t.count() > 0 ? t.find(key) : nullptr;
-  if (first == len && trailing == 0 && !basic && !may_hold) {
-    if (st == nullptr) {
-      if (!head) return WriteOutcome::PassThrough;
-      // The request line is kept for a token in a later write: the bytes it is read from
-      // are the bytes sent (a copy), so another thread cannot change the line that goes
-      // out after it was noted.
-      Scratch copy(len);
-      if (!copy) return WriteOutcome::PassThrough;   // not noted: a later token's request is unknown
-      std::memcpy(copy.get(), buf, len);
-      t.lines().note(key, copy.get(), len);
-      return w.write_all(w.ctx, copy.get(), len) ? WriteOutcome::Consumed : WriteOutcome::Failed;
-    }
-    // A connection that once carried a token: a body write with nothing pending needs no
-    // lock (a request head does: its request line is remembered for the broker).
-    if (!head && !st->outbound_pending.load(std::memory_order_acquire)) return WriteOutcome::PassThrough;
-  }
+  const bool pending = st != nullptr && st->outbound_pending.load(std::memory_order_acquire);
 
   // This write may ask the broker (a token, a Basic credential, something held): what
   // the broker needs to know about the connection is gathered before any lock.
-  if (b.prepare != nullptr &&
-      (first != len || basic || (st != nullptr && st->outbound_pending.load(std::memory_order_acquire))))
-    b.prepare(b.ctx, st);
+  if (b.prepare != nullptr && (first != len || basic || pending)) b.prepare(b.ctx, st);
   if (st == nullptr) {
+    // The connection's first write: from here on its requests are tracked (the tracker
+    // must see every byte, so the state exists before any token does). A table that
+    // was ever full makes new connections start Lost: one of them may have written
+    // untracked bytes before it got its state.
     st = t.find_or_create(key);
-    // The head of this request may have gone out through the fast path.
-    if (st != nullptr && st->method_len == 0)
-      t.lines().get(key, st->method, &st->method_len, st->path, &st->path_len);
-  }
-  if (st == nullptr) {
-    // Table full: no state, so no carry and no hold; swap what is in this buffer only.
-    OutboundOptions o;
-    o.fixup_lengths = fixup_lengths;
-    o.allow_hold = o.allow_carry = false;
-    // Parsed, decided and sent from one copy (see below).
-    Scratch copy(len), out(len), work(outbound_work_size(len));
-    if (!copy || !out || !work) return WriteOutcome::PassThrough;
-    std::memcpy(copy.get(), buf, len);
-    const OutboundResult r = rewrite_outbound(copy.get(), len, o, b, nullptr, out.get(), work.get());
-    return w.write_all(w.ctx, r.changed ? out.get() : copy.get(), r.changed ? r.out_len : len) ? WriteOutcome::Consumed
-                                                                                                 : WriteOutcome::Failed;
+    if (st == nullptr) {
+      t.note_untracked();
+      if (first == len) return WriteOutcome::PassThrough;
+      report_unidentified(buf, len, b, nullptr);   // no state: no token's request is known
+      return WriteOutcome::PassThrough;
+    }
   }
 
   StateLock lk(st);
-  if (st->prev_trailing > 0) {
-    const std::size_t still = continue_split_prefix(buf, len, st->prev_trailing, b, st);
-    st->prev_trailing = static_cast<std::uint8_t>(still);
-    if (still > 0) return WriteOutcome::PassThrough;   // this write is only more of the prefix
+  if (st->tracker_fresh) {
+    st->tracker_fresh = false;
+    if (t.untracked()) st->tracker.phase = MessageTracker::Phase::Lost;
   }
-  if (first == len && trailing == 0 && !basic && !may_hold && !st->has_outbound_state()) {
-    if (!head) return WriteOutcome::PassThrough;
-    // The request line kept for a later token is read from the bytes that are sent.
-    Scratch copy(len);
-    if (!copy) {
-      st->method_len = st->path_len = 0;   // unknown: a path or method rule refuses
+  if (st->prev_trailing > 0) {
+    // A write shorter than the prefix is checked, tracked and sent from one copy.
+    char small[wire::kTokenPrefixLen];
+    const bool tiny = len < sizeof small;
+    if (tiny) std::memcpy(small, buf, len);
+    const std::size_t still = continue_split_prefix(tiny ? small : buf, len, st->prev_trailing, b, st);
+    st->prev_trailing = static_cast<std::uint8_t>(still);
+    if (still > 0 && tiny) {   // only more of the prefix
+      track_sent(st, small, len);
+      return w.write_all(w.ctx, small, len) ? WriteOutcome::Consumed : WriteOutcome::Failed;
+    }
+  }
+  // Nothing to look at but body bytes the tracker counts without reading them, or a
+  // stream it has lost: the caller's own buffer goes out.
+  if (first == len && trailing == 0 && !st->has_outbound_state()) {
+    MessageTracker& mt = st->tracker;
+    if (mt.phase == MessageTracker::Phase::Lost) return WriteOutcome::PassThrough;
+    if (mt.phase == MessageTracker::Phase::Body && mt.remaining >= len) {
+      mt.remaining -= len;
+      if (mt.remaining == 0) mt.phase = MessageTracker::Phase::Head;
       return WriteOutcome::PassThrough;
     }
-    std::memcpy(copy.get(), buf, len);
-    const HttpHead h = parse_head(copy.get(), len);
-    if (h.is_request)
-      st->set_request_line(copy.get() + h.method.pos, h.method.len, copy.get() + h.target.pos, h.target.len);
-    return w.write_all(w.ctx, copy.get(), len) ? WriteOutcome::Consumed : WriteOutcome::Failed;
   }
 
   // Assemble the input: a held request or a held token fragment, then this write. Copy
-  // once: everything below (parse, the broker's decision, the rewrite, the send) reads
+  // once: everything below (framing, the broker's decision, the rewrite, the send) reads
   // only the copy, never the caller's buffer again, which another thread of the program
-  // may change while this call runs (a request line that passed the check must be the
-  // one that goes out with the value).
-  const char* in = buf;
-  std::size_t n = len;
+  // may change while this call runs (the bytes checked must be the bytes sent).
+  const char* in = nullptr;
+  std::size_t n = 0;
   Scratch* combo = nullptr;
   alignas(Scratch) unsigned char combo_mem[sizeof(Scratch)];
   bool from_held = false;
-  std::size_t dummy_reported = 0;
   if (st->held_len > 0) {
     void* hp = st->held;
     if (!scratch_grow(&hp, &st->held_cap, st->held_len, st->held_len + len)) {
-      // Cannot grow: send the held request as it is (fail closed) before this write.
+      // Cannot grow: send the held bytes as they are (fail closed) before this write.
+      report_unidentified(st->held, st->held_len, b, st);
       const bool ok = w.write_all(w.ctx, st->held, st->held_len);
+      track_sent(st, st->held, st->held_len);
       scratch_free(st->held, st->held_cap);
       st->held = nullptr;
       st->held_len = st->held_cap = 0;
@@ -349,77 +400,89 @@ WriteOutcome outbound_write(ConnTable& t, const void* key, const char* buf, std:
       n = st->held_len;
       from_held = true;
     }
-  } else if (st->carry_len > 0) {
-    combo = new (combo_mem) Scratch(st->carry_len + len);
-    if (!*combo) {
-      combo->~Scratch();
-      combo = nullptr;
-    } else {
-      std::memcpy(combo->get(), st->carry, st->carry_len);
-      std::memcpy(combo->get() + st->carry_len, buf, len);
-      in = combo->get();
-      n = st->carry_len + len;
-    }
-    explicit_bzero(st->carry, st->carry_len);
-    st->carry_len = 0;
   }
-  if (in == buf) {
-    combo = new (combo_mem) Scratch(len);
+  if (in == nullptr) {
+    const std::size_t pre = st->carry_len;
+    combo = new (combo_mem) Scratch(pre + len);
     if (!*combo) {
-      // No memory for the copy: nothing is swapped (fail closed); the caller's bytes go
-      // out as they are, tokens reported.
+      // No memory for the copy: nothing is swapped (fail closed); the framing of what
+      // goes out is not followed any more.
       combo->~Scratch();
-      report_tokens_in(buf, len, b, st, &dummy_reported);
+      report_unidentified(buf, len, b, st);
+      st->tracker.phase = MessageTracker::Phase::Lost;
+      if (pre > 0 && !w.write_all(w.ctx, reinterpret_cast<const char*>(st->carry), pre)) return WriteOutcome::Failed;
+      explicit_bzero(st->carry, pre);
+      st->carry_len = 0;
       return WriteOutcome::PassThrough;
     }
-    std::memcpy(combo->get(), buf, len);
+    std::memcpy(combo->get(), st->carry, pre);
+    std::memcpy(combo->get() + pre, buf, len);
+    explicit_bzero(st->carry, pre);
+    st->carry_len = 0;
     in = combo->get();
+    n = pre + len;
   }
 
-  const HttpHead h = parse_head(in, n);
-  if (h.is_request) st->set_request_line(in + h.method.pos, h.method.len, in + h.target.pos, h.target.len);
+  // Which request each byte belongs to.
+  MessageTracker next;
+  TrackResult tr;
+  track(st->tracker, in, n, &next, &tr);
+  RequestLookup lookup{&tr, &st->tracker};
 
   OutboundOptions o;
   o.fixup_lengths = fixup_lengths;
   o.in_chunked_body = st->chunked_body;
+  o.requests = &lookup;
   bool ok = true;
   WriteOutcome outcome = WriteOutcome::Consumed;
   {
     Scratch out(n), work(outbound_work_size(n));
     OutboundResult r;
-    if (out && work) {
+    // A head the buffer ends inside: its request (and Host) come with a later write, so
+    // the bytes wait for it (a client that reads first gets them sent, unidentified).
+    const bool hold_head = tr.head_incomplete && n <= o.hold_limit;
+    if (hold_head) {
+      r.hold_request = true;
+    } else if (out && work) {
       r = rewrite_outbound(in, n, o, b, st, out.get(), work.get());
-      if (r.hold_request && !from_held) {
-        void* hp = st->held;
-        if (scratch_grow(&hp, &st->held_cap, 0, n)) {
-          st->held = static_cast<char*>(hp);
-          std::memcpy(st->held, in, n);
-          st->held_len = n;
-        } else {
-          o.allow_hold = false;
-          r = rewrite_outbound(in, n, o, b, st, out.get(), work.get());
-        }
-      }
     } else {
-      r.out_len = n;   // no memory: everything unchanged (fail closed)
+      report_unidentified(in, n, b, st);   // no memory: everything unchanged (fail closed)
+      r.out_len = n;
     }
-    if (r.hold_request) {
-      outcome = WriteOutcome::Consumed;   // held (already in st->held)
-    } else {
+    if (r.hold_request && !from_held) {
+      void* hp = st->held;
+      if (scratch_grow(&hp, &st->held_cap, 0, n)) {
+        st->held = static_cast<char*>(hp);
+        std::memcpy(st->held, in, n);
+        st->held_len = n;
+      } else if (out && work) {
+        o.allow_hold = false;
+        tr.head_incomplete = false;
+        if (hold_head) {   // cannot wait for the rest of the head: its tokens are unidentified
+          track(st->tracker, in, n, &next, &tr);
+          next.phase = MessageTracker::Phase::Lost;
+        }
+        r = rewrite_outbound(in, n, o, b, st, out.get(), work.get());
+      } else {
+        r = OutboundResult{};
+        r.out_len = n;
+        report_unidentified(in, n, b, st);
+      }
+    }
+    if (!r.hold_request) {
       st->chunked_body = r.chunked_next;
       if (r.carry_len > 0) {
         std::memcpy(st->carry, in + n - r.carry_len, r.carry_len);
         st->carry_len = r.carry_len;
+        // The tracker follows what is sent: the carried bytes come again with the next write.
+        track(st->tracker, in, n - r.carry_len, &next, &tr);
       } else {
         st->prev_trailing = static_cast<std::uint8_t>(wire::trailing_prefix_len(in, n));
       }
-      if (!r.changed && in == buf && r.carry_len == 0) {
-        outcome = WriteOutcome::PassThrough;
-      } else {
-        const char* send = r.changed ? out.get() : in;
-        if (r.out_len > 0) ok = w.write_all(w.ctx, send, r.out_len);
-        outcome = ok ? WriteOutcome::Consumed : WriteOutcome::Failed;
-      }
+      commit_tracker(st, next, tr);
+      const char* send = r.changed ? out.get() : in;
+      if (r.out_len > 0) ok = w.write_all(w.ctx, send, r.out_len);
+      outcome = ok ? WriteOutcome::Consumed : WriteOutcome::Failed;
       if (from_held) {
         scratch_free(st->held, st->held_cap);
         st->held = nullptr;
@@ -439,22 +502,30 @@ void outbound_flush(ConnTable& t, const void* key, const BrokerOps& b, const Wri
   StateLock lk(st);
   st->prev_trailing = 0;
   if (st->held_len > 0) {
-    // The client reads before the body is complete: rewrite what is there without
-    // waiting (same-length swaps still happen; framing that cannot follow is reported).
+    // The client reads before the request is complete: rewrite what is there without
+    // waiting (same-length swaps still happen; framing that cannot follow is reported;
+    // a head still incomplete is sent as it is, its tokens unidentified).
+    MessageTracker next;
+    TrackResult tr;
+    track(st->tracker, st->held, st->held_len, &next, &tr);
+    RequestLookup lookup{&tr, &st->tracker};
     OutboundOptions o;
-    o.fixup_lengths = true;   // a request is only ever held with KZ_FIXUP_LENGTHS=1
+    o.fixup_lengths = true;   // a request is held only to fix its lengths, or for its head
     o.allow_hold = false;
     o.allow_carry = false;
     o.in_chunked_body = st->chunked_body;
+    o.requests = &lookup;
     Scratch out(st->held_len), work(outbound_work_size(st->held_len));
     if (out && work) {
       const OutboundResult r = rewrite_outbound(st->held, st->held_len, o, b, st, out.get(), work.get());
       w.write_all(w.ctx, r.changed ? out.get() : st->held, r.out_len);
       st->chunked_body = r.chunked_next;
     } else {
+      report_unidentified(st->held, st->held_len, b, st);
       w.write_all(w.ctx, st->held, st->held_len);
       st->chunked_body = false;   // the body's chunk boundary is lost
     }
+    commit_tracker(st, next, tr);
     scratch_free(st->held, st->held_cap);
     st->held = nullptr;
     st->held_len = st->held_cap = 0;
@@ -463,6 +534,7 @@ void outbound_flush(ConnTable& t, const void* key, const BrokerOps& b, const Wri
     // A token the last write ended inside, never completed: out unchanged, reported.
     if (b.report) b.report(b.ctx, st, reinterpret_cast<const char*>(st->carry), st->carry_len);
     w.write_all(w.ctx, reinterpret_cast<const char*>(st->carry), st->carry_len);
+    track_sent(st, reinterpret_cast<const char*>(st->carry), st->carry_len);
     explicit_bzero(st->carry, st->carry_len);
     st->carry_len = 0;
   }

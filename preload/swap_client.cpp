@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "kz/preload/peer_identity.h"
+#include "kz/wire/http_host.h"
 
 namespace kz::preload {
 
@@ -85,6 +86,8 @@ Request* SwapClient::fill(Op op, const ConnFacts& f, ConnState* st, const void* 
   if (st != nullptr) {
     copy_field(r->method, &r->method_len, wire::kMaxMethod, st->method, st->method_len);
     copy_field(r->path, &r->path_len, wire::kMaxPath, st->path, st->path_len);
+    copy_field(r->http_host, &r->http_host_len, wire::kMaxHost, st->http_host, st->http_host_len);
+    if (op != Op::Redact) r->flags |= st->request_flags & wire::kRequestFlags;
   }
   copy_field(r->peer, &r->peer_len, wire::kMaxPeer, f.peer, f.peer_len);
   if (n > wire::kMaxData) n = wire::kMaxData;
@@ -121,6 +124,25 @@ void SwapClient::report_uses(ConnState* st, Grant& g) {
   if (r != nullptr) r->uses = g.unreported;
   wipe_exchange(r, round_trip(r));
   g.unreported = 0;
+}
+
+// A grant answers only for a request that names the connection's verified host (its
+// Host header and any absolute-form authority): anything else goes to the broker, which
+// refuses and audits it (issue 15, class 7: a grant must not carry a value to a request
+// fronted for another host on the same connection).
+static bool request_names_granted_host(const ConnState* st) {
+  if ((st->request_flags & wire::kRequestFlags) != 0) return false;
+  // The granted host as the broker saw it (fill drops what is not printable ASCII).
+  char host[wire::kMaxHost];
+  std::size_t hl = 0;
+  for (std::size_t i = 0; i < st->host_len && hl < sizeof host; ++i) {
+    const auto c = static_cast<unsigned char>(st->host[i]);
+    if (c > 0x20 && c < 0x7f) host[hl++] = static_cast<char>(c);
+  }
+  const char* named = nullptr;
+  std::size_t nl = 0;
+  return wire::check_request_host(st->http_host, st->http_host_len, st->path, st->path_len, host, hl, &named, &nl) ==
+         wire::HostCheck::Match;
 }
 
 // A swap the broker already granted on this connection: no round trip.
@@ -197,7 +219,7 @@ Decision SwapClient::swap(ConnState* st, const char* tok, std::size_t len, bool 
       drop_grants(st);   // the run is over: its grants too
     } else if (!grants_match_peer(st)) {
       drop_grants(st);   // another peer behind the same object
-    } else if (swap_from_grant(st, tok, len, value_out, cap, value_len)) {
+    } else if (request_names_granted_host(st) && swap_from_grant(st, tok, len, value_out, cap, value_len)) {
       return Decision::Allow;
     }
   }

@@ -74,6 +74,7 @@ json fields(const TokenUse& e) {
   put(j, "peer", e.peer);
   put(j, "method", e.method);
   put(j, "path", e.path);
+  put(j, "http_host", e.http_host);
   put(j, "secret", e.secret);
   put(j, "token_id", e.token_id);
   put(j, "reason", e.reason);
@@ -255,8 +256,8 @@ const std::vector<AuditKind>& audit_kinds() {
       {"token", index_of<TokenMinted>(), "secret token_id hosts[] same_length",
        "blind mode minted a token for a secret"},
       {"swap", index_of<TokenUse>(),
-       "decision pid exe host channel lineage[]? peer? method? path? secret? token_id? reason? grant? uses? conn? "
-       "via?",
+       "decision pid exe host channel lineage[]? peer? method? path? http_host? secret? token_id? reason? grant? "
+       "uses? conn? via?",
        "the broker swapped a token for its value, counted reused swaps (uses), or refused"},
       {"redact", index_of<TokenUse>(),
        "decision pid exe host channel lineage[]? peer? method? path? secret? token_id? reason? conn? via?",

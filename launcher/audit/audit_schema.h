@@ -94,6 +94,7 @@ struct TokenUse {
   std::optional<std::uint32_t> uses{};       // a use report: swaps under a connection grant
   std::optional<std::uint64_t> conn{};       // the connection, as the shim or the proxy numbers it
   std::optional<std::string> via{};          // "proxy" when the fallback proxy asked
+  std::optional<std::string> http_host{};    // the request's Host header (swap), as sent
 };
 
 // "broker.refuse": a process outside the run, or a malformed message, at the broker.

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdint>
+#include <string>
 
 namespace kz {
 
@@ -69,29 +71,91 @@ bool method_allowed(const Binding& b, std::string_view method) {
 
 namespace {
 
-// A "." or ".." segment, also percent-encoded (%2e) or behind an encoded slash (%2f) or
-// a backslash: servers resolve them, so "/v1/../admin" must not pass as under "/v1/".
-bool has_dot_segment(std::string_view path) {
-  std::string seg;
-  auto dot_only = [&] { return seg == "." || seg == ".."; };
-  for (std::size_t i = 0; i < path.size(); ++i) {
-    char c = path[i];
-    if (c == '%' && i + 2 < path.size()) {
-      const char h = path[i + 1], l = static_cast<char>(path[i + 2] | 0x20);
-      if (h == '2' && l == 'e') { c = '.'; i += 2; }
-      else if (h == '2' && l == 'f') { c = '/'; i += 2; }
-      else if (h == '5' && l == 'c') { c = '/'; i += 2; }
-    }
-    if (c == '\\') c = '/';
-    if (c == '/') {
-      if (dot_only()) return true;
-      seg.clear();
-    } else {
-      seg.push_back(c);
-    }
-  }
-  return dot_only();
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') return (c | 0x20) - 'a' + 10;
+  return -1;
 }
+
+// Valid UTF-8, no overlong forms, no surrogates (what a server may decode "%c0%ae" to
+// differs: some read it as "."). Returns false on anything else.
+bool valid_utf8(const std::string& s) {
+  for (std::size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    std::size_t len = 0;
+    std::uint32_t cp = 0;
+    if (c < 0x80) { ++i; continue; }
+    if (c >= 0xc2 && c <= 0xdf) { len = 2; cp = c & 0x1f; }
+    else if (c >= 0xe0 && c <= 0xef) { len = 3; cp = c & 0x0f; }
+    else if (c >= 0xf0 && c <= 0xf4) { len = 4; cp = c & 0x07; }
+    else return false;   // continuation byte first, 0xc0/0xc1 (always overlong), > 0xf4
+    if (i + len > s.size()) return false;
+    for (std::size_t k = 1; k < len; ++k) {
+      const auto d = static_cast<unsigned char>(s[i + k]);
+      if ((d & 0xc0) != 0x80) return false;
+      cp = cp << 6 | (d & 0x3f);
+    }
+    if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+      return false;
+    i += len;
+  }
+  return true;
+}
+
+}  // namespace
+
+// Servers and the proxies in front of them normalise paths differently: one decodes
+// "%2e%2e" or "%252e%252e" (twice) to "..", treats "\" as "/", ";" as the end of a
+// segment ("..;/"), collapses "//", or reads overlong UTF-8 ("%c0%ae") as ".". A path
+// that any of them would read as another path than its bytes say cannot be judged
+// against a prefix: a `paths` rule matches only a canonical path (issue 15, class 8).
+const char* path_problem(std::string_view path) {
+  if (path.empty() || path[0] != '/') return "not an absolute path";
+  std::string decoded;
+  std::string seg;
+  auto dot_segment = [&] {
+    const std::string_view name = std::string_view(seg).substr(0, seg.find(';'));
+    return name == "." || name == "..";
+  };
+  for (std::size_t i = 0; i < path.size(); ++i) {
+    const char c = path[i];
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '\\') return "a backslash";
+    if (u < 0x21 || u == 0x7f) return "a control character or space";
+    if (c == '%') {
+      if (i + 2 >= path.size() || hex_value(path[i + 1]) < 0 || hex_value(path[i + 2]) < 0)
+        return "a malformed percent escape";
+      const auto v = static_cast<unsigned char>(hex_value(path[i + 1]) * 16 + hex_value(path[i + 2]));
+      if (v == '.') return "an encoded dot (%2e)";
+      if (v == '/' || v == '\\') return "an encoded slash (%2f, %5c)";
+      if (v == '%') return "an encoded percent sign (double encoding, %25)";
+      if (v < 0x20 || v == 0x7f) return "an encoded control character";
+      decoded.push_back(static_cast<char>(v));
+      seg.push_back(static_cast<char>(v));
+      i += 2;
+      continue;
+    }
+    if (u >= 0x80) {
+      decoded.push_back(c);
+      seg.push_back(c);
+      continue;
+    }
+    if (c == '/') {
+      if (dot_segment()) return "a dot segment (. or ..)";
+      if (i > 0 && path[i - 1] == '/') return "an empty segment (//)";
+      seg.clear();
+      decoded.push_back(c);
+      continue;
+    }
+    decoded.push_back(c);
+    seg.push_back(c);
+  }
+  if (dot_segment()) return "a dot segment (. or ..)";
+  if (!valid_utf8(decoded)) return "bytes that are not UTF-8 (or overlong UTF-8, such as %c0%ae)";
+  return nullptr;
+}
+
+namespace {
 
 }  // namespace
 
@@ -100,7 +164,7 @@ bool path_allowed(const Binding& b, std::string_view target) {
   if (target.empty()) return false;
   const auto q = target.find_first_of("?#");
   const std::string_view path = target.substr(0, q);
-  if (has_dot_segment(path)) return false;
+  if (path_problem(path) != nullptr) return false;
   return std::any_of(b.paths.begin(), b.paths.end(), [&](const std::string& p) { return prefix_glob(p, path); });
 }
 
@@ -139,6 +203,9 @@ BindingVerdict check_binding(const Binding& b, std::string_view secret, std::str
       return refused(BindingRefusal::NoPath, "no request line seen, and " + name + " may be used only for paths " + joined(b.paths));
     // The query may carry tokens or other secrets: the reason names the path only.
     const std::string_view path = target.substr(0, target.find_first_of("?#"));
+    if (const char* why = path_problem(path))
+      return refused(BindingRefusal::Path, name + " may not be used for " + std::string(path) +
+                                               " (not a canonical path: it has " + why + ")");
     return refused(BindingRefusal::Path, name + " may not be used for " + std::string(path) +
                                              " (allowed paths: " + joined(b.paths) + ")");
   }

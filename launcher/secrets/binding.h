@@ -33,6 +33,10 @@ bool method_allowed(const Binding& b, std::string_view method);
 // "/repos/*/issues" covers /repos/a/issues/3). The query string is not part of the
 // path. An unknown path (no request line seen) is allowed only when no paths are set.
 bool path_allowed(const Binding& b, std::string_view target);
+// Why a path (without its query) is not canonical, so that no `paths` rule matches it:
+// dot segments (also "..;"), encoded dots, slashes or percent signs, backslashes, "//",
+// control characters, bytes that are not UTF-8 or overlong UTF-8. nullptr: canonical.
+const char* path_problem(std::string_view path);
 
 // Why a binding refuses a use of its secret (None: it allows it).
 enum class BindingRefusal : std::uint8_t {

@@ -6,6 +6,8 @@
 #include <cstring>
 #include <string_view>
 
+#include "kz/wire/http_host.h"
+
 namespace kz {
 
 namespace {
@@ -39,6 +41,26 @@ std::string_view unsafe_connection_reason(std::uint8_t flags) {
   return {};
 }
 
+// Domain fronting (issue 15, class 7): a server routes a request by its Host header (and
+// an absolute-form target's authority), not by the TLS SNI. The value goes only to a
+// request whose every host name is the host the connection verified. Empty: it does.
+std::string fronting_reason(const wire::Request& req, const std::string& host) {
+  if ((req.flags & wire::kFlagHostInvalid) != 0)
+    return "the request has more than one Host header, or one that is not a host name";
+  const char* named = nullptr;
+  std::size_t nl = 0;
+  switch (wire::check_request_host(req.http_host, req.http_host_len, req.path, req.path_len, host.data(),
+                                   host.size(), &named, &nl)) {
+    case wire::HostCheck::Match: return {};
+    case wire::HostCheck::Missing: return "the request names no host (no Host header seen with its request line)";
+    case wire::HostCheck::Malformed: return "the request's Host header or target is not a host name or URL";
+    case wire::HostCheck::Mismatch:
+      return "the request is for " + std::string(named, nl) + ", not " + host +
+             ", the host the connection verified (domain fronting)";
+  }
+  return "the request's host could not be checked";
+}
+
 void set_data(wire::Reply& r, std::string_view bytes) {
   r.data_len = static_cast<std::uint32_t>(bytes.size());
   std::memcpy(r.data, bytes.data(), bytes.size());
@@ -67,6 +89,7 @@ DecideOutcome decide(const DecideContext& ctx, const wire::Request& req, const P
   if (req.peer_len > 0) a.peer = std::string(field(req.peer, req.peer_len));
   if (!method.empty()) a.method = std::string(method);
   if (!path.empty()) a.path = std::string(path.substr(0, path.find('?')));   // queries may carry tokens
+  if (req.http_host_len > 0) a.http_host = std::string(field(req.http_host, req.http_host_len));
 
   auto refuse = [&](const TokenEntry* s, std::string why) {
     rep.decision = Decision::Refuse;
@@ -134,6 +157,9 @@ DecideOutcome decide(const DecideContext& ctx, const wire::Request& req, const P
     set_reason(rep, "recorded");
     return out;
   }
+  if ((req.flags & wire::kFlagUnidentified) != 0)
+    return refuse(s, "the request this token belongs to could not be identified (its framing could not be "
+                     "followed): it was sent unchanged");
   if (req.op == Op::Report) {
     if (req.channel == wire::Channel::Plain)
       return refuse(s, "plain TCP (no TLS): the token was sent unchanged");
@@ -146,7 +172,13 @@ DecideOutcome decide(const DecideContext& ctx, const wire::Request& req, const P
   if (BindingVerdict v = check_host_binding(s->binding, s->name, host); !v) return refuse(s, std::move(v.reason));
   const std::string_view chain(reinterpret_cast<const char*>(req.chain), req.chain_len);
   if (std::string why = ctx.verifier->verify(chain, host); !why.empty()) return refuse(s, why);
-  if (BindingVerdict v = check_binding(s->binding, s->name, host, method, path); !v) return refuse(s, std::move(v.reason));
+  if (std::string why = fronting_reason(req, host); !why.empty()) return refuse(s, std::move(why));
+  // An absolute-form target (its authority checked above): the binding judges its path.
+  std::string_view target = path;
+  if (std::size_t ap = 0, al = 0, pp = 0; wire::absolute_target(path.data(), path.size(), &ap, &al, &pp))
+    target = pp < path.size() ? path.substr(pp) : std::string_view("/");
+  if (BindingVerdict v = check_binding(s->binding, s->name, host, method, target); !v)
+    return refuse(s, std::move(v.reason));
 
   rep.decision = Decision::Allow;
   set_data(rep, s->value.view());

@@ -82,7 +82,12 @@ TEST(Protocol, RequestValidationIsStrict) {
   EXPECT_TRUE(bad([](Request& x) { x.op = Op::Report; x.uses = 3; }));
   EXPECT_FALSE(bad([](Request& x) { x.op = static_cast<Op>(9); }));
   EXPECT_FALSE(bad([](Request& x) { x.channel = static_cast<Channel>(0); }));
-  EXPECT_FALSE(bad([](Request& x) { x.flags = 0x80; }));
+  // Every flag bit has a meaning; what a request carries about its HTTP request is
+  // meaningless (invalid) on a Redact.
+  EXPECT_FALSE(bad([](Request& x) { x.op = Op::Redact; x.flags = kFlagUnidentified; }));
+  EXPECT_FALSE(bad([](Request& x) { x.op = Op::Redact; x.flags = kFlagHostInvalid; }));
+  EXPECT_FALSE(bad([](Request& x) { x.http_host_len = kMaxHost + 1; }));
+  EXPECT_FALSE(bad([](Request& x) { x.http_host_len = 1; x.http_host[0] = ' '; }));
   EXPECT_FALSE(bad([](Request& x) { x.host_len = kMaxHost + 1; }));
   EXPECT_FALSE(bad([](Request& x) { x.path_len = kMaxPath + 1; }));
   EXPECT_FALSE(bad([](Request& x) { x.data_len = 0; }));

@@ -62,11 +62,16 @@ TEST_F(Outbound, NoTokenPassesThroughWithoutBrokerOrState) {
   const std::string req = get_with_header("plain-api-key");
   EXPECT_EQ(write(req), WriteOutcome::Consumed);
   EXPECT_EQ(write(post_json("{\"a\":1}")), WriteOutcome::Consumed);
-  EXPECT_EQ(write("just some body bytes, no request line"), WriteOutcome::PassThrough);
-  EXPECT_EQ(t->count(), 0u);   // nothing remembered
+  EXPECT_EQ(write("just some body bytes, no request line"), WriteOutcome::Consumed);
+  // The connection's requests are tracked from its first write (message_tracker.h); the
+  // bytes after two complete requests are no request line: the stream is lost from here.
+  EXPECT_EQ(t->count(), 1u);
+  ASSERT_NE(t->find(kKey), nullptr);
+  EXPECT_EQ(t->find(kKey)->tracker.phase, MessageTracker::Phase::Lost);
+  EXPECT_EQ(write("more of it"), WriteOutcome::PassThrough);   // lost, no token: the caller's bytes
   EXPECT_TRUE(b.swaps.empty());
   EXPECT_TRUE(b.reports.empty());
-  EXPECT_EQ(w.sent, req + post_json("{\"a\":1}") + "just some body bytes, no request line");
+  EXPECT_EQ(w.sent, req + post_json("{\"a\":1}") + "just some body bytes, no request line" + "more of it");
   EXPECT_EQ(outbound_write(*t, kKey, nullptr, 0, false, b.ops(), w.ops()), WriteOutcome::PassThrough);
   EXPECT_EQ(outbound_write(*t, kKey, "x", 0, false, b.ops(), w.ops()), WriteOutcome::PassThrough);
 }
@@ -91,15 +96,17 @@ TEST_F(Outbound, BarePrefixWithoutTokenTextIsNotAToken) {
 }
 
 TEST_F(Outbound, OtherConnectionStateDoesNotAffectAConnectionWithout) {
-  // Key 2 holds a fragment; key 1's plain writes still pass through untouched.
+  // Key 2 holds an incomplete head with a token fragment; key 1's writes go out untouched.
   EXPECT_EQ(write("POST /x HTTP/1.1\r\nX-Key: " + kTokSame.substr(0, 12), false, kKey2), WriteOutcome::Consumed);
   ASSERT_EQ(t->count(), 1u);
+  EXPECT_GT(t->find(kKey2)->held_len, 0u);
   const std::size_t before = b.swaps.size();
   w.sent.clear();
   EXPECT_EQ(write("GET / HTTP/1.1\r\n\r\n"), WriteOutcome::Consumed);
   EXPECT_EQ(w.sent, "GET / HTTP/1.1\r\n\r\n");
   EXPECT_EQ(b.swaps.size(), before);
-  EXPECT_EQ(t->find(kKey), nullptr);
+  ASSERT_NE(t->find(kKey), nullptr);
+  EXPECT_FALSE(t->find(kKey)->has_outbound_state());
 }
 
 // ---- tokens in one write ----------------------------------------------------------------
@@ -494,26 +501,46 @@ void check_same_length_split(const std::string& req, std::size_t split, bool fix
 TEST(OutboundSplit, HeaderTokenAtEverySplitPoint) {
   const std::string req = get_with_header(kTokSame);
   for (bool fixup : {false, true})
-    for (std::size_t split = 1; split < req.size(); ++split) check_same_length_split(req, split, fixup, false);
+    // A head the first write ends inside is held until its end: the token is swapped
+    // whole wherever the split falls, also inside its "KZ_TOK_" prefix.
+    for (std::size_t split = 1; split < req.size(); ++split) check_same_length_split(req, split, fixup, true);
 }
 
 TEST(OutboundSplit, HeaderAndBodyTokensAtEverySplitPoint) {
   const std::string req = post_json("{\"api_key\":\"" + kTokSame + "\",\"x\":[1,2,3]}",
                                     "Authorization: Bearer " + kTokSame + "\r\n");
-  for (std::size_t split = 1; split < req.size(); ++split) check_same_length_split(req, split, false, false);
+  const std::size_t head_end = req.find("\r\n\r\n") + 4;
+  for (std::size_t split = 1; split < req.size(); ++split)
+    check_same_length_split(req, split, false, split < head_end);   // a split head is held whole
   // With fixup a request whose body is incomplete is held whole, so a split anywhere in
   // the body (even in a token's prefix) is swapped.
   for (std::size_t split = 1; split < req.size(); ++split) check_same_length_split(req, split, true, true);
 }
 
-TEST(OutboundSplit, PrefixSplitIsReportedNeverHalfSwapped) {
+TEST(OutboundSplit, PrefixSplitInAHeadIsHeldAndSwappedWhole) {
+  // The first write ends inside the head (and inside the token's prefix): the head is
+  // held until its end arrives, then decided whole.
   const std::string req = get_with_header(kTokSame);
+  const std::size_t pos = req.find(kTokSame);
+  for (std::size_t k = 1; k <= wire::kTokenPrefixLen; ++k) {
+    SCOPED_TRACE(k);
+    const SplitRun run = run_split(req, pos + k, false);
+    EXPECT_EQ(run.r1, WriteOutcome::Consumed);
+    EXPECT_EQ(run.first_out, "");
+    EXPECT_EQ(run.all_out, get_with_header(kValSame));
+    EXPECT_TRUE(run.broker.reports.empty());
+  }
+}
+
+TEST(OutboundSplit, PrefixSplitInABodyIsReportedNeverHalfSwapped) {
+  const std::string body = "{\"k\":\"" + kTokSame + "\"}";
+  const std::string req = post_json(body);
   const std::size_t pos = req.find(kTokSame);
   for (std::size_t k = 1; k < wire::kTokenPrefixLen; ++k) {
     SCOPED_TRACE(k);
     const SplitRun run = run_split(req, pos + k, false);
     EXPECT_EQ(run.r1, WriteOutcome::Consumed);
-    EXPECT_EQ(run.first_out, req.substr(0, pos + k));   // "...Bearer KZ_T": out as it is
+    EXPECT_EQ(run.first_out, req.substr(0, pos + k));   // "...KZ_T": out as it is
     EXPECT_EQ(run.all_out, req);
     EXPECT_EQ(run.broker.reports, std::vector<std::string>{kTokSame});
     EXPECT_EQ(run.broker.allowed(), 0u);
@@ -521,23 +548,22 @@ TEST(OutboundSplit, PrefixSplitIsReportedNeverHalfSwapped) {
   // Split just after the whole prefix: the fragment is held back and swapped.
   const SplitRun run = run_split(req, pos + wire::kTokenPrefixLen, false);
   EXPECT_EQ(run.first_out, req.substr(0, pos));
-  EXPECT_EQ(run.all_out, get_with_header(kValSame));
+  EXPECT_EQ(run.all_out, replace_all(req, kTokSame, kValSame));
   EXPECT_TRUE(run.broker.reports.empty());
 }
 
 TEST(OutboundSplit, ExplicitBearerSplit) {
-  // "Authorization: Bearer KZ_TOK_sam" | "eLenToken...\r\n..."
+  // "Authorization: Bearer KZ_TOK_sam" | "eLenToken...\r\n...": the head is held whole.
   const std::string req = get_with_header(kTokSame);
   const std::size_t split = req.find(kTokSame) + 10;
   const SplitRun run = run_split(req, split, false);
   EXPECT_EQ(run.r1, WriteOutcome::Consumed);
-  EXPECT_EQ(run.first_out, req.substr(0, req.find(kTokSame)));   // stops before the token
+  EXPECT_EQ(run.first_out, "");
   EXPECT_EQ(run.r2, WriteOutcome::Consumed);
   EXPECT_EQ(run.all_out, get_with_header(kValSame));
-  ASSERT_EQ(run.broker.swaps.size(), 2u);
-  EXPECT_EQ(run.broker.swaps[0].tok, kTokSame.substr(0, 10));
-  EXPECT_TRUE(run.broker.swaps[0].at_end);
-  EXPECT_EQ(run.broker.swaps[1].tok, kTokSame);
+  ASSERT_EQ(run.broker.swaps.size(), 1u);
+  EXPECT_EQ(run.broker.swaps[0].tok, kTokSame);
+  EXPECT_EQ(run.broker.swaps[0].path, "/v1/models");
 }
 
 TEST(OutboundSplit, ShortSecretNeverHalfSwapped) {
@@ -582,7 +608,7 @@ TEST(OutboundSplit, ByteByByteNeverHalfSwapped) {
 }
 
 TEST(OutboundSplit, TokenStartThenValueInLaterWrites) {
-  // "Bearer " | "KZ_TOK_" | rest: the prefix alone at the end of a write is held back.
+  // "Bearer " | "KZ_TOK_" | rest: the head is held until its end, then swapped whole.
   const std::string req = get_with_header(kTokSame);
   const std::size_t pos = req.find(kTokSame);
   auto table = std::make_unique<ConnTable>();
@@ -591,7 +617,7 @@ TEST(OutboundSplit, TokenStartThenValueInLaterWrites) {
   EXPECT_EQ(hook_write(*table, kKey, req.substr(0, pos), false, fb, out), WriteOutcome::Consumed);
   EXPECT_EQ(hook_write(*table, kKey, req.substr(pos, 7), false, fb, out), WriteOutcome::Consumed);
   EXPECT_EQ(hook_write(*table, kKey, req.substr(pos + 7, 5), false, fb, out), WriteOutcome::Consumed);
-  EXPECT_EQ(out.sent, req.substr(0, pos));
+  EXPECT_EQ(out.sent, "");
   EXPECT_EQ(hook_write(*table, kKey, req.substr(pos + 12), false, fb, out), WriteOutcome::Consumed);
   EXPECT_EQ(out.sent, get_with_header(kValSame));
   conn_drop(*table, kKey, fb.ops());
@@ -599,7 +625,7 @@ TEST(OutboundSplit, TokenStartThenValueInLaterWrites) {
 
 TEST(OutboundSplit, UnknownFragmentAtEndIsNotHeld) {
   // The end of a write that is not the start of any known token goes out now.
-  const std::string s = "POST /x HTTP/1.1\r\nX: KZ_TOK_zzz";
+  const std::string s = "POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 20\r\n\r\nX: KZ_TOK_zzz";
   auto table = std::make_unique<ConnTable>();
   FakeBroker fb;
   FakeWriter out;
@@ -616,7 +642,7 @@ TEST(OutboundSplit, UnknownFragmentAtEndIsNotHeld) {
 // ---- flush and drop -----------------------------------------------------------------------------
 
 TEST_F(Outbound, FlushSendsHeldFragmentUnchangedAndReportsIt) {
-  const std::string part = "POST /x HTTP/1.1\r\nAuthorization: Bearer " + kTokSame.substr(0, 15);
+  const std::string part = "POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 50\r\n\r\n{\"k\":\"" + kTokSame.substr(0, 15);
   EXPECT_EQ(write(part), WriteOutcome::Consumed);
   EXPECT_EQ(w.sent, part.substr(0, part.size() - 15));
   ConnState* st = t->find(kKey);
@@ -695,7 +721,8 @@ TEST_F(Outbound, FlushClearsPrefixTrailingState) {
 }
 
 TEST_F(Outbound, DropReportsHeldFragmentAndForgetsConnection) {
-  EXPECT_EQ(write("GET / HTTP/1.1\r\nAuthorization: Bearer " + kTokSame.substr(0, 20)), WriteOutcome::Consumed);
+  EXPECT_EQ(write("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 60\r\n\r\nkey=" + kTokSame.substr(0, 20)),
+            WriteOutcome::Consumed);
   ASSERT_EQ(t->count(), 1u);
   const std::string sent = w.sent;
   conn_drop(*t, kKey, b.ops());
@@ -719,25 +746,22 @@ TEST_F(Outbound, DropDiscardsHeldRequestWithoutSending) {
 
 // ---- the table is full ---------------------------------------------------------------------------
 
-TEST_F(Outbound, TableFullSwapsWithinTheBufferOnly) {
+TEST_F(Outbound, TableFullReportsTokensAndLosesNewConnections) {
   for (std::uintptr_t i = 0; i < ConnTable::kSlots; ++i)
     ASSERT_NE(t->find_or_create(reinterpret_cast<const void*>(0x100000 + i * 64)), nullptr);
   ASSERT_EQ(t->find_or_create(kKey), nullptr);
-  // A whole token: swapped.
-  EXPECT_EQ(write(get_with_header(kTokSame)), WriteOutcome::Consumed);
-  EXPECT_EQ(w.sent, get_with_header(kValSame));
-  // No state, so no carry: a write ending inside a token goes out as it is, reported.
-  FakeWriter out;
-  const std::string part = "GET / HTTP/1.1\r\nX: " + kTokSame.substr(0, 12);
-  EXPECT_EQ(hook_write(*t, kKey, part, false, b, out), WriteOutcome::Consumed);
-  EXPECT_EQ(out.sent, part);
-  EXPECT_EQ(b.reports, std::vector<std::string>{kTokSame.substr(0, 12)});
-  // And no hold: the short-secret body edit is dropped (reported) rather than held.
-  FakeWriter out2;
-  const std::string req = post_json("{\"k\":\"" + kTokShort + "\",\"x\":1}");
-  EXPECT_EQ(hook_write(*t, kKey, req.substr(0, req.size() - 3), true, b, out2), WriteOutcome::Consumed);
-  EXPECT_EQ(out2.sent, req.substr(0, req.size() - 3));
+  // No state: this connection's requests are not tracked, so no token on it is swapped.
+  EXPECT_EQ(write(get_with_header(kTokSame)), WriteOutcome::PassThrough);
+  EXPECT_EQ(w.sent, get_with_header(kTokSame));
+  EXPECT_TRUE(b.swaps.empty());
+  EXPECT_EQ(b.reports, std::vector<std::string>{kTokSame});
   EXPECT_EQ(t->find(kKey), nullptr);
+  // Room again: a connection that gets its state now may have written untracked bytes
+  // before, so it starts lost (fail closed).
+  t->remove(reinterpret_cast<const void*>(0x100000));
+  EXPECT_EQ(write(get_with_header(kTokSame)), WriteOutcome::Consumed);
+  EXPECT_TRUE(b.swaps.empty());
+  EXPECT_EQ(b.reports.size(), 2u);
   for (std::uintptr_t i = 0; i < ConnTable::kSlots; ++i) t->remove(reinterpret_cast<const void*>(0x100000 + i * 64));
 }
 
@@ -815,6 +839,69 @@ TEST(RewriteOutbound, ManyTokensBeyondTheEditLimitAreReported) {
   for (int i = 0; i < 128; ++i) want += kValSame + ",";
   want += kTokSame + "," + kTokSame + ",";
   EXPECT_EQ(rw.out, want);
+}
+
+// ---- each token against its own request (issue 15, class 8) -----------------------------
+
+TEST_F(Outbound, PipelinedTokensAreDecidedAgainstTheirOwnRequests) {
+  const std::string req = "GET /v1/ok HTTP/1.1\r\nHost: a.example\r\nX-Key: " + kTokSame +
+                          "\r\n\r\nPOST /admin HTTP/1.1\r\nHost: b.example\r\nContent-Length: 0\r\nX-Key: " + kTokSame +
+                          "\r\n\r\n";
+  EXPECT_EQ(write(req), WriteOutcome::Consumed);
+  ASSERT_EQ(b.swaps.size(), 2u);
+  EXPECT_EQ(b.swaps[0].method, "GET");
+  EXPECT_EQ(b.swaps[0].path, "/v1/ok");
+  EXPECT_EQ(b.swaps[1].method, "POST");
+  EXPECT_EQ(b.swaps[1].path, "/admin");
+  ConnState* st = t->find(kKey);
+  ASSERT_NE(st, nullptr);
+  EXPECT_EQ(std::string(st->http_host, st->http_host_len), "b.example");
+}
+
+TEST_F(Outbound, TokenInABodyAfterItsHeadIsDecidedAgainstThatHead) {
+  const std::string body = "{\"k\":\"" + kTokSame + "\"}";
+  EXPECT_EQ(write("POST /v1/chat HTTP/1.1\r\nHost: h\r\nContent-Length: " + std::to_string(body.size()) +
+                  "\r\n\r\n"),
+            WriteOutcome::Consumed);
+  EXPECT_EQ(write(body), WriteOutcome::Consumed);
+  ASSERT_EQ(b.swaps.size(), 1u);
+  EXPECT_EQ(b.swaps[0].path, "/v1/chat");
+  // The next head is a new request, even in the same write as the end of the body.
+}
+
+TEST_F(Outbound, TokenWhereNoRequestIsKnownIsReportedNotSwapped) {
+  // The connection's first bytes are not a request line: its framing is unknown.
+  EXPECT_EQ(write("hello " + kTokSame + "\r\n"), WriteOutcome::Consumed);
+  EXPECT_TRUE(b.swaps.empty());
+  ASSERT_EQ(b.reports.size(), 1u);
+  EXPECT_EQ(b.reports[0], kTokSame);
+  EXPECT_NE(w.sent.find(kTokSame), std::string::npos);
+  // Conflicting framing loses the stream for good.
+  const void* k2 = kKey2;
+  FakeWriter w2;
+  hook_write(*t, k2, "POST /v1 HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", false,
+             b, w2);
+  hook_write(*t, k2, "0\r\n\r\nGET /admin HTTP/1.1\r\nHost: h\r\nX: " + kTokSame + "\r\n\r\n", false, b, w2);
+  EXPECT_TRUE(b.swaps.empty());
+  EXPECT_EQ(b.reports.size(), 2u);
+}
+
+TEST_F(Outbound, LongAbsoluteTargetMarksTheHostUncheckable) {
+  const std::string req = "GET https://evil.example/" + std::string(1100, 'a') + " HTTP/1.1\r\nHost: h\r\nX: " +
+                          kTokSame + "\r\n\r\n";
+  EXPECT_EQ(write(req), WriteOutcome::Consumed);
+  ConnState* st = t->find(kKey);
+  ASSERT_NE(st, nullptr);
+  EXPECT_NE(st->request_flags & wire::kFlagHostInvalid, 0);
+}
+
+TEST_F(Outbound, HeadSplitBeforeTheTokenIsHeldAndDecidedWhole) {
+  EXPECT_EQ(write("GET /v1/ok HTTP/1.1\r\nHost: h\r\n\r\nGET /admin HTTP/1.1\r\nAuthorization: Bearer "),
+            WriteOutcome::Consumed);
+  EXPECT_EQ(w.sent, "");   // held until the head is complete
+  EXPECT_EQ(write(kTokSame + "\r\nHost: h\r\n\r\n"), WriteOutcome::Consumed);
+  ASSERT_EQ(b.swaps.size(), 1u);
+  EXPECT_EQ(b.swaps[0].path, "/admin");
 }
 
 }  // namespace

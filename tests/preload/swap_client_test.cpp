@@ -36,7 +36,7 @@ struct Seen {
   std::uint8_t flags;
   std::uint32_t pid, uses;
   std::uint64_t conn_id;
-  std::string host, method, path, peer, data, chain;
+  std::string host, method, path, peer, data, chain, http_host;
 };
 
 // Answers with `answer` (Refuse when unset); one buffer pair per thread, as the shim's.
@@ -56,7 +56,8 @@ class FakeTransport final : public SwapTransport {
       seen_.push_back(Seen{r.op, r.channel, r.flags, r.pid, r.uses, r.conn_id, field(r.host, r.host_len),
                            field(r.method, r.method_len), field(r.path, r.path_len), field(r.peer, r.peer_len),
                            std::string(reinterpret_cast<const char*>(r.data), r.data_len),
-                           std::string(reinterpret_cast<const char*>(r.chain), r.chain_len)});
+                           std::string(reinterpret_cast<const char*>(r.chain), r.chain_len),
+                           field(r.http_host, r.http_host_len)});
     }
     if (no_reply) return nullptr;
     std::memset(&b.rep, 0, sizeof b.rep);
@@ -137,6 +138,7 @@ std::unique_ptr<ConnState> state_with_request_line(std::uint64_t id) {
   auto st = std::make_unique<ConnState>();
   st->conn_id = id;
   st->set_request_line("POST", 4, "/v1/chat?x=1", 12);
+  st->set_request_host("api.example.com", 15, 1);   // the request names the connection's host
   return st;
 }
 
@@ -299,6 +301,38 @@ TEST(SwapClient, GrantUsesAreReportedEveryReportIntervalAndAtTheEnd) {
   EXPECT_EQ(t.seen().size(), 3u) << "nothing unreported, nothing sent";
 }
 
+// Domain fronting on a granted connection (issue 15, class 7): a request that names
+// another host (Host header, absolute-form target, two Host headers) is not answered from
+// the grant; the broker is asked (and refuses).
+TEST(SwapClient, GrantAnswersOnlyARequestNamingTheGrantedHost) {
+  FakeTransport t;
+  t.answer = [](const wire::Request& r, wire::Reply& rep) {
+    if (r.op == Op::Swap && std::string(r.http_host, r.http_host_len) == "api.example.com")
+      allow_value(rep, kValSame, wire::kReplyReuseOnConnection);
+  };
+  Facts facts;
+  SwapClient c(t, facts.f);
+  auto st = state_with_request_line(7);
+  std::string v;
+  ASSERT_EQ(swap(c, st.get(), kTokSame, &v), Decision::Allow);
+  ASSERT_EQ(st->ngrants, 1u);
+  st->set_request_host("evil.example", 12, 1);
+  EXPECT_EQ(swap(c, st.get(), kTokSame, &v), Decision::Refuse);
+  EXPECT_EQ(t.seen().back().http_host, "evil.example");
+  st->set_request_host("api.example.com", 15, 2);
+  EXPECT_EQ(swap(c, st.get(), kTokSame, &v), Decision::Refuse);
+  EXPECT_NE(t.seen().back().flags & wire::kFlagHostInvalid, 0);
+  st->set_request_host("api.example.com", 15, 1);
+  st->set_request_line("GET", 3, "https://evil.example/x", 22);
+  const std::size_t before = t.seen().size();
+  swap(c, st.get(), kTokSame, &v);
+  EXPECT_EQ(t.seen().size(), before + 1) << "an absolute target naming another host goes to the broker";
+  const std::size_t asked = t.seen().size();
+  st->set_request_line("GET", 3, "/v1/x", 5);
+  EXPECT_EQ(swap(c, st.get(), kTokSame, &v), Decision::Allow);
+  EXPECT_EQ(t.seen().size(), asked) << "the granted host again: the grant answers";
+}
+
 // A grant lives as long as its connection: the drivers drop it with the connection
 // (SSL_free / SSL_clear), reporting its uses; the next connection asks again.
 TEST(SwapClient, GrantsEndWithTheirConnection) {
@@ -312,6 +346,8 @@ TEST(SwapClient, GrantsEndWithTheirConnection) {
   int key = 0;
   ConnState* st = table->find_or_create(&key);
   ASSERT_NE(st, nullptr);
+  st->set_request_line("GET", 3, "/", 1);
+  st->set_request_host("api.example.com", 15, 1);   // a grant answers only for its own host
   std::string v;
   ASSERT_EQ(swap(c, st, kTokSame, &v), Decision::Allow);
   ASSERT_EQ(swap(c, st, kTokSame, &v), Decision::Allow);

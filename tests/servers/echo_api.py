@@ -110,6 +110,12 @@ class Conn:
             line = self.readline()
         except (socket.timeout, TimeoutError):
             return False
+        # RFC 9112, 2.2: a server ignores empty lines before a request line (so a
+        # client's stray CRLF cannot hide the request that follows from the tests).
+        for _ in range(4):
+            if line not in (b"\r\n", b"\n"):
+                break
+            line = self.readline()
         if not line:
             return False
         rec = self.base_record(seq)

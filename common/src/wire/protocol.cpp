@@ -11,11 +11,18 @@ bool op_ok(Op op) { return op == Op::Swap || op == Op::Redact || op == Op::Repor
 bool request_is_valid(const Request& r, std::size_t received_bytes) {
   if (received_bytes != sizeof(Request) || r.version != kProtocolVersion || !op_ok(r.op)) return false;
   if (r.channel != Channel::OpenSSL && r.channel != Channel::GnuTLS && r.channel != Channel::Plain) return false;
-  if ((r.flags & ~(kFlagTokenAtEnd | kFlagPeerHasChain | kUnsafeFlags | kFlagCodedResponse)) != 0) return false;
-  if ((r.flags & kFlagCodedResponse) != 0 && r.op != Op::Report) return false;
-  if (r.form >= kValueFormCount || (r.form != 0 && r.op != Op::Redact)) return false;
-  if (r.host_len > kMaxHost || r.method_len > kMaxMethod || r.path_len > kMaxPath || r.peer_len > kMaxPeer)
+  if ((r.flags & ~(kFlagTokenAtEnd | kFlagPeerHasChain | kUnsafeFlags | kFlagCodedResponse | kRequestFlags)) != 0)
     return false;
+  if ((r.flags & kFlagCodedResponse) != 0 && r.op != Op::Report) return false;
+  if ((r.flags & kRequestFlags) != 0 && r.op == Op::Redact) return false;   // a Redact is about a response
+  if (r.form >= kValueFormCount || (r.form != 0 && r.op != Op::Redact)) return false;
+  if (r.host_len > kMaxHost || r.method_len > kMaxMethod || r.path_len > kMaxPath || r.peer_len > kMaxPeer ||
+      r.http_host_len > kMaxHost || r.reserved != 0)
+    return false;
+  for (std::size_t i = 0; i < r.http_host_len; ++i) {
+    const unsigned char c = static_cast<unsigned char>(r.http_host[i]);
+    if (c <= 0x20 || c >= 0x7f) return false;   // the shim sends a Host it cannot print as invalid instead
+  }
   if (r.data_len == 0 || r.data_len > kMaxData || r.chain_len > kMaxChain) return false;
   if (((r.flags & kFlagPeerHasChain) != 0) != (r.chain_len > 0)) return false;
   if (r.uses != 0 && r.op != Op::Report) return false;

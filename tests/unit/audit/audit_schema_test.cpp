@@ -50,10 +50,11 @@ std::vector<AuditEvent> full_samples() {
   v.push_back(SecretResolved{"GH", "vault", "kv/gh", "curl", "deny", "denied", "https://pdp", "d-1"});
   v.push_back(TokenMinted{"GH", "abc123", {"api.github.com"}, true});
   TokenUse swap{UseOp::Swap, "allow", 7, "/bin/curl", "h", "openssl", {"bash", "curl"}, "1.2.3.4:443", "GET",
-                "/v1", "GH", "abc", "why", "connection", 3u, 9u, "proxy"};
+                "/v1", "GH", "abc", "why", "connection", 3u, 9u, "proxy", "api.github.com"};
   v.push_back(swap);
   TokenUse redact = swap;
   redact.op = UseOp::Redact;
+  redact.http_host.reset();
   redact.grant.reset();
   redact.uses.reset();
   v.push_back(redact);

@@ -87,6 +87,7 @@ struct Parity : ::testing::Test {
     put(r->host, r->host_len, host);
     put(r->method, r->method_len, method);
     put(r->path, r->path_len, target);
+    put(r->http_host, r->http_host_len, host);   // the request names the connection's host
     r->data_len = static_cast<std::uint32_t>(token.size());
     std::memcpy(r->data, token.data(), token.size());
     r->flags |= wire::kFlagPeerHasChain;

@@ -63,6 +63,29 @@ TEST(Binding, MethodsAndPathPrefixGlobs) {
   EXPECT_TRUE(path_allowed(b, "/v1/x?p=../admin"));
 }
 
+// A `paths` rule matches only canonical paths (issue 15, class 8): every spelling a
+// server could resolve to another path is refused, with the reason in the refusal.
+TEST(Binding, PathsMatchOnlyCanonicalPaths) {
+  Binding b;
+  b.hosts = {"h"};
+  b.paths = {"/v1/*"};
+  for (const char* bad : {"/v1/%252e%252e/admin", "/v1/..;/admin", "/v1/..;x/admin", "/v1/%c0%ae%c0%ae/admin",
+                          "/v1/%c0%af", "/v1/%e0%80%ae", "/v1//admin", "/v1/%5cadmin", "/v1/%2Fadmin",
+                          "/v1/%00", "/v1/%zz", "/v1/%2", "/v1/\x7f", "/v1/%ed%a0%80", "/v1/\xc0\xae"}) {
+    EXPECT_FALSE(path_allowed(b, bad)) << bad;
+    EXPECT_NE(path_problem(std::string_view(bad).substr(0, std::string_view(bad).find('?'))), nullptr) << bad;
+    const BindingVerdict v = check_binding(b, "API_KEY", "h", "GET", bad);
+    EXPECT_EQ(v.refusal, BindingRefusal::Path) << bad;
+    EXPECT_NE(v.reason.find("not a canonical path"), std::string::npos) << v.reason;
+  }
+  for (const char* good : {"/v1/x", "/v1/caf%C3%A9", "/v1/a;b=c", "/v1/x%20y", "/v1/\xc3\xa9"})
+    EXPECT_TRUE(path_allowed(b, good)) << good;
+  // Without a paths rule nothing is judged.
+  Binding any;
+  any.hosts = {"h"};
+  EXPECT_TRUE(path_allowed(any, "/v1/%2e%2e/admin"));
+}
+
 TEST(Binding, AnyHostOnlyWhenAllowed) {
   Binding b;
   EXPECT_FALSE(host_allowed(b, "x.example"));

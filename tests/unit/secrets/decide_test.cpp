@@ -40,7 +40,8 @@ struct Fixture : ::testing::Test {
 
   std::unique_ptr<wire::Request> request(wire::Op op, const std::string& data, const std::string& host,
                                          const std::string& chain, const std::string& method = "GET",
-                                         const std::string& path = "/v1/models") {
+                                         const std::string& path = "/v1/models",
+                                         const std::string* http_host = nullptr) {
     auto r = std::make_unique<wire::Request>();
     std::memset(r.get(), 0, sizeof(wire::Request));
     r->version = wire::kProtocolVersion;
@@ -52,6 +53,10 @@ struct Fixture : ::testing::Test {
     std::memcpy(r->method, method.data(), method.size());
     r->path_len = static_cast<std::uint16_t>(path.size());
     std::memcpy(r->path, path.data(), path.size());
+    // The request's Host header: the connection's host unless the test says otherwise.
+    const std::string& hh = http_host != nullptr ? *http_host : host;
+    r->http_host_len = static_cast<std::uint16_t>(hh.size());
+    std::memcpy(r->http_host, hh.data(), hh.size());
     r->data_len = static_cast<std::uint32_t>(data.size());
     std::memcpy(r->data, data.data(), data.size());
     if (!chain.empty()) {
@@ -317,11 +322,73 @@ TEST_F(Fixture, UnsafeConnectionFactsAreRefusedWithTheirReason) {
   }
 }
 
-TEST_F(Fixture, UnknownRequestFlagsAreInvalid) {
+TEST_F(Fixture, RequestFlagsOnARedactAreInvalid) {
+  // (Every flag bit has a meaning; the request's own flags mean nothing on a Redact.)
   auto r = request(wire::Op::Swap, token(), "localhost", test::der_of_pem_file(test::test_ca().server_cert));
-  r->flags |= 0x80;
+  r->op = wire::Op::Redact;
+  r->flags |= wire::kFlagUnidentified;
   EXPECT_FALSE(wire::request_is_valid(*r, sizeof(wire::Request)));
 }
 
 }  // namespace
+// ---- domain fronting (issue 15, class 7) --------------------------------------------------
+
+TEST_F(Fixture, HostHeaderNamingAnotherHostIsRefusedAndAudited) {
+  const std::string chain = test::der_of_pem_file(test::test_ca().server_cert);
+  const std::string evil = "evil.example:443";
+  auto o = run(*request(wire::Op::Swap, token(), "localhost", chain, "GET", "/v1/models", &evil));
+  EXPECT_EQ(o.reply.decision, wire::Decision::Refuse);
+  EXPECT_NE(reason(o).find("evil.example"), std::string::npos) << reason(o);
+  EXPECT_NE(reason(o).find("fronting"), std::string::npos) << reason(o);
+  EXPECT_EQ(o.reply.data_len, 0u);
+  EXPECT_EQ(record(o)["http_host"], "evil.example:443");
+  EXPECT_EQ(record(o)["decision"], "refuse");
+}
+
+TEST_F(Fixture, HostHeaderWithPortCaseAndTrailingDotMatches) {
+  const std::string chain = test::der_of_pem_file(test::test_ca().server_cert);
+  for (std::string h : {"localhost", "LocalHost:8443", "localhost.", "localhost.:443"}) {
+    auto o = run(*request(wire::Op::Swap, token(), "localhost", chain, "GET", "/v1/models", &h));
+    EXPECT_EQ(o.reply.decision, wire::Decision::Allow) << h << ": " << reason(o);
+    EXPECT_EQ(record(o)["http_host"], h);
+  }
+}
+
+TEST_F(Fixture, MissingMalformedOrDuplicateHostIsRefused) {
+  const std::string chain = test::der_of_pem_file(test::test_ca().server_cert);
+  for (std::string h : {"", "user@localhost", "localhost:x", "localhost:443:1"}) {
+    auto o = run(*request(wire::Op::Swap, token(), "localhost", chain, "GET", "/v1/models", &h));
+    EXPECT_EQ(o.reply.decision, wire::Decision::Refuse) << h;
+  }
+  auto r = request(wire::Op::Swap, token(), "localhost", chain);
+  r->flags |= wire::kFlagHostInvalid;
+  auto o = run(*r);
+  EXPECT_EQ(o.reply.decision, wire::Decision::Refuse);
+  EXPECT_NE(reason(o).find("more than one Host"), std::string::npos) << reason(o);
+}
+
+TEST_F(Fixture, AbsoluteFormTargetMustNameTheVerifiedHost) {
+  const std::string chain = test::der_of_pem_file(test::test_ca().server_cert);
+  auto bad = run(*request(wire::Op::Swap, token(), "localhost", chain, "GET", "https://evil.example/v1/models"));
+  EXPECT_EQ(bad.reply.decision, wire::Decision::Refuse);
+  EXPECT_NE(reason(bad).find("evil.example"), std::string::npos) << reason(bad);
+  // Its path is what the binding judges.
+  auto good = run(*request(wire::Op::Swap, token(), "localhost", chain, "GET", "https://localhost:8443/v1/models"));
+  EXPECT_EQ(good.reply.decision, wire::Decision::Allow) << reason(good);
+  auto outside = run(*request(wire::Op::Swap, token(), "localhost", chain, "GET", "https://localhost/admin"));
+  EXPECT_EQ(outside.reply.decision, wire::Decision::Refuse);
+  // Absolute form with no Host header still names a host.
+  const std::string none;
+  auto only = run(*request(wire::Op::Swap, token(), "localhost", chain, "GET", "https://localhost/v1/x", &none));
+  EXPECT_EQ(only.reply.decision, wire::Decision::Allow) << reason(only);
+}
+
+TEST_F(Fixture, UnidentifiedRequestReportIsAuditedAsSuch) {
+  auto r = request(wire::Op::Report, token(), "localhost", "");
+  r->flags |= wire::kFlagUnidentified;
+  auto o = run(*r);
+  EXPECT_EQ(o.reply.decision, wire::Decision::Refuse);
+  EXPECT_NE(reason(o).find("could not be identified"), std::string::npos) << reason(o);
+}
+
 }  // namespace kz

@@ -20,7 +20,7 @@
 
 namespace kz::wire {
 
-inline constexpr std::uint8_t kProtocolVersion = 2;
+inline constexpr std::uint8_t kProtocolVersion = 3;   // 3: the request's Host header, kFlagHostInvalid/kFlagUnidentified
 
 inline constexpr const char* kEnvBroker = "KZ_BROKER";
 inline constexpr const char* kEnvPreload = "KZ_PRELOAD";
@@ -72,6 +72,10 @@ inline constexpr std::uint8_t kUnsafeFlags = kFlagKeyLog | kFlagNotSocketBio | k
 // Report: a content-coded response (gzip, deflate, br...) that inbound redaction cannot
 // see into arrived on a connection that carries a value; data = its Content-Encoding.
 inline constexpr std::uint8_t kFlagCodedResponse = 32;
+// What the shim knows of the request the token belongs to (issue 15, classes 7 and 8).
+inline constexpr std::uint8_t kFlagHostInvalid = 64;   // two Host headers, or one that is not printable ASCII
+inline constexpr std::uint8_t kFlagUnidentified = 128; // the token's request could not be identified
+inline constexpr std::uint8_t kRequestFlags = kFlagHostInvalid | kFlagUnidentified;
 
 struct Request {
   std::uint8_t version;
@@ -83,10 +87,12 @@ struct Request {
   std::uint32_t form;         // Redact: the ValueForm of data (else 0)
   std::uint64_t conn_id;      // the shim's connection id, for correlating audit records
   std::uint16_t host_len, method_len, path_len, peer_len;
+  std::uint16_t http_host_len, reserved;
   std::uint32_t data_len, chain_len;
   char host[kMaxHost];        // SNI, else the IP literal of the peer
-  char method[kMaxMethod];    // from the request line of this connection, if seen
-  char path[kMaxPath];
+  char method[kMaxMethod];    // from the request line of the request the token belongs to
+  char path[kMaxPath];        // its request target, as sent (origin or absolute form)
+  char http_host[kMaxHost];   // its Host header's value (empty: none)
   char peer[kMaxPeer];        // address:port from connect()
   unsigned char data[kMaxData];
   unsigned char chain[kMaxChain];

@@ -17,6 +17,7 @@
 
 #include "kz/wire/protocol.h"
 #include "kz/preload/inbound_stream.h"
+#include "kz/preload/message_tracker.h"
 #include "kz/preload/request_lines.h"
 
 namespace kz::preload {
@@ -56,6 +57,14 @@ struct ConnState {
   char method[wire::kMaxMethod];
   char path[wire::kMaxPath];
   std::size_t method_len = 0, path_len = 0;
+  // The request the next broker question is about (set per token by the rewrite): its
+  // Host header and wire::kFlagHostInvalid / kFlagUnidentified.
+  char http_host[wire::kMaxHost];
+  std::size_t http_host_len = 0;
+  std::uint8_t request_flags = 0;
+  // The connection's request boundaries, from its first write on (message_tracker.h).
+  MessageTracker tracker;
+  bool tracker_fresh = true;   // no write tracked yet
   // Inbound.
   Fingerprint fps[kMaxFingerprints];
   std::size_t nfps = 0;
@@ -80,6 +89,8 @@ struct ConnState {
   // Records a fingerprint (deduplicated; the oldest is replaced when full).
   void add_fingerprint(const Fingerprint& f);
   void set_request_line(const char* m, std::size_t ml, const char* p, std::size_t pl);
+  // host_count: how many Host headers the head has (the value is of the last one).
+  void set_request_host(const char* h, std::size_t hl, unsigned host_count);
 };
 
 class ConnTable {
@@ -111,6 +122,11 @@ class ConnTable {
   void unlock_after_fork();
   // Request lines of connections without an entry (see request_lines.h).
   RequestLines& lines() { return lines_; }
+  // A connection wrote without an entry (the table was full): its bytes were not
+  // tracked, and a connection that gets an entry later cannot be told from it, so new
+  // entries start with their request framing lost (fail closed).
+  void note_untracked() { untracked_.store(true, std::memory_order_relaxed); }
+  bool untracked() const { return untracked_.load(std::memory_order_relaxed); }
 
  private:
   std::size_t slot_of(std::uintptr_t k) const;
@@ -119,6 +135,7 @@ class ConnTable {
   std::atomic<std::size_t> count_{0};
   std::atomic<std::uint64_t> next_id_{1};
   pthread_mutex_t mu_ = PTHREAD_MUTEX_INITIALIZER;
+  std::atomic<bool> untracked_{false};
   RequestLines lines_;
 };
 

@@ -26,6 +26,8 @@ struct HttpHead {
   Span cl_value;                 // the digits of the Content-Length header
   bool chunked = false;          // Transfer-Encoding: chunked
   bool expect_continue = false;  // Expect: 100-continue
+  Span host;                     // the value of the (last) Host header
+  unsigned host_count = 0;       // how many Host headers
 };
 
 // Cheap check for the fast path (a few byte compares): does p start like a request line?

@@ -47,12 +47,27 @@ struct BrokerOps {
   void (*prepare)(void* ctx, const ConnState* st) = nullptr;
 };
 
+struct MessageTracker;
+struct TrackResult;
+
+// Which request each byte of the rewritten buffer belongs to (message_tracker.h): the
+// tracker's result over that buffer, and the state it started from (whose request a
+// body continued from an earlier write belongs to).
+struct RequestLookup {
+  const TrackResult* tr = nullptr;
+  const MessageTracker* from = nullptr;
+};
+
 struct OutboundOptions {
   bool fixup_lengths = false;      // KZ_FIXUP_LENGTHS=1
   bool in_chunked_body = false;    // from the connection state: the buffer starts a chunk
   bool allow_hold = true;          // may ask to hold a request whose body is incomplete
   bool allow_carry = true;         // may hold back a token the buffer ends inside
   std::size_t hold_limit = kHoldLimit;
+  // Set by the driver: each token is decided against its own request, and one in no
+  // identifiable request is reported, never swapped. Null: the ConnState's request
+  // fields as they are (the pure rewrite's tests).
+  const RequestLookup* requests = nullptr;
 };
 
 struct OutboundResult {
