@@ -32,20 +32,9 @@ from test_blind_fallback import redirect_available  # noqa: E402
 # forms differ from the raw value.
 CANARY = 'kzCANARY/fb3a+9c1e"5b2d4f6a8c0e.q7Zx'
 
-ENCODE = {
-    "raw": lambda b: b,
-    "base64": base64.b64encode,
-    "base64nopad": lambda b: base64.b64encode(b).rstrip(b"="),
-    "base64url": base64.urlsafe_b64encode,
-    "base64urlnopad": lambda b: base64.urlsafe_b64encode(b).rstrip(b"="),
-    "hexlower": lambda b: b.hex().encode(),
-    "hexupper": lambda b: b.hex().upper().encode(),
-    "percent": lambda b: urllib.parse.quote_from_bytes(b, safe="").encode(),
-    "json": lambda b: json.dumps(b.decode())[1:-1].encode(),
-    "percentlower": lambda b: re.sub(rb"%[0-9A-F]{2}", lambda m: m.group(0).lower(),
-                                     urllib.parse.quote_from_bytes(b, safe="").encode()),
-    "jsonslash": lambda b: json.dumps(b.decode())[1:-1].replace("/", "\\/").encode(),
-}
+# The forms the reflecting server writes the value in (one definition for both sides).
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "servers"))
+from reflect_api import FORMS as ENCODE  # noqa: E402
 
 
 def b64any(s):
