@@ -113,7 +113,7 @@ class MemoryReadersTest(BlindSecurityBase):
         try:
             self.gid = pwd.getpwuid(UID).pw_gid
         except KeyError:
-            self.skipTest("no user with uid %d (set KZ_TEST_UID)" % UID)
+            self.gid = UID   # no passwd entry needed: setuid/setgid take any number
         # The test directory and the CA become the unprivileged user's.
         for d, dirs, files in os.walk(self.dir):
             for n in [d] + [os.path.join(d, f) for f in dirs + files]:
