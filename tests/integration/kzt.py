@@ -104,6 +104,23 @@ def make_test_ca(directory):
     return {k: os.path.join(directory, v) for k, v in names.items()}
 
 
+def make_leaf(ca, directory, san):
+    """A server leaf signed by the test CA for one subjectAltName ("DNS:unbound.test",
+    "IP:127.0.0.2"): it verifies, so only the binding can stop a value. Returns (pem, key)."""
+    stem = os.path.join(directory, re.sub(r"[^A-Za-z0-9.-]", "-", san))
+    key, csr, pem, ext = (stem + s for s in (".key", ".csr", ".pem", ".ext"))
+    with open(ext, "w") as f:
+        f.write("basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n"
+                "subjectAltName=%s\n" % san)
+    subprocess.run(["openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-subj", "/CN=" + san.split(":", 1)[1], "-keyout", key, "-out", csr], check=True,
+                   capture_output=True)
+    subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", ca["ca"], "-CAkey", ca["ca_key"],
+                    "-CAcreateserial", "-CAserial", os.path.join(directory, "ca.srl"), "-days", "2",
+                    "-extfile", ext, "-out", pem], check=True, capture_output=True)
+    return pem, key
+
+
 class ServerProcess:
     """A tests/servers/*.py server: stdin is a pipe we hold (the server exits when it
     closes), its first stdout line is "PORT n"."""

@@ -18,26 +18,11 @@ import subprocess
 import tempfile
 import unittest
 
-from kzt import BlindTestCase
+from kzt import BlindTestCase, make_leaf
 
 CANARY = "kzCANARY/6e1b+2d9f_grant4reuse.x7Q"
 HERE = os.path.dirname(os.path.abspath(__file__))
 UNBOUND = "unbound.test"
-
-
-def make_leaf(ca, directory, name):
-    """A leaf for `name` signed by the test CA: the unbound server's certificate verifies,
-    so only the binding stops the value."""
-    key, csr, pem, ext = (os.path.join(directory, name + s) for s in (".key", ".csr", ".pem", ".ext"))
-    with open(ext, "w") as f:
-        f.write("basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n"
-                "subjectAltName=DNS:%s\n" % name)
-    subprocess.run(["openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                    "-subj", "/CN=" + name, "-keyout", key, "-out", csr], check=True, capture_output=True)
-    subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", ca["ca"], "-CAkey", ca["ca_key"],
-                    "-CAcreateserial", "-CAserial", os.path.join(directory, "ca.srl"), "-days", "2",
-                    "-extfile", ext, "-out", pem], check=True, capture_output=True)
-    return pem, key
 
 
 class GrantIdentityTest(BlindTestCase):
@@ -51,7 +36,7 @@ class GrantIdentityTest(BlindTestCase):
             raise unittest.SkipTest("no C compiler")
         subprocess.run([cc, "-O1", "-Wall", "-o", cls.prog, os.path.join(HERE, "programs", "grant_reuse.c"),
                         "-lgnutls", "-lssl", "-lcrypto", "-ldl"], check=True)
-        cls.unbound_cert = make_leaf(cls.ca, cls.cadir, UNBOUND)
+        cls.unbound_cert = make_leaf(cls.ca, cls.cadir, "DNS:" + UNBOUND)
 
     @classmethod
     def tearDownClass(cls):

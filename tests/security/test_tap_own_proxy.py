@@ -17,26 +17,13 @@ import shutil
 import subprocess
 import unittest
 
-from kzt import ServerProcess, BlindTestCase
+from kzt import ServerProcess, BlindTestCase, make_leaf
 from test_sensors import WHY
 
 CANARY = "kzCANARY/tap0wnPr0xy+1d2c3b4a5f6e.Q"
 HERE = os.path.dirname(os.path.abspath(__file__))
 CLIENTS = os.path.join(HERE, "..", "clients")
 NODE = shutil.which("node")
-
-
-def make_ip_leaf(ca, directory, ip):
-    key, csr, pem, ext = (os.path.join(directory, "ip-" + ip + s) for s in (".key", ".csr", ".pem", ".ext"))
-    with open(ext, "w") as f:
-        f.write("basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n"
-                "subjectAltName=IP:%s\n" % ip)
-    subprocess.run(["openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                    "-subj", "/CN=" + ip, "-keyout", key, "-out", csr], check=True, capture_output=True)
-    subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", ca["ca"], "-CAkey", ca["ca_key"],
-                    "-CAcreateserial", "-CAserial", os.path.join(directory, "ca.srl"), "-days", "2",
-                    "-extfile", ext, "-out", pem], check=True, capture_output=True)
-    return pem, key
 
 
 PY_CLIENT = r'''
@@ -52,7 +39,7 @@ class TapOwnProxyTest(BlindTestCase):
     BOUND = "127.0.0.2"
 
     def bound_server(self):
-        pem, key = make_ip_leaf(self.ca, self.srv, self.BOUND)
+        pem, key = make_leaf(self.ca, self.srv, "IP:" + self.BOUND)
         rec = os.path.join(self.srv, "bound.jsonl")
         s = ServerProcess("echo_api.py", "--record", rec, "--cert", pem, "--key", key, "--bind4", self.BOUND,
                           "--no-ipv6")
