@@ -201,6 +201,13 @@ json fields(const PdpDecision& e) {
   return {{"event", "decision"}, {"decision", e.decision}, {"decision_id", e.decision_id}, {"endpoint", e.endpoint},
           {"revision", e.revision}, {"source", e.source}, {"sub", e.sub}, {"input", e.input}, {"result", e.result}};
 }
+// The same from an event the caller gives up: its input and result trees are moved, not
+// copied (the PDP records one per request).
+json fields(PdpDecision&& e) {
+  return {{"event", "decision"}, {"decision", e.decision}, {"decision_id", e.decision_id}, {"endpoint", e.endpoint},
+          {"revision", e.revision}, {"source", e.source}, {"sub", e.sub}, {"input", std::move(e.input)},
+          {"result", std::move(e.result)}};
+}
 
 // The index of T in AuditEvent, at compile time (a row of the table names its struct).
 template <class T, std::size_t I = 0>
@@ -213,6 +220,10 @@ constexpr std::size_t index_of() {
 
 json to_record(const AuditEvent& event) {
   return std::visit([](const auto& e) { return fields(e); }, event);
+}
+
+json to_record(AuditEvent&& event) {
+  return std::visit([](auto&& e) { return fields(std::move(e)); }, std::move(event));
 }
 
 std::string_view event_name(const AuditEvent& event) {

@@ -235,6 +235,7 @@ using AuditEvent =
 // The JSON record of an event, without "ts", "prev", "run" (the log and the writer add
 // those) and without "pid" unless the event names a process.
 nlohmann::json to_record(const AuditEvent& event);
+nlohmann::json to_record(AuditEvent&& event);   // moves what it can out of the event
 // The "event" field an event is recorded under.
 std::string_view event_name(const AuditEvent& event);
 

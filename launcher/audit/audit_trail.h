@@ -70,7 +70,7 @@ class AuditTrail final : public AuditRecorder {
 
  private:
   AuditTrail(AuditTrailOptions opts, AuditLog log, std::unique_ptr<AuditSinks> sinks);
-  nlohmann::json stamped(const AuditEvent& event) const;
+  nlohmann::json stamped(AuditEvent&& event) const;
   void write_now(nlohmann::json record);
   void write_batches();
   void stop_writer();
