@@ -18,14 +18,12 @@ import sys
 import tempfile
 import time
 import unittest
-import urllib.error
-import urllib.request
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
-from kzt import SRC, KzServer, ServerProcess, make_test_ca, read_jsonl  # noqa: E402
+from kzt import SRC, KzServer, ServerProcess, make_test_ca, mcp_post, read_jsonl  # noqa: E402
 import mint_jwt  # noqa: E402
 
 VALUE = "replica-VALUE-9f8e7d6c5b4a3921"
@@ -105,19 +103,7 @@ class McpReplicasTest(unittest.TestCase):
     # -- raw JSON-RPC -------------------------------------------------------------------
 
     def post(self, body, session=None, url=None):
-        req = urllib.request.Request(url or self.url, data=json.dumps(body).encode(), method="POST")
-        req.add_header("Content-Type", "application/json")
-        req.add_header("Accept", "application/json, text/event-stream")
-        req.add_header("Authorization", "Bearer " + self.agent)
-        if session:
-            req.add_header("Mcp-Session-Id", session)
-        try:
-            with urllib.request.urlopen(req, timeout=60) as r:
-                text = r.read().decode()
-                return r.status, dict(r.headers), json.loads(text) if text else None
-        except urllib.error.HTTPError as e:
-            text = e.read().decode()
-            return e.code, dict(e.headers), json.loads(text) if text else None
+        return mcp_post(url or self.url, body, self.agent, session)
 
     def session(self):
         status, headers, reply = self.post({"jsonrpc": "2.0", "id": 1, "method": "initialize",
