@@ -53,6 +53,7 @@ nlohmann::json AuditTrail::stamped(AuditEvent&& event) const {
     j["run"] = run_id_;
     if (!j.contains("pid")) j["pid"] = pid_;
   }
+  if (!opts_.replica.empty()) j["replica"] = opts_.replica;
   return j;
 }
 

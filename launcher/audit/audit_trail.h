@@ -40,6 +40,8 @@ struct AuditTrailOptions {
   // kz run: every record carries a fresh run id ("run") and, when the event names no
   // process, the launcher's pid ("pid").
   bool per_run = false;
+  // kz server replicas: every record carries "replica" (which process wrote it) when set.
+  std::string replica;
   bool batched = false;            // see the top of this file
   std::size_t max_queue = 100000;  // batched: records waiting before record() waits
 };
