@@ -9,6 +9,7 @@
 #include "kz/digest.h"
 #include "kz/sigv4.h"
 #include "secrets/decide.h"
+#include "decide_requests.h"
 #include "test_support.h"
 
 namespace kz {
@@ -40,9 +41,7 @@ struct SignFixture : ::testing::Test {
     auto built = TokenTable::build(std::move(s), {{"AWS_SECRET_ACCESS_KEY", b}, {"AWS_SESSION_TOKEN", t}});
     ASSERT_TRUE(built.ok());
     table = std::move(*built);
-    auto v = PeerVerifier::create(test::test_ca().ca);
-    ASSERT_TRUE(v.ok());
-    verifier = std::make_unique<PeerVerifier>(std::move(*v));
+    verifier = test::test_peer_verifier();
   }
   std::string key_token() const { return std::string(table.secrets()[0].token.view()); }
   std::string session_token() const { return std::string(table.secrets()[1].token.view()); }
@@ -68,28 +67,9 @@ struct SignFixture : ::testing::Test {
 
   std::unique_ptr<wire::Request> request(const std::string& head, const std::string& host = "localhost",
                                          const std::string& body_hash = "") {
-    auto r = std::make_unique<wire::Request>();
-    std::memset(r.get(), 0, sizeof(wire::Request));
-    r->version = wire::kProtocolVersion;
-    r->op = wire::Op::Sign;
-    r->channel = wire::Channel::OpenSSL;
-    auto put = [](char* dst, std::uint16_t* len, const std::string& v) {
-      *len = static_cast<std::uint16_t>(v.size());
-      std::memcpy(dst, v.data(), v.size());
-    };
-    put(r->host, &r->host_len, host);
-    put(r->method, &r->method_len, "POST");
-    put(r->path, &r->path_len, "/");
-    put(r->http_host, &r->http_host_len, "localhost");
-    const std::string data = (body_hash.empty() ? kz_sha("{}") : body_hash) + head;
-    r->data_len = static_cast<std::uint32_t>(data.size());
-    std::memcpy(r->data, data.data(), data.size());
-    const std::string chain = test::der_of_pem_file(test::test_ca().server_cert);
-    r->flags |= wire::kFlagPeerHasChain;
-    r->chain_len = static_cast<std::uint32_t>(chain.size());
-    std::memcpy(r->chain, chain.data(), chain.size());
-    EXPECT_TRUE(wire::request_is_valid(*r, sizeof(wire::Request)));
-    return r;
+    const std::string localhost = "localhost";
+    return test::broker_request(wire::Op::Sign, (body_hash.empty() ? kz_sha("{}") : body_hash) + head, host,
+                                test::der_of_pem_file(test::test_ca().server_cert), "POST", "/", &localhost);
   }
   DecideOutcome run(const wire::Request& r) {
     DecideContext ctx{&table, verifier.get()};
