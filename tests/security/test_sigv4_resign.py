@@ -107,8 +107,11 @@ class SigV4Resign(BlindTestCase):
         self.addCleanup(s.stop)
         self.port = s.port
 
-    def configure(self, hosts=("localhost",), services=("s3", "secretsmanager", "sts"), extra="", session=False):
+    def configure(self, hosts=("localhost",), services=("s3", "secretsmanager", "sts"), session=False,
+                  proxy_port=False):
         self.start_server(session)
+        # node is redirected to the fallback proxy on 443 and the proxy_ports listed.
+        extra = "proxy_ports = [%d]\n" % self.port if proxy_port else ""
         token = ", session_token = \"AWS_SESSION_TOKEN\"" if session else ""
         lines = ["[secrets]",
                  "AWS_SECRET_ACCESS_KEY = { provider = \"env\", ref = \"KZT_AWS_KEY_SRC\", hosts = %s, sign = \"sigv4\", "
@@ -220,7 +223,7 @@ class SigV4Resign(BlindTestCase):
         modules = os.path.join(AWS_JS, "node_modules")
         self.assertTrue(os.path.isdir(os.path.join(modules, "@aws-sdk", "client-s3")),
                         "the AWS SDK for JavaScript is not installed: run scripts/setup-aws-js-tools")
-        self.configure(extra="proxy_ports = [%d]\n" % self.port)
+        self.configure(proxy_port=True)
         self.kenv["NODE_PATH"] = modules
         self.kenv["NODE_EXTRA_CA_CERTS"] = self.ca["ca"]
         ctl_path = os.path.join(self.dir, "ctl.sock")
