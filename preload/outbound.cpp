@@ -465,9 +465,10 @@ WriteOutcome outbound_write(ConnTable& t, const void* key, const char* buf, std:
         std::memcpy(st->held, in, n);
         st->held_len = n;
       } else if (out && work) {
+        const bool head_incomplete = tr.head_incomplete;
         o.allow_hold = false;
         tr.head_incomplete = false;
-        if (hold_head && tr.head_incomplete) {   // cannot wait for the rest of the head: its tokens are unidentified
+        if (head_incomplete) {   // cannot wait for the rest of the head: its tokens are unidentified
           track(st->tracker, in, n, &next, &tr);
           next.phase = MessageTracker::Phase::Lost;
         }

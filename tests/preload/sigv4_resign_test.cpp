@@ -133,5 +133,39 @@ TEST(SigV4Resign, RefusalOrOtherRequestsChangeNothing) {
   EXPECT_TRUE(g.asked.empty());
 }
 
+// Through the connection driver (outbound_write), as the shim and the proxy run it: a
+// client that writes the head and the body of a signed request separately (its body's
+// hash is needed) gets both sent once the body is in, signed over that body.
+struct Sent {
+  std::string bytes;
+};
+bool capture(void* ctx, const char* p, std::size_t n) {
+  static_cast<Sent*>(ctx)->bytes.append(p, n);
+  return true;
+}
+
+TEST(SigV4Resign, TheDriverHoldsTheHeadUntilTheBodyIsWritten) {
+  const std::string body = R"({"SecretId":"prod/db"})";
+  const std::string head = signed_head("POST", "", body.size());
+  FakeBroker f;
+  BrokerOps b;
+  b.ctx = &f;
+  b.sign = fake_sign;
+  Sent sent;
+  WriteOps w{&sent, capture};
+  auto table = std::make_unique<ConnTable>();
+  int conn = 0;
+  EXPECT_EQ(outbound_write(*table, &conn, head.data(), head.size(), false, b, w), WriteOutcome::Consumed);
+  EXPECT_EQ(sent.bytes, "");   // held: the signature covers the body's hash
+  EXPECT_TRUE(f.asked.empty());
+  EXPECT_EQ(outbound_write(*table, &conn, body.data(), body.size(), false, b, w), WriteOutcome::Consumed);
+  ASSERT_EQ(f.asked.size(), 1u);
+  EXPECT_EQ(f.asked[0], sha256_hex(body) + head);
+  std::string want = head + body;
+  want.replace(want.find(kTokenSig), 64, kRealSig);
+  EXPECT_EQ(sent.bytes, want);
+  conn_drop(*table, &conn, b);
+}
+
 }  // namespace
 }  // namespace kz::preload

@@ -179,7 +179,8 @@ class SigV4Resign(BlindTestCase):
                             r["host"] == "localhost" for r in allowed), allowed)
         self.assertKeyNowhere(text, in_memory)
         summary = self.kz("audit", "summary", self.audit_path, env=self.kenv).stdout
-        self.assertIn("requests signed per secret (AWS SigV4)", summary)
+        self.assertRegex(summary, r"requests signed per secret \(AWS SigV4\):\n\s+AWS_SECRET_ACCESS_KEY\s+%d\n"
+                         % len(allowed), summary)
 
     def test_boto3_with_a_session_token(self):
         # Temporary credentials: the SDK signs x-amz-security-token holding the token's
