@@ -10,6 +10,7 @@
 #include "kz/wire/scanner.h"
 #include "kz/wire/token.h"
 #include "kz/preload/scratch.h"
+#include "kz/preload/sigv4_resign.h"
 
 namespace kz::preload {
 
@@ -73,10 +74,19 @@ void report_tokens_in(const char* p, std::size_t n, const BrokerOps& b, ConnStat
   }
 }
 
-// Points st's request fields (what the broker is asked about) at the request the byte at
-// `pos` belongs to. false when it belongs to none: the token there is reported as
-// unidentified and never swapped. Without tracking (opt.requests null: the pure
-// rewrite's own tests) st's fields are used as they are.
+void sort_edits(TokenEdit* e, std::size_t k) {
+  for (std::size_t i = 1; i < k; ++i)
+    for (std::size_t j = i; j > 0 && e[j].e.pos < e[j - 1].e.pos; --j) {
+      TokenEdit tmp = e[j];
+      e[j] = e[j - 1];
+      e[j - 1] = tmp;
+    }
+}
+
+}  // namespace
+
+// A token at a byte that belongs to no request is reported as unidentified and never
+// swapped (outbound.h).
 bool bind_request(const OutboundOptions& opt, ConnState* st, const char* in, std::size_t pos) {
   if (opt.requests == nullptr) return true;
   if (st == nullptr) return false;
@@ -99,17 +109,6 @@ bool bind_request(const OutboundOptions& opt, ConnState* st, const char* in, std
   }
   return true;
 }
-
-void sort_edits(TokenEdit* e, std::size_t k) {
-  for (std::size_t i = 1; i < k; ++i)
-    for (std::size_t j = i; j > 0 && e[j].e.pos < e[j - 1].e.pos; --j) {
-      TokenEdit tmp = e[j];
-      e[j] = e[j - 1];
-      e[j - 1] = tmp;
-    }
-}
-
-}  // namespace
 
 OutboundResult rewrite_outbound(const char* in, std::size_t n, const OutboundOptions& opt, const BrokerOps& b,
                                 ConnState* st, char* out, char* work) {
@@ -328,7 +327,10 @@ WriteOutcome outbound_write(ConnTable& t, const void* key, const char* buf, std:
 
   // This write may ask the broker (a token, a Basic credential, something held): what
   // the broker needs to know about the connection is gathered before any lock.
-  if (b.prepare != nullptr && (first != len || basic || pending)) b.prepare(b.ctx, st);
+  // A SigV4-signed request head asks the broker too (sigv4_resign.h).
+  const bool sigv4 = head && b.sign != nullptr &&
+                     may_be_sigv4(buf, head_extent(buf, len < kHeadScanLimit ? len : kHeadScanLimit));
+  if (b.prepare != nullptr && (first != len || basic || pending || sigv4)) b.prepare(b.ctx, st);
   if (st == nullptr) {
     // The connection's first write: from here on its requests are tracked (the tracker
     // must see every byte, so the state exists before any token does). A table that
@@ -433,6 +435,12 @@ WriteOutcome outbound_write(ConnTable& t, const void* key, const char* buf, std:
   o.fixup_lengths = fixup_lengths;
   o.in_chunked_body = st->chunked_body;
   o.requests = &lookup;
+  // AWS SigV4 requests get the real key's signature over the token's before any token
+  // is swapped (sigv4_resign.h). `in` is this call's own copy (the combo scratch or the
+  // held bytes), so editing it in place edits exactly what is sent.
+  bool hold_for_sign = false;
+  if (b.sign != nullptr && !tr.head_incomplete && may_be_sigv4(in, n))
+    hold_for_sign = resign_sigv4(const_cast<char*>(in), n, tr, o, b, st).hold;
   bool ok = true;
   WriteOutcome outcome = WriteOutcome::Consumed;
   {
@@ -440,7 +448,8 @@ WriteOutcome outbound_write(ConnTable& t, const void* key, const char* buf, std:
     OutboundResult r;
     // A head the buffer ends inside: its request (and Host) come with a later write, so
     // the bytes wait for it (a client that reads first gets them sent, unidentified).
-    const bool hold_head = tr.head_incomplete && n <= o.hold_limit;
+    // So does a signed request whose body's hash is needed and not all here.
+    const bool hold_head = (tr.head_incomplete || hold_for_sign) && n <= o.hold_limit;
     if (hold_head) {
       r.hold_request = true;
     } else if (out && work) {
@@ -456,12 +465,14 @@ WriteOutcome outbound_write(ConnTable& t, const void* key, const char* buf, std:
         std::memcpy(st->held, in, n);
         st->held_len = n;
       } else if (out && work) {
+        const bool head_incomplete = tr.head_incomplete;
         o.allow_hold = false;
         tr.head_incomplete = false;
-        if (hold_head) {   // cannot wait for the rest of the head: its tokens are unidentified
+        if (head_incomplete) {   // cannot wait for the rest of the head: its tokens are unidentified
           track(st->tracker, in, n, &next, &tr);
           next.phase = MessageTracker::Phase::Lost;
         }
+        if (hold_for_sign) resign_sigv4(const_cast<char*>(in), n, tr, o, b, st);   // without the body: refused
         r = rewrite_outbound(in, n, o, b, st, out.get(), work.get());
       } else {
         r = OutboundResult{};
@@ -516,6 +527,8 @@ void outbound_flush(ConnTable& t, const void* key, const BrokerOps& b, const Wri
     o.in_chunked_body = st->chunked_body;
     o.requests = &lookup;
     Scratch out(st->held_len), work(outbound_work_size(st->held_len));
+    // A signed request held for its body: re-signed now or refused (its body is not all here).
+    if (b.sign != nullptr && !tr.head_incomplete) resign_sigv4(st->held, st->held_len, tr, o, b, st);
     if (out && work) {
       const OutboundResult r = rewrite_outbound(st->held, st->held_len, o, b, st, out.get(), work.get());
       w.write_all(w.ctx, r.changed ? out.get() : st->held, r.out_len);

@@ -50,6 +50,10 @@ void call_report_coded(void* ctx, ConnState* st, const char* coding, std::size_t
 }
 void call_report_grant_uses(void* ctx, ConnState* st) { static_cast<SwapClient*>(ctx)->report_grant_uses(st); }
 void call_prepare(void* ctx, const ConnState* st) { static_cast<SwapClient*>(ctx)->prepare(st); }
+Decision call_sign(void* ctx, ConnState* st, const char* data, std::size_t n, std::uint32_t form, char* sig_out,
+                   std::size_t* at) {
+  return static_cast<SwapClient*>(ctx)->sign(st, data, n, form, sig_out, at);
+}
 
 }  // namespace
 
@@ -62,6 +66,7 @@ BrokerOps SwapClient::ops() {
   b.report_coded = call_report_coded;
   b.report_grant_uses = call_report_grant_uses;
   b.prepare = call_prepare;
+  b.sign = call_sign;
   return b;
 }
 
@@ -269,6 +274,28 @@ Decision SwapClient::swap(ConnState* st, const char* tok, std::size_t len, bool 
     }
   } else if (d == Decision::Incomplete) {
     *token_len = rep->token_len;
+  }
+  wipe_exchange(r, rep);
+  return d;
+}
+
+Decision SwapClient::sign(ConnState* st, const char* data, std::size_t n, std::uint32_t form, char* sig_out,
+                          std::size_t* at) {
+  const std::uint8_t unsafe = facts_.unsafe != nullptr ? (facts_.unsafe(facts_.ctx) & wire::kUnsafeFlags) : 0;
+  facts_.ensure_gathered();
+  Request* r = fill(Op::Sign, facts_, st, data, n, false);
+  if (r != nullptr) {
+    r->flags |= unsafe;
+    r->form = form;
+  }
+  const Reply* rep = round_trip(r);
+  Decision d = rep != nullptr ? rep->decision : Decision::Refuse;
+  if (d == Decision::Allow && (unsafe != 0 || rep->data_len != wire::kSignHashLen)) {
+    d = Decision::Refuse;   // a signature where none may go, or not a signature: fail closed
+    t_.warn("blind mode: broker answered a signing request it should have refused; sent unchanged");
+  } else if (d == Decision::Allow) {
+    std::memcpy(sig_out, rep->data, wire::kSignHashLen);
+    *at = rep->token_len;
   }
   wipe_exchange(r, rep);
   return d;

@@ -1,13 +1,12 @@
 #include "kz/sigv4.h"
 
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <string.h>
 #include <time.h>
 
 #include <algorithm>
 #include <utility>
 
+#include "kz/aws_sigv4.h"
 #include "kz/digest.h"
 
 namespace kz::sigv4 {
@@ -38,11 +37,6 @@ std::string_view trim(std::string_view s) {
   while (!s.empty() && is_ws(s.front())) s.remove_prefix(1);
   while (!s.empty() && is_ws(s.back())) s.remove_suffix(1);
   return s;
-}
-
-bool is_unreserved(unsigned char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-         c == '_' || c == '~';
 }
 
 int hex_value(char c) {
@@ -94,39 +88,6 @@ std::string_view query_of(std::string_view target) {
   const std::size_t h = rest.find('#');
   return h == std::string_view::npos ? rest : rest.substr(0, h);
 }
-
-// Dot segments resolved and empty segments dropped; a trailing slash kept.
-std::string normalize_path(std::string_view p) {
-  std::vector<std::string_view> segs;
-  bool trailing = false;
-  std::size_t i = 0;
-  while (i <= p.size()) {
-    const std::size_t j = std::min(p.find('/', i), p.size());
-    const std::string_view seg = p.substr(i, j - i);
-    trailing = seg.empty() || seg == "." || seg == "..";
-    if (seg == "..") {
-      if (!segs.empty()) segs.pop_back();
-    } else if (!seg.empty() && seg != ".") {
-      segs.push_back(seg);
-    }
-    i = j + 1;
-  }
-  std::string out = "/";
-  for (std::size_t k = 0; k < segs.size(); ++k) {
-    if (k > 0) out += '/';
-    out += segs[k];
-  }
-  if (trailing && !segs.empty()) out += '/';
-  return out;
-}
-
-void hmac(std::string_view key, std::string_view data, unsigned char out[32]) {
-  unsigned int len = 32;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
-       data.size(), out, &len);
-}
-
-std::string_view as_view(const unsigned char* p, std::size_t n) { return {reinterpret_cast<const char*>(p), n}; }
 
 std::string_view after_prefix(std::string_view s, std::string_view prefix) {
   return s.substr(0, prefix.size()) == prefix ? s.substr(prefix.size()) : std::string_view();
@@ -296,56 +257,6 @@ Result<Signed> parse_signed(const Head& h, std::string_view head_text) {
   return s;
 }
 
-std::string uri_encode(std::string_view s, bool keep_slash) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(s.size());
-  for (unsigned char c : s) {
-    if (is_unreserved(c) || (keep_slash && c == '/')) {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
-
-std::string canonical_uri(std::string_view target, UriStyle style) {
-  std::string path(path_of(target));
-  if (path.empty()) path = "/";
-  if (style == UriStyle::EncodeOnceNormalized || style == UriStyle::EncodeTwiceNormalized) path = normalize_path(path);
-  const bool once = style == UriStyle::EncodeOnce || style == UriStyle::EncodeOnceNormalized;
-  return uri_encode(once ? percent_decode(path) : path, true);
-}
-
-std::string canonical_query(std::string_view target) {
-  const std::string_view q = query_of(target);
-  std::vector<std::pair<std::string, std::string>> params;
-  std::size_t i = 0;
-  while (i < q.size()) {
-    const std::size_t j = std::min(q.find('&', i), q.size());
-    const std::string_view kv = q.substr(i, j - i);
-    i = j + 1;
-    if (kv.empty()) continue;
-    const std::size_t eq = kv.find('=');
-    const std::string name = percent_decode(kv.substr(0, eq));
-    if (name == "X-Amz-Signature") continue;
-    const std::string value = eq == std::string_view::npos ? std::string() : percent_decode(kv.substr(eq + 1));
-    params.emplace_back(uri_encode(name, false), uri_encode(value, false));
-  }
-  std::sort(params.begin(), params.end());
-  std::string out;
-  for (const auto& [k, v] : params) {
-    if (!out.empty()) out += '&';
-    out += k;
-    out += '=';
-    out += v;
-  }
-  return out;
-}
-
 std::string canonical_headers(const Head& h, const std::vector<std::string>& signed_headers) {
   std::string out;
   for (const std::string& name : signed_headers) {
@@ -376,12 +287,37 @@ std::string canonical_headers(const Head& h, const std::vector<std::string>& sig
   return out;
 }
 
+std::string canonical_uri(std::string_view target, UriStyle style) {
+  SigV4Options o;
+  o.normalize_path = style == UriStyle::EncodeOnceNormalized || style == UriStyle::EncodeTwiceNormalized;
+  o.double_encode_path = style == UriStyle::EncodeTwice || style == UriStyle::EncodeTwiceNormalized;
+  const std::string_view path = path_of(target);
+  return canonical_uri(path.empty() ? std::string_view("/") : path, o);
+}
+
+std::string signed_query(std::string_view target) {
+  // A presigned URL cannot sign its own signature.
+  std::string out;
+  const std::string_view q = query_of(target);
+  std::size_t i = 0;
+  while (i < q.size()) {
+    const std::size_t j = std::min(q.find('&', i), q.size());
+    const std::string_view kv = q.substr(i, j - i);
+    if (percent_decode(kv.substr(0, kv.find('='))) != "X-Amz-Signature") {
+      if (!out.empty()) out += '&';
+      out += kv;
+    }
+    i = j + 1;
+  }
+  return out;
+}
+
 std::string canonical_request(const Head& h, const Signed& s, UriStyle style, std::string_view payload_hash) {
   std::string out = h.method;
   out += '\n';
   out += canonical_uri(h.target, style);
   out += '\n';
-  out += canonical_query(h.target);
+  out += canonical_query(signed_query(h.target));
   out += '\n';
   out += canonical_headers(h, s.signed_headers);
   out += '\n';
@@ -390,30 +326,12 @@ std::string canonical_request(const Head& h, const Signed& s, UriStyle style, st
 }
 
 std::string string_to_sign(const Signed& s, std::string_view creq) {
-  std::string out(kAlgorithm);
-  out += '\n';
-  out += s.amz_date;
-  out += '\n';
-  out += s.scope();
-  out += '\n';
-  out += sha256_hex(creq);
-  return out;
+  return string_to_sign(s.amz_date, s.scope(), creq);
 }
 
 std::string signature(std::string_view secret_key, const Signed& s, std::string_view sts) {
-  std::string k0 = "AWS4";
-  k0 += secret_key;
-  unsigned char a[32], b[32];
-  hmac(k0, s.date, a);
-  explicit_bzero(k0.data(), k0.size());
-  hmac(as_view(a, 32), s.region, b);
-  hmac(as_view(b, 32), s.service, a);
-  hmac(as_view(a, 32), "aws4_request", b);
-  hmac(as_view(b, 32), sts, a);
-  std::string out = hex_lower(as_view(a, 32));
-  explicit_bzero(a, sizeof a);
-  explicit_bzero(b, sizeof b);
-  return out;
+  const ScrubbedString key = derive_signing_key(secret_key, s.date, s.region, s.service);
+  return hex_lower(hmac_sha256(key.str(), sts));
 }
 
 std::vector<std::string> payload_candidates(const Signed& s, std::string_view body_hash) {

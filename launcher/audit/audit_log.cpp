@@ -338,6 +338,13 @@ Result<AuditSummary> summarize_audit_file(const std::string& path) {
       s.by_host[text("host")] += n;
       s.by_exe[text("exe")] += n;
     }
+    if (ev == "sign" && decision == "allow") {
+      // A request kz signed with a key it holds (AWS SigV4): a use of that key.
+      ++s.by_secret[text("secret")];
+      ++s.by_host[text("host")];
+      ++s.by_exe[text("exe")];
+      ++s.signed_by_secret[text("secret")];
+    }
     if (ev == "mcp.call" && decision == "allow" && text("tool") == "fetch" && j.contains("secrets") &&
         j["secrets"].is_array()) {
       // A fetch made by kz for an MCP agent: one use of each secret it swapped in.

@@ -88,6 +88,7 @@ struct AuditSummary {
   std::size_t records = 0, runs = 0;
   std::map<std::string, std::size_t> by_event, resolved;
   std::map<std::string, std::size_t> by_secret, by_host, by_exe;   // uses
+  std::map<std::string, std::size_t> signed_by_secret;   // requests kz signed (AWS SigV4), also uses
   std::vector<std::string> refusals;   // one line each: refusals, denials, errors and leaks
   std::size_t leaks = 0;               // records with "event":"leak"
   std::size_t exfil = 0;               // records with "event":"exfil" (a token to an unbound host)

@@ -17,7 +17,14 @@ void put_lineage(json& j, const std::vector<std::string>& lineage) {
   if (!lineage.empty()) j["lineage"] = lineage;
 }
 
-const char* use_name(UseOp op) { return op == UseOp::Redact ? "redact" : "swap"; }
+const char* use_name(UseOp op) {
+  switch (op) {
+    case UseOp::Redact: return "redact";
+    case UseOp::Sign: return "sign";
+    case UseOp::Swap: break;
+  }
+  return "swap";
+}
 
 const char* tap_name(TapKind k) {
   switch (k) {
@@ -82,6 +89,8 @@ json fields(const TokenUse& e) {
   put(j, "uses", e.uses);
   put(j, "conn", e.conn);
   put(j, "via", e.via);
+  put(j, "service", e.service);
+  put(j, "region", e.region);
   return j;
 }
 
@@ -293,6 +302,10 @@ const std::vector<AuditKind>& audit_kinds() {
       {"redact", index_of<TokenUse>(),
        "decision pid exe host channel lineage[]? peer? method? path? secret? token_id? reason? conn? via?",
        "a response carried a secret's value; the agent saw the token instead"},
+      {"sign", index_of<TokenUse>(),
+       "decision pid exe host channel lineage[]? peer? method? path? http_host? secret? token_id? reason? conn? via? "
+       "service? region?",
+       "the broker signed an AWS SigV4 request with the secret key it holds (only the signature left kz), or refused"},
       {"broker.refuse", index_of<BrokerRefusal>(), "decision pid exe reason",
        "a process outside the run, or a malformed message, at the broker"},
       {"route", index_of<ProgramRouted>(), "pid exe route reason",

@@ -81,7 +81,7 @@ struct TokenMinted {
 
 // "swap" | "redact": the broker's decision on one request of the shim or the proxy
 // (secrets/decide.h). A redact record means a response carried a value.
-enum class UseOp { Swap, Redact };
+enum class UseOp { Swap, Redact, Sign };
 struct TokenUse {
   UseOp op = UseOp::Swap;
   std::string decision{};   // "allow" | "refuse"
@@ -95,6 +95,7 @@ struct TokenUse {
   std::optional<std::uint64_t> conn{};       // the connection, as the shim or the proxy numbers it
   std::optional<std::string> via{};          // "proxy" when the fallback proxy asked
   std::optional<std::string> http_host{};    // the request's Host header (swap), as sent
+  std::optional<std::string> service{}, region{};   // sign: the SigV4 credential scope's
 };
 
 // "broker.refuse": a process outside the run, or a malformed message, at the broker.

@@ -82,7 +82,8 @@ int cmd_audit(const GlobalOptions&, const AuditOptions& o) {
   std::printf("%s: %zu record(s), %zu run(s)\n", file.c_str(), s->records, s->runs);
   print_counts("events", s->by_event);
   print_counts("resolutions per secret", s->resolved);
-  print_counts("uses per secret (tokens swapped, MCP fetches)", s->by_secret);
+  print_counts("uses per secret (tokens swapped, requests signed, MCP fetches)", s->by_secret);
+  print_counts("requests signed per secret (AWS SigV4)", s->signed_by_secret);
   print_counts("uses per host", s->by_host);
   print_counts("uses per executable", s->by_exe);
   std::printf("refusals, leaks and errors: %zu (leaks: %zu, exfiltration attempts seen by the TLS tap: %zu)\n",

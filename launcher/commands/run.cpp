@@ -212,6 +212,9 @@ Step RunSession::plan_environment() {
     const SecretSpec* s = cfg.find_secret(name);
     used.push_back(s->provider);
     if (s->provider == "env" && s->ref != s->name) env_opts_.drop.push_back(s->ref);
+    // An AWS secret key kz signs with (sign = "sigv4"): its key id is not secret, and
+    // the SDK needs it next to the key (or, in blind mode, the token standing for it).
+    if (!s->access_key_id.empty()) env_opts_.plain.push_back(EnvVar{"AWS_ACCESS_KEY_ID", s->access_key_id, s->pos});
   }
   for (auto& v : provider_credential_vars(used)) env_opts_.drop.push_back(std::move(v));
   for (const auto& d : env_opts_.drop) spdlog::debug("not passed to the command: {}", d);

@@ -75,6 +75,51 @@ std::string binding_item_problem(const std::string& key, const std::string& item
 
 namespace {
 
+// The keys of an AWS SigV4 secret (docs/aws.md).
+Status parse_signing_key(const std::string& key, const toml::node& v, const std::string& file,
+                         const std::string& field, SecretSpec& s) {
+  const SourcePos kpos = pos_of(v, file);
+  const std::string f = field + "." + key;
+  if (key == "services" || key == "regions") {
+    auto arr = string_array(v, file, f);
+    if (!arr) return arr.take_error();
+    for (const auto& item : *arr)
+      if (item.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-") != std::string::npos)
+        return config_error(kpos, f + ": \"" + item + "\": " + key + " are lower-case AWS names like " +
+                                      (key == "services" ? "\"s3\" or \"secretsmanager\"" : "\"us-east-1\""));
+    (key == "services" ? s.services : s.regions) = std::move(*arr);
+    return ok_status();
+  }
+  const auto* str = v.as_string();
+  if (str == nullptr) return config_error(kpos, f + " must be a string, not a " + type_name(v));
+  const std::string& text = str->get();
+  if (key == "sign") {
+    if (text != "sigv4") return config_error(kpos, f + ": unknown signing scheme \"" + text + "\" (known: sigv4)");
+    s.sign = text;
+  } else if (key == "access_key_id") {
+    if (text.size() < 16 || text.size() > 128 ||
+        text.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") != std::string::npos)
+      return config_error(kpos, f + ": an AWS access key id is 16 to 128 upper-case letters and digits (AKIA…, ASIA…)");
+    s.access_key_id = text;
+  } else {
+    if (!is_env_name(text)) return config_error(kpos, f + ": \"" + text + "\" is not the name of a secret");
+    s.session_token = text;
+  }
+  return ok_status();
+}
+
+// A secret with any signing key must be a complete SigV4 secret.
+Status check_signing(const SecretSpec& s, const std::string& field) {
+  const bool any = !s.access_key_id.empty() || !s.session_token.empty() || !s.services.empty() || !s.regions.empty();
+  if (s.sign.empty() && any)
+    return config_error(s.pos, field + ": access_key_id, session_token, services and regions need sign = \"sigv4\"");
+  if (!s.sign.empty() && s.access_key_id.empty())
+    return config_error(s.pos, field + ": sign = \"sigv4\" needs access_key_id = \"AKIA…\" (the key id is not "
+                                       "secret: kz gives it to the command as AWS_ACCESS_KEY_ID)");
+  if (s.session_token == s.name) return config_error(s.pos, field + ".session_token: names this secret itself");
+  return ok_status();
+}
+
 Status parse_secret(const std::string& name, const toml::node& node, const std::string& file,
                     Config& cfg) {
   const SourcePos pos = pos_of(node, file);
@@ -116,9 +161,13 @@ Status parse_secret(const std::string& name, const toml::node& node, const std::
       if (str == nullptr || find_canary_shape(str->get()) == nullptr)
         return config_error(kpos, field + ".shape must be one of " + canary_shape_names());
       s.shape = str->get();
+    } else if (key == "sign" || key == "access_key_id" || key == "session_token" || key == "services" ||
+               key == "regions") {
+      if (Status st = parse_signing_key(key, v, file, field, s); !st) return st;
     } else {
       return config_error(kpos, field + ": unknown key \"" + key +
-                                    "\" (known: provider, ref, hosts, methods, paths, canary, shape)");
+                                    "\" (known: provider, ref, hosts, methods, paths, canary, shape, sign, "
+                                    "access_key_id, session_token, services, regions)");
     }
   }
   if (s.canary) {
@@ -131,6 +180,7 @@ Status parse_secret(const std::string& name, const toml::node& node, const std::
   if (!s.shape.empty()) return config_error(pos, field + ".shape is only for canaries (canary = true)");
   if (s.provider.empty()) return config_error(pos, field + ": missing required key \"provider\"");
   if (s.ref.empty()) return config_error(pos, field + ": missing required key \"ref\"");
+  if (Status st = check_signing(s, field); !st) return st;
   cfg.secrets.push_back(std::move(s));
   return ok_status();
 }
@@ -528,6 +578,10 @@ Result<Config> parse_config(const std::string& text, const std::string& path) {
         auto st = parse_secret(std::string(name.str()), node, path, cfg);
         if (!st) return st.take_error();
       }
+      for (const SecretSpec& s : cfg.secrets)
+        if (!s.session_token.empty() && cfg.find_secret(s.session_token) == nullptr)
+          return config_error(s.pos, "secrets." + s.name + ".session_token: no secret named " + s.session_token +
+                                         " in [secrets]");
     } else if (key == "providers") {
       const auto* t = v.as_table();
       if (t == nullptr) return config_error(pos_of(v, path), "providers must be a table of [providers.NAME] sections");

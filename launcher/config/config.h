@@ -22,6 +22,13 @@ struct SecretSpec {
   std::vector<std::string> hosts;    // blind mode: hosts the value may be sent to
   std::vector<std::string> methods;  // blind mode: allowed HTTP methods (empty: any)
   std::vector<std::string> paths;    // blind mode: allowed path prefixes (empty: any)
+  // AWS SigV4 (docs/aws.md): sign = "sigv4" makes this secret an AWS secret access key
+  // that kz signs with instead of sending; access_key_id goes to the command as
+  // AWS_ACCESS_KEY_ID; session_token names the secret holding the session token.
+  std::string sign;
+  std::string access_key_id;
+  std::vector<std::string> services, regions;
+  std::string session_token;
   SourcePos pos;
   // A canary (decoy): `canary = true`. No provider and no value: kz makes up a
   // plausible fake credential for it, bound nowhere; any sight of it is a "canary"

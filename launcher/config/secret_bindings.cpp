@@ -10,6 +10,11 @@ Binding binding_of(const SecretSpec& s, bool allow_any_host) {
   b.methods = s.methods;
   b.paths = s.paths;
   b.allow_any = b.hosts.empty() && allow_any_host;
+  b.sign = s.sign;
+  b.access_key_id = s.access_key_id;
+  b.services = s.services;
+  b.regions = s.regions;
+  b.session_token = s.session_token;
   return b;
 }
 

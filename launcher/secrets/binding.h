@@ -16,6 +16,13 @@ struct Binding {
   std::vector<std::string> methods;   // empty: any method
   std::vector<std::string> paths;     // empty: any path
   bool allow_any = false;             // --allow-any-host (still: verified TLS only)
+  // sign = "sigv4" (issue 17): the secret is an AWS secret access key. kz never sends
+  // it; it signs the agent's SigV4 requests made with access_key_id (sigv4.h).
+  std::string sign;                   // "" (the value is swapped in) or "sigv4"
+  std::string access_key_id;          // the credential scope's key id (not secret)
+  std::vector<std::string> services;  // empty: any service in the scope
+  std::vector<std::string> regions;   // empty: any region
+  std::string session_token;          // the secret holding the session token ("" none)
 };
 
 // Host names compare case-insensitively, a trailing dot ignored. "*.example.com"

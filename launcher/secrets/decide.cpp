@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "kz/wire/http_host.h"
+#include "secrets/decide_sign.h"
 
 namespace kz {
 
@@ -86,6 +87,25 @@ CanarySeen canary_sight(const DecideContext& ctx, const wire::Request& req, cons
 
 }  // namespace
 
+std::string request_refusal(const DecideContext& ctx, const wire::Request& req, const TokenEntry& s) {
+  const std::string host(field(req.host, req.host_len));
+  const std::string_view method = field(req.method, req.method_len);
+  const std::string_view path = field(req.path, req.path_len);
+  if (req.channel == wire::Channel::Plain) return "plain TCP (no TLS)";
+  if (std::string_view why = unsafe_connection_reason(req.flags); !why.empty()) return std::string(why);
+  // The host first: a peer's certificate is verified only for a host the secret may go to.
+  if (BindingVerdict v = check_host_binding(s.binding, s.name, host); !v) return std::move(v.reason);
+  const std::string_view chain(reinterpret_cast<const char*>(req.chain), req.chain_len);
+  if (std::string why = ctx.verifier->verify(chain, host); !why.empty()) return why;
+  if (std::string why = fronting_reason(req, host); !why.empty()) return why;
+  // An absolute-form target (its authority checked above): the binding judges its path.
+  std::string_view target = path;
+  if (std::size_t ap = 0, al = 0, pp = 0; wire::absolute_target(path.data(), path.size(), &ap, &al, &pp))
+    target = pp < path.size() ? path.substr(pp) : std::string_view("/");
+  if (BindingVerdict v = check_binding(s.binding, s.name, host, method, target); !v) return std::move(v.reason);
+  return {};
+}
+
 DecideOutcome decide(const DecideContext& ctx, const wire::Request& req, const PeerProcess& peer) {
   DecideOutcome out;
   wire::Reply& rep = out.reply;
@@ -108,6 +128,12 @@ DecideOutcome decide(const DecideContext& ctx, const wire::Request& req, const P
   if (!method.empty()) a.method = std::string(method);
   if (!path.empty()) a.path = std::string(path.substr(0, path.find('?')));   // queries may carry tokens
   if (req.http_host_len > 0) a.http_host = std::string(field(req.http_host, req.http_host_len));
+
+  if (req.op == Op::Sign) {
+    a.op = UseOp::Sign;
+    if (!decide_sign(ctx, req, rep, a)) out.audit.reset();   // not a request of a key kz holds
+    return out;
+  }
 
   auto refuse = [&](const TokenEntry* s, std::string why) {
     rep.decision = Decision::Refuse;
@@ -188,19 +214,7 @@ DecideOutcome decide(const DecideContext& ctx, const wire::Request& req, const P
     return refuse(s, "the token could not be swapped in place (split across writes, or the request "
                      "framing could not be corrected): it was sent unchanged");
   }
-  if (req.channel == wire::Channel::Plain) return refuse(s, "plain TCP (no TLS)");
-  if (std::string_view why = unsafe_connection_reason(req.flags); !why.empty()) return refuse(s, std::string(why));
-  // The host first: a peer's certificate is verified only for a host the secret may go to.
-  if (BindingVerdict v = check_host_binding(s->binding, s->name, host); !v) return refuse(s, std::move(v.reason));
-  const std::string_view chain(reinterpret_cast<const char*>(req.chain), req.chain_len);
-  if (std::string why = ctx.verifier->verify(chain, host); !why.empty()) return refuse(s, why);
-  if (std::string why = fronting_reason(req, host); !why.empty()) return refuse(s, std::move(why));
-  // An absolute-form target (its authority checked above): the binding judges its path.
-  std::string_view target = path;
-  if (std::size_t ap = 0, al = 0, pp = 0; wire::absolute_target(path.data(), path.size(), &ap, &al, &pp))
-    target = pp < path.size() ? path.substr(pp) : std::string_view("/");
-  if (BindingVerdict v = check_binding(s->binding, s->name, host, method, target); !v)
-    return refuse(s, std::move(v.reason));
+  if (std::string why = request_refusal(ctx, req, *s); !why.empty()) return refuse(s, std::move(why));
 
   rep.decision = Decision::Allow;
   set_data(rep, s->value.view());

@@ -36,6 +36,8 @@ struct DecideContext {
   // Raised when a request carries a canary's token (none: only the refusal is recorded).
   CanaryAlarm* canary = nullptr;
   const char* via = "shim";        // who asks: "shim" (the broker) or "proxy"
+  // Unix seconds to judge SigV4 request dates by; 0: the clock (tests set it).
+  std::int64_t now = 0;
 };
 
 struct DecideOutcome {
@@ -43,7 +45,14 @@ struct DecideOutcome {
   std::optional<TokenUse> audit;   // empty when the answer is not an audit event (Incomplete)
 };
 
+// Why a request may not use secret `s` (its channel, the connection's safety, the
+// host binding, the peer's certificate, domain fronting, methods and paths); empty when
+// it may. One check for swaps and signatures.
+std::string request_refusal(const DecideContext& ctx, const wire::Request& req, const TokenEntry& s);
+
 // `req` has passed wire::request_is_valid.
+// Swap: the value for a token. Sign: an AWS SigV4 signature made with a key kz holds
+// (decide_sign.h). Report and Redact: audit records and inbound redaction.
 DecideOutcome decide(const DecideContext& ctx, const wire::Request& req, const PeerProcess& peer);
 
 }  // namespace kz

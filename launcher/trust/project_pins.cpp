@@ -19,9 +19,23 @@ std::vector<std::string> sorted_unique(std::vector<std::string> v) {
 }
 
 // An exec ref is a command line and may carry anything: only its hash is kept.
+// A key kz signs with (sign = "sigv4") carries its signing scope in its source, so that
+// any change to it (another key id, wider services or regions, another session token)
+// shows as a change of source, which kz trust treats as widening.
+std::string signing_of(const SecretSpec& s) {
+  if (s.sign.empty()) return "";
+  auto list = [](const std::vector<std::string>& v) {
+    std::string out;
+    for (const auto& x : v) out += (out.empty() ? "" : ",") + x;
+    return out.empty() ? std::string("any") : out;
+  };
+  return " (sign " + s.sign + " as " + s.access_key_id + ", services " + list(s.services) + ", regions " +
+         list(s.regions) + (s.session_token.empty() ? "" : ", session token " + s.session_token) + ")";
+}
+
 std::string source_of(const SecretSpec& s) {
-  if (s.provider == "exec") return "exec:sha256:" + sha256_hex(s.ref);
-  return s.provider + ":" + s.ref;
+  if (s.provider == "exec") return "exec:sha256:" + sha256_hex(s.ref) + signing_of(s);
+  return s.provider + ":" + s.ref + signing_of(s);
 }
 
 Result<std::vector<std::string>> string_list(const nlohmann::json& j, const char* key) {

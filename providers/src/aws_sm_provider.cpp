@@ -23,7 +23,7 @@
 #include <vector>
 
 #include "kz/providers/aws_credentials.h"
-#include "kz/providers/aws_sigv4.h"
+#include "kz/aws_sigv4.h"
 #include "kz/providers/http_client.h"
 #include "kz/providers/json_util.h"
 #include "kz/providers/registry.h"

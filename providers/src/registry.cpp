@@ -4,7 +4,7 @@ namespace kz {
 
 const std::vector<ProviderSpec>& provider_specs() {
   static const std::vector<ProviderSpec> specs = {
-      onepassword_provider_spec(), aws_sm_provider_spec(), env_provider_spec(),
+      onepassword_provider_spec(), aws_sm_provider_spec(), aws_profile_provider_spec(), env_provider_spec(),
       exec_provider_spec(),        file_provider_spec(),   vault_provider_spec(),
   };
   return specs;

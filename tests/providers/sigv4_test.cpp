@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "kz/providers/aws_sigv4.h"
+#include "kz/aws_sigv4.h"
 #include "test_support.h"
 
 namespace fs = std::filesystem;

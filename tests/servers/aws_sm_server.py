@@ -28,44 +28,14 @@ import json
 import re
 import sys
 import time
-import urllib.parse
 
+# The test servers' one SigV4 canonicalisation (sigv4_verify.py).
+from sigv4_verify import canonical_query, uri_encode
+from sigv4_verify import normalize as normalize_path
 from tls_server_base import JsonHandler, common_args, serve
 
 ACCOUNT = "123456789012"
 AMZ_JSON = "application/x-amz-json-1.1"
-
-
-def uri_encode(s, keep_slash):
-    safe = "-_.~" + ("/" if keep_slash else "")
-    return urllib.parse.quote(s, safe=safe)
-
-
-def canonical_query(raw):
-    pairs = []
-    for part in raw.split("&"):
-        if not part:
-            continue
-        k, _, v = part.partition("=")
-        pairs.append((uri_encode(urllib.parse.unquote(k), False),
-                      uri_encode(urllib.parse.unquote(v), False)))
-    return "&".join("%s=%s" % kv for kv in sorted(pairs))
-
-
-def normalize_path(path):
-    out = []
-    for seg in path.split("/"):
-        if seg in ("", "."):
-            continue
-        if seg == "..":
-            if out:
-                out.pop()
-            continue
-        out.append(seg)
-    p = "/" + "/".join(out)
-    if out and path.endswith("/"):
-        p += "/"
-    return p
 
 
 def collapse(v):

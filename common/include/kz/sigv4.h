@@ -1,6 +1,7 @@
-// AWS Signature Version 4 (AWS4-HMAC-SHA256), as AWS documents it: the canonical
-// request, the string to sign, the signing key's HMAC chain, for requests signed in an
-// Authorization header and for presigned URLs (X-Amz-Signature in the query).
+// AWS Signature Version 4 (AWS4-HMAC-SHA256) for requests that are already signed: the
+// verifier's side of aws_sigv4.h (the signer, whose building blocks it uses: canonical
+// URI and query, string to sign, the signing key's HMAC chain), for requests signed in
+// an Authorization header and for presigned URLs (X-Amz-Signature in the query).
 //
 // kz reads requests that a client has already signed (the agent's SDK, with a kz token
 // as its secret key), so the entry point is a signed request head as sent on the wire:
@@ -17,6 +18,7 @@
 #include <string_view>
 #include <vector>
 
+#include "kz/aws_sigv4.h"
 #include "kz/result.h"
 
 namespace kz::sigv4 {
@@ -71,13 +73,12 @@ enum class UriStyle : std::uint8_t {
 inline constexpr UriStyle kUriStyles[] = {UriStyle::EncodeOnce, UriStyle::EncodeTwice, UriStyle::EncodeOnceNormalized,
                                           UriStyle::EncodeTwiceNormalized};
 
-// RFC 3986 unreserved characters kept, everything else %XX (upper-case hex); '/' kept
-// when keep_slash.
-std::string uri_encode(std::string_view s, bool keep_slash);
-std::string canonical_uri(std::string_view path, UriStyle style);
-// Parameters decoded, encoded again, sorted by name then value; X-Amz-Signature left
-// out (a presigned URL cannot sign its own signature).
-std::string canonical_query(std::string_view query);
+// The canonical URI of a request target (its path; an absolute-form target's path),
+// built the way `style` says (aws_sigv4.h's canonical_uri does the encoding).
+std::string canonical_uri(std::string_view target, UriStyle style);
+// The target's query without X-Amz-Signature (a presigned URL cannot sign its own
+// signature), for aws_sigv4.h's canonical_query.
+std::string signed_query(std::string_view target);
 // The signed headers' names and values (trimmed, runs of spaces made one, repeated
 // headers joined with ','), then the list of names.
 std::string canonical_headers(const Head& h, const std::vector<std::string>& signed_headers);

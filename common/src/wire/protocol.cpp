@@ -4,7 +4,7 @@ namespace kz::wire {
 
 namespace {
 
-bool op_ok(Op op) { return op == Op::Swap || op == Op::Redact || op == Op::Report; }
+bool op_ok(Op op) { return op == Op::Swap || op == Op::Redact || op == Op::Report || op == Op::Sign; }
 
 }  // namespace
 
@@ -15,7 +15,11 @@ bool request_is_valid(const Request& r, std::size_t received_bytes) {
     return false;
   if ((r.flags & kFlagCodedResponse) != 0 && r.op != Op::Report) return false;
   if ((r.flags & kRequestFlags) != 0 && r.op == Op::Redact) return false;   // a Redact is about a response
-  if (r.form >= kValueFormCount || (r.form != 0 && r.op != Op::Redact)) return false;
+  if (r.op == Op::Sign) {
+    if ((r.form & ~kSignHeadTruncated) != 0 || r.data_len <= kSignHashLen) return false;
+  } else if (r.form >= kValueFormCount || (r.form != 0 && r.op != Op::Redact)) {
+    return false;
+  }
   if (r.host_len > kMaxHost || r.method_len > kMaxMethod || r.path_len > kMaxPath || r.peer_len > kMaxPeer ||
       r.http_host_len > kMaxHost || r.reserved != 0)
     return false;

@@ -58,6 +58,13 @@ std::vector<AuditEvent> full_samples() {
   redact.grant.reset();
   redact.uses.reset();
   v.push_back(redact);
+  TokenUse sign = swap;   // an AWS SigV4 request kz signed
+  sign.op = UseOp::Sign;
+  sign.grant.reset();
+  sign.uses.reset();
+  sign.service = "s3";
+  sign.region = "us-east-1";
+  v.push_back(sign);
   v.push_back(BrokerRefusal{7, "/bin/sh", "process is not part of this run"});
   v.push_back(ProgramRouted{7, "/bin/go", "proxy", "static binary"});
   v.push_back(FallbackStarted{"ebpf", false, {443, 8443}});

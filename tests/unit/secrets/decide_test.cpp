@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "secrets/decide.h"
+#include "decide_requests.h"
 
 #include "kz/wire/fingerprint.h"
 #include "kz/wire/value_forms.h"
@@ -32,9 +33,7 @@ struct Fixture : ::testing::Test {
     auto t = TokenTable::build(std::move(s), {{"API_KEY", b}});
     ASSERT_TRUE(t.ok());
     table = std::move(*t);
-    auto v = PeerVerifier::create(test::test_ca().ca);
-    ASSERT_TRUE(v.ok());
-    verifier = std::make_unique<PeerVerifier>(std::move(*v));
+    verifier = test::test_peer_verifier();
   }
   std::string token() const { return std::string(table.secrets()[0].token.view()); }
 
@@ -42,30 +41,7 @@ struct Fixture : ::testing::Test {
                                          const std::string& chain, const std::string& method = "GET",
                                          const std::string& path = "/v1/models",
                                          const std::string* http_host = nullptr) {
-    auto r = std::make_unique<wire::Request>();
-    std::memset(r.get(), 0, sizeof(wire::Request));
-    r->version = wire::kProtocolVersion;
-    r->op = op;
-    r->channel = wire::Channel::OpenSSL;
-    r->host_len = static_cast<std::uint16_t>(host.size());
-    std::memcpy(r->host, host.data(), host.size());
-    r->method_len = static_cast<std::uint16_t>(method.size());
-    std::memcpy(r->method, method.data(), method.size());
-    r->path_len = static_cast<std::uint16_t>(path.size());
-    std::memcpy(r->path, path.data(), path.size());
-    // The request's Host header: the connection's host unless the test says otherwise.
-    const std::string& hh = http_host != nullptr ? *http_host : host;
-    r->http_host_len = static_cast<std::uint16_t>(hh.size());
-    std::memcpy(r->http_host, hh.data(), hh.size());
-    r->data_len = static_cast<std::uint32_t>(data.size());
-    std::memcpy(r->data, data.data(), data.size());
-    if (!chain.empty()) {
-      r->flags |= wire::kFlagPeerHasChain;
-      r->chain_len = static_cast<std::uint32_t>(chain.size());
-      std::memcpy(r->chain, chain.data(), chain.size());
-    }
-    EXPECT_TRUE(wire::request_is_valid(*r, sizeof(wire::Request)));
-    return r;
+    return test::broker_request(op, data, host, chain, method, path, http_host);
   }
   DecideOutcome run(const wire::Request& r) { return decide({&table, verifier.get()}, r, peer); }
   static std::string reason(const DecideOutcome& o) { return std::string(o.reply.reason, o.reply.reason_len); }

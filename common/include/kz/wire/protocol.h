@@ -20,7 +20,7 @@
 
 namespace kz::wire {
 
-inline constexpr std::uint8_t kProtocolVersion = 3;   // 3: the request's Host header, kFlagHostInvalid/kFlagUnidentified
+inline constexpr std::uint8_t kProtocolVersion = 4;   // 3: the request's Host header, kFlagHostInvalid/kFlagUnidentified; 4: Sign
 
 inline constexpr const char* kEnvBroker = "KZ_BROKER";
 inline constexpr const char* kEnvPreload = "KZ_PRELOAD";
@@ -49,7 +49,18 @@ enum class Op : std::uint8_t {
   // With kFlagCodedResponse: data = the Content-Encoding of a response that arrived on a
   // connection carrying a value; the shim failed the read (EPROTO). Reply: Refuse.
   Report = 3,
+  // An AWS SigV4 request (kz/sigv4.h) that the agent's SDK signed with a token as its
+  // secret key. data = the body's SHA-256 in 64 lower-case hex digits (64 '-' when the
+  // shim has not got the body), then the request head as it will be sent, up to and
+  // including its empty line. form = kSign* facts. Allow: data = the 64-hex signature
+  // made with the real key, for the shim to write over the token's (same length). The
+  // key itself never leaves the broker.
+  Sign = 4,
 };
+
+inline constexpr std::size_t kSignHashLen = 64;
+// Sign request facts (Request::form).
+inline constexpr std::uint32_t kSignHeadTruncated = 1;   // the head did not fit: data holds its start
 
 enum class Channel : std::uint8_t { OpenSSL = 1, GnuTLS = 2, Plain = 3 };
 

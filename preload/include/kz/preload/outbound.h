@@ -45,6 +45,11 @@ struct BrokerOps {
   // about the connection now (SNI, peer; the shim may finish a handshake), before the
   // driver locks the connection's state. st: the connection's state, if it has one.
   void (*prepare)(void* ctx, const ConnState* st) = nullptr;
+  // Optional: an AWS SigV4 request to re-sign (sigv4_resign.h, wire::Op::Sign): data =
+  // the body's hash and the head. Allow: sig_out[0, 64) = the signature, *at = where in
+  // the head it goes. Anything else: the request keeps its own signature.
+  wire::Decision (*sign)(void* ctx, ConnState* st, const char* data, std::size_t n, std::uint32_t form,
+                         char* sig_out, std::size_t* at) = nullptr;
 };
 
 struct MessageTracker;
@@ -80,6 +85,11 @@ struct OutboundResult {
   // the next write on the connection starts a chunk.
   bool chunked_next = false;
 };
+
+// Points st's request fields (what the broker is asked about) at the request the byte
+// at `pos` of `in` belongs to. false when it belongs to none (unidentified). Without
+// tracking (opt.requests null) st's fields are used as they are.
+bool bind_request(const OutboundOptions& opt, ConnState* st, const char* in, std::size_t pos);
 
 // Scratch the rewrite needs: out >= n bytes, work >= outbound_work_size(n) bytes.
 inline std::size_t outbound_work_size(std::size_t n) { return 3 * n + 64; }

@@ -108,6 +108,11 @@ class SwapClient {
   // The connection ends: report the uses of its grants not yet reported. Uses the host
   // and peer kept in st (the TLS object may be gone), not the facts.
   void report_grant_uses(ConnState* st);
+  // An AWS SigV4 request to re-sign (wire::Op::Sign, sigv4_resign.h): Allow puts the
+  // broker's 64-hex signature in sig_out and its offset in the head in *at. Never
+  // answered from a grant: every signature is the broker's decision.
+  wire::Decision sign(ConnState* st, const char* data, std::size_t n, std::uint32_t form, char* sig_out,
+                      std::size_t* at);
   // Gathers the facts now (BrokerOps::prepare), unless st holds grants: then a swap is
   // most likely answered from them, and a new token gathers when it needs to.
   void prepare(const ConnState* st);

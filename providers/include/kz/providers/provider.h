@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "kz/uri_encode.h"
 #include "kz/result.h"
 #include "kz/secret.h"
 
@@ -94,10 +95,7 @@ std::string setting_or_env(const ProviderSettings& s, const std::string& key,
 // Milliseconds left until the deadline (at least 1).
 long remaining_ms(Deadline deadline);
 
-// RFC 3986 percent-encoding: unreserved characters (A-Z a-z 0-9 - . _ ~) are kept, and
-// '/' too when `keep_slash`; everything else becomes %XX (upper-case hex). This is also
-// the URI encoding SigV4 prescribes.
-std::string uri_encode(std::string_view s, bool keep_slash);
+// uri_encode: kz/uri_encode.h.
 
 // For error messages built from a server's or a tool's text:
 // replace every occurrence of `credential` (≥ 4 bytes) with "[redacted]";

@@ -23,6 +23,7 @@ ProviderSpec file_provider_spec();
 ProviderSpec exec_provider_spec();
 ProviderSpec vault_provider_spec();
 ProviderSpec aws_sm_provider_spec();
+ProviderSpec aws_profile_provider_spec();
 ProviderSpec onepassword_provider_spec();
 
 }  // namespace kz

@@ -33,8 +33,8 @@
 #include <vector>
 
 #include "kz/digest.h"
-#include "kz/providers/provider.h"
 #include "kz/result.h"
+#include "kz/uri_encode.h"
 #include "kz/wipe.h"
 
 namespace kz::sigv4 {

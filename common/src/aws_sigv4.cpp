@@ -1,4 +1,4 @@
-#include "kz/providers/aws_sigv4.h"
+#include "kz/aws_sigv4.h"
 
 #include <openssl/evp.h>
 
