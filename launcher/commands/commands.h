@@ -39,6 +39,7 @@ struct RunOptions {
   bool no_sensors = false;         // --no-sensors: no eBPF process tree or TLS tap for this run
   std::string identity_token_file;  // --identity-token-file: the JWT for [server] url
   std::string on_leak = "audit";   // --on-leak: audit|kill (the TLS tap's answer to a leak)
+  std::string sensors = "default"; // --sensors: default|full (which witness inspects TLS writes)
   std::vector<std::string> command;
 };
 

@@ -22,6 +22,8 @@
 
 #include "audit/audit_trail.h"
 #include "blind/blind_run.h"
+#include "blind/preload_path.h"
+#include "kz/preload/witness_wire.h"
 #include "config/secret_bindings.h"
 #include "secrets/token_table.h"
 #include "commands/commands.h"
@@ -138,6 +140,7 @@ Step RunSession::open_audit() {
   so.enabled = !o_.no_sensors;
   so.on_leak = on_leak_;
   so.audit = trail_.get();
+  if (auto mode = parse_sensor_mode(o_.sensors)) so.mode = *mode;
   sensors_loading_ = std::async(std::launch::async, [so = std::move(so)]() mutable {
     return RunSensors::start(std::move(so));
   });
@@ -341,9 +344,10 @@ Step RunSession::start_watchers() {
       return fail(kExitInternal, st.error().message);
     }
     sensors_->set_own_proxy(blind_->proxy_endpoints(), [b = blind_.get()](pid_t pid) { return b->routes_to_proxy(pid); });
-    sensors_->watch(LeakDetector::build(blind_->watch_list()));
+    sensors_->watch(blind_->watch_list(), false);
     secrets_ = blind_->child_secrets();
     for (auto& v : blind_->child_vars(environ)) env_opts_.plain.push_back(std::move(v));
+    if (auto w = sensors_->witness_path(); !w.empty()) env_opts_.plain.push_back({preload::witness::kEnvWitness, w, {}});
     sup_.subreaper = true;
     return std::nullopt;
   }
@@ -357,7 +361,19 @@ Step RunSession::start_watchers() {
     for (const auto& [name, b] : *bindings)
       for (const auto& s : secrets_)
         if (s.name == name) watch.push_back({s.name, s.value.view(), "", b});
-  sensors_->watch(LeakDetector::build(watch));
+  sensors_->watch(watch, true);
+  // The shim's witness inspects the TLS writes of the processes it is loaded into.
+  if (auto w = sensors_->witness_path(); !w.empty()) {
+    if (auto shim = find_preload_library()) {
+      std::string preload = *shim;
+      if (const char* inherited = std::getenv("LD_PRELOAD"); inherited != nullptr && *inherited != '\0')
+        preload += std::string(":") + inherited;
+      env_opts_.plain.push_back({"LD_PRELOAD", preload, {}});
+      env_opts_.plain.push_back({preload::witness::kEnvWitness, w, {}});
+    } else {
+      spdlog::info("TLS witness: no shim ({}); every process gets uprobes", shim.error().message);
+    }
+  }
   return std::nullopt;
 }
 

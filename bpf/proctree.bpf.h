@@ -11,18 +11,8 @@
 //
 // BTF-typed raw tracepoints (tp_btf): they attach through the kernel's BTF and need no
 // tracefs mount, which these machines do not have.
-#include "vmlinux.h"
-
-#include <bpf/bpf_core_read.h>
-#include <bpf/bpf_helpers.h>
-#include <bpf/bpf_tracing.h>
-
+// Part of the one sensors object (sensors.bpf.c), which declares the members map.
 #include "proctree_shared.h"
-
-// GPL-compatible: bpf_probe_read_kernel_str and bpf_probe_read_user are GPL-only.
-char LICENSE[] SEC("license") = "Dual BSD/GPL";
-
-KZ_PT_MEMBERS_MAP;
 
 struct {
   __uint(type, BPF_MAP_TYPE_RINGBUF);

@@ -9,22 +9,14 @@
 // kernel.
 //
 // Maps:
-//   members  the process-tree sensor's map (userspace hands its fd over before load)
+//   members  the process tree's map (sensors.bpf.c: one map in the one object)
 //   conns    kz_tap_conn_key -> kz_tap_conn     server name and fd per TLS connection
 //   taps     ring buffer of kz_tap_event
 //   lost     per-CPU count of writes not reported (ring buffer full)
 //   scratch  per-CPU space to build a record in
-#include "vmlinux.h"
-
-#include <bpf/bpf_core_read.h>
-#include <bpf/bpf_endian.h>
-#include <bpf/bpf_helpers.h>
-#include <bpf/bpf_tracing.h>
-
+// Part of the one sensors object (sensors.bpf.c), which declares the members map.
 #include "proctree_shared.h"
 #include "tlstap_shared.h"
-
-char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define KZ_AF_INET 2
 #define KZ_AF_INET6 10
@@ -38,9 +30,6 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 // has looked at the bytes (it then continues or kills it), so a leak is stopped before
 // the library encrypts it.
 const volatile __u32 kz_stop_on_write = 0;
-
-// The process tree's map (proctree_shared.h); the loader hands over its fd.
-KZ_PT_MEMBERS_MAP;
 
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
