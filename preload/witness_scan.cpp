@@ -1,6 +1,8 @@
 // The witness's scan (witness_wire.h): shared by the shim and kz's tests.
 #include "kz/preload/witness_wire.h"
 
+#include <type_traits>
+
 namespace kz::preload::witness {
 
 void build_filter(const Table& t, std::uint64_t* filter) {
@@ -27,18 +29,27 @@ const Window* find(const Table& t, std::uint64_t mac, std::size_t len) {
   return nullptr;
 }
 
-}  // namespace
+// The piece's filter position, with the piece size known to the compiler (a load and a
+// multiply; piece_bit()'s memcpy of a variable size would be a call).
+template <std::uint32_t kBlock>
+std::uint32_t bit_of(const unsigned char* p, std::uint64_t mult) {
+  using Word = std::conditional_t<kBlock == 8, std::uint64_t, std::uint32_t>;
+  Word w;
+  std::memcpy(&w, p, sizeof w);
+  return static_cast<std::uint32_t>((static_cast<std::uint64_t>(w) * mult) >> (64 - kFilterBits));
+}
 
-std::size_t scan(const Table& t, const std::uint64_t* filter, const unsigned char* data, std::size_t len,
-                 std::uint16_t* out, std::size_t cap) {
-  const std::uint32_t block = t.block;
-  if (block != 4 && block != 8) return 0;
-  // The window lengths in use (at most 16 - 8 + 1 of them), as a bit set.
+template <std::uint32_t kBlock>
+std::size_t scan_pieces(const Table& t, const std::uint64_t* filter, const unsigned char* data, std::size_t len,
+                        std::uint16_t* out, std::size_t cap) {
+  constexpr std::uint32_t block = kBlock;
+  // The window lengths in use (at most 16 - 4 + 1 of them), as a bit set.
   std::uint32_t lens = 0;
   for (std::uint32_t i = 0; i < t.nwindows && i < kMaxWindows; ++i) lens |= 1u << (t.windows[i].len & 31);
+  const std::uint64_t mult = t.mult;
   std::size_t found = 0;
   for (std::size_t a = 0; a + block <= len; a += block) {
-    const std::uint32_t b = piece_bit(data + a, block, t.mult);
+    const std::uint32_t b = bit_of<kBlock>(data + a, mult);
     if ((filter[b / 64] & (std::uint64_t{1} << (b % 64))) == 0) continue;
     // A window of length L holding the piece at a starts in [a + block - L, a].
     for (std::uint32_t L = 1; L < 32; ++L) {
@@ -55,6 +66,15 @@ std::size_t scan(const Table& t, const std::uint64_t* filter, const unsigned cha
     }
   }
   return found;
+}
+
+}  // namespace
+
+std::size_t scan(const Table& t, const std::uint64_t* filter, const unsigned char* data, std::size_t len,
+                 std::uint16_t* out, std::size_t cap) {
+  if (t.block == 8) return scan_pieces<8>(t, filter, data, len, out, cap);
+  if (t.block == 4) return scan_pieces<4>(t, filter, data, len, out, cap);
+  return 0;
 }
 
 }  // namespace kz::preload::witness

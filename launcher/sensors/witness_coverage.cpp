@@ -47,7 +47,21 @@ std::string on_path(const std::string& name) {
 
 }  // namespace
 
-std::string witness_for_program(const std::string& path) {
+// The interpreter of a "#!" script, or "".
+static std::string interpreter_of(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  char buf[256] = {};
+  if (!fd || ::read(fd.get(), buf, sizeof buf - 1) < 2 || buf[0] != '#' || buf[1] != '!') return "";
+  std::string line(buf + 2);
+  line = line.substr(0, line.find('\n'));
+  const std::size_t start = line.find_first_not_of(" \t");
+  if (start == std::string::npos) return "";
+  return line.substr(start, line.find_first_of(" \t", start) - start);
+}
+
+static std::string classify(const std::string& path, int depth) {
+  if (std::string interp = interpreter_of(path); !interp.empty() && depth < 4)
+    return "as its interpreter " + interp + ": " + classify(interp, depth + 1);
   if (executable_defines_tls_write(path)) return "uprobe (its own TLS library; installed into its processes only)";
   switch (dynamically_linked(path)) {
     case 1: return "shim (in process; uprobe when started without it)";
@@ -55,6 +69,8 @@ std::string witness_for_program(const std::string& path) {
     default: return "none (not an ELF program)";
   }
 }
+
+std::string witness_for_program(const std::string& path) { return classify(path, 0); }
 
 std::vector<std::pair<std::string, std::string>> witness_coverage_examples() {
   std::vector<std::pair<std::string, std::string>> out;

@@ -91,10 +91,13 @@ class Server final : public WitnessServer {
         if (errno == EINTR) continue;
         return;
       }
-      // Whatever the clients sent before the end is still answered (their counts).
+      // Whatever the clients sent before the end is still read (their counts at exit).
       for (std::size_t i = 2; i < fds.size(); ++i) {
         if (fds[i].revents == 0) continue;
-        if (!serve_one(fds[i].fd, uid)) clients.erase(fds[i].fd);
+        Served r;
+        while ((r = serve_one(fds[i].fd, uid)) == Served::More) {
+        }
+        if (r == Served::Closed) clients.erase(fds[i].fd);
       }
       if (fds[0].revents != 0) return;
       if (fds[1].revents & POLLIN) {
@@ -108,12 +111,19 @@ class Server final : public WitnessServer {
     }
   }
 
-  // False: the connection is done (closed, or it sent something it must not).
-  bool serve_one(int fd, uid_t uid) {
+  // More: a message was served, there may be another; Drained: none left for now;
+  // Closed: the connection is done (closed, or it sent something it must not).
+  enum class Served { More, Drained, Closed };
+  Served serve_one(int fd, uid_t uid) {
     Message m{};
     std::optional<ucred> sender;
     const long n = receive(fd, m, sender);
-    if (n < 0) return errno == EAGAIN || errno == EINTR;
+    if (n < 0) return errno == EAGAIN || errno == EINTR ? Served::Drained : Served::Closed;
+    return handle(fd, uid, m, n, sender) ? Served::More : Served::Closed;
+  }
+
+  // False: the connection is done.
+  bool handle(int fd, uid_t uid, Message& m, long n, const std::optional<ucred>& sender) {
     if (n != static_cast<long>(sizeof m) || m.magic != preload::witness::kMagic) return false;
     if (!sender || sender->uid != uid || sender->pid <= 0) return false;
     const pid_t pid = sender->pid;
