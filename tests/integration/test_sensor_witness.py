@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -33,6 +34,20 @@ with open(sys.argv[1], "w") as f:
 with open(sys.argv[2]) as f:
     f.read()
 '''
+
+
+def read_ready(path, proc):
+    """The line a holder wrote into fifo `path`; "" when `proc` (kz) exits first (then
+    nothing will write: a watcher opens the fifo itself, which ends the wait)."""
+    def unblock():
+        proc.wait()
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            pass   # no reader any more: the line was read
+    threading.Thread(target=unblock, daemon=True).start()
+    with open(path) as f:
+        return f.read()
 
 
 def first_byte(pid, addr):
@@ -159,8 +174,11 @@ class WitnessTest(BlindTestCase):
                     PY, holder, fifos["run-ready"], fifos["run-go"]]
             kz = subprocess.Popen([KZ, *args], env=self.kenv, cwd=self.dir, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE)
-            with open(fifos["run-ready"]) as f:
-                run_pid, run_addr = map(int, f.read().split())
+            line = read_ready(fifos["run-ready"], kz)
+            if not line:
+                out, err = kz.communicate(timeout=60)
+                self.fail("kz exited %d before its child was ready:\n%s" % (kz.returncode, err.decode()[-2000:]))
+            run_pid, run_addr = map(int, line.split())
             # The uprobe is attached on the run's exec, off the child's path: wait for it
             # (bounded; no sleep).
             deadline = 200000
@@ -170,7 +188,7 @@ class WitnessTest(BlindTestCase):
             return first_byte(run_pid, run_addr), first_byte(out_pid, out_addr)
         finally:
             for name in ("run-go", "out-go"):
-                if name == "run-go" and kz is None:
+                if name == "run-go" and (kz is None or kz.poll() is not None):
                     continue
                 with open(fifos[name], "w"):
                     pass
