@@ -76,21 +76,18 @@ std::unique_ptr<RunSensors> RunSensors::start(RunSensorOptions opts) {
   r->obj_ = std::move(*obj);
   r->process_ = std::move(*s);
   spdlog::info("process sensor: on (eBPF; exact process tree and lineage in the audit log)");
+  r->start_tap();
   return r;
 }
 
 RunSensors::~RunSensors() { stop(); }
 
-void RunSensors::watch(const std::vector<WatchedSecret>& secrets, bool values) {
-  if (!process_) return;
-  detector_ = LeakDetector::build(secrets);
-  for (const auto& n : detector_.unwatched())
-    spdlog::info("TLS witness: {} is shorter than {} bytes; its value is not watched (its token is)", n,
-                 LeakDetector::kMinValueLen);
-  const bool full = opts_.mode == SensorMode::Full;
-  const bool kill = opts_.on_leak == OnLeak::Kill;
+// On the loading thread, beside the providers: finding the TLS libraries' functions
+// (their symbol tables) takes a while. No write reaches it before watch(): no process of
+// the run exists yet.
+void RunSensors::start_tap() {
   TlsTapOptions to;
-  to.everyone = full;
+  to.everyone = opts_.mode == SensorMode::Full;
   to.on_write = [this](const TapWrite& w) { return on_write(w); };
   to.on_killed = [this](const TapWrite& w, int err) {
     if (err == 0) return;
@@ -100,15 +97,30 @@ void RunSensors::watch(const std::vector<WatchedSecret>& secrets, bool values) {
     j.reason = std::string("could not kill the leaking process: ") + std::strerror(err);
     opts_.audit->record(std::move(j));
   };
-  auto tap = TlsTap::start(obj_, std::move(to));
-  if (!tap) {
+  if (auto tap = TlsTap::start(obj_, std::move(to)))
+    tap_ = std::move(*tap);
+  else
+    tap_error_ = tap.error().message;
+}
+
+void RunSensors::watch(const std::vector<WatchedSecret>& secrets, bool values) {
+  if (!process_) return;
+  {
+    std::lock_guard lock(counts_mu_);   // the tap's thread reads it (under the same lock)
+    detector_ = LeakDetector::build(secrets);
+  }
+  for (const auto& n : detector_.unwatched())
+    spdlog::info("TLS witness: {} is shorter than {} bytes; its value is not watched (its token is)", n,
+                 LeakDetector::kMinValueLen);
+  const bool full = opts_.mode == SensorMode::Full;
+  const bool kill = opts_.on_leak == OnLeak::Kill;
+  if (!tap_) {
     if (kill)
-      spdlog::warn("TLS tap: off ({}); --on-leak=kill cannot act without it", tap.error().message);
+      spdlog::warn("TLS tap: off ({}); --on-leak=kill cannot act without it", tap_error_);
     else
-      spdlog::info("TLS tap: off ({})", tap.error().message);
+      spdlog::info("TLS tap: off ({})", tap_error_);
     return;
   }
-  tap_ = std::move(*tap);
   if (!full) {
     WitnessHandlers h;
     h.member = [this](pid_t pid) { return process_->contains(pid); };
@@ -304,10 +316,10 @@ bool RunSensors::via_own_proxy(const TapWrite& w) const {
 }
 
 TapVerdict RunSensors::on_write(const TapWrite& w) {
-  const auto seen = detector_.scan(w.data, w.host());
   TapVerdict verdict = TapVerdict::Continue;
   const bool to_proxy = via_own_proxy(w);
   std::lock_guard lock(counts_mu_);
+  const auto seen = detector_.scan(w.data, w.host());
   ++writes_;
   for (const Sighting& s : seen) {
     const char* kind = s.kind == SightingKind::Token ? "token" : "value";

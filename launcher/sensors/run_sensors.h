@@ -107,6 +107,7 @@ class RunSensors {
     std::uint32_t execs = 0;        // the image this applies to
     std::uint32_t hello = 0;        // the image the shim said hello from (+1; 0: none)
   };
+  void start_tap();
   void on_exec(pid_t pid, const std::string& exe, std::uint32_t execs);
   void on_fork(pid_t child, pid_t parent);
   void on_exit(pid_t pid);
@@ -119,6 +120,7 @@ class RunSensors {
   std::shared_ptr<SensorObject> obj_;
   std::unique_ptr<ProcessSensor> process_;
   std::unique_ptr<TlsTap> tap_;
+  std::string tap_error_;   // why there is no tap_
   std::unique_ptr<WitnessServer> witness_;
   LeakDetector detector_;
   bool stopped_ = false;
