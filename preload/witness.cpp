@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "send_credentials.h"
 #include "shim.h"
 #include "symbols.h"
 
@@ -77,23 +78,8 @@ int connect_kz() {
   return fd;
 }
 
-// One message with SCM_CREDENTIALS (kz serves processes of the run only).
 bool send_message(int fd, const Message& m) {
-  iovec iov{const_cast<Message*>(&m), sizeof m};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred))] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_CREDENTIALS;
-  c->cmsg_len = CMSG_LEN(sizeof(ucred));
-  ucred cred{static_cast<pid_t>(syscall(SYS_getpid)), static_cast<uid_t>(syscall(SYS_getuid)),
-             static_cast<gid_t>(syscall(SYS_getgid))};
-  std::memcpy(CMSG_DATA(c), &cred, sizeof cred);
-  return syscall(SYS_sendmsg, fd, &msg, MSG_NOSIGNAL) == static_cast<long>(sizeof m);
+  return send_with_credentials(fd, &m, sizeof m) == static_cast<long>(sizeof m);
 }
 
 long receive(int fd, void* buf, std::size_t len) {

@@ -21,8 +21,8 @@ import threading
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from kzt import KZ, PY, BlindTestCase  # noqa: E402
-from test_sensors import CANARY, LEAKER, WHY  # noqa: E402
+from kzt import KZ, PY  # noqa: E402
+from test_sensors import LEAKER, WHY, SensorCase  # noqa: E402
 
 # Prints "pid address-of-SSL_write" into the fifo argv[1], then waits for EOF on the
 # fifo argv[2] (the test's signal to exit). The address is the process's own libssl's.
@@ -60,30 +60,9 @@ INT3 = 0xCC
 
 
 @unittest.skipIf(WHY, "TLS tap %s" % WHY)
-class WitnessTest(BlindTestCase):
-    def setUp(self):
-        super().setUp()
-        self.port, self.rec = self.echo_server("tls")
-        self.blind_config({"API_KEY": {"ref": "KZT_SRC", "hosts": ["localhost"]}})
-        self.kenv = self.env(KZT_SRC=CANARY)
-        self.good = "https://localhost:%d" % self.port
-        self.evil = "https://127.0.0.1:%d" % self.port
-        self.peer = "127.0.0.1:%d" % self.port
-
-    def run_std(self, *cmd, flags=()):
-        args = ["run", "--audit-log", self.audit_path, *flags, "--", *cmd]
-        return self.kz(*args, env=self.kenv, timeout=120)
-
-    def diag(self, r):
-        return "kz exit %d\nstdout:\n%s\nstderr:\n%s\naudit:\n%s" % (
-            r.returncode, r.stdout[-3000:], r.stderr[-3000:], self.audit_dump())
-
+class WitnessTest(SensorCase):
     def summary(self):
         return self.assertAudited("sensor.summary")[0]
-
-    def assertNoCanaryInAudit(self):
-        with open(self.audit_path) as f:
-            self.assertNoSecret(f.read(), CANARY, "audit log")
 
     def test_shim_witnesses_curl_and_python_in_standard_mode(self):
         script = self.write("leaker.py", LEAKER)
