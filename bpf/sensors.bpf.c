@@ -1,8 +1,10 @@
 // The run's sensors as one BPF object: the process tree (proctree.bpf.h) and the TLS tap
-// (tlstap.bpf.h). One object because libbpf reads and parses the kernel's BTF
-// (/sys/kernel/btf/vmlinux, several MiB in page-sized reads) once per object it loads,
-// and the BTF tracepoints need it: two objects cost that twice on every `kz run`.
-// The loader (launcher/sensors/sensor_object.cpp) attaches each part on its own.
+// (tlstap.bpf.h). libbpf reads and parses a BTF once per object it loads; one object
+// loads once. The programs are raw tracepoints and uprobes reading fields with CO-RE, so
+// that BTF is a minimal one cut at build time (bpf/CMakeLists.txt), not the kernel's
+// several MiB (/sys/kernel/btf/vmlinux, read in page-sized pieces): that read and parse
+// was most of a run's start-up. The loader (launcher/sensors/sensor_object.cpp)
+// attaches each part on its own.
 #include "vmlinux.h"
 
 #include <bpf/bpf_core_read.h>

@@ -294,12 +294,13 @@ int kz_tap(struct pt_regs *ctx)
 }
 
 // The first TCP send of a thread in a handshake: its socket is the connection's. Only
-// threads with a handshake entry get past the first lookup. A BTF tracepoint: kprobes
+// threads with a handshake entry get past the first lookup. A raw tracepoint: kprobes
 // need tracefs and fentry is refused on these kernels; the loader leaves this program
 // out on a kernel without the tracepoint (then such connections have no peer).
-SEC("tp_btf/sock_send_length")
-int BPF_PROG(kz_tcp_sendmsg, struct sock *sk, int ret, int flags)
+SEC("raw_tp/sock_send_length")
+int kz_tcp_sendmsg(struct bpf_raw_tracepoint_args *ctx)
 {
+  struct sock *sk = (struct sock *)ctx->args[0];
   __u32 tid = (__u32)bpf_get_current_pid_tgid();
   struct kz_tap_conn_key *k = bpf_map_lookup_elem(&handshakes, &tid);
   if (!k)

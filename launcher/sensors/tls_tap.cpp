@@ -32,6 +32,7 @@
 #include <utility>
 
 #include "core/bpf_support.h"
+#include "core/log.h"
 #include "core/unique_fd.h"
 #include "core/host_facts.h"
 #include "redirect/program_route.h"
@@ -187,7 +188,10 @@ class BpfTlsTap final : public TlsTap {
       if (!l) return make_error(ErrorKind::Denied, "cannot probe " + f.path + ": " + last_attach_error_);
       everyone_links_.push_back(std::move(l));
     }
-    return attach_send_hook();
+    // Without the send hook (a kernel without the tracepoint) connections behind a
+    // program's own BIO have no peer; the rest works.
+    if (auto st = attach_send_hook(); !st) spdlog::info("TLS tap: {}", st.error().message);
+    return ok_status();
   }
 
   Status attach_send_hook() {
@@ -366,9 +370,7 @@ class BpfTlsTap final : public TlsTap {
       return;
     }
     if (!pl.libraries.empty()) return;
-    if (!attach_send_hook()) {
-      // Without it connections behind a program's own BIO have no peer; the rest works.
-    }
+    if (auto st = attach_send_hook(); !st) spdlog::info("TLS tap: {}", st.error().message);
     for (const FileProbes& f : libraries_)
       if (UniqueFd l = link_file(f, pid)) pl.libraries.push_back(std::move(l));
   }
