@@ -282,7 +282,7 @@ const std::vector<AuditKind>& audit_kinds() {
       {"proxy", index_of<ProxyConnection>(), "decision reason pid? exe? host? peer? client? conn?",
        "a connection the fallback proxy refused or passed through untouched"},
       {"leak", index_of<TapFinding>(), "decision reason pid host function via secret? peer? exe? lineage[]?",
-       "the TLS tap saw a secret's value go to a host it is not bound to (audit or kill)"},
+       "a TLS witness (the shim or the tap, `via`) saw a secret's value go to a host it is not bound to (audit or kill)"},
       {"exfil", index_of<TapFinding>(), "decision reason pid host function via secret? peer? exe? lineage[]?",
        "the TLS tap saw a token go to a host it is not bound to"},
       {"sensor.error", index_of<TapFinding>(), "decision reason pid host function via secret? peer? exe? lineage[]?",
