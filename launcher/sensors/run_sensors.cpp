@@ -1,6 +1,8 @@
 #include "sensors/run_sensors.h"
 
 #include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -373,7 +375,14 @@ void RunSensors::stop() {
       j.mode = opts_.mode == SensorMode::Full ? "full" : "default";
       {
         std::lock_guard cl(cover_mu_);
-        for (const auto& [exe, c] : programs_) j.programs.emplace_back(exe, cover_name(static_cast<int>(c)));
+        // A program with its own TLS library is probed whoever else witnesses it: its
+        // writes never reach the shim's hooks.
+        for (const auto& [exe, c] : programs_) {
+          char real[PATH_MAX];
+          const std::string path = ::realpath(exe.c_str(), real) != nullptr ? real : exe;
+          const bool own = std::find(j.taps.begin(), j.taps.end(), path + " (its own TLS library)") != j.taps.end();
+          j.programs.emplace_back(exe, own ? "uprobe" : cover_name(static_cast<int>(c)));
+        }
       }
       if (tap_->lost() > 0) {
         j.decision = "error";

@@ -355,6 +355,8 @@ class BpfTlsTap final : public TlsTap {
     retire(std::move(pl.program));   // the program it ran before this exec
     pl.program_file = {0, 0};
     if (f == nullptr) return;
+    // The peer of a connection behind the program's own BIO (node) comes from this hook.
+    if (auto st = attach_send_hook(); !st) spdlog::info("TLS tap: {}", st.error().message);
     if (UniqueFd l = link_file(*f, pid)) {
       pl.program = std::move(l);
       pl.program_file = id;

@@ -14,6 +14,7 @@ real TLS server on loopback:
 Skipped with `SKIP:` when `kz doctor` reports the TLS tap unavailable.
 """
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -57,6 +58,8 @@ def first_byte(pid, addr):
 
 
 INT3 = 0xCC
+NODE = shutil.which("node")
+CLIENTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "clients")
 
 
 @unittest.skipIf(WHY, "TLS tap %s" % WHY)
@@ -134,6 +137,28 @@ class WitnessTest(SensorCase):
         programs = {os.path.basename(p["exe"]): p["witness"] for p in s.get("programs", [])}
         self.assertEqual(programs.get(os.path.basename(PY)), "uprobe", s)
         self.assertEqual(programs.get("bash"), "shim", s)
+        self.assertNoCanaryInAudit()
+
+    @unittest.skipIf(NODE is None, "node is not installed")
+    def test_a_program_with_its_own_tls_is_caught_by_uprobes(self):
+        # node carries its own OpenSSL: the shim is loaded (and says hello) but node's
+        # writes never reach its hooks, so node's own SSL_write gets the uprobes.
+        env = dict(self.kenv, NODE_EXTRA_CA_CERTS=self.ca["ca"])
+        r = self.kz("run", "--audit-log", self.audit_path, "--", NODE, os.path.join(CLIENTS, "node_client.mjs"),
+                    "https", self.evil + "/v1/node", "API_KEY", env=env, timeout=120)
+        self.assertEqual(r.returncode, 0, self.diag(r))
+        # node writes a request in several SSL_writes, through its own transport: the
+        # tap sees no peer (host ""), which no secret is bound to.
+        leaks = self.assertAudited("leak", secret="API_KEY")
+        self.assertTrue(leaks, self.diag(r))
+        for leak in leaks:
+            self.assertEqual(leak.get("via"), "tls-tap")
+            self.assertEqual(leak.get("exe"), NODE)
+            self.assertEqual(leak.get("lineage"), [os.path.basename(NODE)])
+        s = self.summary()
+        self.assertTrue(any(t.endswith("(its own TLS library)") for t in s.get("taps", [])), s)
+        programs = {os.path.basename(p["exe"]): p["witness"] for p in s.get("programs", [])}
+        self.assertEqual(programs.get(os.path.basename(NODE)), "uprobe", s)
         self.assertNoCanaryInAudit()
 
     def breakpoints(self, flags):
