@@ -2,7 +2,9 @@
 """kz's own start-up overhead: `kz run -- true` versus `true`, interleaved, same machine,
 same moment. Secrets come from the env provider, so no provider latency is measured.
 
-Cases: kz's default configuration (as root with BPF that starts the eBPF sensors),
+Cases: kz's default configuration (as root with BPF that starts the sensors: the process
+tree, the shim's TLS witness, uprobes for the processes it does not serve),
+`--sensors=full` (uprobes on every write of the run; when this kz has the option),
 `--no-sensors`, and `--no-masking --no-sensors` (the bare launcher).
 
 usage: bench/startup_overhead.py [KZ_BIN] [RUNS] [--json FILE]
@@ -37,6 +39,9 @@ with tempfile.TemporaryDirectory() as d:
         "kz run --no-sensors": [kz, "--config", cfg, "run", "--no-sensors", "--", true],
         "kz run --no-masking --no-sensors": [kz, "--config", cfg, "run", "--no-masking", "--no-sensors", "--", true],
     }
+    help_text = subprocess.run([kz, "run", "--help"], capture_output=True, text=True).stdout
+    if "--sensors" in help_text.replace("--no-sensors", ""):
+        cases["kz run --sensors=full"] = [kz, "--config", cfg, "run", "--sensors=full", "--", true]
     times = {k: [] for k in cases}
     for _ in range(runs):
         for name, cmd in cases.items():

@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "kz/preload/scratch.h"
+#include "send_credentials.h"
 #include "shim.h"
 
 namespace kz::preload {
@@ -126,28 +127,6 @@ void become_undumpable() {
   __atomic_store_n(&g_undumpable, 1, __ATOMIC_RELAXED);
 }
 
-// Sends one request with SCM_CREDENTIALS: the broker answers a message only when its
-// sender is a process of the run (launcher/blind/broker_message.h). The kernel fills in
-// credentials anyway (the broker's SO_PASSCRED); naming them here makes each message
-// state who sends it, and the kernel refuses a pid or uid that is not ours.
-long send_with_credentials(int fd, Request* req) {
-  iovec iov{req, sizeof(Request)};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred))] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_CREDENTIALS;
-  c->cmsg_len = CMSG_LEN(sizeof(ucred));
-  ucred cred{static_cast<pid_t>(syscall(SYS_getpid)), static_cast<uid_t>(syscall(SYS_getuid)),
-             static_cast<gid_t>(syscall(SYS_getgid))};
-  std::memcpy(CMSG_DATA(c), &cred, sizeof cred);
-  return syscall(SYS_sendmsg, fd, &msg, MSG_NOSIGNAL);
-}
-
 }  // namespace
 
 Request* BrokerSocket::request() {
@@ -162,7 +141,7 @@ Reply* BrokerSocket::exchange() {
   become_undumpable();
   for (int attempt = 0; attempt < 2; ++attempt) {
     if (!ensure_connected(l)) return nullptr;
-    const long s = send_with_credentials(l->fd, &l->req);
+    const long s = send_with_credentials(l->fd, &l->req, sizeof(Request));
     if (s != static_cast<long>(sizeof(Request))) {
       drop_connection(l);   // the broker restarted or closed us: one reconnect
       continue;

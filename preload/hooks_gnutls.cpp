@@ -17,6 +17,7 @@
 #include "shim.h"
 #include "symbols.h"
 #include "tls_common.h"
+#include "witness.h"
 
 using namespace kz::preload;
 
@@ -157,6 +158,7 @@ struct Ctx {
 KZ_EXPORT ssize_t gnutls_record_send(gnutls_session_t s, const void* data, size_t n) {
   auto real = KZ_REAL(Gnutls, gnutls_record_send);
   if (real == nullptr) return GNUTLS_E_INTERNAL_ERROR;
+  if (witness_refuses_gnutls(s, data, n)) return GNUTLS_E_PUSH_ERROR;
   if (!shim_active() || data == nullptr || n == 0) return real(s, data, n);
   Guard guard;
   fd_mark_tls(gtls_own_fd(s));   // push-function sockets were marked at the handshake

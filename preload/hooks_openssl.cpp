@@ -22,6 +22,7 @@
 #include "shim.h"
 #include "symbols.h"
 #include "tls_common.h"
+#include "witness.h"
 
 using namespace kz::preload;
 
@@ -304,6 +305,7 @@ bool ossl_stream(SSL* ssl, void* buf, std::size_t num, bool peek, int* rc) {
 KZ_EXPORT int SSL_write(SSL* ssl, const void* buf, int num) {
   auto real = KZ_REAL(Ssl, SSL_write);
   if (real == nullptr) return -1;
+  if (num > 0 && witness_refuses_ossl(ssl, buf, static_cast<std::size_t>(num), kz::preload::witness::kSslWrite)) return -1;
   if (!shim_active() || num <= 0 || buf == nullptr) return real(ssl, buf, num);
   Guard g;
   int failed = -1;
@@ -318,6 +320,10 @@ KZ_EXPORT int SSL_write(SSL* ssl, const void* buf, int num) {
 KZ_EXPORT int SSL_write_ex(SSL* ssl, const void* buf, size_t num, size_t* written) {
   auto real = KZ_REAL(Ssl, SSL_write_ex);
   if (real == nullptr) return 0;
+  if (witness_refuses_ossl(ssl, buf, num, kz::preload::witness::kSslWriteEx)) {
+    if (written) *written = 0;
+    return 0;
+  }
   if (!shim_active() || num == 0 || buf == nullptr) return real(ssl, buf, num, written);
   Guard g;
   int failed = 0;

@@ -119,7 +119,7 @@ json fields(const ProxyConnection& e) {
 
 json fields(const TapFinding& e) {
   json j = {{"event", tap_name(e.kind)}, {"decision", e.decision}, {"reason", e.reason}, {"pid", e.pid},
-            {"host", e.host},            {"function", e.function}, {"via", "tls-tap"}};
+            {"host", e.host},            {"function", e.function}, {"via", e.via}};
   put(j, "secret", e.secret);
   put(j, "peer", e.peer);
   put(j, "exe", e.exe);
@@ -133,6 +133,17 @@ json fields(const SensorSummary& e) {
   json j = {{"event", "sensor.summary"}, {"via", "tls-tap"},         {"writes", e.writes},
             {"leaks", e.leaks},          {"exfil", e.exfil},         {"not_inspected", e.not_inspected},
             {"uses", std::move(uses)},   {"taps", e.taps}};
+  if (!e.witnesses.empty()) {
+    json w = json::object();
+    for (const auto& [name, n] : e.witnesses) w[name] = n;
+    j["witnesses"] = std::move(w);
+  }
+  if (!e.programs.empty()) {
+    json p = json::array();
+    for (const auto& [exe, witness] : e.programs) p.push_back({{"exe", exe}, {"witness", witness}});
+    j["programs"] = std::move(p);
+  }
+  put(j, "mode", e.mode);
   put(j, "decision", e.decision);
   put(j, "reason", e.reason);
   return j;
@@ -315,14 +326,14 @@ const std::vector<AuditKind>& audit_kinds() {
       {"proxy", index_of<ProxyConnection>(), "decision reason pid? exe? host? peer? client? conn?",
        "a connection the fallback proxy refused or passed through untouched"},
       {"leak", index_of<TapFinding>(), "decision reason pid host function via secret? peer? exe? lineage[]?",
-       "the TLS tap saw a secret's value go to a host it is not bound to (audit or kill)"},
+       "a TLS witness (the shim or the tap, `via`) saw a secret's value go to a host it is not bound to (audit or kill)"},
       {"exfil", index_of<TapFinding>(), "decision reason pid host function via secret? peer? exe? lineage[]?",
        "the TLS tap saw a token go to a host it is not bound to"},
       {"sensor.error", index_of<TapFinding>(), "decision reason pid host function via secret? peer? exe? lineage[]?",
        "the TLS tap could not kill a leaking process"},
       {"sensor.summary", index_of<SensorSummary>(),
-       "via writes leaks exfil not_inspected uses[] taps[] decision? reason?",
-       "the TLS tap's counts at the end of a run (uses per secret, host and form)"},
+       "via writes leaks exfil not_inspected uses[] taps[] witnesses? programs[]? mode? decision? reason?",
+       "the sensors' counts at the end of a run (uses per secret, host and form; writes per witness)"},
       {"audit.sink", index_of<SinkShortfall>(), "decision sink run delivered dropped reason",
        "records a sink (syslog, http) did not deliver by the end of the run"},
       {"audit.sink.dropped", index_of<SinkDropped>(), "sink ts dropped reason",

@@ -136,6 +136,7 @@ struct TapFinding {
   std::string host{}, function{};
   std::optional<std::string> secret{}, peer{}, exe{};
   std::vector<std::string> lineage{};   // left out when empty
+  std::string via = "tls-tap";          // the witness: "tls-tap" (kernel uprobes) | "shim" (in process)
 };
 
 // "sensor.summary": the TLS tap's counts at the end of a run.
@@ -148,6 +149,11 @@ struct SensorSummary {
   std::vector<TapUse> uses{};
   std::vector<std::string> taps{};
   std::optional<std::string> decision{}, reason{};   // "error" when writes were not inspected
+  // Which witness inspected how many of `writes` ("shim", "uprobe"), and which witness
+  // covered each program of the run ("shim" | "uprobe" | "none"), when known.
+  std::vector<std::pair<std::string, std::uint64_t>> witnesses{};
+  std::vector<std::pair<std::string, std::string>> programs{};
+  std::optional<std::string> mode{};   // "default" | "full"
 };
 
 // "canary": a decoy credential (a secret with `canary = true`; secrets/canary.h) was

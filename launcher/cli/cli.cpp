@@ -91,7 +91,9 @@ int cli_main(int argc, char** argv) {
       "\nAs root, eBPF sensors watch the command's whole process tree: every audit record carries\n"
       "the process lineage (bash → python3 → curl), and a tap on the TLS libraries sees what each\n"
       "process writes: a secret's value sent to a host not bound to it is a \"leak\" record\n"
-      "(--on-leak=kill kills the process first); a token sent to such a host is \"exfil\".\n"
+      "(--on-leak=kill fails that write); a token sent to such a host is \"exfil\". The shim inspects\n"
+      "the writes of the processes it is loaded into; kernel uprobes those of the others\n"
+      "(--sensors=full: every write, in the kernel).\n"
       "  kz run -- ./agent.sh\n"
       "  kz run --blind -- python agent.py\n"
       "  kz run --blind=proxy -- node agent.mjs\n"
@@ -144,6 +146,12 @@ int cli_main(int argc, char** argv) {
                       "When a canary (a decoy secret, canary = true) is seen anywhere: audit (a \"canary\" "
                       "record), or kill (also end the run; kz exits 3) (default: [canary] on_canary, else audit)")
       ->check(CLI::IsMember({"audit", "kill"}));
+  run_cmd->add_option("--sensors", run.sensors,
+                      "Which witness inspects each TLS write: default (the shim in process where it is loaded, "
+                      "kernel uprobes for the run's other processes only) or full (kernel uprobes on every "
+                      "write of the run, as an independent witness; costs a trap per write, see docs/sensors.md)")
+      ->check(CLI::IsMember({"default", "full"}))
+      ->default_str("default");
   run_cmd->add_option("command", run.command, "Command and its arguments (after --)");
 
   TrustOptions trust;

@@ -41,6 +41,7 @@ struct RunOptions {
   std::string identity_token_file;  // --identity-token-file: the JWT for [server] url
   std::string on_leak = "audit";   // --on-leak: audit|kill (the TLS tap's answer to a leak)
   std::string on_canary;           // --on-canary: audit|kill (empty: [canary] on_canary)
+  std::string sensors = "default"; // --sensors: default|full (which witness inspects TLS writes)
   std::vector<std::string> command;
 };
 

@@ -10,7 +10,9 @@
 #include "core/host_facts.h"
 #include "redirect/select.h"
 #include "sensors/process_sensor.h"
+#include "sensors/sensor_object.h"
 #include "sensors/tls_tap.h"
+#include "sensors/witness_coverage.h"
 
 namespace kz {
 
@@ -33,21 +35,27 @@ SensorStatus sensor_status() {
     st.process = st.tap = "unavailable: " + why;
     return st;
   }
-  auto s = ProcessSensor::start(getpid());
+  auto obj = SensorObject::load(false);
+  if (!obj) {
+    st.process = st.tap = "unavailable: " + obj.error().message;
+    return st;
+  }
+  auto s = ProcessSensor::start(getpid(), *obj);
   if (!s) {
     st.process = st.tap = "unavailable: " + s.error().message;
     return st;
   }
   st.process = "active (tracepoints sched_process_fork/exec/exit; exact membership and lineage in every record)";
   TlsTapOptions to;
-  to.members_fd = (*s)->members_map_fd();
-  if (auto t = TlsTap::start(std::move(to)); !t) {
+  to.everyone = true;   // attached for real, so the kernel's answer is the one a run gets
+  if (auto t = TlsTap::start(*obj, std::move(to)); !t) {
     st.tap = "unavailable: " + t.error().message;
   } else {
     std::string on;
     for (const auto& a : (*t)->attached()) on += (on.empty() ? "" : ", ") + a;
     st.tap = "active (uprobes on SSL_write/_ex, gnutls_record_send of " + on +
-             ", and of run programs with their own copy; leaks and exfiltration attempts audited)";
+             ", and of run programs with their own copy, for the run's processes the shim does not serve; "
+             "--sensors=full: for every write)";
     (*t)->stop();
   }
   (*s)->stop();
@@ -117,6 +125,7 @@ int cmd_doctor(const GlobalOptions& g) {
                           "[blind] proxy_ports); --blind=proxy: every program");
   line("sensor: process tree", sensors.process);
   line("sensor: TLS tap", sensors.tap);
+  for (const auto& [program, witness] : witness_coverage_examples()) line(("witness: " + program).c_str(), witness);
   line("blind: proxy HTTP/2", "not offered: the proxy selects http/1.1 by ALPN (tokens are swapped in HTTP/1.1)");
   return kExitOk;
 }

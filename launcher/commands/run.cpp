@@ -23,6 +23,8 @@
 
 #include "audit/audit_trail.h"
 #include "blind/blind_run.h"
+#include "blind/preload_path.h"
+#include "kz/preload/witness_wire.h"
 #include "config/secret_bindings.h"
 #include "secrets/token_table.h"
 #include "commands/commands.h"
@@ -160,6 +162,7 @@ Step RunSession::open_audit() {
   so.enabled = !o_.no_sensors;
   so.on_leak = on_leak_;
   so.audit = trail_.get();
+  if (auto mode = parse_sensor_mode(o_.sensors)) so.mode = *mode;
   sensors_loading_ = std::async(std::launch::async, [so = std::move(so)]() mutable {
     return RunSensors::start(std::move(so));
   });
@@ -426,10 +429,11 @@ Step RunSession::start_watchers() {
       return fail(kExitInternal, st.error().message);
     }
     sensors_->set_own_proxy(blind_->proxy_endpoints(), [b = blind_.get()](pid_t pid) { return b->routes_to_proxy(pid); });
-    sensors_->watch(LeakDetector::build(blind_->watch_list()));
+    sensors_->watch(blind_->watch_list(), false);
     secrets_ = blind_->child_secrets();
     add_canaries_to_env();
     for (auto& v : blind_->child_vars(environ)) env_opts_.plain.push_back(std::move(v));
+    if (auto w = sensors_->witness_path(); !w.empty()) env_opts_.plain.push_back({preload::witness::kEnvWitness, w, {}});
     sup_.subreaper = true;
     return std::nullopt;
   }
@@ -445,7 +449,19 @@ Step RunSession::start_watchers() {
         if (s.name == name) watch.push_back({s.name, s.value.view(), "", b});
   // A canary is bound nowhere: the tap reports any write of it (a "leak" naming it).
   for (const auto& c : canaries_) watch.push_back({c.name, c.env_value.view(), "", Binding{}});
-  sensors_->watch(LeakDetector::build(watch));
+  sensors_->watch(watch, true);
+  // The shim's witness inspects the TLS writes of the processes it is loaded into.
+  if (auto w = sensors_->witness_path(); !w.empty()) {
+    if (auto shim = find_preload_library()) {
+      std::string preload = *shim;
+      if (const char* inherited = std::getenv("LD_PRELOAD"); inherited != nullptr && *inherited != '\0')
+        preload += std::string(":") + inherited;
+      env_opts_.plain.push_back({"LD_PRELOAD", preload, {}});
+      env_opts_.plain.push_back({preload::witness::kEnvWitness, w, {}});
+    } else {
+      spdlog::info("TLS witness: no shim ({}); every process gets uprobes", shim.error().message);
+    }
+  }
   add_canaries_to_env();
   // Killing on a canary ends the whole tree: kz adopts what daemonises.
   if (alarm_->kills()) sup_.subreaper = true;

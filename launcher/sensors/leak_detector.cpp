@@ -98,12 +98,15 @@ bool LeakDetector::confirm(const Window& w, const char* p, std::size_t len) cons
   return CRYPTO_memcmp(m, w.mac, sizeof m) == 0;
 }
 
+bool LeakDetector::bound(std::size_t i, std::string_view host) const {
+  if (i >= bindings_.size()) return false;
+  if (bindings_[i].allow_any) return true;
+  return !host.empty() && host_allowed(bindings_[i], host);
+}
+
 std::vector<Sighting> LeakDetector::scan(std::string_view data, std::string_view host) const {
   std::vector<Sighting> out;
-  auto bound = [&](std::size_t i) {
-    if (bindings_[i].allow_any) return true;
-    return !host.empty() && host_allowed(bindings_[i], host);
-  };
+  auto bound = [&](std::size_t i) { return this->bound(i, host); };
   auto note = [&](SightingKind k, std::size_t i) {
     for (const auto& s : out)
       if (s.kind == k && s.secret == i) return;

@@ -50,6 +50,9 @@ class LeakDetector {
   // could not tell) is bound to nothing.
   std::vector<Sighting> scan(std::string_view data, std::string_view host) const;
 
+  // Whether `host` may receive secret `i` (as scan() judges it).
+  bool bound(std::size_t i, std::string_view host) const;
+
   std::size_t size() const { return names_.size(); }
   const std::string& name(std::size_t i) const { return names_[i]; }
   // Secrets whose value is not watched (shorter than kMinValueLen).

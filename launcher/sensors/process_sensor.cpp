@@ -26,16 +26,12 @@
 #include "core/unique_fd.h"
 #include "core/signal_free_thread.h"
 
+#include "sensors/sensor_object.h"
+
 #if KZ_HAVE_BPF
 #include <bpf/bpf.h>
-#include <bpf/libbpf.h>
 
-#include "proctree_shared.h"
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
-#pragma GCC diagnostic ignored "-Wunused-parameter"
-#include "proctree.skel.h"
-#pragma GCC diagnostic pop
+#include "sensors/sensors_skel.h"
 #endif
 
 namespace kz {
@@ -76,11 +72,18 @@ Result<std::unique_ptr<ProcessSensor>> ProcessSensor::start(pid_t) {
   return make_error(ErrorKind::Denied, cheap_checks());
 }
 
+Result<std::unique_ptr<ProcessSensor>> ProcessSensor::start(pid_t, std::shared_ptr<SensorObject>) {
+  return make_error(ErrorKind::Denied, cheap_checks());
+}
+
 #else
 
 namespace {
 
-using SkelPtr = std::unique_ptr<kz_proctree, BpfDestroy<kz_proctree, kz_proctree__destroy>>;
+struct LinkDeleter {
+  void operator()(bpf_link* l) const { bpf_link__destroy(l); }
+};
+using LinkPtr = std::unique_ptr<bpf_link, LinkDeleter>;
 
 std::uint64_t boottime_ns() {
   timespec ts{};
@@ -97,14 +100,14 @@ constexpr int kMaxDepth = 1024;
 
 class BpfProcessSensor final : public ProcessSensor {
  public:
-  BpfProcessSensor(pid_t launcher, SkelPtr skel, UniqueFd stop_fd)
-      : launcher_(launcher), skel_(std::move(skel)), stop_fd_(std::move(stop_fd)) {}
+  BpfProcessSensor(pid_t launcher, std::shared_ptr<SensorObject> obj, std::vector<LinkPtr> links, UniqueFd stop_fd)
+      : launcher_(launcher), obj_(std::move(obj)), links_(std::move(links)), stop_fd_(std::move(stop_fd)) {}
   ~BpfProcessSensor() override { stop(); }
 
   // The ring buffer calls back into this object, so it is opened once the object is in
   // place.
   Status start_consumer() {
-    rb_.reset(ring_buffer__new(bpf_map__fd(skel_->maps.events), &BpfProcessSensor::on_event, this, nullptr));
+    rb_.reset(ring_buffer__new(bpf_map__fd(obj_->skel()->maps.events), &BpfProcessSensor::on_event, this, nullptr));
     if (!rb_) return bpf_load_error("cannot open the process-event ring buffer", errno, nullptr);
     consumer_ = signal_free_thread([this] { consume(); });
     return ok_status();
@@ -121,10 +124,10 @@ class BpfProcessSensor final : public ProcessSensor {
       roots_.insert(root);
     }
     std::lock_guard lock(skel_mu_);
-    if (!skel_) return make_error(ErrorKind::Internal, "the process sensor is stopped");
+    if (!obj_) return make_error(ErrorKind::Internal, "the process sensor is stopped");
     const std::uint32_t key = static_cast<std::uint32_t>(root);
     const kz_pt_member m{static_cast<std::uint32_t>(launcher_), 0};
-    if (int err = bpf_map__update_elem(skel_->maps.members, &key, sizeof key, &m, sizeof m, BPF_ANY))
+    if (int err = bpf_map__update_elem(obj_->skel()->maps.members, &key, sizeof key, &m, sizeof m, BPF_ANY))
       return bpf_load_error("cannot register the run's root process", err, nullptr);
     return ok_status();
   }
@@ -187,12 +190,12 @@ class BpfProcessSensor final : public ProcessSensor {
 
   int members_map_fd() const override {
     std::lock_guard lock(skel_mu_);
-    return skel_ ? bpf_map__fd(skel_->maps.members) : -1;
+    return obj_ ? bpf_map__fd(obj_->skel()->maps.members) : -1;
   }
 
-  void set_exec_listener(std::function<void(pid_t, const std::string&)> f) override {
+  void set_listener(Listener l) override {
     std::lock_guard lock(listener_mu_);
-    exec_listener_ = std::move(f);
+    listener_ = std::move(l);
   }
 
   void stop() override {
@@ -206,7 +209,8 @@ class BpfProcessSensor final : public ProcessSensor {
     }
     std::lock_guard lock(skel_mu_);
     rb_.reset();
-    skel_.reset();   // destroys the links: the programs detach here
+    links_.clear();   // the tracepoints detach here
+    obj_.reset();
   }
 
  private:
@@ -218,10 +222,10 @@ class BpfProcessSensor final : public ProcessSensor {
   std::optional<kz_pt_member> member(pid_t pid) const {
     if (pid <= 0) return std::nullopt;
     std::lock_guard lock(skel_mu_);
-    if (!skel_) return std::nullopt;
+    if (!obj_) return std::nullopt;
     const std::uint32_t key = static_cast<std::uint32_t>(pid);
     kz_pt_member m{};
-    if (bpf_map__lookup_elem(skel_->maps.members, &key, sizeof key, &m, sizeof m, 0) != 0) return std::nullopt;
+    if (bpf_map__lookup_elem(obj_->skel()->maps.members, &key, sizeof key, &m, sizeof m, 0) != 0) return std::nullopt;
     return m;
   }
 
@@ -236,6 +240,7 @@ class BpfProcessSensor final : public ProcessSensor {
   void apply(const kz_pt_event& ev) {
     const auto pid = static_cast<pid_t>(ev.tgid);
     std::string exec_path;
+    std::uint32_t execs = 0;
     {
       std::lock_guard lock(table_mu_);
       switch (ev.type) {
@@ -270,6 +275,8 @@ class BpfProcessSensor final : public ProcessSensor {
             i += len + 1;
           }
           e.execs_seen = std::max(e.execs_seen, ev.exec_seq);
+          e.p.execs = e.execs_seen;
+          execs = e.execs_seen;
           break;
         }
         case KZ_PT_EVENT_EXIT: {
@@ -285,10 +292,10 @@ class BpfProcessSensor final : public ProcessSensor {
       }
     }
     events_cv_.notify_all();
-    if (ev.type == KZ_PT_EVENT_EXEC) {
-      std::lock_guard lock(listener_mu_);
-      if (exec_listener_) exec_listener_(pid, exec_path);
-    }
+    std::lock_guard lock(listener_mu_);
+    if (ev.type == KZ_PT_EVENT_EXEC && listener_.exec) listener_.exec(pid, exec_path, execs);
+    if (ev.type == KZ_PT_EVENT_FORK && listener_.fork) listener_.fork(pid, static_cast<pid_t>(ev.parent));
+    if (ev.type == KZ_PT_EVENT_EXIT && listener_.exit) listener_.exit(pid);
   }
 
   void consume() {
@@ -304,16 +311,17 @@ class BpfProcessSensor final : public ProcessSensor {
   }
 
   const pid_t launcher_;
-  // skel_ and rb_ are reset by stop(); skel_mu_ keeps the callers' map lookups off them
-  // meanwhile. Never held together with table_mu_.
+  // obj_, links_ and rb_ are reset by stop(); skel_mu_ keeps the callers' map lookups
+  // off them meanwhile. Never held together with table_mu_.
   mutable std::mutex skel_mu_;
-  SkelPtr skel_;
+  std::shared_ptr<SensorObject> obj_;
+  std::vector<LinkPtr> links_;
   RingBufferPtr rb_;
   UniqueFd stop_fd_;   // eventfd: wakes the consumer to end
   std::thread consumer_;
 
   std::mutex listener_mu_;
-  std::function<void(pid_t, const std::string&)> exec_listener_;
+  Listener listener_;
 
   mutable std::mutex table_mu_;
   mutable std::condition_variable events_cv_;
@@ -324,18 +332,24 @@ class BpfProcessSensor final : public ProcessSensor {
 }  // namespace
 
 Result<std::unique_ptr<ProcessSensor>> ProcessSensor::start(pid_t launcher) {
+  auto obj = SensorObject::load(false);
+  if (!obj) return obj.take_error();
+  return start(launcher, std::move(*obj));
+}
+
+Result<std::unique_ptr<ProcessSensor>> ProcessSensor::start(pid_t launcher, std::shared_ptr<SensorObject> obj) {
   if (auto why = cheap_checks(); !why.empty()) return make_error(ErrorKind::Denied, why);
+  if (!obj) return make_error(ErrorKind::Internal, "the process sensor needs the sensors' BPF object");
   LibbpfLogCapture log;
-  SkelPtr skel(kz_proctree__open());
-  if (!skel) return bpf_load_error("cannot open the process-tree sensor", errno, &log);
-  if (int err = kz_proctree__load(skel.get()); err != 0)
-    return bpf_load_error("cannot load the process-tree sensor", err, &log);
-  // Links are owned by the skeleton and detach when it goes.
-  if (int err = kz_proctree__attach(skel.get()); err != 0)
-    return bpf_load_error("cannot attach the process-tree tracepoints", err, &log);
+  std::vector<LinkPtr> links;
+  for (bpf_program* p : {obj->skel()->progs.kz_pt_fork, obj->skel()->progs.kz_pt_exec, obj->skel()->progs.kz_pt_exit}) {
+    LinkPtr l(bpf_program__attach(p));
+    if (!l) return bpf_load_error("cannot attach the process-tree tracepoints", errno, &log);
+    links.push_back(std::move(l));
+  }
   UniqueFd stop(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!stop) return make_error(ErrorKind::Internal, std::string("eventfd: ") + std::strerror(errno));
-  auto s = std::make_unique<BpfProcessSensor>(launcher, std::move(skel), std::move(stop));
+  auto s = std::make_unique<BpfProcessSensor>(launcher, std::move(obj), std::move(links), std::move(stop));
   if (auto st = s->start_consumer(); !st) return st.take_error();
   return std::unique_ptr<ProcessSensor>(std::move(s));
 }

@@ -26,6 +26,8 @@
 
 namespace kz {
 
+class SensorObject;
+
 // What the sensor knows about one process of the run.
 struct SensedProcess {
   pid_t pid = 0;
@@ -33,6 +35,7 @@ struct SensedProcess {
   std::string exe;                // the last program it executed, as passed to execve; "" if none yet
   std::vector<std::string> argv;  // that program's arguments (the first KZ_PT_ARGV_MAX bytes)
   std::uint64_t start_ns = 0;     // CLOCK_BOOTTIME of its fork (of the exec, for a root)
+  std::uint32_t execs = 0;        // programs it has executed so far (0: still its parent's)
   bool exited = false;
   int exit_status = 0;            // wait status, when exited
 };
@@ -42,6 +45,8 @@ class ProcessSensor : public ProcessWitness {
   // Loads and attaches the programs and starts the event thread. `launcher` is kz
   // itself: never a member, and the parent recorded for roots.
   static Result<std::unique_ptr<ProcessSensor>> start(pid_t launcher);
+  // The same, from the run's one sensors object (shared with the TLS tap).
+  static Result<std::unique_ptr<ProcessSensor>> start(pid_t launcher, std::shared_ptr<SensorObject> obj);
   virtual ~ProcessSensor() = default;
 
   // Makes `root` (and everything it forks from now on) part of the run. Must happen
@@ -61,9 +66,15 @@ class ProcessSensor : public ProcessWitness {
   // The kernel map of the run's members (for the TLS tap, which filters by it); -1 once
   // stopped. Owned by the sensor.
   virtual int members_map_fd() const = 0;
-  // Called on the sensor's thread after each exec of a run process, with the program as
-  // passed to execve. Set before add_root(); replaces any earlier listener.
-  virtual void set_exec_listener(std::function<void(pid_t pid, const std::string& exe)> f) = 0;
+  // Called on the sensor's thread after each event of a run process is in the table
+  // (an exec: the program as passed to execve and its exec count). Set before
+  // add_root(); replaces any earlier listener. Any member may be empty.
+  struct Listener {
+    std::function<void(pid_t child, pid_t parent)> fork;
+    std::function<void(pid_t pid, const std::string& exe, std::uint32_t execs)> exec;
+    std::function<void(pid_t pid)> exit;
+  };
+  virtual void set_listener(Listener l) = 0;
   // Detaches the programs and ends the event thread. Idempotent; the destructor calls it.
   virtual void stop() = 0;
 };

@@ -1,15 +1,21 @@
-// The eBPF sensors of one `kz run` (standard or blind): the process tree, and the TLS
-// tap that reads what the run's processes hand their TLS library. Independent of the
-// shim and the proxy: they record what the agent's processes did, whichever path their
-// bytes took.
+// The sensors of one `kz run` (standard or blind): the process tree (eBPF), and the
+// witnesses of what the run's processes hand their TLS library. Each write is inspected
+// once, by the cheapest witness that can see it:
+//   - the shim's witness (preload/witness.h), in process, for every process the shim is
+//     loaded into and says hello from (standard mode too: kz preloads it);
+//   - the TLS tap's uprobes (tls_tap.h), installed into the other processes of the run
+//     only: a child started without the shim, a program with its own TLS library;
+//   - with --sensors=full, the uprobes for every write of the run, as an independent
+//     kernel witness (and no shim witness).
 //
 // Audit records written here (besides what the broker and the proxy write):
 //   "leak"            a secret's value went to a host not bound to it (standard mode,
 //                     where the agent holds values); decision "audit" or "kill"
 //   "exfil"           a token went to a host not bound to it (blind mode; the shim or
 //                     the proxy refused the swap and records that too)
-//   "sensor.summary"  at the end: uses per secret and host, counts, writes not inspected
-// Each carries pid, exe, lineage, host, the TLS function and "via":"tls-tap".
+//   "sensor.summary"  at the end: uses per secret and host, counts per witness, which
+//                     witness covered which program, writes not inspected
+// Each carries pid, exe, lineage, host, the TLS function and "via" ("shim" or "tls-tap").
 //
 // Without the capability, BTF or an eBPF build, the sensors are off: kz says so once
 // (with -v; a warning when --on-leak=kill asked for them) and everything else works.
@@ -23,12 +29,14 @@
 #include <mutex>
 #include <string>
 #include <tuple>
+#include <vector>
 
 #include "audit/audit_recorder.h"
 #include "kz/result.h"
 #include "sensors/leak_detector.h"
 #include "sensors/process_sensor.h"
 #include "sensors/tls_tap.h"
+#include "sensors/witness_server.h"
 
 namespace kz {
 
@@ -37,8 +45,14 @@ enum class OnLeak { Audit, Kill };
 // "audit" | "kill"
 Result<OnLeak> parse_on_leak(const std::string& s);
 
+enum class SensorMode { Default, Full };
+
+// "default" | "full"
+Result<SensorMode> parse_sensor_mode(const std::string& s);
+
 struct RunSensorOptions {
   bool enabled = true;   // false (--no-sensors): nothing is loaded
+  SensorMode mode = SensorMode::Default;
   OnLeak on_leak = OnLeak::Audit;
   AuditRecorder* audit = nullptr;   // required, thread-safe; outlives the RunSensors
 };
@@ -55,8 +69,12 @@ class RunSensors {
   ProcessSensor* process() const { return process_.get(); }
   bool tap_active() const { return tap_ != nullptr; }
 
-  // Starts the TLS tap, which recognises what `detector` knows. Before the child forks.
-  void watch(LeakDetector detector);
+  // Starts the witnesses, which recognise `secrets` (values: in standard mode, where the
+  // agent holds them; blind mode watches tokens). Before the child forks.
+  void watch(const std::vector<WatchedSecret>& secrets, bool values);
+  // The shim witness's socket, for $KZ_WITNESS in the child's environment (with the
+  // shim in LD_PRELOAD); "" when there is none (full mode, no sensors).
+  std::string witness_path() const { return witness_ ? witness_->path() : ""; }
   // kz's own fallback proxy: where it listens (IP literal, port), and which processes
   // the run routes to it. A redirected program's socket peer is the proxy, not the host
   // it asked for, and a program with its own TLS library (node) writes through its own
@@ -81,13 +99,36 @@ class RunSensors {
   static constexpr std::size_t kNoSecret = static_cast<std::size_t>(-1);
   TapFinding facts(const TapWrite& w, std::size_t secret) const;
 
+  // Which witness covers each process (see the file comment).
+  enum class Cover { None, Shim, Uprobe, Pending };
+  struct Coverage {
+    Cover cover = Cover::None;
+    std::string exe;
+    std::uint32_t execs = 0;        // the image this applies to
+    std::uint32_t hello = 0;        // the image the shim said hello from (+1; 0: none)
+  };
+  void start_tap();
+  void on_exec(pid_t pid, const std::string& exe, std::uint32_t execs);
+  void on_fork(pid_t child, pid_t parent);
+  void on_exit(pid_t pid);
+  void on_hello(pid_t pid);
+  std::pair<bool, bool> on_sighting(const WitnessSighting& s);
+  void note_program(const std::string& exe, Cover c);
+  bool shim_expected(pid_t pid) const;
+
   RunSensorOptions opts_;
+  std::shared_ptr<SensorObject> obj_;
   std::unique_ptr<ProcessSensor> process_;
   std::unique_ptr<TlsTap> tap_;
-  LoadedTlsTapPtr tap_loaded_;        // from start() until watch()
-  std::string tap_load_error_;        // why it could not load, for watch() to report
+  std::string tap_error_;   // why there is no tap_
+  std::unique_ptr<WitnessServer> witness_;
   LeakDetector detector_;
   bool stopped_ = false;
+
+  std::mutex cover_mu_;
+  std::map<pid_t, Coverage> cover_;
+  std::map<std::string, Cover> programs_;   // exe -> the witness that covered it last
+  std::uint64_t shim_writes_ = 0;           // under counts_mu_
 
   std::mutex counts_mu_;
   // (secret, host, "value" | "token") -> writes

