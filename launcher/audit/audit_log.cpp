@@ -14,6 +14,8 @@
 #include <fstream>
 #include <optional>
 
+#include "core/json_dump.h"
+
 namespace kz {
 
 namespace {
@@ -221,7 +223,7 @@ Status AuditLog::append_batch(std::vector<nlohmann::json> records, std::vector<s
       if (!record.is_object()) record = nlohmann::json::object();
       record["ts"] = ts;
       record["prev"] = prev_hash;
-      std::string text = record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      std::string text = dump_json(record);   // nlohmann's compact dump, byte for byte
       prev_hash = sha256_hex(text);
       block += text;
       block += '\n';

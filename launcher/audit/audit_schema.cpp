@@ -224,9 +224,17 @@ json fields(const PdpDecision& e) {
 // The same from an event the caller gives up: its input and result trees are moved, not
 // copied (the PDP records one per request).
 json fields(PdpDecision&& e) {
-  return {{"event", "decision"}, {"decision", e.decision}, {"decision_id", e.decision_id}, {"endpoint", e.endpoint},
-          {"revision", e.revision}, {"source", e.source}, {"sub", e.sub}, {"input", std::move(e.input)},
-          {"result", std::move(e.result)}};
+  json j = json::object();   // (an initializer list would build a two-element array per field)
+  j["event"] = "decision";
+  j["decision"] = std::move(e.decision);
+  j["decision_id"] = std::move(e.decision_id);
+  j["endpoint"] = std::move(e.endpoint);
+  j["revision"] = std::move(e.revision);
+  j["source"] = std::move(e.source);
+  j["sub"] = std::move(e.sub);
+  j["input"] = std::move(e.input);
+  j["result"] = std::move(e.result);
+  return j;
 }
 
 json fields(const CanarySeen& e) {

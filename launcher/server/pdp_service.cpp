@@ -5,6 +5,7 @@
 #include <chrono>
 #include <ctime>
 
+#include "core/json_dump.h"
 #include "kz/digest.h"
 #include "policy/policy_engine.h"
 #include "resolve/resolver.h"
@@ -14,7 +15,7 @@ namespace kz {
 namespace {
 
 HttpReply json_reply(int status, const nlohmann::json& j) {
-  return {status, "application/json", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), {}};
+  return {status, "application/json", dump_json(j), {}};
 }
 HttpReply error_reply(int status, const std::string& msg) { return json_reply(status, {{"error", msg}}); }
 
@@ -127,7 +128,7 @@ HttpReply PdpService::api(const HttpRequestView& req, bool resolve) {
 
   const std::string id = new_decision_id();
   nlohmann::json results = nlohmann::json::array();
-  nlohmann::json logged = nlohmann::json::array();
+  nlohmann::json logged = nlohmann::json::array();   // /v1/resolve: results without values
   nlohmann::json inputs = nlohmann::json::array();
   bool all = true;
   for (const auto& a : asked) {
@@ -139,7 +140,7 @@ HttpReply PdpService::api(const HttpRequestView& req, bool resolve) {
     r["provider"] = a.provider;
     r["ref"] = a.ref;
     inputs.push_back({{"name", a.name}, {"provider", a.provider}, {"ref", a.ref}});
-    logged.push_back(r);
+    if (resolve) logged.push_back(r);
     if (resolve && d.allow) {
       auto v = resolve_with_providers(st->providers, a.provider, a.ref);
       if (v) {
@@ -158,10 +159,14 @@ HttpReply PdpService::api(const HttpRequestView& req, bool resolve) {
   if (!request.method.empty()) reqj["method"] = request.method;
   if (!request.path.empty()) reqj["path"] = request.path;
   input["request"] = std::move(reqj);
+  // The reply is written first, so that for /v1/decide (no values) the log can take its
+  // results array instead of a copy.
+  nlohmann::json reply = {{"decision_id", id}, {"revision", st->bundle.revision}, {"results", std::move(results)}};
+  HttpReply out = json_reply(200, reply);
   opts_.log->record(PdpDecision{all ? "allow" : "deny", id, endpoint, st->bundle.revision, req.source,
                                 claims.contains("sub") && claims["sub"].is_string() ? claims["sub"].get<std::string>() : "",
-                                std::move(input), std::move(logged)});
-  return json_reply(200, {{"decision_id", id}, {"revision", st->bundle.revision}, {"results", std::move(results)}});
+                                std::move(input), resolve ? std::move(logged) : std::move(reply["results"])});
+  return out;
 }
 
 }  // namespace kz
