@@ -46,7 +46,7 @@ for k in openai:OPENAI_API_KEY slack:SLACK_BOT_TOKEN; do
   curl -s --http1.1 --cacert "$CA" -H "Authorization: Bearer $v" "https://localhost:$PORT/echo/$name"; echo
   curl -s --http1.1 --cacert "$CA" -H "Authorization: Bearer $v" "https://127.0.0.1:$PORT/elsewhere/$name"; echo
 done
-echo "JWT=$JWT_TOKEN"
+echo "JWT_TOKEN=$JWT_TOKEN"
 '''
 
 
