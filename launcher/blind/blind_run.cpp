@@ -42,6 +42,7 @@ Result<std::unique_ptr<BlindRun>> BlindRun::prepare(const Config& cfg, const std
                  "send tokens unchanged", choice->why);
   auto run = std::unique_ptr<BlindRun>(new BlindRun(std::move(*bindings), std::move(preload_path), std::move(*verifier)));
   run->grant_connections_ = cfg.blind.grant_connections;
+  run->token_shape_ = cfg.blind.token_shape == "plain" ? TokenShape::Plain : TokenShape::Auto;
   run->proxy_all_ = mode.proxy_all;
   if (choice->name != "off") {
     FallbackOptions& fo = run->fallback_opts_;
@@ -76,7 +77,7 @@ Status BlindRun::set_root(pid_t pid) {
 }
 
 Status BlindRun::start(std::vector<ResolvedSecret> values, AuditRecorder& audit) {
-  auto table = TokenTable::build(std::move(values), bindings_);
+  auto table = TokenTable::build(std::move(values), bindings_, token_shape_);
   if (!table) return table.take_error();
   table_.emplace(std::move(*table));
   // The canaries' tokens after the secrets' (recorded in "canary" records when seen).
@@ -113,7 +114,7 @@ std::vector<ResolvedSecret> BlindRun::child_secrets() const {
   std::vector<ResolvedSecret> out;
   // Canaries are planted by the run (as their shape's prefix and the token).
   for (const auto& s : table_->secrets())
-    if (!s.canary) out.push_back({s.name, "token", SecretValue::from(s.token.view())});
+    if (!s.canary) out.push_back({s.name, "token", token_as_shown(s)});
   return out;
 }
 

@@ -481,8 +481,16 @@ Status parse_blind(const toml::node& node, const std::string& file, Config& cfg)
       cfg.blind.mode = m->get();
       continue;
     }
+    if (key == "token_shape") {
+      const auto* m = v.as_string();
+      if (m == nullptr || (m->get() != "auto" && m->get() != "plain"))
+        return config_error(kpos, "blind.token_shape must be \"auto\" or \"plain\"");
+      cfg.blind.token_shape = m->get();
+      continue;
+    }
     if (key != "ca_file")
-      return config_error(kpos, "blind: unknown key \"" + key + "\" (known: ca_file, reuse, proxy_ports, redirector, mode)");
+      return config_error(kpos, "blind: unknown key \"" + key +
+                                    "\" (known: ca_file, reuse, proxy_ports, redirector, mode, token_shape)");
     const auto* s = v.as_string();
     if (s == nullptr || s->get().empty())
       return config_error(kpos, "blind.ca_file must be a non-empty string, not a " + std::string(type_name(v)));

@@ -62,6 +62,9 @@ struct BlindConfig {
   // the strong form (no shim, no broker socket in the agent's reach; see
   // docs/security.md); `--blind=shim` / `--blind=proxy` on the command line win.
   std::string mode = "shim";
+  // token_shape = "auto" (default) | "plain": a token keeps its value's vendor prefix
+  // (`sk-proj-`, `xoxb-`, ...) and length, or is always a bare KZ_TOK_ token.
+  std::string token_shape = "auto";
 };
 
 // [server]: resolve through a kz PDP (kz server start) instead of the providers.

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cctype>
 
+#include "secrets/token_mint.h"
+
 
 namespace kz {
 
@@ -18,6 +20,8 @@ constexpr CanaryShape kShapes[] = {
     {"github", "ghp_************************************"},
     {"slack", "xoxb-#############-#############-************************"},
     {"stripe", "sk_live_********************************"},
+    {"stripe-test", "sk_test_********************************"},
+    {"openai-legacy", "sk-************************************************"},
     {"aws-key-id", "AKIA^^^^^^^^^^^^^^^^"},
     {"aws-secret", "++++++++++++++++++++++++++++++++++++++++"},
     {"generic", "****************************************"},
@@ -68,6 +72,8 @@ const CanaryShape* find_canary_shape(std::string_view name) {
   return nullptr;
 }
 
+std::span<const CanaryShape> canary_shapes() { return kShapes; }
+
 std::string canary_shape_names() {
   std::string out;
   for (const auto& s : kShapes) out += (out.empty() ? "" : ", ") + std::string(s.name);
@@ -107,11 +113,7 @@ Result<SecretValue> make_canary_value(const CanaryShape& s) {
 }
 
 SecretValue canary_with_token(const CanaryShape& s, std::string_view token) {
-  const std::string_view prefix = canary_prefix(s);
-  SecretValue v = SecretValue::allocate(prefix.size() + token.size());
-  std::copy(prefix.begin(), prefix.end(), v.data());
-  std::copy(token.begin(), token.end(), v.data() + prefix.size());
-  return v;
+  return token_with_prefix(canary_prefix(s), token);
 }
 
 void CanaryAlarm::set_killer(std::function<void()> killer) {

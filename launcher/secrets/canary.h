@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <functional>
 #include <mutex>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -33,6 +34,9 @@ struct CanaryShape {
 
 // The shapes kz knows, by name; null when unknown.
 const CanaryShape* find_canary_shape(std::string_view name);
+// All of them (blind mode's tokens keep a value's prefix when it is one of theirs:
+// token_mint.h).
+std::span<const CanaryShape> canary_shapes();
 // "openai, anthropic, ..." for error messages.
 std::string canary_shape_names();
 // The shape named `shape`, or ("" ) the one a secret's name suggests (OPENAI_API_KEY →

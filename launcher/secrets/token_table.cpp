@@ -62,6 +62,8 @@ std::vector<wire::FormPrint> form_prints_of(std::string_view value, std::uint64_
 
 }  // namespace
 
+SecretValue token_as_shown(const TokenEntry& e) { return token_with_prefix(e.shown_prefix, e.token.view()); }
+
 std::int64_t unix_now() { return static_cast<std::int64_t>(std::time(nullptr)); }
 
 TokenTable::TokenTable(IssueLimits limits) : issued_(std::make_unique<Issued>()) { issued_->limits = limits; }
@@ -70,7 +72,8 @@ TokenTable& TokenTable::operator=(TokenTable&&) noexcept = default;
 TokenTable::~TokenTable() = default;
 
 Result<TokenTable> TokenTable::build(std::vector<ResolvedSecret> secrets,
-                                     const std::vector<std::pair<std::string, Binding>>& bindings) {
+                                     const std::vector<std::pair<std::string, Binding>>& bindings,
+                                     TokenShape shape) {
   TokenTable t;
   unsigned char rnd[8];
   if (RAND_bytes(rnd, sizeof rnd) != 1) return make_error(ErrorKind::Internal, "the random number generator failed");
@@ -89,10 +92,17 @@ Result<TokenTable> TokenTable::build(std::vector<ResolvedSecret> secrets,
                                                " bytes, the most blind mode can carry");
     if (r.value.empty())
       return make_error(ErrorKind::Config, "secret " + r.name + " is empty and cannot be used in blind mode");
-    auto tok = mint_token(wire::token_length_for(r.value.size()));
-    if (!tok) return tok.take_error();
     TokenEntry e;
     e.name = r.name;
+    for (const auto& [name, binding] : bindings)
+      if (name == e.name) e.binding = binding;
+    // A kept prefix stays in the agent's copy: the token stands for the rest only, so a
+    // swap (and an inbound redaction) replaces as many bytes as it finds. A signing key
+    // (sign = "sigv4") is never sent, so it has no shape to keep.
+    if (e.binding.sign.empty()) e.shown_prefix = std::string(token_prefix_for(r.value.view(), shape));
+    if (!e.shown_prefix.empty()) r.value = SecretValue::from(r.value.view().substr(e.shown_prefix.size()));
+    auto tok = mint_token(wire::token_length_for(r.value.size()));
+    if (!tok) return tok.take_error();
     e.provider = r.provider;
     e.id = static_cast<std::uint32_t>(t.secrets_.size() + 1);
     e.token = std::move(*tok);
@@ -101,8 +111,6 @@ Result<TokenTable> TokenTable::build(std::vector<ResolvedSecret> secrets,
     e.value = std::move(r.value);
     e.fq_hash = wire::fq_hash(reinterpret_cast<const unsigned char*>(e.value.view().data()), e.value.size(), t.fq_base_);
     e.form_prints = form_prints_of(e.value.view(), t.fp_base_, t.fq_base_);
-    for (const auto& [name, binding] : bindings)
-      if (name == e.name) e.binding = binding;
     t.secrets_.push_back(std::move(e));
   }
   return t;

@@ -26,6 +26,7 @@
 #include "kz/wire/protocol.h"
 #include "secrets/binding.h"
 #include "secrets/resolved_secret.h"
+#include "secrets/token_mint.h"
 
 namespace kz {
 
@@ -33,8 +34,12 @@ namespace kz {
 struct TokenEntry {
   std::string name;             // the secret's name
   std::string provider, ref;    // where its value came from (what MCP's policy decides on)
-  SecretValue value;
+  SecretValue value;            // what the token stands for (after shown_prefix)
   SecretValue token;            // a credential while it lives: in locked memory too
+  // Tokens that look right (token_mint.h): the value's vendor prefix ("sk-proj-"), which
+  // the agent's copy has before the token. `value` then holds only the rest of the value
+  // and `token` is as long as that rest; the prefix is public and never swapped.
+  std::string shown_prefix;
   std::string token_id;         // short hash for audit records (token_mint.h)
   Binding binding;
   // A blind run's entries: the handles of the shim protocol.
@@ -74,9 +79,11 @@ class TokenTable {
   // ---- A blind run's entries ----
   // Takes the resolved values; mints a token for each (as long as the value when that is
   // ≥ 24 bytes). Values longer than wire::kMaxSecretLen are refused (blind mode carries
-  // them in fixed-size messages).
+  // them in fixed-size messages). With TokenShape::Auto a value with a known vendor
+  // prefix keeps it (shown_prefix) and its token stands for the rest.
   static Result<TokenTable> build(std::vector<ResolvedSecret> secrets,
-                                  const std::vector<std::pair<std::string, Binding>>& bindings);
+                                  const std::vector<std::pair<std::string, Binding>>& bindings,
+                                  TokenShape shape = TokenShape::Plain);
 
   // A canary's entry (no value, bound nowhere) for `token` (minted by the caller,
   // secrets/canary.h): blind mode adds one per canary after build(), before the table
@@ -117,6 +124,9 @@ class TokenTable {
   std::uint64_t fq_base_ = 0;
   std::unique_ptr<Issued> issued_;
 };
+
+// What the agent is given for `e`: its shown_prefix, then its token.
+SecretValue token_as_shown(const TokenEntry& e);
 
 // The current time, Unix seconds: the clock of expires_at (one place, so callers and
 // tests reason about expiry the same way).

@@ -367,4 +367,30 @@ TEST_F(Fixture, UnidentifiedRequestReportIsAuditedAsSuch) {
   EXPECT_NE(reason(o).find("could not be identified"), std::string::npos) << reason(o);
 }
 
+// Tokens that look right: a token that keeps its value's prefix ("sk-live-" is no known
+// prefix, "sk-" is) stands for the rest of the value. The swap answers with that rest and
+// a redaction of the rest answers with the token, so the prefix in the agent's copy (and
+// in the server's echo) stays where it is and the length is exact both ways.
+TEST_F(Fixture, ShapedTokenStandsForTheRestOfTheValue) {
+  std::vector<ResolvedSecret> s;
+  s.push_back({"API_KEY", "env", SecretValue::from(kValue)});
+  Binding b;
+  b.hosts = {"localhost"};
+  auto t = TokenTable::build(std::move(s), {{"API_KEY", b}}, TokenShape::Auto);
+  ASSERT_TRUE(t.ok());
+  table = std::move(*t);
+  const TokenEntry& e = table.secrets()[0];
+  ASSERT_EQ(e.shown_prefix, "sk-");
+  const std::string rest = kValue.substr(3);
+  EXPECT_EQ(token().size(), rest.size());
+  auto o = run(*request(wire::Op::Swap, token(), "localhost", test::der_of_pem_file(test::test_ca().server_cert)));
+  ASSERT_EQ(o.reply.decision, wire::Decision::Allow) << reason(o);
+  EXPECT_EQ(e.shown_prefix + std::string(reinterpret_cast<const char*>(o.reply.data), o.reply.data_len), kValue);
+  EXPECT_EQ(o.reply.fp_len, rest.size());
+  auto red = run(*request(wire::Op::Redact, rest, "localhost", ""));
+  ASSERT_EQ(red.reply.decision, wire::Decision::Allow);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(red.reply.data), red.reply.data_len), token());
+  EXPECT_EQ(std::string(token_as_shown(e).view()).size(), kValue.size());
+}
+
 }  // namespace kz

@@ -1,0 +1,114 @@
+"""Tokens that look right (issue 19, part 3): in blind mode a secret whose value starts
+with a known vendor prefix (OpenAI `sk-proj-`, Slack `xoxb-`, ...) is given to the agent
+as that prefix followed by a kz token, exactly as long as the value. SDKs that check a
+key's prefix (and length) accept it; the shim finds the `KZ_TOK_` inside it as it finds
+any token and swaps it for the rest of the value, so the bound host receives the real
+value and any other host the token; a response that echoes the value comes back as the
+agent's own copy (redaction in place, same length).
+
+The servers are tests/servers/echo_api.py with the test CA's leaf (localhost,
+127.0.0.1); the client is curl under `kz run --blind`.
+"""
+import os
+import re
+import secrets
+import string
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+from kzt import BlindTestCase  # noqa: E402
+
+ALNUM = string.ascii_letters + string.digits
+
+
+def rand(n, abc=ALNUM):
+    return "".join(secrets.choice(abc) for _ in range(n))
+
+
+OPENAI = "sk-proj-" + rand(48)
+SLACK = "xoxb-%s-%s-%s" % (rand(13, string.digits), rand(13, string.digits), rand(24))
+JWT = "eyJhbGciOiJIUzI1NiJ9.%s.%s" % (rand(40), rand(43))
+
+# What SDKs and secret scanners check before a key is used: the vendor prefix, the
+# length, and the characters after the prefix ([A-Za-z0-9] plus the '_' of "KZ_TOK_";
+# published strict patterns such as GitHub's `ghp_[A-Za-z0-9]{36}` do not allow '_',
+# see docs/blind-mode.md).
+SHAPES = {
+    "OPENAI_API_KEY": (OPENAI, r"^sk-proj-[A-Za-z0-9_]{%d}$" % (len(OPENAI) - 8)),
+    "SLACK_BOT_TOKEN": (SLACK, r"^xoxb-[A-Za-z0-9_-]{%d}$" % (len(SLACK) - 5)),
+}
+
+AGENT = r'''
+set -e
+for k in openai:OPENAI_API_KEY slack:SLACK_BOT_TOKEN; do
+  name=${k%%:*}; var=${k#*:}; eval "v=\$$var"
+  echo "$var=$v"
+  curl -s --http1.1 --cacert "$CA" -H "Authorization: Bearer $v" "https://localhost:$PORT/echo/$name"; echo
+  curl -s --http1.1 --cacert "$CA" -H "Authorization: Bearer $v" "https://127.0.0.1:$PORT/elsewhere/$name"; echo
+done
+echo "JWT_TOKEN=$JWT_TOKEN"
+'''
+
+
+class ShapedTokenTest(BlindTestCase):
+    def setUp(self):
+        super().setUp()
+        self.port, self.record = self.echo_server(alpn="http/1.1")
+
+    def run_agent(self, blind=""):
+        self.blind_config({"OPENAI_API_KEY": {"ref": "KZ_TEST_OPENAI", "hosts": ["localhost"]},
+                           "SLACK_BOT_TOKEN": {"ref": "KZ_TEST_SLACK", "hosts": ["localhost"]},
+                           "JWT_TOKEN": {"ref": "KZ_TEST_JWT", "hosts": ["localhost"]}}, extra=blind)
+        r = self.sh(AGENT, env=self.env(KZ_TEST_OPENAI=OPENAI, KZ_TEST_SLACK=SLACK, KZ_TEST_JWT=JWT,
+                                        CA=self.ca["ca"], PORT=str(self.port)))
+        self.assertEqual(r.returncode, 0, r.stderr[-3000:])
+        return r
+
+    def auth_at(self, path):
+        recs = self.records(self.record, path)
+        self.assertEqual(len(recs), 1, recs)
+        return recs[0]["header"].get("authorization", "")
+
+    def test_tokens_keep_prefix_length_and_swap_in_place(self):
+        r = self.run_agent()
+        toks = self.tokens_in(r.stdout, "OPENAI_API_KEY", "SLACK_BOT_TOKEN", "JWT_TOKEN")
+        for name, (value, shape) in SHAPES.items():
+            tok = toks[name]
+            with self.subTest(name):
+                self.assertNotEqual(tok, value)
+                self.assertEqual(len(tok), len(value))
+                self.assertRegex(tok, shape)
+                prefix = "sk-proj-" if name == "OPENAI_API_KEY" else "xoxb-"
+                self.assertToken(tok[len(prefix):])
+                short = name.split("_")[0].lower()
+                # The bound host got the value; another host (127.0.0.1) got the token.
+                self.assertEqual(self.auth_at("/echo/" + short), "Bearer " + value)
+                self.assertEqual(self.auth_at("/elsewhere/" + short), "Bearer " + tok)
+                # The echoed value came back as the agent's own copy, nothing else.
+                self.assertIn('"you_sent": "Bearer %s"' % tok, r.stdout)
+                self.assertAudited("swap", secret=name, decision="allow")
+                self.assertAudited("swap", secret=name, decision="refuse")
+        # A JWT (dots) keeps the plain format.
+        self.assertToken(toks["JWT_TOKEN"], len(JWT))
+        self.assertNotIn(OPENAI, r.stdout)
+        self.assertNotIn(SLACK, r.stdout)
+
+    def test_plain_switch(self):
+        r = self.run_agent('token_shape = "plain"\n')
+        toks = self.tokens_in(r.stdout, "OPENAI_API_KEY", "SLACK_BOT_TOKEN")
+        self.assertToken(toks["OPENAI_API_KEY"], len(OPENAI))
+        self.assertToken(toks["SLACK_BOT_TOKEN"], len(SLACK))
+        self.assertEqual(self.auth_at("/echo/openai"), "Bearer " + OPENAI)
+        self.assertEqual(self.auth_at("/echo/slack"), "Bearer " + SLACK)
+
+    def test_bad_switch_is_a_config_error(self):
+        self.blind_config({"OPENAI_API_KEY": {"ref": "KZ_TEST_OPENAI", "hosts": ["localhost"]}},
+                          extra='token_shape = "fancy"\n')
+        r = self.run_blind("/bin/true", env=self.env(KZ_TEST_OPENAI=OPENAI))
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn('blind.token_shape must be "auto" or "plain"', r.stderr)
+
+
+if __name__ == "__main__":
+    import unittest
+    unittest.main()
