@@ -222,7 +222,7 @@ Decision SwapClient::swap(ConnState* st, const char* tok, std::size_t len, bool 
   if (unsafe == 0 && st != nullptr && st->ngrants > 0) {
     if (!t_.broker_alive()) {
       drop_grants(st);   // the run is over: its grants too
-    } else if (!grants_match_peer(st)) {
+    } else if (!facts_.peer_fixed && !grants_match_peer(st)) {
       drop_grants(st);   // another peer behind the same object
     } else if (request_names_granted_host(st) && swap_from_grant(st, tok, len, value_out, cap, value_len)) {
       return Decision::Allow;

@@ -210,6 +210,32 @@ json fields(const PdpDecision& e) {
   return {{"event", "decision"}, {"decision", e.decision}, {"decision_id", e.decision_id}, {"endpoint", e.endpoint},
           {"revision", e.revision}, {"source", e.source}, {"sub", e.sub}, {"input", e.input}, {"result", e.result}};
 }
+// The same from an event the caller gives up: its input and result trees are moved, not
+// copied (the PDP records one per request).
+json fields(PdpDecision&& e) {
+  return {{"event", "decision"}, {"decision", e.decision}, {"decision_id", e.decision_id}, {"endpoint", e.endpoint},
+          {"revision", e.revision}, {"source", e.source}, {"sub", e.sub}, {"input", std::move(e.input)},
+          {"result", std::move(e.result)}};
+}
+
+json fields(const CanarySeen& e) {
+  json j = {{"event", "canary"}, {"severity", "high"}, {"secret", e.secret}, {"where", e.where},
+            {"decision", e.decision}, {"reason", e.reason}};
+  put(j, "pid", e.pid);
+  put(j, "exe", e.exe);
+  put_lineage(j, e.lineage);
+  put(j, "host", e.host);
+  put(j, "peer", e.peer);
+  put(j, "method", e.method);
+  put(j, "path", e.path);
+  put(j, "token_id", e.token_id);
+  put(j, "stream", e.stream);
+  put(j, "via", e.via);
+  put(j, "sub", e.sub);
+  put(j, "source", e.source);
+  put(j, "session", e.session);
+  return j;
+}
 
 // The index of T in AuditEvent, at compile time (a row of the table names its struct).
 template <class T, std::size_t I = 0>
@@ -222,6 +248,10 @@ constexpr std::size_t index_of() {
 
 json to_record(const AuditEvent& event) {
   return std::visit([](const auto& e) { return fields(e); }, event);
+}
+
+json to_record(AuditEvent&& event) {
+  return std::visit([](auto&& e) { return fields(std::move(e)); }, std::move(event));
 }
 
 std::string_view event_name(const AuditEvent& event) {
@@ -249,6 +279,7 @@ std::string_view event_name(const AuditEvent& event) {
     std::string_view operator()(const PdpReload&) const { return "pdp.reload"; }
     std::string_view operator()(const PdpAuthRefusal&) const { return "pdp.auth"; }
     std::string_view operator()(const PdpDecision&) const { return "decision"; }
+    std::string_view operator()(const CanarySeen&) const { return "canary"; }
   };
   return std::visit(Name{}, event);
 }
@@ -314,13 +345,18 @@ const std::vector<AuditKind>& audit_kinds() {
        "a PDP API request whose identity did not verify"},
       {"decision", index_of<PdpDecision>(), "decision decision_id endpoint revision source sub input{} result[]",
        "one PDP answer (/v1/decide, /v1/resolve) with its policy input and results"},
+      {"canary", index_of<CanarySeen>(),
+       "severity secret where decision reason pid? exe? lineage[]? host? peer? method? path? token_id? stream? via? "
+       "sub? source? session?",
+       "a canary (decoy credential) was seen: shim, proxy, plain TCP, MCP or output (audit, or kill the run)"},
   };
   return kinds;
 }
 
 std::string audit_schema_markdown() {
   std::string out = "Schema version " + std::to_string(kAuditSchemaVersion) + ". Every record also has " +
-                    "`ts` and `prev`; records of `kz run` have `run` and `pid`. `?`: optional, `[]`: a list, " +
+                    "`ts` and `prev`; records of `kz run` have `run` and `pid`; records of a `kz server` replica have " +
+                    "`replica`. `?`: optional, `[]`: a list, " +
                     "`{}`: an object.\n\n| event | fields | meaning |\n|---|---|---|\n";
   for (const auto& k : audit_kinds()) {
     out += "| `" + std::string(k.name) + "` | ";

@@ -150,6 +150,22 @@ struct SensorSummary {
   std::optional<std::string> decision{}, reason{};   // "error" when writes were not inspected
 };
 
+// "canary": a decoy credential (a secret with `canary = true`; secrets/canary.h) was
+// seen. Nothing legitimate ever uses one, so every sight is high severity.
+struct CanarySeen {
+  std::string secret{};
+  // Where: "shim" | "proxy" (TLS plaintext at the shim or the fallback proxy), "plain"
+  // (plain TCP), "mcp" (an MCP fetch), "output" (the command's stdout/stderr). (The
+  // eBPF TLS tap reports a canary as the leak/exfil record that names it.)
+  std::string where{};
+  std::string decision{};   // "audit" | "kill" (the run was ended)
+  std::string reason{};
+  std::optional<long> pid{};
+  std::optional<std::string> exe{}, host{}, peer{}, method{}, path{}, token_id{}, stream{}, via{};
+  std::optional<std::string> sub{}, source{}, session{};   // MCP: who sent it
+  std::vector<std::string> lineage{};   // left out when empty
+};
+
 // ---- the audit sinks ------------------------------------------------------------------
 
 // "audit.sink": at the end of a run, records a sink did not deliver (decision "error").
@@ -231,11 +247,12 @@ struct PdpDecision {
 using AuditEvent =
     std::variant<RunStart, RunStop, TrustDecision, SecretResolved, TokenMinted, TokenUse, BrokerRefusal, ProgramRouted,
                  FallbackStarted, ProxyConnection, TapFinding, SensorSummary, SinkShortfall, SinkDropped, McpStart,
-                 McpStop, McpCall, McpRefusal, PdpStart, PdpStop, PdpReload, PdpAuthRefusal, PdpDecision>;
+                 McpStop, McpCall, McpRefusal, PdpStart, PdpStop, PdpReload, PdpAuthRefusal, PdpDecision, CanarySeen>;
 
 // The JSON record of an event, without "ts", "prev", "run" (the log and the writer add
 // those) and without "pid" unless the event names a process.
 nlohmann::json to_record(const AuditEvent& event);
+nlohmann::json to_record(AuditEvent&& event);   // moves what it can out of the event
 // The "event" field an event is recorded under.
 std::string_view event_name(const AuditEvent& event);
 
@@ -249,7 +266,7 @@ struct AuditKind {
 // Every kind, in the order of AuditEvent.
 const std::vector<AuditKind>& audit_kinds();
 // The fields every record may carry besides its own (see the top of this file).
-inline constexpr std::string_view kAuditCommonFields = "ts prev run? pid?";
+inline constexpr std::string_view kAuditCommonFields = "ts prev run? pid? replica?";
 // The table as Markdown (`kz audit schema`; docs/audit.md holds the same text).
 std::string audit_schema_markdown();
 

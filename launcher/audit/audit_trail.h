@@ -40,6 +40,8 @@ struct AuditTrailOptions {
   // kz run: every record carries a fresh run id ("run") and, when the event names no
   // process, the launcher's pid ("pid").
   bool per_run = false;
+  // kz server replicas: every record carries "replica" (which process wrote it) when set.
+  std::string replica;
   bool batched = false;            // see the top of this file
   std::size_t max_queue = 100000;  // batched: records waiting before record() waits
 };
@@ -70,7 +72,7 @@ class AuditTrail final : public AuditRecorder {
 
  private:
   AuditTrail(AuditTrailOptions opts, AuditLog log, std::unique_ptr<AuditSinks> sinks);
-  nlohmann::json stamped(const AuditEvent& event) const;
+  nlohmann::json stamped(AuditEvent&& event) const;
   void write_now(nlohmann::json record);
   void write_batches();
   void stop_writer();

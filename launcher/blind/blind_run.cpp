@@ -61,6 +61,8 @@ Status BlindRun::start_fallback(AuditRecorder& audit) {
   dc.verifier = &verifier_;
   dc.grant_connections = grant_connections_;
   dc.tree = &tree_;
+  dc.canary = alarm_;
+  dc.via = "proxy";
   auto fb = Fallback::start(fallback_opts_, dc, audit, environ);
   if (!fb) return make_error(fb.error().kind, "blind mode's TLS proxy could not start: " + fb.error().message);
   fallback_ = std::move(*fb);
@@ -77,7 +79,11 @@ Status BlindRun::start(std::vector<ResolvedSecret> values, AuditRecorder& audit)
   auto table = TokenTable::build(std::move(values), bindings_);
   if (!table) return table.take_error();
   table_.emplace(std::move(*table));
+  // The canaries' tokens after the secrets' (recorded in "canary" records when seen).
+  for (auto& [name, token] : canaries_) table_->add_canary(std::move(name), std::move(token));
+  canaries_.clear();
   for (const auto& s : table_->secrets()) {
+    if (s.canary) continue;
     audit.record(TokenMinted{s.name, s.token_id, s.binding.allow_any ? std::vector<std::string>{"*"} : s.binding.hosts,
                              s.token.size() == s.value.size()});
   }
@@ -92,6 +98,7 @@ Status BlindRun::start(std::vector<ResolvedSecret> values, AuditRecorder& audit)
   bo.decide.table = &*table_;
   bo.decide.verifier = &verifier_;
   bo.decide.grant_connections = grant_connections_;
+  bo.decide.canary = alarm_;
   bo.tree = &tree_;
   bo.audit = &audit;
   auto broker = Broker::start(std::move(bo));
@@ -104,7 +111,9 @@ Status BlindRun::start(std::vector<ResolvedSecret> values, AuditRecorder& audit)
 
 std::vector<ResolvedSecret> BlindRun::child_secrets() const {
   std::vector<ResolvedSecret> out;
-  for (const auto& s : table_->secrets()) out.push_back({s.name, "token", SecretValue::from(s.token.view())});
+  // Canaries are planted by the run (as their shape's prefix and the token).
+  for (const auto& s : table_->secrets())
+    if (!s.canary) out.push_back({s.name, "token", SecretValue::from(s.token.view())});
   return out;
 }
 

@@ -14,6 +14,7 @@
 
 #include "audit/audit_recorder.h"
 #include "secrets/binding.h"
+#include "secrets/canary.h"
 #include "blind/fallback.h"
 #include "blind/broker.h"
 #include "secrets/peer_verify.h"
@@ -45,6 +46,12 @@ class BlindRun {
   // membership and lineage; null: read /proc. Before start(), or to drop a sensor that
   // failed before the child ran.
   void use_sensor(const ProcessSensor* s) { tree_.set_sensor(s); }
+  // Canaries (secrets/canary.h): each name and the token minted for it. The broker and
+  // the proxy refuse their tokens and raise `alarm` (which outlives stop()). Before start().
+  void plant_canaries(std::vector<std::pair<std::string, SecretValue>> tokens, CanaryAlarm* alarm) {
+    canaries_ = std::move(tokens);
+    alarm_ = alarm;
+  }
   // Takes the resolved values, mints tokens, records one "token" audit record per
   // secret and starts the broker. `audit` outlives stop() (the broker and the proxy call it).
   Status start(std::vector<ResolvedSecret> values, AuditRecorder& audit);
@@ -83,6 +90,8 @@ class BlindRun {
   PeerVerifier verifier_;
   bool grant_connections_ = true;
   std::optional<TokenTable> table_;
+  std::vector<std::pair<std::string, SecretValue>> canaries_;
+  CanaryAlarm* alarm_ = nullptr;
   ProcessTree tree_{getpid()};
   std::unique_ptr<Broker> broker_;
   bool proxy_all_ = false;

@@ -140,6 +140,10 @@ int cli_main(int argc, char** argv) {
                       "then kill it)")
       ->check(CLI::IsMember({"audit", "kill"}))
       ->default_str("audit");
+  run_cmd->add_option("--on-canary", run.on_canary,
+                      "When a canary (a decoy secret, canary = true) is seen anywhere: audit (a \"canary\" "
+                      "record), or kill (also end the run; kz exits 3) (default: [canary] on_canary, else audit)")
+      ->check(CLI::IsMember({"audit", "kill"}));
   run_cmd->add_option("command", run.command, "Command and its arguments (after --)");
 
   TrustOptions trust;
@@ -225,6 +229,9 @@ int cli_main(int argc, char** argv) {
   server_start->add_option("--audit-log", server.audit_log,
                            "Decision log (default: $XDG_STATE_HOME/keyzero/audit.jsonl), hash-chained like kz run's");
   server_start->add_option("--threads", server.threads, "I/O threads (default: one per core)");
+  server_start->add_option("--replica-id", server.replica_id,
+                           "Name this replica in every audit record (\"replica\"); default with mcp.replicas "
+                           "in the bundle: HOSTNAME-PID");
   server_start->add_flag("--mcp", server.mcp,
                          "Also serve MCP (Streamable HTTP) at /mcp: the resolve and fetch tools, for agents "
                          "with a Bearer JWT");

@@ -11,6 +11,7 @@ namespace kz {
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitInternal = 1;
 inline constexpr int kExitConfig = 2;       // configuration, usage or resolution error
+inline constexpr int kExitCanary = 3;       // a canary was seen and on_canary = "kill" ended the run
 inline constexpr int kExitCannotExec = 126;
 inline constexpr int kExitNotFound = 127;
 
@@ -39,6 +40,7 @@ struct RunOptions {
   bool no_sensors = false;         // --no-sensors: no eBPF process tree or TLS tap for this run
   std::string identity_token_file;  // --identity-token-file: the JWT for [server] url
   std::string on_leak = "audit";   // --on-leak: audit|kill (the TLS tap's answer to a leak)
+  std::string on_canary;           // --on-canary: audit|kill (empty: [canary] on_canary)
   std::vector<std::string> command;
 };
 
@@ -82,6 +84,7 @@ struct ServerOptions {
   std::string audit_log;     // the decision log (default: the audit log's default path)
   unsigned threads = 0;      // 0: one per core
   bool mcp = false;          // also serve MCP (Streamable HTTP) at /mcp
+  std::string replica_id;    // --replica-id: "replica" in every record (default with mcp.replicas: HOST-PID)
 };
 int cmd_server(const GlobalOptions& g, const ServerOptions& o);
 

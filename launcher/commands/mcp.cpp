@@ -71,6 +71,7 @@ int cmd_mcp(const GlobalOptions& g, const McpOptions& o) {
     st->bundle.path = cfg->path;
     st->bundle.dir = cfg->dir;
     st->bundle.secrets = cfg->secrets;
+    st->bundle.canaries = cfg->canaries;
     st->bundle.mcp = cfg->mcp;
     st->providers = *cfg;
     st->providers.secrets.clear();

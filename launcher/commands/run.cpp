@@ -6,6 +6,7 @@
 //   check_trust      blind mode: the project's bindings are those the user trusted
 //   prepare_blind    blind mode checked before anything is resolved
 //   resolve          the values, from the providers or through the PDP
+//   plant_canaries   the decoys' made-up values (or, in blind mode, tokens)
 //   plan_output      output masking
 //   start_watchers   the sensors, then blind mode's tokens, broker and proxy
 //   supervise        fork, redirect, wait; the run.stop record
@@ -36,6 +37,8 @@
 #include "resolve/resolver.h"
 #include "run/supervisor.h"
 #include "run/survivors.h"
+#include "secrets/canary.h"
+#include "secrets/token_mint.h"
 #include "sensors/run_sensors.h"
 #include "trust/trust_check.h"
 
@@ -70,6 +73,7 @@ class RunSession {
   Step prepare_blind();
   Step resolve();
   Step check_values();
+  Step plant_canaries();
   void plan_output();
   Step start_watchers();
   int supervise();
@@ -82,6 +86,18 @@ class RunSession {
   }
   const std::string& exe() const { return o_.command[0]; }
   Result<std::vector<ResolvedSecret>> resolve_via_server(std::string identity);
+  // NAME=decoy for each canary, after the secrets (the child's environment).
+  void add_canaries_to_env();
+  // Ends every process of the run now (a canary was seen and on_canary = "kill").
+  void kill_run(pid_t child) const;
+
+  // One canary of the run: what the child's environment holds, and what the output
+  // tripwire looks for (the value itself; in blind mode the token inside it).
+  struct Planted {
+    std::string name;
+    SecretValue env_value;
+    SecretValue token;   // blind mode only
+  };
 
   const GlobalOptions& g_;
   const RunOptions& o_;
@@ -91,6 +107,9 @@ class RunSession {
   // Declared first, so it closes last: after the sensors' summary and the broker's last
   // record, it writes run.stop if no step did, then drains the sinks.
   std::unique_ptr<AuditTrail> trail_;
+  // After trail_ (it records through it), before blind_ and sensors_ (whose threads
+  // raise it until they stop).
+  std::unique_ptr<CanaryAlarm> alarm_;
   ChildEnvOptions env_opts_;
   ResolveOptions ropts_;
   // Declared before `blind_`, whose broker asks the process sensor until blind_->stop().
@@ -101,6 +120,7 @@ class RunSession {
   std::future<std::unique_ptr<RunSensors>> sensors_loading_;
   std::unique_ptr<BlindRun> blind_;
   std::vector<ResolvedSecret> secrets_;
+  std::vector<Planted> canaries_;
   SuperviseOptions sup_;
 };
 
@@ -134,6 +154,8 @@ Step RunSession::open_audit() {
   if (std::string sha = file_sha256(cfg_->path); sha != "unreadable") start.config_sha256 = std::move(sha);
   start.ptrace_scope = yama_ptrace_scope();
   trail_->begin(std::move(start), RunStop{"error", "not started", std::nullopt});
+  const bool kill_on_canary = o_.on_canary.empty() ? cfg_->canary.kill : o_.on_canary == "kill";
+  alarm_ = std::make_unique<CanaryAlarm>(*trail_, kill_on_canary);
   RunSensorOptions so;
   so.enabled = !o_.no_sensors;
   so.on_leak = on_leak_;
@@ -312,6 +334,49 @@ Step RunSession::check_values() {
   return std::nullopt;
 }
 
+// A blind run's canary token: ≥ 96 random bits like every token; no value to match.
+constexpr std::size_t kCanaryTokenLen = 40;
+
+// Every canary gets a made-up credential of its shape: in a standard run the value
+// itself, in blind mode the shape's prefix and a token the broker knows as a canary's.
+Step RunSession::plant_canaries() {
+  for (const auto& c : cfg_->canaries) {
+    const CanaryShape& shape = canary_shape_for(c.name, c.shape);
+    Planted p;
+    p.name = c.name;
+    if (blind_) {
+      auto tok = mint_token(kCanaryTokenLen);
+      if (!tok) return fail(kExitInternal, tok.error().message);
+      p.env_value = canary_with_token(shape, tok->view());
+      p.token = std::move(*tok);
+    } else {
+      auto v = make_canary_value(shape);
+      if (!v) return fail(kExitInternal, v.error().message);
+      p.env_value = std::move(*v);
+    }
+    canaries_.push_back(std::move(p));
+  }
+  if (!canaries_.empty())
+    spdlog::debug("{} canary(ies) planted; a sight of one is {}", canaries_.size(),
+                  alarm_->kills() ? "recorded and ends the run" : "recorded");
+  return std::nullopt;
+}
+
+void RunSession::add_canaries_to_env() {
+  for (const auto& c : canaries_) secrets_.push_back({c.name, "canary", SecretValue::from(c.env_value.view())});
+}
+
+void RunSession::kill_run(pid_t child) const {
+  ::kill(child, SIGKILL);
+  // The rest of the tree (kz is its subreaper when canaries can kill), a few rounds for
+  // processes forked meanwhile; the end of the run sweeps what is left.
+  for (int round = 0; round < 3; ++round) {
+    const auto found = find_descendants(getpid());
+    if (found.empty()) break;
+    for (const Survivor& s : found) ::kill(s.pid, SIGKILL);
+  }
+}
+
 void RunSession::plan_output() {
   sup_.argv = o_.command;
   const bool masking = !o_.no_masking && cfg_->masking.enabled;
@@ -328,7 +393,21 @@ void RunSession::plan_output() {
     if (s.value.size() < mo.min_secret_len)
       spdlog::warn("secret {} is shorter than {} bytes and is not masked in output", s.name, mo.min_secret_len);
   }
-  sup_.masks = MaskPatterns::build(values, mo);
+  // Canaries in the output: a standard run's is masked like a value; a blind run's token
+  // is left as every other token is.
+  std::vector<Tripwire> trips;
+  for (const auto& c : canaries_) trips.push_back({blind_ ? c.token.view() : c.env_value.view(), !blind_});
+  sup_.masks = MaskPatterns::build(values, mo, trips);
+  if (!canaries_.empty())
+    sup_.on_tripwire = [this](std::size_t i, int fd) {
+      CanarySeen seen;
+      seen.secret = canaries_[i].name;
+      seen.where = "output";
+      seen.stream = fd == 2 ? "stderr" : "stdout";
+      seen.exe = exe();
+      seen.reason = "the command printed it";
+      alarm_->raise(std::move(seen));
+    };
   sup_.mode = (!o_.no_pty && isatty(1) == 1) ? OutputMode::Pty : OutputMode::Pipes;
 }
 
@@ -339,6 +418,9 @@ Step RunSession::start_watchers() {
   sensors_ = sensors_loading_.get();
   if (blind_) {
     blind_->use_sensor(sensors_->process());
+    std::vector<std::pair<std::string, SecretValue>> canary_tokens;
+    for (const auto& c : canaries_) canary_tokens.emplace_back(c.name, SecretValue::from(c.token.view()));
+    blind_->plant_canaries(std::move(canary_tokens), alarm_.get());
     if (auto st = blind_->start(std::move(secrets_), *trail_); !st) {
       spdlog::error("{}", st.error().message);
       return fail(kExitInternal, st.error().message);
@@ -346,6 +428,7 @@ Step RunSession::start_watchers() {
     sensors_->set_own_proxy(blind_->proxy_endpoints(), [b = blind_.get()](pid_t pid) { return b->routes_to_proxy(pid); });
     sensors_->watch(LeakDetector::build(blind_->watch_list()));
     secrets_ = blind_->child_secrets();
+    add_canaries_to_env();
     for (auto& v : blind_->child_vars(environ)) env_opts_.plain.push_back(std::move(v));
     sup_.subreaper = true;
     return std::nullopt;
@@ -360,7 +443,12 @@ Step RunSession::start_watchers() {
     for (const auto& [name, b] : *bindings)
       for (const auto& s : secrets_)
         if (s.name == name) watch.push_back({s.name, s.value.view(), "", b});
+  // A canary is bound nowhere: the tap reports any write of it (a "leak" naming it).
+  for (const auto& c : canaries_) watch.push_back({c.name, c.env_value.view(), "", Binding{}});
   sensors_->watch(LeakDetector::build(watch));
+  add_canaries_to_env();
+  // Killing on a canary ends the whole tree: kz adopts what daemonises.
+  if (alarm_->kills()) sup_.subreaper = true;
   return std::nullopt;
 }
 
@@ -380,6 +468,7 @@ int RunSession::supervise() {
     }
     env.wipe();
     secrets_.clear();
+    if (alarm_->kills()) alarm_->set_killer([this, child] { kill_run(child); });
   };
   if (blind_) sup_.child_prepare = [b = blind_.get()]() noexcept { return b->child_prepare(); };
   auto rc = run_supervised(sup_);
@@ -411,6 +500,15 @@ int RunSession::supervise() {
     if (rc.error().kind == ErrorKind::Denied) code = kExitCannotExec;
     return fail(code, rc.error().message);
   }
+  if (const std::string seen = alarm_->tripped(); !seen.empty()) {
+    if (alarm_->kills()) {
+      spdlog::error("canary {} was seen: the run was ended (on_canary = \"kill\"); see the audit log", seen);
+      trail_->end(RunStop{"canary", "canary " + seen + " was seen; the run was ended (on_canary = kill)",
+                          kExitCanary, std::move(survivors)});
+      return kExitCanary;
+    }
+    spdlog::warn("canary {} was seen (a decoy: whoever sent it read it from the environment); see the audit log", seen);
+  }
   trail_->end(RunStop{std::nullopt, std::nullopt, *rc, std::move(survivors)});
   return *rc;
 }
@@ -425,6 +523,7 @@ int cmd_run(const GlobalOptions& g, const RunOptions& o) {
   if (Step s = run.prepare_blind()) return *s;
   if (Step s = run.resolve()) return *s;
   if (Step s = run.check_values()) return *s;
+  if (Step s = run.plant_canaries()) return *s;
   run.plan_output();
   if (Step s = run.start_watchers()) return *s;
   return run.supervise();

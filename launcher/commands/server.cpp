@@ -3,12 +3,16 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstring>
 
 #include "audit/audit_trail.h"
 #include "commands/commands.h"
 #include "core/log.h"
 #include "mcp/mcp_http.h"
+#include "mcp/replicas.h"
 #include "server/http_server.h"
 #include "server/pdp_service.h"
 #include "server/pdp_state.h"
@@ -57,6 +61,13 @@ FileStamp stamp(const std::string& path) {
   return f;
 }
 
+// A replica's default name: this host and process.
+std::string replica_name() {
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) != 0) std::strcpy(host, "host");
+  return std::string(host) + "-" + std::to_string(getpid());
+}
+
 }  // namespace
 
 int cmd_server(const GlobalOptions&, const ServerOptions& o) {
@@ -83,6 +94,16 @@ int cmd_server(const GlobalOptions&, const ServerOptions& o) {
   to.path = o.audit_log;
   to.open_hint = " (use --audit-log FILE)";
   to.batched = true;
+  to.replica = o.replica_id;
+  // Replicas share nothing but the bundle and the key: each writes its own chain, and
+  // names itself in every record so that the logs can be merged.
+  auto replicas = o.mcp ? mcp::open_replicas(**state) : Result<std::unique_ptr<mcp::Replicas>>(std::unique_ptr<mcp::Replicas>());
+  if (!replicas) {
+    spdlog::error("{}", replicas.error().message);
+    return kExitConfig;
+  }
+  if (*replicas && to.replica.empty()) to.replica = replica_name();
+  const std::string replica_label = to.replica;
   auto trail = AuditTrail::open(std::move(to));
   if (!trail) {
     spdlog::error("{}", trail.error().message);
@@ -97,7 +118,7 @@ int cmd_server(const GlobalOptions&, const ServerOptions& o) {
 
   // MCP at /mcp (--mcp): the same bundle (reloaded with the PDP's), its own sessions.
   TokenTable tokens;
-  mcp::McpTools tools(tokens, log);
+  mcp::McpTools tools(tokens, log, replicas->get());
   mcp::McpProtocol protocol(tools, kKzVersion, log);
   BearerIdentities mcp_identities;
   mcp::McpHttpOptions mo;
@@ -105,6 +126,7 @@ int cmd_server(const GlobalOptions&, const ServerOptions& o) {
   mo.identities = &mcp_identities;
   mo.audit = &log;
   mo.listen_host = host;
+  mo.replicas = replicas->get();
   mcp::McpHttpEndpoint mcp_endpoint(protocol, mo);
 
   HttpServerOptions ho;
@@ -138,7 +160,8 @@ int cmd_server(const GlobalOptions&, const ServerOptions& o) {
   log.begin(PdpStart{url, (*state)->bundle.path, (*state)->bundle.revision});
   std::printf("kz server: listening on %s (bundle %s, revision %.12s)\n", url.c_str(), (*state)->bundle.path.c_str(),
               (*state)->bundle.revision.c_str());
-  if (with_mcp) std::printf("kz server: MCP (Streamable HTTP) at %s/mcp\n", url.c_str());
+  if (with_mcp) std::printf("kz server: MCP (Streamable HTTP) at %s/mcp%s\n", url.c_str(),
+                            *replicas ? (" (replica " + replica_label + "; sealed tokens and sessions)").c_str() : "");
   std::fflush(stdout);
 
   auto reload = [&](const char* why) {

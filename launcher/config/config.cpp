@@ -1,6 +1,7 @@
 #include "config/config.h"
 
 #include "secrets/binding.h"
+#include "secrets/canary.h"
 
 #include <unistd.h>
 
@@ -151,19 +152,79 @@ Status parse_secret(const std::string& name, const toml::node& node, const std::
           return config_error(kpos, field + "." + key + ": \"" + item + "\": " + problem);
       }
       (key == "hosts" ? s.hosts : key == "methods" ? s.methods : s.paths) = std::move(*arr);
+    } else if (key == "canary") {
+      const auto* b = v.as_boolean();
+      if (b == nullptr) return config_error(kpos, field + ".canary must be true or false, not a " + type_name(v));
+      s.canary = b->get();
+    } else if (key == "shape") {
+      const auto* str = v.as_string();
+      if (str == nullptr || find_canary_shape(str->get()) == nullptr)
+        return config_error(kpos, field + ".shape must be one of " + canary_shape_names());
+      s.shape = str->get();
     } else if (key == "sign" || key == "access_key_id" || key == "session_token" || key == "services" ||
                key == "regions") {
       if (Status st = parse_signing_key(key, v, file, field, s); !st) return st;
     } else {
       return config_error(kpos, field + ": unknown key \"" + key +
-                                    "\" (known: provider, ref, hosts, methods, paths, sign, access_key_id, "
-                                    "session_token, services, regions)");
+                                    "\" (known: provider, ref, hosts, methods, paths, canary, shape, sign, "
+                                    "access_key_id, session_token, services, regions)");
     }
   }
+  if (s.canary) {
+    // A decoy has no value anywhere, and nowhere it may go.
+    if (!s.provider.empty() || !s.ref.empty() || !s.hosts.empty() || !s.methods.empty() || !s.paths.empty())
+      return config_error(pos, field + ": a canary has no provider, ref, hosts, methods or paths (kz makes up its value)");
+    cfg.canaries.push_back(std::move(s));
+    return ok_status();
+  }
+  if (!s.shape.empty()) return config_error(pos, field + ".shape is only for canaries (canary = true)");
   if (s.provider.empty()) return config_error(pos, field + ": missing required key \"provider\"");
   if (s.ref.empty()) return config_error(pos, field + ": missing required key \"ref\"");
   if (Status st = check_signing(s, field); !st) return st;
   cfg.secrets.push_back(std::move(s));
+  return ok_status();
+}
+
+// [canary]: on_canary = "audit" | "kill"; names = [...] (more canaries, shaped by name).
+Status parse_canary(const toml::node& node, const std::string& file, Config& cfg) {
+  const auto* t = node.as_table();
+  if (t == nullptr) return config_error(pos_of(node, file), "canary must be a table");
+  cfg.canary.pos = pos_of(node, file);
+  for (const auto& [k, v] : *t) {
+    const std::string key(k.str());
+    const SourcePos kpos = pos_of(v, file);
+    if (key == "on_canary") {
+      const auto* s = v.as_string();
+      if (s == nullptr || (s->get() != "audit" && s->get() != "kill"))
+        return config_error(kpos, "canary.on_canary must be \"audit\" or \"kill\"");
+      cfg.canary.kill = s->get() == "kill";
+    } else if (key == "names") {
+      auto arr = string_array(v, file, "canary.names");
+      if (!arr) return arr.take_error();
+      for (const auto& n : *arr) {
+        if (!is_env_name(n)) return config_error(kpos, "canary.names: \"" + n + "\" is not a valid environment variable name");
+        SecretSpec s;
+        s.name = n;
+        s.pos = kpos;
+        s.canary = true;
+        cfg.canaries.push_back(std::move(s));
+      }
+    } else {
+      return config_error(kpos, "canary: unknown key \"" + key + "\" (known: on_canary, names)");
+    }
+  }
+  return ok_status();
+}
+
+// A name is one secret or one canary, never both, and a canary is declared once.
+Status check_canary_names(const Config& cfg) {
+  for (std::size_t i = 0; i < cfg.canaries.size(); ++i) {
+    const SecretSpec& c = cfg.canaries[i];
+    if (cfg.find_secret(c.name) != nullptr)
+      return config_error(c.pos, "canary " + c.name + " is also a real secret in [secrets]");
+    for (std::size_t j = 0; j < i; ++j)
+      if (cfg.canaries[j].name == c.name) return config_error(c.pos, "canary " + c.name + " is declared twice");
+  }
   return ok_status();
 }
 
@@ -543,21 +604,28 @@ Result<Config> parse_config(const std::string& text, const std::string& path) {
     } else if (key == "mcp") {
       auto st = parse_mcp_table(v, path, "", cfg);
       if (!st) return st.take_error();
+    } else if (key == "canary") {
+      auto st = parse_canary(v, path, cfg);
+      if (!st) return st.take_error();
     } else {
-      return config_error(pos_of(v, path), "unknown section \"" + key + "\" (known: secrets, providers, masking, audit, blind, server, mcp)");
+      return config_error(pos_of(v, path), "unknown section \"" + key + "\" (known: secrets, providers, masking, audit, blind, server, mcp, canary)");
     }
   }
+  if (auto st = check_canary_names(cfg); !st) return st.take_error();
   if (!cfg.audit.path.empty()) cfg.audit.path = config_relative(cfg.audit.path, cfg.dir);
   if (!cfg.audit.http_ca_file.empty()) cfg.audit.http_ca_file = config_relative(cfg.audit.http_ca_file, cfg.dir);
   if (!cfg.blind.ca_file.empty()) cfg.blind.ca_file = config_relative(cfg.blind.ca_file, cfg.dir);
   if (!cfg.server.ca_file.empty()) cfg.server.ca_file = config_relative(cfg.server.ca_file, cfg.dir);
   if (!cfg.mcp.fetch.ca_file.empty()) cfg.mcp.fetch.ca_file = config_relative(cfg.mcp.fetch.ca_file, cfg.dir);
+  if (!cfg.mcp.replicas.deny_list.empty()) cfg.mcp.replicas.deny_list = config_relative(cfg.mcp.replicas.deny_list, cfg.dir);
   if (!cfg.server.identity_token_file.empty())
     cfg.server.identity_token_file = config_relative(cfg.server.identity_token_file, cfg.dir);
   // toml++ iterates tables in key order; keep the declaration order for output.
-  std::stable_sort(cfg.secrets.begin(), cfg.secrets.end(), [](const SecretSpec& a, const SecretSpec& b) {
+  const auto by_position = [](const SecretSpec& a, const SecretSpec& b) {
     return a.pos.line != b.pos.line ? a.pos.line < b.pos.line : a.pos.column < b.pos.column;
-  });
+  };
+  std::stable_sort(cfg.secrets.begin(), cfg.secrets.end(), by_position);
+  std::stable_sort(cfg.canaries.begin(), cfg.canaries.end(), by_position);
   return cfg;
 }
 

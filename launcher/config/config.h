@@ -30,6 +30,11 @@ struct SecretSpec {
   std::vector<std::string> services, regions;
   std::string session_token;
   SourcePos pos;
+  // A canary (decoy): `canary = true`. No provider and no value: kz makes up a
+  // plausible fake credential for it, bound nowhere; any sight of it is a "canary"
+  // record (secrets/canary.h). Canaries are kept in Config::canaries, not `secrets`.
+  bool canary = false;
+  std::string shape;                 // canary: "" (by its name) or a shape name (canary.h)
 };
 
 struct ProviderConfig {
@@ -79,12 +84,30 @@ struct McpFetchConfig {
   int max_redirects = 5;
 };
 
+// mcp.replicas: tokens and sessions sealed (AES-256-GCM) under a key every replica gets
+// from the same provider, so any replica verifies what another issued
+// (mcp/replica_seal.h). Off unless key_provider is set.
+struct McpReplicaConfig {
+  std::string key_provider, key_ref;            // the sealing key (32 bytes: raw, hex or base64)
+  std::string deny_list;                        // revoked token and session ids, a file (config-relative)
+  std::chrono::seconds session_ttl{3600};       // a sealed session's lifetime
+  bool enabled() const { return !key_provider.empty(); }
+};
+
 struct McpConfig {
   McpFetchConfig fetch;
+  McpReplicaConfig replicas;
   std::chrono::seconds token_ttl{900};          // how long a resolve token stays usable
   // Host / Origin header values (host names, no port) accepted on the HTTP endpoint
   // besides localhost, 127.0.0.1 and [::1]: DNS-rebinding protection.
   std::vector<std::string> allowed_hosts;
+};
+
+// [canary]: what a sight of a canary does. on_canary = "audit" (default) writes the
+// record; "kill" also ends the run (`kz run --on-canary` overrides it).
+struct CanaryConfig {
+  bool kill = false;
+  SourcePos pos;
 };
 
 struct Config {
@@ -97,6 +120,8 @@ struct Config {
   BlindConfig blind;
   ServerConfig server;
   McpConfig mcp;
+  std::vector<SecretSpec> canaries;            // `canary = true` and [canary] names, in file order
+  CanaryConfig canary;
 
   const SecretSpec* find_secret(const std::string& name) const;
 };

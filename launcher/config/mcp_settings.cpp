@@ -2,6 +2,7 @@
 
 #include <charconv>
 
+#include "kz/providers/registry.h"
 #include "secrets/binding.h"
 
 namespace kz {
@@ -18,6 +19,9 @@ constexpr KeyInfo kKeys[] = {
     {"fetch", McpKeyType::Table},             {"fetch.allow_addresses", McpKeyType::List},
     {"fetch.ca_file", McpKeyType::Scalar},    {"fetch.max_body", McpKeyType::Scalar},
     {"fetch.timeout", McpKeyType::Scalar},    {"fetch.max_redirects", McpKeyType::Scalar},
+    {"replicas", McpKeyType::Table},          {"replicas.key_provider", McpKeyType::Scalar},
+    {"replicas.key_ref", McpKeyType::Scalar}, {"replicas.deny_list", McpKeyType::Scalar},
+    {"replicas.session_ttl", McpKeyType::Scalar},
 };
 
 bool parse_uint(const std::string& s, unsigned long long& out) {
@@ -68,6 +72,17 @@ std::string set_mcp_scalar(McpConfig& c, std::string_view key, const std::string
     unsigned long long n = 0;
     if (!parse_uint(text, n) || n > 20) return "must be an integer between 0 and 20";
     c.fetch.max_redirects = static_cast<int>(n);
+  } else if (key == "replicas.key_provider") {
+    if (find_provider_spec(text) == nullptr) return "names no provider (known: " + provider_names() + ")";
+    c.replicas.key_provider = text;
+  } else if (key == "replicas.key_ref" || key == "replicas.deny_list") {
+    if (text.empty()) return "must not be empty";
+    (key == "replicas.key_ref" ? c.replicas.key_ref : c.replicas.deny_list) = text;
+  } else if (key == "replicas.session_ttl") {
+    auto d = parse_duration(text);
+    if (!d || *d < std::chrono::seconds(1) || *d > std::chrono::hours(24))
+      return "must be a duration between 1s and 24h, e.g. \"60m\"";
+    c.replicas.session_ttl = std::chrono::duration_cast<std::chrono::seconds>(*d);
   } else {
     return "is not a single value";
   }

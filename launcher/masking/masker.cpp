@@ -14,6 +14,19 @@ struct MaskPatterns::Impl {
   std::string replacement;
   std::size_t max_len = 0;
   std::unique_ptr<AhoCorasick> ac;
+  struct Trip {
+    std::string pattern;   // one form of a tripwire value (a decoy, not a secret)
+    std::size_t index;
+    bool mask;
+  };
+  // Looked up only when a match is committed (rare), by comparing views: the matched
+  // bytes may be a real value, which must not be copied into a lookup key.
+  std::vector<Trip> trips;
+  const Trip* trip_of(std::string_view matched) const {
+    for (const auto& t : trips)
+      if (t.pattern == matched) return &t;
+    return nullptr;
+  }
   ~Impl() {
     for (auto& p : patterns) wipe(p);
   }
@@ -23,13 +36,21 @@ MaskPatterns::MaskPatterns(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) 
 MaskPatterns::~MaskPatterns() = default;
 
 std::shared_ptr<const MaskPatterns> MaskPatterns::build(const std::vector<std::string_view>& values,
-                                                        const MaskerOptions& opts) {
+                                                        const MaskerOptions& opts,
+                                                        const std::vector<Tripwire>& tripwires) {
   auto impl = std::make_unique<Impl>();
   impl->replacement = opts.replacement;
   const std::size_t min_len = std::max<std::size_t>(opts.min_secret_len, 1);
   for (auto v : values) {
     if (v.size() < min_len) continue;
     for (auto& p : mask_variants(v, min_len)) impl->patterns.push_back(std::move(p));
+  }
+  for (std::size_t i = 0; i < tripwires.size(); ++i) {
+    if (tripwires[i].value.size() < min_len) continue;
+    for (auto& p : mask_variants(tripwires[i].value, min_len)) {
+      impl->trips.push_back(Impl::Trip{p, i, tripwires[i].mask});
+      impl->patterns.push_back(std::move(p));
+    }
   }
   std::sort(impl->patterns.begin(), impl->patterns.end());
   auto last = std::unique(impl->patterns.begin(), impl->patterns.end());
@@ -58,9 +79,14 @@ struct StreamMasker::State {
   static constexpr std::size_t kNone = std::numeric_limits<std::size_t>::max();
   std::size_t best_start = kNone, best_end = 0;
 
+  std::function<void(std::size_t)> on_tripwire;
+
   void commit(std::string& out) {
     out.append(pending, emitted, best_start - emitted);
-    out += patterns->replacement();
+    const auto* trip = patterns->impl().trip_of(std::string_view(pending).substr(best_start, best_end - best_start));
+    if (trip != nullptr && !trip->mask) out.append(pending, best_start, best_end - best_start);
+    else out += patterns->replacement();
+    if (trip != nullptr && on_tripwire) on_tripwire(trip->index);
     emitted = best_end;
     scanned = best_end;   // rescan what followed the match from the root
     state = AhoCorasick::kRoot;
@@ -104,7 +130,9 @@ struct StreamMasker::State {
   }
 };
 
-StreamMasker::StreamMasker(std::shared_ptr<const MaskPatterns> patterns) : st_(std::make_unique<State>()) {
+StreamMasker::StreamMasker(std::shared_ptr<const MaskPatterns> patterns, std::function<void(std::size_t)> on_tripwire)
+    : st_(std::make_unique<State>()) {
+  st_->on_tripwire = std::move(on_tripwire);
   st_->ac = patterns->impl().ac.get();
   st_->patterns = std::move(patterns);
 }

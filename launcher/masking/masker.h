@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -22,10 +23,19 @@ struct MaskerOptions {
   std::size_t min_secret_len = 4;
 };
 
+// A value whose sight in the output is reported (a canary, secrets/canary.h): matched in
+// the same forms as a masked value; replaced like one when `mask`, else passed through
+// unchanged (a blind run's canary token reads like every other token there).
+struct Tripwire {
+  std::string_view value;
+  bool mask = true;
+};
+
 class MaskPatterns {
  public:
   static std::shared_ptr<const MaskPatterns> build(const std::vector<std::string_view>& values,
-                                                   const MaskerOptions& opts = {});
+                                                   const MaskerOptions& opts = {},
+                                                   const std::vector<Tripwire>& tripwires = {});
   ~MaskPatterns();
   MaskPatterns(const MaskPatterns&) = delete;
   MaskPatterns& operator=(const MaskPatterns&) = delete;
@@ -44,7 +54,10 @@ class MaskPatterns {
 
 class StreamMasker {
  public:
-  explicit StreamMasker(std::shared_ptr<const MaskPatterns> patterns);
+  // `on_tripwire(i)`: tripwires[i] (as given to build) was seen in this stream; called
+  // from feed/flush, once per sight.
+  explicit StreamMasker(std::shared_ptr<const MaskPatterns> patterns,
+                        std::function<void(std::size_t)> on_tripwire = {});
   ~StreamMasker();   // wipes held-back bytes
   StreamMasker(const StreamMasker&) = delete;
   StreamMasker& operator=(const StreamMasker&) = delete;

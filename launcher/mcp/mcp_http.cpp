@@ -20,11 +20,12 @@ HttpReply http_error(int status, int code, const std::string& message,
   return json_reply(status, rpc_error(nullptr, code, message), std::move(headers));
 }
 
-std::string new_session_id() {
+std::string random_hex(std::size_t bytes) {
   unsigned char b[24];
-  RAND_bytes(b, sizeof b);
-  return hex_lower(std::string_view(reinterpret_cast<const char*>(b), sizeof b));
+  RAND_bytes(b, static_cast<int>(bytes));
+  return hex_lower(std::string_view(reinterpret_cast<const char*>(b), bytes));
 }
+std::string new_session_id() { return random_hex(24); }
 
 // "example.com:8080" → "example.com"; "[::1]:80" → "::1"; "http://x:1/path" → "x".
 std::string host_of(std::string_view v) {
@@ -75,6 +76,32 @@ std::shared_ptr<McpHttpEndpoint::Session> McpHttpEndpoint::find_session(const st
   return it->second;
 }
 
+Result<SessionClaims> McpHttpEndpoint::open_sealed(const std::string& id, const std::string& owner) {
+  auto c = opts_.replicas->seal->open_session(id, unix_now());
+  if (!c) return c.take_error();
+  // Another identity's session is "not found", as in memory.
+  if (c->owner != owner) return make_error(ErrorKind::Denied, "belongs to another identity");
+  if (opts_.replicas->revoked(c->id)) return make_error(ErrorKind::Denied, "was revoked (deny list)");
+  std::lock_guard lock(mu_);
+  if (ended_.count(c->id) != 0) return make_error(ErrorKind::Denied, "was ended (DELETE)");
+  return c;
+}
+
+HttpReply McpHttpEndpoint::initialize_sealed(const nlohmann::json& msg, CallContext& ctx) {
+  SessionClaims c;
+  c.owner = ctx.identity->key;
+  c.id = random_hex(8);
+  ctx.session = c.id;
+  SessionState state;
+  auto r = protocol_.handle(msg, state, ctx);
+  if (!r || r->contains("error")) return json_reply(r && r->contains("error") ? 400 : 202, r ? *r : json());
+  c.protocol_version = state.protocol_version;
+  c.expires_at = unix_now() + ctx.state->bundle.mcp.replicas.session_ttl.count();
+  auto sealed = opts_.replicas->seal->seal_session(c);
+  if (!sealed) return http_error(500, kInternalError, "Internal error: " + sealed.error().message);
+  return json_reply(200, *r, {{"Mcp-Session-Id", *sealed}});
+}
+
 HttpReply McpHttpEndpoint::handle(const HttpRequestView& req) {
   const auto st = opts_.state();
   CallContext ctx;
@@ -109,6 +136,14 @@ HttpReply McpHttpEndpoint::handle(const HttpRequestView& req) {
   ctx.identity = *who;
 
   const std::string session_id(req.header("mcp-session-id"));
+  if (opts_.replicas != nullptr && req.method == "DELETE") {
+    if (session_id.empty()) return http_error(400, -32000, "Bad Request: Mcp-Session-Id header is required");
+    auto c = open_sealed(session_id, ctx.identity->key);
+    if (!c) return http_error(404, -32001, "Session not found");
+    std::lock_guard lock(mu_);
+    ended_.insert(c->id);
+    return {200, "application/json", "", {}};
+  }
   if (req.method == "DELETE") {
     if (session_id.empty()) return http_error(400, -32000, "Bad Request: Mcp-Session-Id header is required");
     if (!find_session(session_id, ctx.identity->key)) return http_error(404, -32001, "Session not found");
@@ -131,6 +166,7 @@ HttpReply McpHttpEndpoint::handle(const HttpRequestView& req) {
     return json_reply(400, *r);
   }
 
+  if (McpProtocol::is_initialize(msg) && opts_.replicas != nullptr) return initialize_sealed(msg, ctx);
   if (McpProtocol::is_initialize(msg)) {
     auto session = std::make_shared<Session>();
     session->owner = ctx.identity->key;
@@ -156,6 +192,22 @@ HttpReply McpHttpEndpoint::handle(const HttpRequestView& req) {
   if (session_id.empty()) {
     audit(McpRefusalKind::Refused, "no Mcp-Session-Id");
     return http_error(400, -32000, "Bad Request: Mcp-Session-Id header is required (send initialize first)");
+  }
+  if (opts_.replicas != nullptr) {
+    auto c = open_sealed(session_id, ctx.identity->key);
+    if (!c) {
+      audit(McpRefusalKind::Refused, "session " + c.error().message);
+      return http_error(404, -32001, "Session not found: initialize again");
+    }
+    // The handshake is over once initialize answered: a sealed session cannot record the
+    // initialized notification, which may reach another replica.
+    SessionState state;
+    state.protocol_version = c->protocol_version;
+    state.initialized = true;
+    ctx.session = c->id;
+    auto r = protocol_.handle(msg, state, ctx);
+    if (!r) return {202, "application/json", "", {}};
+    return json_reply(200, *r);
   }
   auto session = find_session(session_id, ctx.identity->key);
   if (!session) return http_error(404, -32001, "Session not found: initialize again");

@@ -11,6 +11,9 @@
 //   MCP-Protocol-Version  when present, a version kz speaks, else 400
 //
 // Sessions live in memory: a restarted server forgets them and clients re-initialize.
+// With mcp.replicas (replicas.h) a session id is sealed instead: any replica with the
+// same key accepts it until it expires or its id is on the deny list; DELETE ends it on
+// the replica that receives it (the deny list ends it everywhere).
 #pragma once
 
 #include <chrono>
@@ -20,7 +23,10 @@
 #include <string>
 #include <unordered_map>
 
+#include <set>
+
 #include "mcp/mcp_protocol.h"
+#include "mcp/replicas.h"
 #include "server/bearer_identity.h"
 #include "server/http_server.h"
 
@@ -33,6 +39,7 @@ struct McpHttpOptions {
   std::string listen_host;                                   // also accepted in Host
   std::size_t max_sessions = 10000;
   std::chrono::seconds session_idle{3600};
+  const Replicas* replicas = nullptr;                        // sealed sessions (null: in memory)
 };
 
 class McpHttpEndpoint {
@@ -52,11 +59,15 @@ class McpHttpEndpoint {
   };
   bool host_allowed(std::string_view host_header, const PdpState& st) const;
   std::shared_ptr<Session> find_session(const std::string& id, const std::string& owner);
+  // Replicas: the sealed session's claims, or why it is refused.
+  Result<SessionClaims> open_sealed(const std::string& id, const std::string& owner);
+  HttpReply initialize_sealed(const nlohmann::json& msg, CallContext& ctx);
 
   McpProtocol& protocol_;
   McpHttpOptions opts_;
   std::mutex mu_;
   std::unordered_map<std::string, std::shared_ptr<Session>> sessions_;
+  std::set<std::string, std::less<>> ended_;   // replicas: sealed sessions DELETEd here
 };
 
 }  // namespace kz::mcp

@@ -8,6 +8,10 @@
 #include "mcp/token_swap.h"
 #include "masking/encodings.h"
 #include "policy/policy_engine.h"
+#include "secrets/canary.h"
+#include "secrets/token_mint.h"
+#include "kz/preload/basic_auth.h"
+#include "kz/wipe.h"
 
 namespace kz::mcp {
 
@@ -57,7 +61,67 @@ McpCall call_record(const CallContext& ctx, const char* tool) {
 
 }  // namespace
 
-McpTools::McpTools(TokenTable& tokens, AuditRecorder& audit) : tokens_(tokens), audit_(audit) {}
+McpTools::McpTools(TokenTable& tokens, AuditRecorder& audit, const Replicas* replicas)
+    : tokens_(tokens), audit_(audit), replicas_(replicas) {}
+
+Result<Minted> McpTools::issue(const CallContext& ctx, TokenEntry e) {
+  if (replicas_ == nullptr) return tokens_.issue(std::move(e));
+  TokenClaims c{e.owner, e.name, e.provider, e.ref, ctx.session, e.expires_at, e.canary};
+  auto sealed = replicas_->seal->seal_token(c);
+  if (!sealed) return sealed.take_error();
+  // Kept here too: this replica serves it without opening it again.
+  return tokens_.adopt(std::move(*sealed), std::move(e));
+}
+
+std::string McpTools::admit_sealed(const CallContext& ctx, const FetchRequest& req, std::int64_t now) {
+  std::vector<std::string> texts;
+  auto collect = [&](std::string_view text) {
+    for (const auto& [pos, len] : find_token_texts(text)) texts.emplace_back(text.substr(pos, len));
+  };
+  for (const auto& [k, v] : req.headers) {
+    collect(v);
+    if (v.size() > 6 && (v.compare(0, 6, "Basic ") == 0 || v.compare(0, 6, "basic ") == 0)) {
+      ScrubbedString decoded;
+      decoded.str().resize(v.size());
+      const long n = preload::b64_decode(v.data() + 6, v.size() - 6, reinterpret_cast<unsigned char*>(decoded.str().data()),
+                                         decoded.str().size());
+      if (n > 0) {
+        decoded.str().resize(static_cast<std::size_t>(n));
+        collect(decoded.str());
+      }
+    }
+  }
+  collect(req.body);
+  const policy::Bundle& bundle = ctx.state->bundle;
+  for (const auto& text : texts) {
+    const std::string id = token_id(text);
+    auto claims = replicas_->seal->open_token(text, now);
+    if (!claims) return "token " + id + " " + claims.error().message;
+    if (replicas_->revoked(id) || replicas_->revoked(claims->session))
+      return "token " + id + " was revoked (deny list " + replicas_->deny->path() + ")";
+    if (tokens_.find(text, now)) continue;
+    // Issued by another replica: its secret is resolved here, as it was there.
+    const SecretSpec* spec = nullptr;
+    for (const auto& s : claims->canary ? bundle.canaries : bundle.secrets)
+      if (s.name == claims->name && (claims->canary || (s.provider == claims->provider && s.ref == claims->ref))) spec = &s;
+    if (spec == nullptr) return "token " + id + " names " + claims->name + ", which this bundle no longer declares as it was";
+    TokenEntry t;
+    t.name = spec->name;
+    t.provider = claims->provider;
+    t.ref = claims->ref;
+    t.owner = claims->owner;
+    t.canary = claims->canary;
+    t.expires_at = claims->expires_at;
+    if (!t.canary) {
+      t.binding = binding_of(*spec, /*allow_any_host=*/false);
+      auto value = resolve_with_providers(ctx.state->providers, spec->provider, spec->ref);
+      if (!value) return value.error().message;
+      t.value = std::move(*value);
+    }
+    if (auto adopted = tokens_.adopt(text, std::move(t)); !adopted) return adopted.error().message;
+  }
+  return "";
+}
 
 Result<json> McpTools::call(const CallContext& ctx, std::string_view name, const json& args) {
   if (name == "resolve") return resolve(ctx, args);
@@ -91,6 +155,9 @@ Result<json> McpTools::resolve(const CallContext& ctx, const json& args) {
       matches += (matches.empty() ? "" : ", ") + s.name;
     }
   }
+  if (spec == nullptr && !name.empty())
+    for (const auto& c : bundle.canaries)
+      if (c.name == name) return resolve_canary(ctx, c, rec);
   if (spec == nullptr) {
     (name.empty() ? rec.ref : rec.secret) = name.empty() ? ref : name;
     return refuse("error", (name.empty() ? "no secret with ref " + ref : "no secret named " + name) + " is declared in " +
@@ -131,7 +198,7 @@ Result<json> McpTools::resolve(const CallContext& ctx, const json& args) {
   t.binding = b;
   t.expires_at = now + bundle.mcp.token_ttl.count();
   t.value = std::move(*value);
-  auto minted = tokens_.issue(std::move(t));
+  auto minted = issue(ctx, std::move(t));
   if (!minted) return refuse("error", minted.error().message);
 
   json sc = {{"name", spec->name},
@@ -150,6 +217,46 @@ Result<json> McpTools::resolve(const CallContext& ctx, const json& args) {
   if (!reveal)
     r["content"][0]["text"] = "Token for " + spec->name + ": " + minted->token + " (usable for " + joined(b.hosts) +
                               " until " + iso_time(minted->entry->expires_at) + "). " + r["content"][0]["text"].get<std::string>();
+  return r;
+}
+
+// A canary resolves like any secret (no policy asked: there is nothing to protect, and a
+// refusal would tell it apart); its token is its shape's prefix and a kz token that
+// stands for no value and is bound nowhere, so fetch refuses it and raises the alarm.
+Result<json> McpTools::resolve_canary(const CallContext& ctx, const SecretSpec& c, McpCall& rec) {
+  const std::int64_t now = unix_now();
+  const policy::Bundle& bundle = ctx.state->bundle;
+  TokenEntry t;
+  t.name = c.name;
+  t.provider = "canary";
+  t.canary = true;
+  t.owner = ctx.identity->key;
+  t.expires_at = now + bundle.mcp.token_ttl.count();
+  auto minted = issue(ctx, std::move(t));
+  if (!minted) {
+    rec.secret = c.name;
+    rec.decision = "error";
+    rec.reason = minted.error().message;
+    audit_.record(rec);
+    return text_result(minted.error().message, true);
+  }
+  const SecretValue shown = canary_with_token(canary_shape_for(c.name, c.shape), minted->token);
+  const std::string token(shown.view());
+  rec.secret = c.name;
+  rec.provider = "canary";
+  rec.decision = "allow";
+  rec.token_id = minted->entry->token_id;
+  rec.revealed = false;
+  audit_.record(rec);
+  json r = structured_result({{"name", c.name},
+                              {"token", token},
+                              {"hosts", json::array()},
+                              {"methods", json::array()},
+                              {"paths", json::array()},
+                              {"expires_at", iso_time(minted->entry->expires_at)},
+                              {"expires_in", bundle.mcp.token_ttl.count()}});
+  r["content"][0]["text"] = "Token for " + c.name + ": " + token + " (until " + iso_time(minted->entry->expires_at) +
+                            "). " + r["content"][0]["text"].get<std::string>();
   return r;
 }
 
@@ -208,7 +315,25 @@ Result<json> McpTools::fetch(const CallContext& ctx, const json& args) {
     return refuse("deny", "tokens are swapped in headers and the body only, never in the URL (it is logged by servers and proxies)");
 
   const std::int64_t now = unix_now();
+  if (replicas_ != nullptr)
+    if (std::string why = admit_sealed(ctx, fr, now); !why.empty()) return refuse("deny", why);
   const TokenCheck check = [&](const TokenEntry& t, const HopInfo& hop) -> Status {
+    if (t.canary) {
+      CanarySeen seen;
+      seen.secret = t.name;
+      seen.where = "mcp";
+      seen.decision = "audit";
+      seen.reason = "an MCP fetch carried canary " + t.name + ", a decoy that nothing legitimate uses";
+      seen.token_id = t.token_id;
+      seen.host = hop.url.host;
+      seen.method = hop.method;
+      seen.path = path_only(hop.url.target);
+      seen.sub = ctx.identity->sub;
+      if (!ctx.source.empty()) seen.source = ctx.source;
+      if (!ctx.session.empty()) seen.session = ctx.session;
+      audit_.record(std::move(seen));
+      return make_error(ErrorKind::Denied, "canary " + t.name + ": a decoy bound to no host");
+    }
     if (t.owner != ctx.identity->key)
       return make_error(ErrorKind::Denied, "the token for " + t.name + " was issued to another identity");
     if (BindingVerdict v = check_binding(t.binding, t.name, hop.url.host, hop.method, hop.url.target); !v)
@@ -263,7 +388,7 @@ Result<json> McpTools::fetch(const CallContext& ctx, const json& args) {
   // value, and the agent should see back the one it sent.
   std::vector<std::shared_ptr<const TokenEntry>> held = used;
   for (auto& t : tokens_.owned_by(ctx.identity->key, now))
-    if (std::find(held.begin(), held.end(), t) == held.end()) held.push_back(std::move(t));
+    if (!t->canary && std::find(held.begin(), held.end(), t) == held.end()) held.push_back(std::move(t));
   std::string& body = resp->body.str();
   std::size_t redacted = redact_values(body, held, resp->truncated);
   for (auto& [k, v] : resp->headers) redacted += redact_values(v, held, false);

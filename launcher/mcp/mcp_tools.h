@@ -19,6 +19,9 @@
 #include <nlohmann/json.hpp>
 
 #include "audit/audit_recorder.h"
+#include "config/config.h"
+#include "mcp/fetch_engine.h"
+#include "mcp/replicas.h"
 #include "kz/result.h"
 #include "secrets/token_table.h"
 #include "server/bearer_identity.h"
@@ -38,8 +41,9 @@ struct CallContext {
 
 class McpTools {
  public:
-  // `audit` (thread-safe) outlives the tools.
-  McpTools(TokenTable& tokens, AuditRecorder& audit);
+  // `audit` (thread-safe) outlives the tools. With `replicas`, tokens are sealed
+  // (replica_seal.h): any replica with the same key verifies and serves them.
+  McpTools(TokenTable& tokens, AuditRecorder& audit, const Replicas* replicas = nullptr);
 
   // tools/list's "tools": name, title, description, inputSchema, annotations.
   static const nlohmann::json& definitions();
@@ -54,9 +58,16 @@ class McpTools {
  private:
   Result<nlohmann::json> resolve(const CallContext& ctx, const nlohmann::json& args);
   Result<nlohmann::json> fetch(const CallContext& ctx, const nlohmann::json& args);
+  Result<nlohmann::json> resolve_canary(const CallContext& ctx, const SecretSpec& canary, McpCall& rec);
+  // A new token for `e` (its owner, secret and expiry set): minted here, or sealed.
+  Result<Minted> issue(const CallContext& ctx, TokenEntry e);
+  // Replicas: every sealed token in the request verified (seal, expiry, deny list) and,
+  // when another replica issued it, its secret resolved here. "" or why not.
+  std::string admit_sealed(const CallContext& ctx, const FetchRequest& req, std::int64_t now);
 
   TokenTable& tokens_;
   AuditRecorder& audit_;
+  const Replicas* replicas_;
 };
 
 }  // namespace kz::mcp

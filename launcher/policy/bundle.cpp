@@ -230,9 +230,15 @@ Status parse_secrets(const Reader& r, const YAML::Node& secrets, Bundle& b) {
     s.pos = r.pos(kv.first);
     const std::string field = "secrets." + s.name;
     if (!is_env_name(s.name)) return r.error(kv.first, field + ": a name is letters, digits and _, not starting with a digit");
-    if (auto st = r.check_keys(kv.second, field, {"provider", "ref", "hosts", "methods", "paths"}); !st) return st;
+    if (auto st = r.check_keys(kv.second, field, {"provider", "ref", "hosts", "methods", "paths", "canary"}); !st) return st;
     for (const auto& f : kv.second) {
       const std::string key = f.first.Scalar();
+      if (key == "canary") {
+        auto v = r.bool_of(f.second, field + ".canary");
+        if (!v) return v.take_error();
+        s.canary = *v;
+        continue;
+      }
       if (key == "provider" || key == "ref") {
         auto v = r.string_of(f.second, field + "." + key);
         if (!v) return v.take_error();
@@ -248,6 +254,12 @@ Status parse_secrets(const Reader& r, const YAML::Node& secrets, Bundle& b) {
         if (auto why = binding_item_problem(key, item); !why.empty())
           return r.error(f.second, field + "." + key + ": \"" + item + "\": " + why);
       (key == "hosts" ? s.hosts : key == "methods" ? s.methods : s.paths) = std::move(*list);
+    }
+    if (s.canary) {
+      if (!s.provider.empty() || !s.ref.empty() || !s.hosts.empty() || !s.methods.empty() || !s.paths.empty())
+        return r.error(kv.second, field + ": a canary has no provider, ref, hosts, methods or paths");
+      b.canaries.push_back(std::move(s));
+      continue;
     }
     if (s.provider.empty() || s.ref.empty()) return r.error(kv.second, field + " needs provider and ref");
     b.secrets.push_back(std::move(s));
@@ -317,6 +329,10 @@ Result<Bundle> parse_bundle(std::string_view text, const std::string& path) {
       if (auto st = parse_mcp(r, mcp, "", b); !st) return st.take_error();
       if (!b.mcp.fetch.ca_file.empty() && !fs::path(b.mcp.fetch.ca_file).is_absolute())
         b.mcp.fetch.ca_file = (fs::path(b.dir) / b.mcp.fetch.ca_file).lexically_normal().string();
+      if (!b.mcp.replicas.deny_list.empty() && !fs::path(b.mcp.replicas.deny_list).is_absolute())
+        b.mcp.replicas.deny_list = (fs::path(b.dir) / b.mcp.replicas.deny_list).lexically_normal().string();
+      if (b.mcp.replicas.enabled() != !b.mcp.replicas.key_ref.empty())
+        return r.error(mcp, "mcp.replicas needs both key_provider and key_ref");
     }
   } catch (const YAML::Exception& e) {
     return make_error(ErrorKind::Config, format_pos({b.path, e.mark.line + 1, e.mark.column + 1}) + ": " + e.msg);

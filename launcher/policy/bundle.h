@@ -77,6 +77,7 @@ struct Bundle {
   std::map<std::string, ProviderConfig> providers;
   std::vector<Policy> policies;
   std::vector<SecretSpec> secrets;   // secrets: (name, provider, ref, where it may be used)
+  std::vector<SecretSpec> canaries;  // secrets: with canary: true (decoys; secrets/canary.h)
   McpConfig mcp;                     // mcp:
 };
 

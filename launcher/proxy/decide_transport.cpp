@@ -91,6 +91,7 @@ ProxySwapClient::ProxySwapClient(SwapContext& c) : transport_(c), client_(transp
   facts_.ctx = &c;
   facts_.gather = gather_from_context;
   facts_.fill_chain = chain_from_context;
+  facts_.peer_fixed = true;   // a session's upstream never changes; its state goes with it
 }
 
 }  // namespace kz

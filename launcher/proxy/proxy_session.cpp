@@ -7,6 +7,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <functional>
@@ -591,12 +592,14 @@ bool ProxySession::drain_inbound(bool at_end) {
   if (!preload::inbound_active(*sh_.table, this)) return !dbuf_.empty();
   if (at_end) preload::inbound_finish(*sh_.table, this, ops_);
   unsigned char tmp[4096];
+  std::size_t used = 0;   // the most of tmp any take filled: what needs wiping
   for (;;) {
     const std::size_t k = preload::inbound_take(*sh_.table, this, tmp, sizeof tmp);
     if (k == 0) break;
+    used = std::max(used, k);
     dbuf_.append(reinterpret_cast<const char*>(tmp), k);
   }
-  wipe(tmp, sizeof tmp);
+  if (used > 0) wipe(tmp, used);
   return !dbuf_.empty();
 }
 

@@ -59,7 +59,9 @@ Result<std::unique_ptr<UpstreamTls>> UpstreamTls::create(const std::string& ca_f
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
   SSL_CTX_set_ex_data(ctx, ctx_owner_index(), u.get());
   SSL_CTX_sess_set_new_cb(ctx, &UpstreamTls::on_new_session);
-  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+  // No SSL_MODE_RELEASE_BUFFERS: on a keep-alive connection it frees and reallocates the
+  // record buffers around every read and write (a malloc, a free and a cleanse of ~17 KiB
+  // per record each way); keeping them costs ~34 KiB per open upstream connection.
   return u;
 }
 

@@ -253,7 +253,9 @@ Result<int> run_supervised(const SuperviseOptions& o) {
     Channel c;
     c.src = std::move(fd);
     c.dst = dst;
-    c.masker = std::make_unique<StreamMasker>(o.masks);
+    std::function<void(std::size_t)> trip;
+    if (o.on_tripwire) trip = [&o, dst](std::size_t i) { o.on_tripwire(i, dst); };
+    c.masker = std::make_unique<StreamMasker>(o.masks, std::move(trip));
     chans.push_back(std::move(c));
   };
   if (pty_mode) add_channel(std::move(master), 1);

@@ -27,6 +27,8 @@ struct SuperviseOptions {
   char** envp = nullptr;
   OutputMode mode = OutputMode::Pipes;
   std::shared_ptr<const MaskPatterns> masks;             // required unless Inherit
+  // A tripwire of `masks` (a canary) was seen on fd 1 or 2 of the child's output.
+  std::function<void(std::size_t tripwire, int fd)> on_tripwire;
   std::chrono::milliseconds idle_flush{30};              // flush held-back bytes after this
   // Parent side, right after fork. When set, the child waits for it to return after
   // child_prepare and before exec (so the pid can be registered before the command runs;

@@ -67,6 +67,24 @@ void set_data(wire::Reply& r, std::string_view bytes) {
   std::memcpy(r.data, bytes.data(), bytes.size());
 }
 
+// The canary record of a request that carries a canary's token: the facts of its swap
+// record, and where it was seen.
+CanarySeen canary_sight(const DecideContext& ctx, const wire::Request& req, const TokenUse& a, const TokenEntry& s) {
+  CanarySeen c;
+  c.secret = s.name;
+  c.token_id = s.token_id;
+  c.where = req.channel == wire::Channel::Plain ? "plain" : ctx.via;
+  if (req.channel == wire::Channel::Plain) c.via = ctx.via;
+  c.pid = a.pid;
+  c.exe = a.exe;
+  c.lineage = a.lineage;
+  c.host = a.host;
+  c.peer = a.peer;
+  c.method = a.method;
+  c.path = a.path;
+  return c;
+}
+
 }  // namespace
 
 std::string request_refusal(const DecideContext& ctx, const wire::Request& req, const TokenEntry& s, bool signing) {
@@ -180,6 +198,10 @@ DecideOutcome decide(const DecideContext& ctx, const wire::Request& req, const P
     }
   }
   if (s == nullptr) return refuse(nullptr, "not a token of this run");
+  if (s->canary) {
+    if (ctx.canary != nullptr) ctx.canary->raise(canary_sight(ctx, req, a, *s));
+    return refuse(s, "canary " + s->name + ": a decoy bound to no host");
+  }
   if (req.op == Op::Report && req.uses > 0) {
     // Uses of a connection grant (kReplyReuseOnConnection): recorded, never a decision.
     if (req.channel == wire::Channel::Plain) return refuse(s, "use report on plain TCP (no grant exists there)");

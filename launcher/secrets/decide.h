@@ -1,6 +1,7 @@
 // The broker's decision for one shim request: swap a token for its value, confirm an
 // inbound value for redaction, or record a refusal. Pure apart from certificate
-// verification; the socket server (broker.h) feeds it and sends the reply.
+// verification and the canary alarm (a canary's token is always refused, and raised);
+// the socket server (broker.h) feeds it and sends the reply.
 #pragma once
 
 #include <sys/types.h>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "audit/audit_schema.h"
+#include "secrets/canary.h"
 #include "secrets/peer_verify.h"
 #include "secrets/process_tree.h"
 #include "secrets/token_table.h"
@@ -31,6 +33,9 @@ struct DecideContext {
   bool grant_connections = true;   // [blind] reuse = "connection"
   // The run's processes: where the proxy's records get their lineage (none when null).
   const ProcessTree* tree = nullptr;
+  // Raised when a request carries a canary's token (none: only the refusal is recorded).
+  CanaryAlarm* canary = nullptr;
+  const char* via = "shim";        // who asks: "shim" (the broker) or "proxy"
   // Unix seconds to judge SigV4 request dates by; 0: the clock (tests set it).
   std::int64_t now = 0;
 };

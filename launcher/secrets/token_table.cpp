@@ -108,6 +108,17 @@ Result<TokenTable> TokenTable::build(std::vector<ResolvedSecret> secrets,
   return t;
 }
 
+void TokenTable::add_canary(std::string name, SecretValue token) {
+  TokenEntry e;
+  e.name = std::move(name);
+  e.provider = "canary";
+  e.canary = true;
+  e.id = static_cast<std::uint32_t>(secrets_.size() + 1);
+  e.token = std::move(token);
+  e.token_id = token_id(e.token.view());
+  secrets_.push_back(std::move(e));
+}
+
 const TokenEntry* TokenTable::find_token(std::string_view text) const {
   const TokenEntry* hit = nullptr;
   for (const auto& s : secrets_)
@@ -128,6 +139,7 @@ const TokenEntry* TokenTable::find_value_in_form(std::string_view bytes, wire::V
   SecretValue enc = SecretValue::allocate(wire::kMaxFormLen);
   const TokenEntry* hit = nullptr;
   for (const auto& s : secrets_) {
+    if (s.canary) continue;   // no value
     const std::size_t n = wire::encode_form(form, reinterpret_cast<const unsigned char*>(s.value.view().data()),
                                             s.value.size(), enc.data(), wire::kMaxFormLen);
     if (n > 0 && same(std::string_view(enc.data(), n), bytes)) hit = &s;
@@ -138,13 +150,13 @@ const TokenEntry* TokenTable::find_value_in_form(std::string_view bytes, wire::V
 const TokenEntry* TokenTable::find_value(std::string_view bytes) const {
   const TokenEntry* hit = nullptr;
   for (const auto& s : secrets_)
-    if (same(s.value.view(), bytes)) hit = &s;
+    if (!s.canary && same(s.value.view(), bytes)) hit = &s;
   return hit;
 }
 
 bool TokenTable::needs_length_fixup() const {
   return std::any_of(secrets_.begin(), secrets_.end(),
-                     [](const TokenEntry& s) { return s.token.size() != s.value.size(); });
+                     [](const TokenEntry& s) { return !s.canary && s.token.size() != s.value.size(); });
 }
 
 void TokenTable::expire(std::int64_t now) {
@@ -153,11 +165,15 @@ void TokenTable::expire(std::int64_t now) {
 }
 
 Result<Minted> TokenTable::issue(TokenEntry e) {
-  expire(unix_now());
   auto tok = mint_token(kIssuedTokenLen);
   if (!tok) return tok.take_error();
   std::string text(tok->view());
-  e.token = std::move(*tok);
+  return adopt(std::move(text), std::move(e));
+}
+
+Result<Minted> TokenTable::adopt(std::string text, TokenEntry e) {
+  expire(unix_now());
+  e.token = SecretValue::from(text);
   e.token_id = token_id(text);
   auto entry = std::make_shared<const TokenEntry>(std::move(e));
   const IssueLimits& lim = issued_->limits;

@@ -44,6 +44,9 @@ struct TokenEntry {
   // Fingerprints of the value's other encoded forms (wire/value_forms.h): distinct from the
   // raw value and from each other, each at most wire::kMaxFormLen bytes.
   std::vector<wire::FormPrint> form_prints;
+  // A canary (secrets/canary.h): a decoy with no value (`value` is empty), bound
+  // nowhere; whoever sends its token is reported.
+  bool canary = false;
   // Issued entries (MCP).
   std::string owner;            // the identity that resolved it ("iss sub", or "local")
   std::int64_t expires_at = 0;  // Unix seconds (unix_now)
@@ -75,6 +78,11 @@ class TokenTable {
   static Result<TokenTable> build(std::vector<ResolvedSecret> secrets,
                                   const std::vector<std::pair<std::string, Binding>>& bindings);
 
+  // A canary's entry (no value, bound nowhere) for `token` (minted by the caller,
+  // secrets/canary.h): blind mode adds one per canary after build(), before the table
+  // is shared.
+  void add_canary(std::string name, SecretValue token);
+
   const std::vector<TokenEntry>& secrets() const { return secrets_; }
   // Constant-time comparisons over every token (no early exit on a match).
   const TokenEntry* find_token(std::string_view text) const;
@@ -92,6 +100,9 @@ class TokenTable {
   // Mints a token for `e` (name, provider, ref, owner, value, binding, expires_at set by
   // the caller). Fails when the limits are reached. Drops expired entries first.
   Result<Minted> issue(TokenEntry e);
+  // The same for a token made elsewhere (a sealed MCP token that another replica issued,
+  // mcp/replica_seal.h): `token` is its text; the limits apply.
+  Result<Minted> adopt(std::string token, TokenEntry e);
   // The issued entry for `token`, or null when unknown or expired.
   std::shared_ptr<const TokenEntry> find(std::string_view token, std::int64_t now) const;
   // The unexpired entries of one owner (for redacting their values from responses).

@@ -1,6 +1,7 @@
 #include "server/bearer_identity.h"
 
 #include <algorithm>
+#include <cmath>
 
 namespace kz {
 
@@ -28,15 +29,25 @@ Result<std::shared_ptr<const VerifiedIdentity>> BearerIdentities::verify(const s
     std::lock_guard lock(mu_);
     auto it = cache_.find(token);
     if (it != cache_.end()) {
-      if (it->second.until > now && it->second.state.lock() == st) return it->second.id;
+      if (it->second.until > now && it->second.state.lock() == st) {
+        hits_.fetch_add(1, std::memory_order_relaxed);
+        return it->second.id;
+      }
       cache_.erase(it);
     }
   }
+  verifications_.fetch_add(1, std::memory_order_relaxed);
   auto jwt = st->verifier->verify(token, now);
   if (!jwt) return make_error(ErrorKind::Denied, std::string(jwt::to_string(jwt.error().reason)) + ": " + jwt.error().message);
-  std::int64_t until = now + 60;
-  if (jwt->claims.contains("exp") && jwt->claims["exp"].is_number_integer())
-    until = std::min(until, jwt->claims["exp"].get<std::int64_t>());
+  // Until the token expires (whatever leeway the verifier allows), a minute at most. exp
+  // may be any JSON number (the verifier accepts 1800000000.5 as well as 1800000000): a
+  // fractional one ends the entry at the whole second before it.
+  std::int64_t until = now + kTtlSeconds;
+  if (auto e = jwt->claims.find("exp"); e != jwt->claims.end() && e->is_number()) {
+    const double exp = e->get<double>();
+    if (exp < static_cast<double>(until))
+      until = exp <= static_cast<double>(now) ? now : static_cast<std::int64_t>(std::floor(exp));
+  }
   auto id = make_identity(std::move(jwt->claims));
   constexpr std::size_t kMaxEntries = 10000;
   std::lock_guard lock(mu_);

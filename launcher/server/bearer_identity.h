@@ -3,10 +3,13 @@
 //
 // Verified claims are cached: an agent shows the same token on every request, and an
 // RS256 verification costs more than the rest of a decision. An entry lives until the
-// token's exp or a minute, whichever is first, and only counts for the state (bundle:
-// issuers and keys) that verified it.
+// token's exp (a fractional exp counts down to the second before it) or a minute,
+// whichever is first, and only counts for the state (bundle: issuers and keys) that
+// verified it: a reloaded bundle with a rotated or revoked key verifies again, and a key
+// dropped from a JWKS URL's set stops being honoured from the cache within the minute.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -39,6 +42,12 @@ class BearerIdentities {
   Result<std::shared_ptr<const VerifiedIdentity>> verify(const std::shared_ptr<const PdpState>& st,
                                                          std::string_view authorization, std::int64_t now);
 
+  // Requests answered from the cache, and tokens verified (successfully or not).
+  std::uint64_t cache_hits() const { return hits_.load(std::memory_order_relaxed); }
+  std::uint64_t verifications() const { return verifications_.load(std::memory_order_relaxed); }
+
+  static constexpr std::int64_t kTtlSeconds = 60;
+
  private:
   struct Cached {
     std::shared_ptr<const VerifiedIdentity> id;
@@ -47,6 +56,7 @@ class BearerIdentities {
   };
   std::mutex mu_;
   std::unordered_map<std::string, Cached> cache_;
+  std::atomic<std::uint64_t> hits_{0}, verifications_{0};
 };
 
 }  // namespace kz

@@ -1,7 +1,11 @@
-// HttpServer on Boost.Beast: one io_context run by N threads, one strand per connection
-// (Beast's tcp_stream on a strand executor), a session per connection that reads a
-// request with a body limit, calls the handler and writes the reply, keeping the
-// connection alive while the client asks for it and the server is not stopping.
+// HttpServer on Boost.Beast: N threads, each running an io_context of its own, and each
+// connection pinned to one of them (round robin at accept; Beast's tcp_stream on a
+// strand executor of that context): a request is read, handled and answered on one
+// thread, with no wake-up of another thread on the way (with one io_context shared by
+// every thread, each completion could hand the connection to the other thread). A
+// session per connection reads a request with a body limit, calls the handler and writes
+// the reply, keeping the connection alive while the client asks for it and the server
+// is not stopping.
 #include "server/http_server.h"
 
 #include <algorithm>
@@ -15,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
@@ -191,7 +196,14 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 
 class BeastServer final : public HttpServer {
  public:
-  explicit BeastServer(std::shared_ptr<Shared> sh) : sh_(std::move(sh)), acceptor_(ioc_) {}
+  explicit BeastServer(std::shared_ptr<Shared> sh) : sh_(std::move(sh)) {
+    const unsigned n = sh_->opts.threads != 0 ? sh_->opts.threads : std::max(1u, std::thread::hardware_concurrency());
+    for (unsigned i = 0; i < n; ++i) {
+      pool_.push_back(std::make_unique<asio::io_context>(1));
+      work_.push_back(asio::make_work_guard(*pool_.back()));
+    }
+    acceptor_.emplace(*pool_.front());
+  }
   ~BeastServer() override { stop(0); }
 
   Status listen() {
@@ -199,14 +211,14 @@ class BeastServer final : public HttpServer {
     const auto addr = asio::ip::make_address(sh_->opts.host, ec);
     if (ec) return make_error(ErrorKind::Usage, "--listen: not an IP address: " + sh_->opts.host);
     const tcp::endpoint ep(addr, sh_->opts.port);
-    acceptor_.open(ep.protocol(), ec);
-    if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
-    if (!ec) acceptor_.bind(ep, ec);
-    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+    acceptor_->open(ep.protocol(), ec);
+    if (!ec) acceptor_->set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor_->bind(ep, ec);
+    if (!ec) acceptor_->listen(asio::socket_base::max_listen_connections, ec);
     if (ec)
       return make_error(ErrorKind::Io, "cannot listen on " + sh_->opts.host + ":" + std::to_string(sh_->opts.port) +
                                            ": " + ec.message());
-    port_ = acceptor_.local_endpoint().port();
+    port_ = acceptor_->local_endpoint().port();
     if (!sh_->opts.tls_cert.empty()) {
       ssl_.emplace(asio::ssl::context::tls_server);
       ssl_->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
@@ -221,8 +233,7 @@ class BeastServer final : public HttpServer {
 
   void run() {
     accept();
-    unsigned n = sh_->opts.threads != 0 ? sh_->opts.threads : std::max(1u, std::thread::hardware_concurrency());
-    for (unsigned i = 0; i < n; ++i) threads_.push_back(signal_free_thread([this] { ioc_.run(); }));
+    for (auto& ioc : pool_) threads_.push_back(signal_free_thread([io = ioc.get()] { io->run(); }));
   }
 
   std::uint16_t port() const override { return port_; }
@@ -231,9 +242,9 @@ class BeastServer final : public HttpServer {
   void stop(int grace_ms) override {
     if (stopped_.exchange(true)) return;
     sh_->stopping = true;
-    asio::post(acceptor_.get_executor(), [this] {
+    asio::post(acceptor_->get_executor(), [this] {
       beast::error_code ec;
-      acceptor_.close(ec);
+      acceptor_->close(ec);
     });
     {
       // Connections idle in keep-alive are waiting for a request that may never come:
@@ -242,14 +253,18 @@ class BeastServer final : public HttpServer {
       sh_->cv.wait_for(lock, std::chrono::milliseconds(grace_ms), [&] { return sh_->live == 0; });
     }
     if (sh_->pool) sh_->pool->join();   // blocking handlers finish (their fetch has a timeout)
-    ioc_.stop();
+    work_.clear();
+    for (auto& ioc : pool_) ioc->stop();
     for (auto& t : threads_) t.join();
     threads_.clear();
   }
 
  private:
+  // The context of the next accepted connection (used on the accepting thread only).
+  asio::io_context& next_context() { return *pool_[next_++ % pool_.size()]; }
+
   void accept() {
-    acceptor_.async_accept(asio::make_strand(ioc_), [this](beast::error_code ec, tcp::socket sock) {
+    acceptor_->async_accept(asio::make_strand(next_context()), [this](beast::error_code ec, tcp::socket sock) {
       if (ec) {
         if (!sh_->stopping) accept();
         return;
@@ -271,8 +286,11 @@ class BeastServer final : public HttpServer {
   }
 
   std::shared_ptr<Shared> sh_;
-  asio::io_context ioc_;
-  tcp::acceptor acceptor_;
+  // One io_context per thread. Declared before everything that holds their executors.
+  std::vector<std::unique_ptr<asio::io_context>> pool_;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> work_;
+  std::size_t next_ = 0;
+  std::optional<tcp::acceptor> acceptor_;
   std::optional<asio::ssl::context> ssl_;
   std::vector<std::thread> threads_;
   std::uint16_t port_ = 0;

@@ -152,16 +152,16 @@ HttpReply PdpService::api(const HttpRequestView& req, bool resolve) {
     }
     results.push_back(std::move(r));
   }
-  nlohmann::json input = {{"identity", claims}, {"secrets", inputs}};
+  nlohmann::json input = {{"identity", claims}, {"secrets", std::move(inputs)}};
   nlohmann::json reqj = {{"time", request.time}, {"source", request.source}};
   if (!request.host.empty()) reqj["host"] = request.host;
   if (!request.method.empty()) reqj["method"] = request.method;
   if (!request.path.empty()) reqj["path"] = request.path;
-  input["request"] = reqj;
+  input["request"] = std::move(reqj);
   opts_.log->record(PdpDecision{all ? "allow" : "deny", id, endpoint, st->bundle.revision, req.source,
                                 claims.contains("sub") && claims["sub"].is_string() ? claims["sub"].get<std::string>() : "",
                                 std::move(input), std::move(logged)});
-  return json_reply(200, {{"decision_id", id}, {"revision", st->bundle.revision}, {"results", results}});
+  return json_reply(200, {{"decision_id", id}, {"revision", st->bundle.revision}, {"results", std::move(results)}});
 }
 
 }  // namespace kz

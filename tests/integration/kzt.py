@@ -181,6 +181,29 @@ class KzServer:
         return err
 
 
+def mcp_post(url, body, token=None, session=None, headers=None, method="POST"):
+    """One Streamable HTTP request to an MCP endpoint: (status, headers, JSON reply or None)."""
+    import urllib.error
+    import urllib.request
+    data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method)
+    req.add_header("Content-Type", "application/json")
+    req.add_header("Accept", "application/json, text/event-stream")
+    if token:
+        req.add_header("Authorization", "Bearer " + token)
+    if session:
+        req.add_header("Mcp-Session-Id", session)
+    for k, v in (headers or {}).items():
+        req.add_header(k, v)
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            text = r.read().decode()
+            return r.status, dict(r.headers), json.loads(text) if text else None
+    except urllib.error.HTTPError as e:
+        text = e.read().decode()
+        return e.code, dict(e.headers), json.loads(text) if text else None
+
+
 def read_jsonl(path):
     if not os.path.exists(path):
         return []

@@ -14,12 +14,11 @@ import sys
 import tempfile
 import time
 import unittest
-import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
-from kzt import KZ, SRC, KzServer, KzTestCase, ServerProcess, encodings, make_test_ca, read_jsonl  # noqa: E402
+from kzt import KZ, SRC, KzServer, KzTestCase, ServerProcess, encodings, make_test_ca, mcp_post, read_jsonl  # noqa: E402
 import mint_jwt  # noqa: E402
 
 VALUE = "mcp-demo-VALUE-5d2f9e0c7a41b3"
@@ -111,23 +110,7 @@ class McpTest(KzTestCase):
     # -- raw Streamable HTTP ------------------------------------------------------------
 
     def post(self, body, token=None, session=None, headers=None, method="POST"):
-        data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
-        req = urllib.request.Request(self.url, data=data, method=method)
-        req.add_header("Content-Type", "application/json")
-        req.add_header("Accept", "application/json, text/event-stream")
-        if token:
-            req.add_header("Authorization", "Bearer " + token)
-        if session:
-            req.add_header("Mcp-Session-Id", session)
-        for k, v in (headers or {}).items():
-            req.add_header(k, v)
-        try:
-            with urllib.request.urlopen(req, timeout=60) as r:
-                text = r.read().decode()
-                return r.status, dict(r.headers), json.loads(text) if text else None
-        except urllib.error.HTTPError as e:
-            text = e.read().decode()
-            return e.code, dict(e.headers), json.loads(text) if text else None
+        return mcp_post(self.url, body, token, session, headers, method)
 
     def session(self, token):
         status, headers, reply = self.post({"jsonrpc": "2.0", "id": 1, "method": "initialize",

@@ -108,6 +108,7 @@ struct Facts {
   ConnFacts f;
   int gathers = 0;
   std::string chain = "DER-CHAIN";
+  int chain_fills = 0;
   const char* host_override = nullptr;   // gather names this host instead
   int* on_grant_count = nullptr;
   Facts() {
@@ -127,6 +128,7 @@ struct Facts {
     };
     f.fill_chain = [](void* ctx, unsigned char* out, std::size_t cap) -> std::size_t {
       const std::string& c = static_cast<Facts*>(ctx)->chain;
+      ++static_cast<Facts*>(ctx)->chain_fills;
       if (c.size() > cap) return 0;
       std::memcpy(out, c.data(), c.size());
       return c.size();
@@ -412,6 +414,38 @@ TEST(SwapClient, AGrantIsReusedOnlyForThePeerItWasGivenFor) {
   EXPECT_EQ(hook_call("CHAIN-BOUND", "unbound.example"), Decision::Refuse);
   EXPECT_EQ(t.seen().back().host, "unbound.example");
   EXPECT_EQ(st->ngrants, 0u);
+}
+
+// The fallback proxy's session has one upstream for life and drops its state before it
+// goes (peer_fixed): its grants answer without fetching and hashing the chain again on
+// every request. Everything else a grant checks still applies.
+TEST(SwapClient, AFixedPeerReusesItsGrantWithoutRederivingItsIdentity) {
+  FakeTransport t;
+  t.answer = [](const wire::Request& r, wire::Reply& rep) {
+    if (r.op == Op::Swap) allow_value(rep, kValSame, wire::kReplyReuseOnConnection);
+  };
+  for (const bool fixed : {false, true}) {
+    Facts facts;
+    facts.f.peer_fixed = fixed;
+    SwapClient c(t, facts.f);
+    auto st = state_with_request_line(31);
+    std::string v;
+    ASSERT_EQ(swap(c, st.get(), kTokSame, &v), Decision::Allow);
+    ASSERT_EQ(st->ngrants, 1u);
+    const int fills = facts.chain_fills;
+    for (int i = 0; i < 3; ++i) ASSERT_EQ(swap(c, st.get(), kTokSame, &v), Decision::Allow);
+    EXPECT_EQ(facts.chain_fills - fills, fixed ? 0 : 3) << (fixed ? "peer_fixed" : "shim");
+
+    // A request that names another host still goes to the broker (which refuses it).
+    const std::size_t asked = t.seen().size();
+    t.answer = nullptr;
+    st->set_request_host("other.example", 13, 1);
+    EXPECT_EQ(swap(c, st.get(), kTokSame, &v), Decision::Refuse);
+    EXPECT_EQ(t.seen().size(), asked + 1);
+    t.answer = [](const wire::Request& r, wire::Reply& rep) {
+      if (r.op == Op::Swap) allow_value(rep, kValSame, wire::kReplyReuseOnConnection);
+    };
+  }
 }
 
 TEST(SwapClient, RefusalUnknownAndIncompleteLeaveTheTokenAlone) {

@@ -87,6 +87,8 @@ std::vector<AuditEvent> full_samples() {
   v.push_back(PdpReload{"error", "SIGHUP", "rev", "bad yaml"});
   v.push_back(PdpAuthRefusal{"decide", "1.2.3.4", "rev", "expired"});
   v.push_back(PdpDecision{"allow", "d-1", "decide", "rev", "1.2.3.4", "alice", json::object(), json::array()});
+  v.push_back(CanarySeen{"OPENAI_API_KEY", "shim", "kill", "why", 7L, "/bin/curl", "h", "1.2.3.4:443", "POST", "/x",
+                         "abc", "stdout", "proxy", "alice", "1.2.3.4", "s1", {"bash", "curl"}});
   return v;
 }
 

@@ -71,6 +71,12 @@ struct ConnFacts {
   // Optional: the broker granted reuse on ctx. The shim registers the TLS library's own
   // free path here (OpenSSL ex-data), so the grant ends however the object is freed.
   void (*on_grant)(void* ctx) = nullptr;
+  // ctx talks to one peer for its whole life, and its ConnState is dropped before ctx
+  // goes (the fallback proxy's session, with its one verified upstream): a grant is
+  // then reused without re-deriving the peer's identity (a SipHash of the whole chain
+  // on every request). The shim leaves it false: an SSL* freed past its hooks may come
+  // back as another connection at the same address.
+  bool peer_fixed = false;
 
   // Runs gather once.
   void ensure_gathered() {
