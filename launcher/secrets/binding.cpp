@@ -181,6 +181,12 @@ BindingVerdict refused(BindingRefusal why, std::string reason) { return {why, st
 }  // namespace
 
 BindingVerdict check_host_binding(const Binding& b, std::string_view secret, std::string_view host) {
+  // A key kz signs with (AWS SigV4) is never sent: a token of it in a request body or
+  // header must not become the key (in the agent's write, or stored where it can be
+  // read back). Signing checks its request with the binding's sign cleared.
+  if (!b.sign.empty())
+    return refused(BindingRefusal::SigningKey, std::string(secret) + " is a signing key (sign = \"" + b.sign +
+                                                   "\"): kz signs requests with it and never sends it");
   if (host.empty()) return refused(BindingRefusal::NoHost, "no host name for the connection");
   if (host_allowed(b, host)) return {};
   return refused(BindingRefusal::Host, std::string(secret) + " may not be sent to " + std::string(host) +

@@ -54,6 +54,7 @@ enum class BindingRefusal : std::uint8_t {
   Method,      // the method is not an allowed one
   NoPath,      // paths are restricted and no request line was seen
   Path,        // the path is outside the allowed prefixes (or has dot segments)
+  SigningKey,  // the secret is a key kz signs with (sign = "sigv4"): never sent
 };
 
 struct BindingVerdict {

@@ -87,14 +87,22 @@ CanarySeen canary_sight(const DecideContext& ctx, const wire::Request& req, cons
 
 }  // namespace
 
-std::string request_refusal(const DecideContext& ctx, const wire::Request& req, const TokenEntry& s) {
+std::string request_refusal(const DecideContext& ctx, const wire::Request& req, const TokenEntry& s, bool signing) {
+  // Signing judges the request by the key's binding as if it were sent (check_binding
+  // refuses to send a signing key at all).
+  Binding signing_binding;
+  if (signing) {
+    signing_binding = s.binding;
+    signing_binding.sign.clear();
+  }
+  const Binding& binding = signing ? signing_binding : s.binding;
   const std::string host(field(req.host, req.host_len));
   const std::string_view method = field(req.method, req.method_len);
   const std::string_view path = field(req.path, req.path_len);
   if (req.channel == wire::Channel::Plain) return "plain TCP (no TLS)";
   if (std::string_view why = unsafe_connection_reason(req.flags); !why.empty()) return std::string(why);
   // The host first: a peer's certificate is verified only for a host the secret may go to.
-  if (BindingVerdict v = check_host_binding(s.binding, s.name, host); !v) return std::move(v.reason);
+  if (BindingVerdict v = check_host_binding(binding, s.name, host); !v) return std::move(v.reason);
   const std::string_view chain(reinterpret_cast<const char*>(req.chain), req.chain_len);
   if (std::string why = ctx.verifier->verify(chain, host); !why.empty()) return why;
   if (std::string why = fronting_reason(req, host); !why.empty()) return why;
@@ -102,7 +110,7 @@ std::string request_refusal(const DecideContext& ctx, const wire::Request& req, 
   std::string_view target = path;
   if (std::size_t ap = 0, al = 0, pp = 0; wire::absolute_target(path.data(), path.size(), &ap, &al, &pp))
     target = pp < path.size() ? path.substr(pp) : std::string_view("/");
-  if (BindingVerdict v = check_binding(s.binding, s.name, host, method, target); !v) return std::move(v.reason);
+  if (BindingVerdict v = check_binding(binding, s.name, host, method, target); !v) return std::move(v.reason);
   return {};
 }
 
@@ -214,7 +222,7 @@ DecideOutcome decide(const DecideContext& ctx, const wire::Request& req, const P
     return refuse(s, "the token could not be swapped in place (split across writes, or the request "
                      "framing could not be corrected): it was sent unchanged");
   }
-  if (std::string why = request_refusal(ctx, req, *s); !why.empty()) return refuse(s, std::move(why));
+  if (std::string why = request_refusal(ctx, req, *s, false); !why.empty()) return refuse(s, std::move(why));
 
   rep.decision = Decision::Allow;
   set_data(rep, s->value.view());

@@ -47,8 +47,9 @@ struct DecideOutcome {
 
 // Why a request may not use secret `s` (its channel, the connection's safety, the
 // host binding, the peer's certificate, domain fronting, methods and paths); empty when
-// it may. One check for swaps and signatures.
-std::string request_refusal(const DecideContext& ctx, const wire::Request& req, const TokenEntry& s);
+// it may. One check for swaps and signatures (`signing`: the request is to be signed with
+// s, a sign = "sigv4" key, which a swap would refuse to send).
+std::string request_refusal(const DecideContext& ctx, const wire::Request& req, const TokenEntry& s, bool signing);
 
 // `req` has passed wire::request_is_valid.
 // Swap: the value for a token. Sign: an AWS SigV4 signature made with a key kz holds

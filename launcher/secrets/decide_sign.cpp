@@ -82,7 +82,7 @@ bool decide_sign(const DecideContext& ctx, const wire::Request& req, wire::Reply
   if (!sig) return refuse("kz cannot re-sign this SigV4 request: " + sig.error().message);
   a.service = sig->service;
   a.region = sig->region;
-  if (std::string why = request_refusal(ctx, req, *s); !why.empty()) return refuse(std::move(why));
+  if (std::string why = request_refusal(ctx, req, *s, true); !why.empty()) return refuse(std::move(why));
   if (!listed(s->binding.services, sig->service))
     return refuse(s->name + " may not sign for the service " + sig->service + " (allowed services: " +
                   join(s->binding.services) + ")");

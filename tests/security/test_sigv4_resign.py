@@ -50,6 +50,17 @@ try:
     out["s3"] = s3.get_object(Bucket="kzbucket", Key="hello.txt")["Body"].read().decode()
 except Exception as e:
     out["s3"] = "error: %s" % e
+# The agent tries to have the key itself sent: its token as an object's body.
+try:
+    s3.put_object(Bucket="kzbucket", Key="exfil.txt", Body=os.environ["AWS_SECRET_ACCESS_KEY"].encode())
+    out["exfil"] = s3.get_object(Bucket="kzbucket", Key="exfil.txt")["Body"].read().decode()
+except Exception as e:
+    out["exfil"] = "error: %s" % e
+# And in a JSON body written with its head (S3's body above follows a 100 Continue).
+try:
+    sm.get_secret_value(SecretId=os.environ["AWS_SECRET_ACCESS_KEY"])
+except Exception as e:
+    out["exfil_sm"] = type(e).__name__
 url = s3.generate_presigned_url("get_object", Params={"Bucket": "kzbucket", "Key": "hello.txt"}, ExpiresIn=300)
 out["presigned"] = subprocess.run(["curl", "-sS", "--http1.1", "--cacert", ca, url], capture_output=True,
                                   text=True).stdout
@@ -167,6 +178,12 @@ class SigV4Resign(BlindTestCase):
         self.assertEqual(res["env"]["AWS_ACCESS_KEY_ID"], AKID)
         self.assertToken(res["env"]["AWS_SECRET_ACCESS_KEY"], len(KEY))
         self.assertNotIn("KZT_AWS_KEY_SRC", res["env"])
+        # The key's token in a request body stays the token: a signing key is never sent.
+        self.assertEqual(res["exfil"], res["env"]["AWS_SECRET_ACCESS_KEY"], "the stored object: %r" % res["exfil"][:8])
+        refused = self.audit_events("swap", decision="refuse", secret="AWS_SECRET_ACCESS_KEY")
+        self.assertTrue([r for r in refused if r.get("path") == "/" and "is a signing key" in r["reason"]],
+                        self.audit_dump())
+        self.assertTrue([r for r in refused if r.get("path") in ("/kzbucket/exfil.txt", None)], self.audit_dump())
         acc = self.accepted()
         for want in [("POST", "secretsmanager", False), ("PUT", "s3", False), ("GET", "s3", False),
                      ("GET", "s3", True), ("POST", "sts", False)]:

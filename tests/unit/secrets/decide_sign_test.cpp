@@ -134,6 +134,22 @@ TEST_F(SignFixture, BindingRules) {
   EXPECT_NE(reason(streaming).find("streaming"), std::string::npos) << reason(streaming);
 }
 
+TEST_F(SignFixture, TheKeyIsNeverSwappedIn) {
+  // Its token in a body or header, to a bound host: a swap would put the key in the
+  // agent's write and on the server.
+  auto r = test::broker_request(wire::Op::Swap, key_token(), "localhost",
+                                test::der_of_pem_file(test::test_ca().server_cert), "PUT", "/bucket/exfil");
+  auto o = run(*r);
+  EXPECT_EQ(o.reply.decision, wire::Decision::Refuse);
+  EXPECT_EQ(o.reply.data_len, 0u);
+  EXPECT_EQ(reason(o), "AWS_SECRET_ACCESS_KEY is a signing key (sign = \"sigv4\"): kz signs requests with it and "
+                       "never sends it");
+  // The session token is an ordinary secret: swapped.
+  auto t = run(*test::broker_request(wire::Op::Swap, session_token(), "localhost",
+                                     test::der_of_pem_file(test::test_ca().server_cert), "GET", "/"));
+  EXPECT_EQ(t.reply.decision, wire::Decision::Allow) << reason(t);
+}
+
 TEST_F(SignFixture, AnotherKeyIdIsNotKzsBusiness) {
   auto o = run(*request(signed_head("k", "secretsmanager", "", "x", kDate, "AKIAOTHERKEY00000001")));
   EXPECT_EQ(o.reply.decision, wire::Decision::Unknown);

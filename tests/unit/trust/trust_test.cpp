@@ -91,6 +91,24 @@ TEST(PinsDiff, WideningChangesAreFlagged) {
             std::string::npos);
 }
 
+TEST(PinsDiff, AnAwsSigningScopeChangedWidens) {
+  Project p;
+  const char* kAws = R"(K = { provider = "env", ref = "SRC", hosts = ["*.amazonaws.com"], sign = "sigv4", access_key_id = "AKIAIOSFODNN7EXAMPLE", services = ["s3"] })";
+  const Config trusted = p.load(kAws);
+  for (const char* now : {
+           R"(K = { provider = "env", ref = "SRC", hosts = ["*.amazonaws.com"], sign = "sigv4", access_key_id = "AKIAIOSFODNN7EXAMPLE" })",
+           R"(K = { provider = "env", ref = "SRC", hosts = ["*.amazonaws.com"], sign = "sigv4", access_key_id = "AKIAIOSFODNN7EXAMPLE", services = ["s3", "iam"] })",
+           R"(K = { provider = "env", ref = "SRC", hosts = ["*.amazonaws.com"], sign = "sigv4", access_key_id = "AKIAOTHERKEYID000001", services = ["s3"] })",
+           R"(K = { provider = "env", ref = "SRC", hosts = ["*.amazonaws.com"] })"}) {
+    const PinsDiff d = diff_pins(pins_of(trusted), pins_of(p.load(now)));
+    EXPECT_TRUE(d.widens()) << now;
+  }
+  EXPECT_NE(diff_text(trusted, p.load(R"(K = { provider = "env", ref = "SRC", hosts = ["*.amazonaws.com"], sign = "sigv4", access_key_id = "AKIAIOSFODNN7EXAMPLE" })"))
+                .find("(sign sigv4 as AKIAIOSFODNN7EXAMPLE, services any, regions any)"),
+            std::string::npos);
+  EXPECT_TRUE(diff_pins(pins_of(trusted), pins_of(p.load(kAws))).empty());
+}
+
 TEST(PinsDiff, ACaFileSwappedOrRewrittenWidens) {
   Project p;
   const ProjectPins trusted = pins_of(p.load(kApi));
