@@ -1,5 +1,7 @@
 #include "server/bearer_identity.h"
 
+#include <openssl/sha.h>
+
 #include <algorithm>
 #include <cmath>
 
@@ -24,10 +26,12 @@ Result<std::shared_ptr<const VerifiedIdentity>> BearerIdentities::verify(const s
   if (authorization.substr(0, kBearer.size()) != kBearer)
     return make_error(ErrorKind::Denied, "an Authorization: Bearer <JWT> header is required");
   if (!st->verifier) return make_error(ErrorKind::Denied, "this bundle configures no identity issuers");
-  const std::string token(authorization.substr(kBearer.size()));
+  const std::string_view token = authorization.substr(kBearer.size());
+  Key key;
+  SHA256(reinterpret_cast<const unsigned char*>(token.data()), token.size(), key.data());
   {
     std::lock_guard lock(mu_);
-    auto it = cache_.find(token);
+    auto it = cache_.find(key);
     if (it != cache_.end()) {
       if (it->second.until > now && it->second.state.lock() == st) {
         hits_.fetch_add(1, std::memory_order_relaxed);
@@ -52,7 +56,7 @@ Result<std::shared_ptr<const VerifiedIdentity>> BearerIdentities::verify(const s
   constexpr std::size_t kMaxEntries = 10000;
   std::lock_guard lock(mu_);
   if (cache_.size() >= kMaxEntries) cache_.clear();   // crude, bounded, and rare
-  cache_[token] = {id, st, until};
+  cache_[key] = {id, st, until};
   return id;
 }
 

@@ -7,10 +7,13 @@
 // whichever is first, and only counts for the state (bundle: issuers and keys) that
 // verified it: a reloaded bundle with a rotated or revoked key verifies again, and a key
 // dropped from a JWKS URL's set stops being honoured from the cache within the minute.
+// Entries are keyed by the token's SHA-256, so the cache keeps no bearer token.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -54,8 +57,16 @@ class BearerIdentities {
     std::weak_ptr<const PdpState> state;   // (not a raw pointer: addresses are reused)
     std::int64_t until = 0;
   };
+  using Key = std::array<unsigned char, 32>;   // SHA-256 of the token
+  struct KeyHash {
+    std::size_t operator()(const Key& k) const noexcept {
+      std::size_t h;
+      std::memcpy(&h, k.data(), sizeof h);   // a digest's bytes are already uniform
+      return h;
+    }
+  };
   std::mutex mu_;
-  std::unordered_map<std::string, Cached> cache_;
+  std::unordered_map<Key, Cached, KeyHash> cache_;
   std::atomic<std::uint64_t> hits_{0}, verifications_{0};
 };
 

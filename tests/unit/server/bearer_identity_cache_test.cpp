@@ -107,13 +107,16 @@ TEST(BearerIdentityCache, RotatedKeyIsNotServedFromTheCache) {
   EXPECT_TRUE(ids.verify(rotated, bearer(kKeyB, kNow + 3600), kNow + 1).ok());
 }
 
-TEST(BearerIdentityCache, RefusalsAreNotCached) {
+// A cached token answers only for itself: the same claims under another signature (a
+// forgery) are verified, and refused, every time.
+TEST(BearerIdentityCache, RefusalsAreNotCachedAndAnEntryAnswersOnlyForItsToken) {
   BearerIdentities ids;
   const auto st = state_with_key(kKeyA);
+  ASSERT_TRUE(ids.verify(st, bearer(kKeyA, kNow + 3600), kNow).ok());
   const std::string forged = bearer(kKeyB, kNow + 3600);
   EXPECT_FALSE(ids.verify(st, forged, kNow).ok());
   EXPECT_FALSE(ids.verify(st, forged, kNow).ok());
-  EXPECT_EQ(ids.verifications(), 2u);
+  EXPECT_EQ(ids.verifications(), 3u);
   EXPECT_EQ(ids.cache_hits(), 0u);
 }
 
