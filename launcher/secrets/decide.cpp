@@ -177,7 +177,11 @@ DecideOutcome decide(const DecideContext& ctx, const wire::Request& req, const P
     // token in the same form (value_forms.h: escapes or a filler make up a shorter one,
     // a longer one is cut).
     char repl[wire::kMaxData];
-    const std::size_t rl = wire::token_in_form(form, s->token.view().data(), s->token.size(), data.size(), repl, sizeof repl);
+    // A raw match is the value after shown_prefix (the prefix stays); an encoded one is
+    // of the whole value, so it becomes the agent's whole copy (token_table.h).
+    const SecretValue shown = token_as_shown(*s);
+    const SecretValue& with = form == wire::ValueForm::Raw ? s->token : shown;
+    const std::size_t rl = wire::token_in_form(form, with.view().data(), with.size(), data.size(), repl, sizeof repl);
     set_data(rep, std::string_view(repl, rl));
     explicit_bzero(repl, sizeof repl);
     rep.secret_id = s->id;

@@ -100,6 +100,9 @@ Result<TokenTable> TokenTable::build(std::vector<ResolvedSecret> secrets,
     // swap (and an inbound redaction) replaces as many bytes as it finds. A signing key
     // (sign = "sigv4") is never sent, so it has no shape to keep.
     if (e.binding.sign.empty()) e.shown_prefix = std::string(token_prefix_for(r.value.view(), shape));
+    // The encoded forms are those of the whole value: base64 of the rest is no part of
+    // base64 of the whole, so a server that echoes the key base64-encoded is still caught.
+    e.form_prints = form_prints_of(r.value.view(), t.fp_base_, t.fq_base_);
     if (!e.shown_prefix.empty()) r.value = SecretValue::from(r.value.view().substr(e.shown_prefix.size()));
     auto tok = mint_token(wire::token_length_for(r.value.size()));
     if (!tok) return tok.take_error();
@@ -110,7 +113,6 @@ Result<TokenTable> TokenTable::build(std::vector<ResolvedSecret> secrets,
     e.fp_hash = wire::fp_hash(reinterpret_cast<const unsigned char*>(r.value.view().data()), r.value.size(), t.fp_base_);
     e.value = std::move(r.value);
     e.fq_hash = wire::fq_hash(reinterpret_cast<const unsigned char*>(e.value.view().data()), e.value.size(), t.fq_base_);
-    e.form_prints = form_prints_of(e.value.view(), t.fp_base_, t.fq_base_);
     t.secrets_.push_back(std::move(e));
   }
   return t;
@@ -148,8 +150,10 @@ const TokenEntry* TokenTable::find_value_in_form(std::string_view bytes, wire::V
   const TokenEntry* hit = nullptr;
   for (const auto& s : secrets_) {
     if (s.canary) continue;   // no value
-    const std::size_t n = wire::encode_form(form, reinterpret_cast<const unsigned char*>(s.value.view().data()),
-                                            s.value.size(), enc.data(), wire::kMaxFormLen);
+    // Forms are matched on the whole value (shown_prefix and the rest), as fingerprinted.
+    const SecretValue whole = token_with_prefix(s.shown_prefix, s.value.view());
+    const std::size_t n = wire::encode_form(form, reinterpret_cast<const unsigned char*>(whole.view().data()),
+                                            whole.size(), enc.data(), wire::kMaxFormLen);
     if (n > 0 && same(std::string_view(enc.data(), n), bytes)) hit = &s;
   }
   return hit;   // enc is wiped when it goes

@@ -47,7 +47,8 @@ struct TokenEntry {
   std::uint64_t fp_hash = 0;    // inbound fingerprint of the value (wire/fingerprint.h)
   std::uint64_t fq_hash = 0;    // its quick filter hash (fq_hash under fq_base)
   // Fingerprints of the value's other encoded forms (wire/value_forms.h): distinct from the
-  // raw value and from each other, each at most wire::kMaxFormLen bytes.
+  // raw value and from each other, each at most wire::kMaxFormLen bytes. Of the whole
+  // value (shown_prefix and `value`).
   std::vector<wire::FormPrint> form_prints;
   // A canary (secrets/canary.h): a decoy with no value (`value` is empty), bound
   // nowhere; whoever sends its token is reported.
@@ -97,6 +98,7 @@ class TokenTable {
   const TokenEntry* find_token_start(std::string_view text) const;
   const TokenEntry* find_value(std::string_view bytes) const;
   // A secret whose value, encoded in `form`, is exactly `bytes` (constant-time over all).
+  // The whole value, shown_prefix included: answer with token_as_shown in that form.
   const TokenEntry* find_value_in_form(std::string_view bytes, wire::ValueForm form) const;
   // Some token is longer than its value: the shim must fix up HTTP framing.
   bool needs_length_fixup() const;

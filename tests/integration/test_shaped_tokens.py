@@ -9,6 +9,8 @@ agent's own copy (redaction in place, same length).
 The servers are tests/servers/echo_api.py with the test CA's leaf (localhost,
 127.0.0.1); the client is curl under `kz run --blind`.
 """
+import base64
+import binascii
 import os
 import re
 import secrets
@@ -16,7 +18,10 @@ import string
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-from kzt import BlindTestCase  # noqa: E402
+from kzt import BlindTestCase, ServerProcess  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "servers"))
+from reflect_api import FORMS as ENCODE  # noqa: E402
 
 ALNUM = string.ascii_letters + string.digits
 
@@ -107,6 +112,37 @@ class ShapedTokenTest(BlindTestCase):
         r = self.run_blind("/bin/true", env=self.env(KZ_TEST_OPENAI=OPENAI))
         self.assertNotEqual(r.returncode, 0)
         self.assertIn('blind.token_shape must be "auto" or "plain"', r.stderr)
+
+
+class ShapedInboundTest(BlindTestCase):
+    """A server that echoes the key back (tests/servers/reflect_api.py), raw and encoded:
+    the agent reads its own shaped copy in that form, never the value."""
+
+    DECODE = {"raw": lambda s: s, "base64": lambda s: base64.b64decode(s).decode(),
+              "hexlower": lambda s: binascii.unhexlify(s).decode()}
+
+    def test_echoed_value_comes_back_as_the_shaped_token(self):
+        s = ServerProcess("reflect_api.py", "--record", os.path.join(self.srv, "reflect.jsonl"),
+                          "--cert", self.ca["server"], "--key", self.ca["server_key"])
+        self.addCleanup(s.stop)
+        self.blind_config({"OPENAI_API_KEY": {"ref": "KZ_TEST_OPENAI", "hosts": ["localhost"]}})
+        script = 'echo "OPENAI_API_KEY=$OPENAI_API_KEY"'
+        for form in self.DECODE:
+            script += ('; echo "--- %s"; curl -sS --max-time 20 --cacert "$CA" -H "Authorization: Bearer '
+                       '$OPENAI_API_KEY" "https://localhost:%d/reflect/%s/cl"; echo' % (form, s.port, form))
+        r = self.sh(script, env=self.env(KZ_TEST_OPENAI=OPENAI, CA=self.ca["ca"]))
+        self.assertEqual(r.returncode, 0, r.stderr[-3000:])
+        out = r.stdout + r.stderr
+        for name, enc in ENCODE.items():
+            self.assertNotIn(enc(OPENAI.encode()).decode(), out, "the agent saw the value (%s form)" % name)
+        tok = self.tokens_in(r.stdout, "OPENAI_API_KEY")["OPENAI_API_KEY"]
+        self.assertTrue(tok.startswith("sk-proj-KZ_TOK_"), tok)
+        for form, decode in self.DECODE.items():
+            with self.subTest(form):
+                m = re.search(r"--- %s\necho:(\S+)" % form, r.stdout)
+                self.assertIsNotNone(m, r.stdout)
+                self.assertEqual(decode(m.group(1)), tok)
+        self.assertAudited("redact", decision="allow", secret="OPENAI_API_KEY")
 
 
 if __name__ == "__main__":

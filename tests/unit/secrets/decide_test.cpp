@@ -390,7 +390,15 @@ TEST_F(Fixture, ShapedTokenStandsForTheRestOfTheValue) {
   auto red = run(*request(wire::Op::Redact, rest, "localhost", ""));
   ASSERT_EQ(red.reply.decision, wire::Decision::Allow);
   EXPECT_EQ(std::string(reinterpret_cast<const char*>(red.reply.data), red.reply.data_len), token());
-  EXPECT_EQ(std::string(token_as_shown(e).view()).size(), kValue.size());
+  const std::string shown(token_as_shown(e).view());
+  EXPECT_EQ(shown.size(), kValue.size());
+  // An encoded echo is of the whole value (base64 of the rest is no part of it): it is
+  // caught whole and answered with the agent's whole copy in that form.
+  for (auto f : {wire::ValueForm::Base64, wire::ValueForm::HexLower}) {
+    auto enc = run(*request(wire::Op::Redact, in_form(f, kValue), "localhost", ""));
+    ASSERT_EQ(enc.reply.decision, wire::Decision::Allow) << static_cast<int>(f);
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(enc.reply.data), enc.reply.data_len), in_form(f, shown));
+  }
 }
 
 }  // namespace kz
