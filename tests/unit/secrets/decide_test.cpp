@@ -395,7 +395,9 @@ TEST_F(Fixture, ShapedTokenStandsForTheRestOfTheValue) {
   // An encoded echo is of the whole value (base64 of the rest is no part of it): it is
   // caught whole and answered with the agent's whole copy in that form.
   for (auto f : {wire::ValueForm::Base64, wire::ValueForm::HexLower}) {
-    auto enc = run(*request(wire::Op::Redact, in_form(f, kValue), "localhost", ""));
+    auto r = request(wire::Op::Redact, in_form(f, kValue), "localhost", "");
+    r->form = static_cast<std::uint32_t>(f);
+    auto enc = run(*r);
     ASSERT_EQ(enc.reply.decision, wire::Decision::Allow) << static_cast<int>(f);
     EXPECT_EQ(std::string(reinterpret_cast<const char*>(enc.reply.data), enc.reply.data_len), in_form(f, shown));
   }

@@ -36,8 +36,9 @@ TEST(TokenShape, KnownPrefixesLongestFirst) {
 TEST(TokenShape, FallsBackToPlain) {
   EXPECT_EQ(token_prefix_for("sk-proj-" + alnum(48), TokenShape::Plain), "");
   EXPECT_EQ(prefix("no-known-prefix-" + alnum(40)), "");
-  EXPECT_EQ(prefix("sk-proj-" + alnum(23)), "");                    // the rest cannot carry a token
   EXPECT_EQ(prefix("sk-proj-" + alnum(24)), "sk-proj-");            // just enough
+  EXPECT_EQ(prefix("sk-proj-" + alnum(23)), "sk-");                 // too short for "sk-proj-": the next one
+  EXPECT_EQ(prefix("sk-proj-" + alnum(15)), "");                    // too short for any: plain
   EXPECT_EQ(prefix("sk-proj-eyJhbGciOi." + alnum(30) + "." + alnum(20)), "");   // dots: a JWT's parts
   EXPECT_EQ(prefix("eyJhbGciOiJIUzI1NiJ9." + alnum(30) + "." + alnum(43)), "");
   EXPECT_EQ(prefix("AKIA" + alnum(40)), "");   // "AKIA" ends in a letter: no boundary before the token
