@@ -17,17 +17,12 @@
 #include <optional>
 #include <string>
 
+#include "core/credentials_message.h"
 #include "kz/wire/protocol.h"
 
 namespace kz {
 
-struct ReceivedRequest {
-  long size = 0;                     // the message's real size (MSG_TRUNC); 0: peer closed; <0: errno
-  std::optional<ucred> sender{};     // absent: the message came without credentials
-};
-
-// Sets SO_PASSCRED on a broker socket; false (errno set) on failure.
-bool enable_sender_credentials(int fd);
+using ReceivedRequest = CredentialedMessage;
 
 // recvmsg() of one message into req, without blocking.
 ReceivedRequest receive_request(int fd, wire::Request& req);

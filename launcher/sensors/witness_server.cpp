@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/credentials_message.h"
 #include "core/private_dir.h"
 #include "core/signal_free_thread.h"
 #include "core/unique_fd.h"
@@ -36,27 +37,6 @@ const char* function_name(std::uint32_t fn) {
     case preload::witness::kGnutlsRecordSend: return "gnutls_record_send";
     default: return "?";
   }
-}
-
-// One message and the sender's credentials (absent: none came with it).
-long receive(int fd, Message& m, std::optional<ucred>& sender) {
-  iovec iov{&m, sizeof m};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred))];
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  const long n = ::recvmsg(fd, &msg, MSG_DONTWAIT | MSG_TRUNC);
-  sender.reset();
-  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); n > 0 && c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS && c->cmsg_len >= CMSG_LEN(sizeof(ucred))) {
-      ucred cred;
-      std::memcpy(&cred, CMSG_DATA(c), sizeof cred);
-      sender = cred;
-    }
-  }
-  return n;
 }
 
 class Server final : public WitnessServer {
@@ -116,10 +96,9 @@ class Server final : public WitnessServer {
   enum class Served { More, Drained, Closed };
   Served serve_one(int fd, uid_t uid) {
     Message m{};
-    std::optional<ucred> sender;
-    const long n = receive(fd, m, sender);
-    if (n < 0) return errno == EAGAIN || errno == EINTR ? Served::Drained : Served::Closed;
-    return handle(fd, uid, m, n, sender) ? Served::More : Served::Closed;
+    const CredentialedMessage got = receive_with_credentials(fd, &m, sizeof m);
+    if (got.size < 0) return got.size == -EAGAIN || got.size == -EINTR ? Served::Drained : Served::Closed;
+    return handle(fd, uid, m, got.size, got.sender) ? Served::More : Served::Closed;
   }
 
   // False: the connection is done.
@@ -178,8 +157,7 @@ Result<std::unique_ptr<WitnessServer>> WitnessServer::start(const Table& table, 
   UniqueFd fd(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!fd) return make_error(ErrorKind::Io, "witness socket: " + errno_text());
   // SO_PASSCRED before listen(): every message arrives with its sender's credentials.
-  const int one = 1;
-  if (setsockopt(fd.get(), SOL_SOCKET, SO_PASSCRED, &one, sizeof one) != 0 ||
+  if (!enable_sender_credentials(fd.get()) ||
       bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || chmod(path.c_str(), 0600) != 0 ||
       listen(fd.get(), 128) != 0)
     return make_error(ErrorKind::Io, "witness socket " + path + ": " + errno_text());

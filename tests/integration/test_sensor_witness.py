@@ -37,6 +37,35 @@ with open(sys.argv[2]) as f:
 '''
 
 
+# Passes a descriptor of a marker file to kz's witness socket (a process of the run may
+# connect to it), waits until kz hangs up, then prints every other process still holding
+# the marker: kz must close what it never asked for.
+FD_PASSER = r'''
+import array, os, socket, sys
+marker = sys.argv[1]
+fd = os.open(marker, os.O_RDONLY)
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.connect(os.environ["KZ_WITNESS"])
+socket.send_fds(s, [b"x" * 64], [fd])
+print("hung up" if s.recv(4096) == b"" else "answered")
+holders = []
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    if int(pid) == os.getpid():
+        continue
+    try:
+        names = os.listdir("/proc/%s/fd" % pid)
+    except OSError:
+        continue
+    for n in names:
+        try:
+            if os.readlink("/proc/%s/fd/%s" % (pid, n)) == marker:
+                holders.append(pid)
+        except OSError:
+            pass
+print("holders:", ",".join(holders) or "none")
+'''
+
+
 def read_ready(path, proc):
     """The line a holder wrote into fifo `path`; "" when `proc` (kz) exits first (then
     nothing will write: a watcher opens the fifo itself, which ends the wait)."""
@@ -121,6 +150,14 @@ class WitnessTest(SensorCase):
         self.assertEqual(r.returncode, 0, self.diag(r))
         self.assertEqual(len(self.records(self.rec, "/v1/ok-")), 2)
         self.assertFalse(self.audit_events("leak"), self.diag(r))
+
+    def test_a_descriptor_passed_to_the_witness_socket_is_closed(self):
+        marker = self.write("marker-file", "")
+        script = self.write("fd_passer.py", FD_PASSER)
+        r = self.run_std(PY, script, marker)
+        self.assertEqual(r.returncode, 0, self.diag(r))
+        self.assertIn("hung up", r.stdout, self.diag(r))
+        self.assertIn("holders: none", r.stdout, self.diag(r))
 
     def test_child_without_the_shim_is_caught_by_uprobes(self):
         script = self.write("leaker.py", LEAKER)
