@@ -34,28 +34,29 @@ std::size_t fix_envp_capacity(char* const* envp) {
   std::size_t n = 0;
   if (envp != nullptr)
     while (envp[n] != nullptr) ++n;
-  return n + 5;
+  return n + 6;
 }
 
 bool fix_envp(char* const* envp, const EnvAdditions& add, const char** out, std::size_t cap, char* ld_buf,
               std::size_t ld_cap) {
   if (add.preload_path == nullptr || add.broker_entry == nullptr) return false;
-  const char* entries[3] = {add.broker_entry, add.preload_entry, add.fixup_entry};
-  bool present[3] = {false, false, false};
+  constexpr int kEntries = 4;
+  const char* entries[kEntries] = {add.broker_entry, add.preload_entry, add.fixup_entry, add.witness_entry};
+  bool present[kEntries] = {false, false, false, false};
   const char* ld = nullptr;
   std::size_t n = 0;
   if (envp != nullptr) {
     for (; envp[n] != nullptr; ++n) {
       const char* e = envp[n];
       if (has_name(e, "LD_PRELOAD", 10)) ld = e;
-      for (int i = 0; i < 3; ++i)
+      for (int i = 0; i < kEntries; ++i)
         if (entries[i] != nullptr && !present[i] && has_name(e, entries[i], name_len(entries[i]))) present[i] = true;
     }
   }
   const bool ld_ok = ld != nullptr && preload_list_has(ld + 11, add.preload_path);
   bool missing = !ld_ok;
-  for (int i = 0; i < 3; ++i) missing = missing || (entries[i] != nullptr && !present[i]);
-  if (!missing || n + 5 > cap) return false;
+  for (int i = 0; i < kEntries; ++i) missing = missing || (entries[i] != nullptr && !present[i]);
+  if (!missing || n + 6 > cap) return false;
 
   const char* new_ld = ld;
   if (!ld_ok) {
@@ -77,7 +78,7 @@ bool fix_envp(char* const* envp, const EnvAdditions& add, const char** out, std:
     out[o++] = envp[i];
   }
   out[o++] = new_ld;
-  for (int i = 0; i < 3; ++i)
+  for (int i = 0; i < kEntries; ++i)
     if (entries[i] != nullptr && !present[i]) out[o++] = entries[i];
   out[o] = nullptr;
   return true;

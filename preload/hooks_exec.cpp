@@ -16,6 +16,7 @@
 #include "kz/preload/exec_env.h"
 #include "shim.h"
 #include "symbols.h"
+#include "witness.h"
 
 extern char** environ;
 
@@ -35,6 +36,7 @@ EnvAdditions additions() {
   a.broker_entry = c.broker_entry;
   a.preload_entry = c.preload_entry;
   a.fixup_entry = c.fixup_lengths ? "KZ_FIXUP_LENGTHS=1" : nullptr;
+  a.witness_entry = witness_env_entry();
   return a;
 }
 

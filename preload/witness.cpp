@@ -35,6 +35,7 @@ Table g_table;
 std::uint64_t g_filter[witness::kFilterWords];
 bool g_on = false;
 char g_path[108] = {};
+char g_env_entry[sizeof "KZ_WITNESS=" + sizeof g_path] = {};
 
 // The process's connection to kz (one for all threads: sightings are rare).
 pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -155,6 +156,8 @@ __attribute__((constructor)) void witness_init() {
   const char* path = std::getenv(witness::kEnvWitness);
   if (path == nullptr || *path == '\0' || std::strlen(path) >= sizeof g_path) return;
   std::memcpy(g_path, path, std::strlen(path) + 1);
+  std::memcpy(g_env_entry, "KZ_WITNESS=", 11);
+  std::memcpy(g_env_entry + 11, g_path, std::strlen(g_path) + 1);
   if (!hello()) {
     log_once("sensors: cannot reach kz's witness socket; this process's TLS writes are left to the kernel's probes");
     return;
@@ -252,6 +255,8 @@ bool inspect(witness::Fn fn, const void* conn, const void* buf, std::size_t len,
 }  // namespace
 
 bool witness_on() { return g_on; }
+
+const char* witness_env_entry() { return g_env_entry[0] != '\0' ? g_env_entry : nullptr; }
 
 bool witness_refuses_ossl(const void* ssl, const void* buf, std::size_t len, witness::Fn fn) {
   return inspect(fn, ssl, buf, len, where_ossl);

@@ -20,6 +20,11 @@ namespace kz::preload {
 
 bool witness_on();
 
+// "KZ_WITNESS=<path>" as this process got it (nullptr without one): the exec hooks put it
+// back into a child's environment the agent stripped, as they do LD_PRELOAD, so the child
+// is witnessed by its shim rather than given uprobes as well.
+const char* witness_env_entry();
+
 // The hooks' check, first thing in SSL_write / SSL_write_ex / gnutls_record_send:
 // true when the write must fail (the caller returns the library's failure; errno is
 // EACCES).

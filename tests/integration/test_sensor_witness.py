@@ -151,6 +151,20 @@ class WitnessTest(SensorCase):
         self.assertEqual(len(self.records(self.rec, "/v1/ok-")), 2)
         self.assertFalse(self.audit_events("leak"), self.diag(r))
 
+    def test_blind_child_with_a_stripped_environment_keeps_the_shim_witness(self):
+        # env -i drops LD_PRELOAD, KZ_BROKER and KZ_WITNESS; the shim's exec hook puts them
+        # back, so curl is witnessed in process and takes no uprobe.
+        cmd = ('env -i /usr/bin/curl -sS --fail --max-time 20 --http1.1 --cacert "%s" '
+               '-H "Authorization: Bearer $API_KEY" %s/v1/stripped >/dev/null' % (self.ca["ca"], self.good))
+        args = ["run", "--blind", "--audit-log", self.audit_path, *self.SENSORS, "--", "/bin/bash", "-c", cmd]
+        r = self.kz(*args, env=self.kenv, timeout=120)
+        self.assertEqual(r.returncode, 0, self.diag(r))
+        self.assertEqual(len(self.records(self.rec, "/v1/stripped")), 1, self.diag(r))
+        s = self.summary()
+        programs = {os.path.basename(p["exe"]): p["witness"] for p in s.get("programs", [])}
+        self.assertEqual(programs.get("curl"), "shim", s)
+        self.assertEqual(s["witnesses"]["uprobe"], 0, s)
+
     def test_a_descriptor_passed_to_the_witness_socket_is_closed(self):
         marker = self.write("marker-file", "")
         script = self.write("fd_passer.py", FD_PASSER)

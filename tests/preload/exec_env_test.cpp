@@ -95,8 +95,8 @@ TEST(FixEnvp, EnvMinusIEmptyAndNullEnvp) {
   f = fix(nullptr, adds(), fix_envp_capacity(nullptr));
   ASSERT_TRUE(f.changed);
   EXPECT_EQ(f.env.size(), 4u);
-  EXPECT_EQ(fix_envp_capacity(nullptr), 5u);
-  EXPECT_EQ(fix_envp_capacity(empty.envp()), 5u);
+  EXPECT_EQ(fix_envp_capacity(nullptr), 6u);
+  EXPECT_EQ(fix_envp_capacity(empty.envp()), 6u);
 }
 
 TEST(FixEnvp, ExistingPreloadKeptAfterOurs) {
@@ -164,9 +164,9 @@ TEST(FixEnvp, NameMatchIsExact) {
 
 TEST(FixEnvp, CapacityTooSmall) {
   Env e({"A=1", "B=2"});
-  EXPECT_EQ(fix_envp_capacity(e.envp()), 7u);
-  EXPECT_FALSE(fix(e.envp(), adds(), 6).changed);
-  EXPECT_TRUE(fix(e.envp(), adds(), 7).changed);
+  EXPECT_EQ(fix_envp_capacity(e.envp()), 8u);
+  EXPECT_FALSE(fix(e.envp(), adds(), 7).changed);
+  EXPECT_TRUE(fix(e.envp(), adds(), 8).changed);
   // LD_PRELOAD buffer too small for "LD_PRELOAD=<ours>:<existing>".
   Env l({"LD_PRELOAD=/usr/lib/libfoo.so"});
   const std::size_t need = std::strlen("LD_PRELOAD=") + std::strlen(kLib) + 1 + std::strlen("/usr/lib/libfoo.so") + 1;
@@ -174,6 +174,28 @@ TEST(FixEnvp, CapacityTooSmall) {
   const Fixed f = fix(l.envp(), adds(), 0, need);
   ASSERT_TRUE(f.changed);
   EXPECT_EQ(count_of(f.env, "LD_PRELOAD=" + std::string(kLib) + ":/usr/lib/libfoo.so"), 1u);
+}
+
+TEST(FixEnvp, WitnessEntryComesBackWithTheShim) {
+  // The sensors' witness: a child whose environment lost KZ_WITNESS gets it back, so its
+  // shim says hello and the kernel does not probe it as well; the agent's own value stays.
+  EnvAdditions a = adds(false);
+  a.witness_entry = "KZ_WITNESS=/run/kz/witness.sock";
+  Env clean({"A=1"});
+  Fixed f = fix(clean.envp(), a);
+  ASSERT_TRUE(f.changed);
+  EXPECT_EQ(count_of(f.env, "KZ_WITNESS=/run/kz/witness.sock"), 1u);
+  EXPECT_EQ(f.env.size(), 5u);
+  Env own({"LD_PRELOAD=" + std::string(kLib), "KZ_BROKER=/run/kz/broker.sock",
+           "KZ_PRELOAD=/opt/kz/lib/libkz_preload.so", "KZ_WITNESS=/elsewhere"});
+  EXPECT_FALSE(fix(own.envp(), a).changed);
+  Env without({"LD_PRELOAD=" + std::string(kLib), "KZ_BROKER=/run/kz/broker.sock",
+               "KZ_PRELOAD=/opt/kz/lib/libkz_preload.so"});
+  f = fix(without.envp(), a);
+  ASSERT_TRUE(f.changed);
+  EXPECT_EQ(f.env.back(), "KZ_WITNESS=/run/kz/witness.sock");
+  // No witness (no sensors): nothing is added for it.
+  EXPECT_FALSE(fix(without.envp(), adds(false)).changed);
 }
 
 TEST(FixEnvp, NeedsPreloadPathAndBroker) {

@@ -14,12 +14,13 @@ struct EnvAdditions {
   const char* broker_entry = nullptr;  // "KZ_BROKER=..."
   const char* preload_entry = nullptr; // "KZ_PRELOAD=..."
   const char* fixup_entry = nullptr;   // "KZ_FIXUP_LENGTHS=1", or nullptr when not set
+  const char* witness_entry = nullptr; // "KZ_WITNESS=...", or nullptr without the sensors' witness
 };
 
 // Does the LD_PRELOAD value (':' or ' ' separated) list `lib`?
 bool preload_list_has(const char* value, const char* lib);
 
-// How many entries the fixed array may need: count(envp) + 5.
+// How many entries the fixed array may need: count(envp) + 6.
 std::size_t fix_envp_capacity(char* const* envp);
 
 // Writes the fixed environment into out (capacity cap entries, NULL-terminated) and
