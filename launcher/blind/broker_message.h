@@ -4,8 +4,8 @@
 // it (a same-user process can take one with pidfd_getfd, or be handed one over
 // SCM_RIGHTS). So the broker does not stop at SO_PEERCRED at accept: the listening
 // socket has SO_PASSCRED, and every message carries SCM_CREDENTIALS, filled in by the
-// kernel (the shim also sends them itself, which the kernel checks: a process without
-// CAP_SYS_ADMIN can name only its own pid, and only its own uids and gids). A message
+// kernel (a sender that names credentials itself is checked: without CAP_SYS_ADMIN it
+// can name only its own pid, and only its own uids and gids). A message
 // is answered only when the process that sent it is the one accepted, or another process
 // of this run under the same uid (a fork child that kept the connection).
 #pragma once
