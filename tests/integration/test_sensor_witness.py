@@ -23,7 +23,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from kzt import KZ, PY  # noqa: E402
-from test_sensors import LEAKER, WHY, SensorCase  # noqa: E402
+from test_sensors import LEAKER, WHY, KillKeepsBoundTraffic, SensorCase  # noqa: E402
 
 # Prints "pid address-of-SSL_write" into the fifo argv[1], then waits for EOF on the
 # fifo argv[2] (the test's signal to exit). The address is the process's own libssl's.
@@ -92,7 +92,7 @@ CLIENTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "client
 
 
 @unittest.skipIf(WHY, "TLS tap %s" % WHY)
-class WitnessTest(SensorCase):
+class WitnessTest(KillKeepsBoundTraffic, SensorCase):
     def summary(self):
         return self.assertAudited("sensor.summary")[0]
 
@@ -142,14 +142,6 @@ class WitnessTest(SensorCase):
         self.assertEqual(leak[0].get("via"), "shim")
         self.assertIn("refused", leak[0].get("reason", ""))
         self.assertNoCanaryInAudit()
-
-    def test_on_leak_kill_lets_bound_traffic_through(self):
-        script = self.write("leaker.py", LEAKER)
-        r = self.run_std(PY, script, self.good + "/v1/ok-1", self.good + "/v1/ok-2", self.ca["ca"],
-                         flags=["--on-leak=kill"])
-        self.assertEqual(r.returncode, 0, self.diag(r))
-        self.assertEqual(len(self.records(self.rec, "/v1/ok-")), 2)
-        self.assertFalse(self.audit_events("leak"), self.diag(r))
 
     def test_blind_child_with_a_stripped_environment_keeps_the_shim_witness(self):
         # env -i drops LD_PRELOAD, KZ_BROKER and KZ_WITNESS; the shim's exec hook puts them

