@@ -29,6 +29,27 @@ const TokenEntry* signing_secret(const TokenTable& t, std::string_view akid) {
   return nullptr;
 }
 
+// The binding is checked against the request's method, target and Host as the wire
+// request names them; the signature is made over head_text. A request written to the
+// broker socket by the agent's own program could make the two differ (a permitted path
+// in the fields, another in the head): refuse unless they are the same request.
+std::string head_mismatch(const sigv4::Head& h, const wire::Request& req) {
+  const std::string_view method(req.method, std::min<std::size_t>(req.method_len, sizeof req.method));
+  const std::string_view path(req.path, std::min<std::size_t>(req.path_len, sizeof req.path));
+  const std::string_view host(req.http_host, std::min<std::size_t>(req.http_host_len, sizeof req.http_host));
+  if (h.method != method) return "the signed head's method is not the request's";
+  const bool cut = path.size() == sizeof req.path;   // the wire keeps a prefix of a long target
+  if (cut ? std::string_view(h.target).substr(0, path.size()) != path : h.target != path)
+    return "the signed head's target is not the request's";
+  const auto hosts = h.values("host");
+  auto trimmed = [](std::string_view v) {
+    const auto b = v.find_first_not_of(" \t");
+    return b == std::string_view::npos ? std::string_view() : v.substr(b, v.find_last_not_of(" \t") - b + 1);
+  };
+  if (hosts.size() != 1 || trimmed(hosts[0]) != host) return "the signed head's Host is not the request's";
+  return {};
+}
+
 const TokenEntry* secret_named(const TokenTable& t, const std::string& name) {
   for (const TokenEntry& e : t.secrets())
     if (e.name == name) return &e;
@@ -78,8 +99,11 @@ bool decide_sign(const DecideContext& ctx, const wire::Request& req, wire::Reply
                   " bytes)");
   auto head = sigv4::parse_head(head_text);
   if (!head) return refuse("kz cannot read this SigV4 request: " + head.error().message);
+  if (std::string why = head_mismatch(*head, req); !why.empty()) return refuse(std::move(why));
   auto sig = sigv4::parse_signed(*head, head_text);
   if (!sig) return refuse("kz cannot re-sign this SigV4 request: " + sig.error().message);
+  if (sig->access_key != s->binding.access_key_id)
+    return refuse("the credential scope names another access key than the one the secret was chosen by");
   a.service = sig->service;
   a.region = sig->region;
   if (std::string why = request_refusal(ctx, req, *s, true); !why.empty()) return refuse(std::move(why));

@@ -55,6 +55,10 @@ struct SignFixture : ::testing::Test {
                        "/" + date.substr(0, 8) + "/us-east-1/" + service +
                        "/aws4_request, SignedHeaders=host;x-amz-date;x-amz-security-token, Signature=" +
                        std::string(64, '0') + "\r\nContent-Length: 2\r\n\r\n";
+    return resign(key, service, head);
+  }
+  // head's signature made again with `key`, over head as it now is.
+  static std::string resign(const std::string& key, const std::string& service, std::string head) {
     auto h = sigv4::parse_head(head);
     auto s = sigv4::parse_signed(*h, head);
     EXPECT_TRUE(s.ok()) << s.error().message;
@@ -132,6 +136,24 @@ TEST_F(SignFixture, BindingRules) {
       key_token(), "s3", "x-amz-content-sha256: STREAMING-AWS4-HMAC-SHA256-PAYLOAD\r\n", session_token())));
   EXPECT_EQ(streaming.reply.decision, wire::Decision::Refuse);
   EXPECT_NE(reason(streaming).find("streaming"), std::string::npos) << reason(streaming);
+}
+
+// The agent's own program on the broker socket: the binding is checked on the wire
+// request's method, target and Host (POST / to localhost here), so a head that says
+// anything else is not signed.
+TEST_F(SignFixture, TheSignedHeadMustBeTheCheckedRequest) {
+  const std::string head = signed_head(key_token(), "secretsmanager", "", session_token());
+  std::string other_target = head;
+  other_target.replace(0, 6, "PUT /x");
+  std::string other_host = head;
+  other_host.replace(other_host.find("Host: localhost"), 15, "Host: evil.test");
+  // Signed with the token, as the agent can: kz would reproduce it and sign with the key.
+  for (const std::string& h : {resign(key_token(), "secretsmanager", other_target),
+                               resign(key_token(), "secretsmanager", other_host)}) {
+    auto o = run(*request(h));
+    EXPECT_EQ(o.reply.decision, wire::Decision::Refuse);
+    EXPECT_NE(reason(o).find("is not the request's"), std::string::npos) << reason(o);
+  }
 }
 
 TEST_F(SignFixture, TheKeyIsNeverSwappedIn) {
