@@ -50,6 +50,23 @@ std::string head_mismatch(const sigv4::Head& h, const wire::Request& req) {
   return {};
 }
 
+// A presigned URL's X-Amz-Expires in seconds; -1 when absent or not a plain number.
+std::int64_t presign_expiry(std::string_view target) {
+  const std::size_t q = target.find('?');
+  if (q == std::string_view::npos) return -1;
+  for (std::string_view rest = target.substr(q + 1); !rest.empty();) {
+    const std::size_t amp = rest.find('&');
+    const std::string_view pair = rest.substr(0, amp);
+    rest = amp == std::string_view::npos ? std::string_view() : rest.substr(amp + 1);
+    constexpr std::string_view kName = "X-Amz-Expires=";
+    if (pair.substr(0, kName.size()) != kName) continue;
+    const std::string_view v = pair.substr(kName.size());
+    if (v.empty() || v.size() > 9 || v.find_first_not_of("0123456789") != std::string_view::npos) return -1;
+    return std::stoll(std::string(v));
+  }
+  return -1;
+}
+
 const TokenEntry* secret_named(const TokenTable& t, const std::string& name) {
   for (const TokenEntry& e : t.secrets())
     if (e.name == name) return &e;
@@ -117,6 +134,12 @@ bool decide_sign(const DecideContext& ctx, const wire::Request& req, wire::Reply
   const std::int64_t when = sigv4::parse_amz_date(sig->amz_date);
   if (when < now - kSigV4MaxSkewSeconds || when > now + kSigV4MaxSkewSeconds)
     return refuse("the request's date " + sig->amz_date + " is more than 15 minutes from kz's clock");
+  if (sig->presigned) {
+    const std::int64_t expires = presign_expiry(head->target);
+    if (expires < 0 || expires > kSigV4MaxPresignSeconds)
+      return refuse("a presigned URL must say X-Amz-Expires of at most " + std::to_string(kSigV4MaxPresignSeconds) +
+                    " seconds for kz to sign it: it is a credential that works from anywhere until it expires");
+  }
   if (sig->content_sha256.rfind("STREAMING-AWS4-", 0) == 0)
     return refuse("a streaming upload whose chunks are signed (" + sig->content_sha256.substr(0, 48) +
                   ") is not re-signed by kz: each chunk's signature chains from the request's");

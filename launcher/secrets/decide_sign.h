@@ -21,6 +21,9 @@ namespace kz {
 
 // How far a request's x-amz-date may be from kz's clock (AWS allows 15 minutes).
 inline constexpr std::int64_t kSigV4MaxSkewSeconds = 15 * 60;
+// The longest a presigned URL kz signs may stay valid (X-Amz-Expires; boto3's default):
+// the URL is a credential that works from anywhere until then, kz or not.
+inline constexpr std::int64_t kSigV4MaxPresignSeconds = 60 * 60;
 
 // Fills rep (Allow: data = the signature, token_len = its offset in the head) and the
 // record `a`. false: no secret of this run has the request's access key id (no record).

@@ -180,3 +180,24 @@ TEST_F(SignFixture, AnotherKeyIdIsNotKzsBusiness) {
 
 }  // namespace
 }  // namespace kz
+
+namespace kz {
+namespace {
+
+// A week-long presigned URL is a credential that works from anywhere: kz does not sign one,
+// even when the agent signed it with its token correctly.
+TEST_F(SignFixture, ALongPresignedUrlIsRefused) {
+  const std::string target = "/bucket/key?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=" + kAkid +
+                             "%2F20260101%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=" + kDate +
+                             "&X-Amz-Expires=604800&X-Amz-SignedHeaders=host&X-Amz-Signature=" + std::string(64, '0');
+  const std::string head = "GET " + target + " HTTP/1.1\r\nHost: localhost\r\n\r\n";
+  const std::string localhost = "localhost";
+  auto r = test::broker_request(wire::Op::Sign, kz_sha("") + head, "localhost",
+                                test::der_of_pem_file(test::test_ca().server_cert), "GET", target, &localhost);
+  auto o = run(*r);
+  EXPECT_EQ(o.reply.decision, wire::Decision::Refuse);
+  EXPECT_NE(reason(o).find("X-Amz-Expires"), std::string::npos) << reason(o);
+}
+
+}  // namespace
+}  // namespace kz
