@@ -201,7 +201,9 @@ void RunSensors::on_exec(pid_t pid, const std::string& exe, std::uint32_t execs)
   Coverage& c = cover_[pid];
   c.exe = exe;
   c.execs = execs;
-  if (c.hello == execs + 1) {
+  // A hello counts only from an image that was started with the shim: any process of the
+  // run can connect and say hello, and must not switch its own probes off by it.
+  if (expected && c.hello == execs + 1) {
     c.cover = Cover::Shim;
     tap_->cover(pid, exe, false);   // only a TLS library of the program's own
   } else if (expected) {
@@ -223,7 +225,7 @@ void RunSensors::on_hello(pid_t pid) {
   std::lock_guard lock(cover_mu_);
   Coverage& c = cover_[pid];
   c.hello = execs + 1;
-  if (c.execs == execs && c.cover != Cover::Shim && !c.exe.empty()) {
+  if (c.execs == execs && c.cover == Cover::Pending && !c.exe.empty()) {
     c.cover = Cover::Shim;
     if (tap_) tap_->cover(pid, c.exe, false);
     note_program(c.exe, Cover::Shim);

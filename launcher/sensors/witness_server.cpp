@@ -12,6 +12,7 @@
 #include <map>
 #include <optional>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
 #include "core/credentials_message.h"
@@ -109,8 +110,11 @@ class Server final : public WitnessServer {
     const bool member = h_.member && h_.member(pid);
     switch (m.op) {
       case Op::Hello: {
-        table_->accepted = member ? 1 : 0;
-        if (member && h_.hello) h_.hello(pid);
+        // The table is keyed fingerprints of the run's values: a process outside the run
+        // gets nothing (its hello fails and its witness stays off).
+        if (!member) return false;
+        greeted_.insert(pid);
+        if (h_.hello) h_.hello(pid);
         return ::send(fd, table_.get(), sizeof(Table), MSG_NOSIGNAL) == static_cast<long>(sizeof(Table));
       }
       case Op::Sighting: {
@@ -125,11 +129,15 @@ class Server final : public WitnessServer {
         return ::send(fd, &v, sizeof v, MSG_NOSIGNAL) == static_cast<long>(sizeof v);
       }
       case Op::Uses:
+        // Only processes that were given the table add to the run's summary. A process
+        // that just exited is no member any more, so membership alone would lose its
+        // report: greeted_ remembers it.
+        if (!member && greeted_.count(pid) == 0) return false;
         m.host[sizeof m.host - 1] = '\0';
         if (h_.uses) h_.uses(pid, m.secret, m.host, m.writes);
         return true;
       case Op::Counts:
-        // A process that just exited is no member any more: its count still counts.
+        if (!member && greeted_.count(pid) == 0) return false;
         if (h_.writes) h_.writes(pid, m.writes);
         return true;
     }
@@ -140,6 +148,7 @@ class Server final : public WitnessServer {
   std::string path_;
   UniqueFd listen_, wake_;
   std::unique_ptr<Table> table_;
+  std::unordered_set<pid_t> greeted_;   // pids sent the table (the server's thread only)
   WitnessHandlers h_;
   std::thread thread_;
 };
@@ -164,6 +173,7 @@ Result<std::unique_ptr<WitnessServer>> WitnessServer::start(const Table& table, 
   UniqueFd wake(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!wake) return make_error(ErrorKind::Io, "eventfd: " + errno_text());
   auto t = std::make_unique<Table>(table);
+  t->accepted = 1;   // only members are ever sent it
   return std::unique_ptr<WitnessServer>(
       new Server(std::move(*dir), std::move(path), std::move(fd), std::move(wake), std::move(t), std::move(h)));
 }

@@ -66,6 +66,17 @@ print("holders:", ",".join(holders) or "none")
 '''
 
 
+# A process of the run without the shim that says hello on the witness socket itself (as
+# if it were shim-served), so the kernel would stop probing it, then leaks (LEAKER follows).
+FAKE_HELLO = r'''
+import os, socket, struct
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.connect(os.environ["KZ_WITNESS"])
+s.send(struct.pack("<IIIHBBQ256s64s", 0x6b7a7731, 1, 0, 0, 0, 0, 0, b"", b""))
+print("table bytes:", len(s.recv(1 << 20)), flush=True)
+'''
+
+
 def read_ready(path, proc):
     """The line a holder wrote into fifo `path`; "" when `proc` (kz) exits first (then
     nothing will write: a watcher opens the fifo itself, which ends the wait)."""
@@ -181,6 +192,18 @@ class WitnessTest(KillKeepsBoundTraffic, SensorCase):
         self.assertEqual(programs.get(os.path.basename(PY)), "uprobe", s)
         self.assertEqual(programs.get("bash"), "shim", s)
         self.assertNoCanaryInAudit()
+
+    def test_a_fake_hello_does_not_switch_the_probes_off(self):
+        script = self.write("fake_hello.py", FAKE_HELLO + LEAKER)
+        cmd = 'env -u LD_PRELOAD %s %s %s/v1/a %s/v1/b "%s"' % (PY, script, self.evil, self.good, self.ca["ca"])
+        r = self.run_std("/bin/bash", "-c", cmd)
+        self.assertEqual(r.returncode, 0, self.diag(r))
+        self.assertIn("table bytes:", r.stdout, self.diag(r))
+        leaks = self.assertAudited("leak", secret="API_KEY")
+        self.assertEqual(len(leaks), 1, self.diag(r))
+        self.assertEqual(leaks[0].get("via"), "tls-tap")
+        programs = {os.path.basename(p["exe"]): p["witness"] for p in self.summary().get("programs", [])}
+        self.assertEqual(programs.get(os.path.basename(PY)), "uprobe", self.diag(r))
 
     @unittest.skipIf(NODE is None, "node is not installed")
     def test_a_program_with_its_own_tls_is_caught_by_uprobes(self):
