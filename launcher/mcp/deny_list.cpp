@@ -12,9 +12,10 @@ namespace kz::mcp {
 void DenyList::reload_if_changed() {
   struct stat st{};
   if (::stat(path_.c_str(), &st) != 0) {
-    const bool missing = errno == ENOENT;
-    if (!missing && !unreadable_) spdlog::error("deny list {}: cannot be read; every token and session is refused", path_);
-    unreadable_ = !missing;
+    // Gone after the start (a volume unmounted, the file deleted): fail closed, as for
+    // an unreadable file, rather than honour every revoked token again.
+    if (!unreadable_) spdlog::error("deny list {}: cannot be read; every token and session is refused", path_);
+    unreadable_ = true;
     ids_.clear();
     loaded_ = false;
     return;

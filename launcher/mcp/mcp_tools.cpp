@@ -97,6 +97,8 @@ std::string McpTools::admit_sealed(const CallContext& ctx, const FetchRequest& r
     const std::string id = token_id(text);
     auto claims = replicas_->seal->open_token(text, now);
     if (!claims) return "token " + id + " " + claims.error().message;
+    // Before anything is resolved for it: another identity's token is not this caller's.
+    if (claims->owner != ctx.identity->key) return "token " + id + " was issued to another identity";
     if (replicas_->revoked(id) || replicas_->revoked(claims->session))
       return "token " + id + " was revoked (deny list " + replicas_->deny->path() + ")";
     if (tokens_.find(text, now)) continue;

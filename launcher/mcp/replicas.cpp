@@ -1,5 +1,10 @@
 #include "mcp/replicas.h"
 
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
 namespace kz::mcp {
 
 Result<std::unique_ptr<Replicas>> open_replicas(const PdpState& st) {
@@ -13,6 +18,11 @@ Result<std::unique_ptr<Replicas>> open_replicas(const PdpState& st) {
   if (!seal) return make_error(seal.error().kind, st.bundle.path + ": " + seal.error().message);
   auto r = std::make_unique<Replicas>();
   r->seal = std::move(*seal);
+  // A deny list that is not there revokes nothing without a word: a missing volume or a
+  // typo must stop the start, not open every revoked token again.
+  if (!rc.deny_list.empty() && ::access(rc.deny_list.c_str(), R_OK) != 0)
+    return make_error(ErrorKind::Config, st.bundle.path + ": mcp.replicas.deny_list " + rc.deny_list + ": " +
+                                             std::strerror(errno) + " (create it empty to revoke nothing)");
   if (!rc.deny_list.empty()) r->deny = std::make_unique<DenyList>(rc.deny_list);
   return r;
 }

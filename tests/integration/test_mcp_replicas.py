@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
-from kzt import SRC, KzServer, ServerProcess, make_test_ca, mcp_post, read_jsonl  # noqa: E402
+from kzt import KZ, SRC, KzServer, ServerProcess, make_test_ca, mcp_post, read_jsonl  # noqa: E402
 import mint_jwt  # noqa: E402
 
 VALUE = "replica-VALUE-9f8e7d6c5b4a3921"
@@ -70,6 +70,7 @@ class McpReplicasTest(unittest.TestCase):
             f.write(cls.key.hex() + "\n")
         os.chmod(key_file, 0o600)
         cls.deny = os.path.join(cls.dir, "deny.txt")
+        open(cls.deny, "w").close()   # must exist: nothing revoked yet
         cls.bundle = os.path.join(cls.dir, "bundle.yaml")
         with open(cls.bundle, "w") as f:
             f.write(BUNDLE % {"issuer": ISSUER, "audience": AUDIENCE, "key": key_file})
@@ -214,6 +215,28 @@ class McpReplicasTest(unittest.TestCase):
             r = self.fetch_with(sid, fresh, url)
             self.assertFalse(r.get("isError"), r)
             self.assertEqual(r["structuredContent"]["status"], 200)
+
+    def test_another_identitys_token_refused_on_both(self):
+        sid = self.session()
+        theirs = self.seal({"o": ISSUER + " agent-2", "n": "DEMO_KEY", "p": "env", "r": "KZ_REPLICA_VALUE",
+                            "s": "", "e": int(time.time()) + 300})
+        for url in (r.url + "/mcp" for r in self.replicas):
+            r = self.fetch_with(sid, theirs, url)
+            self.assertTrue(r.get("isError"), r)
+            self.assertIn("issued to another identity", r["content"][0]["text"])
+
+    def test_a_missing_deny_list_stops_the_start(self):
+        bundle = os.path.join(self.dir, "bundle-missing-deny.yaml")
+        with open(self.bundle) as f:
+            text = f.read().replace("deny_list: ./deny.txt", "deny_list: ./no-such-deny.txt")
+        with open(bundle, "w") as f:
+            f.write(text)
+        r = subprocess.run([KZ, "server", "start", "--bundle", bundle, "--mcp", "--listen", "127.0.0.1:0"],
+                           capture_output=True, text=True, timeout=60, env=dict(os.environ, KZ_REPLICA_VALUE=VALUE))
+        self.assertNotEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("mcp.replicas.deny_list", r.stderr)
+        self.assertIn("no-such-deny.txt", r.stderr)
+        self.assertNotIn(VALUE, r.stdout + r.stderr)
 
     def test_revoked_token_refused_on_both(self):
         sid = self.session()
