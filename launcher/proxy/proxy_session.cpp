@@ -573,16 +573,19 @@ void ProxySession::tls_u2c_read() {
     // which replaces echoed values (in any encoding, across reads and chunks) by their
     // tokens and refuses a content-coded body.
     std::size_t off = 0;
-    bool failed = false;
+    bool failed = false, stalled = false;
     while (off < n && !failed) {
       const std::size_t k = preload::inbound_push(*self->sh_.table, self.get(),
                                                   reinterpret_cast<const unsigned char*>(self->ubuf_) + off, n - off,
                                                   self->ops_, &failed);
       off += k;
       self->drain_inbound(false);
-      if (k == 0) break;
+      if (k == 0 && stalled) break;   // nothing taken even after a drain
+      stalled = k == 0;
     }
-    if (failed) return self->close_all();   // the broker audited it; the client sees a reset
+    // failed: the broker audited it. off < n: bytes the stream would not take would be
+    // lost when the next read reuses the buffer; a reset is better than a cut response.
+    if (failed || off < n) return self->close_all();
     if (self->dbuf_.empty()) return self->tls_u2c_read();
     self->tls_u2c_write_then([self] { self->tls_u2c_read(); });
   });
