@@ -9,8 +9,12 @@
 //              the log holds every answer in order when the run ends);
 //   batched    a thread of its own appends batches (one lock, one write, one head update
 //              per batch), so thousands of PDP decisions a second cost the request
-//              threads a queue push. Nothing is dropped: a full queue makes record()
-//              wait (back-pressure on the API rather than a gap in the log).
+//              threads a queue push. Nothing is dropped while kz runs: a full queue
+//              makes record() wait (back-pressure on the API rather than a gap in the
+//              log). A crash or SIGKILL loses what is queued: the records of the last
+//              few milliseconds (the writer lets a batch gather for 2 ms), already
+//              answered. The hash chain stays valid, so `kz audit verify` cannot tell;
+//              a clean stop writes everything.
 // Either way each line goes to the sinks after the file has it, and never blocks on one.
 #pragma once
 
