@@ -439,7 +439,7 @@ WriteOutcome outbound_write(ConnTable& t, const void* key, const char* buf, std:
   // is swapped (sigv4_resign.h). `in` is this call's own copy (the combo scratch or the
   // held bytes), so editing it in place edits exactly what is sent.
   bool hold_for_sign = false;
-  if (b.sign != nullptr && !tr.head_incomplete && may_be_sigv4(in, n))
+  if (b.sign != nullptr && !tr.head_incomplete)   // resign_sigv4 looks for the algorithm itself
     hold_for_sign = resign_sigv4(const_cast<char*>(in), n, tr, o, b, st).hold;
   bool ok = true;
   WriteOutcome outcome = WriteOutcome::Consumed;

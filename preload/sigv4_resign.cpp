@@ -88,7 +88,7 @@ ResignResult resign_sigv4(char* buf, std::size_t n, const TrackResult& tr, const
     Need need;
     if (ref.kind != RequestRef::Kind::InBuffer || !sigv4_need(buf, ref, &need)) continue;
     if (!bind_request(opt, st, buf, need.start)) continue;
-    if (need.body_known) {
+    if (need.body_known && need.wants_body) {   // else the signed header names the hash
       wire::sha256_hex(buf + need.body_pos, need.body_len, data);
     } else {
       std::memset(data, '-', wire::kSignHashLen);
