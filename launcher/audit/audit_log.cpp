@@ -360,7 +360,11 @@ Result<AuditSummary> summarize_audit_file(const std::string& path) {
     if (ev == "mcp.call" && decision == "allow" && text("tool") == "resolve") ++s.resolved[text("secret")];
     if (ev == "leak") ++s.leaks;
     if (ev == "exfil") ++s.exfil;
-    if (decision == "refuse" || decision == "deny" || decision == "error" || ev == "leak" || ev == "exfil") {
+    if (ev == "rotate" && decision == "ok" && !(j.contains("changed") && j["changed"] == false)) ++s.rotated[text("secret")];
+    if (ev == "rotate" && decision != "ok") ++s.rotate_failed[text("secret")];
+    if (ev == "run.restart") ++s.restarts;
+    if (decision == "refuse" || decision == "deny" || decision == "error" || decision == "expired" || ev == "leak" ||
+        ev == "exfil") {
       std::string line = text("ts") + " " + ev;
       for (const char* k : {"secret", "host", "exe", "sub", "tool", "config"})
         if (!text(k).empty()) line += std::string(" ") + k + "=" + text(k);

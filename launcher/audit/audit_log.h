@@ -89,6 +89,10 @@ struct AuditSummary {
   std::map<std::string, std::size_t> by_event, resolved;
   std::map<std::string, std::size_t> by_secret, by_host, by_exe;   // uses
   std::map<std::string, std::size_t> signed_by_secret;   // requests kz signed (AWS SigV4), also uses
+  // Rotation ("rotate" records): new values taken per secret, and refreshes that failed
+  // or let a value expire (those are also listed with the refusals); restarts for them.
+  std::map<std::string, std::size_t> rotated, rotate_failed;
+  std::size_t restarts = 0;
   std::vector<std::string> refusals;   // one line each: refusals, denials, errors and leaks
   std::size_t leaks = 0;               // records with "event":"leak"
   std::size_t exfil = 0;               // records with "event":"exfil" (a token to an unbound host)

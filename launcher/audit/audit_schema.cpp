@@ -256,6 +256,25 @@ json fields(const CanarySeen& e) {
   return j;
 }
 
+json fields(const SecretRotated& e) {
+  json j = {{"event", "rotate"}, {"secret", e.secret}, {"provider", e.provider}, {"decision", e.decision}};
+  put(j, "reason", e.reason);
+  put(j, "version", e.version);
+  put(j, "lease_s", e.lease_s);
+  put(j, "expires", e.expires);
+  put(j, "changed", e.changed);
+  put(j, "token_id", e.token_id);
+  return j;
+}
+
+json fields(const RunRestarted& e) {
+  json j = {{"event", "run.restart"}, {"decision", "ok"}, {"secrets", e.secrets}, {"signal", e.signal},
+            {"grace_ms", e.grace_ms}, {"old_pid", e.old_pid}, {"outcome", e.outcome}};
+  put(j, "status", e.status);
+  put(j, "new_pid", e.new_pid);
+  return j;
+}
+
 // The index of T in AuditEvent, at compile time (a row of the table names its struct).
 template <class T, std::size_t I = 0>
 constexpr std::size_t index_of() {
@@ -299,6 +318,8 @@ std::string_view event_name(const AuditEvent& event) {
     std::string_view operator()(const PdpAuthRefusal&) const { return "pdp.auth"; }
     std::string_view operator()(const PdpDecision&) const { return "decision"; }
     std::string_view operator()(const CanarySeen&) const { return "canary"; }
+    std::string_view operator()(const SecretRotated&) const { return "rotate"; }
+    std::string_view operator()(const RunRestarted&) const { return "run.restart"; }
   };
   return std::visit(Name{}, event);
 }
@@ -368,6 +389,11 @@ const std::vector<AuditKind>& audit_kinds() {
        "severity secret where decision reason pid? exe? lineage[]? host? peer? method? path? token_id? stream? via? "
        "sub? source? session?",
        "a canary (decoy credential) was seen: shim, proxy, plain TCP, MCP or output (audit, or kill the run)"},
+      {"rotate", index_of<SecretRotated>(), "secret provider decision reason? version? lease_s? expires? changed? token_id?",
+       "a secret with refresh was re-read: a new value taken (ok), a failed refresh keeping the last good value "
+       "(error), or that value's end (expired: swaps of it refused until a refresh succeeds)"},
+      {"run.restart", index_of<RunRestarted>(), "decision secrets[] signal grace_ms old_pid outcome status? new_pid?",
+       "kz run --restart-on-change restarted the command with new values (signal, then SIGKILL after the grace)"},
   };
   return kinds;
 }

@@ -172,6 +172,33 @@ struct CanarySeen {
   std::vector<std::string> lineage{};   // left out when empty
 };
 
+// "rotate": a secret with `refresh` was re-read in the background (resolve/refresher.h):
+// a new value taken ("ok"), a refresh that failed while the last good value is kept
+// ("error", with `expires`), or that value's end with no good refresh ("expired": blind
+// mode refuses every swap of it until a refresh succeeds). Never the value.
+struct SecretRotated {
+  std::string secret{}, provider{};
+  std::string decision{};                  // "ok" | "error" | "expired"
+  std::optional<std::string> reason{};
+  std::optional<std::string> version{};    // the provider's version id of the new value (KV v2, AWS VersionId)
+  std::optional<std::int64_t> lease_s{};   // the lease the provider gave the new value, seconds
+  std::optional<std::string> expires{};    // when the value in use stops being used (UTC, ISO 8601)
+  std::optional<bool> changed{};           // "ok": whether the value differs from the one before
+  std::optional<std::string> token_id{};   // blind mode: the token that stays the same
+};
+
+// "run.restart": `kz run --restart-on-change` restarted the command because a value
+// changed: the old process got `signal`, then SIGKILL after `grace_ms` if still there.
+struct RunRestarted {
+  std::vector<std::string> secrets{};      // the secrets whose values changed
+  std::string signal{};                    // "SIGTERM", ...
+  std::int64_t grace_ms = 0;
+  long old_pid = 0;
+  std::string outcome{};                   // "exited" | "killed" | "gone" (it had ended already)
+  std::optional<int> status{};             // the old process's status, as a shell reports it
+  std::optional<long> new_pid{};
+};
+
 // ---- the audit sinks ------------------------------------------------------------------
 
 // "audit.sink": at the end of a run, records a sink did not deliver (decision "error").
@@ -253,7 +280,8 @@ struct PdpDecision {
 using AuditEvent =
     std::variant<RunStart, RunStop, TrustDecision, SecretResolved, TokenMinted, TokenUse, BrokerRefusal, ProgramRouted,
                  FallbackStarted, ProxyConnection, TapFinding, SensorSummary, SinkShortfall, SinkDropped, McpStart,
-                 McpStop, McpCall, McpRefusal, PdpStart, PdpStop, PdpReload, PdpAuthRefusal, PdpDecision, CanarySeen>;
+                 McpStop, McpCall, McpRefusal, PdpStart, PdpStop, PdpReload, PdpAuthRefusal, PdpDecision, CanarySeen,
+                 SecretRotated, RunRestarted>;
 
 // The JSON record of an event, without "ts", "prev", "run" (the log and the writer add
 // those) and without "pid" unless the event names a process.

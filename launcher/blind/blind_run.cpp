@@ -77,7 +77,7 @@ Status BlindRun::set_root(pid_t pid) {
 }
 
 Status BlindRun::start(std::vector<ResolvedSecret> values, AuditRecorder& audit) {
-  auto table = TokenTable::build(std::move(values), bindings_, token_shape_);
+  auto table = TokenTable::build(std::move(values), bindings_, token_shape_, rotating_);
   if (!table) return table.take_error();
   table_.emplace(std::move(*table));
   // The canaries' tokens after the secrets' (recorded in "canary" records when seen).
@@ -108,6 +108,13 @@ Status BlindRun::start(std::vector<ResolvedSecret> values, AuditRecorder& audit)
   spdlog::info("blind mode: {} token(s); shim {}; broker {}", table_->secrets().size(), preload_,
                broker_->socket_path());
   return ok_status();
+}
+
+std::string BlindRun::token_id_of(const std::string& name) const {
+  if (table_)
+    for (const auto& s : table_->secrets())
+      if (s.name == name) return s.token_id;
+  return {};
 }
 
 std::vector<ResolvedSecret> BlindRun::child_secrets() const {

@@ -52,6 +52,16 @@ class BlindRun {
     canaries_ = std::move(tokens);
     alarm_ = alarm;
   }
+  // The secrets whose values rotate (resolve/refresher.h): never granted per connection,
+  // and replaceable behind their tokens. Before start().
+  void set_rotating(std::vector<std::string> names) { rotating_ = std::move(names); }
+  // Rotation, from the refresher's thread: `value` (the whole new value) behind the
+  // secret's token from the next swap on, the old one wiped; whether it changed.
+  Result<bool> rotate(const std::string& name, SecretValue value) { return table_->replace_value(name, std::move(value)); }
+  // The secret's value expired: its swaps are refused until the next rotate().
+  void expire(const std::string& name) { table_->set_expired(name, true); }
+  // The token id of a secret (for the records), "" when unknown.
+  std::string token_id_of(const std::string& name) const;
   // Takes the resolved values, mints tokens, records one "token" audit record per
   // secret and starts the broker. `audit` outlives stop() (the broker and the proxy call it).
   Status start(std::vector<ResolvedSecret> values, AuditRecorder& audit);
@@ -90,6 +100,7 @@ class BlindRun {
   PeerVerifier verifier_;
   bool grant_connections_ = true;
   TokenShape token_shape_ = TokenShape::Auto;
+  std::vector<std::string> rotating_;
   std::optional<TokenTable> table_;
   std::vector<std::pair<std::string, SecretValue>> canaries_;
   CanaryAlarm* alarm_ = nullptr;

@@ -142,6 +142,15 @@ int cli_main(int argc, char** argv) {
                       "then kill it)")
       ->check(CLI::IsMember({"audit", "kill"}))
       ->default_str("audit");
+  run_cmd->add_flag("--restart-on-change", run.restart_on_change,
+                    "Standard mode: when a secret with refresh = \"...\" gets a new value, end the command "
+                    "(--restart-signal, then SIGKILL after --restart-grace) and start it again with the new values");
+  run_cmd->add_option("--restart-signal", run.restart_signal,
+                      "With --restart-on-change: the signal that asks the command to end (default SIGTERM)")
+      ->check(CLI::IsMember({"SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "TERM", "INT", "HUP",
+                             "QUIT", "USR1", "USR2"}));
+  run_cmd->add_option("--restart-grace", run.restart_grace,
+                      "With --restart-on-change: how long the command has to end before SIGKILL (default 10s)");
   run_cmd->add_option("--on-canary", run.on_canary,
                       "When a canary (a decoy secret, canary = true) is seen anywhere: audit (a \"canary\" "
                       "record), or kill (also end the run; kz exits 3) (default: [canary] on_canary, else audit)")

@@ -86,6 +86,9 @@ int cmd_audit(const GlobalOptions&, const AuditOptions& o) {
   print_counts("requests signed per secret (AWS SigV4)", s->signed_by_secret);
   print_counts("uses per host", s->by_host);
   print_counts("uses per executable", s->by_exe);
+  print_counts("rotations per secret (new values taken)", s->rotated);
+  print_counts("failed or expired refreshes per secret", s->rotate_failed);
+  if (s->restarts > 0) std::printf("restarts for changed values (--restart-on-change): %zu\n", s->restarts);
   std::printf("refusals, leaks and errors: %zu (leaks: %zu, exfiltration attempts seen by the TLS tap: %zu)\n",
               s->refusals.size(), s->leaks, s->exfil);
   for (const auto& r : s->refusals) std::printf("  %s\n", r.c_str());

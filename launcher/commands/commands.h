@@ -42,6 +42,12 @@ struct RunOptions {
   std::string on_leak = "audit";   // --on-leak: audit|kill (the TLS tap's answer to a leak)
   std::string on_canary;           // --on-canary: audit|kill (empty: [canary] on_canary)
   std::string sensors = "default"; // --sensors: default|full (which witness inspects TLS writes)
+  // --restart-on-change (standard mode): when a secret with `refresh` changes, the command
+  // gets --restart-signal, SIGKILL after --restart-grace if still running, and starts
+  // again with the new values.
+  bool restart_on_change = false;
+  std::string restart_signal = "SIGTERM";
+  std::string restart_grace = "10s";
   std::vector<std::string> command;
 };
 

@@ -9,15 +9,20 @@
 //   plant_canaries   the decoys' made-up values (or, in blind mode, tokens)
 //   plan_output      output masking
 //   start_watchers   the sensors, then blind mode's tokens, broker and proxy
-//   supervise        fork, redirect, wait; the run.stop record
+//   start_rotation   the refresher for secrets with `refresh` (blind mode: new values
+//                    behind the same tokens; --restart-on-change: restarts)
+//   supervise        fork, redirect, wait (and start again for --restart-on-change); the
+//                    run.stop record
 // A step that ends the run returns the exit code; every path writes run.stop once (the
 // trail writes "not started" for a step that ends before the command could run).
 #include <signal.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <future>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 
@@ -36,6 +41,7 @@
 #include "masking/masker.h"
 #include "run/child_env.h"
 #include "resolve/pdp_client.h"
+#include "resolve/refresher.h"
 #include "resolve/resolver.h"
 #include "run/supervisor.h"
 #include "run/survivors.h"
@@ -71,6 +77,7 @@ class RunSession {
 
   Step open_audit();
   Step plan_environment();
+  Step plan_rotation();
   Step check_trust();
   Step prepare_blind();
   Step resolve();
@@ -78,6 +85,7 @@ class RunSession {
   Step plant_canaries();
   void plan_output();
   Step start_watchers();
+  Step start_rotation();
   int supervise();
 
  private:
@@ -124,6 +132,25 @@ class RunSession {
   std::vector<ResolvedSecret> secrets_;
   std::vector<Planted> canaries_;
   SuperviseOptions sup_;
+
+  // Rotation (resolve/refresher.h). The secrets of the run that refresh, and the lease
+  // each one's first resolution reported.
+  std::vector<std::string> rotating_;
+  std::vector<std::pair<std::string, ValueLease>> leases_;
+  // What a new value changes while the command runs, on the refresher's thread: the
+  // masks (every value of the run, old and new), and with --restart-on-change the
+  // secrets the next start of the command gets and the names that changed.
+  std::mutex rotation_mu_;
+  std::shared_ptr<const MaskPatterns> masks_;
+  std::vector<ResolvedSecret> current_;
+  std::vector<std::string> changed_;
+  std::shared_ptr<SupervisorControl> control_;
+  // Declared after blind_ and trail_ (which its hooks use), so it stops before them.
+  std::unique_ptr<Refresher> refresher_;
+  // Applies a new value (the refresher's hook): masked from now on, then in use.
+  Result<bool> apply_rotation(const std::string& name, SecretValue value);
+  // Masks `value` too from now on (the caller holds rotation_mu_).
+  void add_mask(std::string_view value);
 };
 
 Step RunSession::open_audit() {
@@ -221,6 +248,41 @@ Step RunSession::plan_environment() {
   }
   for (auto& v : provider_credential_vars(used)) env_opts_.drop.push_back(std::move(v));
   for (const auto& d : env_opts_.drop) spdlog::debug("not passed to the command: {}", d);
+  return plan_rotation();
+}
+
+// Which secrets refresh in this run, and how a restart asks the command to end.
+Step RunSession::plan_rotation() {
+  const Config& cfg = *cfg_;
+  if (o_.restart_on_change && o_.blind) {
+    spdlog::error("--restart-on-change is for standard mode: in blind mode a new value takes the place of the old "
+                  "one behind the same token, and the command keeps running");
+    return fail(kExitConfig, "--restart-on-change with --blind");
+  }
+  auto grace = parse_duration(o_.restart_grace);
+  if (!grace) {
+    spdlog::error("--restart-grace: \"{}\" is not a duration (like \"500ms\", \"10s\" or \"1m\")", o_.restart_grace);
+    return fail(kExitConfig, "bad --restart-grace");
+  }
+  sup_.restart_grace = *grace;
+  std::string sig = o_.restart_signal.rfind("SIG", 0) == 0 ? o_.restart_signal.substr(3) : o_.restart_signal;
+  const std::pair<const char*, int> kSignals[] = {{"TERM", SIGTERM}, {"INT", SIGINT}, {"HUP", SIGHUP},
+                                                  {"QUIT", SIGQUIT}, {"USR1", SIGUSR1}, {"USR2", SIGUSR2}};
+  for (const auto& [name, num] : kSignals)
+    if (sig == name) sup_.restart_signal = num;
+  rotating_ = Refresher::refreshing(cfg, ropts_.only);
+  if (!rotating_.empty() && !cfg.server.url.empty()) {
+    spdlog::warn("refresh is not followed for secrets resolved through [server] (the PDP): read once at start");
+    rotating_.clear();
+  }
+  if (!rotating_.empty() && !o_.blind && !o_.restart_on_change) {
+    spdlog::info("{} secret(s) say refresh: in standard mode the command keeps the values it started with "
+                 "(--restart-on-change restarts it with new ones; --blind swaps them behind the same tokens)",
+                 rotating_.size());
+    rotating_.clear();
+  }
+  if (o_.restart_on_change && rotating_.empty())
+    spdlog::warn("--restart-on-change: no secret of this run says refresh = \"...\", so nothing restarts it");
   return std::nullopt;
 }
 
@@ -277,6 +339,7 @@ Step RunSession::prepare_blind() {
     return fail(kExitConfig, "blind mode could not be set up");
   }
   blind_ = std::move(*b);
+  blind_->set_rotating(rotating_);
   return std::nullopt;
 }
 
@@ -318,6 +381,8 @@ Step RunSession::resolve() {
     return exit_code_for(r.error());
   }
   secrets_ = std::move(*r);
+  for (const auto& s : secrets_)
+    if (std::find(rotating_.begin(), rotating_.end(), s.name) != rotating_.end()) leases_.emplace_back(s.name, s.lease);
   spdlog::info("resolved {} secret(s) in {} ms", secrets_.size(),
                std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count());
   return std::nullopt;
@@ -401,6 +466,7 @@ void RunSession::plan_output() {
   std::vector<Tripwire> trips;
   for (const auto& c : canaries_) trips.push_back({blind_ ? c.token.view() : c.env_value.view(), !blind_});
   sup_.masks = MaskPatterns::build(values, mo, trips);
+  masks_ = sup_.masks;
   if (!canaries_.empty())
     sup_.on_tripwire = [this](std::size_t i, int fd) {
       CanarySeen seen;
@@ -468,12 +534,84 @@ Step RunSession::start_watchers() {
   return std::nullopt;
 }
 
+// The refresher for the secrets that say `refresh`: a new value is masked in the output
+// from then on, and goes behind its token (blind) or into the next start of the command
+// (--restart-on-change); SIGHUP to kz refreshes them all at once.
+Step RunSession::start_rotation() {
+  if (rotating_.empty()) return std::nullopt;
+  auto control = SupervisorControl::create();
+  if (!control) return fail(kExitInternal, control.error().message);
+  control_ = std::move(*control);
+  sup_.control = control_;
+  if (!blind_)
+    for (const auto& s : secrets_) current_.push_back({s.name, s.provider, SecretValue::from(s.value.view())});
+  RefresherOptions ro;
+  ro.cfg = &*cfg_;
+  ro.secrets = leases_;
+  ro.audit = trail_.get();
+  ro.hooks.apply = [this](const std::string& name, SecretValue v) { return apply_rotation(name, std::move(v)); };
+  if (blind_) {
+    ro.hooks.expire = [b = blind_.get()](const std::string& name) { b->expire(name); };
+    ro.hooks.token_id = [b = blind_.get()](const std::string& name) { return b->token_id_of(name); };
+  } else {
+    ro.hooks.changed = [this](const std::vector<std::string>& names) {
+      {
+        std::lock_guard lock(rotation_mu_);
+        for (const auto& n : names)
+          if (std::find(changed_.begin(), changed_.end(), n) == changed_.end()) changed_.push_back(n);
+      }
+      control_->restart();
+    };
+  }
+  auto r = Refresher::start(std::move(ro));
+  if (!r) {
+    spdlog::error("{}", r.error().message);
+    return fail(kExitConfig, "the refresh of rotating secrets could not start");
+  }
+  refresher_ = std::move(*r);
+  sup_.take_signal = [this](int sig) {
+    if (sig != SIGHUP) return false;
+    spdlog::info("SIGHUP: refreshing {} secret(s) now", rotating_.size());
+    refresher_->trigger();
+    return true;
+  };
+  spdlog::info("{} secret(s) refresh in the background ({}); SIGHUP to kz refreshes them now", rotating_.size(),
+               blind_ ? "new values behind the same tokens" : "the command restarts when one changes");
+  return std::nullopt;
+}
+
+void RunSession::add_mask(std::string_view value) {
+  if (!masks_) return;   // no masking in this run
+  masks_ = masks_->adding({value});
+  control_->set_masks(masks_);
+}
+
+Result<bool> RunSession::apply_rotation(const std::string& name, SecretValue value) {
+  // Masked first: once in use, it may be printed.
+  {
+    std::lock_guard lock(rotation_mu_);
+    add_mask(value.view());
+  }
+  if (blind_) return blind_->rotate(name, std::move(value));
+  if (value.view().find('\0') != std::string_view::npos)
+    return make_error(ErrorKind::Protocol, "the new value contains a NUL byte and cannot be passed in the environment");
+  std::lock_guard lock(rotation_mu_);
+  for (auto& s : current_) {
+    if (s.name != name) continue;
+    if (s.value.view() == value.view()) return false;
+    s.value = std::move(value);   // the old copy is wiped
+    return true;
+  }
+  return make_error(ErrorKind::Internal, "secret " + name + " is not one of the run's");
+}
+
 int RunSession::supervise() {
-  EnvBlock env = build_child_env(environ, env_opts_, secrets_);
-  sup_.envp = env.envp();
   // The values now live in the environment block and (derived) in the mask patterns;
   // the parent drops both copies it no longer needs as soon as the child exists.
   Status redirect_status = ok_status();
+  EnvBlock* env = nullptr;
+  // A restart's record, written once the new command has its pid.
+  std::optional<RunRestarted> restarted;
   sup_.after_fork = [&](pid_t child) {
     // First: the sensors see the child's whole tree from its first instruction on.
     if (auto st = sensors_->add_root(child); !st && blind_) blind_->use_sensor(nullptr);
@@ -482,12 +620,50 @@ int RunSession::supervise() {
       // A child that cannot be redirected must not run as if it were.
       if (!redirect_status) kill(child, SIGKILL);
     }
-    env.wipe();
+    env->wipe();
     secrets_.clear();
+    if (restarted) {
+      restarted->new_pid = child;
+      trail_->record(std::move(*restarted));
+      restarted.reset();
+    }
     if (alarm_->kills()) alarm_->set_killer([this, child] { kill_run(child); });
   };
   if (blind_) sup_.child_prepare = [b = blind_.get()]() noexcept { return b->child_prepare(); };
-  auto rc = run_supervised(sup_);
+  // Between two starts of the command, the signals it is forwarded wait for the next one.
+  sigset_t held, old_mask;
+  sigemptyset(&held);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCHLD}) sigaddset(&held, sig);
+  if (o_.restart_on_change) sigprocmask(SIG_BLOCK, &held, &old_mask);
+  Result<int> rc = 0;
+  while (true) {
+    EnvBlock block = build_child_env(environ, env_opts_, secrets_);
+    env = &block;
+    sup_.envp = block.envp();
+    auto out = supervise_once(sup_);
+    if (!out) { rc = out.take_error(); break; }
+    if (!out->restart) { rc = out->status; break; }
+    RunRestarted r;
+    r.signal = std::string("SIG") + sigabbrev_np(sup_.restart_signal);
+    r.grace_ms = sup_.restart_grace.count();
+    r.old_pid = static_cast<long>(out->pid);
+    r.outcome = out->killed ? "killed" : "exited";
+    r.status = out->status;
+    {
+      std::lock_guard lock(rotation_mu_);
+      r.secrets = std::move(changed_);
+      changed_.clear();
+      for (const auto& s : current_) secrets_.push_back({s.name, s.provider, SecretValue::from(s.value.view())});
+      if (masks_) sup_.masks = masks_;
+    }
+    std::string names;
+    for (const auto& n : r.secrets) names += (names.empty() ? "" : ", ") + n;
+    spdlog::info("restarting {} (pid {} {}) with the new value(s) of {}", exe(), out->pid,
+                 out->killed ? "was killed after the grace" : "ended", names);
+    restarted = std::move(r);
+  }
+  if (o_.restart_on_change) sigprocmask(SIG_SETMASK, &old_mask, nullptr);
+  if (refresher_) refresher_->stop();
   // The command has ended: so has the run. As subreaper, kz is the ancestor of every
   // process of the run still alive (a daemon the agent started); they are ended, or
   // with --keep-survivors named, before the broker stops (which ends their grants).
@@ -542,6 +718,7 @@ int cmd_run(const GlobalOptions& g, const RunOptions& o) {
   if (Step s = run.plant_canaries()) return *s;
   run.plan_output();
   if (Step s = run.start_watchers()) return *s;
+  if (Step s = run.start_rotation()) return *s;
   return run.supervise();
 }
 

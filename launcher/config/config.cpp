@@ -120,6 +120,31 @@ Status check_signing(const SecretSpec& s, const std::string& field) {
   return ok_status();
 }
 
+// refresh = "5m" | "lease", max_stale = "1h" (rotation; config.h).
+Status parse_rotation_key(const std::string& key, const toml::node& v, const std::string& file,
+                          const std::string& field, SecretSpec& s) {
+  const SourcePos kpos = pos_of(v, file);
+  const std::string f = field + "." + key;
+  const auto* str = v.as_string();
+  if (str == nullptr)
+    return config_error(kpos, f + " must be a string like \"5m\"" + (key == "refresh" ? " or \"lease\"" : "") +
+                                  ", not a " + type_name(v));
+  const std::string& text = str->get();
+  if (key == "refresh" && text == "lease") {
+    s.refresh_lease = true;
+    return ok_status();
+  }
+  const auto d = parse_duration(text);
+  if (!d || d->count() == 0)
+    return config_error(kpos, f + ": \"" + text + "\" is not a duration (like \"30s\", \"5m\" or \"1h\")" +
+                                  (key == "refresh" ? ", nor \"lease\"" : ""));
+  if (*d < kMinRefresh)
+    return config_error(kpos, f + ": \"" + text + "\" is shorter than the minimum, " +
+                                  std::to_string(kMinRefresh.count() / 1000) + "s");
+  (key == "refresh" ? s.refresh : s.max_stale) = *d;
+  return ok_status();
+}
+
 Status parse_secret(const std::string& name, const toml::node& node, const std::string& file,
                     Config& cfg) {
   const SourcePos pos = pos_of(node, file);
@@ -164,20 +189,25 @@ Status parse_secret(const std::string& name, const toml::node& node, const std::
     } else if (key == "sign" || key == "access_key_id" || key == "session_token" || key == "services" ||
                key == "regions") {
       if (Status st = parse_signing_key(key, v, file, field, s); !st) return st;
+    } else if (key == "refresh" || key == "max_stale") {
+      if (Status st = parse_rotation_key(key, v, file, field, s); !st) return st;
     } else {
       return config_error(kpos, field + ": unknown key \"" + key +
                                     "\" (known: provider, ref, hosts, methods, paths, canary, shape, sign, "
-                                    "access_key_id, session_token, services, regions)");
+                                    "access_key_id, session_token, services, regions, refresh, max_stale)");
     }
   }
   if (s.canary) {
     // A decoy has no value anywhere, and nowhere it may go.
-    if (!s.provider.empty() || !s.ref.empty() || !s.hosts.empty() || !s.methods.empty() || !s.paths.empty())
-      return config_error(pos, field + ": a canary has no provider, ref, hosts, methods or paths (kz makes up its value)");
+    if (!s.provider.empty() || !s.ref.empty() || !s.hosts.empty() || !s.methods.empty() || !s.paths.empty() ||
+        s.refreshes())
+      return config_error(pos, field + ": a canary has no provider, ref, hosts, methods, paths or refresh (kz makes up its value)");
     cfg.canaries.push_back(std::move(s));
     return ok_status();
   }
   if (!s.shape.empty()) return config_error(pos, field + ".shape is only for canaries (canary = true)");
+  if (s.max_stale.count() > 0 && !s.refreshes())
+    return config_error(pos, field + ".max_stale needs refresh = \"DURATION\" or \"lease\"");
   if (s.provider.empty()) return config_error(pos, field + ": missing required key \"provider\"");
   if (s.ref.empty()) return config_error(pos, field + ": missing required key \"ref\"");
   if (Status st = check_signing(s, field); !st) return st;
@@ -537,8 +567,9 @@ std::optional<std::chrono::milliseconds> parse_duration(const std::string& s) {
   if (unit.empty() || unit == "s") ms = n * 1000;
   else if (unit == "ms") ms = n;
   else if (unit == "m") ms = n * 60000;
+  else if (unit == "h") ms = n * 3600000;
   else return std::nullopt;
-  if (ms < 0) return std::nullopt;
+  if (!(ms >= 0) || ms > 1e15) return std::nullopt;   // negative, NaN, or past any use
   return std::chrono::milliseconds(static_cast<long long>(ms));
 }
 

@@ -35,7 +35,18 @@ struct SecretSpec {
   // record (secrets/canary.h). Canaries are kept in Config::canaries, not `secrets`.
   bool canary = false;
   std::string shape;                 // canary: "" (by its name) or a shape name (canary.h)
+  // Rotation (resolve/refresher.h): `refresh = "5m"` re-reads the value every interval
+  // (at least kMinRefresh), and sooner when the provider's lease ends first; `refresh =
+  // "lease"` follows the provider's lease alone. `max_stale`: how long the last good value
+  // is used after refreshes start failing (default: the lease's end, else 3 × refresh).
+  std::chrono::milliseconds refresh{0};   // 0: no interval
+  bool refresh_lease = false;             // refresh = "lease"
+  std::chrono::milliseconds max_stale{0}; // 0: the default above
+  bool refreshes() const { return refresh.count() > 0 || refresh_lease; }
 };
+
+// The shortest refresh interval a secret may ask for (a provider is not a busy loop).
+inline constexpr std::chrono::milliseconds kMinRefresh{5000};
 
 struct ProviderConfig {
   ProviderSettings settings;     // validated against the provider's schema
@@ -145,7 +156,7 @@ std::string binding_item_problem(const std::string& key, const std::string& item
 // Valid environment variable name: [A-Za-z_][A-Za-z0-9_]*
 bool is_env_name(const std::string& s);
 
-// "500ms", "10s", "2m", or a bare number of seconds.
+// "500ms", "10s", "2m", "1h", or a bare number of seconds.
 std::optional<std::chrono::milliseconds> parse_duration(const std::string& s);
 
 }  // namespace kz

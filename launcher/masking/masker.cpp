@@ -12,6 +12,7 @@ namespace kz {
 struct MaskPatterns::Impl {
   std::vector<std::string> patterns;
   std::string replacement;
+  std::size_t min_len = 1;
   std::size_t max_len = 0;
   std::unique_ptr<AhoCorasick> ac;
   struct Trip {
@@ -41,6 +42,7 @@ std::shared_ptr<const MaskPatterns> MaskPatterns::build(const std::vector<std::s
   auto impl = std::make_unique<Impl>();
   impl->replacement = opts.replacement;
   const std::size_t min_len = std::max<std::size_t>(opts.min_secret_len, 1);
+  impl->min_len = min_len;
   for (auto v : values) {
     if (v.size() < min_len) continue;
     for (auto& p : mask_variants(v, min_len)) impl->patterns.push_back(std::move(p));
@@ -52,6 +54,23 @@ std::shared_ptr<const MaskPatterns> MaskPatterns::build(const std::vector<std::s
       impl->patterns.push_back(std::move(p));
     }
   }
+  return finish(std::move(impl));
+}
+
+std::shared_ptr<const MaskPatterns> MaskPatterns::adding(const std::vector<std::string_view>& values) const {
+  auto impl = std::make_unique<Impl>();
+  impl->replacement = impl_->replacement;
+  impl->min_len = impl_->min_len;
+  impl->patterns = impl_->patterns;
+  impl->trips = impl_->trips;
+  for (auto v : values) {
+    if (v.size() < impl->min_len) continue;
+    for (auto& p : mask_variants(v, impl->min_len)) impl->patterns.push_back(std::move(p));
+  }
+  return finish(std::move(impl));
+}
+
+std::shared_ptr<const MaskPatterns> MaskPatterns::finish(std::unique_ptr<Impl> impl) {
   std::sort(impl->patterns.begin(), impl->patterns.end());
   auto last = std::unique(impl->patterns.begin(), impl->patterns.end());
   for (auto it = last; it != impl->patterns.end(); ++it) wipe(*it);
@@ -163,5 +182,17 @@ void StreamMasker::flush(std::string& out) {
 }
 
 bool StreamMasker::has_pending() const { return !st_->pending.empty(); }
+
+void StreamMasker::set_patterns(std::shared_ptr<const MaskPatterns> patterns, std::string& out) {
+  std::string held;
+  held.swap(st_->pending);   // emit_safe left nothing emitted in it
+  st_->emitted = st_->scanned = 0;
+  st_->state = AhoCorasick::kRoot;
+  st_->best_start = State::kNone;
+  st_->ac = patterns->impl().ac.get();
+  st_->patterns = std::move(patterns);
+  feed(held, out);
+  wipe(held);
+}
 
 }  // namespace kz

@@ -40,6 +40,10 @@ class MaskPatterns {
   MaskPatterns(const MaskPatterns&) = delete;
   MaskPatterns& operator=(const MaskPatterns&) = delete;
 
+  // These patterns and those of `values` (rotation: a new value is masked, and the old
+  // ones still are); the same options and tripwires, in the same order.
+  std::shared_ptr<const MaskPatterns> adding(const std::vector<std::string_view>& values) const;
+
   std::size_t pattern_count() const;
   std::size_t max_pattern_len() const;
   const std::string& replacement() const;
@@ -49,6 +53,8 @@ class MaskPatterns {
 
  private:
   explicit MaskPatterns(std::unique_ptr<Impl> impl);
+  // Sorts and dedupes impl's patterns and builds its automaton.
+  static std::shared_ptr<const MaskPatterns> finish(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
 
@@ -68,6 +74,10 @@ class StreamMasker {
   // after an idle time.
   void flush(std::string& out);
   bool has_pending() const;
+  // Masks with `patterns` from now on: the bytes held back are scanned again with them
+  // (a match that began before the change is still found), and what can no longer be
+  // part of a match is appended to `out`.
+  void set_patterns(std::shared_ptr<const MaskPatterns> patterns, std::string& out);
 
  private:
   struct State;

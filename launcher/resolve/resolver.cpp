@@ -23,6 +23,7 @@ struct Shared {
   std::condition_variable cv;
   std::size_t pending = 0;
   std::vector<std::optional<Result<SecretValue>>> results;
+  std::vector<ValueLease> leases;
 };
 
 struct Task {
@@ -40,26 +41,25 @@ Status check_selection(const Config& cfg, const std::vector<std::string>& only) 
   return ok_status();
 }
 
-Result<std::vector<ResolvedSecret>> resolve_secrets(const Config& cfg, const ResolveOptions& opts) {
-  if (auto st = check_selection(cfg, opts.only); !st) return st.take_error();
+ProviderContext provider_context(const Config& cfg, const Environment* env, const std::string& home) {
   static const ProcessEnvironment process_env;
   ProviderContext ctx;
-  ctx.env = opts.env != nullptr ? opts.env : &process_env;
-  if (!opts.home.empty()) ctx.home = opts.home;
+  ctx.env = env != nullptr ? env : &process_env;
+  if (!home.empty()) ctx.home = home;
   else if (const char* h = ctx.env->get("HOME")) ctx.home = h;
   ctx.config_dir = cfg.dir;
+  return ctx;
+}
 
-  std::vector<const SecretSpec*> selected;
-  for (const auto& s : cfg.secrets) {
-    if (!opts.only.empty() && std::find(opts.only.begin(), opts.only.end(), s.name) == opts.only.end())
-      continue;
-    selected.push_back(&s);
-  }
+std::chrono::milliseconds provider_timeout(const Config& cfg, const std::string& provider) {
+  auto pc = cfg.providers.find(provider);
+  return pc == cfg.providers.end() ? kDefaultProviderTimeout : pc->second.timeout;
+}
 
-  // Instantiate each provider once; a provider that cannot be configured fails the run
-  // before anything is fetched.
+std::map<std::string, std::shared_ptr<Provider>> make_providers(const Config& cfg,
+                                                               const std::vector<const SecretSpec*>& selected,
+                                                               const ProviderContext& ctx, std::string& errors) {
   std::map<std::string, std::shared_ptr<Provider>> providers;
-  std::string errors;
   for (const auto* s : selected) {
     if (providers.count(s->provider) != 0) continue;
     const ProviderSpec* spec = find_provider_spec(s->provider);
@@ -77,24 +77,43 @@ Result<std::vector<ResolvedSecret>> resolve_secrets(const Config& cfg, const Res
     }
     providers[s->provider] = std::shared_ptr<Provider>(std::move(made.value()));
   }
+  return providers;
+}
+
+Result<std::vector<ResolvedSecret>> resolve_secrets(const Config& cfg, const ResolveOptions& opts) {
+  if (auto st = check_selection(cfg, opts.only); !st) return st.take_error();
+  const ProviderContext ctx = provider_context(cfg, opts.env, opts.home);
+
+  std::vector<const SecretSpec*> selected;
+  for (const auto& s : cfg.secrets) {
+    if (!opts.only.empty() && std::find(opts.only.begin(), opts.only.end(), s.name) == opts.only.end())
+      continue;
+    selected.push_back(&s);
+  }
+
+  // Instantiate each provider once; a provider that cannot be configured fails the run
+  // before anything is fetched.
+  std::string errors;
+  auto providers = make_providers(cfg, selected, ctx, errors);
   if (!errors.empty())
     return make_error(ErrorKind::Config, "cannot configure provider(s):\n" + errors);
 
   auto shared = std::make_shared<Shared>();
   shared->results.resize(selected.size());
+  shared->leases.resize(selected.size());
   shared->pending = selected.size();
   const auto start = Clock::now();
   Deadline latest = start;
   for (std::size_t i = 0; i < selected.size(); ++i) {
     const auto* s = selected[i];
-    auto pc = cfg.providers.find(s->provider);
-    const auto timeout = pc == cfg.providers.end() ? kDefaultProviderTimeout : pc->second.timeout;
-    Task task{providers[s->provider], SecretRef{s->name, s->ref, s->pos}, start + timeout};
+    Task task{providers[s->provider], SecretRef{s->name, s->ref, s->pos}, start + provider_timeout(cfg, s->provider)};
     latest = std::max(latest, task.deadline);
     signal_free_thread([shared, i, task = std::move(task)]() mutable {
-      auto r = task.provider->resolve(task.ref, task.deadline);
+      ValueLease lease;
+      auto r = task.provider->resolve_leased(task.ref, task.deadline, lease);
       std::lock_guard<std::mutex> lk(shared->mu);
       shared->results[i].emplace(std::move(r));
+      shared->leases[i] = std::move(lease);
       if (--shared->pending == 0) shared->cv.notify_all();
     }).detach();
   }
@@ -118,7 +137,7 @@ Result<std::vector<ResolvedSecret>> resolve_secrets(const Config& cfg, const Res
       errors += who + r->error().message + "\n";
     } else {
       if (opts.on_result) opts.on_result(*s, nullptr);
-      out.push_back(ResolvedSecret{s->name, s->provider, std::move(r->value())});
+      out.push_back(ResolvedSecret{s->name, s->provider, std::move(r->value()), shared->leases[i]});
     }
   }
   if (!errors.empty()) return make_error(ErrorKind::NotFound, "cannot resolve secret(s):\n" + errors);

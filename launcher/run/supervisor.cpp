@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -149,7 +150,54 @@ void child_exec(const SuperviseOptions& o, int in_fd, int out_fd, int err_fd, bo
 
 }  // namespace
 
+Result<std::shared_ptr<SupervisorControl>> SupervisorControl::create() {
+  const int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (fd < 0) return make_error(ErrorKind::Internal, std::string("eventfd: ") + std::strerror(errno));
+  return std::shared_ptr<SupervisorControl>(new SupervisorControl(fd));
+}
+
+SupervisorControl::~SupervisorControl() { ::close(fd_); }
+
+void SupervisorControl::set_masks(std::shared_ptr<const MaskPatterns> masks) {
+  {
+    std::lock_guard lock(mu_);
+    pending_.masks = masks;
+    latest_ = std::move(masks);
+  }
+  const std::uint64_t one = 1;
+  (void)!::write(fd_, &one, sizeof one);
+}
+
+void SupervisorControl::restart() {
+  {
+    std::lock_guard lock(mu_);
+    pending_.restart = true;
+  }
+  const std::uint64_t one = 1;
+  (void)!::write(fd_, &one, sizeof one);
+}
+
+SupervisorControl::Pending SupervisorControl::take() {
+  std::uint64_t n;
+  (void)!::read(fd_, &n, sizeof n);
+  std::lock_guard lock(mu_);
+  Pending out = std::move(pending_);
+  pending_ = Pending{};
+  return out;
+}
+
+std::shared_ptr<const MaskPatterns> SupervisorControl::masks() const {
+  std::lock_guard lock(mu_);
+  return latest_;
+}
+
 Result<int> run_supervised(const SuperviseOptions& o) {
+  auto r = supervise_once(o);
+  if (!r) return r.take_error();
+  return r->status;
+}
+
+Result<SuperviseOutcome> supervise_once(const SuperviseOptions& o) {
   if (o.argv.empty()) return make_error(ErrorKind::Usage, "no command given");
   SignalGuard signals;
   if (signals.fd() < 0) return make_error(ErrorKind::Internal, std::string("signalfd: ") + std::strerror(errno));
@@ -268,11 +316,17 @@ Result<int> run_supervised(const SuperviseOptions& o) {
   if (forward_stdin) raw.emplace(0);
 
   std::optional<int> status;
+  SuperviseOutcome outcome;
+  outcome.pid = pid;
+  // A restart under way: when the grace ends (the restart signal was sent).
+  bool restarting = false;
+  std::chrono::steady_clock::time_point restart_by{};
   char buf[65536];
   while (true) {
     bool any_open = false, any_pending = false;
     std::vector<pollfd> fds;
     fds.push_back({signals.fd(), POLLIN, 0});
+    if (o.control) fds.push_back({o.control->fd(), POLLIN, 0});
     for (auto& c : chans) {
       if (!c.src) continue;
       any_open = true;
@@ -284,6 +338,18 @@ Result<int> run_supervised(const SuperviseOptions& o) {
     int timeout = -1;
     if (any_pending) timeout = static_cast<int>(o.idle_flush.count());
     if (status) timeout = timeout < 0 ? kDrainAfterExitMs : std::min(timeout, kDrainAfterExitMs);
+    if (restarting && !status) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(restart_by - std::chrono::steady_clock::now());
+      if (left.count() <= 0) {
+        // The grace is over: the command did not end on the restart signal.
+        ::kill(pid, SIGKILL);
+        outcome.killed = true;
+        restarting = false;
+      } else {
+        const int ms = static_cast<int>(left.count()) + 1;
+        timeout = timeout < 0 ? ms : std::min(timeout, ms);
+      }
+    }
     int n = ::poll(fds.data(), fds.size(), timeout);
     if (n < 0 && errno == EINTR) continue;
     if (n == 0) {
@@ -296,6 +362,22 @@ Result<int> run_supervised(const SuperviseOptions& o) {
     }
     for (const auto& p : fds) {
       if (p.revents == 0) continue;
+      if (o.control && p.fd == o.control->fd()) {
+        SupervisorControl::Pending req = o.control->take();
+        if (req.masks)
+          for (auto& c : chans)
+            if (c.masker) {
+              c.masker->set_patterns(req.masks, c.out);
+              c.emit();
+            }
+        if (req.restart && !status && !outcome.restart) {
+          outcome.restart = true;
+          ::kill(pid, o.restart_signal);
+          restart_by = std::chrono::steady_clock::now() + o.restart_grace;
+          restarting = true;
+        }
+        continue;
+      }
       if (p.fd == signals.fd()) {
         signalfd_siginfo si{};
         while (::read(signals.fd(), &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
@@ -316,6 +398,7 @@ Result<int> run_supervised(const SuperviseOptions& o) {
           // A signal the terminal generated (Ctrl-C) already reached the child when it
           // shares our process group; forward only what it did not get.
           if (!pty_mode && si.ssi_code == SI_KERNEL) continue;
+          if (o.take_signal && o.take_signal(sig)) continue;
           if (!status) ::kill(pid, sig);
         }
         continue;
@@ -345,7 +428,8 @@ Result<int> run_supervised(const SuperviseOptions& o) {
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
     status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
   }
-  return *status;
+  outcome.status = *status;
+  return outcome;
 }
 
 }  // namespace kz

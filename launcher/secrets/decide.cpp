@@ -115,6 +115,8 @@ std::string request_refusal(const DecideContext& ctx, const wire::Request& req, 
 }
 
 DecideOutcome decide(const DecideContext& ctx, const wire::Request& req, const PeerProcess& peer) {
+  // Values may rotate (token_table.h): one value, whole, for the whole decision.
+  const auto values_lock = ctx.table->read_lock();
   DecideOutcome out;
   wire::Reply& rep = out.reply;
   rep.version = wire::kProtocolVersion;
@@ -227,13 +229,17 @@ DecideOutcome decide(const DecideContext& ctx, const wire::Request& req, const P
                      "framing could not be corrected): it was sent unchanged");
   }
   if (std::string why = request_refusal(ctx, req, *s, false); !why.empty()) return refuse(s, std::move(why));
+  if (s->expired)
+    return refuse(s, "the value of " + s->name + " expired and no refresh has succeeded since (fail closed; "
+                     "see its rotate records)");
 
   rep.decision = Decision::Allow;
   set_data(rep, s->value.view());
   rep.secret_id = s->id;
   // Nothing to check per request (no methods/paths): the shim may reuse this answer on
   // this TLS connection, whose peer cannot change, and reports the uses.
-  if (ctx.grant_connections && s->binding.methods.empty() && s->binding.paths.empty()) {
+  // A value that rotates is never granted: the next swap must get the value of the moment.
+  if (ctx.grant_connections && s->binding.methods.empty() && s->binding.paths.empty() && !s->rotates) {
     rep.flags |= wire::kReplyReuseOnConnection;
     a.grant = "connection";
   }

@@ -124,6 +124,8 @@ bool decide_sign(const DecideContext& ctx, const wire::Request& req, wire::Reply
   a.service = sig->service;
   a.region = sig->region;
   if (std::string why = request_refusal(ctx, req, *s, true); !why.empty()) return refuse(std::move(why));
+  if (s->expired)
+    return refuse("the value of " + s->name + " expired and no refresh has succeeded since (fail closed)");
   if (!listed(s->binding.services, sig->service))
     return refuse(s->name + " may not sign for the service " + sig->service + " (allowed services: " +
                   join(s->binding.services) + ")");

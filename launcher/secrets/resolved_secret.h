@@ -3,6 +3,7 @@
 
 #include <string>
 
+#include "kz/providers/provider.h"
 #include "kz/secret.h"
 
 namespace kz {
@@ -11,6 +12,7 @@ struct ResolvedSecret {
   std::string name;
   std::string provider;
   SecretValue value;
+  ValueLease lease{};   // what the provider said of the value's lease and version (rotation)
 };
 
 }  // namespace kz

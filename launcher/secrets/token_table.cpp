@@ -73,7 +73,7 @@ TokenTable::~TokenTable() = default;
 
 Result<TokenTable> TokenTable::build(std::vector<ResolvedSecret> secrets,
                                      const std::vector<std::pair<std::string, Binding>>& bindings,
-                                     TokenShape shape) {
+                                     TokenShape shape, const std::vector<std::string>& rotating) {
   TokenTable t;
   unsigned char rnd[8];
   if (RAND_bytes(rnd, sizeof rnd) != 1) return make_error(ErrorKind::Internal, "the random number generator failed");
@@ -107,6 +107,7 @@ Result<TokenTable> TokenTable::build(std::vector<ResolvedSecret> secrets,
     auto tok = mint_token(wire::token_length_for(r.value.size()));
     if (!tok) return tok.take_error();
     e.provider = r.provider;
+    e.rotates = std::find(rotating.begin(), rotating.end(), e.name) != rotating.end();
     e.id = static_cast<std::uint32_t>(t.secrets_.size() + 1);
     e.token = std::move(*tok);
     e.token_id = token_id(e.token.view());
@@ -167,8 +168,49 @@ const TokenEntry* TokenTable::find_value(std::string_view bytes) const {
 }
 
 bool TokenTable::needs_length_fixup() const {
+  // A value that rotates may come back another length than the token's.
   return std::any_of(secrets_.begin(), secrets_.end(),
-                     [](const TokenEntry& s) { return !s.canary && s.token.size() != s.value.size(); });
+                     [](const TokenEntry& s) { return !s.canary && (s.rotates || s.token.size() != s.value.size()); });
+}
+
+Result<bool> TokenTable::replace_value(const std::string& name, SecretValue value) {
+  TokenEntry* e = nullptr;
+  for (auto& s : secrets_)
+    if (s.name == name && !s.canary) e = &s;
+  if (e == nullptr || !e->rotates) return make_error(ErrorKind::Internal, "secret " + name + " does not rotate");
+  if (value.empty()) return make_error(ErrorKind::Protocol, "the new value is empty");
+  if (value.size() > wire::kMaxSecretLen)
+    return make_error(ErrorKind::Protocol, "the new value is longer than " + std::to_string(wire::kMaxSecretLen) +
+                                               " bytes, the most blind mode can carry");
+  if (value.view().substr(0, e->shown_prefix.size()) != e->shown_prefix)
+    return make_error(ErrorKind::Protocol, "the new value does not start with \"" + e->shown_prefix +
+                                               "\", the prefix the agent's token shows");
+  // Everything derived from the value is made before the lock: the broker waits only
+  // for the moves.
+  auto prints = form_prints_of(value.view(), fp_base_, fq_base_);
+  SecretValue rest = SecretValue::from(value.view().substr(e->shown_prefix.size()));
+  const auto* bytes = reinterpret_cast<const unsigned char*>(rest.view().data());
+  const std::uint64_t fp = wire::fp_hash(bytes, rest.size(), fp_base_);
+  const std::uint64_t fq = wire::fq_hash(bytes, rest.size(), fq_base_);
+  bool changed;
+  {
+    std::unique_lock lock(*rotation_mu_);
+    changed = !same(e->value.view(), rest.view());
+    if (changed) {
+      std::swap(e->value, rest);   // the old value leaves with `rest`, wiped below
+      e->fp_hash = fp;
+      e->fq_hash = fq;
+      e->form_prints = std::move(prints);
+    }
+    e->expired = false;
+  }
+  return changed;   // rest (the old value, or the unused copy) is wiped as it goes
+}
+
+void TokenTable::set_expired(const std::string& name, bool expired) {
+  std::unique_lock lock(*rotation_mu_);
+  for (auto& s : secrets_)
+    if (s.name == name && !s.canary) s.expired = expired;
 }
 
 void TokenTable::expire(std::int64_t now) {

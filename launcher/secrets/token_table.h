@@ -16,6 +16,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -53,6 +55,12 @@ struct TokenEntry {
   // A canary (secrets/canary.h): a decoy with no value (`value` is empty), bound
   // nowhere; whoever sends its token is reported.
   bool canary = false;
+  // Rotation (resolve/refresher.h): the value may be replaced while the run goes on
+  // (replace_value), so it is never granted per connection (every swap asks the broker
+  // and gets the value of the moment); `expired`: its last good value has expired and
+  // no refresh has succeeded since, so every swap of it is refused (fail closed).
+  bool rotates = false;
+  bool expired = false;
   // Issued entries (MCP).
   std::string owner;            // the identity that resolved it ("iss sub", or "local")
   std::int64_t expires_at = 0;  // Unix seconds (unix_now)
@@ -84,7 +92,22 @@ class TokenTable {
   // prefix keeps it (shown_prefix) and its token stands for the rest.
   static Result<TokenTable> build(std::vector<ResolvedSecret> secrets,
                                   const std::vector<std::pair<std::string, Binding>>& bindings,
-                                  TokenShape shape = TokenShape::Plain);
+                                  TokenShape shape = TokenShape::Plain,
+                                  const std::vector<std::string>& rotating = {});
+
+  // ---- Rotation of a blind run's values ----
+  // The blind entries' value, fingerprints and `expired` change only under the writer
+  // side of this lock, and every reader that looks at them (decide) holds the reader
+  // side for as long as it uses an entry: a swap sees the old value or the new one,
+  // whole, never a mix. The entries themselves (names, tokens, bindings) never change.
+  std::shared_lock<std::shared_mutex> read_lock() const { return std::shared_lock(*rotation_mu_); }
+  // Puts `value` (the whole value, as a provider returned it) in place of the secret
+  // `name`'s (a `rotates` entry) and clears `expired`. The old value is wiped. The token
+  // stays: refused when the new value is empty, too long for blind mode, or does not
+  // start with the prefix the agent's token shows. Returns whether the value changed.
+  Result<bool> replace_value(const std::string& name, SecretValue value);
+  // Marks the secret's value expired (true) or usable again (false).
+  void set_expired(const std::string& name, bool expired);
 
   // A canary's entry (no value, bound nowhere) for `token` (minted by the caller,
   // secrets/canary.h): blind mode adds one per canary after build(), before the table
@@ -125,6 +148,7 @@ class TokenTable {
   std::uint64_t fp_base_ = 0;
   std::uint64_t fq_base_ = 0;
   std::unique_ptr<Issued> issued_;
+  std::unique_ptr<std::shared_mutex> rotation_mu_ = std::make_unique<std::shared_mutex>();
 };
 
 // What the agent is given for `e`: its shown_prefix, then its token.

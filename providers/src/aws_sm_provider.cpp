@@ -136,6 +136,13 @@ class AwsSmProvider final : public Provider {
   }
 
   Result<SecretValue> resolve(const SecretRef& ref, Deadline deadline) override {
+    ValueLease unused;
+    return resolve_leased(ref, deadline, unused);
+  }
+
+  // Secrets Manager has no lease: a rotation moves the AWSCURRENT stage to a new version,
+  // so re-reading the stage (the default VersionStage) picks it up; VersionId names it.
+  Result<SecretValue> resolve_leased(const SecretRef& ref, Deadline deadline, ValueLease& lease) override {
     const std::string prefix = std::string(kName) + " (" + ref.name + ", ref '" + ref.ref + "')";
     auto parsed = parse_ref(ref.ref, prefix);
     if (!parsed) return parsed.take_error();
@@ -183,7 +190,7 @@ class AwsSmProvider final : public Provider {
       return e;
     }
     if (resp->status != 200) return map_error(*resp, prefix);
-    return extract(*resp, pr, prefix);
+    return extract(*resp, pr, prefix, lease);
   }
 
  private:
@@ -228,8 +235,8 @@ class AwsSmProvider final : public Provider {
     return make_error(kind, prefix + ": " + detail + hint);
   }
 
-  Result<SecretValue> extract(HttpResponse& resp, const ParsedRef& pr,
-                              const std::string& prefix) const {
+  Result<SecretValue> extract(HttpResponse& resp, const ParsedRef& pr, const std::string& prefix,
+                              ValueLease& lease) const {
     auto parsed = parse_json_body(resp.body.str(), prefix + ": GetSecretValue response");
     if (!parsed) return parsed.take_error();
     ScrubbedJson doc(std::move(*parsed));
@@ -237,6 +244,7 @@ class AwsSmProvider final : public Provider {
     if (!j.is_object())
       return make_error(ErrorKind::Protocol, prefix + ": GetSecretValue response is not a JSON object");
 
+    if (auto v = j.find("VersionId"); v != j.end() && v->is_string()) lease.version = v->get<std::string>();
     SecretValue payload;
     if (auto it = j.find("SecretString"); it != j.end() && it->is_string()) {
       payload = SecretValue::from(it->get_ref<const std::string&>());

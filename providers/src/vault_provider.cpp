@@ -89,6 +89,13 @@ class VaultProvider final : public Provider {
   explicit VaultProvider(Config c) : c_(std::move(c)) {}
 
   Result<SecretValue> resolve(const SecretRef& ref, Deadline deadline) override {
+    ValueLease unused;
+    return resolve_leased(ref, deadline, unused);
+  }
+
+  // Reads lease_duration, renewable and lease_id of the response envelope (dynamic
+  // secrets: database/creds/ROLE#password) and a KV v2 value's metadata.version.
+  Result<SecretValue> resolve_leased(const SecretRef& ref, Deadline deadline, ValueLease& lease) override {
     const std::string prefix = std::string(kName) + " (" + ref.name + ", ref '" + ref.ref + "')";
     auto parsed = parse_ref(ref.ref, prefix);
     if (!parsed) return parsed.take_error();
@@ -114,7 +121,7 @@ class VaultProvider final : public Provider {
       return e;
     }
     if (resp->status != 200) return map_error(*resp, prefix, "/v1/" + parsed->api_path, token->get());
-    return extract(*resp, *parsed, prefix);
+    return extract(*resp, *parsed, prefix, lease);
   }
 
  private:
@@ -274,7 +281,8 @@ class VaultProvider final : public Provider {
     return make_error(kind, msg);
   }
 
-  Result<SecretValue> extract(HttpResponse& resp, const ParsedRef& pr, const std::string& prefix) const {
+  Result<SecretValue> extract(HttpResponse& resp, const ParsedRef& pr, const std::string& prefix,
+                              ValueLease& lease) const {
     auto parsed = parse_json_body(resp.body.str(), prefix + ": Vault response");
     if (!parsed) return parsed.take_error();
     ScrubbedJson doc(std::move(*parsed));
@@ -285,6 +293,10 @@ class VaultProvider final : public Provider {
     if (d == j.end() || !d->is_object())
       return make_error(ErrorKind::Protocol, prefix + ": Vault response has no \"data\" object");
     nlohmann::json* data = &*d;
+    if (auto ld = j.find("lease_duration"); ld != j.end() && ld->is_number_integer() && ld->get<long long>() > 0)
+      lease.duration = std::chrono::seconds(ld->get<long long>());
+    if (auto rn = j.find("renewable"); rn != j.end() && rn->is_boolean()) lease.renewable = rn->get<bool>();
+    if (auto li = j.find("lease_id"); li != j.end() && li->is_string()) lease.lease_id = li->get<std::string>();
     bool v2 = pr.v2;
     if (!v2 && c_.kv == KvVersion::Auto && data->contains("data") && data->contains("metadata") &&
         (*data)["metadata"].is_object())
@@ -299,6 +311,9 @@ class VaultProvider final : public Provider {
       if (!inner->is_object())
         return make_error(ErrorKind::Protocol, prefix + ": KV v2 data.data is not an object");
       data = &*inner;
+      if (auto m = d->find("metadata"); m != d->end() && m->is_object())
+        if (auto ver = m->find("version"); ver != m->end() && ver->is_number_integer())
+          lease.version = std::to_string(ver->get<long long>());
     }
 
     std::string field;

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Local AWS Secrets Manager for tests (JSON 1.1 protocol, GetSecretValue only).
+"""Local AWS Secrets Manager for tests (JSON 1.1 protocol: GetSecretValue, and
+PutSecretValue to rotate a secret).
 
 It checks the SigV4 signature of every request itself (recomputed with hashlib/hmac from
 the request as received and the credentials given by flags) and answers like AWS:
@@ -17,6 +18,11 @@ Secrets come from a JSON file (--secrets):
 "ARN" and "VersionId" are optional (derived from the name). "Previous" is served for
 VersionStage AWSPREVIOUS (or its VersionId).
 
+PutSecretValue {SecretId, SecretString | SecretBinary, ClientRequestToken?} stores a new
+version and, as AWS does when VersionStages is not given, moves AWSCURRENT to it (the
+version that had it becomes AWSPREVIOUS); the VersionId is ClientRequestToken, else a new
+UUID. Answers {ARN, Name, VersionId, VersionStages}.
+
 Behaviour switches, by secret name:
   slow/...       sleep --slow-seconds (default 10) before answering (client timeouts)
   malformed/...  answer 200 with a body that is not valid JSON
@@ -27,7 +33,9 @@ import hmac
 import json
 import re
 import sys
+import threading
 import time
+import uuid
 
 # The test servers' one SigV4 canonicalisation (sigv4_verify.py).
 from sigv4_verify import canonical_query, uri_encode
@@ -127,10 +135,39 @@ class Handler(JsonHandler):
                                   "Content-Type must be " + AMZ_JSON)
         if target == "secretsmanager.GetSecretValue":
             return self.get_secret_value(body)
+        if target == "secretsmanager.PutSecretValue":
+            return self.put_secret_value(body)
         return self.aws_error(400, "UnknownOperationException", "Unknown operation " + target)
 
     def do_GET(self):
         self.aws_error(400, "UnknownOperationException", "Use POST")
+
+    def put_secret_value(self, body):
+        try:
+            req = json.loads(body)
+        except ValueError:
+            return self.aws_error(400, "SerializationException", "body is not JSON")
+        name, entry = self.server.lookup(req.get("SecretId") or "")
+        if entry is None:
+            return self.aws_error(400, "ResourceNotFoundException",
+                                  "Secrets Manager can't find the specified secret.")
+        if ("SecretString" in req) == ("SecretBinary" in req):
+            return self.aws_error(400, "InvalidParameterException",
+                                  "You must provide either SecretString or SecretBinary.")
+        if "VersionStages" in req and req["VersionStages"] != ["AWSCURRENT"]:
+            return self.aws_error(400, "InvalidParameterException",
+                                  "this test server moves only AWSCURRENT")
+        vid = req.get("ClientRequestToken") or str(uuid.uuid4())
+        with self.server.lock:
+            previous = {k: v for k, v in entry.items() if k in ("SecretString", "SecretBinary", "VersionId")}
+            previous["VersionId"] = self.server.version_id(name, entry, "AWSCURRENT")
+            for k in ("SecretString", "SecretBinary"):
+                entry.pop(k, None)
+            entry.update({k: req[k] for k in ("SecretString", "SecretBinary") if k in req})
+            entry["VersionId"] = vid
+            entry["Previous"] = previous
+        out = {"ARN": self.server.arn(name, entry), "Name": name, "VersionId": vid, "VersionStages": ["AWSCURRENT"]}
+        return self.send_json(200, out, content_type=AMZ_JSON)
 
     def get_secret_value(self, body):
         try:
@@ -161,8 +198,7 @@ class Handler(JsonHandler):
             versions.append((entry["Previous"], ["AWSPREVIOUS"]))
         chosen = None
         for ver, stages in versions:
-            vid = ver.get("VersionId") or hashlib.sha256(
-                (name + "/" + stages[0]).encode()).hexdigest()[:32]
+            vid = self.server.version_id(name, ver, stages[0])
             if version_id is not None and version_id != vid:
                 continue
             if stage is not None and stage not in stages:
@@ -216,7 +252,10 @@ def main():
                 return name, entry
         return secret_id, None
 
-    serve(Handler, args, cfg=args, arn=arn, lookup=lookup)
+    def version_id(name, ver, stage):
+        return ver.get("VersionId") or hashlib.sha256((name + "/" + stage).encode()).hexdigest()[:32]
+
+    serve(Handler, args, cfg=args, arn=arn, lookup=lookup, version_id=version_id, lock=threading.Lock())
 
 
 if __name__ == "__main__":

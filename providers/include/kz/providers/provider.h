@@ -54,10 +54,26 @@ struct SecretRef {
   SourcePos pos;      // where the secret was declared
 };
 
+// What a provider says about the lifetime of a value it returned (rotation, docs/rotation
+// in the README): nothing, by default. Never secret: a lease id names a lease, it does not
+// grant one.
+struct ValueLease {
+  std::chrono::seconds duration{0};   // Vault lease_duration; 0: the provider reported none
+  bool renewable = false;             // Vault: the lease may be renewed
+  std::string lease_id;               // Vault: dynamic secrets' lease id ("" for KV)
+  std::string version;                // the value's version: KV v2 metadata.version, AWS VersionId
+};
+
 class Provider {
  public:
   virtual ~Provider() = default;
   virtual Result<SecretValue> resolve(const SecretRef& ref, Deadline deadline) = 0;
+  // The same, and what the provider reports of the value's lease and version (a
+  // provider that reports nothing leaves `lease` as it is).
+  virtual Result<SecretValue> resolve_leased(const SecretRef& ref, Deadline deadline, ValueLease& lease) {
+    (void)lease;
+    return resolve(ref, deadline);
+  }
 };
 
 // Environment access goes through this so tests (and the PDP later) can supply their own.
