@@ -103,6 +103,8 @@ Result<std::unique_ptr<Refresher>> Refresher::start(RefresherOptions opts) {
   return r;
 }
 
+Refresher::Refresher(RefresherOptions opts) : opts_(std::move(opts)) {}
+
 Refresher::~Refresher() { stop(); }
 
 void Refresher::trigger() {

@@ -71,7 +71,7 @@ class Refresher {
   struct Item;   // one secret's provider and schedule
 
  private:
-  explicit Refresher(RefresherOptions opts) : opts_(std::move(opts)) {}
+  explicit Refresher(RefresherOptions opts);
   void run();
   void refresh(Item& it, std::vector<std::string>& changed);
   void record(const Item& it, SecretRotated r) const;
