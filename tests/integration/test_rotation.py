@@ -332,14 +332,15 @@ class RestartOnChange(RotationTestCase):
     def test_restart_with_the_new_value(self):
         self.config_api()
         # Prints who it is and a digest of its value (the value itself would be masked),
-        # then the file the test writes, then waits to be told to end.
-        script = ('echo "start $$ $(printf %%s "$API_KEY" | sha256sum | cut -c1-16)"; '
+        # then the file the test wrote for that value, if any, then waits to be told to end.
+        script = ('h=$(printf %%s "$API_KEY" | sha256sum | cut -c1-16); echo "start $$ $h"; '
                   'trap \'echo "term $$"; kill $p 2>/dev/null; exit 0\' TERM; '
-                  'cat %s/print.txt 2>/dev/null; sleep 300 & p=$!; wait $p' % self.srv)
+                  'cat %s/print-$h.txt 2>/dev/null; sleep 300 & p=$!; wait $p' % self.srv)
         s = self.start(["run", "--restart-on-change", "--restart-grace", "5s"], script)
         first = s.expect("start ").split()
         self.assertEqual(first[2], self.hashed(self.v1))
-        with open(os.path.join(self.srv, "print.txt"), "w") as f:
+        # What the restarted command prints: the old value and the new one, both masked.
+        with open(os.path.join(self.srv, "print-%s.txt" % self.hashed(self.v2)), "w") as f:
             f.write("values %s %s\n" % (self.v1, self.v2))
         self.vault_call("POST", "secret/data/api", {"data": {"value": self.v2}})
         s.hup()

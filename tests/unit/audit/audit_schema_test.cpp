@@ -90,6 +90,8 @@ std::vector<AuditEvent> full_samples() {
   v.push_back(PdpDecision{"allow", "d-1", "decide", "rev", "1.2.3.4", "alice", json::object(), json::array()});
   v.push_back(CanarySeen{"OPENAI_API_KEY", "shim", "kill", "why", 7L, "/bin/curl", "h", "1.2.3.4:443", "POST", "/x",
                          "abc", "stdout", "proxy", "alice", "1.2.3.4", "s1", {"bash", "curl"}});
+  v.push_back(SecretRotated{"API_KEY", "vault", "error", "sealed", "2", 3600, "2026-01-01T00:00:00Z", true, "tid"});
+  v.push_back(RunRestarted{{"API_KEY"}, "SIGTERM", 10000, 41, "killed", 137, 42});
   return v;
 }
 

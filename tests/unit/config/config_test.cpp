@@ -103,6 +103,17 @@ INSTANTIATE_TEST_SUITE_P(
                 "audit.syslog must be true or false"},
         BadCase{"audit_unknown_key", "[audit]\nhttp_header = \"Authorization: x\"\n", "/x/.keyzero.toml:2:",
                 "audit: unknown key \"http_header\""},
+        BadCase{"refresh_not_a_duration",
+                "[secrets.A]\nprovider = \"env\"\nref = \"X\"\nrefresh = \"5x\"\n", "/x/.keyzero.toml:4:",
+                "secrets.A.refresh: \"5x\" is not a duration"},
+        BadCase{"refresh_below_minimum", "[secrets]\nA = { provider = \"env\", ref = \"X\", refresh = \"2s\" }\n",
+                "/x/.keyzero.toml:2:", "secrets.A.refresh: \"2s\" is shorter than the minimum, 5s"},
+        BadCase{"refresh_type", "[secrets]\nA = { provider = \"env\", ref = \"X\", refresh = 300 }\n",
+                "/x/.keyzero.toml:2:", "secrets.A.refresh must be a string"},
+        BadCase{"max_stale_without_refresh", "[secrets]\nA = { provider = \"env\", ref = \"X\", max_stale = \"1h\" }\n",
+                "/x/.keyzero.toml:2:", "secrets.A.max_stale needs refresh"},
+        BadCase{"canary_refresh", "[secrets]\nA = { canary = true, refresh = \"1m\" }\n",
+                "/x/.keyzero.toml:2:", "a canary has no provider"},
         BadCase{"audit_token_without_url", "[audit]\nhttp_token_env = \"T\"\n", "/x/.keyzero.toml:",
                 "http_token_env need http_url"}),
     [](const auto& info) { return std::string(info.param.name); });
@@ -161,8 +172,25 @@ TEST(Config, Durations) {
   EXPECT_EQ(parse_duration("10"), std::chrono::milliseconds(10000));
   EXPECT_EQ(parse_duration("1.5s"), std::chrono::milliseconds(1500));
   EXPECT_EQ(parse_duration("2m"), std::chrono::milliseconds(120000));
-  EXPECT_FALSE(parse_duration("10h").has_value());
+  EXPECT_EQ(parse_duration("1h"), std::chrono::milliseconds(3600000));
+  EXPECT_FALSE(parse_duration("10d").has_value());
+  EXPECT_FALSE(parse_duration("nan").has_value());
+  EXPECT_FALSE(parse_duration("inf").has_value());
+  EXPECT_FALSE(parse_duration("-1s").has_value());
   EXPECT_FALSE(parse_duration("").has_value());
+}
+
+TEST(Config, Refresh) {
+  auto c = parse_config("[secrets]\nA = { provider = \"env\", ref = \"X\", refresh = \"5m\", max_stale = \"1h\" }\n"
+                        "B = { provider = \"env\", ref = \"Y\", refresh = \"lease\" }\n"
+                        "C = { provider = \"env\", ref = \"Z\" }\n",
+                        "/x/.keyzero.toml");
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->secrets[0].refresh, std::chrono::minutes(5));
+  EXPECT_EQ(c->secrets[0].max_stale, std::chrono::hours(1));
+  EXPECT_TRUE(c->secrets[1].refresh_lease);
+  EXPECT_TRUE(c->secrets[1].refreshes());
+  EXPECT_FALSE(c->secrets[2].refreshes());
 }
 
 TEST(Config, FoundInParentDirectory) {
