@@ -41,6 +41,7 @@ const char* kData = R"({
     },
     "slow": {"x": {"value": "CANARY-slow"}}
   },
+  "database": {"database": {"app": {"default_ttl": 600}}},
   "kv1": {
     "kv": {
       "prod/x": {"value": "CANARY-v1-value"},
@@ -113,6 +114,28 @@ TEST_F(Vault, SingleFieldAndDefaultValueField) {
 TEST_F(Vault, NonStringFieldsAreJsonText) {
   EXPECT_EQ(value(resolve("secret/data/prod/num#port")), "5432");
   EXPECT_EQ(value(resolve("secret/data/prod/num#opts")), R"({"tls":true})");
+}
+
+// Rotation (resolve/refresher.h): what Vault says of a value's lifetime and version.
+TEST_F(Vault, LeaseAndVersionAreReported) {
+  auto p = make(base_settings());
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  kz::ValueLease kv;
+  auto v = (*p)->resolve_leased({"GITHUB_TOKEN", "secret/data/prod/github#token", {}}, kz::Clock::now() + std::chrono::seconds(15), kv);
+  ASSERT_TRUE(v.ok()) << v.error().message;
+  EXPECT_EQ(kv.version, "1");
+  EXPECT_EQ(kv.duration.count(), 0) << "KV v2 has no lease";
+  kz::ValueLease db;
+  auto first = (*p)->resolve_leased({"DB", "database/creds/app#password", {}}, kz::Clock::now() + std::chrono::seconds(15), db);
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  EXPECT_EQ(db.duration, std::chrono::seconds(600));
+  EXPECT_TRUE(db.renewable);
+  EXPECT_EQ(db.lease_id.rfind("database/creds/app/", 0), 0u) << db.lease_id;
+  kz::ValueLease again;
+  auto second = (*p)->resolve_leased({"DB", "database/creds/app#password", {}}, kz::Clock::now() + std::chrono::seconds(15), again);
+  ASSERT_TRUE(second.ok());
+  EXPECT_NE(std::string(first->view()), std::string(second->view())) << "dynamic credentials are new on every read";
+  EXPECT_NE(again.lease_id, db.lease_id);
 }
 
 TEST_F(Vault, KvV1) {
