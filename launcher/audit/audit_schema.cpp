@@ -256,6 +256,16 @@ json fields(const CanarySeen& e) {
   return j;
 }
 
+json fields(const OAuthMint& e) {
+  json j = {{"event", "mint"}, {"secret", e.secret}, {"source", e.source}, {"decision", e.decision}};
+  put(j, "pid", e.pid);
+  put(j, "token_id", e.token_id);
+  put(j, "host", e.host);
+  put(j, "expires_in", e.expires_in);
+  put(j, "reason", e.reason);
+  return j;
+}
+
 // The index of T in AuditEvent, at compile time (a row of the table names its struct).
 template <class T, std::size_t I = 0>
 constexpr std::size_t index_of() {
@@ -299,6 +309,7 @@ std::string_view event_name(const AuditEvent& event) {
     std::string_view operator()(const PdpAuthRefusal&) const { return "pdp.auth"; }
     std::string_view operator()(const PdpDecision&) const { return "decision"; }
     std::string_view operator()(const CanarySeen&) const { return "canary"; }
+    std::string_view operator()(const OAuthMint&) const { return "mint"; }
   };
   return std::visit(Name{}, event);
 }
@@ -368,6 +379,8 @@ const std::vector<AuditKind>& audit_kinds() {
        "severity secret where decision reason pid? exe? lineage[]? host? peer? method? path? token_id? stream? via? "
        "sub? source? session?",
        "a canary (decoy credential) was seen: shim, proxy, plain TCP, MCP or output (audit, or kill the run)"},
+      {"mint", index_of<OAuthMint>(), "secret source decision pid? token_id? host? expires_in? reason?",
+       "an OAuth access token kz minted (start, refresh) or sealed from the agent's own token request (response); no values"},
   };
   return kinds;
 }

@@ -30,6 +30,8 @@
 
 namespace kz {
 
+class LiveValue;
+
 // One token and the secret it stands for.
 struct TokenEntry {
   std::string name;             // the secret's name
@@ -53,6 +55,13 @@ struct TokenEntry {
   // A canary (secrets/canary.h): a decoy with no value (`value` is empty), bound
   // nowhere; whoever sends its token is reported.
   bool canary = false;
+  // A minted credential (secrets/live_value.h): the value swapped in is live->current(),
+  // not `value` (the first one); its token is longer than that first value (room for a
+  // renewed one that grows a little), and never granted per connection.
+  std::shared_ptr<LiveValue> live;
+  // A client secret with mint_hosts (config.h): tokens in the responses on its
+  // connections are sealed and bound to these hosts.
+  std::vector<std::string> mint_hosts;
   // Issued entries (MCP).
   std::string owner;            // the identity that resolved it ("iss sub", or "local")
   std::int64_t expires_at = 0;  // Unix seconds (unix_now)
@@ -126,6 +135,10 @@ class TokenTable {
   std::uint64_t fq_base_ = 0;
   std::unique_ptr<Issued> issued_;
 };
+
+// The fingerprints (under base, qbase) of each encoded form of `value` that differs from
+// the raw value and from the forms before it (wire/value_forms.h).
+std::vector<wire::FormPrint> form_prints_of(std::string_view value, std::uint64_t base, std::uint64_t qbase);
 
 // What the agent is given for `e`: its shown_prefix, then its token.
 SecretValue token_as_shown(const TokenEntry& e);
