@@ -100,6 +100,14 @@ class OAuthTestCase(BlindTestCase):
         self.port = s.port
         return s
 
+    @staticmethod
+    def read_file(path):
+        with open(path) as f:
+            return f.read()
+
+    def audit_text(self):
+        return self.read_file(self.audit_path)
+
     def events(self, event):
         return [r for r in read_jsonl(self.record) if r["event"] == event]
 
@@ -163,7 +171,7 @@ class MintedCredentialTest(OAuthTestCase):
         ren = self.assertAudited("mint", secret="API_TOKEN", source="refresh", decision="ok")
         self.assertEqual(ren[0].get("expires_in"), 3)
         self.assertGreaterEqual(len(self.audit_events("swap", secret="API_TOKEN", decision="allow")), 2)
-        dump = open(self.audit_path).read()
+        dump = self.audit_text()
         self.assertNoAccessToken(dump, "the audit log")
         self.assertNotExposed(dump, CLIENT_SECRET, "the audit log")
         # Every access token reached the resource server through kz, never a kz token.
@@ -205,7 +213,7 @@ class MintedCredentialTest(OAuthTestCase):
         self.assertNotIn(CLIENT_SECRET, err + r.stdout)
         rec = self.assertAudited("mint", secret="API_TOKEN", source="start", decision="error")
         self.assertIn("invalid_client", rec[0]["reason"])
-        self.assertNotIn(wrong, open(self.audit_path).read())
+        self.assertNotIn(wrong, self.audit_text())
 
     def test_standard_mode_gets_the_access_token(self):
         self.oauth_server("--scope", "read write")
@@ -225,7 +233,7 @@ class MintedCredentialTest(OAuthTestCase):
         for line, want in cases:
             with self.subTest(line=line):
                 self.minted_config()
-                text = open(os.path.join(self.dir, ".keyzero.toml")).read()
+                text = self.read_file(os.path.join(self.dir, ".keyzero.toml"))
                 key = line.split(" ")[0]
                 text = re.sub(r"(?m)^%s = .*$" % key, line, text) if re.search(r"(?m)^%s = " % key, text) else \
                     text.replace('hosts = ["localhost"]', 'hosts = ["localhost"]\n' + line)
@@ -282,7 +290,7 @@ class SealedResponseTest(OAuthTestCase):
         self.assertAudited("mint", secret="OAUTH_CLIENT_SECRET/sealed", source="response", decision="ok")
         self.assertAudited("swap", secret="OAUTH_CLIENT_SECRET/sealed", decision="allow", host="localhost")
         self.assertAudited("swap", secret="OAUTH_CLIENT_SECRET/sealed", decision="refuse", host="127.0.0.1")
-        dump = open(self.audit_path).read()
+        dump = self.audit_text()
         self.assertNoAccessToken(dump, "the audit log")
 
     def test_access_token_is_sealed_content_length(self):

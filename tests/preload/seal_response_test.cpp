@@ -102,7 +102,7 @@ TEST(SealResponse, ChunkBoundaryInsideTheToken) {
 }
 
 TEST(SealResponse, WhatCannotBeSealedFailsTheRead) {
-  for (const std::string b : {std::string(R"({"access_token":"at\u0031_escaped_value_0123456789abcdef"})"),
+  for (const std::string& b : {std::string(R"({"access_token":"at\u0031_escaped_value_0123456789abcdef"})"),
                               body()}) {
     Armed a;
     a.sealer.refuse = b == body();   // the broker refuses

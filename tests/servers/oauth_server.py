@@ -47,7 +47,7 @@ def record(path, obj):
 
 class Handler(base.JsonHandler):
     def refuse(self, status, error, desc):
-        record(self.server.args.record, {"event": "refused", "error": error, "reason": desc})
+        record(self.server.opts.record, {"event": "refused", "error": error, "reason": desc})
         body = json.dumps({"error": error, "error_description": desc}).encode()
         self.send_response(status)
         if status == 401:
@@ -59,7 +59,7 @@ class Handler(base.JsonHandler):
         self.wfile.write(body)
 
     def client_ok(self, form):
-        a = self.server.args
+        a = self.server.opts
         auth = self.headers.get("Authorization")
         in_body = "client_secret" in form or "client_id" in form
         if a.client_auth == "basic":
@@ -81,7 +81,7 @@ class Handler(base.JsonHandler):
         return None
 
     def do_POST(self):
-        a = self.server.args
+        a = self.server.opts
         if self.path != "/oauth/token":
             return self.refuse(404, "not_found", "no such endpoint")
         if (self.headers.get("Content-Type") or "").split(";")[0].strip() != "application/x-www-form-urlencoded":
@@ -130,7 +130,7 @@ class Handler(base.JsonHandler):
         record(a.record, {"event": "issue", "seq": seq, "expires_in": a.expires_in})
 
     def do_GET(self):
-        a = self.server.args
+        a = self.server.opts
         if not self.path.startswith("/api/data"):
             return self.refuse(404, "not_found", "no such endpoint")
         auth = self.headers.get("Authorization") or ""
@@ -159,7 +159,7 @@ def main():
     ap.add_argument("--record")
     ap.add_argument("--issued")
     args = ap.parse_args()
-    base.serve(Handler, args, args=args)
+    base.serve(Handler, args, opts=args)
 
 
 if __name__ == "__main__":
