@@ -97,7 +97,7 @@ TEST(SealResponse, ChunkBoundaryInsideTheToken) {
   a.feed(resp);
   ASSERT_EQ(a.out.size(), resp.size());
   EXPECT_EQ(a.out.find(kAccess.substr(5)), std::string::npos) << a.out;
-  EXPECT_EQ(a.sealer.sealed.size(), 2u);
+  ASSERT_EQ(a.sealer.sealed.size(), 2u);
   EXPECT_EQ(a.sealer.sealed[0], kAccess);
 }
 
