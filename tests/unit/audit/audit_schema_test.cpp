@@ -90,6 +90,7 @@ std::vector<AuditEvent> full_samples() {
   v.push_back(PdpDecision{"allow", "d-1", "decide", "rev", "1.2.3.4", "alice", json::object(), json::array()});
   v.push_back(CanarySeen{"OPENAI_API_KEY", "shim", "kill", "why", 7L, "/bin/curl", "h", "1.2.3.4:443", "POST", "/x",
                          "abc", "stdout", "proxy", "alice", "1.2.3.4", "s1", {"bash", "curl"}});
+  v.push_back(OAuthMint{"API_TOKEN", "refresh", "error", "abc", "auth.example.com", "invalid_client", 3600, 7L});
   return v;
 }
 
