@@ -293,6 +293,17 @@ class SealedResponseTest(OAuthTestCase):
         dump = self.audit_text()
         self.assertNoAccessToken(dump, "the audit log")
 
+    def test_widened_mint_hosts_or_token_url_need_kz_trust(self):
+        # An agent that edits the workspace's config to send sealed tokens (or the
+        # client secret) elsewhere is stopped at the next blind run.
+        r = self.run_self_agent()
+        self.assertEqual(r.returncode, 0, r.stderr[-3000:])
+        self.self_config(("localhost", "evil.test"))
+        r = self.run_blind(PY, "-c", "print('agent ran')", env=self.env(KZ_TEST_CLIENT_SECRET=CLIENT_SECRET))
+        self.assertEqual(r.returncode, 2, r.stderr[-3000:])
+        self.assertNotIn("agent ran", r.stdout)
+        self.assertIn("mint_hosts evil.test,localhost", r.stderr)
+
     def test_access_token_is_sealed_content_length(self):
         self.check_sealed(self.run_self_agent("--refresh-token"), keys=("access_token", "refresh_token"))
 

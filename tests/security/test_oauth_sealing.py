@@ -7,8 +7,9 @@ bound host, and the sealed token goes out unchanged (refused, audited) to anothe
 
 With the shim the answer's plaintext passes through the TLS library's record buffer in
 the agent's process before the shim seals it (docs/configuration.md, "The agent's own
-token requests"): the memory check is made under --blind=proxy, where kz's proxy
-terminates the TLS. Servers: tests/servers/oauth_server.py with the test CA's leaf.
+token requests"); the memory check there is of the run as it ends (the token request's
+connection closed); under --blind=proxy kz's proxy terminates the TLS and the value never
+enters the agent. Servers: tests/servers/oauth_server.py with the test CA's leaf.
 """
 import json
 import os
