@@ -62,30 +62,34 @@ print("ENV_HAS_TOKEN", os.environ["API_TOKEN"] == tok)
 '''
 
 # The agent calls the token endpoint itself with its tokenised client secret (Basic),
-# then uses the access token it got at the bound host and at an unbound one.
-SELF_AGENT = r'''
+# then uses the access token it got at the bound host and at an unbound one. Shared with
+# tests/security/test_oauth_sealing.py (which reads the agent's memory afterwards).
+SELF_AGENT_CALLS = r'''
 import base64, json, os, ssl, urllib.request, urllib.error
-ctx = ssl.create_default_context(cafile=os.environ["CA"])
+ctx = ssl.create_default_context()   # SSL_CERT_FILE: the test CA (and, under the proxy, the run's)
 port = os.environ["PORT"]
 def send(req):
     try:
-        with urllib.request.urlopen(req, context=ctx, timeout=20) as r:
+        with urllib.request.urlopen(req, context=ctx, timeout=30) as r:
             return r.status, r.read()
     except urllib.error.HTTPError as e:
         return e.code, e.read()
 cred = base64.b64encode(("%s:%s" % (os.environ["CLIENT_ID"], os.environ["OAUTH_CLIENT_SECRET"])).encode()).decode()
-req = urllib.request.Request("https://127.0.0.1:%s/oauth/token" % port, data=b"grant_type=client_credentials",
-                             headers={"Authorization": "Basic " + cred,
-                                      "Content-Type": "application/x-www-form-urlencoded"})
-status, body = send(req)
-print("TOKEN_STATUS", status)
-print("TOKEN_BODY", body.decode(errors="replace"))
+status, body = send(urllib.request.Request(
+    "https://127.0.0.1:%s/oauth/token" % port, data=b"grant_type=client_credentials",
+    headers={"Authorization": "Basic " + cred, "Content-Type": "application/x-www-form-urlencoded"}))
+calls = []
 if status == 200:
     at = json.loads(body)["access_token"]
-    for host in ("localhost", "127.0.0.1"):
-        s, b = send(urllib.request.Request("https://%s:%s/api/data" % (host, port),
-                                           headers={"Authorization": "Bearer " + at}))
-        print("CALL", host, s)
+    calls = [(h, send(urllib.request.Request("https://%s:%s/api/data" % (h, port),
+                                             headers={"Authorization": "Bearer " + at}))[0])
+             for h in ("localhost", "127.0.0.1")]
+'''
+SELF_AGENT = SELF_AGENT_CALLS + r'''
+print("TOKEN_STATUS", status)
+print("TOKEN_BODY", body.decode(errors="replace"))
+for h, s in calls:
+    print("CALL", h, s)
 '''
 
 
@@ -264,8 +268,8 @@ class SealedResponseTest(OAuthTestCase):
         self.oauth_server(*server_flags)
         self.self_config(mint_hosts)
         r = self.run_blind(PY, "-c", SELF_AGENT, flags=flags,
-                           env=self.env(KZ_TEST_CLIENT_SECRET=CLIENT_SECRET, CA=self.ca["ca"], PORT=str(self.port),
-                                        CLIENT_ID=CLIENT_ID))
+                           env=self.env(KZ_TEST_CLIENT_SECRET=CLIENT_SECRET, SSL_CERT_FILE=self.ca["ca"],
+                                        PORT=str(self.port), CLIENT_ID=CLIENT_ID))
         return r
 
     def check_sealed(self, r, keys=("access_token",)):

@@ -13,8 +13,6 @@ enters the agent. Servers: tests/servers/oauth_server.py with the test CA's leaf
 """
 import json
 import os
-import secrets
-import string
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -22,35 +20,17 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
 from agent_kit import Control, agent_program, finish, start_blind  # noqa: E402
 from hostile import redirect_line  # noqa: E402
 from kzt import BlindTestCase, ServerProcess, read_jsonl, toml_str  # noqa: E402
+from test_oauth_mint import CLIENT_ID, CLIENT_SECRET, SELF_AGENT_CALLS  # noqa: E402
 from test_sigv4_resign import memory_holds  # noqa: E402
 
 DEBIAN_PY = "/usr/bin/python3"
-CLIENT_ID = "kz-sealing-client"
-CLIENT_SECRET = "cs_" + "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(40))
 
-AGENT = r'''
-import base64, os, ssl, sys, urllib.request, urllib.error
-port, ca = sys.argv[1], sys.argv[2]
-ctx = ssl.create_default_context()   # SSL_CERT_FILE: the test CA (and, under the proxy, the run's)
-def send(req):
-    try:
-        with urllib.request.urlopen(req, context=ctx, timeout=30) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
-cred = base64.b64encode(("%s:%s" % (os.environ["CLIENT_ID"], os.environ["OAUTH_CLIENT_SECRET"])).encode()).decode()
-status, body = send(urllib.request.Request(
-    "https://127.0.0.1:%s/oauth/token" % port, data=b"grant_type=client_credentials",
-    headers={"Authorization": "Basic " + cred, "Content-Type": "application/x-www-form-urlencoded"}))
-out = {"token_status": status, "body": body.decode(errors="replace")}
-if status == 200:
-    at = _json.loads(body)["access_token"]
-    out["calls"] = [send(urllib.request.Request("https://%s:%s/api/data" % (h, port),
-                                                headers={"Authorization": "Bearer " + at}))[0]
-                    for h in ("localhost", "127.0.0.1")]
+AGENT = SELF_AGENT_CALLS + r'''
+import sys
+out = {"token_status": status, "body": body.decode(errors="replace"), "calls": [s for _, s in calls]}
 body = status = None
 out["env"] = dict(os.environ)
-print("RESULT " + _json.dumps(out))
+print("RESULT " + json.dumps(out))
 sys.stdout.flush()
 say({"pid": os.getpid()})
 wait()
@@ -83,8 +63,9 @@ class OAuthSealing(BlindTestCase):
         ctl = Control(ctl_path)
         self.addCleanup(ctl.close)
         prog = self.write("agent.py", agent_program(AGENT, ctl_path))
-        env = self.env(KZT_CLIENT_SECRET=CLIENT_SECRET, CLIENT_ID=CLIENT_ID, SSL_CERT_FILE=self.ca["ca"])
-        run = start_blind(self, [DEBIAN_PY, prog, str(self.port), self.ca["ca"]], env, flags)
+        env = self.env(KZT_CLIENT_SECRET=CLIENT_SECRET, CLIENT_ID=CLIENT_ID, SSL_CERT_FILE=self.ca["ca"],
+                       PORT=str(self.port))
+        run = start_blind(self, [DEBIAN_PY, prog], env, flags)
         hello = ctl.hear(run)
         issued = self.issued()
         in_memory = memory_holds(hello["pid"], [t.encode() for t in issued]) if os.geteuid() == 0 else None
