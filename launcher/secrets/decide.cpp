@@ -174,6 +174,12 @@ DecideOutcome decide(const DecideContext& ctx, const wire::Request& req, const P
   if (req.op == Op::Redact) {
     const auto form = static_cast<wire::ValueForm>(req.form);
     const TokenEntry* s = ctx.table->find_value_in_form(data, form);
+    // A value sealed from a token endpoint's answer (decide_seal.h) that a server echoes.
+    std::shared_ptr<const TokenEntry> sealed;
+    if (s == nullptr && ctx.sealed != nullptr) {
+      sealed = find_sealed_value(*ctx.table, data, form, ctx.now != 0 ? ctx.now : unix_now());
+      s = sealed.get();
+    }
     if (s == nullptr) {
       rep.decision = Decision::Unknown;
       out.audit.reset();   // a fingerprint collision, not an event

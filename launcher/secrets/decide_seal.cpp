@@ -1,11 +1,13 @@
 #include "secrets/decide_seal.h"
 
+#include <openssl/crypto.h>
 #include <string.h>
 
 #include <algorithm>
 #include <string_view>
 
 #include "kz/wire/fingerprint.h"
+#include "kz/wire/value_forms.h"
 #include "secrets/token_mint.h"
 
 namespace kz {
@@ -67,6 +69,23 @@ void decide_seal(const DecideContext& ctx, const wire::Request& req, const PeerP
   m.secret = made->entry->name;
   m.token_id = made->entry->token_id;
   explicit_bzero(made->token.data(), made->token.size());
+}
+
+std::shared_ptr<const TokenEntry> find_sealed_value(const TokenTable& table, std::string_view bytes, wire::ValueForm form,
+                                                    std::int64_t now) {
+  if (bytes.size() > wire::kMaxFormLen && form != wire::ValueForm::Raw) return nullptr;
+  SecretValue enc = SecretValue::allocate(wire::kMaxFormLen);
+  std::shared_ptr<const TokenEntry> hit;
+  for (auto& e : table.owned_by("sealed", now)) {
+    std::string_view v = e->value.view();
+    if (form != wire::ValueForm::Raw) {
+      const std::size_t n = wire::encode_form(form, reinterpret_cast<const unsigned char*>(v.data()), v.size(),
+                                              enc.data(), wire::kMaxFormLen);
+      v = std::string_view(enc.data(), n);
+    }
+    if (v.size() == bytes.size() && CRYPTO_memcmp(v.data(), bytes.data(), v.size()) == 0) hit = std::move(e);
+  }
+  return hit;
 }
 
 }  // namespace kz

@@ -13,6 +13,9 @@
 #pragma once
 
 #include "audit/audit_schema.h"
+#include <memory>
+#include <string_view>
+
 #include "kz/wire/protocol.h"
 #include "secrets/decide.h"
 
@@ -25,5 +28,10 @@ inline constexpr std::int64_t kSealedTokenSeconds = 30 * 24 * 3600;
 // Fills rep (Allow: data = the new token) and the record `m`.
 void decide_seal(const DecideContext& ctx, const wire::Request& req, const PeerProcess& peer, wire::Reply& rep,
                  OAuthMint& m);
+
+// The sealed entry whose value, encoded in `form`, is exactly `bytes` (for inbound
+// redaction of a server that echoes it); null when none.
+std::shared_ptr<const TokenEntry> find_sealed_value(const TokenTable& table, std::string_view bytes, wire::ValueForm form,
+                                                    std::int64_t now);
 
 }  // namespace kz

@@ -84,12 +84,16 @@ if status == 200:
     calls = [(h, send(urllib.request.Request("https://%s:%s/api/data" % (h, port),
                                              headers={"Authorization": "Bearer " + at}))[0])
              for h in ("localhost", "127.0.0.1")]
+    echo = send(urllib.request.Request("https://localhost:%s/api/echo" % port,
+                                       headers={"Authorization": "Bearer " + at}))[1].decode()
 '''
 SELF_AGENT = SELF_AGENT_CALLS + r'''
 print("TOKEN_STATUS", status)
 print("TOKEN_BODY", body.decode(errors="replace"))
 for h, s in calls:
     print("CALL", h, s)
+if calls:
+    print("ECHO", echo)
 '''
 
 
@@ -287,6 +291,8 @@ class SealedResponseTest(OAuthTestCase):
         self.assertNotExposed(out + r.stderr, CLIENT_SECRET, "the agent's output")
         # The sealed token works at the bound host (the resource server got the real
         # access token) and is refused toward the unbound one (it got the kz token).
+        # A server that reflects the credential hands back the sealed token, not the value.
+        self.assertIn("ECHO " + json.dumps({"you_sent": "Bearer " + body["access_token"]}), out)
         self.assertIn("CALL localhost 200", out)
         self.assertIn("CALL 127.0.0.1 401", out)
         res = self.events("resource")

@@ -13,6 +13,7 @@ POST /oauth/token   grant_type=client_credentials, application/x-www-form-urlenc
                     chunked (a chunk boundary inside the access token).
 GET  /api/data      Authorization: Bearer <a live access token>: 200 {"ok": true, "seq": n};
                     anything else 401.
+GET  /api/echo      200 {"you_sent": <the Authorization header>} (a server that reflects it).
 
 --record FILE: one JSON line per event, never a token: {"event": "issue", "seq": n,
 "expires_in": s} / {"event": "refused", "reason": ...} / {"event": "resource", "status":
@@ -131,6 +132,8 @@ class Handler(base.JsonHandler):
 
     def do_GET(self):
         a = self.server.opts
+        if self.path.startswith("/api/echo"):   # a debug endpoint that reflects the credential
+            return self.send_json(200, {"you_sent": self.headers.get("Authorization") or ""})
         if not self.path.startswith("/api/data"):
             return self.refuse(404, "not_found", "no such endpoint")
         auth = self.headers.get("Authorization") or ""

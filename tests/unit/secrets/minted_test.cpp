@@ -158,6 +158,10 @@ TEST_F(Minted, SealBindsTheValueToMintHosts) {
   ASSERT_TRUE(e);
   EXPECT_EQ(e->binding.hosts, std::vector<std::string>{"api.test"});
   EXPECT_EQ(e->value.view(), at);
+  // A server that echoes the sealed value back: the agent reads the sealed token.
+  auto echo = run(wire::Op::Redact, at, 0, static_cast<std::uint32_t>(wire::ValueForm::Raw), "api.test");
+  ASSERT_EQ(echo.reply.decision, wire::Decision::Allow);
+  EXPECT_EQ(data(echo), sealed);
 }
 
 TEST_F(Minted, SealRefusedWithoutMintHostsOrForAShortValue) {
