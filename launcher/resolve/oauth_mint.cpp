@@ -2,6 +2,8 @@
 
 #include <openssl/evp.h>
 
+#include <cstdlib>
+
 #include <nlohmann/json.hpp>
 
 #include "kz/providers/http_client.h"
@@ -61,8 +63,10 @@ Error refused(const OAuthClientSpec& spec, const HttpResponse& r, std::string_vi
 
 }  // namespace
 
-Result<FreshValue> mint_access_token(const OAuthClientSpec& spec, std::string_view client_secret, Deadline deadline) {
+Result<FreshValue> mint_access_token(const OAuthClientSpec& spec, std::string_view client_secret, Deadline deadline,
+                                     const std::atomic<bool>* cancel) {
   HttpRequest req;
+  req.cancel = cancel;
   req.method = "POST";
   req.url = spec.token_url;
   req.ca_file = spec.ca_file;
@@ -117,7 +121,8 @@ Result<FreshValue> mint_access_token(const OAuthClientSpec& spec, std::string_vi
 }
 
 Result<FreshValue> OAuthMinter::fetch() {
-  return mint_access_token(spec_, client_secret_.view(), Clock::now() + timeout_);
+  if (cancelled_) return make_error(ErrorKind::Timeout, "cancelled: the run is ending");
+  return mint_access_token(spec_, client_secret_.view(), Clock::now() + timeout_, &cancelled_);
 }
 
 }  // namespace kz

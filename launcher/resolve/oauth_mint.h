@@ -10,6 +10,7 @@
 // section 5.2), never the client secret nor a token.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <string>
 #include <string_view>
@@ -22,7 +23,9 @@
 namespace kz {
 
 // One request to the token endpoint, by `deadline`.
-Result<FreshValue> mint_access_token(const OAuthClientSpec& spec, std::string_view client_secret, Deadline deadline);
+// `cancel`, when set, abandons the request soon after it becomes true.
+Result<FreshValue> mint_access_token(const OAuthClientSpec& spec, std::string_view client_secret, Deadline deadline,
+                                     const std::atomic<bool>* cancel = nullptr);
 
 // The source a minted credential renews from: the spec and the client secret (kept in
 // locked memory for the run), each fetch bounded by `timeout`.
@@ -31,8 +34,10 @@ class OAuthMinter final : public ValueSource {
   OAuthMinter(OAuthClientSpec spec, SecretValue client_secret, std::chrono::milliseconds timeout)
       : spec_(std::move(spec)), client_secret_(std::move(client_secret)), timeout_(timeout) {}
   Result<FreshValue> fetch() override;
+  void cancel() override { cancelled_ = true; }
 
  private:
+  std::atomic<bool> cancelled_{false};
   OAuthClientSpec spec_;
   SecretValue client_secret_;
   std::chrono::milliseconds timeout_;

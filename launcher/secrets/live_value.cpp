@@ -76,6 +76,7 @@ void LiveRefresher::stop() {
     std::lock_guard lock(mu_);
     stop_ = true;
   }
+  for (auto& it : items_) it.live->source().cancel();
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
 }
@@ -95,6 +96,8 @@ void LiveRefresher::loop() {
       }
       lock.unlock();
       auto fresh = it.live->source().fetch();
+      lock.lock();
+      if (stop_) break;   // cancelled as the run ends: nothing to record
       const std::int64_t after = unix_now();
       OAuthMint rec{it.secret, "refresh", fresh ? "ok" : "error"};
       rec.token_id = it.token_id;
@@ -111,7 +114,6 @@ void LiveRefresher::loop() {
                                : "; the access token has expired: its token is swapped nowhere until a renewal succeeds");
       }
       audit_.record(std::move(rec));
-      lock.lock();
       next = now;   // look again: another item may be due
       break;
     }

@@ -35,6 +35,8 @@ class ValueSource {
  public:
   virtual ~ValueSource() = default;
   virtual Result<FreshValue> fetch() = 0;
+  // The run is ending: a fetch under way gives up soon (and later ones at once).
+  virtual void cancel() {}
 };
 
 // The current value of one secret, its fingerprints (for inbound redaction, like a

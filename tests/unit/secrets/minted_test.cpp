@@ -36,6 +36,23 @@ struct CountingSource : ValueSource {
   }
 };
 
+// Keeps the records and wakes a waiter on each.
+struct WaitingRecorder : AuditRecorder {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::string text;
+  void record(AuditEvent e) override {
+    const std::string line = to_record(e).dump() + "\n";
+    std::lock_guard lock(mu);
+    text += line;
+    cv.notify_all();
+  }
+  bool wait_for(const std::string& needle) {
+    std::unique_lock lock(mu);
+    return cv.wait_for(lock, std::chrono::seconds(10), [&] { return text.find(needle) != std::string::npos; });
+  }
+};
+
 struct Minted : ::testing::Test {
   TokenTable table;
   std::unique_ptr<PeerVerifier> verifier;
@@ -106,15 +123,14 @@ TEST_F(Minted, RenewsBeforeExpiryAndRecordsIt) {
   build(2);   // due after half its life: a second
   const TokenEntry& e = table.secrets()[0];
   EXPECT_LE(e.live->refresh_due(), unix_now() + 1);
-  MemoryAuditRecorder audit;
+  WaitingRecorder audit;
   {
     LiveRefresher r({{"API_TOKEN", e.token_id, e.live}}, audit);
-    std::unique_lock lock(source->mu);
-    ASSERT_TRUE(source->cv.wait_for(lock, std::chrono::seconds(10), [&] { return source->calls > 0; }));
-  }   // stop() joins: the record is written
+    ASSERT_TRUE(audit.wait_for(R"("source":"refresh")")) << audit.text;
+  }
   auto o = run(wire::Op::Swap, token(0));
   EXPECT_EQ(data(o), kSecond);
-  const std::string dump = audit.dump();
+  const std::string dump = audit.text;
   EXPECT_NE(dump.find(R"("event":"mint")"), std::string::npos) << dump;
   EXPECT_NE(dump.find(R"("source":"refresh")"), std::string::npos) << dump;
   EXPECT_EQ(dump.find(kSecond), std::string::npos);
@@ -123,14 +139,13 @@ TEST_F(Minted, RenewsBeforeExpiryAndRecordsIt) {
 TEST_F(Minted, FailedRenewalKeepsTheLastValueAndSaysWhy) {
   build(2);
   source->fail = true;
-  MemoryAuditRecorder audit;
+  WaitingRecorder audit;
   {
     LiveRefresher r({{"API_TOKEN", table.secrets()[0].token_id, table.secrets()[0].live}}, audit);
-    std::unique_lock lock(source->mu);
-    ASSERT_TRUE(source->cv.wait_for(lock, std::chrono::seconds(10), [&] { return source->calls > 0; }));
+    ASSERT_TRUE(audit.wait_for(R"("source":"refresh")")) << audit.text;
   }
   EXPECT_EQ(data(run(wire::Op::Swap, token(0))), kFirst);
-  const std::string dump = audit.dump();
+  const std::string dump = audit.text;
   EXPECT_NE(dump.find(R"("decision":"error")"), std::string::npos) << dump;
   EXPECT_NE(dump.find("invalid_client"), std::string::npos) << dump;
 }
