@@ -4,6 +4,7 @@
 
 #include <cstring>
 
+#include "kz/preload/seal_response.h"
 #include "kz/wire/fingerprint.h"
 #include "kz/wire/value_forms.h"
 
@@ -212,6 +213,7 @@ struct Pass {
 // last (longest form - 1) data bytes.
 void release(Pass& x, std::size_t end, bool final) {
   InboundStream& s = x.s;
+  if (!final && x.st.seal_secret != 0) return;   // a token endpoint's answer: held whole (seal_response.h)
   std::size_t n = 0;
   for (std::size_t k = 0; k < s.nsegs; ++k) {
     const std::size_t from = s.seg_from[k] > s.ready ? s.seg_from[k] : s.ready;
@@ -220,7 +222,15 @@ void release(Pass& x, std::size_t end, bool final) {
     std::memcpy(s.view + n, s.buf + from, to - from);
     n += to - from;
   }
-  if (n > 0 && x.st.nfps > 0 && redact_buffer(s.view, n, x.st.fps, x.st.nfps, x.b, &x.st) > 0) {
+  bool changed = n > 0 && x.st.nfps > 0 && redact_buffer(s.view, n, x.st.fps, x.st.nfps, x.b, &x.st) > 0;
+  if (n > 0 && x.st.seal_secret != 0) {
+    if (!seal_response(s.view, n, &x.st, x.b)) {
+      s.failed = true;   // a token the program must not see: nothing of this response goes
+      return;
+    }
+    changed = true;
+  }
+  if (changed) {
     std::size_t v = 0;   // write the replacements back where the bytes came from
     for (std::size_t k = 0; k < s.nsegs; ++k) {
       const std::size_t from = s.seg_from[k] > s.ready ? s.seg_from[k] : s.ready;
@@ -271,7 +281,12 @@ void add_data(Pass& x, std::size_t from, std::size_t to) {
     return;
   }
   // Too many data runs (a body of tiny chunks): what came before is scanned and released
-  // now; a value straddling this point is found only if it lies within one read.
+  // now; a value straddling this point is found only if it lies within one read. (Not a
+  // token endpoint's answer, which is sealed whole or not at all.)
+  if (s.nsegs == kInboundSegments && x.st.seal_secret != 0) {
+    s.failed = true;
+    return;
+  }
   if (s.nsegs == kInboundSegments) release(x, from, true);
   s.seg_from[s.nsegs] = static_cast<std::uint32_t>(from);
   s.seg_to[s.nsegs] = static_cast<std::uint32_t>(to);
@@ -286,6 +301,10 @@ void message_end(Pass& x, std::size_t at) {
 
 void go_opaque(Pass& x) {
   InboundStream& s = x.s;
+  if (x.st.seal_secret != 0) {   // not HTTP/1.1 we can follow, or too large to hold: not sealed, not read
+    s.failed = true;
+    return;
+  }
   s.phase = InPhase::Opaque;
   // What is buffered is released as it is, scanned as one piece.
   if (s.len > s.ready && x.st.nfps > 0) redact_buffer(s.buf + s.ready, s.len - s.ready, x.st.fps, x.st.nfps, x.b, &x.st);

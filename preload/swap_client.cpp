@@ -50,6 +50,9 @@ void call_report_coded(void* ctx, ConnState* st, const char* coding, std::size_t
 }
 void call_report_grant_uses(void* ctx, ConnState* st) { static_cast<SwapClient*>(ctx)->report_grant_uses(st); }
 void call_prepare(void* ctx, const ConnState* st) { static_cast<SwapClient*>(ctx)->prepare(st); }
+bool call_seal(void* ctx, ConnState* st, unsigned char* p, std::size_t len) {
+  return static_cast<SwapClient*>(ctx)->seal(st, p, len);
+}
 Decision call_sign(void* ctx, ConnState* st, const char* data, std::size_t n, std::uint32_t form, char* sig_out,
                    std::size_t* at) {
   return static_cast<SwapClient*>(ctx)->sign(st, data, n, form, sig_out, at);
@@ -67,6 +70,7 @@ BrokerOps SwapClient::ops() {
   b.report_grant_uses = call_report_grant_uses;
   b.prepare = call_prepare;
   b.sign = call_sign;
+  b.seal = call_seal;
   return b;
 }
 
@@ -92,7 +96,7 @@ Request* SwapClient::fill(Op op, const ConnFacts& f, ConnState* st, const void* 
     copy_field(r->method, &r->method_len, wire::kMaxMethod, st->method, st->method_len);
     copy_field(r->path, &r->path_len, wire::kMaxPath, st->path, st->path_len);
     copy_field(r->http_host, &r->http_host_len, wire::kMaxHost, st->http_host, st->http_host_len);
-    if (op != Op::Redact) r->flags |= st->request_flags & wire::kRequestFlags;
+    if (op != Op::Redact && op != Op::Seal) r->flags |= st->request_flags & wire::kRequestFlags;
   }
   copy_field(r->peer, &r->peer_len, wire::kMaxPeer, f.peer, f.peer_len);
   if (n > wire::kMaxData) n = wire::kMaxData;
@@ -253,6 +257,7 @@ Decision SwapClient::swap(ConnState* st, const char* tok, std::size_t len, bool 
       *value_len = rep->data_len;
       if (st != nullptr && have_peer && (rep->flags & wire::kReplyReuseOnConnection) != 0)
         remember_grant(st, tok, len, *rep, peer);
+      if (st != nullptr && (rep->flags & wire::kReplySealResponses) != 0) st->seal_secret = rep->secret_id;
       if (st != nullptr && rep->fp_len > 0) {
         Fingerprint fp;
         fp.base = rep->fp_base;
@@ -323,6 +328,18 @@ bool SwapClient::redact(ConnState* st, unsigned char* p, std::size_t len, std::u
   if (replaced) std::memcpy(p, rep->data, len);
   wipe_exchange(r, rep);
   return replaced;
+}
+
+bool SwapClient::seal(ConnState* st, unsigned char* p, std::size_t len) {
+  if (st == nullptr || st->seal_secret == 0 || len == 0 || len > wire::kMaxData) return false;
+  facts_.ensure_gathered();
+  Request* r = fill(Op::Seal, facts_, st, p, len, false);
+  if (r != nullptr) r->form = st->seal_secret;
+  const Reply* rep = round_trip(r);
+  const bool sealed = rep != nullptr && rep->decision == Decision::Allow && rep->data_len == len;
+  if (sealed) std::memcpy(p, rep->data, len);
+  wipe_exchange(r, rep);
+  return sealed;
 }
 
 // Called before the driver locks st: ngrants is read unlocked, which is safe for the

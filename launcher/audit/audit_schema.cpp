@@ -275,6 +275,16 @@ json fields(const RunRestarted& e) {
   return j;
 }
 
+json fields(const OAuthMint& e) {
+  json j = {{"event", "mint"}, {"secret", e.secret}, {"source", e.source}, {"decision", e.decision}};
+  put(j, "pid", e.pid);
+  put(j, "token_id", e.token_id);
+  put(j, "host", e.host);
+  put(j, "expires_in", e.expires_in);
+  put(j, "reason", e.reason);
+  return j;
+}
+
 // The index of T in AuditEvent, at compile time (a row of the table names its struct).
 template <class T, std::size_t I = 0>
 constexpr std::size_t index_of() {
@@ -320,6 +330,7 @@ std::string_view event_name(const AuditEvent& event) {
     std::string_view operator()(const CanarySeen&) const { return "canary"; }
     std::string_view operator()(const SecretRotated&) const { return "rotate"; }
     std::string_view operator()(const RunRestarted&) const { return "run.restart"; }
+    std::string_view operator()(const OAuthMint&) const { return "mint"; }
   };
   return std::visit(Name{}, event);
 }
@@ -394,6 +405,8 @@ const std::vector<AuditKind>& audit_kinds() {
        "(error), or that value's end (expired: swaps of it refused until a refresh succeeds)"},
       {"run.restart", index_of<RunRestarted>(), "decision secrets[] signal grace_ms old_pid outcome status? new_pid?",
        "kz run --restart-on-change restarted the command with new values (signal, then SIGKILL after the grace)"},
+      {"mint", index_of<OAuthMint>(), "secret source decision pid? token_id? host? expires_in? reason?",
+       "an OAuth access token kz minted (start, refresh) or sealed from the agent's own token request (response); no values"},
   };
   return kinds;
 }

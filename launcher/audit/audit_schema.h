@@ -199,6 +199,18 @@ struct RunRestarted {
   std::optional<long> new_pid{};
 };
 
+// "mint": a minted credential (resolve/oauth_mint.h). kz fetched an OAuth access token
+// (source "start" or "refresh"), or sealed one the agent's own token request returned
+// (source "response": the agent got a new token, the value stayed in kz). No values.
+struct OAuthMint {
+  std::string secret{};
+  std::string source{};     // "start" | "refresh" | "response"
+  std::string decision{};   // "ok" | "error"
+  std::optional<std::string> token_id{}, host{}, reason{};
+  std::optional<std::int64_t> expires_in{};   // seconds, as the token endpoint said
+  std::optional<long> pid{};
+};
+
 // ---- the audit sinks ------------------------------------------------------------------
 
 // "audit.sink": at the end of a run, records a sink did not deliver (decision "error").
@@ -281,7 +293,7 @@ using AuditEvent =
     std::variant<RunStart, RunStop, TrustDecision, SecretResolved, TokenMinted, TokenUse, BrokerRefusal, ProgramRouted,
                  FallbackStarted, ProxyConnection, TapFinding, SensorSummary, SinkShortfall, SinkDropped, McpStart,
                  McpStop, McpCall, McpRefusal, PdpStart, PdpStop, PdpReload, PdpAuthRefusal, PdpDecision, CanarySeen,
-                 SecretRotated, RunRestarted>;
+                 SecretRotated, RunRestarted, OAuthMint>;
 
 // The JSON record of an event, without "ts", "prev", "run" (the log and the writer add
 // those) and without "pid" unless the event names a process.

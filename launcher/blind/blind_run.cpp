@@ -64,6 +64,7 @@ Status BlindRun::start_fallback(AuditRecorder& audit) {
   dc.tree = &tree_;
   dc.canary = alarm_;
   dc.via = "proxy";
+  dc.sealed = &*table_;
   auto fb = Fallback::start(fallback_opts_, dc, audit, environ);
   if (!fb) return make_error(fb.error().kind, "blind mode's TLS proxy could not start: " + fb.error().message);
   fallback_ = std::move(*fb);
@@ -88,6 +89,11 @@ Status BlindRun::start(std::vector<ResolvedSecret> values, AuditRecorder& audit)
     audit.record(TokenMinted{s.name, s.token_id, s.binding.allow_any ? std::vector<std::string>{"*"} : s.binding.hosts,
                              s.token.size() == s.value.size()});
   }
+  // Minted credentials are renewed before they expire, behind their stable tokens.
+  std::vector<LiveRefresher::Item> live;
+  for (const auto& s : table_->secrets())
+    if (s.live) live.push_back({s.name, s.token_id, s.live});
+  if (!live.empty()) refresher_ = std::make_unique<LiveRefresher>(std::move(live), audit);
   if (!fallback_opts_.redirector.name.empty())
     if (auto st = start_fallback(audit); !st) return st;
   if (proxy_all_) {
@@ -100,6 +106,7 @@ Status BlindRun::start(std::vector<ResolvedSecret> values, AuditRecorder& audit)
   bo.decide.verifier = &verifier_;
   bo.decide.grant_connections = grant_connections_;
   bo.decide.canary = alarm_;
+  bo.decide.sealed = &*table_;
   bo.tree = &tree_;
   bo.audit = &audit;
   auto broker = Broker::start(std::move(bo));
@@ -140,6 +147,7 @@ std::vector<EnvVar> BlindRun::child_vars(char** parent_env) const {
 }
 
 void BlindRun::stop() {
+  if (refresher_) refresher_->stop();
   if (fallback_) fallback_->stop();
   if (broker_) broker_->stop();
   // After the broker and the proxy: nothing asks the tree any more.

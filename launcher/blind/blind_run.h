@@ -15,6 +15,7 @@
 #include "audit/audit_recorder.h"
 #include "secrets/binding.h"
 #include "secrets/canary.h"
+#include "secrets/live_value.h"
 #include "blind/fallback.h"
 #include "blind/broker.h"
 #include "secrets/peer_verify.h"
@@ -109,6 +110,7 @@ class BlindRun {
   bool proxy_all_ = false;
   FallbackOptions fallback_opts_;
   std::unique_ptr<Fallback> fallback_;
+  std::unique_ptr<LiveRefresher> refresher_;   // minted credentials' renewals
 };
 
 }  // namespace kz

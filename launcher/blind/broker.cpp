@@ -171,6 +171,7 @@ void Broker::serve() {
         out.audit->conn = conn_id;
         opts_.audit->record(std::move(*out.audit));
       }
+      if (out.mint) opts_.audit->record(std::move(*out.mint));
       if (redact_miss) {
         opts_.audit->record(redact_miss_record(*req, *peer, ++c.redact_misses));
         if (c.redact_misses >= kMaxRedactMisses) { close_client(fd); continue; }

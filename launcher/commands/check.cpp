@@ -20,8 +20,10 @@ int cmd_check(const GlobalOptions& g, const CheckOptions& o) {
     for (const auto& s : cfg->secrets) {
       std::string hosts;
       for (const auto& h : s.hosts) hosts += (hosts.empty() ? "" : ",") + h;
-      std::printf("  %-24s %-10s %s%s\n", s.name.c_str(), s.provider.c_str(), s.ref.c_str(),
-                  hosts.empty() ? "" : ("  hosts=" + hosts).c_str());
+      // A minted credential: provider and ref are its client secret's; it is minted at token_url.
+      const std::string minted = s.oauth ? "  minted at " + s.oauth->token_url + " (provider, ref: its client_secret)" : "";
+      std::printf("  %-24s %-10s %s%s%s\n", s.name.c_str(), s.provider.c_str(), s.ref.c_str(),
+                  hosts.empty() ? "" : ("  hosts=" + hosts).c_str(), minted.empty() ? "" : minted.c_str());
     }
     std::printf("configuration OK\n");
     return kExitOk;

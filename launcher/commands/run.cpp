@@ -232,6 +232,11 @@ Step RunSession::plan_environment() {
     if (s.provider != "exec") r.ref = s.ref;
     if (e != nullptr) r.reason = e->message;
     trail_->record(std::move(r));
+    if (s.oauth) {   // a minted credential: its first access token (resolve/oauth_mint.h)
+      OAuthMint m{s.name, "start", e == nullptr ? "ok" : "error"};
+      if (e != nullptr) m.reason = e->message;
+      trail_->record(std::move(m));
+    }
   };
   for (const auto& s : cfg.secrets) {
     const bool selected = o_.only.empty() || std::find(o_.only.begin(), o_.only.end(), s.name) != o_.only.end();

@@ -145,6 +145,98 @@ Status parse_rotation_key(const std::string& key, const toml::node& v, const std
   return ok_status();
 }
 
+bool https_or_loopback_http(const std::string& url);
+
+bool is_oauth_key(const std::string& key) {
+  return key == "kind" || key == "token_url" || key == "client_id" || key == "client_secret" || key == "scopes" ||
+         key == "audience" || key == "client_auth" || key == "refresh_skew" || key == "ca_file";
+}
+
+// The keys of a minted credential (kind = "oauth2-client-credentials", OAuthClientSpec).
+// client_secret = { provider, ref } becomes the secret's own provider and ref.
+Status parse_oauth_key(const std::string& key, const toml::node& v, const std::string& file,
+                       const std::string& field, SecretSpec& s) {
+  const SourcePos kpos = pos_of(v, file);
+  const std::string f = field + "." + key;
+  if (!s.oauth) s.oauth.emplace();
+  OAuthClientSpec& o = *s.oauth;
+  if (key == "scopes") {
+    auto arr = string_array(v, file, f);
+    if (!arr) return arr.take_error();
+    for (const auto& sc : *arr)
+      for (const char c : sc)
+        if (c < 0x21 || c > 0x7e || c == '"' || c == '\\')
+          return config_error(kpos, f + ": \"" + sc + "\" is not a scope token (RFC 6749 3.3: printable ASCII, no space, quote or backslash)");
+    o.scopes = std::move(*arr);
+    return ok_status();
+  }
+  if (key == "client_secret") {
+    const auto* t = v.as_table();
+    if (t == nullptr)
+      return config_error(kpos, f + " must be a table like { provider = \"vault\", ref = \"secret/data/app#client_secret\" }, not a " + type_name(v));
+    for (const auto& [ck, cv] : *t) {
+      const std::string k2(ck.str());
+      const auto* str = cv.as_string();
+      if (k2 != "provider" && k2 != "ref")
+        return config_error(pos_of(cv, file), f + ": unknown key \"" + k2 + "\" (known: provider, ref)");
+      if (str == nullptr || str->get().empty())
+        return config_error(pos_of(cv, file), f + "." + k2 + " must be a non-empty string");
+      if (k2 == "provider" && find_provider_spec(str->get()) == nullptr)
+        return config_error(pos_of(cv, file), f + ".provider: unknown provider \"" + str->get() + "\" (known: " + provider_names() + ")");
+      (k2 == "provider" ? s.provider : s.ref) = str->get();
+    }
+    if (s.provider.empty() || s.ref.empty()) return config_error(kpos, f + " needs both provider and ref");
+    o.has_client_secret = true;
+    return ok_status();
+  }
+  const auto* str = v.as_string();
+  if (str == nullptr) return config_error(kpos, f + " must be a string, not a " + type_name(v));
+  const std::string& text = str->get();
+  if (text.empty()) return config_error(kpos, f + " must not be empty");
+  if (key == "kind") {
+    if (text != "oauth2-client-credentials")
+      return config_error(kpos, f + ": unknown kind \"" + text + "\" (known: oauth2-client-credentials)");
+    o.pos = kpos;
+  } else if (key == "token_url") {
+    if (!https_or_loopback_http(text) || text.find_first_of(" \t\r\n#") != std::string::npos)
+      return config_error(kpos, f + " must be an https:// URL without a fragment (http:// only to 127.0.0.1, localhost or [::1])");
+    o.token_url = text;
+  } else if (key == "client_id") {
+    if (text.find_first_of("\r\n") != std::string::npos) return config_error(kpos, f + " must be one line");
+    o.client_id = text;
+  } else if (key == "audience") {
+    o.audience = text;
+  } else if (key == "client_auth") {
+    if (text != "basic" && text != "post")
+      return config_error(kpos, f + " must be \"basic\" (client_secret_basic, the default) or \"post\" (client_secret_post)");
+    o.client_auth_post = text == "post";
+  } else if (key == "refresh_skew") {
+    auto d = parse_duration(text);
+    if (!d || *d < std::chrono::seconds(1))
+      return config_error(kpos, f + " must be a duration of at least 1s like \"60s\" or \"2m\"");
+    o.refresh_skew = std::chrono::duration_cast<std::chrono::seconds>(*d);
+  } else {
+    o.ca_file = text;
+  }
+  return ok_status();
+}
+
+// A secret with any minted-credential key must be a complete one.
+Status check_oauth(SecretSpec& s, const std::string& field) {
+  if (!s.oauth) return ok_status();
+  const OAuthClientSpec& o = *s.oauth;
+  if (o.pos.line == 0)
+    return config_error(s.pos, field + ": token_url, client_id, client_secret, scopes, audience, client_auth, "
+                                       "refresh_skew and ca_file need kind = \"oauth2-client-credentials\"");
+  if (o.token_url.empty()) return config_error(o.pos, field + ": missing required key \"token_url\"");
+  if (o.client_id.empty()) return config_error(o.pos, field + ": missing required key \"client_id\"");
+  if (!o.has_client_secret)
+    return config_error(o.pos, field + ": missing required key \"client_secret\" (a table like { provider = \"env\", ref = \"CLIENT_SECRET\" })");
+  if (!s.sign.empty()) return config_error(o.pos, field + ": a minted credential cannot be a signing key (sign)");
+  if (!s.mint_hosts.empty()) return config_error(o.pos, field + ".mint_hosts: is for a client secret the agent sends itself, not for a minted credential");
+  return ok_status();
+}
+
 Status parse_secret(const std::string& name, const toml::node& node, const std::string& file,
                     Config& cfg) {
   const SourcePos pos = pos_of(node, file);
@@ -161,6 +253,8 @@ Status parse_secret(const std::string& name, const toml::node& node, const std::
     const std::string key(k.str());
     const SourcePos kpos = pos_of(v, file);
     if (key == "provider" || key == "ref") {
+      if (s.oauth && !s.provider.empty())
+        return config_error(kpos, field + "." + key + ": a minted credential has no provider or ref of its own (its client_secret has)");
       const auto* str = v.as_string();
       if (str == nullptr) return config_error(kpos, field + "." + key + " must be a string, not a " + type_name(v));
       if (str->get().empty()) return config_error(kpos, field + "." + key + " must not be empty");
@@ -191,10 +285,23 @@ Status parse_secret(const std::string& name, const toml::node& node, const std::
       if (Status st = parse_signing_key(key, v, file, field, s); !st) return st;
     } else if (key == "refresh" || key == "max_stale") {
       if (Status st = parse_rotation_key(key, v, file, field, s); !st) return st;
+    } else if (is_oauth_key(key)) {
+      if (key == "client_secret" && (!s.provider.empty() || !s.ref.empty()))
+        return config_error(kpos, field + ".client_secret: a minted credential has no provider or ref of its own");
+      if (Status st = parse_oauth_key(key, v, file, field, s); !st) return st;
+    } else if (key == "mint_hosts") {
+      auto arr = string_array(v, file, field + "." + key);
+      if (!arr) return arr.take_error();
+      for (const auto& item : *arr)
+        if (const std::string problem = host_pattern_problem(item); !problem.empty())
+          return config_error(kpos, field + ".mint_hosts: \"" + item + "\": " + problem);
+      s.mint_hosts = std::move(*arr);
     } else {
       return config_error(kpos, field + ": unknown key \"" + key +
                                     "\" (known: provider, ref, hosts, methods, paths, canary, shape, sign, "
-                                    "access_key_id, session_token, services, regions, refresh, max_stale)");
+                                    "access_key_id, session_token, services, regions, refresh, max_stale, kind, "
+                                    "token_url, client_id, client_secret, scopes, audience, client_auth, "
+                                    "refresh_skew, ca_file, mint_hosts)");
     }
   }
   if (s.canary) {
@@ -208,6 +315,7 @@ Status parse_secret(const std::string& name, const toml::node& node, const std::
   if (!s.shape.empty()) return config_error(pos, field + ".shape is only for canaries (canary = true)");
   if (s.max_stale.count() > 0 && !s.refreshes())
     return config_error(pos, field + ".max_stale needs refresh = \"DURATION\" or \"lease\"");
+  if (Status st = check_oauth(s, field); !st) return st;
   if (s.provider.empty()) return config_error(pos, field + ": missing required key \"provider\"");
   if (s.ref.empty()) return config_error(pos, field + ": missing required key \"ref\"");
   if (Status st = check_signing(s, field); !st) return st;
@@ -656,6 +764,8 @@ Result<Config> parse_config(const std::string& text, const std::string& path) {
   if (!cfg.blind.ca_file.empty()) cfg.blind.ca_file = config_relative(cfg.blind.ca_file, cfg.dir);
   if (!cfg.server.ca_file.empty()) cfg.server.ca_file = config_relative(cfg.server.ca_file, cfg.dir);
   if (!cfg.mcp.fetch.ca_file.empty()) cfg.mcp.fetch.ca_file = config_relative(cfg.mcp.fetch.ca_file, cfg.dir);
+  for (SecretSpec& s : cfg.secrets)
+    if (s.oauth && !s.oauth->ca_file.empty()) s.oauth->ca_file = config_relative(s.oauth->ca_file, cfg.dir);
   if (!cfg.mcp.replicas.deny_list.empty()) cfg.mcp.replicas.deny_list = config_relative(cfg.mcp.replicas.deny_list, cfg.dir);
   if (!cfg.server.identity_token_file.empty())
     cfg.server.identity_token_file = config_relative(cfg.server.identity_token_file, cfg.dir);

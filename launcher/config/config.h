@@ -15,6 +15,22 @@
 
 namespace kz {
 
+// A minted credential (kind = "oauth2-client-credentials"; resolve/oauth_mint.h): kz
+// fetches an access token from token_url with the client id and the client secret
+// (that secret's own provider and ref: SecretSpec::provider/ref), RFC 6749 section 4.4,
+// and renews it before it expires. The secret's value is the access token.
+struct OAuthClientSpec {
+  std::string token_url;             // https:// (http:// only to 127.x, localhost, [::1])
+  std::string client_id;
+  std::vector<std::string> scopes;   // sent space-separated as `scope` (none: left out)
+  std::string audience;              // sent as `audience` when set
+  bool client_auth_post = false;     // client_auth = "post": id and secret in the body; default "basic"
+  std::chrono::seconds refresh_skew{60};   // renew this long before expiry (at most half the lifetime)
+  std::string ca_file;               // extra trust anchors for token_url (config-relative)
+  bool has_client_secret = false;    // client_secret = {...} was given
+  SourcePos pos;                     // where `kind` was declared
+};
+
 struct SecretSpec {
   std::string name;        // environment variable name
   std::string provider;    // registry name
@@ -43,6 +59,14 @@ struct SecretSpec {
   bool refresh_lease = false;             // refresh = "lease"
   std::chrono::milliseconds max_stale{0}; // 0: the default above
   bool refreshes() const { return refresh.count() > 0 || refresh_lease; }
+  // kind = "oauth2-client-credentials": the value is an access token kz mints (and
+  // renews) with the client secret that provider/ref name (client_secret = {...}).
+  std::optional<OAuthClientSpec> oauth;
+  // A client secret the agent sends to a token endpoint itself (blind mode): the
+  // access_token / refresh_token / id_token of a JSON response on a connection that
+  // carried this secret are sealed (replaced by new tokens, same length) and bound to
+  // these hosts. Empty: responses are not sealed.
+  std::vector<std::string> mint_hosts;
 };
 
 // The shortest refresh interval a secret may ask for (a provider is not a busy loop).

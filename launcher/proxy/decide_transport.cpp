@@ -35,6 +35,7 @@ PeerProcess peer_of(SwapContext& c) {
 // does. A sink that throws fails the decision (the caller refuses): a swap is never
 // done unrecorded.
 void send_audit(const SwapContext& c, DecideOutcome& out) {
+  if (out.mint && c.audit != nullptr) c.audit->record(std::move(*out.mint));
   if (!out.audit || c.audit == nullptr) return;
   out.audit->conn = c.conn_id;
   out.audit->via = "proxy";

@@ -120,8 +120,13 @@ bool benign_end(const error_code& ec) {
 
 bool ProxyShared::host_bound(const std::string& host) const {
   if (host.empty()) return false;
-  for (const auto& s : opts.decide.table->secrets())
+  for (const auto& s : opts.decide.table->secrets()) {
     if (host_allowed(s.binding, host)) return true;
+    // Tokens sealed from a token endpoint's answer go to the mint_hosts (decide_seal.h).
+    Binding sealed;
+    sealed.hosts = s.mint_hosts;
+    if (!s.mint_hosts.empty() && host_allowed(sealed, host)) return true;
+  }
   return false;
 }
 

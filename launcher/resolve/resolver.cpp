@@ -11,6 +11,7 @@
 
 #include "kz/providers/registry.h"
 #include "core/signal_free_thread.h"
+#include "resolve/oauth_mint.h"
 
 namespace kz {
 
@@ -24,13 +25,31 @@ struct Shared {
   std::size_t pending = 0;
   std::vector<std::optional<Result<SecretValue>>> results;
   std::vector<ValueLease> leases;
+  // Minted credentials (resolve/oauth_mint.h): where each renews from, and how long the
+  // first access token lives.
+  std::vector<std::shared_ptr<ValueSource>> sources;
+  std::vector<std::int64_t> expires_in;
 };
 
 struct Task {
   std::shared_ptr<Provider> provider;
   SecretRef ref;
   Deadline deadline;
+  // A minted credential: the provider resolves its client secret, then the token
+  // endpoint is asked (by a deadline of its own, `timeout` after that).
+  std::optional<OAuthClientSpec> oauth;
+  std::chrono::milliseconds timeout{0};
 };
+
+// A minted credential's first access token, from the client secret just resolved.
+Result<SecretValue> mint_first(Task& task, SecretValue client_secret, std::shared_ptr<ValueSource>* source,
+                               std::int64_t* expires_in) {
+  auto first = mint_access_token(*task.oauth, client_secret.view(), Clock::now() + task.timeout);
+  if (!first) return first.take_error();
+  *expires_in = first->expires_in;
+  *source = std::make_shared<OAuthMinter>(std::move(*task.oauth), std::move(client_secret), task.timeout);
+  return std::move(first->value);
+}
 
 }  // namespace
 
@@ -101,17 +120,25 @@ Result<std::vector<ResolvedSecret>> resolve_secrets(const Config& cfg, const Res
   auto shared = std::make_shared<Shared>();
   shared->results.resize(selected.size());
   shared->leases.resize(selected.size());
+  shared->sources.resize(selected.size());
+  shared->expires_in.resize(selected.size());
   shared->pending = selected.size();
   const auto start = Clock::now();
   Deadline latest = start;
   for (std::size_t i = 0; i < selected.size(); ++i) {
     const auto* s = selected[i];
-    Task task{providers[s->provider], SecretRef{s->name, s->ref, s->pos}, start + provider_timeout(cfg, s->provider)};
-    latest = std::max(latest, task.deadline);
+    const auto timeout = provider_timeout(cfg, s->provider);
+    Task task{providers[s->provider], SecretRef{s->name, s->ref, s->pos}, start + timeout, s->oauth, timeout};
+    latest = std::max(latest, task.deadline + (task.oauth ? timeout : std::chrono::milliseconds(0)));
     signal_free_thread([shared, i, task = std::move(task)]() mutable {
       ValueLease lease;
       auto r = task.provider->resolve_leased(task.ref, task.deadline, lease);
+      std::shared_ptr<ValueSource> source;
+      std::int64_t expires_in = 0;
+      if (r && task.oauth) r = mint_first(task, std::move(*r), &source, &expires_in);
       std::lock_guard<std::mutex> lk(shared->mu);
+      shared->sources[i] = std::move(source);
+      shared->expires_in[i] = expires_in;
       shared->results[i].emplace(std::move(r));
       shared->leases[i] = std::move(lease);
       if (--shared->pending == 0) shared->cv.notify_all();
@@ -127,7 +154,8 @@ Result<std::vector<ResolvedSecret>> resolve_secrets(const Config& cfg, const Res
   for (std::size_t i = 0; i < selected.size(); ++i) {
     const auto* s = selected[i];
     auto& r = shared->results[i];
-    const std::string who = "  " + s->name + " (provider " + s->provider + ", " + format_pos(s->pos) + "): ";
+    const std::string who = "  " + s->name + (s->oauth ? " (kind oauth2-client-credentials, client_secret from provider " : " (provider ") +
+                            s->provider + ", " + format_pos(s->pos) + "): ";
     if (!r.has_value()) {
       const Error timeout = make_error(ErrorKind::Timeout, "timed out");
       if (opts.on_result) opts.on_result(*s, &timeout);
@@ -138,6 +166,9 @@ Result<std::vector<ResolvedSecret>> resolve_secrets(const Config& cfg, const Res
     } else {
       if (opts.on_result) opts.on_result(*s, nullptr);
       out.push_back(ResolvedSecret{s->name, s->provider, std::move(r->value()), shared->leases[i]});
+      out.back().source = std::move(shared->sources[i]);
+      out.back().expires_in = shared->expires_in[i];
+      if (s->oauth) out.back().refresh_skew = s->oauth->refresh_skew;
     }
   }
   if (!errors.empty()) return make_error(ErrorKind::NotFound, "cannot resolve secret(s):\n" + errors);

@@ -23,6 +23,9 @@ struct Binding {
   std::vector<std::string> services;  // empty: any service in the scope
   std::vector<std::string> regions;   // empty: any region
   std::string session_token;          // the secret holding the session token ("" none)
+  // mint_hosts (a client secret the agent sends to a token endpoint itself): where the
+  // access tokens sealed from the responses on its connections may go (empty: none are sealed).
+  std::vector<std::string> mint_hosts;
 };
 
 // Host names compare case-insensitively, a trailing dot ignored. "*.example.com"

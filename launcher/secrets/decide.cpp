@@ -1,4 +1,5 @@
 #include "secrets/decide.h"
+#include "secrets/live_value.h"
 
 #include <string.h>
 
@@ -7,6 +8,7 @@
 #include <string_view>
 
 #include "kz/wire/http_host.h"
+#include "secrets/decide_seal.h"
 #include "secrets/decide_sign.h"
 
 namespace kz {
@@ -139,6 +141,11 @@ DecideOutcome decide(const DecideContext& ctx, const wire::Request& req, const P
   if (!path.empty()) a.path = std::string(path.substr(0, path.find('?')));   // queries may carry tokens
   if (req.http_host_len > 0) a.http_host = std::string(field(req.http_host, req.http_host_len));
 
+  if (req.op == Op::Seal) {
+    out.audit.reset();
+    decide_seal(ctx, req, peer, rep, out.mint.emplace());
+    return out;
+  }
   if (req.op == Op::Sign) {
     a.op = UseOp::Sign;
     if (!decide_sign(ctx, req, rep, a)) out.audit.reset();   // not a request of a key kz holds
@@ -169,6 +176,12 @@ DecideOutcome decide(const DecideContext& ctx, const wire::Request& req, const P
   if (req.op == Op::Redact) {
     const auto form = static_cast<wire::ValueForm>(req.form);
     const TokenEntry* s = ctx.table->find_value_in_form(data, form);
+    // A value sealed from a token endpoint's answer (decide_seal.h) that a server echoes.
+    std::shared_ptr<const TokenEntry> sealed;
+    if (s == nullptr && ctx.sealed != nullptr) {
+      sealed = find_sealed_value(*ctx.table, data, form, ctx.now != 0 ? ctx.now : unix_now());
+      s = sealed.get();
+    }
     if (s == nullptr) {
       rep.decision = Decision::Unknown;
       out.audit.reset();   // a fingerprint collision, not an event
@@ -195,6 +208,12 @@ DecideOutcome decide(const DecideContext& ctx, const wire::Request& req, const P
   }
 
   const TokenEntry* s = ctx.table->find_token(data);
+  // A token sealed from a token endpoint's answer (decide_seal.h), kept alive while used.
+  std::shared_ptr<const TokenEntry> sealed;
+  if (s == nullptr && ctx.sealed != nullptr) {
+    sealed = ctx.table->find(data, ctx.now != 0 ? ctx.now : unix_now());
+    s = sealed.get();
+  }
   if (s == nullptr && (req.flags & wire::kFlagTokenAtEnd) != 0 && req.op == Op::Swap) {
     if (const TokenEntry* start = ctx.table->find_token_start(data)) {
       rep.decision = Decision::Incomplete;
@@ -233,23 +252,34 @@ DecideOutcome decide(const DecideContext& ctx, const wire::Request& req, const P
     return refuse(s, "the value of " + s->name + " expired and no refresh has succeeded since (fail closed; "
                      "see its rotate records)");
 
+  // A minted credential (live_value.h): its current value, never one that expired.
+  std::optional<LiveValue::Snapshot> live;
+  if (s->live) {
+    live = s->live->current(ctx.now != 0 ? ctx.now : unix_now());
+    if (!live) return refuse(s, "the access token of " + s->name + " expired and could not be renewed");
+    if (live->value.size() > s->token.size())
+      return refuse(s, "the renewed access token of " + s->name + " is longer than its token (" +
+                           std::to_string(s->token.size()) + " bytes): it cannot be swapped in");
+  }
   rep.decision = Decision::Allow;
-  set_data(rep, s->value.view());
+  set_data(rep, live ? live->value.view() : s->value.view());
   rep.secret_id = s->id;
+  if (!s->mint_hosts.empty()) rep.flags |= wire::kReplySealResponses;
   // Nothing to check per request (no methods/paths): the shim may reuse this answer on
-  // this TLS connection, whose peer cannot change, and reports the uses.
-  // A value that rotates is never granted: the next swap must get the value of the moment.
-  if (ctx.grant_connections && s->binding.methods.empty() && s->binding.paths.empty() && !s->rotates) {
+  // this TLS connection, whose peer cannot change, and reports the uses. Never for a
+  // value that rotates or a minted credential: the next swap must get the value of the moment.
+  if (ctx.grant_connections && !s->live && s->binding.methods.empty() && s->binding.paths.empty() && !s->rotates) {
     rep.flags |= wire::kReplyReuseOnConnection;
     a.grant = "connection";
   }
   rep.fp_base = ctx.table->fp_base();
-  rep.fp_hash = s->fp_hash;
-  rep.fp_len = static_cast<std::uint32_t>(s->value.size());
+  rep.fp_hash = live ? live->fp_hash : s->fp_hash;
+  rep.fp_len = static_cast<std::uint32_t>(live ? live->value.size() : s->value.size());
   rep.fq_base = ctx.table->fq_base();
-  rep.fq_hash = s->fq_hash;
-  rep.nforms = static_cast<std::uint32_t>(std::min(s->form_prints.size(), wire::kValueFormCount));
-  for (std::size_t i = 0; i < rep.nforms; ++i) rep.forms[i] = s->form_prints[i];
+  rep.fq_hash = live ? live->fq_hash : s->fq_hash;
+  const std::vector<wire::FormPrint>& forms = live ? live->forms : s->form_prints;
+  rep.nforms = static_cast<std::uint32_t>(std::min(forms.size(), wire::kValueFormCount));
+  for (std::size_t i = 0; i < rep.nforms; ++i) rep.forms[i] = forms[i];
   a.secret = s->name;
   a.token_id = s->token_id;
   a.decision = "allow";

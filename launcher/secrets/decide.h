@@ -38,11 +38,15 @@ struct DecideContext {
   const char* via = "shim";        // who asks: "shim" (the broker) or "proxy"
   // Unix seconds to judge SigV4 request dates by; 0: the clock (tests set it).
   std::int64_t now = 0;
+  // Where tokens sealed from token endpoint answers go (decide_seal.h): the run's own
+  // table (its issued entries); null: nothing is sealed.
+  TokenTable* sealed = nullptr;
 };
 
 struct DecideOutcome {
   wire::Reply reply{};         // ready to send (data holds the value on a swap: wipe after)
   std::optional<TokenUse> audit;   // empty when the answer is not an audit event (Incomplete)
+  std::optional<OAuthMint> mint;   // a Seal's record (decide_seal.h)
 };
 
 // Why a request may not use secret `s` (its channel, the connection's safety, the

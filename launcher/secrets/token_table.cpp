@@ -7,11 +7,13 @@
 #include <cstring>
 #include <ctime>
 #include <mutex>
+#include <optional>
 #include <unordered_map>
 
 #include "kz/digest.h"
 #include "kz/wire/fingerprint.h"
 #include "kz/wire/token.h"
+#include "secrets/live_value.h"
 #include "secrets/token_mint.h"
 
 namespace kz {
@@ -33,8 +35,6 @@ struct TokenTable::Issued {
   mutable std::mutex mu;
   std::unordered_map<std::string, std::shared_ptr<const TokenEntry>> by_hash;   // SHA-256 hex of the token
 };
-
-namespace {
 
 // The fingerprints of every encoded form of `value` that differs from the raw value and
 // from the forms before it; forms past wire::kMaxFormLen are left out. The encodings are
@@ -59,8 +59,6 @@ std::vector<wire::FormPrint> form_prints_of(std::string_view value, std::uint64_
   }
   return out;
 }
-
-}  // namespace
 
 SecretValue token_as_shown(const TokenEntry& e) { return token_with_prefix(e.shown_prefix, e.token.view()); }
 
@@ -96,15 +94,20 @@ Result<TokenTable> TokenTable::build(std::vector<ResolvedSecret> secrets,
     e.name = r.name;
     for (const auto& [name, binding] : bindings)
       if (name == e.name) e.binding = binding;
+    e.mint_hosts = e.binding.mint_hosts;
     // A kept prefix stays in the agent's copy: the token stands for the rest only, so a
     // swap (and an inbound redaction) replaces as many bytes as it finds. A signing key
     // (sign = "sigv4") is never sent, so it has no shape to keep.
-    if (e.binding.sign.empty()) e.shown_prefix = std::string(token_prefix_for(r.value.view(), shape));
+    // A minted credential's value changes during the run: no prefix of the first one stays.
+    if (e.binding.sign.empty() && !r.source) e.shown_prefix = std::string(token_prefix_for(r.value.view(), shape));
     // The encoded forms are those of the whole value: base64 of the rest is no part of
     // base64 of the whole, so a server that echoes the key base64-encoded is still caught.
     e.form_prints = form_prints_of(r.value.view(), t.fp_base_, t.fq_base_);
     if (!e.shown_prefix.empty()) r.value = SecretValue::from(r.value.view().substr(e.shown_prefix.size()));
-    auto tok = mint_token(wire::token_length_for(r.value.size()));
+    // A minted credential's token has room for a renewed value a little longer than the
+    // first (a value longer than the token is refused at the swap: fail closed).
+    const std::size_t room = r.source ? std::min(wire::kMaxTokenLen, r.value.size() + std::max<std::size_t>(16, r.value.size() / 4)) : 0;
+    auto tok = mint_token(std::max(wire::token_length_for(r.value.size()), room));
     if (!tok) return tok.take_error();
     e.provider = r.provider;
     e.rotates = std::find(rotating.begin(), rotating.end(), e.name) != rotating.end();
@@ -114,6 +117,10 @@ Result<TokenTable> TokenTable::build(std::vector<ResolvedSecret> secrets,
     e.fp_hash = wire::fp_hash(reinterpret_cast<const unsigned char*>(r.value.view().data()), r.value.size(), t.fp_base_);
     e.value = std::move(r.value);
     e.fq_hash = wire::fq_hash(reinterpret_cast<const unsigned char*>(e.value.view().data()), e.value.size(), t.fq_base_);
+    if (r.source) {
+      e.live = std::make_shared<LiveValue>(std::move(r.source), r.refresh_skew, t.fp_base_, t.fq_base_);
+      e.live->set(FreshValue{SecretValue::from(e.value.view()), r.expires_in}, unix_now());
+    }
     t.secrets_.push_back(std::move(e));
   }
   return t;
@@ -152,7 +159,9 @@ const TokenEntry* TokenTable::find_value_in_form(std::string_view bytes, wire::V
   for (const auto& s : secrets_) {
     if (s.canary) continue;   // no value
     // Forms are matched on the whole value (shown_prefix and the rest), as fingerprinted.
-    const SecretValue whole = token_with_prefix(s.shown_prefix, s.value.view());
+    std::optional<LiveValue::Snapshot> now;
+    if (s.live) now = s.live->current(unix_now());
+    const SecretValue whole = token_with_prefix(s.shown_prefix, now ? now->value.view() : s.value.view());
     const std::size_t n = wire::encode_form(form, reinterpret_cast<const unsigned char*>(whole.view().data()),
                                             whole.size(), enc.data(), wire::kMaxFormLen);
     if (n > 0 && same(std::string_view(enc.data(), n), bytes)) hit = &s;
@@ -163,14 +172,14 @@ const TokenEntry* TokenTable::find_value_in_form(std::string_view bytes, wire::V
 const TokenEntry* TokenTable::find_value(std::string_view bytes) const {
   const TokenEntry* hit = nullptr;
   for (const auto& s : secrets_)
-    if (!s.canary && same(s.value.view(), bytes)) hit = &s;
+    if (!s.canary && (s.live ? s.live->is_value(bytes) : same(s.value.view(), bytes))) hit = &s;
   return hit;
 }
 
 bool TokenTable::needs_length_fixup() const {
   // A value that rotates may come back another length than the token's.
   return std::any_of(secrets_.begin(), secrets_.end(),
-                     [](const TokenEntry& s) { return !s.canary && (s.rotates || s.token.size() != s.value.size()); });
+                     [](const TokenEntry& s) { return !s.canary && (s.rotates || s.live || s.token.size() != s.value.size()); });
 }
 
 Result<bool> TokenTable::replace_value(const std::string& name, SecretValue value) {

@@ -32,6 +32,8 @@
 
 namespace kz {
 
+class LiveValue;
+
 // One token and the secret it stands for.
 struct TokenEntry {
   std::string name;             // the secret's name
@@ -61,6 +63,13 @@ struct TokenEntry {
   // no refresh has succeeded since, so every swap of it is refused (fail closed).
   bool rotates = false;
   bool expired = false;
+  // A minted credential (secrets/live_value.h): the value swapped in is live->current(),
+  // not `value` (the first one); its token is longer than that first value (room for a
+  // renewed one that grows a little), and never granted per connection.
+  std::shared_ptr<LiveValue> live;
+  // A client secret with mint_hosts (config.h): tokens in the responses on its
+  // connections are sealed and bound to these hosts.
+  std::vector<std::string> mint_hosts;
   // Issued entries (MCP).
   std::string owner;            // the identity that resolved it ("iss sub", or "local")
   std::int64_t expires_at = 0;  // Unix seconds (unix_now)
@@ -150,6 +159,10 @@ class TokenTable {
   std::unique_ptr<Issued> issued_;
   std::unique_ptr<std::shared_mutex> rotation_mu_ = std::make_unique<std::shared_mutex>();
 };
+
+// The fingerprints (under base, qbase) of each encoded form of `value` that differs from
+// the raw value and from the forms before it (wire/value_forms.h).
+std::vector<wire::FormPrint> form_prints_of(std::string_view value, std::uint64_t base, std::uint64_t qbase);
 
 // What the agent is given for `e`: its shown_prefix, then its token.
 SecretValue token_as_shown(const TokenEntry& e);

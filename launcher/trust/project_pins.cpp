@@ -33,9 +33,30 @@ std::string signing_of(const SecretSpec& s) {
          list(s.regions) + (s.session_token.empty() ? "" : ", session token " + s.session_token) + ")";
 }
 
+// A minted credential (kind = "oauth2-client-credentials") sends its client secret to
+// token_url, trusting ca_file's anchors; a client secret with mint_hosts sends the tokens
+// sealed from its responses there. Both are in its source, so that any change (another
+// token URL, CA file or contents, more mint_hosts) shows as a change of source: widening.
+std::string minting_of(const SecretSpec& s) {
+  std::string out;
+  if (s.oauth) {
+    const OAuthClientSpec& o = *s.oauth;
+    out += " (oauth2 client " + o.client_id + " at " + o.token_url +
+           (o.ca_file.empty() ? "" : ", ca_file " + o.ca_file + " sha256:" + file_sha256(o.ca_file)) + ")";
+  }
+  if (!s.mint_hosts.empty()) {
+    std::vector<std::string> h = s.mint_hosts;
+    std::sort(h.begin(), h.end());
+    std::string list;
+    for (const auto& x : h) list += (list.empty() ? "" : ",") + x;
+    out += " (mint_hosts " + list + ")";
+  }
+  return out;
+}
+
 std::string source_of(const SecretSpec& s) {
-  if (s.provider == "exec") return "exec:sha256:" + sha256_hex(s.ref) + signing_of(s);
-  return s.provider + ":" + s.ref + signing_of(s);
+  if (s.provider == "exec") return "exec:sha256:" + sha256_hex(s.ref) + signing_of(s) + minting_of(s);
+  return s.provider + ":" + s.ref + signing_of(s) + minting_of(s);
 }
 
 Result<std::vector<std::string>> string_list(const nlohmann::json& j, const char* key) {

@@ -4,7 +4,9 @@ namespace kz::wire {
 
 namespace {
 
-bool op_ok(Op op) { return op == Op::Swap || op == Op::Redact || op == Op::Report || op == Op::Sign; }
+bool op_ok(Op op) {
+  return op == Op::Swap || op == Op::Redact || op == Op::Report || op == Op::Sign || op == Op::Seal;
+}
 
 }  // namespace
 
@@ -15,7 +17,9 @@ bool request_is_valid(const Request& r, std::size_t received_bytes) {
     return false;
   if ((r.flags & kFlagCodedResponse) != 0 && r.op != Op::Report) return false;
   if ((r.flags & kRequestFlags) != 0 && r.op == Op::Redact) return false;   // a Redact is about a response
-  if (r.op == Op::Sign) {
+  if (r.op == Op::Seal) {
+    if (r.form == 0 || (r.flags & kRequestFlags) != 0) return false;   // form: the arming secret's id
+  } else if (r.op == Op::Sign) {
     if ((r.form & ~kSignHeadTruncated) != 0 || r.data_len <= kSignHashLen) return false;
   } else if (r.form >= kValueFormCount || (r.form != 0 && r.op != Op::Redact)) {
     return false;
@@ -44,7 +48,7 @@ bool reply_is_valid(const Reply& r, std::size_t received_bytes, Op expected_op) 
     return false;
   if (r.data_len > kMaxData || r.reason_len > kMaxReason || r.token_len > kMaxTokenLen) return false;
   if (r.decision == Decision::Allow && r.data_len == 0) return false;
-  if ((r.flags & ~kReplyReuseOnConnection) != 0) return false;
+  if ((r.flags & ~(kReplyReuseOnConnection | kReplySealResponses)) != 0) return false;
   if (r.nforms > kValueFormCount) return false;
   for (std::size_t i = 0; i < r.nforms; ++i)
     if (r.forms[i].form >= kValueFormCount || r.forms[i].len == 0 || r.forms[i].len > kMaxFormLen) return false;

@@ -56,6 +56,12 @@ enum class Op : std::uint8_t {
   // made with the real key, for the shim to write over the token's (same length). The
   // key itself never leaves the broker.
   Sign = 4,
+  // A token endpoint's response on a connection where a client secret with mint_hosts
+  // was swapped (kReplySealResponses): data = the value of its access_token,
+  // refresh_token or id_token; form = the secret_id of that client secret. Allow: data =
+  // a new token of the same length, which the shim writes over the value; the broker
+  // keeps the value, bound to the secret's mint_hosts (launcher/secrets/decide_seal.cpp).
+  Seal = 5,
 };
 
 inline constexpr std::size_t kSignHashLen = 64;
@@ -125,6 +131,10 @@ struct FormPrint {
 // kReuseReportEvery uses, and when the process exits.
 inline constexpr std::uint8_t kReplyReuseOnConnection = 1;
 inline constexpr std::uint32_t kReuseReportEvery = 256;
+// Swap Allow: the secret is a client secret with mint_hosts: the shim seals the access
+// tokens in this connection's responses (Op::Seal) and holds each response until it is
+// complete to find them.
+inline constexpr std::uint8_t kReplySealResponses = 2;
 
 struct Reply {
   std::uint8_t version;

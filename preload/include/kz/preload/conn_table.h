@@ -69,6 +69,9 @@ struct ConnState {
   Fingerprint fps[kMaxFingerprints];
   std::size_t nfps = 0;
   InboundStream in;   // used once nfps > 0 (see inbound.h)
+  // Non-zero: a client secret with mint_hosts (this secret_id) went out on this
+  // connection, so its responses are held whole and their tokens sealed (seal_response.h).
+  std::uint32_t seal_secret = 0;
   // Grants, and what the use reports need once the TLS object may be gone (process exit).
   Grant grants[kMaxGrants];
   std::size_t ngrants = 0;

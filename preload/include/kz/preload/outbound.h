@@ -50,6 +50,10 @@ struct BrokerOps {
   // the head it goes. Anything else: the request keeps its own signature.
   wire::Decision (*sign)(void* ctx, ConnState* st, const char* data, std::size_t n, std::uint32_t form,
                          char* sig_out, std::size_t* at) = nullptr;
+  // Optional: a token in a token endpoint's response, p[0, len) (wire::Op::Seal, for the
+  // client secret st->seal_secret): on Allow the callee overwrites p with a new token of
+  // the same length and returns true. false: the response must not reach the program.
+  bool (*seal)(void* ctx, ConnState* st, unsigned char* p, std::size_t len) = nullptr;
 };
 
 struct MessageTracker;

@@ -113,6 +113,9 @@ class SwapClient {
   // answered from a grant: every signature is the broker's decision.
   wire::Decision sign(ConnState* st, const char* data, std::size_t n, std::uint32_t form, char* sig_out,
                       std::size_t* at);
+  // A token in a token endpoint's response (wire::Op::Seal): true when p[0, len) was
+  // overwritten with the broker's new token of the same length.
+  bool seal(ConnState* st, unsigned char* p, std::size_t len);
   // Gathers the facts now (BrokerOps::prepare), unless st holds grants: then a swap is
   // most likely answered from them, and a new token gathers when it needs to.
   void prepare(const ConnState* st);
