@@ -37,6 +37,8 @@ static_assert(kBuf >= kMaxClientHello);
 // A held request or token fragment goes out when the client has sent nothing more for
 // this long (the shim sends it when the client starts reading; the proxy cannot see that).
 constexpr auto kIdleFlush = std::chrono::milliseconds(100);
+// The HTTP/2 drivers are in (h2 may be offered to the destination).
+constexpr bool kH2Relay = false;
 
 tcp::endpoint endpoint_of(const sockaddr_storage& a) {
   if (a.ss_family == AF_INET) {
@@ -288,6 +290,7 @@ void ProxySession::on_hello_read(const error_code& ec, std::size_t n) {
   if (h.status == HelloStatus::NotTls) return decided(Next::SpliceScan);
   if (h.status != HelloStatus::Complete || !h.sni_valid) return decided(Next::SpliceRaw);
   swap_.host = h.sni.empty() ? ip_literal(dest_) : h.sni;
+  client_alpn_ = h.alpn;
   // No secret may go to this host: nothing to swap, so the client talks to the real
   // server and sees its real certificate.
   if (!sh_.host_bound(swap_.host)) {
@@ -377,7 +380,9 @@ void ProxySession::splice_u2c_read() {
 void ProxySession::start_upstream_tls() {
   upstream_tls_.emplace(std::move(upstream_), sh_.upstream->context());
   session_key_ = swap_.host + "|" + dest_text_;
-  if (Status s = sh_.upstream->prepare(upstream_tls_->native_handle(), swap_.host, session_key_); !s.ok())
+  if (Status s = sh_.upstream->prepare(upstream_tls_->native_handle(), swap_.host, session_key_,
+                                       upstream_alpn(client_alpn_, sh_.opts.http2 && kH2Relay));
+      !s.ok())
     return fallback_to_splice(s.error().message);
   upstream_tls_->async_handshake(TlsStream::client, [self = shared_from_this()](const error_code& ec) {
     self->on_upstream_handshake(ec);
@@ -393,6 +398,10 @@ void ProxySession::on_upstream_handshake(const error_code& ec) {
   }
   swap_.chain = der_chain(upstream_tls_->native_handle());
   swap_.channel = wire::Channel::OpenSSL;
+  const unsigned char* sel = nullptr;
+  unsigned int sel_len = 0;
+  SSL_get0_alpn_selected(upstream_tls_->native_handle(), &sel, &sel_len);
+  upstream_alpn_.assign(reinterpret_cast<const char*>(sel), sel_len);
   start_client_tls();
 }
 
@@ -418,6 +427,8 @@ void ProxySession::start_client_tls() {
   client_tls_.emplace(std::move(client_), sh_.server_ctx);
   SSL* ssl = client_tls_->native_handle();
   if (SSL_use_certificate(ssl, leaf_->cert) != 1 || SSL_use_PrivateKey(ssl, leaf_->key) != 1) return close_all();
+  // The ALPN select callback answers the client with the destination's choice.
+  SSL_set_ex_data(ssl, upstream_alpn_index(), &upstream_alpn_);
   // The ClientHello was already read: it is the handshake's first input.
   client_tls_->async_handshake(TlsStream::server, asio::buffer(cbuf_, hello_len_),
                                [self = shared_from_this()](const error_code& ec, std::size_t) {
@@ -428,6 +439,10 @@ void ProxySession::start_client_tls() {
 void ProxySession::on_client_handshake(const error_code& ec) {
   if (closed_) return;
   if (ec) return close_all();   // e.g. the client does not trust the run's CA
+  const unsigned char* sel = nullptr;
+  unsigned int sel_len = 0;
+  SSL_get0_alpn_selected(client_tls_->native_handle(), &sel, &sel_len);
+  h2_ = sel_len == 2 && std::memcmp(sel, "h2", 2) == 0;
   state_dropped_ = false;
   tls_c2u_read();
   tls_u2c_read();

@@ -22,6 +22,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -126,6 +127,9 @@ class ProxySession : public std::enable_shared_from_this<ProxySession> {
   std::optional<boost::asio::steady_timer> idle_timer_;
   sockaddr_storage dest_{};
   std::string dest_text_;
+  std::vector<std::string> client_alpn_;   // the ClientHello's ALPN offer
+  std::string upstream_alpn_;              // what the destination selected ("" none)
+  bool h2_ = false;                        // the client's TLS negotiated h2
 
   // Two relay buffers (client→upstream, upstream→client), one allocation.
   std::unique_ptr<char[]> mem_;
