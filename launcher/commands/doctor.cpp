@@ -8,6 +8,7 @@
 #include "commands/commands.h"
 #include "config/config.h"
 #include "core/host_facts.h"
+#include "proxy/tls_proxy.h"
 #include "redirect/select.h"
 #include "sensors/process_sensor.h"
 #include "sensors/sensor_object.h"
@@ -126,7 +127,11 @@ int cmd_doctor(const GlobalOptions& g) {
   line("sensor: process tree", sensors.process);
   line("sensor: TLS tap", sensors.tap);
   for (const auto& [program, witness] : witness_coverage_examples()) line(("witness: " + program).c_str(), witness);
-  line("blind: proxy HTTP/2", "not offered: the proxy selects http/1.1 by ALPN (tokens are swapped in HTTP/1.1)");
+  line("blind: proxy HTTP/2",
+       proxy_relays_h2()
+           ? "offered: the proxy offers the client's h2 to the destination and answers with the destination's "
+             "choice; tokens are swapped per stream (HPACK) ([blind] http2 = false keeps HTTP/1.1)"
+           : "not offered: the proxy selects http/1.1 by ALPN (tokens are swapped in HTTP/1.1)");
   return kExitOk;
 }
 

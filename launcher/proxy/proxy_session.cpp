@@ -120,6 +120,8 @@ bool benign_end(const error_code& ec) {
 
 }  // namespace
 
+bool proxy_relays_h2() { return kH2Relay; }
+
 bool ProxyShared::host_bound(const std::string& host) const {
   if (host.empty()) return false;
   for (const auto& s : opts.decide.table->secrets())

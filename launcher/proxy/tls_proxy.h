@@ -50,6 +50,10 @@ struct ProxyOptions {
   bool http2 = true;                           // [blind] http2: h2 may be offered upstream
 };
 
+// This build's proxy can relay HTTP/2 (rewrite h2 streams): it then offers h2 to a
+// destination when the client offers it and [blind] http2 is not false.
+bool proxy_relays_h2();
+
 // The ex_data slot of a client-side SSL that points at the protocol (std::string) the
 // destination selected, read by the proxy's ALPN select callback.
 int upstream_alpn_index();
