@@ -26,7 +26,7 @@ import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from kzt import KZ, PY, SRC, BlindTestCase  # noqa: E402
+from kzt import KZ, PY, SRC, BlindTestCase, NodeServer  # noqa: E402
 
 # Both >= 24 characters: their tokens have the same length, so a gRPC message carrying
 # one keeps its length prefix whether or not the token is swapped.
@@ -66,30 +66,6 @@ class GoClient:
 def tearDownModule():
     if GoClient.out:
         shutil.rmtree(GoClient.out, True)
-
-
-class NodeServer:
-    """A node server script (PORT n on stdout; exits when its stdin closes)."""
-
-    def __init__(self, argv):
-        self.proc = subprocess.Popen(["node", *argv], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE)
-        line = self.proc.stdout.readline().decode()
-        if not line.startswith("PORT "):
-            self.stop()
-            raise RuntimeError("%s did not start: %r %s" % (argv[0], line, self.proc.stderr.read().decode()))
-        self.port = int(line.split()[1])
-
-    def stop(self):
-        if self.proc.stdin and not self.proc.stdin.closed:
-            self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc.stdout.close()
-        self.proc.stderr.close()
 
 
 class Http2Case(BlindTestCase):
