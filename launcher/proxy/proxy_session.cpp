@@ -39,6 +39,7 @@ static_assert(kBuf >= kMaxClientHello);
 constexpr auto kIdleFlush = std::chrono::milliseconds(100);
 // The HTTP/2 drivers are in (h2 may be offered to the destination).
 constexpr bool kH2Relay = false;
+constexpr std::size_t kH2PrefaceLen = 24;   // "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 tcp::endpoint endpoint_of(const sockaddr_storage& a) {
   if (a.ss_family == AF_INET) {
@@ -155,6 +156,7 @@ ProxySession::~ProxySession() {
   drop_state();
   if (!obuf_.empty()) wipe(obuf_.data(), obuf_.size());
   if (!dbuf_.empty()) wipe(dbuf_.data(), dbuf_.size());
+  if (!h2_head_.empty()) wipe(h2_head_.data(), h2_head_.size());
   std::lock_guard lock(sh_.mu);
   sh_.live.erase(this);
 }
@@ -447,6 +449,15 @@ void ProxySession::on_client_handshake(const error_code& ec) {
   h2_ = sel_len == 2 && std::memcmp(sel, "h2", 2) == 0;
   state_dropped_ = false;
   tls_c2u_read();
+  // h2: the server's first frames (its SETTINGS come unasked) wait until the client's
+  // preface has made the connection's HTTP/2 engine, which then follows the server's
+  // frames from the first byte (see start_u2c_once).
+  if (!h2_) start_u2c_once();
+}
+
+void ProxySession::start_u2c_once() {
+  if (u2c_started_) return;
+  u2c_started_ = true;
   tls_u2c_read();
 }
 
@@ -474,11 +485,28 @@ void ProxySession::on_tls_c2u_read(const error_code& ec, std::size_t n) {
     if (!benign_end(ec)) return close_all();   // reset, TLS alert: nothing more to relay
     return tls_c2u_end(true);
   }
+  const char* data = cbuf_;
+  std::size_t len = n;
+  if (h2_ && !u2c_started_) {
+    // The engine knows an h2 connection by its whole preface in the first write.
+    h2_head_.append(cbuf_, n);
+    if (h2_head_.size() < kH2PrefaceLen) return tls_c2u_read();
+    data = h2_head_.data();
+    len = h2_head_.size();
+  }
   // The shim's write path, unchanged: tokens swapped, Basic credentials, framing fixed
-  // up, requests held until their body is complete. What it writes lands in obuf_.
+  // up, requests held until their body is complete; h2 frames rewritten by the HTTP/2
+  // engine. What it writes lands in obuf_.
   const preload::WriteOutcome r =
-      preload::outbound_write(*sh_.table, this, cbuf_, n, sh_.fixup_lengths, ops_, wops_);
+      preload::outbound_write(*sh_.table, this, data, len, sh_.fixup_lengths, ops_, wops_);
   if (r == preload::WriteOutcome::Failed) return close_all();
+  if (h2_ && !u2c_started_) {
+    if (r == preload::WriteOutcome::PassThrough) obuf_.append(data, len);
+    wipe(h2_head_.data(), h2_head_.size());
+    h2_head_.clear();
+    start_u2c_once();
+    if (r == preload::WriteOutcome::PassThrough) return tls_c2u_write();
+  }
   if (r == preload::WriteOutcome::PassThrough && !obuf_.empty()) {
     // Something held was written first (a held request that could not grow): this
     // chunk follows it in the same write.
@@ -546,6 +574,7 @@ void ProxySession::tls_c2u_idle_flush() {
 
 void ProxySession::tls_c2u_end(bool clean) {
   c_done_ = true;
+  start_u2c_once();   // an h2 client that ended before its preface: the server's side ends too
   c_clean_ = clean;
   if (clean && !u_done_) {
     // The shim flushes before the client reads or shuts down: held bytes go out now.
@@ -599,6 +628,15 @@ void ProxySession::tls_u2c_read() {
       self->drain_inbound(false);
       if (k == 0 && stalled) break;   // nothing taken even after a drain
       stalled = k == 0;
+    }
+    // The HTTP/2 engine parses only while its output has room for a frame: after the
+    // drain, frames it took but did not parse yet come out with more (empty) pushes.
+    while (self->h2_ && !failed) {
+      const std::size_t before = self->dbuf_.size();
+      preload::inbound_push(*self->sh_.table, self.get(), reinterpret_cast<const unsigned char*>(self->ubuf_), 0,
+                            self->ops_, &failed);
+      self->drain_inbound(false);
+      if (self->dbuf_.size() == before) break;
     }
     // failed: the broker audited it. off < n: bytes the stream would not take would be
     // lost when the next read reuses the buffer; a reset is better than a cut response.

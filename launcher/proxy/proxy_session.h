@@ -97,6 +97,7 @@ class ProxySession : public std::enable_shared_from_this<ProxySession> {
   void fallback_to_splice(const std::string& why);
   void start_client_tls();
   void on_client_handshake(const error_code& ec);
+  void start_u2c_once();
   void tls_c2u_read();
   void on_tls_c2u_read(const error_code& ec, std::size_t n);
   void tls_c2u_write();
@@ -130,6 +131,8 @@ class ProxySession : public std::enable_shared_from_this<ProxySession> {
   std::vector<std::string> client_alpn_;   // the ClientHello's ALPN offer
   std::string upstream_alpn_;              // what the destination selected ("" none)
   bool h2_ = false;                        // the client's TLS negotiated h2
+  bool u2c_started_ = false;               // the upstream→client relay runs
+  std::string h2_head_;                    // h2: the client's first bytes, until the whole preface
 
   // Two relay buffers (client→upstream, upstream→client), one allocation.
   std::unique_ptr<char[]> mem_;
