@@ -32,6 +32,9 @@ from kzt import KZ, PY, SRC, BlindTestCase, NodeServer  # noqa: E402
 # one keeps its length prefix whether or not the token is swapped.
 CANARY = "kzH2CANARY/fb3a+9c1e_5b2d4f6a8c0e.q7Z"
 OTHER = "kzH2OTHER/0a1b+2c3d_4e5f6a7b8c9d.r8Yx"
+# Shorter than 24: its token is longer than the value, so it cannot be swapped exactly
+# inside a DATA frame (the stream is refused instead).
+SHORT = "kzH2SHORT-9d8c7b"
 CLIENTS = os.path.join(SRC, "tests", "clients")
 SERVERS = os.path.join(SRC, "tests", "servers")
 GRPC_JS = os.path.join(SRC, "tests", "grpc-js")
@@ -80,7 +83,7 @@ class Http2Case(BlindTestCase):
             print("SKIP: " + why)
             self.skipTest(why)
         self.record = os.path.join(self.srv, "h2.jsonl")
-        self.kenv = self.env(KZT_API_KEY_SRC=CANARY, KZT_OTHER_SRC=OTHER)
+        self.kenv = self.env(KZT_API_KEY_SRC=CANARY, KZT_OTHER_SRC=OTHER, KZT_SHORT_SRC=SHORT)
 
     # -- servers and runs --------------------------------------------------------------
     def start(self, argv):
@@ -88,7 +91,8 @@ class Http2Case(BlindTestCase):
         self.addCleanup(s.stop)
         self.port = s.port
         self.blind_config({"API_KEY": {"ref": "KZT_API_KEY_SRC", "hosts": ["localhost"]},
-                           "OTHER_KEY": {"ref": "KZT_OTHER_SRC", "hosts": ["api.example"]}},
+                           "OTHER_KEY": {"ref": "KZT_OTHER_SRC", "hosts": ["api.example"]},
+                           "SHORT_KEY": {"ref": "KZT_SHORT_SRC", "hosts": ["localhost"]}},
                           extra="proxy_ports = [%d]\n" % self.port)
 
     def h2_server(self, h1=False):
@@ -127,10 +131,12 @@ class Http2Case(BlindTestCase):
         """The value nowhere the agent or an auditor can read; swaps and refusals audited."""
         self.assertNotExposed(self.output, CANARY, "client output, its environment and kz's output")
         self.assertNotExposed(self.output, OTHER, "client output, its environment and kz's output")
+        self.assertNoSecret(self.output, SHORT, "client output, its environment and kz's output")
         with open(self.audit_path) as f:
             text = f.read()
         self.assertNoSecret(text, CANARY, "audit log")
         self.assertNoSecret(text, OTHER, "audit log")
+        self.assertNoSecret(text, SHORT, "audit log")
         swaps = self.assertAudited("swap", decision="allow", secret="API_KEY", host="localhost")
         self.assertTrue(any(exe_part in str(s.get("exe", "")) for s in swaps),
                         "no allowed swap audited for %r: %r" % (exe_part, [s.get("exe") for s in swaps]))
@@ -222,6 +228,38 @@ class BlindHttp2(Http2Case):
         out, results = self.run_client([PY, os.path.join(CLIENTS, "grpc_python_client.py"), target, str(STREAMS)],
                                        flags=["--blind=proxy"])
         self.check_grpc(results, STREAMS)
+        self.check_common("python3")
+
+    def test_continuation_dynamic_table_and_a_refused_stream(self):
+        # python3-h2 (its own HPACK encoder): a token in a CONTINUATION frame, a token
+        # that later streams send only as a dynamic-table index, and a stream that cannot
+        # be swapped exactly (a short value's token in DATA) refused on its own while the
+        # other streams of the connection complete. The server's decoder (nghttp2, in
+        # node) decodes every block: the tables on both sides agree.
+        probe = subprocess.run([PY, "-c", "import h2, hpack"], capture_output=True)
+        if probe.returncode != 0:
+            self.skipTest("python3-h2 is not installed (scripts/setup)")
+        self.h2_server()
+        out, results = self.run_client([PY, os.path.join(CLIENTS, "h2_frames_client.py"), "localhost",
+                                        str(self.port)], flags=["--blind=proxy"])
+        recs = {r["path"]: r for r in self.recs()}
+        self.assertEqual({r["conn"] for r in recs.values()}, {1}, self.diag)
+        self.assertEqual({r["version"] for r in recs.values()}, {"2.0"})
+        split = recs["/split"]["headers"]
+        self.assertEqual(split.get("authorization"), "Bearer " + CANARY, "the token in the CONTINUATION frame")
+        self.assertEqual(split.get("x-api-key"), CANARY)
+        self.assertEqual(split.get("x-pad"), "p" * 20000)
+        self.assertEqual(recs["/indexed"]["headers"].get("x-api-key"), CANARY, "a dynamic-table reference")
+        self.assertEqual(recs["/indexed-again"]["headers"].get("x-api-key"), CANARY)
+        self.assertEqual(json.loads(recs["/indexed-again"]["body"]), {"key": CANARY})
+        self.assertEqual(recs["/other"]["headers"].get("x-api-key"), self.other_tok)
+        # The refused stream: reset toward the client, never completed at the server with
+        # a half-swapped or wrong-length body; the others answered.
+        self.assertIn("reset", results["/short-in-body"], results)
+        self.assertNotIn("/short-in-body", recs, "a refused stream reached the server whole")
+        for path in ("/split", "/indexed", "/other", "/indexed-again"):
+            self.assertEqual(results[path].get("status"), 200, results)
+        self.assertAudited("swap", decision="refuse", secret="SHORT_KEY")
         self.check_common("python3")
 
 
