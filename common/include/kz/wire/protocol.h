@@ -87,6 +87,10 @@ inline constexpr std::uint8_t kFlagCodedResponse = 32;
 inline constexpr std::uint8_t kFlagHostInvalid = 64;   // two Host headers, or one that is not printable ASCII
 inline constexpr std::uint8_t kFlagUnidentified = 128; // the token's request could not be identified
 inline constexpr std::uint8_t kRequestFlags = kFlagHostInvalid | kFlagUnidentified;
+// Report's `form`: why the token was not sent. 0: it went out unchanged. kReportH2StreamReset:
+// its HTTP/2 stream could not carry the value exactly (a value of another length in DATA)
+// and was reset; none of the stream's later bytes were sent.
+inline constexpr std::uint32_t kReportH2StreamReset = 1;
 
 struct Request {
   std::uint8_t version;
