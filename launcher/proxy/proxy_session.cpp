@@ -38,7 +38,7 @@ static_assert(kBuf >= kMaxClientHello);
 // this long (the shim sends it when the client starts reading; the proxy cannot see that).
 constexpr auto kIdleFlush = std::chrono::milliseconds(100);
 // The HTTP/2 drivers are in (h2 may be offered to the destination).
-constexpr bool kH2Relay = false;
+constexpr bool kH2Relay = true;
 constexpr std::size_t kH2PrefaceLen = 24;   // "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 tcp::endpoint endpoint_of(const sockaddr_storage& a) {
