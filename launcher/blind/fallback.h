@@ -30,6 +30,7 @@ struct FallbackOptions {
   RedirectChoice redirector;            // not "off"
   std::vector<std::uint16_t> ports;     // 443 and [blind] proxy_ports
   std::string upstream_ca_file;         // [blind] ca_file
+  bool http2 = true;                    // [blind] http2: the proxy may relay h2
 };
 
 class Fallback {

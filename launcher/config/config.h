@@ -65,6 +65,9 @@ struct BlindConfig {
   // token_shape = "auto" (default) | "plain": a token keeps its value's vendor prefix
   // (`sk-proj-`, `xoxb-`, ...) and length, or is always a bare KZ_TOK_ token.
   std::string token_shape = "auto";
+  // http2 = true (default): h2 is offered and rewritten; false: h2 is removed from
+  // ALPN offers (HTTP/1.1 everywhere).
+  bool http2 = true;
 };
 
 // [server]: resolve through a kz PDP (kz server start) instead of the providers.
