@@ -10,8 +10,7 @@
 //   even i: "authorization: Bearer $API_KEY", "x-api-key: $API_KEY", message "msg <i> key=$API_KEY"
 //   odd i:  the same with $OTHER_KEY
 // Prints "RESULT " + JSON [{i, reply}] on stdout; exits 1 on an error, 2 on bad usage.
-const path = require('node:path');
-const grpc = require(path.join(__dirname, 'node_modules', '@grpc', 'grpc-js'));
+const { grpc, service } = require('./echo_service.cjs');
 
 const [target, countArg] = process.argv.slice(2);
 const count = Number(countArg);
@@ -20,18 +19,7 @@ if (!target || !(count >= 1) || keys.some((k) => !k)) {
   process.stderr.write('usage: API_KEY=.. OTHER_KEY=.. node grpc_client.cjs HOST:PORT COUNT\n');
   process.exit(2);
 }
-const ident = (b) => b;
-const Client = grpc.makeGenericClientConstructor({
-  Echo: {
-    path: '/kz.test.Echo/Echo',
-    requestStream: false,
-    responseStream: false,
-    requestSerialize: ident,
-    requestDeserialize: ident,
-    responseSerialize: ident,
-    responseDeserialize: ident,
-  },
-});
+const Client = grpc.makeGenericClientConstructor(service);
 const client = new Client(target, grpc.credentials.createSsl());
 const deadline = () => new Date(Date.now() + 30000);
 

@@ -10,27 +10,13 @@
 // first value; binary -bin values base64), message (the request bytes, UTF-8), peer.
 // The answer is the bytes "echo:" + message.
 const fs = require('node:fs');
-const path = require('node:path');
-const grpc = require(path.join(__dirname, 'node_modules', '@grpc', 'grpc-js'));
+const { grpc, service } = require('./echo_service.cjs');
 
 const [cert, key, record] = process.argv.slice(2);
 if (!record) {
   process.stderr.write('usage: node grpc_server.cjs CERT KEY RECORD\n');
   process.exit(2);
 }
-const ident = (b) => b;
-const service = {
-  Echo: {
-    path: '/kz.test.Echo/Echo',
-    requestStream: false,
-    responseStream: false,
-    requestSerialize: ident,
-    requestDeserialize: ident,
-    responseSerialize: ident,
-    responseDeserialize: ident,
-  },
-};
-
 const server = new grpc.Server();
 server.addService(service, {
   Echo(call, callback) {

@@ -22,11 +22,11 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from kzt import KZ, PY, SRC, BlindTestCase, NodeServer  # noqa: E402
+from test_blind_fallback import Clients  # noqa: E402
 
 # Both >= 24 characters: their tokens have the same length, so a gRPC message carrying
 # one keeps its length prefix whether or not the token is swapped.
@@ -50,25 +50,15 @@ def redirect_unavailable():
     return "no redirector available: %s" % lines
 
 
-class GoClient:
-    """tests/clients/go_h2_client, built once per test run into a temporary directory."""
-    out = None
-    log = ""
-
-    @classmethod
-    def path(cls):
-        if cls.out is None:
-            cls.out = tempfile.mkdtemp(prefix="kz-h2-clients-")
-            r = subprocess.run(["bash", os.path.join(CLIENTS, "build_clients.sh"), cls.out, "go"],
-                               capture_output=True, text=True, timeout=900)
-            cls.log = r.stdout + r.stderr
-        p = os.path.join(cls.out, "go_h2_client")
-        return p if os.path.exists(p) else None
+def go_client():
+    """tests/clients/go_h2_client, built at test time (CGO_ENABLED=0), or None."""
+    p = os.path.join(Clients.build("go"), "go_h2_client")
+    return p if os.path.exists(p) else None
 
 
 def tearDownModule():
-    if GoClient.out:
-        shutil.rmtree(GoClient.out, True)
+    if Clients.out:
+        shutil.rmtree(Clients.out, True)
 
 
 class Http2Case(BlindTestCase):
@@ -189,9 +179,9 @@ class BlindHttp2(Http2Case):
         self.check_common("node")
 
     def test_go_net_http(self):
-        go = GoClient.path()
+        go = go_client()
         if go is None:
-            print("SKIP: go_h2_client unavailable\n" + GoClient.log[-2000:])
+            print("SKIP: go_h2_client unavailable\n" + Clients.log[-2000:])
             self.skipTest("go_h2_client unavailable")
         url = self.h2_server()
         out, results = self.run_client([go, url + "/go", str(STREAMS)])
@@ -273,7 +263,7 @@ class BlindHttp2Off(Http2Case):
             f.write("http2 = false\n")
 
     def test_go_net_http(self):
-        go = GoClient.path()
+        go = go_client()
         if go is None:
             self.skipTest("go_h2_client unavailable")
         url = self.h2_server(h1=True)
