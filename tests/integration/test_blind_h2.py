@@ -233,6 +233,7 @@ class BlindHttp2(Http2Case):
         out, results = self.run_client([PY, os.path.join(CLIENTS, "h2_frames_client.py"), "localhost",
                                         str(self.port)], flags=["--blind=proxy"])
         recs = {r["path"]: r for r in self.recs()}
+        self.assertEqual(len(recs), 5, self.diag)
         self.assertEqual({r["conn"] for r in recs.values()}, {1}, self.diag)
         self.assertEqual({r["version"] for r in recs.values()}, {"2.0"})
         split = recs["/split"]["headers"]
@@ -246,7 +247,9 @@ class BlindHttp2(Http2Case):
         # The refused stream: reset toward the client, never completed at the server with
         # a half-swapped or wrong-length body; the others answered.
         self.assertIn("reset", results["/short-in-body"], results)
-        self.assertNotIn("/short-in-body", recs, "a refused stream reached the server whole")
+        refused = recs.get("/short-in-body", {})
+        self.assertTrue(refused.get("reset"), "the refused stream was not reset at the server: %s" % refused)
+        self.assertEqual(refused.get("body"), "", "a refused stream's DATA reached the server")
         for path in ("/split", "/indexed", "/other", "/indexed-again"):
             self.assertEqual(results[path].get("status"), 200, results)
         self.assertAudited("swap", decision="refuse", secret="SHORT_KEY")

@@ -11,7 +11,8 @@
 // the response is sent, so a client that has its answer finds its record):
 //   conn (a number per TLS connection), alpn, version ("2.0" / "1.1"), stream (the h2
 //   stream id, 0 for HTTP/1.1), method, path, authority, headers (lower-case name ->
-//   value, repeated fields joined with ", "), body (UTF-8).
+//   value, repeated fields joined with ", "), body (UTF-8); reset (the RST_STREAM error
+//   code) for a stream the client reset before its end.
 // The answer is 200, application/json: {"stream": id, "authorization": <the request's
 // authorization header>, "bytes": <body length>} — the echo lets a test see that a value
 // coming back is redacted to the token before the client reads it.
@@ -49,6 +50,12 @@ function connOf(socket) {
 }
 
 server.on('request', (req, res) => {
+  // The connection's facts now: a stream that has ended may no longer name its session.
+  const h2 = req.httpVersion === '2.0';
+  const socket = h2 ? req.stream.session.socket : req.socket;
+  const conn = connOf(h2 ? req.stream.session : socket);
+  const alpn = socket.alpnProtocol || null;
+  const stream = h2 ? req.stream.id : 0;
   const chunks = [];
   req.on('data', (c) => chunks.push(c));
   req.on('end', () => {
@@ -59,19 +66,24 @@ server.on('request', (req, res) => {
       if (name.startsWith(':')) continue;
       headers[name] = name in headers ? `${headers[name]}, ${req.rawHeaders[i + 1]}` : req.rawHeaders[i + 1];
     }
-    const h2 = req.httpVersion === '2.0';
-    const socket = h2 ? req.stream.session.socket : req.socket;
     const rec = {
-      conn: connOf(h2 ? req.stream.session : socket),
-      alpn: socket.alpnProtocol || null,
+      conn,
+      alpn,
       version: req.httpVersion,
-      stream: h2 ? req.stream.id : 0,
+      stream,
       method: req.method,
       path: req.url,
       authority: h2 ? req.headers[':authority'] : req.headers.host,
       headers,
       body: body.toString('utf8'),
     };
+    // A stream the client reset ends too: recorded with its error code (and the body
+    // so far), and not answered.
+    if (h2 && req.stream.rstCode) {
+      rec.reset = req.stream.rstCode;
+      fs.appendFileSync(record, JSON.stringify(rec) + '\n');
+      return;
+    }
     fs.appendFileSync(record, JSON.stringify(rec) + '\n');
     const answer = JSON.stringify({ stream: rec.stream, authorization: headers.authorization ?? null, bytes: body.length });
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(answer) });
