@@ -112,6 +112,10 @@ class Http2Case(BlindTestCase):
         self.output = r.stdout + r.stderr
         return out, json.loads(results[0][len("RESULT "):])
 
+    def require_python_modules(self, modules, package):
+        if subprocess.run([PY, "-c", "import " + modules], capture_output=True).returncode != 0:
+            self.skipTest("%s is not installed (scripts/setup)" % package)
+
     def recs(self):
         with open(self.record) as f:
             return [json.loads(l) for l in f if l.strip()]
@@ -204,21 +208,19 @@ class BlindHttp2(Http2Case):
         self.assertEqual(recs[0]["headers"]["authorization"], "Bearer " + CANARY)
         self.assertNotExposed(r.stdout + r.stderr, CANARY, "fetch output")
 
-    def test_grpc_js(self):
+    def grpc_case(self, client, exe_part, flags=()):
+        """client: the gRPC client's argv before its target and call count."""
         target = self.grpc_server()
-        out, results = self.run_client(["node", os.path.join(GRPC_JS, "grpc_client.cjs"), target, str(STREAMS)])
+        out, results = self.run_client(client + [target, str(STREAMS)], flags=flags)
         self.check_grpc(results, STREAMS)
-        self.check_common("node")
+        self.check_common(exe_part)
+
+    def test_grpc_js(self):
+        self.grpc_case(["node", os.path.join(GRPC_JS, "grpc_client.cjs")], "node")
 
     def test_python_grpcio(self):
-        probe = subprocess.run([PY, "-c", "import grpc"], capture_output=True)
-        if probe.returncode != 0:
-            self.skipTest("python3-grpcio is not installed (scripts/setup)")
-        target = self.grpc_server()
-        out, results = self.run_client([PY, os.path.join(CLIENTS, "grpc_python_client.py"), target, str(STREAMS)],
-                                       flags=["--blind=proxy"])
-        self.check_grpc(results, STREAMS)
-        self.check_common("python3")
+        self.require_python_modules("grpc", "python3-grpcio")
+        self.grpc_case([PY, os.path.join(CLIENTS, "grpc_python_client.py")], "python3", flags=["--blind=proxy"])
 
     def test_continuation_dynamic_table_and_a_refused_stream(self):
         # python3-h2 (its own HPACK encoder): a token in a CONTINUATION frame, a token
@@ -226,9 +228,7 @@ class BlindHttp2(Http2Case):
         # be swapped exactly (a short value's token in DATA) refused on its own while the
         # other streams of the connection complete. The server's decoder (nghttp2, in
         # node) decodes every block: the tables on both sides agree.
-        probe = subprocess.run([PY, "-c", "import h2, hpack"], capture_output=True)
-        if probe.returncode != 0:
-            self.skipTest("python3-h2 is not installed (scripts/setup)")
+        self.require_python_modules("h2, hpack", "python3-h2")
         self.h2_server()
         out, results = self.run_client([PY, os.path.join(CLIENTS, "h2_frames_client.py"), "localhost",
                                         str(self.port)], flags=["--blind=proxy"])
