@@ -73,9 +73,14 @@ for sid, path in ((3, "/echo/indexed-a"), (5, "/echo/indexed-b")):
 s.sendall(frame(1, 0x4, 7, req("/echo/refused", "POST")) + frame(0, 0x1, 7, b'{"k":"' + short.encode() + b'"}'))
 # 9: after the refusal, the connection goes on.
 s.sendall(frame(1, 0x5, 9, req("/echo/after", extra=[("x-api-key", key)])))
+# 11: gRPC-shaped: metadata tokens, and a length-prefixed message carrying the token.
+msg = b"\x0a" + bytes([len(key)]) + key.encode()
+s.sendall(frame(1, 0x4, 11, req("/echo/grpc.Svc/Call", "POST", [("content-type", "application/grpc"), ("te", "trailers"),
+                                                               ("authorization", "Bearer " + key), ("x-api-key", key)]))
+          + frame(0, 0x1, 11, b"\x00" + len(msg).to_bytes(4, "big") + msg))
 dec = hpack.Decoder()
 buf, status, body, rst, done = b"", {}, {}, {}, set()
-while done | set(rst) != {1, 3, 5, 7, 9}:
+while done | set(rst) != {1, 3, 5, 7, 9, 11}:
     d = s.recv(65536)
     if not d:
         break
@@ -98,7 +103,7 @@ while done | set(rst) != {1, 3, 5, 7, 9}:
             s.sendall(frame(6, 1, 0, p))
         if t in (0, 1) and f & 1:
             done.add(sid)
-for sid in (1, 3, 5, 7, 9):
+for sid in (1, 3, 5, 7, 9, 11):
     print("stream", sid, "status", status.get(sid), "rst", rst.get(sid))
 '''
 
@@ -179,6 +184,19 @@ class Http2Cases(BlindTestCase):
         self.assertIn("echo:Bearer " + self.toks["API_KEY"], out, self.diag)
         self.assertAudited("redact", decision="allow", secret="API_KEY")
 
+    # -- git over HTTPS: libcurl-gnutls (the shim's GnuTLS hooks) ----------------------
+    def test_git_gnutls_http2(self):
+        r = self.agent('GIT_SSL_CAINFO="$CA" GIT_TERMINAL_PROMPT=0 git -c http.version=HTTP/2 '
+                       '-c http.extraHeader="Authorization: Bearer $API_KEY" '
+                       'ls-remote "https://localhost:%d/echo/git" >/dev/null 2>&1; echo "git-done"' % self.port)
+        self.assertIn("git-done", r.stdout, self.diag)
+        rec = self.requests("/echo/git")[0]
+        self.assertH2(rec)
+        self.assertEqual(self.header(rec, "authorization"), "Bearer " + CANARY, self.diag)
+        swaps = self.assertAudited("swap", decision="allow", secret="API_KEY", host="localhost")
+        self.assertTrue(any(s.get("channel") == "gnutls" for s in swaps), swaps)
+        self.assertNoErrors()
+
     # -- httpx (python3-h2), many streams on one connection ------------------------------
     def test_httpx_http2_concurrent_streams(self):
         n = 16
@@ -206,7 +224,7 @@ class Http2Cases(BlindTestCase):
         r = self.agent('"%s" "%s" %d; echo "rc=$?"' % (PY, py, self.port))
         self.assertIn("rc=0", r.stdout, self.diag)
         self.assertIn("alpn h2", r.stdout, self.diag)
-        for sid in (1, 3, 5, 9):
+        for sid in (1, 3, 5, 9, 11):
             self.assertIn("stream %d status 200 rst None" % sid, r.stdout, self.diag)
         self.assertIn("stream 7 status None rst 8", r.stdout, self.diag)   # CANCEL, injected by kz
         cont = self.requests("/echo/continuation")[0]
@@ -215,6 +233,13 @@ class Http2Cases(BlindTestCase):
             rec = self.requests(path)[0]
             self.assertH2(rec)
             self.assertEqual(self.header(rec, "x-api-key"), CANARY, "%s\n%s" % (path, self.diag))
+        # gRPC: metadata swapped, the message's 5-byte framing intact around the swapped value.
+        grpc = self.requests("/echo/grpc.Svc/Call")[0]
+        self.assertEqual(self.header(grpc, "authorization"), "Bearer " + CANARY)
+        self.assertEqual(self.header(grpc, "x-api-key"), CANARY)
+        self.assertEqual(self.header(grpc, "content-type"), "application/grpc")
+        msg = "\x0a" + chr(len(CANARY)) + CANARY
+        self.assertEqual(grpc["data"], "\x00" + len(msg).to_bytes(4, "big").decode("latin-1") + msg)
         # The refused stream: its HEADERS went out, its body never did, and it was reset.
         all_recs = self.records(self.record)
         self.assertTrue(any(rec.get("rst") == 7 and rec.get("code") == 8 for rec in all_recs), all_recs)
