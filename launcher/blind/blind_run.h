@@ -89,6 +89,7 @@ class BlindRun {
   std::string preload_;
   PeerVerifier verifier_;
   bool grant_connections_ = true;
+  bool http2_ = true;   // [blind] http2
   TokenShape token_shape_ = TokenShape::Auto;
   std::optional<TokenTable> table_;
   std::vector<std::pair<std::string, SecretValue>> canaries_;

@@ -104,7 +104,9 @@ int cmd_doctor(const GlobalOptions& g) {
   line("blind: hooks", std::string(f.libssl.empty() ? "" : "OpenSSL 3 (SSL_write/_ex, SSL_read/_ex, SSL_peek)") +
                            (f.libssl.empty() || f.libgnutls.empty() ? "" : "; ") +
                            (f.libgnutls.empty() ? "" : "GnuTLS (gnutls_record_send/recv)"));
-  line("blind: HTTP/2", "not rewritten yet: h2 is removed from the client's ALPN offer, so requests use HTTP/1.1");
+  line("blind: HTTP/2", "swapped by the shim: h2 stays in ALPN offers; header blocks are decoded (HPACK) and "
+                       "re-encoded per stream, DATA swapped at equal length or the stream reset; "
+                       "[blind] http2 = false removes h2 from offers (HTTP/1.1)");
   const SensorStatus sensors = sensor_status();
   line("blind: process tree", sensors.process.rfind("active", 0) == 0
                                   ? "from the process sensor (eBPF)"

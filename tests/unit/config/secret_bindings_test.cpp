@@ -83,16 +83,6 @@ TEST(BlindConfig, CaFileIsRelativeToTheConfig) {
   EXPECT_NE(bad_reuse.error().message.find("blind.reuse"), std::string::npos);
 }
 
-TEST(BlindConfig, Http2) {
-  EXPECT_TRUE(parse("[blind]\n").blind.http2);   // default: h2 offered and rewritten
-  EXPECT_FALSE(parse("[blind]\nhttp2 = false\n").blind.http2);
-  EXPECT_TRUE(parse("[blind]\nhttp2 = true\n").blind.http2);
-  auto bad = parse_config("[blind]\nhttp2 = \"no\"\n", "/p/.keyzero.toml");
-  ASSERT_FALSE(bad.ok());
-  EXPECT_NE(bad.error().message.find("/p/.keyzero.toml:2:"), std::string::npos) << bad.error().message;
-  EXPECT_NE(bad.error().message.find("blind.http2 must be true or false"), std::string::npos);
-}
-
 TEST(BlindConfig, ProxyPortsAndRedirector) {
   Config d = parse("[blind]\n");
   EXPECT_TRUE(d.blind.proxy_ports.empty());

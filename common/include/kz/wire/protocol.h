@@ -25,6 +25,8 @@ inline constexpr std::uint8_t kProtocolVersion = 4;   // 3: the request's Host h
 inline constexpr const char* kEnvBroker = "KZ_BROKER";
 inline constexpr const char* kEnvPreload = "KZ_PRELOAD";
 inline constexpr const char* kEnvFixupLengths = "KZ_FIXUP_LENGTHS";
+// "0": the shim removes h2 from ALPN offers ([blind] http2 = false); else h2 is offered.
+inline constexpr const char* kEnvHttp2 = "KZ_HTTP2";
 
 inline constexpr std::size_t kMaxHost = 256;     // SNI host name or IP literal, no NUL
 inline constexpr std::size_t kMaxMethod = 16;
