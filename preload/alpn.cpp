@@ -36,7 +36,8 @@ std::size_t alpn_filter_wire(const unsigned char* in, std::size_t n, unsigned ch
   return o;
 }
 
-bool alpn_allows_swap(const unsigned char* p, std::size_t n) {
+bool alpn_allows_swap(const unsigned char* p, std::size_t n, bool h2_engine) {
+  if (h2_engine) return n == 2 && std::memcmp(p, "h2", 2) == 0;
   return n == 0 || (n == 8 && std::memcmp(p, "http/1.1", 8) == 0);
 }
 

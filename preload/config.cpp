@@ -50,6 +50,8 @@ __attribute__((constructor)) void kz_preload_init() {
   }
   const char* fix = std::getenv(wire::kEnvFixupLengths);
   c.fixup_lengths = fix != nullptr && std::strcmp(fix, "1") == 0;
+  const char* h2 = std::getenv(wire::kEnvHttp2);
+  c.http2 = h2 == nullptr || std::strcmp(h2, "0") != 0;
   broker_socket_init();
   install_fork_handlers();
   (void)keylog_env_seen();   // the environment the TLS libraries initialise from

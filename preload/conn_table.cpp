@@ -1,4 +1,5 @@
 #include "kz/preload/conn_table.h"
+#include "kz/preload/h2.h"
 
 #include <cstring>
 #include <new>
@@ -120,6 +121,7 @@ void ConnTable::remove(const void* key) {
       count_.fetch_sub(1, std::memory_order_acq_rel);
       if (st != nullptr) {
         scratch_free(st->held, st->held_cap);
+        h2_conn_free(st->h2);
         st->~ConnState();
         scratch_free(st, sizeof(ConnState));   // wipes carry, fingerprints, request line
       }

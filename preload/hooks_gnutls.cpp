@@ -89,7 +89,8 @@ std::uint8_t gtls_unsafe(void* ctx) {
   auto alpn = KZ_REAL(Gnutls, gnutls_alpn_get_selected_protocol);
   gnutls_datum_t proto{nullptr, 0};
   if (alpn == nullptr) f |= kz::wire::kFlagAlpnNotHttp1;
-  else if (alpn(s, &proto) == GNUTLS_E_SUCCESS && !alpn_allows_swap(proto.data, proto.data ? proto.size : 0))
+  else if (alpn(s, &proto) == GNUTLS_E_SUCCESS &&
+           !alpn_allows_swap(proto.data, proto.data ? proto.size : 0, conn_is_h2(s)))
     f |= kz::wire::kFlagAlpnNotHttp1;
   return f;
 }
@@ -281,12 +282,12 @@ KZ_EXPORT void gnutls_deinit(gnutls_session_t s) {
   if (real) real(s);
 }
 
-// ALPN: drop "h2" (see alpn.h); an offer left empty becomes "http/1.1".
+// ALPN: with [blind] http2 = false, drop "h2" (see alpn.h); an offer left empty becomes "http/1.1".
 KZ_EXPORT int gnutls_alpn_set_protocols(gnutls_session_t s, const gnutls_datum_t* protos, unsigned n,
                                         unsigned flags) {
   auto real = KZ_REAL(Gnutls, gnutls_alpn_set_protocols);
   if (real == nullptr) return GNUTLS_E_INTERNAL_ERROR;
-  if (!shim_active() || protos == nullptr || n == 0 || n > 64) return real(s, protos, n, flags);
+  if (!shim_active() || config().http2 || protos == nullptr || n == 0 || n > 64) return real(s, protos, n, flags);
   gnutls_datum_t kept[64];
   unsigned k = 0;
   for (unsigned i = 0; i < n; ++i)

@@ -143,14 +143,15 @@ std::uint8_t ossl_unsafe(void* ctx) {
     to_socket = fd >= 0 && (fd_flags(fd) & kFdTcp);
   }
   if (!to_socket) f |= kz::wire::kFlagNotSocketBio;
-  // HTTP/2 negotiated past the ALPN filter (the library's own symbol): no HTTP/1.1 to parse.
+  // The negotiated protocol must be the one the shim follows on this connection: h2
+  // through the HTTP/2 engine, else HTTP/1.1 (alpn.h).
   auto alpn = KZ_REAL(Ssl, SSL_get0_alpn_selected);
   const unsigned char* proto = nullptr;
   unsigned int plen = 0;
   if (alpn == nullptr) f |= kz::wire::kFlagAlpnNotHttp1;
   else {
     alpn(ssl, &proto, &plen);
-    if (!alpn_allows_swap(proto, proto != nullptr ? plen : 0)) f |= kz::wire::kFlagAlpnNotHttp1;
+    if (!alpn_allows_swap(proto, proto != nullptr ? plen : 0, conn_is_h2(ssl))) f |= kz::wire::kFlagAlpnNotHttp1;
   }
   return f;
 }
@@ -461,11 +462,12 @@ KZ_EXPORT int SSL_do_handshake(SSL* ssl) {
   return real(ssl);
 }
 
-// ALPN: drop "h2" so the server answers HTTP/1.1, which the shim can rewrite.
+// ALPN: with [blind] http2 = false, drop "h2" so the server answers HTTP/1.1; else the
+// offer is left alone and an h2 connection goes through the HTTP/2 engine (h2.h).
 KZ_EXPORT int SSL_CTX_set_alpn_protos(SSL_CTX* ctx, const unsigned char* protos, unsigned int len) {
   auto real = KZ_REAL(Ssl, SSL_CTX_set_alpn_protos);
   if (real == nullptr) return 1;
-  if (!shim_active() || protos == nullptr || len == 0 || len > 4096) return real(ctx, protos, len);
+  if (!shim_active() || config().http2 || protos == nullptr || len == 0 || len > 4096) return real(ctx, protos, len);
   unsigned char out[4096 + 16];
   const std::size_t n = alpn_filter_wire(protos, len, out, sizeof out);
   return real(ctx, out, static_cast<unsigned int>(n));
@@ -474,7 +476,7 @@ KZ_EXPORT int SSL_CTX_set_alpn_protos(SSL_CTX* ctx, const unsigned char* protos,
 KZ_EXPORT int SSL_set_alpn_protos(SSL* ssl, const unsigned char* protos, unsigned int len) {
   auto real = KZ_REAL(Ssl, SSL_set_alpn_protos);
   if (real == nullptr) return 1;
-  if (!shim_active() || protos == nullptr || len == 0 || len > 4096) return real(ssl, protos, len);
+  if (!shim_active() || config().http2 || protos == nullptr || len == 0 || len > 4096) return real(ssl, protos, len);
   unsigned char out[4096 + 16];
   const std::size_t n = alpn_filter_wire(protos, len, out, sizeof out);
   return real(ssl, out, static_cast<unsigned int>(n));

@@ -1,5 +1,7 @@
 #include "kz/preload/inbound.h"
 
+#include "kz/preload/h2.h"
+
 #include <string.h>
 
 #include <cstring>
@@ -474,7 +476,7 @@ void inbound_after_read(ConnTable& t, const void* key, void* buf, std::size_t n,
   ConnState* st = t.find(key);
   if (st == nullptr) return;
   StateLock lk(st);
-  if (st->nfps == 0) return;
+  if (st->nfps == 0 || st->h2 != nullptr) return;   // h2 reads go through h2_read
   redact_buffer(static_cast<unsigned char*>(buf), n, st->fps, st->nfps, b, st);
 }
 
@@ -526,6 +528,7 @@ InboundRead inbound_read(ConnTable& t, const void* key, unsigned char* out, std:
   ConnState* st = t.find(key);
   if (st == nullptr) return InboundRead::PassThrough;
   StateLock lk(st);
+  if (st->h2 != nullptr) return h2_read(st, out, cap, peek, b, r, got, lib);
   if (st->nfps == 0 && st->in.len == 0) return InboundRead::PassThrough;
   InboundStream& s = st->in;
   for (;;) {
@@ -557,6 +560,7 @@ std::size_t inbound_pending(ConnTable& t, const void* key) {
   ConnState* st = t.find(key);
   if (st == nullptr) return 0;
   StateLock lk(st);
+  if (st->h2 != nullptr) return h2_pending(st);
   return st->in.ready;
 }
 
@@ -565,7 +569,7 @@ bool inbound_active(ConnTable& t, const void* key) {
   ConnState* st = t.find(key);
   if (st == nullptr) return false;
   StateLock lk(st);
-  return st->nfps > 0 || st->in.len > 0;
+  return st->h2 != nullptr || st->nfps > 0 || st->in.len > 0;
 }
 
 std::size_t inbound_push(ConnTable& t, const void* key, const unsigned char* p, std::size_t n, const BrokerOps& b,
@@ -575,6 +579,7 @@ std::size_t inbound_push(ConnTable& t, const void* key, const unsigned char* p, 
   ConnState* st = t.find(key);
   if (st == nullptr) return 0;
   StateLock lk(st);
+  if (st->h2 != nullptr) return h2_push(st, p, n, b, failed);
   if (st->nfps == 0 && st->in.len == 0) return 0;
   const std::size_t k = n < stream_room(st->in) ? n : stream_room(st->in);
   stream_feed(*st, p, k, b);
@@ -587,6 +592,7 @@ std::size_t inbound_take(ConnTable& t, const void* key, unsigned char* out, std:
   ConnState* st = t.find(key);
   if (st == nullptr) return 0;
   StateLock lk(st);
+  if (st->h2 != nullptr) return h2_take(st, out, cap, false);
   return stream_take(st->in, out, cap, false);
 }
 
@@ -595,6 +601,7 @@ void inbound_finish(ConnTable& t, const void* key, const BrokerOps& b) {
   ConnState* st = t.find(key);
   if (st == nullptr) return;
   StateLock lk(st);
+  if (st->h2 != nullptr) return;   // an incomplete frame at the end is dropped
   stream_end(*st, b);
 }
 

@@ -6,6 +6,7 @@
 
 #include "kz/preload/accept_encoding.h"
 #include "kz/preload/basic_auth.h"
+#include "kz/preload/h2.h"
 #include "kz/preload/message_tracker.h"
 #include "kz/wire/scanner.h"
 #include "kz/wire/token.h"
@@ -346,6 +347,35 @@ WriteOutcome outbound_write(ConnTable& t, const void* key, const char* buf, std:
   }
 
   StateLock lk(st);
+  // HTTP/2: a connection whose first write is the client preface goes through the h2
+  // engine from then on (h2.h). Without memory for it, its framing is not followed and
+  // nothing on it is swapped (the HTTP/1.1 tracker is Lost).
+  // A first write that is only the start of the preface is held (not sent) until the
+  // next write tells; anything else that started like it goes on as HTTP/1.1 bytes.
+  if (st->tracker_fresh && st->h2 == nullptr && !t.untracked()) {
+    const std::size_t have = st->preface_have, need = kH2PrefaceLen - have;
+    const std::size_t k = len < need ? len : need;
+    if (std::memcmp(buf, kH2Preface + have, k) == 0) {
+      if (k < need) {
+        st->preface_have = static_cast<std::uint8_t>(have + k);
+        return WriteOutcome::Consumed;
+      }
+      st->preface_have = 0;
+      st->h2 = h2_conn_new();
+      if (st->h2 != nullptr) {
+        st->tracker_fresh = false;
+        if (have > 0 && h2_write(st, kH2Preface, have, b, w) == WriteOutcome::Failed) return WriteOutcome::Failed;
+        return h2_write(st, buf, len, b, w);
+      }
+      st->tracker.phase = MessageTracker::Phase::Lost;
+    }
+    if (st->preface_have > 0) {   // the held bytes go first, as a carried fragment does
+      std::memcpy(st->carry, kH2Preface, st->preface_have);
+      st->carry_len = st->preface_have;
+      st->preface_have = 0;
+    }
+  }
+  if (st->h2 != nullptr) return h2_write(st, buf, len, b, w);
   if (st->tracker_fresh) {
     st->tracker_fresh = false;
     if (t.untracked()) st->tracker.phase = MessageTracker::Phase::Lost;
@@ -511,6 +541,15 @@ void outbound_flush(ConnTable& t, const void* key, const BrokerOps& b, const Wri
   if (st == nullptr) return;
   if (b.prepare != nullptr && st->outbound_pending.load(std::memory_order_acquire)) b.prepare(b.ctx, st);
   StateLock lk(st);
+  if (st->h2 != nullptr) return;   // an incomplete frame waits for its rest (h2.h)
+  if (st->preface_have > 0) {
+    // A client reads after the start of a preface: it goes out; the framing that
+    // follows is not known (nothing on the connection is swapped).
+    w.write_all(w.ctx, kH2Preface, st->preface_have);
+    st->preface_have = 0;
+    st->tracker_fresh = false;
+    st->tracker.phase = MessageTracker::Phase::Lost;
+  }
   st->prev_trailing = 0;
   if (st->held_len > 0) {
     // The client reads before the request is complete: rewrite what is there without

@@ -44,6 +44,7 @@ class Guard {
 struct Config {
   bool enabled = false;          // KZ_BROKER set, not AT_SECURE
   bool fixup_lengths = false;    // KZ_FIXUP_LENGTHS=1
+  bool http2 = true;             // KZ_HTTP2 != "0": h2 stays in ALPN offers (h2.h)
   char broker_path[4096] = {};
   char preload_path[4096] = {};
   char broker_entry[4200] = {};  // "KZ_BROKER=..."

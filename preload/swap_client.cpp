@@ -316,6 +316,7 @@ void SwapClient::report_coded(ConnState* st, const char* coding, std::size_t len
 void SwapClient::report(ConnState* st, const char* tok, std::size_t len) {
   facts_.ensure_gathered();
   Request* r = fill(Op::Report, facts_, st, tok, len, false);
+  if (r != nullptr && st != nullptr) r->form = st->report_reason;
   wipe_exchange(r, round_trip(r));
 }
 

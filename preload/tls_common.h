@@ -4,6 +4,7 @@
 #include <cstddef>
 
 #include "broker_socket.h"
+#include "kz/preload/conn_table.h"
 #include "kz/preload/swap_client.h"
 
 namespace kz::preload {
@@ -33,5 +34,13 @@ bool keylog_env_seen();
 
 // Fills facts->host/peer from the socket's peer (host: IP literal) when sni is empty.
 void fill_host_and_peer(ConnFacts* info, int fd, const char* sni, std::size_t sni_len);
+
+// The connection keyed by the TLS object goes through the HTTP/2 engine (h2.h). Lock-free
+// lookup; asked while the driver holds the connection's lock (SwapClient's unsafe check).
+inline bool conn_is_h2(const void* key) {
+  if (conn_table().count() == 0) return false;
+  const ConnState* st = conn_table().find(key);
+  return st != nullptr && st->h2 != nullptr;
+}
 
 }  // namespace kz::preload

@@ -42,6 +42,7 @@ Result<std::unique_ptr<BlindRun>> BlindRun::prepare(const Config& cfg, const std
                  "send tokens unchanged", choice->why);
   auto run = std::unique_ptr<BlindRun>(new BlindRun(std::move(*bindings), std::move(preload_path), std::move(*verifier)));
   run->grant_connections_ = cfg.blind.grant_connections;
+  run->http2_ = cfg.blind.http2;
   run->token_shape_ = cfg.blind.token_shape == "plain" ? TokenShape::Plain : TokenShape::Auto;
   run->proxy_all_ = mode.proxy_all;
   if (choice->name != "off") {
@@ -52,6 +53,7 @@ Result<std::unique_ptr<BlindRun>> BlindRun::prepare(const Config& cfg, const std
     for (auto p : cfg.blind.proxy_ports)
       if (std::find(fo.ports.begin(), fo.ports.end(), p) == fo.ports.end()) fo.ports.push_back(p);
     fo.upstream_ca_file = cfg.blind.ca_file;
+    fo.http2 = cfg.blind.http2;
   }
   return run;
 }
@@ -143,6 +145,7 @@ std::vector<EnvVar> BlindRun::child_vars(char** parent_env) const {
   out.push_back({wire::kEnvBroker, broker_ ? broker_->socket_path() : "", {}});
   out.push_back({wire::kEnvPreload, preload_, {}});
   out.push_back({wire::kEnvFixupLengths, table_ && table_->needs_length_fixup() ? "1" : "0", {}});
+  out.push_back({wire::kEnvHttp2, http2_ ? "1" : "0", {}});
   return out;
 }
 

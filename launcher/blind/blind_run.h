@@ -100,6 +100,7 @@ class BlindRun {
   std::string preload_;
   PeerVerifier verifier_;
   bool grant_connections_ = true;
+  bool http2_ = true;   // [blind] http2
   TokenShape token_shape_ = TokenShape::Auto;
   std::vector<std::string> rotating_;
   std::optional<TokenTable> table_;

@@ -33,6 +33,7 @@ Result<std::unique_ptr<Fallback>> Fallback::start(const FallbackOptions& o, Deci
   po.decide = decide;
   po.ca = f->ca_.get();
   po.upstream_ca_file = o.upstream_ca_file;
+  po.http2 = o.http2;
   po.audit = &audit;
   Fallback* self = f.get();
   // The redirector is made after the proxy (it needs the proxy's addresses); the proxy

@@ -30,6 +30,7 @@ struct FallbackOptions {
   RedirectChoice redirector;            // not "off"
   std::vector<std::uint16_t> ports;     // 443 and [blind] proxy_ports
   std::string upstream_ca_file;         // [blind] ca_file
+  bool http2 = true;                    // [blind] http2: the proxy may relay h2
 };
 
 class Fallback {
@@ -41,7 +42,8 @@ class Fallback {
   Fallback(const Fallback&) = delete;
   Fallback& operator=(const Fallback&) = delete;
 
-  // SSL_CERT_FILE, NODE_EXTRA_CA_CERTS, REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE, JAVA_TOOL_OPTIONS.
+  // SSL_CERT_FILE, NODE_EXTRA_CA_CERTS, REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE,
+  // GRPC_DEFAULT_SSL_ROOTS_FILE_PATH, JAVA_TOOL_OPTIONS.
   const std::vector<EnvVar>& child_vars() const { return bundles_->vars(); }
   // Between fork and exec in the child.
   int child_prepare() noexcept { return redirector_ ? redirector_->child_prepare() : 0; }

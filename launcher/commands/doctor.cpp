@@ -8,6 +8,7 @@
 #include "commands/commands.h"
 #include "config/config.h"
 #include "core/host_facts.h"
+#include "proxy/tls_proxy.h"
 #include "redirect/select.h"
 #include "sensors/process_sensor.h"
 #include "sensors/sensor_object.h"
@@ -103,7 +104,9 @@ int cmd_doctor(const GlobalOptions& g) {
   line("blind: hooks", std::string(f.libssl.empty() ? "" : "OpenSSL 3 (SSL_write/_ex, SSL_read/_ex, SSL_peek)") +
                            (f.libssl.empty() || f.libgnutls.empty() ? "" : "; ") +
                            (f.libgnutls.empty() ? "" : "GnuTLS (gnutls_record_send/recv)"));
-  line("blind: HTTP/2", "not rewritten yet: h2 is removed from the client's ALPN offer, so requests use HTTP/1.1");
+  line("blind: HTTP/2", "swapped by the shim: h2 stays in ALPN offers; header blocks are decoded (HPACK) and "
+                       "re-encoded per stream, DATA swapped at equal length or the stream reset; "
+                       "[blind] http2 = false removes h2 from offers (HTTP/1.1)");
   const SensorStatus sensors = sensor_status();
   line("blind: process tree", sensors.process.rfind("active", 0) == 0
                                   ? "from the process sensor (eBPF)"
@@ -126,7 +129,11 @@ int cmd_doctor(const GlobalOptions& g) {
   line("sensor: process tree", sensors.process);
   line("sensor: TLS tap", sensors.tap);
   for (const auto& [program, witness] : witness_coverage_examples()) line(("witness: " + program).c_str(), witness);
-  line("blind: proxy HTTP/2", "not offered: the proxy selects http/1.1 by ALPN (tokens are swapped in HTTP/1.1)");
+  line("blind: proxy HTTP/2",
+       proxy_relays_h2()
+           ? "offered: the proxy offers the client's h2 to the destination and answers with the destination's "
+             "choice; tokens are swapped per stream (HPACK) ([blind] http2 = false keeps HTTP/1.1)"
+           : "not offered: the proxy selects http/1.1 by ALPN (tokens are swapped in HTTP/1.1)");
   return kExitOk;
 }
 

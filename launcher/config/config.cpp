@@ -626,9 +626,15 @@ Status parse_blind(const toml::node& node, const std::string& file, Config& cfg)
       cfg.blind.token_shape = m->get();
       continue;
     }
+    if (key == "http2") {
+      const auto* b = v.as_boolean();
+      if (b == nullptr) return config_error(kpos, "blind.http2 must be true or false");
+      cfg.blind.http2 = b->get();
+      continue;
+    }
     if (key != "ca_file")
       return config_error(kpos, "blind: unknown key \"" + key +
-                                    "\" (known: ca_file, reuse, proxy_ports, redirector, mode, token_shape)");
+                                    "\" (known: ca_file, reuse, proxy_ports, redirector, mode, token_shape, http2)");
     const auto* s = v.as_string();
     if (s == nullptr || s->get().empty())
       return config_error(kpos, "blind.ca_file must be a non-empty string, not a " + std::string(type_name(v)));

@@ -100,6 +100,9 @@ struct BlindConfig {
   // token_shape = "auto" (default) | "plain": a token keeps its value's vendor prefix
   // (`sk-proj-`, `xoxb-`, ...) and length, or is always a bare KZ_TOK_ token.
   std::string token_shape = "auto";
+  // http2 = true (default): the shim leaves h2 in the client's ALPN offer and swaps in
+  // HTTP/2 (preload/h2.h). false: h2 is removed from the offer, so servers answer HTTP/1.1.
+  bool http2 = true;
 };
 
 // [server]: resolve through a kz PDP (kz server start) instead of the providers.

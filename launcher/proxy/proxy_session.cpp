@@ -37,6 +37,9 @@ static_assert(kBuf >= kMaxClientHello);
 // A held request or token fragment goes out when the client has sent nothing more for
 // this long (the shim sends it when the client starts reading; the proxy cannot see that).
 constexpr auto kIdleFlush = std::chrono::milliseconds(100);
+// The HTTP/2 drivers are in (h2 may be offered to the destination).
+constexpr bool kH2Relay = true;
+constexpr std::size_t kH2PrefaceLen = 24;   // "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 tcp::endpoint endpoint_of(const sockaddr_storage& a) {
   if (a.ss_family == AF_INET) {
@@ -118,6 +121,8 @@ bool benign_end(const error_code& ec) {
 
 }  // namespace
 
+bool proxy_relays_h2() { return kH2Relay; }
+
 bool ProxyShared::host_bound(const std::string& host) const {
   if (host.empty()) return false;
   for (const auto& s : opts.decide.table->secrets()) {
@@ -156,6 +161,7 @@ ProxySession::~ProxySession() {
   drop_state();
   if (!obuf_.empty()) wipe(obuf_.data(), obuf_.size());
   if (!dbuf_.empty()) wipe(dbuf_.data(), dbuf_.size());
+  if (!h2_head_.empty()) wipe(h2_head_.data(), h2_head_.size());
   std::lock_guard lock(sh_.mu);
   sh_.live.erase(this);
 }
@@ -293,6 +299,7 @@ void ProxySession::on_hello_read(const error_code& ec, std::size_t n) {
   if (h.status == HelloStatus::NotTls) return decided(Next::SpliceScan);
   if (h.status != HelloStatus::Complete || !h.sni_valid) return decided(Next::SpliceRaw);
   swap_.host = h.sni.empty() ? ip_literal(dest_) : h.sni;
+  client_alpn_ = h.alpn;
   // No secret may go to this host: nothing to swap, so the client talks to the real
   // server and sees its real certificate.
   if (!sh_.host_bound(swap_.host)) {
@@ -382,7 +389,9 @@ void ProxySession::splice_u2c_read() {
 void ProxySession::start_upstream_tls() {
   upstream_tls_.emplace(std::move(upstream_), sh_.upstream->context());
   session_key_ = swap_.host + "|" + dest_text_;
-  if (Status s = sh_.upstream->prepare(upstream_tls_->native_handle(), swap_.host, session_key_); !s.ok())
+  if (Status s = sh_.upstream->prepare(upstream_tls_->native_handle(), swap_.host, session_key_,
+                                       upstream_alpn(client_alpn_, sh_.opts.http2 && kH2Relay));
+      !s.ok())
     return fallback_to_splice(s.error().message);
   upstream_tls_->async_handshake(TlsStream::client, [self = shared_from_this()](const error_code& ec) {
     self->on_upstream_handshake(ec);
@@ -398,6 +407,10 @@ void ProxySession::on_upstream_handshake(const error_code& ec) {
   }
   swap_.chain = der_chain(upstream_tls_->native_handle());
   swap_.channel = wire::Channel::OpenSSL;
+  const unsigned char* sel = nullptr;
+  unsigned int sel_len = 0;
+  SSL_get0_alpn_selected(upstream_tls_->native_handle(), &sel, &sel_len);
+  upstream_alpn_.assign(reinterpret_cast<const char*>(sel), sel_len);
   start_client_tls();
 }
 
@@ -423,6 +436,8 @@ void ProxySession::start_client_tls() {
   client_tls_.emplace(std::move(client_), sh_.server_ctx);
   SSL* ssl = client_tls_->native_handle();
   if (SSL_use_certificate(ssl, leaf_->cert) != 1 || SSL_use_PrivateKey(ssl, leaf_->key) != 1) return close_all();
+  // The ALPN select callback answers the client with the destination's choice.
+  SSL_set_ex_data(ssl, upstream_alpn_index(), &upstream_alpn_);
   // The ClientHello was already read: it is the handshake's first input.
   client_tls_->async_handshake(TlsStream::server, asio::buffer(cbuf_, hello_len_),
                                [self = shared_from_this()](const error_code& ec, std::size_t) {
@@ -433,8 +448,21 @@ void ProxySession::start_client_tls() {
 void ProxySession::on_client_handshake(const error_code& ec) {
   if (closed_) return;
   if (ec) return close_all();   // e.g. the client does not trust the run's CA
+  const unsigned char* sel = nullptr;
+  unsigned int sel_len = 0;
+  SSL_get0_alpn_selected(client_tls_->native_handle(), &sel, &sel_len);
+  h2_ = sel_len == 2 && std::memcmp(sel, "h2", 2) == 0;
   state_dropped_ = false;
   tls_c2u_read();
+  // h2: the server's first frames (its SETTINGS come unasked) wait until the client's
+  // preface has made the connection's HTTP/2 engine, which then follows the server's
+  // frames from the first byte (see start_u2c_once).
+  if (!h2_) start_u2c_once();
+}
+
+void ProxySession::start_u2c_once() {
+  if (u2c_started_) return;
+  u2c_started_ = true;
   tls_u2c_read();
 }
 
@@ -462,11 +490,28 @@ void ProxySession::on_tls_c2u_read(const error_code& ec, std::size_t n) {
     if (!benign_end(ec)) return close_all();   // reset, TLS alert: nothing more to relay
     return tls_c2u_end(true);
   }
+  const char* data = cbuf_;
+  std::size_t len = n;
+  if (h2_ && !u2c_started_) {
+    // The engine knows an h2 connection by its whole preface in the first write.
+    h2_head_.append(cbuf_, n);
+    if (h2_head_.size() < kH2PrefaceLen) return tls_c2u_read();
+    data = h2_head_.data();
+    len = h2_head_.size();
+  }
   // The shim's write path, unchanged: tokens swapped, Basic credentials, framing fixed
-  // up, requests held until their body is complete. What it writes lands in obuf_.
+  // up, requests held until their body is complete; h2 frames rewritten by the HTTP/2
+  // engine. What it writes lands in obuf_.
   const preload::WriteOutcome r =
-      preload::outbound_write(*sh_.table, this, cbuf_, n, sh_.fixup_lengths, ops_, wops_);
+      preload::outbound_write(*sh_.table, this, data, len, sh_.fixup_lengths, ops_, wops_);
   if (r == preload::WriteOutcome::Failed) return close_all();
+  if (h2_ && !u2c_started_) {
+    if (r == preload::WriteOutcome::PassThrough) obuf_.append(data, len);
+    wipe(h2_head_.data(), h2_head_.size());
+    h2_head_.clear();
+    start_u2c_once();
+    if (r == preload::WriteOutcome::PassThrough) return tls_c2u_write();
+  }
   if (r == preload::WriteOutcome::PassThrough && !obuf_.empty()) {
     // Something held was written first (a held request that could not grow): this
     // chunk follows it in the same write.
@@ -534,6 +579,7 @@ void ProxySession::tls_c2u_idle_flush() {
 
 void ProxySession::tls_c2u_end(bool clean) {
   c_done_ = true;
+  start_u2c_once();   // an h2 client that ended before its preface: the server's side ends too
   c_clean_ = clean;
   if (clean && !u_done_) {
     // The shim flushes before the client reads or shuts down: held bytes go out now.
@@ -587,6 +633,15 @@ void ProxySession::tls_u2c_read() {
       self->drain_inbound(false);
       if (k == 0 && stalled) break;   // nothing taken even after a drain
       stalled = k == 0;
+    }
+    // The HTTP/2 engine parses only while its output has room for a frame: after the
+    // drain, frames it took but did not parse yet come out with more (empty) pushes.
+    while (self->h2_ && !failed) {
+      const std::size_t before = self->dbuf_.size();
+      preload::inbound_push(*self->sh_.table, self.get(), reinterpret_cast<const unsigned char*>(self->ubuf_), 0,
+                            self->ops_, &failed);
+      self->drain_inbound(false);
+      if (self->dbuf_.size() == before) break;
     }
     // failed: the broker audited it. off < n: bytes the stream would not take would be
     // lost when the next read reuses the buffer; a reset is better than a cut response.

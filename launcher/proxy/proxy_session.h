@@ -22,6 +22,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -96,6 +97,7 @@ class ProxySession : public std::enable_shared_from_this<ProxySession> {
   void fallback_to_splice(const std::string& why);
   void start_client_tls();
   void on_client_handshake(const error_code& ec);
+  void start_u2c_once();
   void tls_c2u_read();
   void on_tls_c2u_read(const error_code& ec, std::size_t n);
   void tls_c2u_write();
@@ -126,6 +128,11 @@ class ProxySession : public std::enable_shared_from_this<ProxySession> {
   std::optional<boost::asio::steady_timer> idle_timer_;
   sockaddr_storage dest_{};
   std::string dest_text_;
+  std::vector<std::string> client_alpn_;   // the ClientHello's ALPN offer
+  std::string upstream_alpn_;              // what the destination selected ("" none)
+  bool h2_ = false;                        // the client's TLS negotiated h2
+  bool u2c_started_ = false;               // the upstream→client relay runs
+  std::string h2_head_;                    // h2: the client's first bytes, until the whole preface
 
   // Two relay buffers (client→upstream, upstream→client), one allocation.
   std::unique_ptr<char[]> mem_;

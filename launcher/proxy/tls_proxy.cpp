@@ -28,25 +28,24 @@ namespace {
 // Pause before accepting again after a failed accept (EMFILE/ENFILE would otherwise spin).
 constexpr auto kAcceptRetry = std::chrono::milliseconds(50);
 
-// Server-side ALPN: HTTP/1.1 only, because the rewrite understands HTTP/1.x framing and
-// not HPACK. A client that offers only h2 gets no ALPN answer.
-int select_http11(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in, unsigned int inlen,
-                  void*) {
-  static const unsigned char kHttp11[] = {'h', 't', 't', 'p', '/', '1', '.', '1'};
-  for (unsigned int i = 0; i < inlen;) {
-    const unsigned int len = in[i];
-    if (i + 1 + len > inlen) break;
-    if (len == sizeof kHttp11 && std::memcmp(in + i + 1, kHttp11, len) == 0) {
-      *out = in + i + 1;
-      *outlen = static_cast<unsigned char>(len);
-      return SSL_TLSEXT_ERR_OK;
-    }
-    i += 1 + len;
-  }
-  return SSL_TLSEXT_ERR_NOACK;
+// Server-side ALPN: the client's TLS is answered after the destination's handshake, so
+// the client gets the protocol the destination selected from the offer the proxy made
+// in the client's name (upstream_alpn: h2 only when [blind] http2 allows it and the
+// proxy can relay it), or http/1.1 when the destination selected none.
+int select_as_upstream(SSL* ssl, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
+                       unsigned int inlen, void*) {
+  const auto* chosen = static_cast<const std::string*>(SSL_get_ex_data(ssl, upstream_alpn_index()));
+  static const std::string kNone;
+  return select_client_alpn(in, inlen, chosen != nullptr ? *chosen : kNone, out, outlen) ? SSL_TLSEXT_ERR_OK
+                                                                                        : SSL_TLSEXT_ERR_NOACK;
 }
 
 }  // namespace
+
+int upstream_alpn_index() {
+  static const int idx = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return idx;
+}
 
 struct TlsProxy::Impl {
   ProxyShared sh;
@@ -125,7 +124,7 @@ Result<std::unique_ptr<TlsProxy>> TlsProxy::start(ProxyOptions opts) {
 
   SSL_CTX* sctx = sh.server_ctx.native_handle();
   SSL_CTX_set_min_proto_version(sctx, TLS1_2_VERSION);
-  SSL_CTX_set_alpn_select_cb(sctx, &select_http11, nullptr);
+  SSL_CTX_set_alpn_select_cb(sctx, &select_as_upstream, nullptr);
   // One resumption ticket per connection is enough for clients that reconnect.
   SSL_CTX_set_num_tickets(sctx, 1);
 

@@ -4,11 +4,14 @@
 //   - plain TCP splice to the destination when no secret is bound to that host, when the
 //     upstream's certificate does not verify (the client then sees the real certificate
 //     and decides for itself), or when the program turns out to be one the shim serves;
-//   - otherwise terminates TLS with a leaf from the run's EphemeralCa (ALPN http/1.1
-//     only), opens a verified TLS connection to the destination, and swaps tokens in the
-//     HTTP/1.1 requests with the shim's own rewrite (preload/outbound.h) and the broker's
-//     decisions (blind/decide.h): host binding, Basic auth, Content-Length, inbound
-//     redaction, one audit record per decision.
+//   - otherwise opens a verified TLS connection to the destination offering the
+//     client's own ALPN protocols that the proxy can relay (http/1.1, and h2 unless
+//     [blind] http2 = false), then terminates the client's TLS with a leaf from the
+//     run's EphemeralCa answering with the protocol the destination selected, and swaps
+//     tokens in the requests with the shim's own rewrite (preload/outbound.h for
+//     HTTP/1.1, the HTTP/2 drivers for h2) and the broker's decisions (blind/decide.h):
+//     host binding, Basic auth, Content-Length, inbound redaction, one audit record per
+//     decision.
 // Plain (non-TLS) connections are spliced; tokens seen in them are reported (audited as
 // refusals) and sent unchanged.
 #pragma once
@@ -44,7 +47,16 @@ struct ProxyOptions {
   std::function<Route(pid_t)> route;
   std::function<void(pid_t)> shim_served;
   unsigned threads = 0;                        // 0: one per core, at most 4
+  bool http2 = true;                           // [blind] http2: h2 may be offered upstream
 };
+
+// This build's proxy can relay HTTP/2 (rewrite h2 streams): it then offers h2 to a
+// destination when the client offers it and [blind] http2 is not false.
+bool proxy_relays_h2();
+
+// The ex_data slot of a client-side SSL that points at the protocol (std::string) the
+// destination selected, read by the proxy's ALPN select callback.
+int upstream_alpn_index();
 
 class TlsProxy {
  public:

@@ -324,6 +324,9 @@ Result<TrustBundles> TrustBundles::write(const std::string& dir, const std::stri
       {"NODE_EXTRA_CA_CERTS", true, "node-extra-ca-certs.pem"},
       {"REQUESTS_CA_BUNDLE", false, "requests-ca-bundle.pem"},
       {"CURL_CA_BUNDLE", false, "curl-ca-bundle.pem"},
+      // gRPC: grpc core (python grpcio) and grpc-js read their roots from here, not from
+      // the TLS library's store (grpc-js ignores NODE_EXTRA_CA_CERTS).
+      {"GRPC_DEFAULT_SSL_ROOTS_FILE_PATH", false, "grpc-roots.pem"},
   };
   for (const PemVar& v : kPemVars) {
     std::optional<std::string> inherited;

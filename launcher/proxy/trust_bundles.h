@@ -1,6 +1,7 @@
 // Makes the run's CA trusted by redirected programs, through the variables their TLS
 // stacks read: SSL_CERT_FILE (OpenSSL, Go), NODE_EXTRA_CA_CERTS (node),
-// REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE (python requests, curl), and a Java trust store
+// REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE (python requests, curl),
+// GRPC_DEFAULT_SSL_ROOTS_FILE_PATH (grpc core, grpc-js), and a Java trust store
 // through JAVA_TOOL_OPTIONS. Each bundle is what the variable pointed at in kz's own
 // environment (else the system bundle) plus the run's CA, so a program keeps trusting
 // what it trusted before. Files live in a private directory removed when the run ends.

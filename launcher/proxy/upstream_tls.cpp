@@ -5,12 +5,13 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+#include <cstring>
+
 namespace kz {
 
 namespace {
 
 constexpr std::size_t kMaxSessions = 1024;
-constexpr unsigned char kAlpnHttp11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
 
 // ex_data slot on each upstream SSL: its session key (a std::string owned by the
 // connection, alive for the SSL's lifetime).
@@ -31,6 +32,35 @@ std::string strip_brackets(const std::string& h) {
 }
 
 }  // namespace
+
+std::string upstream_alpn(const std::vector<std::string>& client_offer, bool h2) {
+  std::string out;
+  for (const std::string& p : client_offer) {
+    const bool relayable = p == "http/1.1" || p == "http/1.0" || (h2 && p == "h2");
+    if (!relayable || out.find(p) != std::string::npos) continue;
+    out.push_back(static_cast<char>(p.size()));
+    out += p;
+  }
+  if (out.empty()) out = std::string("\x08http/1.1", 9);
+  return out;
+}
+
+bool select_client_alpn(const unsigned char* offer, unsigned int offer_len, const std::string& upstream_selected,
+                        const unsigned char** out, unsigned char* out_len) {
+  static const std::string kHttp11 = "http/1.1";
+  const std::string& want = upstream_selected.empty() ? kHttp11 : upstream_selected;
+  for (unsigned int i = 0; i < offer_len;) {
+    const unsigned int len = offer[i];
+    if (i + 1 + len > offer_len) break;
+    if (len == want.size() && std::memcmp(offer + i + 1, want.data(), len) == 0) {
+      *out = offer + i + 1;
+      *out_len = static_cast<unsigned char>(len);
+      return true;
+    }
+    i += 1 + len;
+  }
+  return false;
+}
 
 bool is_ip_literal(const std::string& host) {
   const std::string h = strip_brackets(host);
@@ -96,7 +126,8 @@ void UpstreamTls::store_session(const std::string& key, SSL_SESSION* sess) {
   sessions_.emplace(key, sess);
 }
 
-Status UpstreamTls::prepare(SSL* ssl, const std::string& host_in, const std::string& session_key) {
+Status UpstreamTls::prepare(SSL* ssl, const std::string& host_in, const std::string& session_key,
+                            const std::string& alpn) {
   const std::string host = strip_brackets(host_in);
   X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
   X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
@@ -113,7 +144,8 @@ Status UpstreamTls::prepare(SSL* ssl, const std::string& host_in, const std::str
       return make_error(ErrorKind::Tls, "cannot verify for host " + host);
     }
   }
-  if (SSL_set_alpn_protos(ssl, kAlpnHttp11, sizeof kAlpnHttp11) != 0) {
+  if (SSL_set_alpn_protos(ssl, reinterpret_cast<const unsigned char*>(alpn.data()),
+                          static_cast<unsigned int>(alpn.size())) != 0) {
     ERR_clear_error();
     return make_error(ErrorKind::Tls, "cannot set ALPN");
   }

@@ -40,7 +40,8 @@ std::string_view unsafe_connection_reason(std::uint8_t flags) {
   if ((flags & wire::kFlagKeyLog) != 0) return "TLS key logging is on for this connection";
   if ((flags & wire::kFlagNotSocketBio) != 0) return "the TLS object writes to a memory BIO, not a socket";
   if ((flags & wire::kFlagAlpnNotHttp1) != 0)
-    return "the connection negotiated an ALPN protocol other than http/1.1 (such as h2); kz swaps only in HTTP/1.1";
+    return "the connection negotiated an ALPN protocol other than the one kz follows on it (http/1.1 or none; h2 "
+           "only when its first bytes were the HTTP/2 preface)";
   return {};
 }
 
@@ -242,6 +243,9 @@ DecideOutcome decide(const DecideContext& ctx, const wire::Request& req, const P
     return refuse(s, "the request this token belongs to could not be identified (its framing could not be "
                      "followed): it was sent unchanged");
   if (req.op == Op::Report) {
+    if (req.form == wire::kReportH2StreamReset)
+      return refuse(s, "the value has another length than its token, which an HTTP/2 DATA frame cannot take: "
+                       "the stream was reset (RST_STREAM to the server and the program), none of it was sent");
     if (req.channel == wire::Channel::Plain)
       return refuse(s, "plain TCP (no TLS): the token was sent unchanged");
     return refuse(s, "the token could not be swapped in place (split across writes, or the request "

@@ -247,6 +247,10 @@ void RunSensors::on_fork(pid_t child, pid_t parent) {
 }
 
 void RunSensors::on_exit(pid_t pid) {
+  {
+    std::lock_guard lock(counts_mu_);
+    h2_.forget(pid);
+  }
   if (!tap_ || opts_.mode == SensorMode::Full) return;
   {
     std::lock_guard lock(cover_mu_);
@@ -323,7 +327,17 @@ TapVerdict RunSensors::on_write(const TapWrite& w) {
   TapVerdict verdict = TapVerdict::Continue;
   const bool to_proxy = via_own_proxy(w);
   std::lock_guard lock(counts_mu_);
-  const auto seen = detector_.scan(w.data, w.host());
+  auto seen = detector_.scan(w.data, w.host());
+  // HTTP/2: header values are HPACK-coded (Huffman, dynamic-table references); the
+  // connection's decoded fields are scanned too.
+  std::string fields;
+  if (h2_.feed(w.pid, w.conn, w.data, w.len, &fields) && !fields.empty()) {
+    for (const Sighting& s : detector_.scan(fields, w.host()))
+      if (std::none_of(seen.begin(), seen.end(),
+                       [&](const Sighting& x) { return x.kind == s.kind && x.secret == s.secret; }))
+        seen.push_back(s);
+    wipe(fields.data(), fields.size());
+  }
   ++writes_;
   for (const Sighting& s : seen) {
     const char* kind = s.kind == SightingKind::Token ? "token" : "value";
@@ -366,6 +380,10 @@ void RunSensors::stop() {
     tap_->stop();
     {
       std::lock_guard lock(counts_mu_);
+      if (h2_.lost() > 0)
+        spdlog::warn("TLS tap: {} HTTP/2 connection(s) could not be followed to the end (a write longer than the "
+                     "tap captures, or a header block it could not decode): their later header blocks were not "
+                     "inspected", h2_.lost());
       SensorSummary j;
       for (const auto& [k, n] : uses_) j.uses.push_back({std::get<0>(k), std::get<1>(k), std::get<2>(k), n});
       j.leaks = leaks_;

@@ -33,6 +33,7 @@
 
 #include "audit/audit_recorder.h"
 #include "kz/result.h"
+#include "sensors/h2_follower.h"
 #include "sensors/leak_detector.h"
 #include "sensors/process_sensor.h"
 #include "sensors/tls_tap.h"
@@ -134,6 +135,7 @@ class RunSensors {
   // (secret, host, "value" | "token") -> writes
   std::map<std::tuple<std::string, std::string, std::string>, std::uint64_t> uses_;
   std::uint64_t leaks_ = 0, exfil_ = 0, writes_ = 0;
+  H2Follower h2_;   // the tap's HTTP/2 connections (HPACK state), under counts_mu_
   std::vector<std::pair<std::string, int>> own_;   // kz's proxy listeners
   std::function<bool(pid_t)> routed_to_proxy_;
   bool via_own_proxy(const TapWrite& w) const;

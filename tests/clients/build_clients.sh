@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds the real client programs of the blind-mode end-to-end tests into OUT_DIR:
 #
-#   tests/clients/build_clients.sh OUT_DIR
+#   tests/clients/build_clients.sh OUT_DIR [go]     (go: the Go programs only)
 #
 #   OUT_DIR/go_client            Go net/http, static (CGO_ENABLED=0)
+#   OUT_DIR/go_h2_client         Go net/http over HTTP/2, concurrent streams (CGO_ENABLED=0)
 #   OUT_DIR/static_client        OpenSSL, fully static (libc included)
 #   OUT_DIR/static_ssl_client    OpenSSL linked statically, libc dynamically
 #   OUT_DIR/java/JavaClient.class  java.net.http (run: java -cp OUT_DIR/java JavaClient ...)
@@ -15,7 +16,7 @@
 # Idempotent: an output newer than its sources is not rebuilt. Offline: Go's cache and
 # module path live under OUT_DIR/.go, GOPROXY=off, GOFLAGS=-mod=mod (works as root in CI).
 set -euo pipefail
-out=${1:?usage: build_clients.sh OUT_DIR}
+out=${1:?usage: build_clients.sh OUT_DIR [go]}
 src=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
@@ -29,20 +30,21 @@ up_to_date() {
 }
 
 # Go: no external modules; everything Go writes stays under OUT_DIR.
-if command -v go >/dev/null; then
-  if up_to_date "$out/go_client" "$src/go_client/main.go" "$src/go_client/go.mod"; then
-    echo "up to date: go_client"
+for prog in go_client go_h2_client; do
+  if ! command -v go >/dev/null; then
+    echo "SKIP: go missing ($prog)"
+  elif up_to_date "$out/$prog" "$src/$prog/main.go" "$src/$prog/go.mod"; then
+    echo "up to date: $prog"
   else
-    (cd "$src/go_client" &&
+    (cd "$src/$prog" &&
       env CGO_ENABLED=0 GOENV=off GOPROXY=off GOFLAGS=-mod=mod GOTOOLCHAIN=local \
         GOCACHE="$out/.go/cache" GOPATH="$out/.go/path" GOMODCACHE="$out/.go/path/pkg/mod" \
-        go build -trimpath -o "$out/go_client.tmp" .)
-    mv -f "$out/go_client.tmp" "$out/go_client"
-    echo "built: go_client"
+        go build -trimpath -o "$out/$prog.tmp" .)
+    mv -f "$out/$prog.tmp" "$out/$prog"
+    echo "built: $prog"
   fi
-else
-  echo "SKIP: go missing (go_client)"
-fi
+done
+[ "${2:-}" = go ] && exit 0
 
 # C: needs gcc and the static OpenSSL archives (libssl-dev); the fully static variant
 # also needs libc.a (libc6-dev). gcc -print-file-name echoes the bare name when absent.

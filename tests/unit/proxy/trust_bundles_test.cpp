@@ -77,11 +77,11 @@ TEST(TrustBundles, SystemBundlePlusRunCaAndSharedFiles) {
   auto tb = TrustBundles::write(dir.path(), ca, env.get());
   ASSERT_TRUE(tb) << tb.error().message;
   auto vars = vars_of(*tb);
-  ASSERT_EQ(vars.size(), 5u);
+  ASSERT_EQ(vars.size(), 6u);
 
   const std::string system = read_file(system_ca_bundle_path());
   ASSERT_FALSE(system.empty()) << "no system CA bundle at " << system_ca_bundle_path();
-  for (const char* name : {"SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"}) {
+  for (const char* name : {"SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH"}) {
     SCOPED_TRACE(name);
     const std::string got = read_file(vars[name]);
     EXPECT_EQ(got.compare(0, system.size(), system), 0) << "the bundle starts with the system bundle";
@@ -91,6 +91,7 @@ TEST(TrustBundles, SystemBundlePlusRunCaAndSharedFiles) {
   // Identical contents: one file for the three.
   EXPECT_EQ(vars["SSL_CERT_FILE"], vars["REQUESTS_CA_BUNDLE"]);
   EXPECT_EQ(vars["SSL_CERT_FILE"], vars["CURL_CA_BUNDLE"]);
+  EXPECT_EQ(vars["SSL_CERT_FILE"], vars["GRPC_DEFAULT_SSL_ROOTS_FILE_PATH"]);
   // node adds NODE_EXTRA_CA_CERTS to its own roots: the run CA alone.
   EXPECT_EQ(read_file(vars["NODE_EXTRA_CA_CERTS"]), ca);
   EXPECT_NE(vars["NODE_EXTRA_CA_CERTS"], vars["SSL_CERT_FILE"]);

@@ -98,6 +98,21 @@ TEST_F(Fixture, PlainTcpIsRefusedAndReportsAreRecorded) {
   EXPECT_EQ(record(o2)["secret"], "API_KEY");
 }
 
+// An HTTP/2 stream the shim reset (a value of another length in DATA): refused with its
+// own reason, not "sent unchanged" (it was not sent at all).
+TEST_F(Fixture, H2StreamResetReportHasItsOwnReason) {
+  auto rep = request(wire::Op::Report, token(), "localhost", "");
+  rep->form = wire::kReportH2StreamReset;
+  ASSERT_TRUE(wire::request_is_valid(*rep, sizeof(wire::Request)));
+  auto o = run(*rep);
+  EXPECT_EQ(o.reply.decision, wire::Decision::Refuse);
+  EXPECT_EQ(record(o)["decision"], "refuse");
+  EXPECT_EQ(record(o)["secret"], "API_KEY");
+  EXPECT_NE(record(o)["reason"].get<std::string>().find("the stream was reset"), std::string::npos);
+  rep->form = wire::kReportH2StreamReset + 1;   // no other reason exists
+  EXPECT_FALSE(wire::request_is_valid(*rep, sizeof(wire::Request)));
+}
+
 TEST_F(Fixture, MethodAndPathRestrictions) {
   const std::string chain = test::der_of_pem_file(test::test_ca().server_cert);
   EXPECT_EQ(run(*request(wire::Op::Swap, token(), "localhost", chain, "DELETE")).reply.decision, wire::Decision::Refuse);
@@ -277,7 +292,8 @@ TEST_F(Fixture, UnsafeConnectionFactsAreRefusedWithTheirReason) {
       {wire::kFlagKeyLog, "TLS key logging is on for this connection"},
       {wire::kFlagNotSocketBio, "the TLS object writes to a memory BIO, not a socket"},
       {wire::kFlagAlpnNotHttp1,
-       "the connection negotiated an ALPN protocol other than http/1.1 (such as h2); kz swaps only in HTTP/1.1"},
+       "the connection negotiated an ALPN protocol other than the one kz follows on it (http/1.1 or none; h2 only "
+       "when its first bytes were the HTTP/2 preface)"},
   };
   for (const auto& c : cases) {
     auto r = request(wire::Op::Swap, token(), "localhost", test::der_of_pem_file(test::test_ca().server_cert));

@@ -25,6 +25,8 @@ inline constexpr std::uint8_t kProtocolVersion = 4;   // 3: the request's Host h
 inline constexpr const char* kEnvBroker = "KZ_BROKER";
 inline constexpr const char* kEnvPreload = "KZ_PRELOAD";
 inline constexpr const char* kEnvFixupLengths = "KZ_FIXUP_LENGTHS";
+// "0": the shim removes h2 from ALPN offers ([blind] http2 = false); else h2 is offered.
+inline constexpr const char* kEnvHttp2 = "KZ_HTTP2";
 
 inline constexpr std::size_t kMaxHost = 256;     // SNI host name or IP literal, no NUL
 inline constexpr std::size_t kMaxMethod = 16;
@@ -93,6 +95,10 @@ inline constexpr std::uint8_t kFlagCodedResponse = 32;
 inline constexpr std::uint8_t kFlagHostInvalid = 64;   // two Host headers, or one that is not printable ASCII
 inline constexpr std::uint8_t kFlagUnidentified = 128; // the token's request could not be identified
 inline constexpr std::uint8_t kRequestFlags = kFlagHostInvalid | kFlagUnidentified;
+// Report's `form`: why the token was not sent. 0: it went out unchanged. kReportH2StreamReset:
+// its HTTP/2 stream could not carry the value exactly (a value of another length in DATA)
+// and was reset; none of the stream's later bytes were sent.
+inline constexpr std::uint32_t kReportH2StreamReset = 1;
 
 struct Request {
   std::uint8_t version;

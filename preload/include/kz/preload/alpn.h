@@ -1,6 +1,6 @@
-// ALPN offer filtering: the shim rewrites HTTP/1.x only (HPACK-compressed HTTP/2 headers
-// cannot be rewritten safely in a TLS write), so "h2" is removed from the client's offer
-// and the server falls back to HTTP/1.1. An offer left empty becomes "http/1.1".
+// ALPN offer filtering. The shim swaps in HTTP/1.1 and, through its HTTP/2 engine (h2.h),
+// in h2; with `[blind] http2 = false` (KZ_HTTP2=0) "h2" is removed from the client's
+// offer and the server falls back to HTTP/1.1. An offer left empty becomes "http/1.1".
 #pragma once
 
 #include <cstddef>
@@ -16,9 +16,10 @@ std::size_t alpn_filter_wire(const unsigned char* in, std::size_t n, unsigned ch
 bool alpn_is_h2(const unsigned char* p, std::size_t n);
 
 // The protocol a connection negotiated (p[0, n), not length-prefixed) lets the shim
-// swap: none (HTTP/1.1 by default) or "http/1.1". h2, h3, anything else: no swap, since
-// the shim parses only HTTP/1.1 (an agent can set ALPN through the library's own symbol,
-// past the filter above).
-bool alpn_allows_swap(const unsigned char* p, std::size_t n);
+// swap on it. h2_engine: the connection's bytes go through the HTTP/2 engine (its first
+// write was the h2 preface); then only "h2" does. Else none (HTTP/1.1 by default) or
+// "http/1.1": h2 without the engine, h3, anything else is not what the shim parses (an
+// agent can set ALPN through the library's own symbol, past the filter above).
+bool alpn_allows_swap(const unsigned char* p, std::size_t n, bool h2_engine);
 
 }  // namespace kz::preload

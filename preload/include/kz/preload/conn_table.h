@@ -22,6 +22,8 @@
 
 namespace kz::preload {
 
+struct H2Conn;   // h2.h
+
 struct Fingerprint {
   std::uint64_t base = 0, hash = 0;
   // The scan's quick filter (wire::fq_hash); quick_base 0: none, the scan uses `hash`.
@@ -83,8 +85,19 @@ struct ConnState {
   char host[wire::kMaxHost];
   char peer[wire::kMaxPeer];
   std::size_t host_len = 0, peer_len = 0;
+  // An HTTP/2 connection (its first write was the client preface): every write and read
+  // goes through this engine (h2.h); freed with the entry.
+  H2Conn* h2 = nullptr;
+  // The connection's writes so far are the first preface_have bytes of the HTTP/2
+  // client preface, held (nothing sent yet) until the rest tells h2 from HTTP/1.1.
+  std::uint8_t preface_have = 0;
+  // What a Report the next broker call sends is about (wire::kReport*; 0: a token sent
+  // unchanged). Set and cleared around the call by the HTTP/2 engine.
+  std::uint32_t report_reason = 0;
 
-  bool has_outbound_state() const { return carry_len > 0 || prev_trailing > 0 || held_len > 0 || chunked_body; }
+  bool has_outbound_state() const {
+    return carry_len > 0 || prev_trailing > 0 || held_len > 0 || chunked_body || preface_have > 0;
+  }
   // has_outbound_state() as of the end of the last locked write, readable without the
   // lock: a token-free body write on a connection with nothing pending takes no lock.
   // (A TLS object is written by one thread at a time; OpenSSL and GnuTLS require it.)

@@ -1,0 +1,935 @@
+// The HTTP/2 engine (kz/preload/h2.h).
+#include "kz/preload/h2.h"
+
+#include <string.h>
+
+#include <cerrno>
+#include <cstring>
+#include <new>
+
+#include "kz/preload/scratch.h"
+#include "kz/wire/hpack.h"
+#include "kz/wire/scanner.h"
+#include "kz/wire/token.h"
+
+namespace kz::preload {
+
+namespace hp = wire::hpack;
+
+namespace {
+
+constexpr std::size_t kFrameHeader = 9;
+// Both ends' SETTINGS_MAX_FRAME_SIZE are lowered to this, the protocol's default.
+constexpr std::size_t kMaxFrame = 16384;
+constexpr std::size_t kMaxBlock = 65536;             // a reassembled header block
+constexpr std::size_t kMaxFields = 512;
+constexpr std::size_t kArena = 65536 + 8192;         // decoded names and values of one block
+constexpr std::size_t kEncodeCap = kArena + kMaxFields * 16 + 64;
+// The frames of one re-encoded block: its bytes, a 9-byte header per 16 KiB, priority.
+constexpr std::size_t kBlockOut = kEncodeCap + (kEncodeCap / kMaxFrame + 1) * kFrameHeader + 5;
+constexpr std::size_t kRawCap = 2 * (kMaxFrame + kFrameHeader);
+constexpr std::size_t kOutCap = 2 * kBlockOut;
+constexpr std::size_t kMaxStreams = 128;
+constexpr std::size_t kMaxRefused = 256;
+constexpr std::size_t kInjectCap = 64 * 17;
+constexpr std::uint32_t kTableClamp = hp::kMaxTableSize;
+
+enum : std::uint8_t {
+  kData = 0, kHeaders = 1, kPriority = 2, kRstStream = 3, kSettings = 4, kPushPromise = 5,
+  kPing = 6, kGoaway = 7, kWindowUpdate = 8, kContinuation = 9,
+};
+enum : std::uint8_t { kEndStream = 0x1, kAck = 0x1, kEndHeaders = 0x4, kPadded = 0x8, kPrio = 0x20 };
+constexpr std::uint32_t kCancel = 0x8;
+// The opaque data of the PINGs the engine sends (their ACKs are not the client's).
+constexpr unsigned char kPingMark[4] = {'k', 'z', 'h', '2'};
+
+struct StreamInfo {
+  std::uint32_t id = 0;   // 0: free
+  bool identified = false;
+  std::uint8_t host_count = 0;
+  std::uint16_t mlen = 0, plen = 0, hlen = 0;
+  bool path_too_long = false;
+  char method[wire::kMaxMethod];
+  char path[wire::kMaxPath];
+  char host[wire::kMaxHost];
+};
+
+// One direction's framing.
+struct Dir {
+  unsigned char raw[kRawCap];     // bytes not yet parsed (at most a frame and a bit)
+  std::size_t raw_len = 0;
+  std::size_t preface_left = 0;   // outbound: preface bytes still to pass
+  // A header block being reassembled.
+  bool in_block = false;
+  std::uint8_t block_type = 0, block_flags = 0;
+  std::uint32_t block_stream = 0, promised = 0;
+  bool block_prio = false;
+  unsigned char prio[5];
+  unsigned char block[kMaxBlock];
+  std::size_t block_len = 0;
+  hp::DynTable table;             // the sender's encoder table, mirrored
+};
+
+}  // namespace
+
+struct H2Conn {
+  Dir up;     // client -> server
+  Dir down;   // server -> client
+  bool broken = false;
+  StreamInfo streams[kMaxStreams];
+  std::size_t next_slot = 0;
+  std::uint32_t refused[kMaxRefused];   // a ring: the last kMaxRefused refused streams
+  std::size_t nrefused = 0, refused_next = 0;
+  // Frames for the client (read side) and for the server (next write), each queued at a
+  // frame boundary of its direction.
+  unsigned char to_client[kInjectCap];
+  std::size_t to_client_len = 0;
+  unsigned char to_server[kInjectCap];
+  std::size_t to_server_len = 0;
+  std::uint32_t ping_seq = 0;
+  H2Stats stats;
+  // Scratch for one block (either direction: both run under the ConnState lock).
+  hp::Field fields[kMaxFields];
+  unsigned char arena[kArena];
+  unsigned char values[kArena];   // swapped values
+  unsigned char enc[kEncodeCap];
+  // Output: toward the server, flushed with write_all; toward the client, taken by reads.
+  unsigned char wout[kOutCap];
+  std::size_t wout_len = 0;
+  unsigned char rout[kOutCap];
+  std::size_t rout_start = 0, rout_len = 0;   // [rout_start, rout_start + rout_len)
+};
+
+namespace {
+
+std::uint32_t get24(const unsigned char* p) { return (std::uint32_t{p[0]} << 16) | (std::uint32_t{p[1]} << 8) | p[2]; }
+std::uint32_t get32(const unsigned char* p) {
+  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | p[3];
+}
+void put32(unsigned char* p, std::uint32_t v) {
+  p[0] = static_cast<unsigned char>(v >> 24);
+  p[1] = static_cast<unsigned char>(v >> 16);
+  p[2] = static_cast<unsigned char>(v >> 8);
+  p[3] = static_cast<unsigned char>(v);
+}
+void put_header(unsigned char* p, std::size_t len, std::uint8_t type, std::uint8_t flags, std::uint32_t sid) {
+  p[0] = static_cast<unsigned char>(len >> 16);
+  p[1] = static_cast<unsigned char>(len >> 8);
+  p[2] = static_cast<unsigned char>(len);
+  p[3] = type;
+  p[4] = flags;
+  put32(p + 5, sid & 0x7fffffffu);
+}
+
+bool is_refused(const H2Conn& h, std::uint32_t sid) {
+  if (sid == 0) return false;
+  for (std::size_t i = 0; i < h.nrefused && i < kMaxRefused; ++i)
+    if (h.refused[i] == sid) return true;
+  return false;
+}
+
+StreamInfo* find_stream(H2Conn& h, std::uint32_t sid) {
+  for (StreamInfo& s : h.streams)
+    if (s.id == sid && sid != 0) return &s;
+  return nullptr;
+}
+
+void forget_stream(H2Conn& h, std::uint32_t sid) {
+  if (StreamInfo* s = find_stream(h, sid)) s->id = 0;
+}
+
+StreamInfo* new_stream(H2Conn& h, std::uint32_t sid) {
+  for (StreamInfo& s : h.streams)
+    if (s.id == 0) {
+      s = StreamInfo{};
+      s.id = sid;
+      return &s;
+    }
+  // Full: the oldest slot in turn (its later DATA tokens are then unidentified).
+  StreamInfo& s = h.streams[h.next_slot++ % kMaxStreams];
+  s = StreamInfo{};
+  s.id = sid;
+  return &s;
+}
+
+void queue(unsigned char* q, std::size_t* qlen, std::uint8_t type, std::uint8_t flags, std::uint32_t sid,
+           const unsigned char* payload, std::size_t n) {
+  if (*qlen + kFrameHeader + n > kInjectCap) return;   // full: a client that refuses 60 streams unread
+  put_header(q + *qlen, n, type, flags, sid);
+  if (n > 0) std::memcpy(q + *qlen + kFrameHeader, payload, n);
+  *qlen += kFrameHeader + n;
+}
+
+void queue_rst(unsigned char* q, std::size_t* qlen, std::uint32_t sid) {
+  unsigned char code[4];
+  put32(code, kCancel);
+  queue(q, qlen, kRstStream, 0, sid, code, 4);
+}
+
+void queue_window(unsigned char* q, std::size_t* qlen, std::size_t n) {
+  if (n == 0) return;   // an increment of 0 is a protocol error
+  unsigned char inc[4];
+  put32(inc, static_cast<std::uint32_t>(n));
+  queue(q, qlen, kWindowUpdate, 0, 0, inc, 4);
+}
+
+// Lowers SETTINGS_HEADER_TABLE_SIZE and SETTINGS_MAX_FRAME_SIZE in place (h2.h).
+void clamp_settings(unsigned char* payload, std::size_t n) {
+  for (std::size_t i = 0; i + 6 <= n; i += 6) {
+    const unsigned id = (unsigned{payload[i]} << 8) | payload[i + 1];
+    const std::uint32_t v = get32(payload + i + 2);
+    if (id == 0x1 && v > kTableClamp) put32(payload + i + 2, kTableClamp);
+    if (id == 0x5 && v > kMaxFrame) put32(payload + i + 2, static_cast<std::uint32_t>(kMaxFrame));
+  }
+}
+
+// ---- Requests ----
+
+bool name_is(const hp::Field& f, const char* name) {
+  const std::size_t l = std::strlen(name);
+  return f.nl == l && std::memcmp(f.name, name, l) == 0;
+}
+
+// The request a HEADERS block opens: its own :method, :path and :authority (or Host).
+// Duplicated pseudo-headers, or one after a regular field, leave it unidentified.
+void identify(StreamInfo* si, const hp::Field* fs, std::size_t n) {
+  const hp::Field *method = nullptr, *path = nullptr, *authority = nullptr;
+  const hp::Field* host = nullptr;
+  unsigned hosts = 0;
+  bool ok = true, regular = false;
+  for (std::size_t i = 0; i < n; ++i) {
+    const hp::Field& f = fs[i];
+    if (f.nl > 0 && f.name[0] == ':') {
+      if (regular) ok = false;
+      const hp::Field** slot = name_is(f, ":method") ? &method : name_is(f, ":path") ? &path
+                               : name_is(f, ":authority") ? &authority : nullptr;
+      if (slot != nullptr) {
+        if (*slot != nullptr) ok = false;
+        *slot = &f;
+      }
+    } else {
+      regular = true;
+      if (name_is(f, "host")) {
+        if (host != nullptr) ++hosts;   // a second Host: invalid, whatever its value
+        host = &f;
+      }
+    }
+  }
+  if (!ok || method == nullptr) return;
+  si->identified = true;
+  si->mlen = static_cast<std::uint16_t>(method->vl < sizeof si->method ? method->vl : sizeof si->method);
+  std::memcpy(si->method, method->value, si->mlen);
+  if (path != nullptr) {
+    si->path_too_long = path->vl > sizeof si->path;
+    si->plen = static_cast<std::uint16_t>(si->path_too_long ? 0 : path->vl);
+    std::memcpy(si->path, path->value, si->plen);
+  }
+  const hp::Field* h = authority != nullptr ? authority : host;
+  unsigned count = h != nullptr ? 1 : 0;
+  if (authority != nullptr && host != nullptr &&
+      (host->vl != authority->vl || std::memcmp(host->value, authority->value, host->vl) != 0))
+    ++count;   // :authority and Host disagree: a server may take either
+  count += hosts;
+  si->host_count = static_cast<std::uint8_t>(count > 2 ? 2 : count);
+  if (h != nullptr) {
+    si->hlen = static_cast<std::uint16_t>(h->vl <= sizeof si->host ? h->vl : 0);
+    if (h->vl > sizeof si->host) si->host_count = 2;   // not a host name the broker can take
+    std::memcpy(si->host, h->value, si->hlen);
+  }
+}
+
+// Points st's request fields at the stream's request; false when it has none.
+bool bind_stream(ConnState* st, const StreamInfo* si) {
+  st->request_flags = 0;
+  if (si == nullptr || !si->identified) {
+    st->method_len = st->path_len = st->http_host_len = 0;
+    st->request_flags = wire::kFlagUnidentified;
+    return false;
+  }
+  st->set_request_line(si->method, si->mlen, si->path, si->plen);
+  if (si->path_too_long) st->path_len = 0;
+  st->set_request_host(si->host, si->hlen, si->host_count);
+  return true;
+}
+
+void report_all(const unsigned char* p, std::size_t n, const BrokerOps& b, ConnState* st, H2Stats* stats) {
+  const char* c = reinterpret_cast<const char*>(p);
+  for (std::size_t i = 0; i < n;) {
+    const std::size_t off = wire::find_token_prefix(c + i, n - i);
+    if (off == n - i) break;
+    const std::size_t ext = wire::token_extent(c + i + off, n - i - off);
+    if (b.report) b.report(b.ctx, st, c + i + off, ext);
+    ++stats->reported;
+    i += off + ext;
+  }
+}
+
+// Swaps the tokens of one field value into out (room: vl bytes; values are never longer
+// than their tokens). Returns the new length; *changed when anything was swapped.
+std::size_t swap_value(const unsigned char* v, std::size_t vl, bool bound, const BrokerOps& b, ConnState* st,
+                       unsigned char* out, bool* changed, H2Stats* stats) {
+  const char* c = reinterpret_cast<const char*>(v);
+  std::size_t o = 0, i = 0;
+  while (i < vl) {
+    const std::size_t off = wire::find_token_prefix(c + i, vl - i);
+    if (off == vl - i) break;
+    const std::size_t t = i + off;
+    const std::size_t ext = wire::token_extent(c + t, vl - t);
+    std::memcpy(out + o, v + i, t - i);
+    o += t - i;
+    i = t + ext;
+    if (ext == wire::kTokenPrefixLen) {
+      std::memcpy(out + o, v + t, ext);
+      o += ext;
+      continue;
+    }
+    if (!bound) {
+      if (b.report) b.report(b.ctx, st, c + t, ext);
+      ++stats->reported;
+      std::memcpy(out + o, v + t, ext);
+      o += ext;
+      continue;
+    }
+    std::size_t got = 0, tl = 0;
+    // A field value is complete: the token ends where the value does at the latest.
+    const wire::Decision d = b.swap(b.ctx, st, c + t, ext, false, reinterpret_cast<char*>(out + o), ext, &got, &tl);
+    if (d == wire::Decision::Allow && got > 0 && got <= ext) {
+      o += got;
+      *changed = true;
+      ++stats->swapped;
+    } else {
+      std::memcpy(out + o, v + t, ext);   // refused / unknown: the broker audited it
+      o += ext;
+    }
+  }
+  std::memcpy(out + o, v + i, vl - i);
+  return o + (vl - i);
+}
+
+// ---- Output ----
+
+// Room for `need` more bytes in the write buffer, flushing it first when short.
+bool wroom(H2Conn& h, std::size_t need, const WriteOps& w) {
+  if (kOutCap - h.wout_len >= need) return true;
+  if (h.wout_len > 0 && !w.write_all(w.ctx, reinterpret_cast<const char*>(h.wout), h.wout_len)) return false;
+  explicit_bzero(h.wout, h.wout_len);
+  h.wout_len = 0;
+  return kOutCap >= need;
+}
+
+// The frames of an encoded block: HEADERS (or PUSH_PROMISE) then CONTINUATION, each at
+// most kMaxFrame bytes. Returns the bytes written to out.
+std::size_t frame_block(std::uint8_t type, std::uint8_t flags, std::uint32_t sid, bool prio, const unsigned char* pr,
+                        bool promise, std::uint32_t promised, const unsigned char* enc, std::size_t n,
+                        unsigned char* out) {
+  std::size_t o = 0, pos = 0;
+  const std::size_t lead = (prio ? 5 : 0) + (promise ? 4 : 0);
+  const std::size_t first = n < kMaxFrame - lead ? n : kMaxFrame - lead;
+  std::uint8_t f = promise ? 0 : static_cast<std::uint8_t>(flags & (kEndStream | (prio ? kPrio : 0)));
+  if (first == n) f |= kEndHeaders;
+  put_header(out, first + lead, type, f, sid);
+  o = kFrameHeader;
+  if (promise) {
+    put32(out + o, promised & 0x7fffffffu);
+    o += 4;
+  }
+  if (prio) {
+    std::memcpy(out + o, pr, 5);
+    o += 5;
+  }
+  std::memcpy(out + o, enc, first);
+  o += first;
+  pos = first;
+  while (pos < n) {
+    const std::size_t k = n - pos < kMaxFrame ? n - pos : kMaxFrame;
+    put_header(out + o, k, kContinuation, pos + k == n ? kEndHeaders : 0, sid);
+    o += kFrameHeader;
+    std::memcpy(out + o, enc + pos, k);
+    o += k;
+    pos += k;
+  }
+  return o;
+}
+
+// Re-encodes a decoded block into h.enc; 0 when it does not fit (it always does: the
+// encoding of a field is bounded by encoded_bound of its decoded lengths).
+std::size_t encode(H2Conn& h, const hp::DecodedBlock& db, const bool* sensitive) {
+  std::size_t o = 0;
+  for (std::size_t i = 0; i < db.nsize_updates; ++i) {
+    const std::size_t k = hp::encode_size_update(db.size_updates[i], h.enc + o, kEncodeCap - o);
+    if (k == 0) return 0;
+    o += k;
+  }
+  for (std::size_t i = 0; i < db.nfields; ++i) {
+    const hp::Field& f = db.fields[i];
+    const std::size_t k = hp::encode_field(f.name, f.nl, f.value, f.vl, f.never_index || sensitive[i], h.enc + o,
+                                           kEncodeCap - o);
+    if (k == 0) return 0;
+    o += k;
+  }
+  return o;
+}
+
+bool decode(H2Conn& h, Dir& d, hp::DecodedBlock* db) {
+  db->fields = h.fields;
+  db->max_fields = kMaxFields;
+  db->arena = h.arena;
+  db->arena_cap = kArena;
+  return hp::decode_block(d.table, d.block, d.block_len, db) == hp::DecodeStatus::Ok;
+}
+
+// ---- Refusal ----
+
+// Refuses stream sid (h2.h): the client gets RST_STREAM and credit for `dropped` DATA
+// bytes; the server an RST_STREAM (when it had the HEADERS, written to wout now, at a
+// frame boundary) and a PING whose ACK wakes the client's read.
+bool refuse_stream(H2Conn& h, std::uint32_t sid, bool server_knows, std::size_t dropped, const WriteOps* w) {
+  if (!is_refused(h, sid)) {
+    h.refused[h.refused_next++ % kMaxRefused] = sid;
+    if (h.nrefused < kMaxRefused) ++h.nrefused;
+  }
+  forget_stream(h, sid);
+  ++h.stats.refused_streams;
+  queue_rst(h.to_client, &h.to_client_len, sid);
+  queue_window(h.to_client, &h.to_client_len, dropped);
+  unsigned char ping[8];
+  std::memcpy(ping, kPingMark, 4);
+  put32(ping + 4, ++h.ping_seq);
+  if (w != nullptr) {
+    if (!wroom(h, 2 * kFrameHeader + 12, *w)) return false;
+    if (server_knows) {
+      std::size_t l = 0;
+      queue_rst(h.wout + h.wout_len, &l, sid);
+      h.wout_len += l;
+    }
+    put_header(h.wout + h.wout_len, 8, kPing, 0, 0);
+    std::memcpy(h.wout + h.wout_len + kFrameHeader, ping, 8);
+    h.wout_len += kFrameHeader + 8;
+  } else {
+    // From the read side: the server learns at the client's next write.
+    if (server_knows) queue_rst(h.to_server, &h.to_server_len, sid);
+  }
+  return true;
+}
+
+// ---- Outbound frames ----
+
+// A complete outbound header block: decode, swap, re-encode, frame.
+bool up_block(H2Conn& h, ConnState* st, const BrokerOps& b, const WriteOps& w) {
+  Dir& d = h.up;
+  d.in_block = false;
+  hp::DecodedBlock db;
+  const bool ok = decode(h, d, &db);
+  explicit_bzero(d.block, d.block_len);
+  if (!ok) return false;   // the tables cannot be kept in step any more
+  ++h.stats.blocks_out;
+  const std::uint32_t sid = d.block_stream;
+  if (is_refused(h, sid)) {   // trailers of a refused stream: decoded (the table), dropped
+    explicit_bzero(h.arena, db.arena_used);
+    return true;
+  }
+  StreamInfo* si = find_stream(h, sid);
+  if (si == nullptr && d.block_type == kHeaders) {
+    si = new_stream(h, sid);
+    identify(si, db.fields, db.nfields);
+  }
+  const bool bound = bind_stream(st, si);
+  bool sensitive[kMaxFields];
+  std::size_t vused = 0;
+  bool any = false;
+  for (std::size_t i = 0; i < db.nfields; ++i) {
+    hp::Field& f = db.fields[i];
+    sensitive[i] = false;
+    if (wire::find_token_prefix(reinterpret_cast<const char*>(f.name), f.nl) != f.nl)
+      report_all(f.name, f.nl, b, st, &h.stats);   // a token in a field name: never swapped
+    if (wire::find_token_prefix(reinterpret_cast<const char*>(f.value), f.vl) == f.vl) continue;
+    bool changed = false;
+    const std::size_t nl = swap_value(f.value, f.vl, bound, b, st, h.values + vused, &changed, &h.stats);
+    if (changed) {
+      f.value = h.values + vused;
+      f.vl = static_cast<std::uint32_t>(nl);
+      vused += nl;
+      sensitive[i] = true;
+      any = true;
+    }
+  }
+  // A request that carries a value asks for an uncoded response, where inbound
+  // redaction can see a value the server echoes (as accept_encoding.h does for HTTP/1.1).
+  static const unsigned char kIdentity[] = "identity";
+  if (any)
+    for (std::size_t i = 0; i < db.nfields; ++i)
+      if (name_is(db.fields[i], "accept-encoding")) {
+        db.fields[i].value = kIdentity;
+        db.fields[i].vl = 8;
+      }
+  if (d.block_flags & kEndStream) forget_stream(h, sid);
+  const std::size_t n = encode(h, db, sensitive);
+  explicit_bzero(h.values, vused);
+  explicit_bzero(h.arena, db.arena_used);
+  if (n == 0) return false;
+  bool r = wroom(h, kBlockOut, w);
+  if (r)
+    h.wout_len += frame_block(d.block_type, d.block_flags, sid, d.block_prio, d.prio, d.block_type == kPushPromise,
+                              d.promised, h.enc, n, h.wout + h.wout_len);
+  explicit_bzero(h.enc, n);
+  return r;
+}
+
+// Starts (and, with END_HEADERS, finishes) a header block from a HEADERS or
+// PUSH_PROMISE frame's payload.
+bool start_block(Dir& d, std::uint8_t type, std::uint8_t flags, std::uint32_t sid, const unsigned char* p,
+                 std::size_t n) {
+  std::size_t off = 0, pad = 0;
+  if (flags & kPadded) {
+    if (n < 1) return false;
+    pad = p[0];
+    off = 1;
+  }
+  d.block_prio = false;
+  d.promised = 0;
+  if (type == kPushPromise) {
+    if (n < off + 4) return false;
+    d.promised = get32(p + off) & 0x7fffffffu;
+    off += 4;
+  } else if (flags & kPrio) {
+    if (n < off + 5) return false;
+    std::memcpy(d.prio, p + off, 5);
+    d.block_prio = true;
+    off += 5;
+  }
+  if (off + pad > n || n - off - pad > kMaxBlock) return false;
+  d.in_block = true;
+  d.block_type = type;
+  d.block_flags = flags;
+  d.block_stream = sid;
+  d.block_len = n - off - pad;
+  std::memcpy(d.block, p + off, d.block_len);
+  return true;
+}
+
+bool add_continuation(Dir& d, std::uint32_t sid, const unsigned char* p, std::size_t n) {
+  if (sid != d.block_stream || d.block_len + n > kMaxBlock) return false;
+  std::memcpy(d.block + d.block_len, p, n);
+  d.block_len += n;
+  return true;
+}
+
+// The DATA payload p[0, n) of stream sid (padding excluded): tokens swapped in place
+// when the value has the token's length. false: one could not be (refuse the stream).
+bool up_data(H2Conn& h, ConnState* st, std::uint32_t sid, unsigned char* p, std::size_t n, const BrokerOps& b,
+             bool* refuse_tok, const char** tok, std::size_t* tok_len) {
+  char* c = reinterpret_cast<char*>(p);
+  std::size_t i = 0;
+  bool bound_done = false, bound = false;
+  while (i < n) {
+    const std::size_t off = wire::find_token_prefix(c + i, n - i);
+    if (off == n - i) break;
+    const std::size_t t = i + off;
+    const std::size_t ext = wire::token_extent(c + t, n - t);
+    i = t + ext;
+    if (ext == wire::kTokenPrefixLen && t + ext < n) continue;
+    if (!bound_done) {
+      bound = bind_stream(st, find_stream(h, sid));
+      bound_done = true;
+    }
+    if (!bound) {
+      if (b.report) b.report(b.ctx, st, c + t, ext);
+      ++h.stats.reported;
+      continue;
+    }
+    char value[wire::kMaxTokenLen];
+    std::size_t got = 0, tl = 0;
+    const bool at_end = t + ext == n;
+    const wire::Decision dd = b.swap(b.ctx, st, c + t, ext, at_end, value, ext, &got, &tl);
+    if (dd == wire::Decision::Allow && got == ext) {
+      std::memcpy(c + t, value, ext);
+      ++h.stats.swapped;
+    } else if (dd == wire::Decision::Allow) {
+      // A value of another length: DATA cannot change length (flow control, the
+      // stream's content-length), so the stream is refused. Nothing of it is sent.
+      *refuse_tok = true;
+      *tok = c + t;
+      *tok_len = ext;
+      explicit_bzero(value, sizeof value);
+      return false;
+    } else if (dd == wire::Decision::Incomplete) {
+      // The token goes on in the next frame: it goes out unchanged, reported.
+      if (b.report) b.report(b.ctx, st, c + t, ext);
+      ++h.stats.reported;
+    }
+    explicit_bzero(value, got);
+  }
+  return true;
+}
+
+// One complete outbound frame at f (header + payload, len = payload length).
+bool up_frame(H2Conn& h, ConnState* st, unsigned char* f, std::size_t len, const BrokerOps& b, const WriteOps& w) {
+  Dir& d = h.up;
+  const std::uint8_t type = f[3], flags = f[4];
+  const std::uint32_t sid = get32(f + 5) & 0x7fffffffu;
+  unsigned char* p = f + kFrameHeader;
+  if (d.in_block) {
+    if (type != kContinuation || !add_continuation(d, sid, p, len)) return false;
+    if (flags & kEndHeaders) return up_block(h, st, b, w);
+    return true;
+  }
+  switch (type) {
+    case kHeaders:
+      if (!start_block(d, type, flags, sid, p, len)) return false;
+      if (flags & kEndHeaders) return up_block(h, st, b, w);
+      return true;
+    case kContinuation:
+    case kPushPromise:   // a client never sends one
+      return false;
+    case kData: {
+      if (is_refused(h, sid)) {
+        queue_window(h.to_client, &h.to_client_len, len);
+        return true;
+      }
+      std::size_t off = 0, pad = 0;
+      if (flags & kPadded) {
+        if (len < 1 || 1u + p[0] > len) return false;
+        pad = p[0];
+        off = 1;
+      }
+      bool refuse = false;
+      const char* tok = nullptr;
+      std::size_t tok_len = 0;
+      if (!up_data(h, st, sid, p + off, len - off - pad, b, &refuse, &tok, &tok_len)) {
+        // The broker audits the refusal (Report, kReportH2StreamReset).
+        st->report_reason = wire::kReportH2StreamReset;
+        if (b.report) b.report(b.ctx, st, tok, tok_len);
+        st->report_reason = 0;
+        explicit_bzero(p, len);
+        return refuse_stream(h, sid, true, len, &w);
+      }
+      if (flags & kEndStream) forget_stream(h, sid);
+      break;
+    }
+    case kSettings:
+      if (!(flags & kAck)) clamp_settings(p, len);
+      break;
+    case kRstStream:
+      if (is_refused(h, sid)) return true;
+      forget_stream(h, sid);
+      break;
+    case kWindowUpdate:
+    case kPriority:
+      if (is_refused(h, sid)) return true;
+      break;
+    default:
+      break;
+  }
+  if (!wroom(h, kFrameHeader + len, w)) return false;
+  std::memcpy(h.wout + h.wout_len, f, kFrameHeader + len);
+  h.wout_len += kFrameHeader + len;
+  return true;
+}
+
+// Parses what d.raw holds: the preface, then complete frames. false: framing lost (or
+// a write failed: *write_failed).
+bool up_parse(H2Conn& h, ConnState* st, const BrokerOps& b, const WriteOps& w, bool* write_failed) {
+  Dir& d = h.up;
+  std::size_t pos = 0;
+  bool ok = true;
+  if (d.preface_left > 0) {
+    const std::size_t k = d.raw_len < d.preface_left ? d.raw_len : d.preface_left;
+    const std::size_t at = kH2PrefaceLen - d.preface_left;
+    if (std::memcmp(d.raw, kH2Preface + at, k) != 0) return false;
+    if (!wroom(h, k, w)) {
+      *write_failed = true;
+      return false;
+    }
+    std::memcpy(h.wout + h.wout_len, d.raw, k);
+    h.wout_len += k;
+    d.preface_left -= k;
+    pos = k;
+  }
+  while (ok && d.raw_len - pos >= kFrameHeader) {
+    const std::size_t len = get24(d.raw + pos);
+    if (len > kMaxFrame) {
+      ok = false;
+      break;
+    }
+    if (d.raw_len - pos < kFrameHeader + len) break;
+    if (!up_frame(h, st, d.raw + pos, len, b, w)) ok = false;
+    explicit_bzero(d.raw + pos, kFrameHeader + len);
+    pos += kFrameHeader + len;
+  }
+  std::memmove(d.raw, d.raw + pos, d.raw_len - pos);
+  d.raw_len -= pos;
+  return ok;
+}
+
+// ---- Inbound frames ----
+
+bool rroom(const H2Conn& h, std::size_t need) { return kOutCap - (h.rout_start + h.rout_len) >= need; }
+
+void rcompact(H2Conn& h) {
+  if (h.rout_start == 0) return;
+  std::memmove(h.rout, h.rout + h.rout_start, h.rout_len);
+  h.rout_start = 0;
+}
+
+void rput(H2Conn& h, const unsigned char* p, std::size_t n) {
+  std::memcpy(h.rout + h.rout_start + h.rout_len, p, n);
+  h.rout_len += n;
+}
+
+void move_injections(H2Conn& h) {
+  if (h.to_client_len == 0) return;
+  rcompact(h);
+  if (!rroom(h, h.to_client_len)) return;
+  rput(h, h.to_client, h.to_client_len);
+  h.to_client_len = 0;
+}
+
+bool contains_ci(const unsigned char* p, std::size_t n, const char* word) {
+  const std::size_t wl = std::strlen(word);
+  for (std::size_t i = 0; i + wl <= n; ++i) {
+    std::size_t j = 0;
+    while (j < wl && (p[i + j] | 0x20) == word[j]) ++j;
+    if (j == wl) return true;
+  }
+  return false;
+}
+
+bool down_block(H2Conn& h, ConnState* st, const BrokerOps& b) {
+  Dir& d = h.down;
+  d.in_block = false;
+  hp::DecodedBlock db;
+  const bool ok = decode(h, d, &db);
+  explicit_bzero(d.block, d.block_len);
+  if (!ok) return false;
+  ++h.stats.blocks_in;
+  const std::uint32_t sid = d.block_stream;
+  if (is_refused(h, sid)) return true;
+  bool sensitive[kMaxFields];
+  for (std::size_t i = 0; i < db.nfields; ++i) {
+    sensitive[i] = false;
+    hp::Field& f = db.fields[i];
+    if (st->nfps == 0) continue;
+    // A content-coded response on a connection that carries a value: redaction cannot
+    // see into it (inbound.h). The stream is refused; the broker audits it.
+    if (name_is(f, "content-encoding") && f.vl > 0 && !(f.vl == 8 && contains_ci(f.value, f.vl, "identity"))) {
+      if (b.report_coded) b.report_coded(b.ctx, st, reinterpret_cast<const char*>(f.value), f.vl);
+      explicit_bzero(h.arena, db.arena_used);
+      return refuse_stream(h, sid, true, 0, nullptr);
+    }
+    const std::size_t r = redact_buffer(const_cast<unsigned char*>(f.value), f.vl, st->fps, st->nfps, b, st);
+    h.stats.redacted += r;
+  }
+  const std::size_t n = encode(h, db, sensitive);
+  explicit_bzero(h.arena, db.arena_used);
+  if (n == 0) return false;
+  h.rout_len += frame_block(d.block_type, d.block_flags, sid, d.block_prio, d.prio, d.block_type == kPushPromise,
+                            d.promised, h.enc, n, h.rout + h.rout_start + h.rout_len);
+  explicit_bzero(h.enc, n);
+  return true;
+}
+
+// One complete inbound frame: false when the framing is lost.
+bool down_frame(H2Conn& h, ConnState* st, unsigned char* f, std::size_t len, const BrokerOps& b) {
+  Dir& d = h.down;
+  const std::uint8_t type = f[3], flags = f[4];
+  const std::uint32_t sid = get32(f + 5) & 0x7fffffffu;
+  unsigned char* p = f + kFrameHeader;
+  if (d.in_block) {
+    if (type != kContinuation || !add_continuation(d, sid, p, len)) return false;
+    return (flags & kEndHeaders) ? down_block(h, st, b) : true;
+  }
+  switch (type) {
+    case kHeaders:
+    case kPushPromise:
+      if (!start_block(d, type, flags, sid, p, len)) return false;
+      return (flags & kEndHeaders) ? down_block(h, st, b) : true;
+    case kContinuation:
+      return false;
+    case kData: {
+      if (is_refused(h, sid)) {
+        queue_window(h.to_server, &h.to_server_len, len);
+        return true;
+      }
+      std::size_t off = 0, pad = 0;
+      if (flags & kPadded) {
+        if (len < 1 || 1u + p[0] > len) return false;
+        pad = p[0];
+        off = 1;
+      }
+      if (st->nfps > 0) h.stats.redacted += redact_buffer(p + off, len - off - pad, st->fps, st->nfps, b, st);
+      break;
+    }
+    case kSettings:
+      if (!(flags & kAck)) clamp_settings(p, len);
+      break;
+    case kPing:
+      if ((flags & kAck) && len == 8 && std::memcmp(p, kPingMark, 4) == 0) return true;   // ours
+      break;
+    case kRstStream:
+    case kWindowUpdate:
+    case kPriority:
+      if (is_refused(h, sid)) return true;
+      break;
+    default:
+      break;
+  }
+  rput(h, f, kFrameHeader + len);
+  return true;
+}
+
+// Parses complete frames of d.raw while rout has room for the worst case of each.
+bool down_parse(H2Conn& h, ConnState* st, const BrokerOps& b) {
+  Dir& d = h.down;
+  std::size_t pos = 0;
+  bool ok = true;
+  move_injections(h);
+  while (d.raw_len - pos >= kFrameHeader) {
+    const std::size_t len = get24(d.raw + pos);
+    if (len > kMaxFrame) {
+      ok = false;
+      break;
+    }
+    if (d.raw_len - pos < kFrameHeader + len) break;
+    rcompact(h);
+    if (!rroom(h, kBlockOut + kFrameHeader + len)) break;   // the client reads first
+    if (!down_frame(h, st, d.raw + pos, len, b)) {
+      ok = false;
+      break;
+    }
+    pos += kFrameHeader + len;
+    move_injections(h);
+  }
+  explicit_bzero(d.raw, pos);
+  std::memmove(d.raw, d.raw + pos, d.raw_len - pos);
+  d.raw_len -= pos;
+  if (!ok) h.broken = true;
+  h.stats.broken = h.broken;
+  return ok;
+}
+
+std::size_t take(H2Conn& h, unsigned char* out, std::size_t cap, bool peek) {
+  const std::size_t k = h.rout_len < cap ? h.rout_len : cap;
+  std::memcpy(out, h.rout + h.rout_start, k);
+  if (!peek) {
+    explicit_bzero(h.rout + h.rout_start, k);
+    h.rout_start += k;
+    h.rout_len -= k;
+    if (h.rout_len == 0) h.rout_start = 0;
+  }
+  return k;
+}
+
+}  // namespace
+
+bool h2_is_preface(const char* p, std::size_t n) {
+  return n >= kH2PrefaceLen && std::memcmp(p, kH2Preface, kH2PrefaceLen) == 0;
+}
+
+H2Conn* h2_conn_new() {
+  void* m = scratch_alloc(sizeof(H2Conn));
+  if (m == nullptr) return nullptr;
+  H2Conn* h = new (m) H2Conn;   // default-init: the mapping is zero already, pages touched as used
+  h->up.preface_left = kH2PrefaceLen;
+  return h;
+}
+
+void h2_conn_free(H2Conn* h) {
+  if (h == nullptr) return;
+  h->~H2Conn();
+  scratch_free(h, sizeof(H2Conn));
+}
+
+WriteOutcome h2_write(ConnState* st, const char* buf, std::size_t len, const BrokerOps& b, const WriteOps& w) {
+  H2Conn& h = *st->h2;
+  if (h.broken) {
+    errno = EPROTO;
+    return WriteOutcome::Failed;
+  }
+  // Frames the read side queued for the server go first (the output is at a frame boundary).
+  if (h.to_server_len > 0 && wroom(h, h.to_server_len, w)) {
+    std::memcpy(h.wout + h.wout_len, h.to_server, h.to_server_len);
+    h.wout_len += h.to_server_len;
+    h.to_server_len = 0;
+  }
+  std::size_t pos = 0;
+  bool write_failed = false;
+  while (pos < len) {
+    Dir& d = h.up;
+    const std::size_t k = len - pos < kRawCap - d.raw_len ? len - pos : kRawCap - d.raw_len;
+    std::memcpy(d.raw + d.raw_len, buf + pos, k);
+    d.raw_len += k;
+    pos += k;
+    if (!up_parse(h, st, b, w, &write_failed)) {
+      h.broken = true;
+      break;
+    }
+  }
+  h.stats.broken = h.broken;
+  if (!h.broken && h.wout_len > 0) {
+    write_failed = !w.write_all(w.ctx, reinterpret_cast<const char*>(h.wout), h.wout_len);
+    explicit_bzero(h.wout, h.wout_len);
+    h.wout_len = 0;
+  }
+  if (h.broken) {
+    explicit_bzero(h.wout, h.wout_len);
+    h.wout_len = 0;
+    if (!write_failed) errno = EPROTO;
+    return WriteOutcome::Failed;
+  }
+  return write_failed ? WriteOutcome::Failed : WriteOutcome::Consumed;
+}
+
+InboundRead h2_read(ConnState* st, unsigned char* out, std::size_t cap, bool peek, const BrokerOps& b,
+                    const ReadOps& r, std::size_t* got, long* lib) {
+  H2Conn& h = *st->h2;
+  for (;;) {
+    move_injections(h);
+    Dir& d = h.down;
+    // Complete frames left from the last read (rout was full) come before a new read.
+    if (h.rout_len == 0 && d.raw_len >= kFrameHeader && !h.broken) down_parse(h, st, b);
+    if (h.rout_len > 0) {
+      *got = take(h, out, cap, peek);
+      // Keep what is ready visible to SSL_pending: parse what the take made room for.
+      if (!peek && h.rout_len == 0 && d.raw_len >= kFrameHeader && !h.broken) down_parse(h, st, b);
+      return InboundRead::Delivered;
+    }
+    if (h.broken) return InboundRead::Failed;
+    const long rc = r.read(r.ctx, d.raw + d.raw_len, kRawCap - d.raw_len);
+    if (rc <= 0) {
+      *lib = rc;
+      return InboundRead::Library;
+    }
+    d.raw_len += static_cast<std::size_t>(rc);
+    if (!down_parse(h, st, b) && h.rout_len == 0) return InboundRead::Failed;
+  }
+}
+
+std::size_t h2_push(ConnState* st, const unsigned char* p, std::size_t n, const BrokerOps& b, bool* failed) {
+  H2Conn& h = *st->h2;
+  if (h.broken) {
+    *failed = true;
+    return 0;
+  }
+  Dir& d = h.down;
+  const std::size_t k = n < kRawCap - d.raw_len ? n : kRawCap - d.raw_len;
+  std::memcpy(d.raw + d.raw_len, p, k);
+  d.raw_len += k;
+  if (!down_parse(h, st, b)) *failed = true;
+  return k;
+}
+
+std::size_t h2_take(ConnState* st, unsigned char* out, std::size_t cap, bool peek) {
+  H2Conn& h = *st->h2;
+  move_injections(h);
+  const std::size_t k = take(h, out, cap, peek);
+  return k;
+}
+
+std::size_t h2_pending(const ConnState* st) {
+  const H2Conn& h = *st->h2;
+  return h.rout_len + h.to_client_len;
+}
+
+H2Stats h2_stats(const ConnState* st) { return st->h2 != nullptr ? st->h2->stats : H2Stats{}; }
+
+}  // namespace kz::preload

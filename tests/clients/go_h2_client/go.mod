@@ -1,0 +1,3 @@
+module kz-go-h2-client
+
+go 1.19

@@ -1,0 +1,265 @@
+"""HTTP/2 through `kz run --blind` (the shim), without downgrading (issue 18).
+
+The server (tests/servers/h2_api.py) is a TLS server on loopback that offers h2 and
+records what it received, decoding every header block with its own python-hpack decoder
+(independent of kz's) and noting how many entries that decoder's dynamic table holds.
+The clients are real: Debian's curl (OpenSSL, libnghttp2) with --http2, python3-httpx
+with http2=True (many streams at once on one connection), and a raw client (ssl +
+hpack) that puts a token in a header block split across CONTINUATION frames, as a
+Huffman-coded literal, in a dynamic-table entry referenced by later requests, and in a
+DATA frame whose value has another length (that stream is refused, the others are not).
+
+Each test checks the server received the real value on the bound host (localhost), the
+token elsewhere (127.0.0.1, or a secret bound to another host), that the connection
+stayed h2, that the server's decoder table stayed empty, and that the agent never saw
+the value (responses echoing it are redacted in headers and DATA).
+"""
+import json
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from kzt import PY, BlindTestCase, ServerProcess  # noqa: E402
+
+CANARY = "kzH2CANARY-5f0e9a7c3b1d2e4f6a8b"    # >= 24: its token has its length
+OTHER = "kzH2OTHER-0a1b2c3d4e5f60718293"      # bound to another host: always a token
+SHORT = "kzH2short"                            # < 24: its token is longer than it
+
+# The agent's httpx client: N requests from N threads on one HTTP/2 connection, every
+# other one with the token of a secret bound elsewhere.
+HTTPX_CLIENT = r'''
+import concurrent.futures, os, ssl, sys, httpx
+url, n = sys.argv[1], int(sys.argv[2])
+ctx = ssl.create_default_context(cafile=os.environ["CA"])
+with httpx.Client(http2=True, verify=ctx, timeout=30) as c:
+    c.get(url + "/echo/warm", headers={"x-api-key": os.environ["API_KEY"]})
+    def one(i):
+        key = os.environ["API_KEY"] if i % 2 == 0 else os.environ["OTHER_KEY"]
+        r = c.get(url + "/echo/%d" % i, headers={"x-api-key": key, "authorization": "Bearer " + key})
+        return r.http_version, r.status_code
+    with concurrent.futures.ThreadPoolExecutor(max_workers=n) as ex:
+        for v, s in ex.map(one, range(n)):
+            print(v, s)
+'''
+
+# The agent's raw client: frames by hand, HPACK with python-hpack.
+RAW_CLIENT = r'''
+import os, socket, ssl, sys, hpack
+port = int(sys.argv[1])
+key, short = os.environ["API_KEY"], os.environ["SHORT_KEY"]
+ctx = ssl.create_default_context(cafile=os.environ["CA"])
+ctx.set_alpn_protocols(["h2"])
+s = ctx.wrap_socket(socket.create_connection(("localhost", port)), server_hostname="localhost")
+print("alpn", s.selected_alpn_protocol())
+def frame(t, f, sid, p=b""):
+    return len(p).to_bytes(3, "big") + bytes([t, f]) + sid.to_bytes(4, "big") + p
+enc = hpack.Encoder()
+def req(path, method="GET", extra=()):
+    return enc.encode([(":method", method), (":scheme", "https"), (":authority", "localhost:%d" % port),
+                       (":path", path)] + list(extra), huffman=True)
+s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0))
+# 1: the token as a Huffman literal that enters the table, the block in three frames.
+b1 = req("/echo/continuation", extra=[("x-api-key", key)])
+assert key.encode() not in b1, "the encoder did not Huffman-code the token"
+third = len(b1) // 3
+s.sendall(frame(1, 0x1, 1, b1[:third]) + frame(9, 0, 1, b1[third:2 * third]) + frame(9, 0x4, 1, b1[2 * third:]))
+# 3 and 5: the same field again: an indexed reference to that table entry.
+for sid, path in ((3, "/echo/indexed-a"), (5, "/echo/indexed-b")):
+    b = req(path, extra=[("x-api-key", key)])
+    assert len(b) < 40, "the encoder did not refer to its table"
+    s.sendall(frame(1, 0x5, sid, b))
+# 7: a body with a token whose value is shorter: the stream is refused.
+s.sendall(frame(1, 0x4, 7, req("/echo/refused", "POST")) + frame(0, 0x1, 7, b'{"k":"' + short.encode() + b'"}'))
+# 9: after the refusal, the connection goes on.
+s.sendall(frame(1, 0x5, 9, req("/echo/after", extra=[("x-api-key", key)])))
+# 11: gRPC-shaped: metadata tokens, and a length-prefixed message carrying the token.
+msg = b"\x0a" + bytes([len(key)]) + key.encode()
+s.sendall(frame(1, 0x4, 11, req("/echo/grpc.Svc/Call", "POST", [("content-type", "application/grpc"), ("te", "trailers"),
+                                                               ("authorization", "Bearer " + key), ("x-api-key", key)]))
+          + frame(0, 0x1, 11, b"\x00" + len(msg).to_bytes(4, "big") + msg))
+dec = hpack.Decoder()
+buf, status, body, rst, done = b"", {}, {}, {}, set()
+while done | set(rst) != {1, 3, 5, 7, 9, 11}:
+    d = s.recv(65536)
+    if not d:
+        break
+    buf += d
+    while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], "big"):
+        n = int.from_bytes(buf[:3], "big")
+        t, f, sid, p = buf[3], buf[4], int.from_bytes(buf[5:9], "big") & 0x7FFFFFFF, buf[9:9 + n]
+        buf = buf[9 + n:]
+        if t == 4 and not f & 1:
+            s.sendall(frame(4, 1, 0))
+        elif t == 1:
+            status[sid] = dict(dec.decode(p)).get(":status")
+        elif t == 0:
+            body[sid] = body.get(sid, b"") + p
+            if p:
+                s.sendall(frame(8, 0, 0, len(p).to_bytes(4, "big")))
+        elif t == 3:
+            rst[sid] = int.from_bytes(p[:4], "big")
+        elif t == 6 and not f & 1:
+            s.sendall(frame(6, 1, 0, p))
+        if t in (0, 1) and f & 1:
+            done.add(sid)
+for sid in (1, 3, 5, 7, 9, 11):
+    print("stream", sid, "status", status.get(sid), "rst", rst.get(sid))
+'''
+
+
+class Http2Cases(BlindTestCase):
+    def setUp(self):
+        super().setUp()
+        self.record = os.path.join(self.srv, "h2.jsonl")
+        srv = ServerProcess("h2_api.py", "--record", self.record, "--cert", self.ca["server"],
+                            "--key", self.ca["server_key"])
+        self.addCleanup(srv.stop)
+        self.port = srv.port
+        self.kenv = self.env(KZT_API_KEY_SRC=CANARY, KZT_OTHER_SRC=OTHER, KZT_SHORT_SRC=SHORT, CA=self.ca["ca"])
+        self.config_h2()
+
+    def config_h2(self, extra=""):
+        self.blind_config({"API_KEY": {"ref": "KZT_API_KEY_SRC", "hosts": ["localhost"]},
+                           "OTHER_KEY": {"ref": "KZT_OTHER_SRC", "hosts": ["elsewhere.test"]},
+                           "SHORT_KEY": {"ref": "KZT_SHORT_SRC", "hosts": ["localhost"]}}, extra=extra)
+
+    def agent(self, script):
+        r = self.run_blind("/bin/sh", "-c", "env; echo '--- agent'; " + script, env=self.kenv, timeout=120)
+        self.diag = "kz exit %d\nstdout:\n%s\nstderr:\n%s\naudit:\n%s" % (
+            r.returncode, r.stdout[-3000:], r.stderr[-3000:], self.audit_dump())
+        self.assertNotExposed(r.stdout + r.stderr, CANARY, "agent output")
+        self.toks = self.tokens_in(r.stdout, "API_KEY", "OTHER_KEY", "SHORT_KEY")
+        self.assertToken(self.toks["API_KEY"], len(CANARY))
+        return r
+
+    def requests(self, prefix):
+        recs = [r for r in self.records(self.record) if "headers" in r
+                and dict(r["headers"]).get(":path", "").startswith(prefix)]
+        self.assertTrue(recs, "no request for %s reached the server\n%s\nrecords: %s" % (
+            prefix, self.diag, self.records(self.record)))
+        return recs
+
+    def assertH2(self, rec):
+        self.assertEqual(rec.get("alpn"), "h2", "the connection was downgraded: %r\n%s" % (rec, self.diag))
+        self.assertEqual(rec.get("dyn_entries"), 0, "the server's HPACK table holds entries: %r" % rec)
+        self.assertLessEqual(rec.get("max_frame", 0), 16384)
+
+    def assertNoErrors(self):
+        errs = [r for r in self.records(self.record) if "error" in r]
+        self.assertFalse(errs, "the server saw broken HTTP/2: %r\n%s" % (errs, self.diag))
+
+    def header(self, rec, name):
+        return dict(rec["headers"]).get(name)
+
+    # -- curl (OpenSSL, libnghttp2) ------------------------------------------------------
+    def test_curl_http2_bound_host_gets_value_other_host_token(self):
+        r = self.agent('curl -sS --http2 --cacert "$CA" -w "\\nversion=%%{http_version}\\n" '
+                       '-H "Authorization: Bearer $API_KEY" -H "x-other: $OTHER_KEY" '
+                       '"https://localhost:%d/echo/bound" "https://127.0.0.1:%d/echo/unbound"; echo "rc=$?"'
+                       % (self.port, self.port))
+        self.assertIn("rc=0", r.stdout, self.diag)
+        self.assertIn("version=2", r.stdout, self.diag)
+        bound = self.requests("/echo/bound")[0]
+        self.assertH2(bound)
+        self.assertEqual(self.header(bound, "authorization"), "Bearer " + CANARY, self.diag)
+        self.assertEqual(self.header(bound, "x-other"), self.toks["OTHER_KEY"], "a value reached an unbound host")
+        unbound = self.requests("/echo/unbound")[0]
+        self.assertH2(unbound)
+        self.assertEqual(self.header(unbound, "authorization"), "Bearer " + self.toks["API_KEY"],
+                         "the value went to a host it is not bound to")
+        self.assertAudited("swap", decision="allow", secret="API_KEY", host="localhost")
+        self.assertAudited("swap", decision="refuse", secret="API_KEY", host="127.0.0.1")
+        self.assertNoErrors()
+
+    def test_curl_http2_response_headers_and_data_are_redacted(self):
+        r = self.agent('curl -sS -i --http2 --cacert "$CA" -H "Authorization: Bearer $API_KEY" '
+                       '"https://localhost:%d/reflect"; echo "rc=$?"' % self.port)
+        self.assertIn("rc=0", r.stdout, self.diag)
+        rec = self.requests("/reflect")[0]
+        self.assertH2(rec)
+        self.assertEqual(self.header(rec, "authorization"), "Bearer " + CANARY)
+        out = r.stdout.split("--- agent")[1]
+        self.assertIn("x-echo: Bearer " + self.toks["API_KEY"], out, self.diag)
+        self.assertIn("echo:Bearer " + self.toks["API_KEY"], out, self.diag)
+        self.assertAudited("redact", decision="allow", secret="API_KEY")
+
+    # -- git over HTTPS: libcurl-gnutls (the shim's GnuTLS hooks) ----------------------
+    def test_git_gnutls_http2(self):
+        r = self.agent('GIT_SSL_CAINFO="$CA" GIT_TERMINAL_PROMPT=0 git -c http.version=HTTP/2 '
+                       '-c http.extraHeader="Authorization: Bearer $API_KEY" '
+                       'ls-remote "https://localhost:%d/echo/git" >/dev/null 2>&1; echo "git-done"' % self.port)
+        self.assertIn("git-done", r.stdout, self.diag)
+        rec = self.requests("/echo/git")[0]
+        self.assertH2(rec)
+        self.assertEqual(self.header(rec, "authorization"), "Bearer " + CANARY, self.diag)
+        swaps = self.assertAudited("swap", decision="allow", secret="API_KEY", host="localhost")
+        self.assertTrue(any(s.get("channel") == "gnutls" for s in swaps), swaps)
+        self.assertNoErrors()
+
+    # -- httpx (python3-h2), many streams on one connection ------------------------------
+    def test_httpx_http2_concurrent_streams(self):
+        n = 16
+        py = self.write("httpx_client.py", HTTPX_CLIENT)
+        r = self.agent('"%s" "%s" "https://localhost:%d" %d; echo "rc=$?"' % (PY, py, self.port, n))
+        self.assertIn("rc=0", r.stdout, self.diag)
+        self.assertEqual(r.stdout.count("HTTP/2 200"), n, self.diag)
+        recs = self.requests("/echo/")
+        self.assertEqual(len({rec["conn"] for rec in recs}), 1, "the requests did not share one connection")
+        self.assertEqual(len(recs), n + 1, "requests recorded: %r" % [(r["conn"], r["stream"]) for r in recs])
+        for rec in recs:
+            self.assertH2(rec)
+            path = self.header(rec, ":path")
+            if path == "/echo/warm":
+                continue
+            i = int(path.rsplit("/", 1)[1])
+            want = CANARY if i % 2 == 0 else self.toks["OTHER_KEY"]
+            self.assertEqual(self.header(rec, "x-api-key"), want, "stream %d (%s)" % (rec["stream"], path))
+            self.assertEqual(self.header(rec, "authorization"), "Bearer " + want)
+        self.assertNoErrors()
+
+    # -- raw frames: CONTINUATION, Huffman, table references, a refused stream -----------
+    def test_raw_client_continuation_huffman_table_refusal(self):
+        py = self.write("raw_client.py", RAW_CLIENT)
+        r = self.agent('"%s" "%s" %d; echo "rc=$?"' % (PY, py, self.port))
+        self.assertIn("rc=0", r.stdout, self.diag)
+        self.assertIn("alpn h2", r.stdout, self.diag)
+        for sid in (1, 3, 5, 9, 11):
+            self.assertIn("stream %d status 200 rst None" % sid, r.stdout, self.diag)
+        self.assertIn("stream 7 status None rst 8", r.stdout, self.diag)   # CANCEL, injected by kz
+        cont = self.requests("/echo/continuation")[0]
+        self.assertTrue(cont["continuation"] or len(json.dumps(cont["headers"])) < 16384)
+        for path in ("/echo/continuation", "/echo/indexed-a", "/echo/indexed-b", "/echo/after"):
+            rec = self.requests(path)[0]
+            self.assertH2(rec)
+            self.assertEqual(self.header(rec, "x-api-key"), CANARY, "%s\n%s" % (path, self.diag))
+        # gRPC: metadata swapped, the message's 5-byte framing intact around the swapped value.
+        grpc = self.requests("/echo/grpc.Svc/Call")[0]
+        self.assertEqual(self.header(grpc, "authorization"), "Bearer " + CANARY)
+        self.assertEqual(self.header(grpc, "x-api-key"), CANARY)
+        self.assertEqual(self.header(grpc, "content-type"), "application/grpc")
+        msg = "\x0a" + chr(len(CANARY)) + CANARY
+        self.assertEqual(grpc["data"], "\x00" + len(msg).to_bytes(4, "big").decode("latin-1") + msg)
+        # The refused stream: its HEADERS went out, its body never did, and it was reset.
+        all_recs = self.records(self.record)
+        self.assertTrue(any(rec.get("rst") == 7 and rec.get("code") == 8 for rec in all_recs), all_recs)
+        for rec in all_recs:
+            self.assertNotIn(SHORT, json.dumps(rec))
+            self.assertNotIn(self.toks["SHORT_KEY"], json.dumps(rec))
+        self.assertAudited("swap", decision="refuse", secret="SHORT_KEY")
+        self.assertNoErrors()
+
+    # -- [blind] http2 = false: the old downgrade ---------------------------------------
+    def test_http2_false_downgrades_to_http1(self):
+        self.config_h2(extra="http2 = false\n")
+        r = self.agent('curl -sS --http2 --cacert "$CA" -w "\\nversion=%%{http_version}\\n" '
+                       '-H "Authorization: Bearer $API_KEY" "https://localhost:%d/echo/h1"; echo "rc=$?"' % self.port)
+        self.assertIn("rc=0", r.stdout, self.diag)
+        self.assertIn("version=1.1", r.stdout, self.diag)
+        rec = self.requests("/echo/h1")[0]
+        self.assertEqual(rec["alpn"], "http/1.1")
+        self.assertEqual(self.header(rec, "authorization"), "Bearer " + CANARY)
+
+
+if __name__ == "__main__":
+    unittest.main()
