@@ -234,6 +234,11 @@ Status check_oauth(SecretSpec& s, const std::string& field) {
     return config_error(o.pos, field + ": missing required key \"client_secret\" (a table like { provider = \"env\", ref = \"CLIENT_SECRET\" })");
   if (!s.sign.empty()) return config_error(o.pos, field + ": a minted credential cannot be a signing key (sign)");
   if (!s.mint_hosts.empty()) return config_error(o.pos, field + ".mint_hosts: is for a client secret the agent sends itself, not for a minted credential");
+  // A minted token renews itself before it expires (refresh_skew); `refresh` would re-read
+  // the client secret into the token's place.
+  if (s.refreshes())
+    return config_error(o.pos, field + ".refresh: a minted credential renews itself before expiry (refresh_skew), "
+                                       "it takes no refresh");
   return ok_status();
 }
 

@@ -112,6 +112,10 @@ INSTANTIATE_TEST_SUITE_P(
                 "/x/.keyzero.toml:2:", "secrets.A.refresh must be a string"},
         BadCase{"max_stale_without_refresh", "[secrets]\nA = { provider = \"env\", ref = \"X\", max_stale = \"1h\" }\n",
                 "/x/.keyzero.toml:2:", "secrets.A.max_stale needs refresh"},
+        BadCase{"minted_refresh",
+                "[secrets.T]\nkind = \"oauth2-client-credentials\"\ntoken_url = \"https://auth.example.com/token\"\n"
+                "client_id = \"c\"\nclient_secret = { provider = \"env\", ref = \"S\" }\nrefresh = \"1m\"\n",
+                "/x/.keyzero.toml:", "secrets.T.refresh: a minted credential renews itself"},
         BadCase{"canary_refresh", "[secrets]\nA = { canary = true, refresh = \"1m\" }\n",
                 "/x/.keyzero.toml:2:", "a canary has no provider"},
         BadCase{"audit_token_without_url", "[audit]\nhttp_token_env = \"T\"\n", "/x/.keyzero.toml:",
