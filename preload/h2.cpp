@@ -264,48 +264,6 @@ void report_all(const unsigned char* p, std::size_t n, const BrokerOps& b, ConnS
   }
 }
 
-// Swaps the tokens of one field value into out (room: vl bytes; values are never longer
-// than their tokens). Returns the new length; *changed when anything was swapped.
-std::size_t swap_value(const unsigned char* v, std::size_t vl, bool bound, const BrokerOps& b, ConnState* st,
-                       unsigned char* out, bool* changed, H2Stats* stats) {
-  const char* c = reinterpret_cast<const char*>(v);
-  std::size_t o = 0, i = 0;
-  while (i < vl) {
-    const std::size_t off = wire::find_token_prefix(c + i, vl - i);
-    if (off == vl - i) break;
-    const std::size_t t = i + off;
-    const std::size_t ext = wire::token_extent(c + t, vl - t);
-    std::memcpy(out + o, v + i, t - i);
-    o += t - i;
-    i = t + ext;
-    if (ext == wire::kTokenPrefixLen) {
-      std::memcpy(out + o, v + t, ext);
-      o += ext;
-      continue;
-    }
-    if (!bound) {
-      if (b.report) b.report(b.ctx, st, c + t, ext);
-      ++stats->reported;
-      std::memcpy(out + o, v + t, ext);
-      o += ext;
-      continue;
-    }
-    std::size_t got = 0, tl = 0;
-    // A field value is complete: the token ends where the value does at the latest.
-    const wire::Decision d = b.swap(b.ctx, st, c + t, ext, false, reinterpret_cast<char*>(out + o), ext, &got, &tl);
-    if (d == wire::Decision::Allow && got > 0 && got <= ext) {
-      o += got;
-      *changed = true;
-      ++stats->swapped;
-    } else {
-      std::memcpy(out + o, v + t, ext);   // refused / unknown: the broker audited it
-      o += ext;
-    }
-  }
-  std::memcpy(out + o, v + i, vl - i);
-  return o + (vl - i);
-}
-
 // ---- Output ----
 
 // Room for `need` more bytes in the write buffer, flushing it first when short.
@@ -443,9 +401,15 @@ bool up_block(H2Conn& h, ConnState* st, const BrokerOps& b, const WriteOps& w) {
     if (wire::find_token_prefix(reinterpret_cast<const char*>(f.name), f.nl) != f.nl)
       report_all(f.name, f.nl, b, st, &h.stats);   // a token in a field name: never swapped
     if (wire::find_token_prefix(reinterpret_cast<const char*>(f.value), f.vl) == f.vl) continue;
-    bool changed = false;
-    const std::size_t nl = swap_value(f.value, f.vl, bound, b, st, h.values + vused, &changed, &h.stats);
-    if (changed) {
+    if (!bound) {   // no request to judge the token against: it goes out unchanged, reported
+      report_all(f.value, f.vl, b, st, &h.stats);
+      continue;
+    }
+    std::size_t n = 0;
+    const std::size_t nl = swap_inside(reinterpret_cast<const char*>(f.value), f.vl,
+                                       reinterpret_cast<char*>(h.values + vused), b, st, &n);
+    h.stats.swapped += n;
+    if (nl > 0) {
       f.value = h.values + vused;
       f.vl = static_cast<std::uint32_t>(nl);
       vused += nl;
@@ -507,10 +471,25 @@ bool start_block(Dir& d, std::uint8_t type, std::uint8_t flags, std::uint32_t si
   return true;
 }
 
-bool add_continuation(Dir& d, std::uint32_t sid, const unsigned char* p, std::size_t n) {
-  if (sid != d.block_stream || d.block_len + n > kMaxBlock) return false;
+// A frame while a block is open: only its CONTINUATION may come. -1: framing lost; 1:
+// the block is complete (END_HEADERS); 0: more to come.
+int continue_block(Dir& d, std::uint8_t type, std::uint8_t flags, std::uint32_t sid, const unsigned char* p,
+                   std::size_t n) {
+  if (type != kContinuation || sid != d.block_stream || d.block_len + n > kMaxBlock) return -1;
   std::memcpy(d.block + d.block_len, p, n);
   d.block_len += n;
+  return (flags & kEndHeaders) ? 1 : 0;
+}
+
+// A DATA frame's payload without its padding, [*off, *off + *n); false when the padding
+// is longer than the frame.
+bool unpad(const unsigned char* p, std::size_t len, std::uint8_t flags, std::size_t* off, std::size_t* n) {
+  *off = 0;
+  *n = len;
+  if (!(flags & kPadded)) return true;
+  if (len < 1 || 1u + p[0] > len) return false;
+  *off = 1;
+  *n = len - 1 - p[0];
   return true;
 }
 
@@ -569,9 +548,8 @@ bool up_frame(H2Conn& h, ConnState* st, unsigned char* f, std::size_t len, const
   const std::uint32_t sid = get32(f + 5) & 0x7fffffffu;
   unsigned char* p = f + kFrameHeader;
   if (d.in_block) {
-    if (type != kContinuation || !add_continuation(d, sid, p, len)) return false;
-    if (flags & kEndHeaders) return up_block(h, st, b, w);
-    return true;
+    const int c = continue_block(d, type, flags, sid, p, len);
+    return c < 0 ? false : c == 0 || up_block(h, st, b, w);
   }
   switch (type) {
     case kHeaders:
@@ -586,16 +564,12 @@ bool up_frame(H2Conn& h, ConnState* st, unsigned char* f, std::size_t len, const
         queue_window(h.to_client, &h.to_client_len, len);
         return true;
       }
-      std::size_t off = 0, pad = 0;
-      if (flags & kPadded) {
-        if (len < 1 || 1u + p[0] > len) return false;
-        pad = p[0];
-        off = 1;
-      }
+      std::size_t off = 0, n = 0;
+      if (!unpad(p, len, flags, &off, &n)) return false;
       bool refuse = false;
       const char* tok = nullptr;
       std::size_t tok_len = 0;
-      if (!up_data(h, st, sid, p + off, len - off - pad, b, &refuse, &tok, &tok_len)) {
+      if (!up_data(h, st, sid, p + off, n, b, &refuse, &tok, &tok_len)) {
         // The broker audits the refusal (Report, kReportH2StreamReset).
         st->report_reason = wire::kReportH2StreamReset;
         if (b.report) b.report(b.ctx, st, tok, tok_len);
@@ -735,8 +709,8 @@ bool down_frame(H2Conn& h, ConnState* st, unsigned char* f, std::size_t len, con
   const std::uint32_t sid = get32(f + 5) & 0x7fffffffu;
   unsigned char* p = f + kFrameHeader;
   if (d.in_block) {
-    if (type != kContinuation || !add_continuation(d, sid, p, len)) return false;
-    return (flags & kEndHeaders) ? down_block(h, st, b) : true;
+    const int c = continue_block(d, type, flags, sid, p, len);
+    return c < 0 ? false : c == 0 || down_block(h, st, b);
   }
   switch (type) {
     case kHeaders:
@@ -750,13 +724,9 @@ bool down_frame(H2Conn& h, ConnState* st, unsigned char* f, std::size_t len, con
         queue_window(h.to_server, &h.to_server_len, len);
         return true;
       }
-      std::size_t off = 0, pad = 0;
-      if (flags & kPadded) {
-        if (len < 1 || 1u + p[0] > len) return false;
-        pad = p[0];
-        off = 1;
-      }
-      if (st->nfps > 0) h.stats.redacted += redact_buffer(p + off, len - off - pad, st->fps, st->nfps, b, st);
+      std::size_t off = 0, n = 0;
+      if (!unpad(p, len, flags, &off, &n)) return false;
+      if (st->nfps > 0) h.stats.redacted += redact_buffer(p + off, n, st->fps, st->nfps, b, st);
       break;
     }
     case kSettings:

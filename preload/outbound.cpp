@@ -26,37 +26,6 @@ struct TokenEdit {
   bool is_token = true;   // false: a re-encoded Basic credential
 };
 
-// Swaps tokens inside a decoded Basic credential [dec, dec+dn) into swapped; returns its
-// length, or 0 when nothing was swapped.
-std::size_t swap_inside(const char* dec, std::size_t dn, char* swapped, const BrokerOps& b, ConnState* st,
-                        std::size_t* nswapped) {
-  std::size_t o = 0, i = 0;
-  bool any = false;
-  while (i < dn) {
-    const std::size_t off = wire::find_token_prefix(dec + i, dn - i);
-    if (off == dn - i) break;
-    const std::size_t t = i + off;
-    const std::size_t ext = wire::token_extent(dec + t, dn - t);
-    std::memcpy(swapped + o, dec + i, t - i);
-    o += t - i;
-    std::size_t vl = 0, tl = 0;
-    // The header value ended: the token is complete even when it ends the credential.
-    const wire::Decision d = b.swap(b.ctx, st, dec + t, ext, false, swapped + o, ext, &vl, &tl);
-    if (d == wire::Decision::Allow && vl > 0 && vl <= ext) {
-      o += vl;
-      any = true;
-      ++*nswapped;
-    } else {
-      std::memcpy(swapped + o, dec + t, ext);
-      o += ext;
-    }
-    i = t + ext;
-  }
-  if (!any) return 0;
-  std::memcpy(swapped + o, dec + i, dn - i);
-  return o + (dn - i);
-}
-
 // Length of the head at the start of [p, p+n): up to and including CRLFCRLF, or n.
 std::size_t head_extent(const char* p, std::size_t n) {
   const void* end = memmem(p, n, "\r\n\r\n", 4);
@@ -85,6 +54,35 @@ void sort_edits(TokenEdit* e, std::size_t k) {
 }
 
 }  // namespace
+
+std::size_t swap_inside(const char* dec, std::size_t dn, char* swapped, const BrokerOps& b, ConnState* st,
+                        std::size_t* nswapped) {
+  std::size_t o = 0, i = 0;
+  bool any = false;
+  while (i < dn) {
+    const std::size_t off = wire::find_token_prefix(dec + i, dn - i);
+    if (off == dn - i) break;
+    const std::size_t t = i + off;
+    const std::size_t ext = wire::token_extent(dec + t, dn - t);
+    std::memcpy(swapped + o, dec + i, t - i);
+    o += t - i;
+    std::size_t vl = 0, tl = 0;
+    // The header value ended: the token is complete even when it ends the credential.
+    const wire::Decision d = b.swap(b.ctx, st, dec + t, ext, false, swapped + o, ext, &vl, &tl);
+    if (d == wire::Decision::Allow && vl > 0 && vl <= ext) {
+      o += vl;
+      any = true;
+      ++*nswapped;
+    } else {
+      std::memcpy(swapped + o, dec + t, ext);
+      o += ext;
+    }
+    i = t + ext;
+  }
+  if (!any) return 0;
+  std::memcpy(swapped + o, dec + i, dn - i);
+  return o + (dn - i);
+}
 
 // A token at a byte that belongs to no request is reported as unidentified and never
 // swapped (outbound.h).

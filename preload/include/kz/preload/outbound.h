@@ -90,6 +90,13 @@ struct OutboundResult {
   bool chunked_next = false;
 };
 
+// Swaps every token of a complete text [dec, dec+dn) (a decoded Basic credential, an
+// HTTP/2 field value) into `swapped` (room for dn bytes: values are never longer than
+// their tokens), each token asked as complete. Returns the new length, or 0 when nothing
+// was swapped; *nswapped counts the swaps.
+std::size_t swap_inside(const char* dec, std::size_t dn, char* swapped, const BrokerOps& b, ConnState* st,
+                        std::size_t* nswapped);
+
 // Points st's request fields (what the broker is asked about) at the request the byte
 // at `pos` of `in` belongs to. false when it belongs to none (unidentified). Without
 // tracking (opt.requests null) st's fields are used as they are.
