@@ -11,6 +11,8 @@ struct ResolvedSecret {
   std::string name;
   std::string provider;
   SecretValue value;
+  // format = "aws-credentials": the access key id its credential set gave (not secret).
+  std::string access_key_id{};
 };
 
 }  // namespace kz
