@@ -6,8 +6,10 @@
 // which, including processes long gone) from the events ring buffer.
 //
 // Maps (see proctree_shared.h for the structs):
-//   members  hash  u32 tgid -> kz_pt_member   the run's live processes
-//   events   ring buffer of kz_pt_event      fork / exec / exit of members
+//   members      hash  u32 tgid -> kz_pt_member   the run's live processes
+//   events       ring buffer of kz_pt_event      fork / exec / exit of members
+//   hold_images  hash  kz_pt_image -> u32        programs stopped at exec until probed (the tap's)
+//   held         hash  u32 tgid -> u64 boot ns   members stopped at exec, not yet continued
 //
 // Raw tracepoints (raw_tp): attached by name, no tracefs mount (which these machines do
 // not have) and no kernel BTF at attach; fields are read with CO-RE (BPF_CORE_READ), so
@@ -19,6 +21,40 @@ struct {
   __uint(type, BPF_MAP_TYPE_RINGBUF);
   __uint(max_entries, KZ_PT_RINGBUF_BYTES);
 } events SEC(".maps");
+
+// Exec holds (proctree_shared.h): the programs to hold at exec, and who is held since when.
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, KZ_PT_MAX_HOLD_IMAGES);
+  __type(key, struct kz_pt_image);
+  __type(value, __u32);
+} hold_images SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, KZ_PT_MAX_HELD);
+  __type(key, __u32);
+  __type(value, __u64);
+} held SEC(".maps");
+
+#define KZ_PT_SIGSTOP 19
+
+// The member `tgid` has just exec'd bprm's file: stop it there when the tap wants probes
+// in that program first. Only when its exec event is in the ring (the caller reserved
+// it), so userspace is sure to hear of it and continue it.
+static __always_inline void kz_pt_maybe_hold(__u32 tgid, struct linux_binprm *bprm, __u64 now)
+{
+  struct kz_pt_image img = {};
+  img.dev = BPF_CORE_READ(bprm, file, f_inode, i_sb, s_dev);
+  img.ino = BPF_CORE_READ(bprm, file, f_inode, i_ino);
+  if (!bpf_map_lookup_elem(&hold_images, &img))
+    return;
+  if (bpf_map_update_elem(&held, &tgid, &now, BPF_ANY) != 0)
+    return;
+  // Delivered on the way back to user mode: the new image runs nothing before it.
+  if (bpf_send_signal(KZ_PT_SIGSTOP) != 0)
+    bpf_map_delete_elem(&held, &tgid);
+}
 
 // A new process (not a thread: a thread shares its creator's tgid and is covered by it)
 // forked by a member is a member. It is added here, in the parent's fork, before the
@@ -98,6 +134,7 @@ int kz_pt_exec(struct bpf_raw_tracepoint_args *ctx)
     len = 0;
   }
   e->argv_len = len;
+  kz_pt_maybe_hold(tgid, bprm, e->ts);
   bpf_ringbuf_submit(e, 0);
   return 0;
 }
@@ -118,6 +155,7 @@ int kz_pt_exit(struct bpf_raw_tracepoint_args *ctx)
     return 0;
   __u32 parent = m->parent;
   bpf_map_delete_elem(&members, &tgid);
+  bpf_map_delete_elem(&held, &tgid);   // gone while held: nothing to continue
 
   struct kz_pt_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
   if (!e)

@@ -38,6 +38,18 @@ struct kz_pt_member {
   } members SEC(".maps")
 #endif
 
+/* Exec holds (the TLS tap's, tls_tap.cpp): a member that execs a program listed in the
+ * hold_images map (a program with its own TLS library, which the tap probes per process)
+ * is stopped (SIGSTOP) at its exec, before its first instruction, and its tgid goes into
+ * the held map with the time; userspace continues it (SIGCONT) once the probes are in.
+ * The key is the file as the kernel numbers it: s_dev (MAJOR << 20 | MINOR) and inode. */
+#define KZ_PT_MAX_HOLD_IMAGES 1024
+#define KZ_PT_MAX_HELD 4096
+struct kz_pt_image {
+  __u64 dev;
+  __u64 ino;
+};
+
 #define KZ_PT_EVENT_FORK 1
 #define KZ_PT_EVENT_EXEC 2
 #define KZ_PT_EVENT_EXIT 3

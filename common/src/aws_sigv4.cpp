@@ -17,60 +17,11 @@ bool is_unreserved(unsigned char c) {
   return std::isalnum(c) != 0 || c == '-' || c == '_' || c == '.' || c == '~';
 }
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 void append_escape(std::string& out, unsigned char c) {
   static const char* digits = "0123456789ABCDEF";
   out.push_back('%');
   out.push_back(digits[c >> 4]);
   out.push_back(digits[c & 0x0f]);
-}
-
-// %XX -> byte; malformed escapes are kept literally.
-std::string percent_decode(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size()) {
-      int hi = hex_value(s[i + 1]), lo = hex_value(s[i + 2]);
-      if (hi >= 0 && lo >= 0) {
-        out.push_back(static_cast<char>(hi * 16 + lo));
-        i += 2;
-        continue;
-      }
-    }
-    out.push_back(s[i]);
-  }
-  return out;
-}
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
-// Trim and collapse runs of blanks into one space.
-std::string canonical_value(std::string_view v) {
-  std::string out;
-  out.reserve(v.size());
-  bool pending_space = false;
-  for (char ch : v) {
-    if (ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n') {
-      pending_space = !out.empty();
-      continue;
-    }
-    if (pending_space) out.push_back(' ');
-    pending_space = false;
-    out.push_back(ch);
-  }
-  return out;
 }
 
 bool excluded_header(const std::string& lname) {
@@ -174,6 +125,59 @@ Result<SigV4Result> finish(const SigV4Request& req, const SigV4Params& p, const 
 
 }  // namespace
 
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return out;
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::string percent_decode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size()) {
+      const int hi = hex_value(s[i + 1]), lo = hex_value(s[i + 2]);
+      if (hi >= 0 && lo >= 0) {
+        out.push_back(static_cast<char>(hi * 16 + lo));
+        i += 2;
+        continue;
+      }
+    }
+    out.push_back(s[i]);
+  }
+  return out;
+}
+
+std::string_view trim_blanks(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+std::string canonical_header_value(std::string_view v) {
+  std::string out;
+  out.reserve(v.size());
+  bool pending_space = false;
+  for (char ch : v) {
+    if (ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n') {
+      pending_space = !out.empty();
+      continue;
+    }
+    if (pending_space) out.push_back(' ');
+    pending_space = false;
+    out.push_back(ch);
+  }
+  return out;
+}
+
 std::string hmac_sha256(std::string_view key, std::string_view data) {
   unsigned char out[EVP_MAX_MD_SIZE];
   size_t len = 0;
@@ -239,12 +243,12 @@ std::string canonical_query(std::string_view raw_query) {
 void canonical_headers(const HeaderList& headers, std::string* block, std::string* signed_list) {
   std::map<std::string, std::string> merged;
   for (const auto& [k, v] : headers) {
-    std::string name = lower(canonical_value(k));
+    std::string name = lower(canonical_header_value(k));
     if (excluded_header(name)) continue;
-    auto [it, inserted] = merged.emplace(name, canonical_value(v));
+    auto [it, inserted] = merged.emplace(name, canonical_header_value(v));
     if (!inserted) {
       it->second += ',';
-      it->second += canonical_value(v);
+      it->second += canonical_header_value(v);
     }
   }
   block->clear();

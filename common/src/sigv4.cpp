@@ -24,45 +24,7 @@ bool ieq(std::string_view a, std::string_view b) {
   return true;
 }
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  return out;
-}
-
 bool is_ws(char c) { return c == ' ' || c == '\t'; }
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && is_ws(s.front())) s.remove_prefix(1);
-  while (!s.empty() && is_ws(s.back())) s.remove_suffix(1);
-  return s;
-}
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// %XX decoded; a '%' not followed by two hex digits is kept as it is.
-std::string percent_decode(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size()) {
-      const int hi = hex_value(s[i + 1]), lo = hex_value(s[i + 2]);
-      if (hi >= 0 && lo >= 0) {
-        out += static_cast<char>(hi * 16 + lo);
-        i += 2;
-        continue;
-      }
-    }
-    out += s[i];
-  }
-  return out;
-}
 
 bool is_lower_hex64(std::string_view s) {
   return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
@@ -163,7 +125,7 @@ Result<Head> parse_head(std::string_view text) {
     if (is_ws(line.front())) {   // an obsolete folded continuation of the last header
       if (h.headers.empty()) return make_error(ErrorKind::Protocol, "a continuation line before any header");
       h.headers.back().value += ' ';
-      h.headers.back().value += trim(line);
+      h.headers.back().value += trim_blanks(line);
       continue;
     }
     const std::size_t colon = line.find(':');
@@ -181,7 +143,7 @@ Result<Signed> parse_signed(const Head& h, std::string_view head_text) {
   auto fail = [](std::string why) { return make_error(ErrorKind::Protocol, std::move(why)); };
   std::vector<std::string_view> auths;
   for (std::string_view v : h.values("authorization")) {
-    v = trim(v);
+    v = trim_blanks(v);
     if (v.substr(0, kAlgorithm.size()) == kAlgorithm) auths.push_back(v);
   }
   // The query's X-Amz-* parameters, decoded.
@@ -214,7 +176,7 @@ Result<Signed> parse_signed(const Head& h, std::string_view head_text) {
     std::size_t i = 0;
     while (i < rest.size()) {
       const std::size_t j = std::min(rest.find(',', i), rest.size());
-      const std::string_view part = trim(rest.substr(i, j - i));
+      const std::string_view part = trim_blanks(rest.substr(i, j - i));
       if (!after_prefix(part, "Credential=").empty()) credential = after_prefix(part, "Credential=");
       else if (!after_prefix(part, "SignedHeaders=").empty()) signed_list = after_prefix(part, "SignedHeaders=");
       else if (!after_prefix(part, "Signature=").empty()) sig = after_prefix(part, "Signature=");
@@ -223,7 +185,7 @@ Result<Signed> parse_signed(const Head& h, std::string_view head_text) {
     }
     const auto dates = h.values("x-amz-date");
     if (dates.size() != 1) return fail("the request has no single x-amz-date header");
-    s.amz_date = trim(dates[0]);
+    s.amz_date = trim_blanks(dates[0]);
   } else if (q_signatures == 1 && q_algorithm == kAlgorithm) {
     s.presigned = true;
     credential = q_credential;
@@ -249,7 +211,7 @@ Result<Signed> parse_signed(const Head& h, std::string_view head_text) {
   if (!has_host) return fail("the host header is not signed");
   const auto sha = h.values("x-amz-content-sha256");
   if (sha.size() > 1) return fail("more than one x-amz-content-sha256 header");
-  if (sha.size() == 1) s.content_sha256 = trim(sha[0]);
+  if (sha.size() == 1) s.content_sha256 = trim_blanks(sha[0]);
   // The signature's place in the text, where kz writes the real one: it must occur
   // exactly once, so that there is no doubt which bytes are replaced.
   if (count_of(head_text, s.signature) != 1) return fail("the signature's digits occur more than once in the request head");
@@ -266,16 +228,7 @@ std::string canonical_headers(const Head& h, const std::vector<std::string>& sig
     for (std::string_view v : h.values(name)) {
       if (!first) out += ',';
       first = false;
-      bool space = false;
-      for (char c : trim(v)) {
-        if (is_ws(c)) {
-          space = true;
-          continue;
-        }
-        if (space) out += ' ';
-        space = false;
-        out += c;
-      }
+      out += canonical_header_value(v);
     }
     out += '\n';
   }

@@ -144,6 +144,7 @@ json fields(const SensorSummary& e) {
     j["programs"] = std::move(p);
   }
   put(j, "mode", e.mode);
+  if (e.held > 0) j["held"] = {{"processes", e.held}, {"max_us", e.held_max_us}, {"total_us", e.held_total_us}};
   put(j, "decision", e.decision);
   put(j, "reason", e.reason);
   return j;
@@ -372,7 +373,7 @@ const std::vector<AuditKind>& audit_kinds() {
       {"sensor.error", index_of<TapFinding>(), "decision reason pid host function via secret? peer? exe? lineage[]?",
        "the TLS tap could not kill a leaking process"},
       {"sensor.summary", index_of<SensorSummary>(),
-       "via writes leaks exfil not_inspected uses[] taps[] witnesses? programs[]? mode? decision? reason?",
+       "via writes leaks exfil not_inspected uses[] taps[] witnesses? programs[]? mode? held? decision? reason?",
        "the sensors' counts at the end of a run (uses per secret, host and form; writes per witness)"},
       {"audit.sink", index_of<SinkShortfall>(), "decision sink run delivered dropped reason",
        "records a sink (syslog, http) did not deliver by the end of the run"},

@@ -154,6 +154,9 @@ struct SensorSummary {
   std::vector<std::pair<std::string, std::uint64_t>> witnesses{};
   std::vector<std::pair<std::string, std::string>> programs{};
   std::optional<std::string> mode{};   // "default" | "full"
+  // Processes stopped at exec until their uprobes were in (programs with their own TLS
+  // library): how many, and how long they waited (microseconds). Left out when none.
+  std::uint64_t held = 0, held_max_us = 0, held_total_us = 0;
 };
 
 // "canary": a decoy credential (a secret with `canary = true`; secrets/canary.h) was

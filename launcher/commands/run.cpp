@@ -371,6 +371,12 @@ Step RunSession::resolve() {
   const auto t0 = Clock::now();
   Result<std::vector<ResolvedSecret>> r = std::vector<ResolvedSecret>{};
   if (!cfg_->server.url.empty()) {
+    for (const auto& s : cfg_->secrets)
+      if (!s.format.empty() || !s.from.empty()) {
+        spdlog::error("{}: secrets.{}: format = \"aws-credentials\" and from are read from providers, not through "
+                      "[server] (a PDP resolves one value per secret)", format_pos(s.pos), s.name);
+        return fail(kExitConfig, "a credential set cannot be resolved through the PDP");
+      }
     auto token = identity_token(*cfg_, o_.identity_token_file);
     if (!token) {
       spdlog::error("{}", token.error().message);
@@ -388,6 +394,16 @@ Step RunSession::resolve() {
   secrets_ = std::move(*r);
   for (const auto& s : secrets_)
     if (std::find(rotating_.begin(), rotating_.end(), s.name) != rotating_.end()) leases_.emplace_back(s.name, s.lease);
+  // A key whose credential set gave its id (format = "aws-credentials"): the id is the
+  // command's AWS_ACCESS_KEY_ID, and the binding kz signs under names it.
+  for (const auto& rs : secrets_) {
+    if (rs.access_key_id.empty()) continue;
+    for (auto& s : cfg_->secrets)
+      if (s.name == rs.name && s.access_key_id.empty()) {
+        s.access_key_id = rs.access_key_id;
+        env_opts_.plain.push_back(EnvVar{"AWS_ACCESS_KEY_ID", s.access_key_id, s.pos});
+      }
+  }
   spdlog::info("resolved {} secret(s) in {} ms", secrets_.size(),
                std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count());
   return std::nullopt;

@@ -73,6 +73,61 @@ std::string binding_item_problem(const std::string& key, const std::string& item
   return "";
 }
 
+std::string signing_item_problem(const std::string& key, const std::string& value) {
+  if (key == "services" || key == "regions") {
+    if (value.empty() || value.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-") != std::string::npos)
+      return key + " are lower-case AWS names like " + (key == "services" ? "\"s3\" or \"secretsmanager\"" : "\"us-east-1\"");
+    return "";
+  }
+  if (key == "sign") return value == "sigv4" ? "" : "unknown signing scheme \"" + value + "\" (known: sigv4)";
+  if (key == "format") return value == "aws-credentials" ? "" : "unknown format \"" + value + "\" (known: aws-credentials)";
+  if (key == "access_key_id") {
+    if (value.size() < 16 || value.size() > 128 || value.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") != std::string::npos)
+      return "an AWS access key id is 16 to 128 upper-case letters and digits (AKIA…, ASIA…)";
+    return "";
+  }
+  return is_env_name(value) ? "" : "\"" + value + "\" is not the name of a secret";   // session_token, from
+}
+
+std::string signing_problem(const SecretSpec& s) {
+  const bool any = !s.access_key_id.empty() || !s.session_token.empty() || !s.services.empty() || !s.regions.empty() ||
+                   !s.format.empty();
+  if (s.sign.empty() && any) return "access_key_id, session_token, services, regions and format need sign = \"sigv4\"";
+  if (!s.sign.empty() && s.access_key_id.empty() && s.format.empty())
+    return "sign = \"sigv4\" needs access_key_id = \"AKIA…\" (the key id is not secret: kz gives it to the command as "
+           "AWS_ACCESS_KEY_ID), or format = \"aws-credentials\" to take it from the credential set";
+  if (s.session_token == s.name) return "session_token: names this secret itself";
+  return "";
+}
+
+std::string link_signing_secrets(std::vector<SecretSpec>& secrets, const SecretSpec** where) {
+  auto find = [&](const std::string& n) -> SecretSpec* {
+    for (auto& s : secrets)
+      if (s.name == n) return &s;
+    return nullptr;
+  };
+  for (auto& s : secrets) {
+    *where = &s;
+    if (!s.session_token.empty() && find(s.session_token) == nullptr)
+      return "secrets." + s.name + ".session_token: no secret named " + s.session_token;
+    if (s.from.empty()) continue;
+    const SecretSpec* key = find(s.from);
+    if (key == nullptr || key->format.empty() || key->session_token != s.name)
+      return "secrets." + s.name + ".from: " + s.from + " must be a secret with format = \"aws-credentials\" and "
+             "session_token = \"" + s.name + "\"";
+    s.provider = key->provider;
+    s.ref = key->ref;
+  }
+  for (const auto& s : secrets) {
+    *where = &s;
+    const SecretSpec* t = s.format.empty() || s.session_token.empty() ? nullptr : find(s.session_token);
+    if (t != nullptr && t->from != s.name)
+      return "secrets." + t->name + ": the session token of " + s.name + "'s credential set needs from = \"" + s.name +
+             "\" (and no provider or ref)";
+  }
+  return "";
+}
+
 namespace {
 
 // The keys of an AWS SigV4 secret (docs/aws.md).
@@ -84,39 +139,16 @@ Status parse_signing_key(const std::string& key, const toml::node& v, const std:
     auto arr = string_array(v, file, f);
     if (!arr) return arr.take_error();
     for (const auto& item : *arr)
-      if (item.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-") != std::string::npos)
-        return config_error(kpos, f + ": \"" + item + "\": " + key + " are lower-case AWS names like " +
-                                      (key == "services" ? "\"s3\" or \"secretsmanager\"" : "\"us-east-1\""));
+      if (auto why = signing_item_problem(key, item); !why.empty()) return config_error(kpos, f + ": \"" + item + "\": " + why);
     (key == "services" ? s.services : s.regions) = std::move(*arr);
     return ok_status();
   }
   const auto* str = v.as_string();
   if (str == nullptr) return config_error(kpos, f + " must be a string, not a " + type_name(v));
   const std::string& text = str->get();
-  if (key == "sign") {
-    if (text != "sigv4") return config_error(kpos, f + ": unknown signing scheme \"" + text + "\" (known: sigv4)");
-    s.sign = text;
-  } else if (key == "access_key_id") {
-    if (text.size() < 16 || text.size() > 128 ||
-        text.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") != std::string::npos)
-      return config_error(kpos, f + ": an AWS access key id is 16 to 128 upper-case letters and digits (AKIA…, ASIA…)");
-    s.access_key_id = text;
-  } else {
-    if (!is_env_name(text)) return config_error(kpos, f + ": \"" + text + "\" is not the name of a secret");
-    s.session_token = text;
-  }
-  return ok_status();
-}
-
-// A secret with any signing key must be a complete SigV4 secret.
-Status check_signing(const SecretSpec& s, const std::string& field) {
-  const bool any = !s.access_key_id.empty() || !s.session_token.empty() || !s.services.empty() || !s.regions.empty();
-  if (s.sign.empty() && any)
-    return config_error(s.pos, field + ": access_key_id, session_token, services and regions need sign = \"sigv4\"");
-  if (!s.sign.empty() && s.access_key_id.empty())
-    return config_error(s.pos, field + ": sign = \"sigv4\" needs access_key_id = \"AKIA…\" (the key id is not "
-                                       "secret: kz gives it to the command as AWS_ACCESS_KEY_ID)");
-  if (s.session_token == s.name) return config_error(s.pos, field + ".session_token: names this secret itself");
+  if (auto why = signing_item_problem(key, text); !why.empty()) return config_error(kpos, f + ": " + why);
+  (key == "sign" ? s.sign : key == "access_key_id" ? s.access_key_id : key == "format" ? s.format
+                                                     : key == "from" ? s.from : s.session_token) = text;
   return ok_status();
 }
 
@@ -286,7 +318,7 @@ Status parse_secret(const std::string& name, const toml::node& node, const std::
         return config_error(kpos, field + ".shape must be one of " + canary_shape_names());
       s.shape = str->get();
     } else if (key == "sign" || key == "access_key_id" || key == "session_token" || key == "services" ||
-               key == "regions") {
+               key == "regions" || key == "format" || key == "from") {
       if (Status st = parse_signing_key(key, v, file, field, s); !st) return st;
     } else if (key == "refresh" || key == "max_stale") {
       if (Status st = parse_rotation_key(key, v, file, field, s); !st) return st;
@@ -306,7 +338,7 @@ Status parse_secret(const std::string& name, const toml::node& node, const std::
                                     "\" (known: provider, ref, hosts, methods, paths, canary, shape, sign, "
                                     "access_key_id, session_token, services, regions, refresh, max_stale, kind, "
                                     "token_url, client_id, client_secret, scopes, audience, client_auth, "
-                                    "refresh_skew, ca_file, mint_hosts)");
+                                    "refresh_skew, ca_file, mint_hosts, format, from)");
     }
   }
   if (s.canary) {
@@ -320,10 +352,17 @@ Status parse_secret(const std::string& name, const toml::node& node, const std::
   if (!s.shape.empty()) return config_error(pos, field + ".shape is only for canaries (canary = true)");
   if (s.max_stale.count() > 0 && !s.refreshes())
     return config_error(pos, field + ".max_stale needs refresh = \"DURATION\" or \"lease\"");
+  // A credential set is split once at start (resolver.cpp); a re-read would put the
+  // whole set in the key's place.
+  if (s.refreshes() && (!s.format.empty() || !s.from.empty()))
+    return config_error(pos, field + ".refresh: a credential set (format, from) is read once; it takes no refresh");
   if (Status st = check_oauth(s, field); !st) return st;
-  if (s.provider.empty()) return config_error(pos, field + ": missing required key \"provider\"");
-  if (s.ref.empty()) return config_error(pos, field + ": missing required key \"ref\"");
-  if (Status st = check_signing(s, field); !st) return st;
+  if (!s.from.empty() && (!s.provider.empty() || !s.ref.empty()))
+    return config_error(pos, field + ": from = \"" + s.from + "\" takes the value from that secret's credential set: "
+                                     "no provider or ref");
+  if (s.from.empty() && s.provider.empty()) return config_error(pos, field + ": missing required key \"provider\"");
+  if (s.from.empty() && s.ref.empty()) return config_error(pos, field + ": missing required key \"ref\"");
+  if (auto why = signing_problem(s); !why.empty()) return config_error(pos, field + ": " + why);
   cfg.secrets.push_back(std::move(s));
   return ok_status();
 }
@@ -736,10 +775,9 @@ Result<Config> parse_config(const std::string& text, const std::string& path) {
         auto st = parse_secret(std::string(name.str()), node, path, cfg);
         if (!st) return st.take_error();
       }
-      for (const SecretSpec& s : cfg.secrets)
-        if (!s.session_token.empty() && cfg.find_secret(s.session_token) == nullptr)
-          return config_error(s.pos, "secrets." + s.name + ".session_token: no secret named " + s.session_token +
-                                         " in [secrets]");
+      const SecretSpec* where = nullptr;
+      if (auto why = link_signing_secrets(cfg.secrets, &where); !why.empty())
+        return config_error(where->pos, why + " in [secrets]");
     } else if (key == "providers") {
       const auto* t = v.as_table();
       if (t == nullptr) return config_error(pos_of(v, path), "providers must be a table of [providers.NAME] sections");

@@ -45,6 +45,13 @@ struct SecretSpec {
   std::string access_key_id;
   std::vector<std::string> services, regions;
   std::string session_token;
+  // format = "aws-credentials" (with sign): the value is a JSON credential set
+  // (secrets/aws_credential_set.h) that also gives the access key id and the session token.
+  std::string format;
+  // from = "KEY": this secret is the session token of KEY's credential set (KEY has
+  // format = "aws-credentials" and session_token naming this one); provider and ref are
+  // KEY's, and it is never resolved on its own.
+  std::string from;
   SourcePos pos;
   // A canary (decoy): `canary = true`. No provider and no value: kz makes up a
   // plausible fake credential for it, bound nowhere; any sight of it is a "canary"
@@ -179,6 +186,18 @@ Result<Config> parse_config(const std::string& text, const std::string& path);
 
 // "" when `item` is acceptable in a secret's `key` list (hosts, methods, paths), else why not.
 std::string binding_item_problem(const std::string& key, const std::string& item);
+
+// AWS SigV4 keys of a secret (docs/aws.md), shared by .keyzero.toml and bundle.yaml:
+// "" when `value` is acceptable for `key` (sign, access_key_id, session_token, format,
+// from; an item of services or regions), else why not.
+std::string signing_item_problem(const std::string& key, const std::string& value);
+// "" when a secret's signing keys fit together, else why not, naming the key
+// ("access_key_id: ...").
+std::string signing_problem(const SecretSpec& s);
+// After every secret is read: session_token and from name declared secrets that fit
+// (`secrets` in file order; a `from` secret takes its key's provider and ref). "" or why
+// not, naming the secret and key.
+std::string link_signing_secrets(std::vector<SecretSpec>& secrets, const SecretSpec** where);
 
 // Valid environment variable name: [A-Za-z_][A-Za-z0-9_]*
 bool is_env_name(const std::string& s);

@@ -112,14 +112,19 @@ bool is_credential_header(std::string_view name) {
   return iequals(name, "authorization") || iequals(name, "proxy-authorization") || iequals(name, "cookie");
 }
 
+}  // namespace
+
 // Framing is libcurl's job: a Content-Length or Transfer-Encoding from the agent could
 // contradict the body actually sent, and "Expect" is set by kz. So is Accept-Encoding:
 // kz asks for identity, because the response is redacted before the agent sees it and a
 // value inside a compressed body would pass the redaction.
+
 bool is_engine_header(std::string_view name) {
   return iequals(name, "content-length") || iequals(name, "transfer-encoding") || iequals(name, "expect") ||
          iequals(name, "accept-encoding");
 }
+
+namespace {
 
 // The response's Content-Encoding when it is a coding other than identity, else "".
 std::string content_coding(const std::vector<std::pair<std::string, std::string>>& headers) {

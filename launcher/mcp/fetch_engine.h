@@ -33,6 +33,10 @@ struct HttpsUrl {
   std::string target;       // path and query: "/v1/x?y=1" ("/" when empty)
 };
 
+// Headers the engine sets itself and drops from a PreparedHop (Content-Length,
+// Transfer-Encoding, Expect, Accept-Encoding): what is signed must leave them out.
+bool is_engine_header(std::string_view name);
+
 // Only absolute https:// URLs with a host and no user:password part. ErrorKind::Usage
 // with a sentence naming what is wrong ("only https:// URLs can be fetched").
 Result<HttpsUrl> parse_https_url(std::string_view url);

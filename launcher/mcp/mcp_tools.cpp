@@ -1,13 +1,18 @@
 #include "mcp/mcp_tools.h"
 
+#include <unistd.h>
+
 #include <ctime>
 
 #include "config/secret_bindings.h"
 #include "mcp/fetch_engine.h"
 #include "mcp/response_filter.h"
+#include "mcp/sigv4_fetch.h"
 #include "mcp/token_swap.h"
 #include "masking/encodings.h"
+#include "kz/aws_sigv4.h"
 #include "policy/policy_engine.h"
+#include "secrets/aws_credential_set.h"
 #include "secrets/canary.h"
 #include "secrets/token_mint.h"
 #include "kz/preload/basic_auth.h"
@@ -123,6 +128,60 @@ std::string McpTools::admit_sealed(const CallContext& ctx, const FetchRequest& r
     if (auto adopted = tokens_.adopt(text, std::move(t)); !adopted) return adopted.error().message;
   }
   return "";
+}
+
+Result<SigningCredentials> McpTools::signing_credentials(const CallContext& ctx, const std::string& name,
+                                                         const std::function<std::string(const SigningCredentials&)>& policy) {
+  const policy::Bundle& bundle = ctx.state->bundle;
+  auto find = [&](const std::string& n) -> const SecretSpec* {
+    for (const auto& s : bundle.secrets)
+      if (s.name == n) return &s;
+    return nullptr;
+  };
+  for (const auto& c : bundle.canaries)
+    if (c.name == name) {
+      CanarySeen seen;
+      seen.secret = c.name;
+      seen.where = "mcp";
+      seen.decision = "audit";
+      seen.reason = "an MCP fetch asked to sign with canary " + c.name + ", a decoy that nothing legitimate uses";
+      seen.sub = ctx.identity->sub;
+      if (!ctx.source.empty()) seen.source = ctx.source;
+      if (!ctx.session.empty()) seen.session = ctx.session;
+      audit_.record(std::move(seen));
+      return make_error(ErrorKind::Denied, "canary " + c.name + ": a decoy bound to no host");
+    }
+  const SecretSpec* spec = find(name);
+  if (spec == nullptr) return make_error(ErrorKind::Denied, "no secret named " + name + " is declared in " + bundle.path);
+  if (spec->sign != "sigv4")
+    return make_error(ErrorKind::Denied, name + " is not a signing key (sign = \"sigv4\" in " + bundle.path + ")");
+  SigningCredentials c;
+  c.secret = spec->name;
+  c.provider = spec->provider;
+  c.ref = spec->ref;
+  c.binding = binding_of(*spec, /*allow_any_host=*/false);
+  if (std::string why = policy(c); !why.empty()) return make_error(ErrorKind::Denied, why);
+  auto value = resolve_with_providers(ctx.state->providers, spec->provider, spec->ref);
+  if (!value) return value.take_error();
+  if (spec->format.empty()) {
+    c.access_key_id = spec->access_key_id;
+    c.key = std::move(*value);
+    if (const SecretSpec* t = spec->session_token.empty() ? nullptr : find(spec->session_token)) {
+      auto token = resolve_with_providers(ctx.state->providers, t->provider, t->ref);
+      if (!token) return token.take_error();
+      c.session_token = std::move(*token);
+    }
+    return c;
+  }
+  // A credential set: the id, the key and the token from one resolution.
+  auto set = split_aws_credentials(value->view());
+  if (!set) return make_error(set.error().kind, name + ": " + set.error().message);
+  if (!spec->access_key_id.empty() && spec->access_key_id != set->access_key_id)
+    return make_error(ErrorKind::Config, name + ": the credential set's access key id is not the access_key_id written for it");
+  c.access_key_id = std::move(set->access_key_id);
+  c.key = std::move(set->secret_access_key);
+  c.session_token = std::move(set->session_token);
+  return c;
 }
 
 Result<json> McpTools::call(const CallContext& ctx, std::string_view name, const json& args) {
@@ -264,6 +323,8 @@ Result<json> McpTools::resolve_canary(const CallContext& ctx, const SecretSpec& 
 
 Result<json> McpTools::fetch(const CallContext& ctx, const json& args) {
   FetchRequest fr;
+  std::string sign_secret;
+  SignScope scope;
   const McpConfig& mc = ctx.state->bundle.mcp;
   std::chrono::milliseconds timeout = mc.fetch.timeout;
   for (const auto& [k, v] : args.items()) {
@@ -277,14 +338,33 @@ Result<json> McpTools::fetch(const CallContext& ctx, const json& args) {
         if (auto why = header_problem(hn, hv.get<std::string>()); !why.empty()) return make_error(ErrorKind::Usage, why);
         fr.headers.emplace_back(hn, hv.get<std::string>());
       }
+    } else if (k == "sign") {
+      if (!v.is_object()) return make_error(ErrorKind::Usage, "sign must be an object {secret, service, region}");
+      for (const auto& [sk, sv] : v.items()) {
+        if (sk != "secret" && sk != "service" && sk != "region")
+          return make_error(ErrorKind::Usage, "unknown argument \"sign." + sk + "\" (sign takes secret, service, region)");
+        if (!sv.is_string() || sv.get<std::string>().empty())
+          return make_error(ErrorKind::Usage, "sign." + sk + " must be a non-empty string");
+      }
+      for (const char* need : {"secret", "service", "region"})
+        if (!v.contains(need)) return make_error(ErrorKind::Usage, std::string("sign.") + need + " is required");
+      sign_secret = v["secret"].get<std::string>();
+      scope.service = v["service"].get<std::string>();
+      scope.region = v["region"].get<std::string>();
+      for (const std::string& part : {scope.service, scope.region})
+        if (part.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-") != std::string::npos)
+          return make_error(ErrorKind::Usage, "sign.service and sign.region are lower-case AWS names like s3 and us-east-1");
     } else if (k == "timeout_ms") {
       if (!v.is_number_integer() || v.get<std::int64_t>() < 1) return make_error(ErrorKind::Usage, "timeout_ms must be a positive integer");
       timeout = std::min(timeout, std::chrono::milliseconds(v.get<std::int64_t>()));
     } else {
-      return make_error(ErrorKind::Usage, "unknown argument \"" + k + "\" (fetch takes url, method, headers, body, timeout_ms)");
+      return make_error(ErrorKind::Usage, "unknown argument \"" + k + "\" (fetch takes url, method, headers, body, sign, timeout_ms)");
     }
   }
   if (fr.url.empty()) return make_error(ErrorKind::Usage, "url is required");
+  if (!sign_secret.empty())
+    for (const auto& [hn, hv] : fr.headers)
+      if (auto why = sign_header_problem(hn); !why.empty()) return make_error(ErrorKind::Usage, why);
   static const char* const kMethods[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"};
   if (std::find(std::begin(kMethods), std::end(kMethods), fr.method) == std::end(kMethods))
     return make_error(ErrorKind::Usage, "method must be one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
@@ -292,12 +372,14 @@ Result<json> McpTools::fetch(const CallContext& ctx, const json& args) {
   McpCall rec = call_record(ctx, "fetch");
   rec.method = fr.method;
   std::vector<std::shared_ptr<const TokenEntry>> used;
+  std::optional<SigningCredentials> signer;
   auto note_used = [&] {
     std::vector<std::string> names, ids;
     for (const auto& u : used) {
       names.push_back(u->name);
       ids.push_back(u->token_id);
     }
+    if (signer) names.push_back(signer->secret);
     rec.secrets = std::move(names);
     rec.token_ids = std::move(ids);
   };
@@ -319,6 +401,57 @@ Result<json> McpTools::fetch(const CallContext& ctx, const json& args) {
   const std::int64_t now = unix_now();
   if (replicas_ != nullptr)
     if (std::string why = admit_sealed(ctx, fr, now); !why.empty()) return refuse("deny", why);
+  // Policy on the signing key, for this request (before its value is fetched) and again
+  // for every hop.
+  auto sign_policy = [&](const SigningCredentials& c, const std::string& host, const std::string& method,
+                         const std::string& target) -> std::string {
+    if (!ctx.enforce_policy) return "";
+    policy::RequestInput req;
+    req.time = now;
+    req.source = ctx.source;
+    req.host = host;
+    req.method = method;
+    req.path = path_only(target);
+    const auto d = policy::decide(ctx.state->bundle, ctx.identity->value, {c.secret, c.provider, c.ref}, req);
+    return d.allow ? "" : "policy denies " + c.secret + " for " + host + ": " + d.reason;
+  };
+  if (!sign_secret.empty()) {
+    auto c = signing_credentials(ctx, sign_secret, [&](const SigningCredentials& k) {
+      return sign_policy(k, url->host, fr.method, url->target);
+    });
+    if (!c) return refuse(c.error().kind == ErrorKind::Denied ? "deny" : "error", c.error().message);
+    signer.emplace(std::move(*c));
+  }
+  // One "sign" record per hop kz signs or refuses to sign.
+  auto sign_record = [&](const HopInfo& hop, const std::string& why) {
+    TokenUse u;
+    u.op = UseOp::Sign;
+    u.decision = why.empty() ? "allow" : "refuse";
+    u.pid = static_cast<long>(::getpid());
+    u.exe = "kz (MCP fetch for " + ctx.identity->sub + ")";
+    u.host = hop.url.host;
+    u.channel = "mcp";
+    u.via = "mcp";
+    u.method = hop.method;
+    u.path = path_only(hop.url.target);
+    u.http_host = host_header(hop.url);
+    u.secret = signer->secret;
+    u.service = scope.service;
+    u.region = scope.region;
+    if (!why.empty()) u.reason = why;
+    audit_.record(std::move(u));
+  };
+  auto sign = [&](const HopInfo& hop, Result<PreparedHop> wire) -> Result<PreparedHop> {
+    if (!wire || !signer) return wire;
+    std::string why = sign_refusal(*signer, scope, hop);
+    if (why.empty()) why = sign_policy(*signer, hop.url.host, hop.method, hop.url.target);
+    if (why.empty())
+      if (auto st = sign_hop(*wire, hop, *signer, scope, sigv4::format_amz_date(std::chrono::system_clock::now())); !st)
+        why = "kz could not sign the request: " + st.error().message;
+    sign_record(hop, why);
+    if (!why.empty()) return make_error(ErrorKind::Denied, why);
+    return wire;
+  };
   const TokenCheck check = [&](const TokenEntry& t, const HopInfo& hop) -> Status {
     if (t.canary) {
       CanarySeen seen;
@@ -352,7 +485,7 @@ Result<json> McpTools::fetch(const CallContext& ctx, const json& args) {
     }
     return ok_status();
   };
-  const PrepareHop prepare = [&](const HopInfo& hop, const FetchRequest& r) -> Result<PreparedHop> {
+  const PrepareHop swap_hop = [&](const HopInfo& hop, const FetchRequest& r) -> Result<PreparedHop> {
     if (hop.hop == 0) return swap_tokens(r, hop, tokens_, now, check, used);
     // A redirect: followed only where every credential already sent may go.
     for (const auto& u : used)
@@ -371,6 +504,7 @@ Result<json> McpTools::fetch(const CallContext& ctx, const json& args) {
     });
     return swap_tokens(stripped, hop, tokens_, now, check, used);
   };
+  const PrepareHop prepare = [&](const HopInfo& hop, const FetchRequest& r) { return sign(hop, swap_hop(hop, r)); };
 
   FetchOptions fo;
   fo.addresses.allow_loopback = mc.fetch.allow_loopback;
@@ -391,6 +525,17 @@ Result<json> McpTools::fetch(const CallContext& ctx, const json& args) {
   std::vector<std::shared_ptr<const TokenEntry>> held = used;
   for (auto& t : tokens_.owned_by(ctx.identity->key, now))
     if (!t->canary && std::find(held.begin(), held.end(), t) == held.end()) held.push_back(std::move(t));
+  if (signer) {
+    // The key and session token kz signed with: never shown, even if a server echoes them.
+    for (const SecretValue* v : {&signer->key, &signer->session_token}) {
+      if (v->empty()) continue;
+      auto e = std::make_shared<TokenEntry>();
+      e->name = signer->secret;
+      e->value = SecretValue::from(v->view());
+      e->token = SecretValue::from("<" + signer->secret + (v == &signer->key ? "" : " session token") + ": kz signs with it>");
+      held.push_back(std::move(e));
+    }
+  }
   std::string& body = resp->body.str();
   std::size_t redacted = redact_values(body, held, resp->truncated);
   for (auto& [k, v] : resp->headers) redacted += redact_values(v, held, false);

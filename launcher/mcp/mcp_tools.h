@@ -2,10 +2,12 @@
 //
 //   resolve {name | ref}   an opaque token for a secret (its bound hosts and expiry); the
 //                          value itself only when the deciding rule says reveal: true
-//   fetch {url, method, headers, body, timeout_ms}
+//   fetch {url, method, headers, body, sign, timeout_ms}
 //                          kz makes the HTTPS request, swapping tokens for values where
 //                          their secrets are bound, and returns the response with any
-//                          value replaced by its token
+//                          value replaced by its token; with sign {secret, service,
+//                          region}, kz signs it (AWS SigV4) with that secret's key
+//                          (sigv4_fetch.h)
 //
 // Every call is decided by policy (when there is a bundle) and is one audit record.
 // Transport-independent: the protocol layer (mcp_protocol.h) calls it.
@@ -22,6 +24,7 @@
 #include "config/config.h"
 #include "mcp/fetch_engine.h"
 #include "mcp/replicas.h"
+#include "mcp/sigv4_fetch.h"
 #include "kz/result.h"
 #include "secrets/token_table.h"
 #include "server/bearer_identity.h"
@@ -58,6 +61,10 @@ class McpTools {
  private:
   Result<nlohmann::json> resolve(const CallContext& ctx, const nlohmann::json& args);
   Result<nlohmann::json> fetch(const CallContext& ctx, const nlohmann::json& args);
+  // The key, id and session token of a sign = "sigv4" secret, for fetch's `sign`, once
+  // `policy` (its refusal, or "") allows it.
+  Result<SigningCredentials> signing_credentials(const CallContext& ctx, const std::string& name,
+                                                 const std::function<std::string(const SigningCredentials&)>& policy);
   Result<nlohmann::json> resolve_canary(const CallContext& ctx, const SecretSpec& canary, McpCall& rec);
   // A new token for `e` (its owner, secret and expiry set): minted here, or sealed.
   Result<Minted> issue(const CallContext& ctx, TokenEntry e);

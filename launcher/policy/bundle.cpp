@@ -230,7 +230,11 @@ Status parse_secrets(const Reader& r, const YAML::Node& secrets, Bundle& b) {
     s.pos = r.pos(kv.first);
     const std::string field = "secrets." + s.name;
     if (!is_env_name(s.name)) return r.error(kv.first, field + ": a name is letters, digits and _, not starting with a digit");
-    if (auto st = r.check_keys(kv.second, field, {"provider", "ref", "hosts", "methods", "paths", "canary"}); !st) return st;
+    if (auto st = r.check_keys(kv.second, field,
+                               {"provider", "ref", "hosts", "methods", "paths", "canary", "sign", "access_key_id",
+                                "session_token", "services", "regions", "format"});
+        !st)
+      return st;
     for (const auto& f : kv.second) {
       const std::string key = f.first.Scalar();
       if (key == "canary") {
@@ -248,8 +252,23 @@ Status parse_secrets(const Reader& r, const YAML::Node& secrets, Bundle& b) {
           return r.error(f.second, field + ".provider: unknown provider \"" + s.provider + "\" (known: " + provider_names() + ")");
         continue;
       }
+      if (key == "sign" || key == "access_key_id" || key == "session_token" || key == "format") {
+        // AWS SigV4 (docs/aws.md): the MCP fetch tool signs with such a key.
+        auto v = r.string_of(f.second, field + "." + key);
+        if (!v) return v.take_error();
+        if (auto why = signing_item_problem(key, *v); !why.empty()) return r.error(f.second, field + "." + key + ": " + why);
+        (key == "sign" ? s.sign : key == "access_key_id" ? s.access_key_id : key == "format" ? s.format : s.session_token) = *v;
+        continue;
+      }
       auto list = string_list(r, f.second, field + "." + key);
       if (!list) return list.take_error();
+      if (key == "services" || key == "regions") {
+        for (const auto& item : *list)
+          if (auto why = signing_item_problem(key, item); !why.empty())
+            return r.error(f.second, field + "." + key + ": \"" + item + "\": " + why);
+        (key == "services" ? s.services : s.regions) = std::move(*list);
+        continue;
+      }
       for (const auto& item : *list)
         if (auto why = binding_item_problem(key, item); !why.empty())
           return r.error(f.second, field + "." + key + ": \"" + item + "\": " + why);
@@ -262,8 +281,14 @@ Status parse_secrets(const Reader& r, const YAML::Node& secrets, Bundle& b) {
       continue;
     }
     if (s.provider.empty() || s.ref.empty()) return r.error(kv.second, field + " needs provider and ref");
+    if (auto why = signing_problem(s); !why.empty()) return r.error(kv.second, field + ": " + why);
+    if (!s.format.empty() && !s.session_token.empty())
+      return r.error(kv.second, field + ".session_token: with format the session token comes from the credential set");
     b.secrets.push_back(std::move(s));
   }
+  const SecretSpec* where = nullptr;
+  if (auto why = link_signing_secrets(b.secrets, &where); !why.empty())
+    return make_error(ErrorKind::Config, format_pos(where->pos) + ": " + why);
   return ok_status();
 }
 

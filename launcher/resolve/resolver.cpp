@@ -12,6 +12,7 @@
 #include "kz/providers/registry.h"
 #include "core/signal_free_thread.h"
 #include "resolve/oauth_mint.h"
+#include "secrets/aws_credential_set.h"
 
 namespace kz {
 
@@ -103,11 +104,22 @@ Result<std::vector<ResolvedSecret>> resolve_secrets(const Config& cfg, const Res
   if (auto st = check_selection(cfg, opts.only); !st) return st.take_error();
   const ProviderContext ctx = provider_context(cfg, opts.env, opts.home);
 
+  // A `from` secret is the session token of its key's credential set: the key is
+  // resolved (once, also when only the token was asked for) and split afterwards.
   std::vector<const SecretSpec*> selected;
+  std::vector<const SecretSpec*> wanted;   // what the caller gets, in file order
+  auto select = [&](const SecretSpec* s) {
+    if (std::find(selected.begin(), selected.end(), s) == selected.end()) selected.push_back(s);
+  };
   for (const auto& s : cfg.secrets) {
     if (!opts.only.empty() && std::find(opts.only.begin(), opts.only.end(), s.name) == opts.only.end())
       continue;
-    selected.push_back(&s);
+    wanted.push_back(&s);
+    if (!s.from.empty()) {
+      if (const SecretSpec* key = cfg.find_secret(s.from)) select(key);
+    } else {
+      select(&s);
+    }
   }
 
   // Instantiate each provider once; a provider that cannot be configured fails the run
@@ -150,12 +162,29 @@ Result<std::vector<ResolvedSecret>> resolve_secrets(const Config& cfg, const Res
   // that does not.
   shared->cv.wait_until(lk, latest + std::chrono::seconds(2), [&] { return shared->pending == 0; });
 
-  std::vector<ResolvedSecret> out;
+  std::map<std::string, ResolvedSecret> got;
+  std::map<std::string, SecretValue> session_tokens;   // by the key's name
   for (std::size_t i = 0; i < selected.size(); ++i) {
     const auto* s = selected[i];
     auto& r = shared->results[i];
     const std::string who = "  " + s->name + (s->oauth ? " (kind oauth2-client-credentials, client_secret from provider " : " (provider ") +
                             s->provider + ", " + format_pos(s->pos) + "): ";
+    if (r.has_value() && r->ok() && !s->format.empty()) {
+      // A credential set: the value becomes its secret key; the id and token are kept.
+      auto set = split_aws_credentials(r->value().view());
+      if (set && !s->access_key_id.empty() && s->access_key_id != set->access_key_id)
+        set = make_error(ErrorKind::Config, "the credential set's access key id is not the access_key_id written for it");
+      if (!set) {
+        *r = set.take_error();
+      } else {
+        if (opts.on_result) opts.on_result(*s, nullptr);
+        ResolvedSecret rs{s->name, s->provider, std::move(set->secret_access_key), shared->leases[i]};
+        rs.access_key_id = std::move(set->access_key_id);
+        got.emplace(s->name, std::move(rs));
+        session_tokens.emplace(s->name, std::move(set->session_token));
+        continue;
+      }
+    }
     if (!r.has_value()) {
       const Error timeout = make_error(ErrorKind::Timeout, "timed out");
       if (opts.on_result) opts.on_result(*s, &timeout);
@@ -165,11 +194,27 @@ Result<std::vector<ResolvedSecret>> resolve_secrets(const Config& cfg, const Res
       errors += who + r->error().message + "\n";
     } else {
       if (opts.on_result) opts.on_result(*s, nullptr);
-      out.push_back(ResolvedSecret{s->name, s->provider, std::move(r->value()), shared->leases[i]});
-      out.back().source = std::move(shared->sources[i]);
-      out.back().expires_in = shared->expires_in[i];
-      if (s->oauth) out.back().refresh_skew = s->oauth->refresh_skew;
+      ResolvedSecret rs{s->name, s->provider, std::move(r->value()), shared->leases[i]};
+      rs.source = std::move(shared->sources[i]);
+      rs.expires_in = shared->expires_in[i];
+      if (s->oauth) rs.refresh_skew = s->oauth->refresh_skew;
+      got.emplace(s->name, std::move(rs));
     }
+  }
+  if (!errors.empty()) return make_error(ErrorKind::NotFound, "cannot resolve secret(s):\n" + errors);
+  std::vector<ResolvedSecret> out;
+  for (const SecretSpec* s : wanted) {
+    if (s->from.empty()) {
+      out.push_back(std::move(got.at(s->name)));
+      continue;
+    }
+    auto t = session_tokens.find(s->from);
+    if (t == session_tokens.end() || t->second.empty()) {
+      errors += "  " + s->name + " (" + format_pos(s->pos) + "): the credential set of " + s->from +
+                " has no session token (long-term credentials): remove " + s->name + "\n";
+      continue;
+    }
+    out.push_back(ResolvedSecret{s->name, s->provider, SecretValue::from(t->second.view())});
   }
   if (!errors.empty()) return make_error(ErrorKind::NotFound, "cannot resolve secret(s):\n" + errors);
   return out;

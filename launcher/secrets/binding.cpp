@@ -193,6 +193,19 @@ BindingVerdict check_host_binding(const Binding& b, std::string_view secret, std
                                            " (it is bound to " + (b.hosts.empty() ? "no host" : joined(b.hosts)) + ")");
 }
 
+std::string scope_refusal(const Binding& b, std::string_view secret, std::string_view service, std::string_view region) {
+  auto listed = [](const std::vector<std::string>& allowed, std::string_view v) {
+    return allowed.empty() || std::find(allowed.begin(), allowed.end(), v) != allowed.end();
+  };
+  if (!listed(b.services, service))
+    return std::string(secret) + " may not sign for the service " + std::string(service) + " (allowed services: " +
+           joined(b.services) + ")";
+  if (!listed(b.regions, region))
+    return std::string(secret) + " may not sign for the region " + std::string(region) + " (allowed regions: " +
+           joined(b.regions) + ")";
+  return "";
+}
+
 BindingVerdict check_binding(const Binding& b, std::string_view secret, std::string_view host,
                              std::string_view method, std::string_view target) {
   if (BindingVerdict v = check_host_binding(b, secret, host); !v) return v;

@@ -79,6 +79,10 @@ BindingVerdict check_binding(const Binding& b, std::string_view secret, std::str
 // the host before verifying the peer's certificate; MCP before following a redirect).
 BindingVerdict check_host_binding(const Binding& b, std::string_view secret, std::string_view host);
 
+// sign = "sigv4": may the secret sign for this credential scope (its services and
+// regions)? "" or why not, naming the secret (the broker's decide_sign and MCP fetch).
+std::string scope_refusal(const Binding& b, std::string_view secret, std::string_view service, std::string_view region);
+
 // Empty when the pattern is acceptable, else why not (for config errors).
 std::string host_pattern_problem(std::string_view pattern);
 

@@ -12,16 +12,6 @@ namespace kz {
 
 namespace {
 
-bool listed(const std::vector<std::string>& allowed, const std::string& v) {
-  return allowed.empty() || std::find(allowed.begin(), allowed.end(), v) != allowed.end();
-}
-
-std::string join(const std::vector<std::string>& v) {
-  std::string out;
-  for (const auto& s : v) out += (out.empty() ? "" : ", ") + s;
-  return out;
-}
-
 const TokenEntry* signing_secret(const TokenTable& t, std::string_view akid) {
   if (akid.empty()) return nullptr;
   for (const TokenEntry& e : t.secrets())
@@ -42,11 +32,7 @@ std::string head_mismatch(const sigv4::Head& h, const wire::Request& req) {
   if (cut ? std::string_view(h.target).substr(0, path.size()) != path : h.target != path)
     return "the signed head's target is not the request's";
   const auto hosts = h.values("host");
-  auto trimmed = [](std::string_view v) {
-    const auto b = v.find_first_not_of(" \t");
-    return b == std::string_view::npos ? std::string_view() : v.substr(b, v.find_last_not_of(" \t") - b + 1);
-  };
-  if (hosts.size() != 1 || trimmed(hosts[0]) != host) return "the signed head's Host is not the request's";
+  if (hosts.size() != 1 || sigv4::trim_blanks(hosts[0]) != host) return "the signed head's Host is not the request's";
   return {};
 }
 
@@ -126,12 +112,8 @@ bool decide_sign(const DecideContext& ctx, const wire::Request& req, wire::Reply
   if (std::string why = request_refusal(ctx, req, *s, true); !why.empty()) return refuse(std::move(why));
   if (s->expired)
     return refuse("the value of " + s->name + " expired and no refresh has succeeded since (fail closed)");
-  if (!listed(s->binding.services, sig->service))
-    return refuse(s->name + " may not sign for the service " + sig->service + " (allowed services: " +
-                  join(s->binding.services) + ")");
-  if (!listed(s->binding.regions, sig->region))
-    return refuse(s->name + " may not sign for the region " + sig->region + " (allowed regions: " +
-                  join(s->binding.regions) + ")");
+  if (std::string why = scope_refusal(s->binding, s->name, sig->service, sig->region); !why.empty())
+    return refuse(std::move(why));
   const std::int64_t now = ctx.now != 0 ? ctx.now : static_cast<std::int64_t>(::time(nullptr));
   const std::int64_t when = sigv4::parse_amz_date(sig->amz_date);
   if (when < now - kSigV4MaxSkewSeconds || when > now + kSigV4MaxSkewSeconds)

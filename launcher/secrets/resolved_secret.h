@@ -23,6 +23,8 @@ struct ResolvedSecret {
   std::shared_ptr<ValueSource> source{};
   std::int64_t expires_in = 0;
   std::chrono::seconds refresh_skew{60};
+  // format = "aws-credentials": the access key id its credential set gave (not secret).
+  std::string access_key_id{};
 };
 
 }  // namespace kz

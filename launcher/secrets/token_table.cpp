@@ -95,6 +95,8 @@ Result<TokenTable> TokenTable::build(std::vector<ResolvedSecret> secrets,
     for (const auto& [name, binding] : bindings)
       if (name == e.name) e.binding = binding;
     e.mint_hosts = e.binding.mint_hosts;
+    // format = "aws-credentials": the key id came with the key (resolved_secret.h).
+    if (!r.access_key_id.empty()) e.binding.access_key_id = r.access_key_id;
     // A kept prefix stays in the agent's copy: the token stands for the rest only, so a
     // swap (and an inbound redaction) replaces as many bytes as it finds. A signing key
     // (sign = "sigv4") is never sent, so it has no shape to keep.

@@ -393,6 +393,10 @@ void RunSensors::stop() {
       j.writes = writes_ + shim_writes_;
       j.witnesses = {{"shim", shim_writes_}, {"uprobe", writes_}};
       j.mode = opts_.mode == SensorMode::Full ? "full" : "default";
+      const ExecHolds h = tap_->holds();
+      j.held = h.processes;
+      j.held_max_us = h.max_us;
+      j.held_total_us = h.total_us;
       {
         std::lock_guard cl(cover_mu_);
         // A program with its own TLS library is probed whoever else witnesses it: its

@@ -13,15 +13,19 @@
 #include "sensors/tls_tap.h"
 
 #include <arpa/inet.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <algorithm>
 #include <map>
@@ -39,6 +43,7 @@
 #include "core/signal_free_thread.h"
 #include "sensors/elf_symbols.h"
 #include "sensors/process_sensor.h"
+#include "sensors/program_tls_cache.h"
 
 #if KZ_HAVE_BPF
 #include <bpf/bpf.h>
@@ -74,6 +79,27 @@ struct LinkDeleter {
 using LinkPtr = std::unique_ptr<bpf_link, LinkDeleter>;
 
 constexpr int kDrainTickMs = 10;
+// A process held at exec whose cover() never came (its exec event was handled before the
+// tap listened, say) is continued after this long, probes or not.
+constexpr std::uint64_t kMaxHoldNs = 250ull * 1000 * 1000;
+constexpr int kHoldSweepMs = 50;
+// Programs with their own TLS library that agents run: their verdicts are known before
+// the run starts, so their first exec is held too.
+constexpr const char* kOwnTlsPrograms[] = {"node", "nodejs"};
+
+std::uint64_t boot_ns() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_BOOTTIME, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+// The file as the kernel numbers it in the hold_images map (s_dev is MAJOR << 20 | MINOR).
+kz_pt_image kernel_image(const ProgramFile& f) {
+  kz_pt_image k{};
+  k.dev = (static_cast<std::uint64_t>(major(f.dev)) << 20) | minor(f.dev);
+  k.ino = f.ino;
+  return k;
+}
 
 const char* function_name(std::uint32_t fn) {
   switch (fn) {
@@ -149,7 +175,7 @@ FileProbes probes_of(const std::string& path) {
 struct ProcessLinks {
   std::vector<UniqueFd> libraries;
   UniqueFd program;
-  std::pair<dev_t, ino_t> program_file{0, 0};
+  std::optional<ProgramFile> program_file;
 };
 
 // A cover() not yet carried out, or carried out but for its libraries' delay.
@@ -163,7 +189,27 @@ struct CoverRequest {
 class BpfTlsTap final : public TlsTap {
  public:
   BpfTlsTap(TlsTapOptions o, std::shared_ptr<SensorObject> obj, UniqueFd wake)
-      : opts_(std::move(o)), obj_(std::move(obj)), wake_(std::move(wake)) {}
+      : opts_(std::move(o)), obj_(std::move(obj)), cache_(ProgramTlsCache::open_default()), wake_(std::move(wake)) {}
+
+  // Before the run: the programs known (from the cache, or found now on $PATH) to carry
+  // their own TLS library are held at exec until their probes are in.
+  void prepare_holds() {
+    for (const ProgramFile& f : cache_.own_tls()) set_hold(f, true);
+    const char* path_env = std::getenv("PATH");
+    const std::string dirs = path_env != nullptr ? path_env : "/usr/local/bin:/usr/bin:/bin";
+    for (const char* name : kOwnTlsPrograms) {
+      for (std::size_t i = 0; i <= dirs.size();) {
+        const std::size_t end = std::min(dirs.find(':', i), dirs.size());
+        const std::string cand = dirs.substr(i, end - i) + "/" + name;
+        i = end + 1;
+        if (cand[0] != '/' || ::access(cand.c_str(), X_OK) != 0) continue;
+        char real[PATH_MAX];
+        if (::realpath(cand.c_str(), real) == nullptr) continue;
+        if (auto f = program_file(real)) (void)own_tls(real, *f);
+        break;
+      }
+    }
+  }
   ~BpfTlsTap() override { stop(); }
 
   Status prepare_system_libraries() {
@@ -241,6 +287,11 @@ class BpfTlsTap final : public TlsTap {
     return read_lost();
   }
 
+  ExecHolds holds() const override {
+    std::lock_guard lock(mu_);
+    return holds_;
+  }
+
   void stop() override {
     {
       std::lock_guard lock(mu_);
@@ -251,6 +302,8 @@ class BpfTlsTap final : public TlsTap {
       wake();
       thread_.join();
     }
+    // Nobody stays stopped at exec by a tap that is going away.
+    release_held(0);
     // Detach first, then read what was reported up to then: in kill mode each of those
     // writers is stopped and waits for this answer.
     detach_all();
@@ -308,26 +361,91 @@ class BpfTlsTap final : public TlsTap {
 
   // The file process `pid` runs (whatever name it was started by), and its identity;
   // nullopt when it cannot be read (the process is gone).
-  static std::optional<std::pair<std::string, std::pair<dev_t, ino_t>>> running_file(pid_t pid, const std::string& exe) {
+  static std::optional<std::pair<std::string, ProgramFile>> running_file(pid_t pid, const std::string& exe) {
     char buf[4096];
     const std::string proc = "/proc/" + std::to_string(pid) + "/exe";
     const ssize_t n = ::readlink(proc.c_str(), buf, sizeof buf - 1);
     const std::string path = n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : exe;
     if (path.empty() || path[0] != '/') return std::nullopt;
-    struct stat st{};
-    if (::stat(path.c_str(), &st) != 0) return std::nullopt;
-    return std::make_pair(path, std::make_pair(st.st_dev, st.st_ino));
+    auto f = program_file(path);
+    if (!f) return std::nullopt;
+    return std::make_pair(path, *f);
   }
 
-  // The probes of a program with its own TLS library (cached by file; empty: none).
-  const FileProbes* own_tls(const std::string& path, std::pair<dev_t, ino_t> id) {
+  // The probes of a program with its own TLS library (nullptr: none), from the cache kept
+  // between runs or read from the file now (and cached). Such a program is held at its
+  // next exec until its probes are in; another is not.
+  const FileProbes* own_tls(const std::string& path, const ProgramFile& id) {
     auto it = own_tls_.find(id);
     if (it == own_tls_.end()) {
       FileProbes f;
-      if (executable_defines_tls_write(path)) f = probes_of(path);
+      f.path = path;
+      if (auto known = cache_.find(id)) {
+        f.offsets = std::move(known->offsets);
+        f.cookies = std::move(known->cookies);
+        f.writes = known->writes;
+      } else {
+        if (executable_defines_tls_write(path)) f = probes_of(path);
+        cache_.put(id, ProgramProbes{f.offsets, f.cookies, f.writes});
+      }
+      set_hold(id, f.writes > 0 && !(opts_.everyone && everyone_files_.count(id) != 0));
       it = own_tls_.emplace(id, std::move(f)).first;
     }
     return it->second.writes > 0 ? &it->second : nullptr;
+  }
+
+  void set_hold(const ProgramFile& f, bool on) {
+    const kz_pt_image k = kernel_image(f);
+    const std::uint32_t one = 1;
+    const bpf_map* m = obj_->skel()->maps.hold_images;
+    if (on)
+      bpf_map__update_elem(m, &k, sizeof k, &one, sizeof one, BPF_ANY);
+    else
+      bpf_map__delete_elem(m, &k, sizeof k, 0);
+  }
+
+  // Continues `pid` if the kernel holds it at exec (0: every held process), and counts the
+  // wait. Only a process in the held map is continued: one stopped by anyone else (its
+  // shell's job control, a debugger) is left alone.
+  void release_held(pid_t pid) {
+    const bpf_map* m = obj_->skel()->maps.held;
+    std::vector<std::uint32_t> who;
+    if (pid != 0) {
+      who.push_back(static_cast<std::uint32_t>(pid));
+    } else {
+      std::uint32_t key = 0, next = 0;
+      for (const void* prev = nullptr; bpf_map__get_next_key(m, prev, &next, sizeof next) == 0; prev = &key) {
+        who.push_back(next);
+        key = next;
+      }
+    }
+    const std::uint64_t now = boot_ns();
+    for (std::uint32_t tgid : who) {
+      std::uint64_t since = 0;
+      if (bpf_map__lookup_elem(m, &tgid, sizeof tgid, &since, sizeof since, 0) != 0) continue;
+      if (bpf_map__delete_elem(m, &tgid, sizeof tgid, 0) != 0) continue;   // exited meanwhile
+      ::kill(static_cast<pid_t>(tgid), SIGCONT);
+      const std::uint64_t us = now > since ? (now - since) / 1000 : 0;
+      std::lock_guard lock(mu_);
+      ++holds_.processes;
+      holds_.total_us += us;
+      holds_.max_us = std::max(holds_.max_us, us);
+    }
+  }
+
+  // Held processes nobody asked to cover within kMaxHoldNs are continued.
+  void sweep_held() {
+    const bpf_map* m = obj_->skel()->maps.held;
+    std::uint32_t key = 0, next = 0;
+    std::vector<pid_t> late;
+    const std::uint64_t now = boot_ns();
+    for (const void* prev = nullptr; bpf_map__get_next_key(m, prev, &next, sizeof next) == 0; prev = &key) {
+      std::uint64_t since = 0;
+      if (bpf_map__lookup_elem(m, &next, sizeof next, &since, sizeof since, 0) == 0 && now > since + kMaxHoldNs)
+        late.push_back(static_cast<pid_t>(next));
+      key = next;
+    }
+    for (pid_t p : late) release_held(p);
   }
 
   void note_attached(const std::string& what) {
@@ -347,13 +465,14 @@ class BpfTlsTap final : public TlsTap {
       if (UniqueFd l = link_file(*f, 0)) {
         program_links_.push_back(std::move(l));
         note_attached(path + " (its own TLS library)");
+        set_hold(id, false);   // one link for every process that runs the file: no more holds
       }
       return;
     }
     ProcessLinks& pl = links_[pid];
-    if (pl.program_file == id && pl.program) return;
+    if (pl.program_file && !(*pl.program_file < id) && !(id < *pl.program_file) && pl.program) return;
     retire(std::move(pl.program));   // the program it ran before this exec
-    pl.program_file = {0, 0};
+    pl.program_file.reset();
     if (f == nullptr) return;
     // The peer of a connection behind the program's own BIO (node) comes from this hook.
     if (auto st = attach_send_hook(); !st) spdlog::info("TLS tap: {}", st.error().message);
@@ -443,13 +562,20 @@ class BpfTlsTap final : public TlsTap {
     }
     for (pid_t pid : gone) drop(pid);
     for (const auto& [pid, r] : todo) {
-      if (!r.program_done) cover_program(pid, r.exe);
+      if (!r.program_done) {
+        cover_program(pid, r.exe);
+        release_held(pid);   // its own probes are in (or it has none): it may run
+      }
       if (opts_.everyone) continue;
       // Libraries: on when due; off at once when not asked for.
       if (!r.libraries) cover_libraries(pid, false);
       else if (r.due <= now) cover_libraries(pid, true);
     }
-    return next_ms;
+    if (now >= next_sweep_) {
+      sweep_held();
+      next_sweep_ = now + std::chrono::milliseconds(kHoldSweepMs);
+    }
+    return next_ms < 0 ? kHoldSweepMs : std::min(next_ms, kHoldSweepMs);
   }
 
   void run() {
@@ -483,9 +609,11 @@ class BpfTlsTap final : public TlsTap {
   std::vector<FileProbes> libraries_;        // the system's libssl / libgnutls
   std::vector<UniqueFd> everyone_links_;     // full: the libraries' links
   std::vector<UniqueFd> program_links_;      // full: programs with their own TLS
-  std::set<std::pair<dev_t, ino_t>> everyone_files_;
+  std::set<ProgramFile> everyone_files_;
   std::map<pid_t, ProcessLinks> links_;      // per process (tap thread only)
-  std::map<std::pair<dev_t, ino_t>, FileProbes> own_tls_;   // tap thread only
+  std::map<ProgramFile, FileProbes> own_tls_;   // tap thread only
+  ProgramTlsCache cache_;                        // kept between runs
+  std::chrono::steady_clock::time_point next_sweep_{};
   LinkCloser closer_;
   std::string last_attach_error_;
   RingBufferPtr rb_;
@@ -497,6 +625,7 @@ class BpfTlsTap final : public TlsTap {
   std::map<pid_t, CoverRequest> requests_;
   std::set<pid_t> dropping_;
   std::vector<std::string> attached_;
+  ExecHolds holds_;
   bool stopping_ = false;
 };
 
@@ -510,6 +639,7 @@ Result<std::unique_ptr<TlsTap>> TlsTap::start(std::shared_ptr<SensorObject> obj,
   const bool everyone = opts.everyone;
   auto tap = std::make_unique<BpfTlsTap>(std::move(opts), std::move(obj), std::move(wake));
   if (auto st = tap->prepare_system_libraries(); !st) return st.take_error();
+  tap->prepare_holds();
   if (everyone)
     if (auto st = tap->attach_everyone(); !st) return st.take_error();
   if (auto st = tap->start_consumer(); !st) return st.take_error();

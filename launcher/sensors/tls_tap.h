@@ -44,6 +44,13 @@ struct TapWrite {
 
 enum class TapVerdict { Continue, Kill };
 
+// Processes the kernel stopped at exec until their probes were in (a program with its own
+// TLS library: bpf/proctree.bpf.h), and how long they waited.
+struct ExecHolds {
+  std::uint64_t processes = 0;
+  std::uint64_t max_us = 0, total_us = 0;
+};
+
 struct TlsTapOptions {
   // --sensors=full: the probes sit in the system's TLS libraries for every process on
   // the host from the start (filtered in the kernel by the run's members), and in each
@@ -71,7 +78,10 @@ class TlsTap {
   // in the system's libssl and libgnutls, after `delay` (a later cover() or uncover()
   // of the same process before then replaces this one). Without `libraries` the
   // process's probes in those libraries are removed. Returns at once: the tap's thread
-  // attaches, so writes in the first milliseconds may be missed (documented).
+  // attaches. A program known to carry its own TLS library was stopped by the kernel at
+  // its exec; the tap continues it once its own probes are in (so none of its writes is
+  // missed). Library probes for a process the shim does not serve may miss its first
+  // milliseconds (documented).
   // With `everyone`, only a program's own TLS library is probed (the libraries are).
   virtual void cover(pid_t pid, const std::string& exe, bool libraries,
                      std::chrono::milliseconds delay = std::chrono::milliseconds(0)) = 0;
@@ -82,6 +92,8 @@ class TlsTap {
   virtual std::vector<std::string> attached() const = 0;
   // Writes of run processes the kernel could not report (ring buffer full).
   virtual std::uint64_t lost() const = 0;
+  // The exec holds so far.
+  virtual ExecHolds holds() const = 0;
   // Processes every write already reported, then detaches (the removal of the probes is
   // left to a detached process, so the run's end does not wait for it). Idempotent.
   virtual void stop() = 0;

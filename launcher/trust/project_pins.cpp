@@ -29,7 +29,8 @@ std::string signing_of(const SecretSpec& s) {
     for (const auto& x : v) out += (out.empty() ? "" : ",") + x;
     return out.empty() ? std::string("any") : out;
   };
-  return " (sign " + s.sign + " as " + s.access_key_id + ", services " + list(s.services) + ", regions " +
+  const std::string id = s.access_key_id.empty() ? "the credential set's key id" : s.access_key_id;
+  return " (sign " + s.sign + " as " + id + (s.format.empty() ? "" : ", format " + s.format) + ", services " + list(s.services) + ", regions " +
          list(s.regions) + (s.session_token.empty() ? "" : ", session token " + s.session_token) + ")";
 }
 

@@ -316,6 +316,12 @@ class VaultProvider final : public Provider {
           lease.version = std::to_string(ver->get<long long>());
     }
 
+    // "#*": every field, as one JSON object (an AWS secrets engine credential set, read
+    // with format = "aws-credentials").
+    if (pr.has_field && pr.field == "*") {
+      ScrubbedString text(data->dump());
+      return SecretValue::from(text.str());
+    }
     std::string field;
     if (pr.has_field) {
       field = pr.field;

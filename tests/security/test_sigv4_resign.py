@@ -218,6 +218,60 @@ class SigV4Resign(BlindTestCase):
         self.assertEqual(self.refused(), [])
         self.assertKeyNowhere(text, in_memory)
 
+    # -- a credential set from one source (format = "aws-credentials") ----------------------
+
+    def configure_set(self, provider_lines, ref):
+        """The key, its id and its session token from one JSON credential set that `ref`
+        gives; no access_key_id written in the config."""
+        self.start_server(session=True)
+        # No env provider here: the agent's environment must not carry the values either.
+        for name in ("KZT_AWS_KEY_SRC", "KZT_AWS_TOKEN_SRC"):
+            self.kenv.pop(name, None)
+        self.config("\n".join(["[secrets]",
+                               "AWS_SECRET_ACCESS_KEY = { provider = %s, ref = %s, format = \"aws-credentials\", "
+                               "sign = \"sigv4\", hosts = [\"localhost\"], session_token = \"AWS_SESSION_TOKEN\" }"
+                               % (toml_str(provider_lines[0]), toml_str(ref)),
+                               "AWS_SESSION_TOKEN = { from = \"AWS_SECRET_ACCESS_KEY\", hosts = [\"localhost\"] }",
+                               *provider_lines[1:],
+                               "", "[blind]", "ca_file = %s" % toml_str(self.ca["ca"])]))
+
+    def check_set_run(self):
+        res, text, in_memory = self.run_agent(BOTO_AGENT)
+        self.assertEqual(res["env"]["AWS_ACCESS_KEY_ID"], AKID)
+        self.assertToken(res["env"]["AWS_SECRET_ACCESS_KEY"], len(KEY))
+        self.assertEqual(res["env"]["AWS_SESSION_TOKEN"][:7], "KZ_TOK_")
+        self.assertEqual(res["sm"], SM_SECRET, "GetSecretValue: %s\n%s" % (res, self.audit_dump()))
+        self.assertEqual(res["s3"], "hello from the agent", res)
+        self.assertEqual(res["sts"], "123456789012", res)
+        for want in [("POST", "secretsmanager", False), ("PUT", "s3", False), ("GET", "s3", False)]:
+            self.assertIn(want, self.accepted(), "refused: %r" % self.refused())
+        self.assertKeyNowhere(text, in_memory)
+        self.assertNotExposed(text, SESSION, "agent and kz output")
+        with open(self.audit_path) as f:
+            self.assertNotIn(SESSION, f.read())
+
+    def test_boto3_with_a_credential_process_set(self):
+        # An exec provider printing what credential_process prints (aws-vault export,
+        # a vendor's CLI): id, key and session token of one set.
+        creds = self.write("creds.json", json.dumps({"Version": 1, "AccessKeyId": AKID, "SecretAccessKey": KEY,
+                                                     "SessionToken": SESSION, "Expiration": "2099-01-01T00:00:00Z"}))
+        self.configure_set(["exec"], "cat " + creds)
+        self.check_set_run()
+
+    def test_boto3_with_a_vault_aws_engine_set(self):
+        # Vault's AWS secrets engine answers aws/creds/ROLE with access_key, secret_key and
+        # security_token; `#*` hands kz the whole set.
+        data = self.write("vault-data.json", json.dumps(
+            {"kv1": {"aws": {"creds/ci": {"access_key": AKID, "secret_key": KEY, "security_token": SESSION}}}}))
+        vault = ServerProcess("vault_server.py", "--data", data, "--token", "vault-root-token",
+                              "--cert", self.ca["server"], "--key", self.ca["server_key"])
+        self.addCleanup(vault.stop)
+        token = self.write("vault-token", "vault-root-token\n")
+        self.configure_set(["vault", "", "[providers.vault]", "address = %s" % toml_str("https://127.0.0.1:%d" % vault.port),
+                            "token_file = %s" % toml_str(token), "ca_cert = %s" % toml_str(self.ca["ca"])],
+                           "aws/creds/ci#*")
+        self.check_set_run()
+
     def test_bound_elsewhere_is_refused(self):
         self.configure(hosts=("s3.amazonaws.com",))
         res, text, in_memory = self.run_agent(BOTO_AGENT)

@@ -51,11 +51,35 @@ class TapOwnProxyTest(BlindTestCase):
     @unittest.skipIf(NODE is None, "node is not installed")
     def test_node_request_to_a_bound_ip_through_the_proxy_is_not_exfil(self):
         # node writes through its own transport: the tap sees no peer and no server name.
+        # node carries its own OpenSSL: the kernel holds it at exec until its probes are in,
+        # so its first write is seen however loaded the machine is (issue 16).
         port, rec = self.bound_server()
         url = "https://%s:%d/v1/via-proxy" % (self.BOUND, port)
         r = self.run_blind(NODE, os.path.join(CLIENTS, "node_client.mjs"), "https", url, "API_KEY",
                            env=self.env(KZT_API_KEY_SRC=CANARY))
         self.check(r, rec)
+        self.assertHeld(1)
+
+    @unittest.skipIf(NODE is None, "node is not installed")
+    def test_node_is_held_with_a_cold_cache(self):
+        # No cache from earlier runs: kz reads node's symbols while it starts (node is on
+        # $PATH), so even the first node a machine ever runs under kz is held and seen.
+        port, rec = self.bound_server()
+        url = "https://%s:%d/v1/via-proxy" % (self.BOUND, port)
+        cache = os.path.join(self.dir, "kz-cache")
+        os.mkdir(cache, 0o700)
+        r = self.run_blind(NODE, os.path.join(CLIENTS, "node_client.mjs"), "https", url, "API_KEY",
+                           env=self.env(KZT_API_KEY_SRC=CANARY, KZ_CACHE_DIR=cache))
+        self.check(r, rec)
+        self.assertHeld(1)
+        with open(os.path.join(cache, "tls-programs")) as f:
+            self.assertGreaterEqual(len(f.read().splitlines()), 2, "node's verdict was not cached")
+
+    def assertHeld(self, n):
+        held = self.audit_events("sensor.summary")[-1].get("held")
+        self.assertIsNotNone(held, "node was not held at exec:\n" + self.audit_dump())
+        self.assertGreaterEqual(held["processes"], n, held)
+        print("node held at exec: %s" % held)
 
     def test_python_request_to_a_bound_ip_with_blind_proxy_is_not_exfil(self):
         # python (libssl on the socket): the tap sees the socket's peer, kz's proxy listener.
@@ -63,8 +87,10 @@ class TapOwnProxyTest(BlindTestCase):
         script = self.write("client.py", PY_CLIENT)
         url = "https://%s:%d/v1/via-proxy" % (self.BOUND, port)
         r = self.run_blind("/usr/bin/python3", script, url, flags=["--blind=proxy"],
-                           env=self.env(KZT_API_KEY_SRC=CANARY))
+                           env=self.env(KZ_CACHE_DIR=os.path.join(self.dir, "empty-cache"), KZT_API_KEY_SRC=CANARY))
         self.check(r, rec)
+        # python uses the system's libssl: never held at exec (its start-up is not slowed).
+        self.assertNotIn("held", self.audit_events("sensor.summary")[-1])
 
     def check(self, r, rec):
         self.assertEqual(r.returncode, 0, "kz exit %d\n%s\n%s" % (r.returncode, r.stdout[-2000:], r.stderr[-2000:]))

@@ -108,4 +108,17 @@ ScrubbedString derive_signing_key(std::string_view secret_access_key, std::strin
 // X-Amz-Date for a point in time (UTC).
 std::string format_amz_date(std::chrono::system_clock::time_point t);
 
+// Text helpers the signer and the verifier (sigv4.h) share.
+// ASCII lower case.
+std::string lower(std::string_view s);
+// The value of a hex digit, -1 for any other character.
+int hex_value(char c);
+// %XX decoded; a '%' not followed by two hex digits is kept as it is.
+std::string percent_decode(std::string_view s);
+// Blanks (space, tab) removed from both ends.
+std::string_view trim_blanks(std::string_view s);
+// A header value as SigV4 canonicalises it: trimmed, each run of blanks (space, tab, CR,
+// LF) made one space.
+std::string canonical_header_value(std::string_view v);
+
 }  // namespace kz::sigv4

@@ -72,7 +72,7 @@ std::vector<AuditEvent> full_samples() {
   for (TapKind k : {TapKind::Leak, TapKind::Exfil, TapKind::SensorError})
     v.push_back(TapFinding{k, "audit", "why", 7, "h", "SSL_write", "GH", "1.2.3.4:443", "/bin/x", {"bash"}});
   v.push_back(SensorSummary{10, 1, 0, 2, {{"GH", "h", "token", 4}}, {"openssl"}, "error", "lost",
-                            {{"shim", 6}, {"uprobe", 4}}, {{"/usr/bin/curl", "shim"}}, "default"});
+                            {{"shim", 6}, {"uprobe", 4}}, {{"/usr/bin/curl", "shim"}}, "default", 1, 900, 900});
   v.push_back(SinkShortfall{"http", "r1", 3, 2, "records not delivered to the sink"});
   v.push_back(SinkDropped{"http", "2026-01-01T00:00:00Z", 5, "queue full"});
   v.push_back(McpStart{"stdio", "alice", "/b.yaml", true});
