@@ -256,6 +256,23 @@ json fields(const CanarySeen& e) {
   return j;
 }
 
+json fields(const ApprovalEvent& e) {
+  json j = {{"event", "approve"}, {"secret", e.secret}, {"decision", e.decision}, {"channel", e.channel},
+            {"request_hash", e.request_hash}};
+  put(j, "by", e.by);
+  put(j, "host", e.host);
+  put(j, "method", e.method);
+  put(j, "path", e.path);
+  put(j, "token_id", e.token_id);
+  put(j, "reason", e.reason);
+  put(j, "pid", e.pid);
+  put(j, "exe", e.exe);
+  put(j, "sub", e.sub);
+  put(j, "ref", e.ref);
+  put(j, "decision_id", e.decision_id);
+  return j;
+}
+
 // The index of T in AuditEvent, at compile time (a row of the table names its struct).
 template <class T, std::size_t I = 0>
 constexpr std::size_t index_of() {
@@ -299,6 +316,7 @@ std::string_view event_name(const AuditEvent& event) {
     std::string_view operator()(const PdpAuthRefusal&) const { return "pdp.auth"; }
     std::string_view operator()(const PdpDecision&) const { return "decision"; }
     std::string_view operator()(const CanarySeen&) const { return "canary"; }
+    std::string_view operator()(const ApprovalEvent&) const { return "approve"; }
   };
   return std::visit(Name{}, event);
 }
@@ -368,6 +386,10 @@ const std::vector<AuditKind>& audit_kinds() {
        "severity secret where decision reason pid? exe? lineage[]? host? peer? method? path? token_id? stream? via? "
        "sub? source? session?",
        "a canary (decoy credential) was seen: shim, proxy, plain TCP, MCP or output (audit, or kill the run)"},
+      {"approve", index_of<ApprovalEvent>(),
+       "secret decision channel request_hash by? host? method? path? token_id? reason? pid? exe? sub? ref? "
+       "decision_id?",
+       "a use that waits for a person's approval: asked, approved, denied or timeout (tty, socket, webhook, pdp)"},
   };
   return kinds;
 }

@@ -11,6 +11,7 @@
 
 #include "kz/providers/provider.h"
 #include "audit/audit_settings.h"
+#include "secrets/binding.h"
 #include "kz/result.h"
 
 namespace kz {
@@ -35,6 +36,9 @@ struct SecretSpec {
   // record (secrets/canary.h). Canaries are kept in Config::canaries, not `secrets`.
   bool canary = false;
   std::string shape;                 // canary: "" (by its name) or a shape name (canary.h)
+  // approve = true | "every" | { methods, paths } and approve_ttl (secrets/approval.h):
+  // the uses that wait for a person's approval in blind mode.
+  ApprovalRule approve;
 };
 
 struct ProviderConfig {

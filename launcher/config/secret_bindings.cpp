@@ -15,6 +15,7 @@ Binding binding_of(const SecretSpec& s, bool allow_any_host) {
   b.services = s.services;
   b.regions = s.regions;
   b.session_token = s.session_token;
+  b.approve = s.approve;
   return b;
 }
 

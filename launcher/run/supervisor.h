@@ -13,6 +13,7 @@
 
 #include "kz/result.h"
 #include "masking/masker.h"
+#include "run/stdin_gate.h"
 
 namespace kz {
 
@@ -40,6 +41,9 @@ struct SuperviseOptions {
   // Become a child subreaper: descendants that daemonise are re-parented to kz (so the
   // blind-mode broker still sees them as part of the run) and are reaped here.
   bool subreaper = false;
+  // pty mode: while held, the terminal's input is not forwarded to the command (an
+  // approval prompt reads it). Null: always forwarded.
+  const StdinGate* stdin_gate = nullptr;
 };
 
 // Exit status of the child (0-255), or an error when it could not be started
