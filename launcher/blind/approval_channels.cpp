@@ -303,7 +303,7 @@ void ApprovalChannels::webhook_one(ApprovalAsk ask) {
     opts_.gate->answer(ask.id, ApprovalVerdict::Denied, "webhook error: " + resp.error().message.substr(0, 120), "webhook");
     return;
   }
-  const auto j = nlohmann::json::parse(std::string(resp->body.view()), nullptr, false);
+  const auto j = nlohmann::json::parse(resp->body.str(), nullptr, false);
   std::string decision, hash, by = "webhook";
   if (resp->status == 200 && j.is_object()) {
     if (j.contains("decision") && j["decision"].is_string()) decision = j["decision"].get<std::string>();

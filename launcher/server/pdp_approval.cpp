@@ -57,7 +57,7 @@ PdpApprovalResult ask_pdp_approval(const policy::ApprovalsSpec& spec, const PdpA
     if (resp.error().kind == ErrorKind::Timeout) return finish(ApprovalVerdict::Timeout, "no answer in time");
     return finish(ApprovalVerdict::Denied, "webhook error: " + resp.error().message.substr(0, 160));
   }
-  const auto j = nlohmann::json::parse(std::string(resp->body.view()), nullptr, false);
+  const auto j = nlohmann::json::parse(resp->body.str(), nullptr, false);
   std::string decision, hash, by = "webhook";
   if (resp->status == 200 && j.is_object()) {
     if (j.contains("decision") && j["decision"].is_string()) decision = j["decision"].get<std::string>();
