@@ -253,7 +253,7 @@ print("agent-done", flush=True)
 ''')
         r = self.run_blind(PY, self_approve, url, self.ca["ca"], str(self.port), self.agent,
                            flags=["--approve-via", url, "--approve-timeout", "3s"],
-                           env=self.env(KZ_TEST_REAL=REAL))
+                           env=self.env(KZ_TEST_REAL=REAL, KZ_TEST_OTHER=OTHER))
         self.assertEqual(r.returncode, 0, r.stderr[-3000:])
         self.assertIn("agent-done", r.stdout)
         self.assertNotIn("Bearer " + REAL, self.sent("/held"))

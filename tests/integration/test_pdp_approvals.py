@@ -191,7 +191,7 @@ class McpFetchApprovalTest(PdpFixture):
         self.addCleanup(hook.stop)
         self.api_record = os.path.join(self.dir, "api.jsonl")
         api = ServerProcess("echo_api.py", "--cert", self.ca["server"], "--key", self.ca["server_key"],
-                            "--record", self.api_record)
+                            "--record", self.api_record, "--alpn", "http/1.1")
         self.addCleanup(api.stop)
         self.api_port = api.port
         bundle = os.path.join(self.pdir, "mcp-bundle.yaml")
