@@ -22,7 +22,6 @@
 #include "core/log.h"
 #include "core/signal_free_thread.h"
 #include "kz/digest.h"
-#include "kz/providers/http_client.h"
 
 namespace kz {
 
@@ -289,31 +288,11 @@ void ApprovalChannels::webhook_one(ApprovalAsk ask) {
                          {"request_hash", ask.request_hash},
                          {"pid", ask.pid},           {"exe", ask.exe},
                          {"expires_in_ms", left_ms}};
-  HttpRequest req;
-  req.method = "POST";
-  req.url = opts_.webhook_url;
-  req.headers.push_back({"Content-Type", "application/json"});
-  req.body = body.dump();
-  req.ca_file = opts_.ca_file;
-  req.deadline = Clock::now() + std::chrono::milliseconds(left_ms);
-  req.cancel = &cancel_;
-  auto resp = http_send(std::move(req), "approval webhook");
-  if (!resp) {
-    if (resp.error().kind == ErrorKind::Timeout) return;   // the gate times it out
-    opts_.gate->answer(ask.id, ApprovalVerdict::Denied, "webhook error: " + resp.error().message.substr(0, 120), "webhook");
-    return;
-  }
-  const auto j = nlohmann::json::parse(resp->body.str(), nullptr, false);
-  std::string decision, hash, by = "webhook";
-  if (resp->status == 200 && j.is_object()) {
-    if (j.contains("decision") && j["decision"].is_string()) decision = j["decision"].get<std::string>();
-    if (j.contains("request_hash") && j["request_hash"].is_string()) hash = j["request_hash"].get<std::string>();
-    if (j.contains("by") && j["by"].is_string()) by = "webhook: " + printable(j["by"].get<std::string>());
-  }
-  // The answer must name this request: an approval of another one approves nothing.
-  const bool approved = decision == "approve" && hash == ask.request_hash;
-  if (!approved && decision == "approve") by += " (the answer named another request)";
-  opts_.gate->answer(ask.id, approved ? ApprovalVerdict::Approved : ApprovalVerdict::Denied, by, "webhook");
+  const WebhookAnswer w = ask_approval_webhook(opts_.webhook_url, opts_.ca_file, body.dump(), ask.request_hash,
+                                               std::chrono::steady_clock::now() + std::chrono::milliseconds(left_ms),
+                                               &cancel_);
+  if (w.verdict == ApprovalVerdict::Timeout) return;   // the gate times it out (and says so)
+  opts_.gate->answer(ask.id, w.verdict, w.by, "webhook");
 }
 
 // ---- the client -------------------------------------------------------------------------

@@ -8,7 +8,10 @@
 #include <algorithm>
 #include <climits>
 
+#include <nlohmann/json.hpp>
+
 #include "kz/digest.h"
+#include "kz/providers/http_client.h"
 
 namespace kz {
 
@@ -77,6 +80,39 @@ const char* verdict_name(ApprovalVerdict v) {
     case ApprovalVerdict::Timeout: return "timeout";
   }
   return "?";
+}
+
+WebhookAnswer ask_approval_webhook(const std::string& url, const std::string& ca_file, const std::string& facts_json,
+                                   const std::string& request_hash, std::chrono::steady_clock::time_point deadline,
+                                   const std::atomic<bool>* cancel) {
+  HttpRequest req;
+  req.method = "POST";
+  req.url = url;
+  req.headers.push_back({"Content-Type", "application/json"});
+  req.body = facts_json;
+  req.ca_file = ca_file;
+  req.deadline = deadline;
+  req.cancel = cancel;
+  auto resp = http_send(std::move(req), "approval webhook");
+  if (!resp) {
+    if (resp.error().kind == ErrorKind::Timeout) return {ApprovalVerdict::Timeout, "no answer in time"};
+    return {ApprovalVerdict::Denied, "webhook error: " + resp.error().message.substr(0, 160)};
+  }
+  const auto j = nlohmann::json::parse(resp->body.str(), nullptr, false);
+  std::string decision, hash, by = "webhook";
+  if (resp->status == 200 && j.is_object()) {
+    if (j.contains("decision") && j["decision"].is_string()) decision = j["decision"].get<std::string>();
+    if (j.contains("request_hash") && j["request_hash"].is_string()) hash = j["request_hash"].get<std::string>();
+    if (j.contains("by") && j["by"].is_string()) {
+      by = "webhook: ";
+      for (char c : j["by"].get<std::string>().substr(0, 120)) by.push_back(c >= 0x20 && c < 0x7f ? c : '?');
+    }
+  }
+  // The answer must name this request: an approval of another one approves nothing.
+  if (decision == "approve" && hash == request_hash) return {ApprovalVerdict::Approved, by};
+  if (decision == "approve") by += " (the answer named another request)";
+  else if (resp->status != 200) by += " (HTTP " + std::to_string(resp->status) + ")";
+  return {ApprovalVerdict::Denied, by};
 }
 
 ApprovalGate::ApprovalGate(std::chrono::milliseconds timeout)

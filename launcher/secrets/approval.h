@@ -9,6 +9,7 @@
 // and answers them. Every member is safe to call from any thread.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -56,6 +57,19 @@ struct ApprovalAnswer {
   std::string by;        // who answered ("terminal", a webhook's "by", "kz approve")
   std::string channel;   // "tty" | "socket" | "webhook" | "timeout" | "stop"
 };
+
+// One ask to an approval webhook (kz run --approve-via, a bundle's approvals: webhook):
+// POSTs `facts` (JSON, with "request_hash") and reads the answer from the response,
+// {"decision": "approve"|"deny", "request_hash": "<the same>", "by": "..."}. Approved
+// only when the answer names this request's hash; an error status, a transport error or
+// another hash denies; no answer by `deadline` (or `cancel`) is Timeout.
+struct WebhookAnswer {
+  ApprovalVerdict verdict = ApprovalVerdict::Timeout;
+  std::string by;   // "webhook: <its by>", or why it was denied
+};
+WebhookAnswer ask_approval_webhook(const std::string& url, const std::string& ca_file, const std::string& facts_json,
+                                   const std::string& request_hash, std::chrono::steady_clock::time_point deadline,
+                                   const std::atomic<bool>* cancel = nullptr);
 
 class ApprovalGate {
  public:

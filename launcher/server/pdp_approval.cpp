@@ -2,7 +2,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include "kz/providers/http_client.h"
 
 namespace kz {
 
@@ -45,29 +44,9 @@ PdpApprovalResult ask_pdp_approval(const policy::ApprovalsSpec& spec, const PdpA
                          {"host", f.host}, {"method", f.method}, {"path", f.path},         {"source", f.source},
                          {"decision_id", f.decision_id},         {"request_hash", out.request_hash},
                          {"expires_in_ms", spec.timeout.count()}};
-  HttpRequest req;
-  req.method = "POST";
-  req.url = spec.webhook;
-  req.headers.push_back({"Content-Type", "application/json"});
-  req.body = body.dump();
-  req.ca_file = spec.ca_file;
-  req.deadline = Clock::now() + spec.timeout;
-  auto resp = http_send(std::move(req), "approval webhook");
-  if (!resp) {
-    if (resp.error().kind == ErrorKind::Timeout) return finish(ApprovalVerdict::Timeout, "no answer in time");
-    return finish(ApprovalVerdict::Denied, "webhook error: " + resp.error().message.substr(0, 160));
-  }
-  const auto j = nlohmann::json::parse(resp->body.str(), nullptr, false);
-  std::string decision, hash, by = "webhook";
-  if (resp->status == 200 && j.is_object()) {
-    if (j.contains("decision") && j["decision"].is_string()) decision = j["decision"].get<std::string>();
-    if (j.contains("request_hash") && j["request_hash"].is_string()) hash = j["request_hash"].get<std::string>();
-    if (j.contains("by") && j["by"].is_string()) by = "webhook: " + j["by"].get<std::string>().substr(0, 120);
-  }
-  if (decision == "approve" && hash == out.request_hash) return finish(ApprovalVerdict::Approved, by);
-  if (decision == "approve") by += " (the answer named another request)";
-  else if (resp->status != 200) by += " (HTTP " + std::to_string(resp->status) + ")";
-  return finish(ApprovalVerdict::Denied, by);
+  const WebhookAnswer w = ask_approval_webhook(spec.webhook, spec.ca_file, body.dump(), out.request_hash,
+                                               std::chrono::steady_clock::now() + spec.timeout);
+  return finish(w.verdict, w.by);
 }
 
 }  // namespace kz
