@@ -129,7 +129,7 @@ Status parse_approve_key(const std::string& key, const toml::node& v, const std:
     const auto* str = v.as_string();
     auto d = str != nullptr ? parse_duration(str->get()) : std::nullopt;
     if (!d || *d > std::chrono::hours(24) || (d->count() > 0 && d->count() < 1000))
-      return config_error(kpos, f + " must be a duration between 1s and 24h (\"0\": the rest of the run), e.g. \"10m\"");
+      return config_error(kpos, f + " must be a duration between 1s and 24 hours (\"0\": the rest of the run), e.g. \"10m\" or \"90m\"");
     s.approve.ttl_seconds = std::chrono::duration_cast<std::chrono::seconds>(*d).count();
     return ok_status();
   }
