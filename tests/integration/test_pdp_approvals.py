@@ -147,21 +147,19 @@ class PdpApprovalTest(PdpFixture):
         dec = [r for r in read_jsonl(self.log) if r.get("event") == "decision"]
         self.assertEqual(dec[0]["result"][0]["approval"]["status"], "approved")
 
-    def test_denied(self):
-        self.start("deny")
-        status, j = self.decide(USE)
+    def assertRefusedAs(self, answers, status):
+        self.start(answers)
+        _, j = self.decide(USE)
         res = j["results"][0]
         self.assertFalse(res["allow"], res)
-        self.assertEqual(res["approval"]["status"], "denied")
-        self.assertEqual([r["decision"] for r in self.records("approve")], ["asked", "denied"])
+        self.assertEqual(res["approval"]["status"], status)
+        self.assertEqual([r["decision"] for r in self.records("approve")], ["asked", status])
+
+    def test_denied(self):
+        self.assertRefusedAs("deny", "denied")
 
     def test_timeout_fails_closed(self):
-        self.start("hang")
-        status, j = self.decide(USE)
-        res = j["results"][0]
-        self.assertFalse(res["allow"], res)
-        self.assertEqual(res["approval"]["status"], "timeout")
-        self.assertEqual([r["decision"] for r in self.records("approve")], ["asked", "timeout"])
+        self.assertRefusedAs("hang", "timeout")
 
     def test_an_answer_for_another_request_denies(self):
         self.start("wrong-hash")
