@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -127,6 +128,30 @@ void become_undumpable() {
   __atomic_store_n(&g_undumpable, 1, __ATOMIC_RELAXED);
 }
 
+// After a Hold reply: waits (poll, not the socket's 30 s receive timeout) for the
+// broker's final answer, up to the seconds the Hold named and a margin. -1: none came.
+long await_held_answer(Link* l, wire::Op op) {
+  timespec now{}, end{};
+  clock_gettime(CLOCK_MONOTONIC, &end);
+  end.tv_sec += static_cast<time_t>(l->rep.token_len) + 5;
+  while (true) {
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (now.tv_sec > end.tv_sec || (now.tv_sec == end.tv_sec && now.tv_nsec >= end.tv_nsec)) return -1;
+    timespec left{end.tv_sec - now.tv_sec, end.tv_nsec - now.tv_nsec};
+    if (left.tv_nsec < 0) { left.tv_sec -= 1; left.tv_nsec += 1000000000L; }
+    pollfd p{l->fd, POLLIN, 0};
+    const long r = syscall(SYS_ppoll, &p, 1, &left, nullptr, 0);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return -1;
+    long got;
+    do {
+      got = syscall(SYS_recvfrom, l->fd, &l->rep, sizeof(Reply), MSG_TRUNC, nullptr, nullptr);
+    } while (got < 0 && errno == EINTR);
+    if (got <= 0 || !wire::reply_is_valid(l->rep, static_cast<std::size_t>(got), op)) return got;
+    if (l->rep.decision != wire::Decision::Hold) return got;
+  }
+}
+
 }  // namespace
 
 Request* BrokerSocket::request() {
@@ -152,7 +177,13 @@ Reply* BrokerSocket::exchange() {
     do {
       got = syscall(SYS_recvfrom, l->fd, &l->rep, sizeof(Reply), MSG_TRUNC, nullptr, nullptr);
     } while (got < 0 && errno == EINTR);
-    if (got < 0 || !wire::reply_is_valid(l->rep, static_cast<std::size_t>(got), op)) {
+    // Hold (approve = ...): a person is asked; the answer follows on this connection
+    // within the seconds the broker named. Only this thread's write waits.
+    if (got > 0 && wire::reply_is_valid(l->rep, static_cast<std::size_t>(got), op) &&
+        l->rep.decision == wire::Decision::Hold)
+      got = await_held_answer(l, op);
+    if (got < 0 || !wire::reply_is_valid(l->rep, static_cast<std::size_t>(got), op) ||
+        l->rep.decision == wire::Decision::Hold) {
       drop_connection(l);   // a late or malformed reply must not be paired with the next request
       explicit_bzero(&l->rep, sizeof(Reply));
       log_once(got < 0 ? "blind mode: no answer from the broker; tokens go out unchanged"

@@ -286,6 +286,23 @@ json fields(const OAuthMint& e) {
   return j;
 }
 
+json fields(const ApprovalEvent& e) {
+  json j = {{"event", "approve"}, {"secret", e.secret}, {"decision", e.decision}, {"channel", e.channel},
+            {"request_hash", e.request_hash}};
+  put(j, "by", e.by);
+  put(j, "host", e.host);
+  put(j, "method", e.method);
+  put(j, "path", e.path);
+  put(j, "token_id", e.token_id);
+  put(j, "reason", e.reason);
+  put(j, "pid", e.pid);
+  put(j, "exe", e.exe);
+  put(j, "sub", e.sub);
+  put(j, "ref", e.ref);
+  put(j, "decision_id", e.decision_id);
+  return j;
+}
+
 // The index of T in AuditEvent, at compile time (a row of the table names its struct).
 template <class T, std::size_t I = 0>
 constexpr std::size_t index_of() {
@@ -332,6 +349,7 @@ std::string_view event_name(const AuditEvent& event) {
     std::string_view operator()(const SecretRotated&) const { return "rotate"; }
     std::string_view operator()(const RunRestarted&) const { return "run.restart"; }
     std::string_view operator()(const OAuthMint&) const { return "mint"; }
+    std::string_view operator()(const ApprovalEvent&) const { return "approve"; }
   };
   return std::visit(Name{}, event);
 }
@@ -408,6 +426,10 @@ const std::vector<AuditKind>& audit_kinds() {
        "kz run --restart-on-change restarted the command with new values (signal, then SIGKILL after the grace)"},
       {"mint", index_of<OAuthMint>(), "secret source decision pid? token_id? host? expires_in? reason?",
        "an OAuth access token kz minted (start, refresh) or sealed from the agent's own token request (response); no values"},
+      {"approve", index_of<ApprovalEvent>(),
+       "secret decision channel request_hash by? host? method? path? token_id? reason? pid? exe? sub? ref? "
+       "decision_id?",
+       "a use that waits for a person's approval: asked, approved, denied or timeout (tty, socket, webhook, pdp)"},
   };
   return kinds;
 }

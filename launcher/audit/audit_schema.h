@@ -214,6 +214,20 @@ struct OAuthMint {
   std::optional<long> pid{};
 };
 
+// "approve": a use that waits for a person (approve = ... in .keyzero.toml, or a bundle
+// rule with effect: approve): asked, then approved, denied or timed out. Never a value,
+// a token, nor the query of the path.
+struct ApprovalEvent {
+  std::string secret{};
+  std::string decision{};       // "asked" | "approved" | "denied" | "timeout"
+  std::string channel{};        // "tty" | "socket" | "webhook" | "timeout" | "stop" | "pdp"
+  std::string request_hash{};   // what the approval is bound to (secrets/approval.h)
+  std::optional<std::string> by{}, host{}, method{}, path{}, token_id{}, reason{};
+  std::optional<long> pid{};
+  std::optional<std::string> exe{};
+  std::optional<std::string> sub{}, ref{}, decision_id{};   // the PDP's: who asked, for what
+};
+
 // ---- the audit sinks ------------------------------------------------------------------
 
 // "audit.sink": at the end of a run, records a sink did not deliver (decision "error").
@@ -296,7 +310,7 @@ using AuditEvent =
     std::variant<RunStart, RunStop, TrustDecision, SecretResolved, TokenMinted, TokenUse, BrokerRefusal, ProgramRouted,
                  FallbackStarted, ProxyConnection, TapFinding, SensorSummary, SinkShortfall, SinkDropped, McpStart,
                  McpStop, McpCall, McpRefusal, PdpStart, PdpStop, PdpReload, PdpAuthRefusal, PdpDecision, CanarySeen,
-                 SecretRotated, RunRestarted, OAuthMint>;
+                 SecretRotated, RunRestarted, OAuthMint, ApprovalEvent>;
 
 // The JSON record of an event, without "ts", "prev", "run" (the log and the writer add
 // those) and without "pid" unless the event names a process.

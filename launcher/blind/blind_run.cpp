@@ -41,6 +41,21 @@ Result<std::unique_ptr<BlindRun>> BlindRun::prepare(const Config& cfg, const std
     spdlog::warn("blind mode: no redirect ({}); programs the shim cannot serve (static, Go, Java, node) will "
                  "send tokens unchanged", choice->why);
   auto run = std::unique_ptr<BlindRun>(new BlindRun(std::move(*bindings), std::move(preload_path), std::move(*verifier)));
+  // approve = ...: a channel a person can answer on, before anything is resolved.
+  const bool approving = std::any_of(run->bindings_.begin(), run->bindings_.end(),
+                                     [](const auto& nb) { return nb.second.approve.mode != ApprovalMode::None; });
+  if (approving) {
+    run->approvals_ = std::make_unique<ApprovalGate>(mode.approve_timeout);
+    ApprovalChannelOptions co;
+    co.gate = run->approvals_.get();
+    co.webhook_url = mode.approve_via;
+    co.ca_file = cfg.blind.ca_file;
+    co.stdin_gate = &run->stdin_gate_;
+    co.in_run = [t = &run->tree_](pid_t p) { return t->contains(p); };
+    auto ch = ApprovalChannels::start(std::move(co));
+    if (!ch) return ch.take_error();
+    run->approval_channels_ = std::move(*ch);
+  }
   run->grant_connections_ = cfg.blind.grant_connections;
   run->http2_ = cfg.blind.http2;
   run->token_shape_ = cfg.blind.token_shape == "plain" ? TokenShape::Plain : TokenShape::Auto;
@@ -111,6 +126,8 @@ Status BlindRun::start(std::vector<ResolvedSecret> values, AuditRecorder& audit)
   bo.decide.sealed = &*table_;
   bo.tree = &tree_;
   bo.audit = &audit;
+  bo.decide.approvals = approvals_.get();
+  if (approval_channels_) bo.approval_channels = approval_channels_->description();
   auto broker = Broker::start(std::move(bo));
   if (!broker) return broker.take_error();
   broker_ = std::move(*broker);
@@ -150,6 +167,8 @@ std::vector<EnvVar> BlindRun::child_vars(char** parent_env) const {
 }
 
 void BlindRun::stop() {
+  // Open asks end (timeout, channel "stop"); the broker answers their held writes.
+  if (approval_channels_) approval_channels_->stop();
   if (refresher_) refresher_->stop();
   if (fallback_) fallback_->stop();
   if (broker_) broker_->stop();

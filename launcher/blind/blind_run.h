@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -17,6 +18,7 @@
 #include "secrets/canary.h"
 #include "secrets/live_value.h"
 #include "blind/fallback.h"
+#include "blind/approval_channels.h"
 #include "blind/broker.h"
 #include "secrets/peer_verify.h"
 #include "secrets/process_tree.h"
@@ -33,6 +35,10 @@ struct BlindModeOptions {
   bool allow_any_host = false;
   bool proxy_all = false;     // --blind=proxy: no shim; every program through the proxy
   std::string redirector;     // --redirector (empty: [blind] redirector)
+  // approve = ... (blind/approval_channels.h): --approve-via=URL (empty: the terminal)
+  // and how long an ask waits for its answer (--approve-timeout).
+  std::string approve_via;
+  std::chrono::milliseconds approve_timeout{120000};
 };
 
 class BlindRun {
@@ -88,6 +94,8 @@ class BlindRun {
     return fallback_ ? fallback_->listen_endpoints() : std::vector<std::pair<std::string, int>>{};
   }
   bool routes_to_proxy(pid_t pid) const { return fallback_ && fallback_->routes_to_proxy(pid); }
+  // Held while an approval prompt reads the terminal (null: no secret needs approval).
+  StdinGate* stdin_gate() { return approvals_ ? &stdin_gate_ : nullptr; }
   // The cgroup the redirect made for the run ("" when none); valid until stop().
   std::string run_cgroup() const { return fallback_ ? fallback_->run_cgroup() : std::string(); }
 
@@ -112,6 +120,10 @@ class BlindRun {
   FallbackOptions fallback_opts_;
   std::unique_ptr<Fallback> fallback_;
   std::unique_ptr<LiveRefresher> refresher_;   // minted credentials' renewals
+  // approve = ...: the gate the broker asks, and where people answer it.
+  StdinGate stdin_gate_;
+  std::unique_ptr<ApprovalGate> approvals_;
+  std::unique_ptr<ApprovalChannels> approval_channels_;
 };
 
 }  // namespace kz

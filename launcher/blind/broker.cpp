@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <algorithm>
 #include <map>
 #include <vector>
 
@@ -27,7 +28,30 @@ struct Client {
   PeerProcess peer;
   bool authorised = false;
   unsigned redact_misses = 0;   // redact_misses.h
+  bool held = false;            // its reply waits for an approval: nothing is read from it
 };
+
+// A swap whose reply waits for a person (approve = ...).
+struct Held {
+  int fd = -1;
+  std::uint64_t conn_id = 0;
+  DecideOutcome out;
+};
+
+ApprovalEvent approval_event(const ApprovalAsk& ask, std::string decision, std::string channel) {
+  ApprovalEvent e;
+  e.secret = ask.secret;
+  e.decision = std::move(decision);
+  e.channel = std::move(channel);
+  e.request_hash = ask.request_hash;
+  e.host = ask.host;
+  if (!ask.method.empty()) e.method = ask.method;
+  if (!ask.path.empty()) e.path = ask.path;
+  e.token_id = ask.token_id;
+  e.pid = ask.pid;
+  e.exe = ask.exe;
+  return e;
+}
 
 std::string errno_text() { return std::strerror(errno); }
 
@@ -86,16 +110,55 @@ void Broker::serve() {
   std::map<int, Client> clients;
   // One request buffer for the thread: a wire::Request is ~38 KiB.
   auto req = std::make_unique<wire::Request>();
-  auto close_client = [&](int fd) { ::close(fd); clients.erase(fd); };
+  ApprovalGate* gate = opts_.decide.approvals;
+  std::map<std::uint64_t, std::vector<Held>> holds;   // by ask id
+  auto drop_holds_of = [&](int fd) {
+    for (auto& [id, list] : holds)
+      for (auto it = list.begin(); it != list.end();) {
+        if (it->fd == fd) { wipe(&it->out.reply, sizeof it->out.reply); it = list.erase(it); }
+        else ++it;
+      }
+  };
+  auto close_client = [&](int fd) { drop_holds_of(fd); ::close(fd); clients.erase(fd); };
+  // The gate's answers: each held reply goes out (approved) or becomes a refusal, and
+  // the client is read from again.
+  auto settle = [&] {
+    gate->expire();
+    for (ApprovalAnswer& ans : gate->take_answers()) {
+      ApprovalEvent e = approval_event(ans.ask, verdict_name(ans.verdict), ans.channel);
+      if (!ans.by.empty()) e.by = ans.by;
+      opts_.audit->record(std::move(e));
+      auto it = holds.find(ans.ask.id);
+      if (it == holds.end()) continue;
+      std::vector<Held> list = std::move(it->second);
+      holds.erase(it);
+      for (Held& h : list) {
+        settle_approval(h.out, ans);
+        const ssize_t sent = ::send(h.fd, &h.out.reply, sizeof h.out.reply, MSG_NOSIGNAL);
+        wipe(&h.out.reply, sizeof h.out.reply);
+        h.out.audit->conn = h.conn_id;
+        opts_.audit->record(std::move(*h.out.audit));
+        auto c = clients.find(h.fd);
+        if (c == clients.end()) continue;
+        c->second.held = false;
+        if (sent != static_cast<ssize_t>(sizeof h.out.reply)) close_client(h.fd);
+      }
+    }
+  };
   const uid_t uid = getuid();
   while (true) {
     std::vector<pollfd> fds{{wake_fd_, POLLIN, 0}, {listen_fd_, POLLIN, 0}};
-    for (const auto& [fd, c] : clients) fds.push_back({fd, POLLIN, 0});
-    if (::poll(fds.data(), fds.size(), -1) < 0) {
+    if (gate != nullptr) fds.push_back({gate->answered_fd(), POLLIN, 0});
+    const std::size_t first_client = fds.size();
+    // A held client is watched only for hang-up: its next request comes after its answer.
+    for (const auto& [fd, c] : clients) fds.push_back({fd, static_cast<short>(c.held ? 0 : POLLIN), 0});
+    const int timeout = gate != nullptr ? gate->ms_to_next_deadline() : -1;
+    if (::poll(fds.data(), fds.size(), timeout) < 0) {
       if (errno == EINTR) continue;
       break;
     }
     if (fds[0].revents != 0) break;
+    if (gate != nullptr) settle();
     if (fds[1].revents & POLLIN) {
       while (true) {
         const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
@@ -120,9 +183,10 @@ void Broker::serve() {
         clients.emplace(fd, std::move(c));
       }
     }
-    for (std::size_t i = 2; i < fds.size(); ++i) {
+    for (std::size_t i = first_client; i < fds.size(); ++i) {
       if (fds[i].revents == 0) continue;
       const int fd = fds[i].fd;
+      if (clients.count(fd) == 0) continue;   // closed while the answers were settled
       if ((fds[i].revents & POLLIN) == 0) { close_client(fd); continue; }
       const ReceivedRequest got = receive_request(fd, *req);
       const long n = got.size;
@@ -161,6 +225,27 @@ void Broker::serve() {
       // Only `data` is sensitive (a token, or response bytes that may hold a value); the
       // rest is request metadata and public certificates.
       wipe(req->data, sizeof req->data);
+      if (out.ask && gate != nullptr) {
+        // Held: the shim's write waits; this thread goes on serving everyone else.
+        const ApprovalAsk ask = gate->open(std::move(*out.ask));
+        out.ask.reset();
+        if (holds.count(ask.id) == 0)
+          opts_.audit->record(approval_event(ask, "asked", opts_.approval_channels));
+        wire::Reply hold{};
+        hold.version = wire::kProtocolVersion;
+        hold.op = req->op;
+        hold.decision = wire::Decision::Hold;
+        hold.token_len = static_cast<std::uint32_t>(
+            std::min<long long>(wire::kMaxHoldSeconds, gate->timeout().count() / 1000 + 1));
+        if (::send(fd, &hold, sizeof hold, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof hold)) {
+          wipe(&out.reply, sizeof out.reply);
+          close_client(fd);
+          continue;
+        }
+        c.held = true;
+        holds[ask.id].push_back(Held{fd, conn_id, std::move(out)});
+        continue;
+      }
       // Answer first, then write the record: the shim's write waits for the answer, not
       // for the audit log's lock and append. The record is written before the next
       // request is read, so the log still holds every answer, in order.
@@ -179,6 +264,8 @@ void Broker::serve() {
       if (sent != static_cast<ssize_t>(sizeof out.reply)) close_client(fd);
     }
   }
+  for (auto& [id, list] : holds)
+    for (Held& h : list) wipe(&h.out.reply, sizeof h.out.reply);
   for (auto& [fd, c] : clients) ::close(fd);
 }
 

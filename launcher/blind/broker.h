@@ -24,6 +24,9 @@ struct BrokerOptions {
   ProcessTree* tree = nullptr;
   AuditRecorder* audit = nullptr;   // required; called from the broker thread
   std::string runtime_dir;          // parent of the private dir; default $XDG_RUNTIME_DIR or /tmp
+  // approve = ... (secrets/approval.h): decide.approvals, and the channels it is
+  // answered on, for the "approve" records ("tty+socket", "webhook").
+  std::string approval_channels;
 };
 
 class Broker {

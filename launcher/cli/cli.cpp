@@ -161,7 +161,18 @@ int cli_main(int argc, char** argv) {
                       "write of the run, as an independent witness; costs a trap per write, see docs/sensors.md)")
       ->check(CLI::IsMember({"default", "full"}))
       ->default_str("default");
+  run_cmd->add_option("--approve-via", run.approve_via,
+                      "With --blind and a secret with approve = ...: POST each approval request to this URL and "
+                      "take the answer from its response (CI, headless); default: ask on the terminal");
+  run_cmd->add_option("--approve-timeout", run.approve_timeout,
+                      "How long a held request waits for its approval before it is refused (default 120s)");
   run_cmd->add_option("command", run.command, "Command and its arguments (after --)");
+
+  ApproveOptions approve;
+  auto* approve_cmd = app.add_subcommand(
+      "approve", "Approve (or --deny) a blind run's request that waits for a person, by the code its prompt shows");
+  approve_cmd->add_option("code", approve.code, "The code the prompt on the run's terminal shows (none: list)");
+  approve_cmd->add_flag("--deny", approve.deny, "Deny the request instead");
 
   TrustOptions trust;
   auto* trust_cmd = app.add_subcommand(
@@ -326,6 +337,7 @@ int cli_main(int argc, char** argv) {
   }
   if (check_cmd->parsed()) return cmd_check(g, check);
   if (trust_cmd->parsed()) return cmd_trust(g, trust);
+  if (approve_cmd->parsed()) return cmd_approve(g, approve);
   if (audit_cmd->parsed()) return cmd_audit(g, audit);
   if (policy_cmd->parsed()) return cmd_policy(g, policy);
   if (server_start->parsed()) return cmd_server(g, server);

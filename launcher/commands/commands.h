@@ -48,7 +48,15 @@ struct RunOptions {
   bool restart_on_change = false;
   std::string restart_signal = "SIGTERM";
   std::string restart_grace = "10s";
+  std::string approve_via;         // --approve-via: URL of the approval webhook (empty: the terminal)
+  std::string approve_timeout = "120s";   // --approve-timeout: how long an approval is waited for
   std::vector<std::string> command;
+};
+
+// `kz approve [CODE]`: answer a blind run's approval prompt from another shell.
+struct ApproveOptions {
+  std::string code;          // empty: list what waits
+  bool deny = false;
 };
 
 struct AuditOptions {
@@ -79,6 +87,7 @@ struct TrustOptions {
 
 int cmd_run(const GlobalOptions& g, const RunOptions& o);
 int cmd_trust(const GlobalOptions& g, const TrustOptions& o);
+int cmd_approve(const GlobalOptions& g, const ApproveOptions& o);
 int cmd_check(const GlobalOptions& g, const CheckOptions& o);
 int cmd_doctor(const GlobalOptions& g);
 int cmd_audit(const GlobalOptions& g, const AuditOptions& o);

@@ -83,12 +83,14 @@ int test(const policy::Bundle& b, const PolicyOptions& o) {
       for (const auto& p : b.policies)
         for (const auto& r : p.rules)
           if (r.id == t.rule_id) rule = &r;
-      std::printf("%-24s %-5s %-8s %s%s%s\n", t.rule_id.c_str(), t.effect == policy::Effect::Allow ? "allow" : "deny",
+      std::printf("%-24s %-5s %-8s %s%s%s\n", t.rule_id.c_str(), t.effect == policy::Effect::Allow     ? "allow"
+                                                             : t.effect == policy::Effect::Approve ? "approve"
+                                                                                                   : "deny",
                   result_word(t.result), rule != nullptr ? rule->cel.c_str() : "",
                   rule != nullptr && rule->mode == policy::RuleMode::Shadow ? "  [shadow]" : "",
                   t.error.empty() ? "" : ("  -- " + t.error).c_str());
     }
-    std::printf("%s: %s\n", d.allow ? "ALLOW" : "DENY", d.reason.c_str());
+    std::printf("%s: %s\n", d.allow ? "ALLOW" : d.approve ? "APPROVE" : "DENY", d.reason.c_str());
   }
   return d.allow ? kExitOk : kExitInternal;
 }

@@ -338,6 +338,13 @@ Step RunSession::prepare_blind() {
   bm.allow_any_host = o_.allow_any_host;
   bm.proxy_all = blind_proxy_;
   bm.redirector = o_.redirector;
+  bm.approve_via = o_.approve_via;
+  const auto approve_timeout = parse_duration(o_.approve_timeout);
+  if (!approve_timeout || approve_timeout->count() < 100 || *approve_timeout > std::chrono::hours(24)) {
+    spdlog::error("--approve-timeout: \"{}\" must be a duration between 100ms and 24h, e.g. \"60s\"", o_.approve_timeout);
+    return fail(kExitConfig, "blind mode could not be set up");
+  }
+  bm.approve_timeout = *approve_timeout;
   auto b = BlindRun::prepare(*cfg_, ropts_.only, bm);
   if (!b) {
     spdlog::error("{}", b.error().message);
@@ -345,6 +352,7 @@ Step RunSession::prepare_blind() {
   }
   blind_ = std::move(*b);
   blind_->set_rotating(rotating_);
+  sup_.stdin_gate = blind_->stdin_gate();
   return std::nullopt;
 }
 

@@ -274,6 +274,50 @@ Status check_oauth(SecretSpec& s, const std::string& field) {
   return ok_status();
 }
 
+// approve = true | "first" | "every" | { methods = [...], paths = [...] }; approve_ttl = "10m".
+Status parse_approve_key(const std::string& key, const toml::node& v, const std::string& file,
+                         const std::string& field, SecretSpec& s) {
+  const SourcePos kpos = pos_of(v, file);
+  const std::string f = field + "." + key;
+  if (key == "approve_ttl") {
+    const auto* str = v.as_string();
+    auto d = str != nullptr ? parse_duration(str->get()) : std::nullopt;
+    if (!d || *d > std::chrono::hours(24) || (d->count() > 0 && d->count() < 1000))
+      return config_error(kpos, f + " must be a duration between 1s and 24 hours (\"0\": the rest of the run), e.g. \"10m\" or \"90m\"");
+    s.approve.ttl_seconds = std::chrono::duration_cast<std::chrono::seconds>(*d).count();
+    return ok_status();
+  }
+  if (const auto* b = v.as_boolean()) {
+    s.approve.mode = b->get() ? ApprovalMode::First : ApprovalMode::None;
+    return ok_status();
+  }
+  if (const auto* str = v.as_string()) {
+    if (str->get() == "first") s.approve.mode = ApprovalMode::First;
+    else if (str->get() == "every") s.approve.mode = ApprovalMode::Every;
+    else return config_error(kpos, f + " must be true, \"first\", \"every\" or { methods = [...], paths = [...] }");
+    return ok_status();
+  }
+  const auto* t = v.as_table();
+  if (t == nullptr)
+    return config_error(kpos, f + " must be true, \"first\", \"every\" or { methods = [...], paths = [...] }, not a " +
+                                  type_name(v));
+  s.approve.mode = ApprovalMode::Matching;
+  for (const auto& [k, item] : *t) {
+    const std::string sub(k.str());
+    if (sub != "methods" && sub != "paths")
+      return config_error(pos_of(item, file), f + ": unknown key \"" + sub + "\" (known: methods, paths)");
+    auto arr = string_array(item, file, f + "." + sub);
+    if (!arr) return arr.take_error();
+    for (const auto& one : *arr)
+      if (std::string problem = binding_item_problem(sub, one); !problem.empty())
+        return config_error(pos_of(item, file), f + "." + sub + ": \"" + one + "\": " + problem);
+    (sub == "methods" ? s.approve.methods : s.approve.paths) = std::move(*arr);
+  }
+  if (s.approve.methods.empty() && s.approve.paths.empty())
+    return config_error(kpos, f + ": give methods = [...] or paths = [...] (or approve = \"every\")");
+  return ok_status();
+}
+
 Status parse_secret(const std::string& name, const toml::node& node, const std::string& file,
                     Config& cfg) {
   const SourcePos pos = pos_of(node, file);
@@ -317,6 +361,8 @@ Status parse_secret(const std::string& name, const toml::node& node, const std::
       if (str == nullptr || find_canary_shape(str->get()) == nullptr)
         return config_error(kpos, field + ".shape must be one of " + canary_shape_names());
       s.shape = str->get();
+    } else if (key == "approve" || key == "approve_ttl") {
+      if (Status st = parse_approve_key(key, v, file, field, s); !st) return st;
     } else if (key == "sign" || key == "access_key_id" || key == "session_token" || key == "services" ||
                key == "regions" || key == "format" || key == "from") {
       if (Status st = parse_signing_key(key, v, file, field, s); !st) return st;
@@ -338,7 +384,7 @@ Status parse_secret(const std::string& name, const toml::node& node, const std::
                                     "\" (known: provider, ref, hosts, methods, paths, canary, shape, sign, "
                                     "access_key_id, session_token, services, regions, refresh, max_stale, kind, "
                                     "token_url, client_id, client_secret, scopes, audience, client_auth, "
-                                    "refresh_skew, ca_file, mint_hosts, format, from)");
+                                    "refresh_skew, ca_file, mint_hosts, format, from, approve, approve_ttl)");
     }
   }
   if (s.canary) {
@@ -363,6 +409,15 @@ Status parse_secret(const std::string& name, const toml::node& node, const std::
   if (s.from.empty() && s.provider.empty()) return config_error(pos, field + ": missing required key \"provider\"");
   if (s.from.empty() && s.ref.empty()) return config_error(pos, field + ": missing required key \"ref\"");
   if (auto why = signing_problem(s); !why.empty()) return config_error(pos, field + ": " + why);
+  if (s.approve.mode != ApprovalMode::None && !s.sign.empty())
+    return config_error(pos, field + ": approve is not available for a key kz signs with (sign = \"sigv4\")");
+  // Tokens sealed from a token endpoint's answers are new secrets of their own: an
+  // approval on the client secret would not follow them.
+  if (s.approve.mode != ApprovalMode::None && !s.mint_hosts.empty())
+    return config_error(pos, field + ": approve cannot be combined with mint_hosts (the sealed tokens would not "
+                                     "wait for approval)");
+  if (s.approve.mode == ApprovalMode::None && s.approve.ttl_seconds >= 0)
+    return config_error(pos, field + ".approve_ttl needs approve = ...");
   cfg.secrets.push_back(std::move(s));
   return ok_status();
 }

@@ -11,6 +11,7 @@
 
 #include "kz/providers/provider.h"
 #include "audit/audit_settings.h"
+#include "secrets/binding.h"
 #include "kz/result.h"
 
 namespace kz {
@@ -74,6 +75,9 @@ struct SecretSpec {
   // carried this secret are sealed (replaced by new tokens, same length) and bound to
   // these hosts. Empty: responses are not sealed.
   std::vector<std::string> mint_hosts;
+  // approve = true | "every" | { methods, paths } and approve_ttl (secrets/approval.h):
+  // the uses that wait for a person's approval in blind mode.
+  ApprovalRule approve;
 };
 
 // The shortest refresh interval a secret may ask for (a provider is not a busy loop).

@@ -16,6 +16,7 @@ Binding binding_of(const SecretSpec& s, bool allow_any_host) {
   b.regions = s.regions;
   b.session_token = s.session_token;
   b.mint_hosts = s.mint_hosts;
+  b.approve = s.approve;
   return b;
 }
 

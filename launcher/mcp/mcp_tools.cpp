@@ -13,6 +13,7 @@
 #include "kz/aws_sigv4.h"
 #include "policy/policy_engine.h"
 #include "secrets/aws_credential_set.h"
+#include "server/pdp_approval.h"
 #include "secrets/canary.h"
 #include "secrets/token_mint.h"
 #include "kz/preload/basic_auth.h"
@@ -241,7 +242,14 @@ Result<json> McpTools::resolve(const CallContext& ctx, const json& args) {
     rec.policy = d.policy_id;
     rec.rule = d.rule_id;
     rec.revision = bundle.revision;
-    if (!d.allow) return refuse("deny", "denied by policy: " + d.reason);
+    if (d.approve) {   // effect: approve: the call waits for a person (server/pdp_approval.h)
+      const PdpApprovalResult ar = ask_pdp_approval(
+          bundle.approvals, {ctx.identity->sub, spec->name, spec->provider, spec->ref, "", "", "", ctx.source, ""}, audit_);
+      if (!ar.approved())
+        return refuse("deny", "not approved (" + std::string(verdict_name(ar.verdict)) + ", " + ar.by + "): " + d.reason);
+    } else if (!d.allow) {
+      return refuse("deny", "denied by policy: " + d.reason);
+    }
     reveal = d.reveal;
   }
   if (b.hosts.empty() && !reveal)
@@ -481,7 +489,17 @@ Result<json> McpTools::fetch(const CallContext& ctx, const json& args) {
       req.method = hop.method;
       req.path = path_only(hop.url.target);
       const auto d = policy::decide(ctx.state->bundle, ctx.identity->value, {t.name, t.provider, t.ref}, req);
-      if (!d.allow) return make_error(ErrorKind::Denied, "policy denies " + t.name + " for " + hop.url.host + ": " + d.reason);
+      if (d.approve) {   // effect: approve: this request waits for a person (server/pdp_approval.h)
+        const PdpApprovalResult ar =
+            ask_pdp_approval(ctx.state->bundle.approvals,
+                             {ctx.identity->sub, t.name, t.provider, t.ref, req.host, req.method, req.path, ctx.source, ""},
+                             audit_);
+        if (!ar.approved())
+          return make_error(ErrorKind::Denied, t.name + " for " + hop.url.host + " was not approved (" +
+                                                   verdict_name(ar.verdict) + ", " + ar.by + "): " + d.reason);
+      } else if (!d.allow) {
+        return make_error(ErrorKind::Denied, "policy denies " + t.name + " for " + hop.url.host + ": " + d.reason);
+      }
     }
     return ok_status();
   };

@@ -153,12 +153,13 @@ Result<Rule> parse_rule(const Reader& r, const YAML::Node& n, const std::string&
   if (!text) return text.take_error();
   rule.cel = *text;
   const YAML::Node effect = n["effect"];
-  if (!effect) return r.error(n, id + ": effect is required (allow or deny)");
+  if (!effect) return r.error(n, id + ": effect is required (allow, deny or approve)");
   auto e = r.string_of(effect, id + ".effect");
   if (!e) return e.take_error();
   if (*e == "allow") rule.effect = Effect::Allow;
   else if (*e == "deny") rule.effect = Effect::Deny;
-  else return r.error(effect, id + ".effect must be allow or deny, not \"" + *e + "\"");
+  else if (*e == "approve") rule.effect = Effect::Approve;
+  else return r.error(effect, id + ".effect must be allow, deny or approve, not \"" + *e + "\"");
   if (const YAML::Node mode = n["mode"]) {
     auto m = r.string_of(mode, id + ".mode");
     if (!m) return m.take_error();
@@ -322,6 +323,32 @@ Status parse_mcp(const Reader& r, const YAML::Node& n, const std::string& table,
 
 }  // namespace
 
+// approvals: { webhook, timeout, ca_file }.
+Status parse_approvals(const Reader& r, const YAML::Node& n, Bundle& b) {
+  if (auto st = r.check_keys(n, "approvals", {"webhook", "timeout", "ca_file"}); !st) return st;
+  for (const auto& kv : n) {
+    const std::string key = kv.first.Scalar();
+    auto text = r.string_of(kv.second, "approvals." + key);
+    if (!text) return text.take_error();
+    if (key == "webhook") {
+      const std::string& u = *text;
+      if (u.rfind("https://", 0) != 0 && u.rfind("http://127.0.0.1:", 0) != 0 && u.rfind("http://localhost:", 0) != 0 &&
+          u.rfind("http://[::1]:", 0) != 0)
+        return r.error(kv.second, "approvals.webhook must be an https:// URL (http:// only to this host)");
+      b.approvals.webhook = u;
+    } else if (key == "timeout") {
+      auto d = parse_duration(*text);
+      if (!d || d->count() < 100 || *d > std::chrono::minutes(10))
+        return r.error(kv.second, "approvals.timeout must be a duration between 100ms and 10m, e.g. \"60s\"");
+      b.approvals.timeout = *d;
+    } else {
+      b.approvals.ca_file = fs::path(*text).is_absolute() ? *text : (fs::path(b.dir) / *text).lexically_normal().string();
+    }
+  }
+  if (b.approvals.webhook.empty()) return r.error(n, "approvals needs webhook: URL (where a person's answer comes from)");
+  return ok_status();
+}
+
 Result<Bundle> parse_bundle(std::string_view text, const std::string& path) {
   Bundle b;
   b.path = fs::absolute(path).lexically_normal().string();
@@ -337,7 +364,11 @@ Result<Bundle> parse_bundle(std::string_view text, const std::string& path) {
   }
   try {
     if (!root.IsMap()) return r.error(root, "a bundle is a mapping with identity, providers and policies");
-    if (auto st = r.check_keys(root, "bundle", {"identity", "providers", "policies", "secrets", "mcp"}); !st) return st.take_error();
+    if (auto st = r.check_keys(root, "bundle", {"identity", "providers", "policies", "secrets", "mcp", "approvals"}); !st)
+      return st.take_error();
+    if (const YAML::Node ap = root["approvals"]) {
+      if (auto st = parse_approvals(r, ap, b); !st) return st.take_error();
+    }
     if (const YAML::Node id = root["identity"]) {
       if (auto st = parse_issuers(r, id, b.dir, b); !st) return st.take_error();
     }

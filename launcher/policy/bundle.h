@@ -39,7 +39,8 @@
 
 namespace kz::policy {
 
-enum class Effect { Allow, Deny };
+// Approve (issue 19 part 5): allowed once a person approves this request (approvals:).
+enum class Effect { Allow, Deny, Approve };
 enum class RuleMode { Enforce, Shadow };
 
 struct Rule {
@@ -69,6 +70,14 @@ struct IssuerSpec {
   SourcePos pos;
 };
 
+// approvals: { webhook: URL, timeout: 60s, ca_file: ./ca.pem }: where a decision that an
+// `effect: approve` rule makes waits for a person (server/pdp_approval.h).
+struct ApprovalsSpec {
+  std::string webhook;                         // https:// (http:// only to this host); "" none
+  std::chrono::milliseconds timeout{60000};
+  std::string ca_file;                         // absolute; "" the system store
+};
+
 struct Bundle {
   std::string path;       // absolute
   std::string dir;
@@ -79,6 +88,7 @@ struct Bundle {
   std::vector<SecretSpec> secrets;   // secrets: (name, provider, ref, where it may be used)
   std::vector<SecretSpec> canaries;  // secrets: with canary: true (decoys; secrets/canary.h)
   McpConfig mcp;                     // mcp:
+  ApprovalsSpec approvals;           // approvals: (where an effect: approve rule asks)
 };
 
 // Reads and checks the file. Errors name file:line:column and the field.

@@ -35,7 +35,9 @@ RuleOutcome evaluate(const Policy& p, const Rule& rule, const cel::Activation& v
   return o;
 }
 
-const char* effect_name(Effect e) { return e == Effect::Allow ? "allow" : "deny"; }
+const char* effect_name(Effect e) {
+  return e == Effect::Allow ? "allow" : e == Effect::Approve ? "approve" : "deny";
+}
 const char* result_name(RuleResult r) {
   switch (r) {
     case RuleResult::True: return "true";
@@ -70,6 +72,8 @@ Decision decide(const Bundle& b, const cel::Value& identity, const SecretInput& 
   const Policy* deny_policy = nullptr;
   const Rule* allow = nullptr;
   const Policy* allow_policy = nullptr;
+  const Rule* approve = nullptr;
+  const Policy* approve_policy = nullptr;
   std::size_t deny_error = SIZE_MAX;   // index into d.errors (which grows)
   bool selected = false;
   for (const Policy& p : b.policies) {
@@ -97,6 +101,10 @@ Decision decide(const Bundle& b, const cel::Value& identity, const SecretInput& 
         allow = &rule;
         allow_policy = &p;
       }
+      if (rule.effect == Effect::Approve && approve == nullptr) {
+        approve = &rule;
+        approve_policy = &p;
+      }
     }
   }
   if (deny != nullptr) {
@@ -108,6 +116,12 @@ Decision decide(const Bundle& b, const cel::Value& identity, const SecretInput& 
     d.policy_id = e.policy_id;
     d.rule_id = e.rule_id;
     d.reason = "denied: " + e.rule_id + " is a deny rule and failed to evaluate (" + e.error + "); failing closed";
+  } else if (approve != nullptr) {
+    // Stricter than an allow: a person must say yes to this request first.
+    d.approve = true;
+    d.policy_id = approve_policy->id;
+    d.rule_id = approve->id;
+    d.reason = "needs a person's approval: " + approve->id + " (" + approve->cel + ")";
   } else if (allow != nullptr) {
     d.allow = true;
     d.reveal = allow->reveal;
@@ -127,6 +141,7 @@ nlohmann::json decision_json(const Decision& d) {
   if (!d.policy_id.empty()) j["policy"] = d.policy_id;
   if (!d.rule_id.empty()) j["rule"] = d.rule_id;
   if (d.reveal) j["reveal"] = true;
+  if (d.approve) j["approval"] = {{"status", "required"}};
   if (!d.errors.empty()) {
     j["errors"] = nlohmann::json::array();
     for (const auto& o : d.errors) j["errors"].push_back(outcome_json(o));

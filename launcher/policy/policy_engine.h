@@ -2,6 +2,7 @@
 //
 // Semantics (README "Policy"): the policies whose `match` glob matches the secret's ref
 // are selected; among all their enforced rules, any `deny` that is true wins; else any
+// `approve` that is true makes the decision wait for a person (approve); else any
 // `allow` that is true allows; else the request is denied (default deny). Fail closed:
 // a deny rule that errors or yields a non-bool denies; an allow rule that errors does
 // not allow; both are reported. Shadow rules are evaluated and reported, never
@@ -43,6 +44,9 @@ struct RuleOutcome {
 
 struct Decision {
   bool allow = false;
+  // The deciding rule is an `effect: approve` rule: allowed only once a person approves
+  // this request (allow stays false until then; server/pdp_approval.h asks).
+  bool approve = false;
   bool reveal = false;            // the deciding allow rule says reveal: true
   std::string policy_id, rule_id; // the deciding rule; both empty for the default deny
   std::string reason;             // one sentence, for errors shown to the client and logs

@@ -333,7 +333,8 @@ Result<SuperviseOutcome> supervise_once(const SuperviseOptions& o) {
       any_pending = any_pending || c.masker->has_pending();
       fds.push_back({c.src.get(), POLLIN, 0});
     }
-    if (forward_stdin) fds.push_back({0, POLLIN, 0});
+    if (o.stdin_gate != nullptr) fds.push_back({o.stdin_gate->fd(), POLLIN, 0});
+    if (forward_stdin && (o.stdin_gate == nullptr || !o.stdin_gate->held())) fds.push_back({0, POLLIN, 0});
     if (status && !any_open) break;
     int timeout = -1;
     if (any_pending) timeout = static_cast<int>(o.idle_flush.count());
@@ -401,6 +402,10 @@ Result<SuperviseOutcome> supervise_once(const SuperviseOptions& o) {
           if (o.take_signal && o.take_signal(sig)) continue;
           if (!status) ::kill(pid, sig);
         }
+        continue;
+      }
+      if (o.stdin_gate != nullptr && p.fd == o.stdin_gate->fd()) {
+        o.stdin_gate->drain();   // held or released: the next poll's set says which
         continue;
       }
       if (p.fd == 0 && forward_stdin) {

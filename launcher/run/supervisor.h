@@ -15,6 +15,7 @@
 
 #include "kz/result.h"
 #include "masking/masker.h"
+#include "run/stdin_gate.h"
 
 namespace kz {
 
@@ -75,6 +76,9 @@ struct SuperviseOptions {
   // Become a child subreaper: descendants that daemonise are re-parented to kz (so the
   // blind-mode broker still sees them as part of the run) and are reaped here.
   bool subreaper = false;
+  // pty mode: while held, the terminal's input is not forwarded to the command (an
+  // approval prompt reads it). Null: always forwarded.
+  const StdinGate* stdin_gate = nullptr;
   // Rotation: requests while the command runs (null: none).
   std::shared_ptr<SupervisorControl> control;
   // A signal kz got: true when kz takes it for itself (SIGHUP: refresh now), so it is not

@@ -11,6 +11,22 @@
 
 namespace kz {
 
+// approve = ... (issue 19 part 5, secrets/approval.h): which uses of a secret wait for a
+// person's approval before its value is sent.
+enum class ApprovalMode : std::uint8_t {
+  None,       // no approval
+  First,      // approve = true: the first use; approved, the secret is free for approve_ttl
+  Every,      // approve = "every": each request (by its hash) is approved on its own
+  Matching,   // approve = { methods, paths }: each matching request, like Every
+};
+
+struct ApprovalRule {
+  ApprovalMode mode = ApprovalMode::None;
+  std::vector<std::string> methods;   // Matching: empty = any method
+  std::vector<std::string> paths;     // Matching: prefix globs as `paths`; empty = any path
+  std::int64_t ttl_seconds = -1;      // approve_ttl; -1: the default (First: the run; else 300)
+};
+
 struct Binding {
   std::vector<std::string> hosts;     // empty with allow_any: any host
   std::vector<std::string> methods;   // empty: any method
@@ -26,6 +42,7 @@ struct Binding {
   // mint_hosts (a client secret the agent sends to a token endpoint itself): where the
   // access tokens sealed from the responses on its connections may go (empty: none are sealed).
   std::vector<std::string> mint_hosts;
+  ApprovalRule approve;               // approve = ...: uses that wait for a person
 };
 
 // Host names compare case-insensitively, a trailing dot ignored. "*.example.com"

@@ -255,6 +255,23 @@ DecideOutcome decide(const DecideContext& ctx, const wire::Request& req, const P
   if (s->expired)
     return refuse(s, "the value of " + s->name + " expired and no refresh has succeeded since (fail closed; "
                      "see its rotate records)");
+  if (approval_required(s->binding.approve, method, path)) {
+    if (ctx.approvals == nullptr)
+      return refuse(s, s->name + " needs a person's approval (approve), which the " + std::string(ctx.via) +
+                           " cannot ask for: use the shim (kz run --blind)");
+    ApprovalAsk ask;
+    ask.secret = s->name;
+    ask.token_id = s->token_id;
+    ask.host = host;
+    ask.method = std::string(method);
+    ask.path = a.path.value_or("");
+    ask.request_hash = approval_request_hash(s->name, method, host, path);
+    ask.key = s->binding.approve.mode == ApprovalMode::First ? "secret\n" + s->name : ask.request_hash;
+    ask.ttl_seconds = approval_ttl_seconds(s->binding.approve);
+    ask.pid = a.pid;
+    ask.exe = a.exe;
+    if (!ctx.approvals->in_force(ask.key)) out.ask = std::move(ask);
+  }
 
   // A minted credential (live_value.h): its current value, never one that expired.
   std::optional<LiveValue::Snapshot> live;
@@ -271,8 +288,10 @@ DecideOutcome decide(const DecideContext& ctx, const wire::Request& req, const P
   if (!s->mint_hosts.empty()) rep.flags |= wire::kReplySealResponses;
   // Nothing to check per request (no methods/paths): the shim may reuse this answer on
   // this TLS connection, whose peer cannot change, and reports the uses. Never for a
-  // value that rotates or a minted credential: the next swap must get the value of the moment.
-  if (ctx.grant_connections && !s->live && s->binding.methods.empty() && s->binding.paths.empty() && !s->rotates) {
+  // value that rotates or a minted credential (the next swap must get the value of the
+  // moment), nor one that waits for a person's approval.
+  if (ctx.grant_connections && !s->live && s->binding.methods.empty() && s->binding.paths.empty() && !s->rotates &&
+      s->binding.approve.mode == ApprovalMode::None) {
     rep.flags |= wire::kReplyReuseOnConnection;
     a.grant = "connection";
   }
@@ -288,6 +307,29 @@ DecideOutcome decide(const DecideContext& ctx, const wire::Request& req, const P
   a.token_id = s->token_id;
   a.decision = "allow";
   return out;
+}
+
+void settle_approval(DecideOutcome& out, const ApprovalAnswer& answer) {
+  TokenUse& a = *out.audit;
+  if (answer.verdict == ApprovalVerdict::Approved) {
+    a.reason = "approved by " + (answer.by.empty() ? answer.channel : answer.by) + " (" + answer.channel + ")";
+    return;
+  }
+  wire::Reply& rep = out.reply;
+  const std::string why = answer.verdict == ApprovalVerdict::Denied
+                              ? a.secret.value_or("the secret") + ": the approval was denied (" + answer.channel + ")"
+                              : a.secret.value_or("the secret") + ": no approval in time (" + answer.channel + ")";
+  explicit_bzero(rep.data, sizeof rep.data);
+  rep.data_len = 0;
+  rep.decision = Decision::Refuse;
+  rep.flags = 0;
+  rep.secret_id = 0;
+  rep.fp_base = rep.fp_hash = rep.fq_base = rep.fq_hash = 0;
+  rep.fp_len = rep.nforms = 0;
+  set_reason(rep, why);
+  a.decision = "refuse";
+  a.grant.reset();
+  a.reason = why;
 }
 
 }  // namespace kz

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "audit/audit_schema.h"
+#include "secrets/approval.h"
 #include "secrets/canary.h"
 #include "secrets/peer_verify.h"
 #include "secrets/process_tree.h"
@@ -41,13 +42,24 @@ struct DecideContext {
   // Where tokens sealed from token endpoint answers go (decide_seal.h): the run's own
   // table (its issued entries); null: nothing is sealed.
   TokenTable* sealed = nullptr;
+  // approve = ... (secrets/approval.h): where a use that needs a person's approval is
+  // asked for. Null: such a use is refused (this path cannot hold a request).
+  ApprovalGate* approvals = nullptr;
 };
 
 struct DecideOutcome {
   wire::Reply reply{};         // ready to send (data holds the value on a swap: wipe after)
   std::optional<TokenUse> audit;   // empty when the answer is not an audit event (Incomplete)
   std::optional<OAuthMint> mint;   // a Seal's record (decide_seal.h)
+  // An Allow that waits for a person (approve = ...): the caller holds `reply` until the
+  // gate answers this ask, then sends it (approved) or a refusal (approval_refusal).
+  std::optional<ApprovalAsk> ask;
 };
+
+// Turns a held outcome into what the gate's answer makes of it: approved, the reply and
+// record stand (the record names the approval); denied or timed out, the value is wiped
+// from the reply and the swap is refused (fail closed).
+void settle_approval(DecideOutcome& out, const ApprovalAnswer& answer);
 
 // Why a request may not use secret `s` (its channel, the connection's safety, the
 // host binding, the peer's certificate, domain fronting, methods and paths); empty when

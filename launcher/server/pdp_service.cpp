@@ -9,6 +9,7 @@
 #include "kz/digest.h"
 #include "policy/policy_engine.h"
 #include "resolve/resolver.h"
+#include "server/pdp_approval.h"
 
 namespace kz {
 
@@ -27,12 +28,19 @@ std::string new_decision_id() {
 
 std::string path_of(const std::string& target) { return target.substr(0, target.find('?')); }
 
-// The request body: {"secrets": [...], "request": {...}}. Errors name the field.
-Result<std::pair<std::vector<policy::SecretInput>, policy::RequestInput>> parse_body(const std::string& body, std::size_t max) {
+// The request body: {"secrets": [...], "request": {...}, "wait": bool}. Errors name the field.
+Result<std::pair<std::vector<policy::SecretInput>, policy::RequestInput>> parse_body(const std::string& body, std::size_t max,
+                                                                                    bool* wait) {
   const auto j = nlohmann::json::parse(body, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return make_error(ErrorKind::Usage, "the body must be a JSON object");
   for (const auto& [k, v] : j.items())
-    if (k != "secrets" && k != "request") return make_error(ErrorKind::Usage, "unknown field \"" + k + "\"");
+    if (k != "secrets" && k != "request" && k != "wait") return make_error(ErrorKind::Usage, "unknown field \"" + k + "\"");
+  // wait: false: a decision that needs a person's approval answers "pending" at once
+  // instead of asking (a dry run); default true: the PDP asks and waits.
+  if (j.contains("wait")) {
+    if (!j["wait"].is_boolean()) return make_error(ErrorKind::Usage, "wait must be true or false");
+    *wait = j["wait"].get<bool>();
+  }
   if (!j.contains("secrets") || !j["secrets"].is_array() || j["secrets"].empty())
     return make_error(ErrorKind::Usage, "secrets must be a non-empty array of {name, provider, ref}");
   if (j["secrets"].size() > max)
@@ -121,7 +129,8 @@ HttpReply PdpService::api(const HttpRequestView& req, bool resolve) {
   const std::shared_ptr<const VerifiedIdentity> verified = std::move(*who);
   const nlohmann::json& claims = verified->claims;
 
-  auto body = parse_body(req.body, opts_.max_secrets);
+  bool wait = true;
+  auto body = parse_body(req.body, opts_.max_secrets, &wait);
   if (!body) return error_reply(400, body.error().message);
   auto& [asked, request] = *body;
   request.source = req.source;
@@ -132,10 +141,26 @@ HttpReply PdpService::api(const HttpRequestView& req, bool resolve) {
   nlohmann::json inputs = nlohmann::json::array();
   bool all = true;
   for (const auto& a : asked) {
-    const auto d = policy::decide(st->bundle, verified->value, a, request);
+    auto d = policy::decide(st->bundle, verified->value, a, request);
+    nlohmann::json approval;
+    if (d.approve) {
+      // effect: approve: allowed only if a person says yes to this very request.
+      if (!wait) {
+        approval = {{"status", "pending"}};
+      } else {
+        PdpApprovalFacts f{claims.contains("sub") && claims["sub"].is_string() ? claims["sub"].get<std::string>() : "",
+                           a.name, a.provider, a.ref, request.host, request.method, request.path, request.source, id};
+        const PdpApprovalResult ar = ask_pdp_approval(st->bundle.approvals, f, *opts_.log);
+        d.allow = ar.approved();
+        d.reason = std::string(d.allow ? "approved" : "not approved") + " (" + verdict_name(ar.verdict) + ", " + ar.by +
+                   ") under " + d.rule_id;
+        approval = {{"status", verdict_name(ar.verdict)}, {"by", ar.by}, {"request_hash", ar.request_hash}};
+      }
+    }
     opts_.metrics->decision(d.allow);
     all = all && d.allow;
     nlohmann::json r = policy::decision_json(d);
+    if (!approval.is_null()) r["approval"] = std::move(approval);
     r["name"] = a.name;
     r["provider"] = a.provider;
     r["ref"] = a.ref;

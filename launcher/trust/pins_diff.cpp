@@ -75,6 +75,10 @@ PinsDiff diff_pins(const ProjectPins& trusted, const ProjectPins& now) {
       if (!has(s.hosts, h)) c.narrow(name + ": host " + h);
     c.rule_list(name, "method", was.methods, s.methods);
     c.rule_list(name, "path", was.paths, s.paths);
+    if (was.approve != s.approve) {
+      if (was.approve.empty()) c.narrow(name + ": approve " + s.approve);
+      else c.widen(name + ": approve " + (s.approve.empty() ? "removed" : s.approve) + " (was " + was.approve + ")");
+    }
   }
   for (const auto& [name, s] : trusted.secrets)
     if (now.secrets.count(name) == 0) c.narrow("secret " + name + " removed");

@@ -1,5 +1,7 @@
 #include "trust/project_pins.h"
 
+#include "secrets/approval.h"
+
 #include <algorithm>
 #include <fstream>
 #include <iterator>
@@ -81,6 +83,28 @@ std::string file_sha256(const std::string& path) {
   return sha256_hex(bytes);
 }
 
+namespace {
+
+std::string approve_pin(const ApprovalRule& r) {
+  std::string out;
+  switch (r.mode) {
+    case ApprovalMode::None: return "";
+    case ApprovalMode::First: out = "first"; break;
+    case ApprovalMode::Every: out = "every"; break;
+    case ApprovalMode::Matching: {
+      out = "methods=[";
+      for (const auto& m : sorted_unique(r.methods)) out += m + ",";
+      out += "] paths=[";
+      for (const auto& p : sorted_unique(r.paths)) out += p + ",";
+      out += "]";
+      break;
+    }
+  }
+  return out + " ttl=" + std::to_string(approval_ttl_seconds(r));
+}
+
+}  // namespace
+
 ProjectPins pins_of(const Config& cfg) {
   ProjectPins p;
   p.config = cfg.path;
@@ -92,6 +116,7 @@ ProjectPins pins_of(const Config& cfg) {
     pin.hosts = sorted_unique(b.hosts);
     pin.methods = sorted_unique(b.methods);
     pin.paths = sorted_unique(b.paths);
+    pin.approve = approve_pin(s.approve);
     p.secrets[s.name] = std::move(pin);
   }
   if (!cfg.blind.ca_file.empty()) {
@@ -107,8 +132,10 @@ nlohmann::json pins_to_json(const ProjectPins& p) {
   j["config"] = p.config;
   j["config_sha256"] = p.config_sha256;
   j["secrets"] = nlohmann::json::object();
-  for (const auto& [name, s] : p.secrets)
+  for (const auto& [name, s] : p.secrets) {
     j["secrets"][name] = {{"source", s.source}, {"hosts", s.hosts}, {"methods", s.methods}, {"paths", s.paths}};
+    if (!s.approve.empty()) j["secrets"][name]["approve"] = s.approve;
+  }
   if (!p.ca_file.empty()) j["ca_file"] = {{"path", p.ca_file}, {"sha256", p.ca_sha256}};
   return j;
 }
@@ -132,6 +159,7 @@ Result<ProjectPins> pins_from_json(const nlohmann::json& j) {
     pin.hosts = std::move(*hosts);
     pin.methods = std::move(*methods);
     pin.paths = std::move(*paths);
+    if (s.contains("approve") && s["approve"].is_string()) pin.approve = s["approve"].get<std::string>();
     p.secrets[name] = std::move(pin);
   }
   if (j.contains("ca_file")) {

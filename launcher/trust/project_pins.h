@@ -21,6 +21,9 @@ struct SecretPin {
   std::vector<std::string> hosts;      // its own, else the catalogue's (sorted, unique)
   std::vector<std::string> methods;    // empty: any
   std::vector<std::string> paths;      // empty: any
+  // approve = ... in one canonical line ("" none; "every ttl=300"...): dropping or
+  // loosening it lets a value go without a person, so any change but adding one widens.
+  std::string approve;
   bool operator==(const SecretPin&) const = default;
 };
 

@@ -46,8 +46,11 @@ bool request_is_valid(const Request& r, std::size_t received_bytes) {
 bool reply_is_valid(const Reply& r, std::size_t received_bytes, Op expected_op) {
   if (received_bytes != sizeof(Reply) || r.version != kProtocolVersion || r.op != expected_op) return false;
   if (r.decision != Decision::Allow && r.decision != Decision::Refuse && r.decision != Decision::Incomplete &&
-      r.decision != Decision::Unknown)
+      r.decision != Decision::Unknown && r.decision != Decision::Hold)
     return false;
+  if (r.decision == Decision::Hold)
+    return r.op == Op::Swap && r.data_len == 0 && r.flags == 0 && r.nforms == 0 && r.token_len > 0 &&
+           r.token_len <= kMaxHoldSeconds && r.reason_len <= kMaxReason;
   if (r.data_len > kMaxData || r.reason_len > kMaxReason || r.token_len > kMaxTokenLen) return false;
   if (r.decision == Decision::Allow && r.data_len == 0) return false;
   if ((r.flags & ~(kReplyReuseOnConnection | kReplySealResponses)) != 0) return false;

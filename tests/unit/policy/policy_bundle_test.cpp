@@ -58,7 +58,7 @@ TEST(PolicyBundle, CelErrorsNameTheRuleAndTheOffset) {
 
 TEST(PolicyBundle, FieldErrors) {
   EXPECT_NE(error_of("policies:\n- match: '**'\n  rules:\n  - { cel: 'true', effect: permit }\n").find(
-                "effect must be allow or deny"),
+                "effect must be allow, deny or approve"),
             std::string::npos);
   EXPECT_NE(error_of("policies:\n- match: '**'\n  rules:\n  - { cel: 'true', effect: allow, mode: dry }\n").find(
                 "mode must be enforce or shadow"),

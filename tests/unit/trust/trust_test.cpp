@@ -109,6 +109,32 @@ TEST(PinsDiff, AnAwsSigningScopeChangedWidens) {
   EXPECT_TRUE(diff_pins(pins_of(trusted), pins_of(p.load(kAws))).empty());
 }
 
+// approve = ... (issue 19 part 5): an agent that edits the config to drop or loosen an
+// approval lets a value go without a person; adding one only narrows.
+TEST(PinsDiff, AnApprovalDroppedOrLoosenedWidens) {
+  Project p;
+  const char* kHeld = R"(K = { provider = "env", ref = "SRC", hosts = ["api.example.com"], approve = "every" })";
+  const Config trusted = p.load(kHeld);
+  for (const char* now : {
+           R"(K = { provider = "env", ref = "SRC", hosts = ["api.example.com"] })",
+           R"(K = { provider = "env", ref = "SRC", hosts = ["api.example.com"], approve = true })",
+           R"(K = { provider = "env", ref = "SRC", hosts = ["api.example.com"], approve = "every", approve_ttl = "60m" })",
+           R"(K = { provider = "env", ref = "SRC", hosts = ["api.example.com"], approve = { methods = ["POST"] } })"}) {
+    EXPECT_TRUE(diff_pins(pins_of(trusted), pins_of(p.load(now))).widens()) << now;
+  }
+  EXPECT_NE(diff_text(trusted, p.load(R"(K = { provider = "env", ref = "SRC", hosts = ["api.example.com"] })"))
+                .find("K: approve removed (was every ttl=300)"),
+            std::string::npos);
+  const Config none = p.load(R"(K = { provider = "env", ref = "SRC", hosts = ["api.example.com"] })");
+  const PinsDiff added = diff_pins(pins_of(none), pins_of(trusted));
+  EXPECT_FALSE(added.widens());
+  EXPECT_FALSE(added.empty());
+  // The record keeps it.
+  auto back = pins_from_json(pins_to_json(pins_of(trusted)));
+  ASSERT_TRUE(back);
+  EXPECT_TRUE(diff_pins(*back, pins_of(trusted)).empty());
+}
+
 TEST(PinsDiff, ACaFileSwappedOrRewrittenWidens) {
   Project p;
   const ProjectPins trusted = pins_of(p.load(kApi));

@@ -20,7 +20,7 @@
 
 namespace kz::wire {
 
-inline constexpr std::uint8_t kProtocolVersion = 4;   // 3: the request's Host header, kFlagHostInvalid/kFlagUnidentified; 4: Sign
+inline constexpr std::uint8_t kProtocolVersion = 5;   // 3: the request's Host header, kFlagHostInvalid/kFlagUnidentified; 4: Sign; 5: Hold
 
 inline constexpr const char* kEnvBroker = "KZ_BROKER";
 inline constexpr const char* kEnvPreload = "KZ_PRELOAD";
@@ -77,7 +77,12 @@ enum class Decision : std::uint8_t {
   Refuse = 2,       // reason says why; the shim sends the token unchanged
   Incomplete = 3,   // Swap with kFlagTokenAtEnd: data is the start of a known token
   Unknown = 4,      // not a token of this run / no match
+  // Swap: the request waits for a person's approval (approve = ..., issue 19 part 5).
+  // token_len = the most seconds the wait may last; the final Allow or Refuse for the
+  // same request follows on the same connection. Nothing else is sent on it meanwhile.
+  Hold = 5,
 };
+inline constexpr std::uint32_t kMaxHoldSeconds = 86400;
 
 // Request flags.
 inline constexpr std::uint8_t kFlagTokenAtEnd = 1;   // the token text reached the end of the write

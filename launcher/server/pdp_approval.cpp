@@ -1,0 +1,52 @@
+#include "server/pdp_approval.h"
+
+#include <nlohmann/json.hpp>
+
+
+namespace kz {
+
+namespace {
+
+ApprovalEvent event_of(const PdpApprovalFacts& f, const std::string& hash, std::string decision) {
+  ApprovalEvent e;
+  e.secret = f.name.empty() ? f.ref : f.name;
+  e.decision = std::move(decision);
+  e.channel = "pdp";
+  e.request_hash = hash;
+  if (!f.host.empty()) e.host = f.host;
+  if (!f.method.empty()) e.method = f.method;
+  if (!f.path.empty()) e.path = f.path;
+  e.sub = f.sub;
+  e.ref = f.ref;
+  if (!f.decision_id.empty()) e.decision_id = f.decision_id;
+  return e;
+}
+
+}  // namespace
+
+PdpApprovalResult ask_pdp_approval(const policy::ApprovalsSpec& spec, const PdpApprovalFacts& f, AuditRecorder& log) {
+  PdpApprovalResult out;
+  // The secret is named by its ref (what the policy decides on), so the hash says which
+  // secret, for whom it does not (the approver gets sub in the facts).
+  out.request_hash = approval_request_hash(f.ref, f.method, f.host, f.path);
+  log.record(event_of(f, out.request_hash, "asked"));
+  auto finish = [&](ApprovalVerdict v, std::string by) {
+    out.verdict = v;
+    out.by = std::move(by);
+    ApprovalEvent e = event_of(f, out.request_hash, verdict_name(v));
+    e.by = out.by;
+    log.record(std::move(e));
+    return out;
+  };
+  if (spec.webhook.empty())
+    return finish(ApprovalVerdict::Denied, "the bundle has no approvals: webhook to ask");
+  nlohmann::json body = {{"sub", f.sub},   {"name", f.name},     {"provider", f.provider}, {"ref", f.ref},
+                         {"host", f.host}, {"method", f.method}, {"path", f.path},         {"source", f.source},
+                         {"decision_id", f.decision_id},         {"request_hash", out.request_hash},
+                         {"expires_in_ms", spec.timeout.count()}};
+  const WebhookAnswer w = ask_approval_webhook(spec.webhook, spec.ca_file, body.dump(), out.request_hash,
+                                               std::chrono::steady_clock::now() + spec.timeout);
+  return finish(w.verdict, w.by);
+}
+
+}  // namespace kz

@@ -1,0 +1,36 @@
+// A decision that an `effect: approve` rule made (policy_engine.h) waits for a person:
+// the PDP POSTs the request's facts to the bundle's approvals.webhook and takes the
+// answer from the response, {"decision": "approve"|"deny", "request_hash": "<the same>",
+// "by": "..."}, within approvals.timeout. Anything else denies: no webhook configured,
+// an error status, an answer naming another request, no answer in time (fail closed).
+// Each ask is two "approve" records (asked, then approved/denied/timeout). Used by the
+// decision API (/v1/decide, /v1/resolve) and the MCP tools (resolve, fetch), which wait.
+#pragma once
+
+#include <string>
+
+#include "audit/audit_recorder.h"
+#include "policy/bundle.h"
+#include "secrets/approval.h"
+
+namespace kz {
+
+struct PdpApprovalFacts {
+  std::string sub, name, provider, ref;   // who asks, for which secret
+  std::string host, method, path;         // the use ("" for a resolution)
+  std::string source, decision_id;
+};
+
+struct PdpApprovalResult {
+  ApprovalVerdict verdict = ApprovalVerdict::Timeout;
+  std::string by;             // the approver's "by", or why it was denied
+  std::string request_hash;   // approval_request_hash of the facts (ref as the secret)
+
+  bool approved() const { return verdict == ApprovalVerdict::Approved; }
+};
+
+// Asks and waits (the calling thread blocks up to approvals.timeout).
+PdpApprovalResult ask_pdp_approval(const policy::ApprovalsSpec& spec, const PdpApprovalFacts& facts,
+                                   AuditRecorder& log);
+
+}  // namespace kz
