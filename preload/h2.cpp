@@ -387,6 +387,7 @@ bool up_block(H2Conn& h, ConnState* st, const BrokerOps& b, const WriteOps& w) {
     return true;
   }
   StreamInfo* si = find_stream(h, sid);
+  const bool server_knows = si != nullptr;   // trailers: the server had the stream's HEADERS
   if (si == nullptr && d.block_type == kHeaders) {
     si = new_stream(h, sid);
     identify(si, db.fields, db.nfields);
@@ -395,6 +396,8 @@ bool up_block(H2Conn& h, ConnState* st, const BrokerOps& b, const WriteOps& w) {
   bool sensitive[kMaxFields];
   std::size_t vused = 0;
   bool any = false;
+  const unsigned char* first_tok = nullptr;   // the first swapped field's value as sent by the client
+  std::size_t first_len = 0;
   for (std::size_t i = 0; i < db.nfields; ++i) {
     hp::Field& f = db.fields[i];
     sensitive[i] = false;
@@ -410,12 +413,27 @@ bool up_block(H2Conn& h, ConnState* st, const BrokerOps& b, const WriteOps& w) {
                                        reinterpret_cast<char*>(h.values + vused), b, st, &n);
     h.stats.swapped += n;
     if (nl > 0) {
+      if (first_tok == nullptr) {
+        first_tok = f.value;
+        first_len = f.vl;
+      }
       f.value = h.values + vused;
       f.vl = static_cast<std::uint32_t>(nl);
       vused += nl;
       sensitive[i] = true;
       any = true;
     }
+  }
+  // A client secret whose token endpoint's answer would be sealed (seal_response.h):
+  // HTTP/2 answers are not sealed, so the request is refused before the value goes out
+  // (the answer would carry a real access token). The broker audits it.
+  if (any && st->seal_secret != 0) {
+    explicit_bzero(h.values, vused);
+    st->report_reason = wire::kReportH2StreamReset;
+    report_all(first_tok, first_len, b, st, &h.stats);
+    st->report_reason = 0;
+    explicit_bzero(h.arena, db.arena_used);
+    return refuse_stream(h, sid, server_knows, 0, &w);
   }
   // A request that carries a value asks for an uncoded response, where inbound
   // redaction can see a value the server echoes (as accept_encoding.h does for HTTP/1.1).
@@ -520,12 +538,14 @@ bool up_data(H2Conn& h, ConnState* st, std::uint32_t sid, unsigned char* p, std:
     std::size_t got = 0, tl = 0;
     const bool at_end = t + ext == n;
     const wire::Decision dd = b.swap(b.ctx, st, c + t, ext, at_end, value, ext, &got, &tl);
-    if (dd == wire::Decision::Allow && got == ext) {
+    if (dd == wire::Decision::Allow && got == ext && st->seal_secret == 0) {
       std::memcpy(c + t, value, ext);
       ++h.stats.swapped;
     } else if (dd == wire::Decision::Allow) {
       // A value of another length: DATA cannot change length (flow control, the
       // stream's content-length), so the stream is refused. Nothing of it is sent.
+      // So is a client secret whose token answer would have to be sealed: HTTP/2
+      // answers are not sealed (seal_response.h), they are refused.
       *refuse_tok = true;
       *tok = c + t;
       *tok_len = ext;

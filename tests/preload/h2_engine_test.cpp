@@ -44,6 +44,7 @@ struct Broker {
   std::vector<std::uint32_t> report_reasons;
   std::vector<std::string> coded;
   std::map<std::string, std::string> values{{kTokSame, kValSame}, {kTokShort, kValShort}};
+  bool seal = false;   // swaps answer as for a client secret with mint_hosts (kReplySealResponses)
 
   BrokerOps ops() {
     BrokerOps b;
@@ -58,6 +59,7 @@ struct Broker {
       if (it == self->values.end() || it->second.size() > cap) return wire::Decision::Unknown;
       std::memcpy(out, it->second.data(), it->second.size());
       *vl = it->second.size();
+      if (self->seal) st->seal_secret = 7;   // as swap_client.cpp does on kReplySealResponses
       return wire::Decision::Allow;
     };
     b.report = [](void* ctx, ConnState* st, const char* tok, std::size_t len) {
@@ -538,6 +540,53 @@ TEST(H2Engine, ResponsesAreRedactedAndReencoded) {
   bool rst7 = false;
   for (const auto& f : frames) rst7 |= f.type == 3 && f.sid == 7;
   EXPECT_TRUE(rst7);
+}
+
+// A client secret whose token answer HTTP/1.1 would seal (seal_response.h): over h2 the
+// stream is refused before the value goes out, in HEADERS or in DATA, and the answers
+// (carrying an access token) never reach the client.
+TEST(H2Engine, SealedSecretStreamsAreRefusedNotSent) {
+  Broker b;
+  b.seal = true;
+  Deflater enc;
+  std::string stream = kH2Preface + settings({});
+  stream += frame(1, 0x4, 1, enc.encode({{":method", "POST"}, {":scheme", "https"}, {":authority", kHost},
+                                         {":path", "/oauth/token"}, {"authorization", "Basic " + kTokSame}}));
+  stream += frame(0, 0x1, 1, "grant_type=client_credentials");
+  stream += frame(1, 0x4, 3, enc.encode({{":method", "POST"}, {":scheme", "https"}, {":authority", kHost},
+                                         {":path", "/oauth/token"}}));
+  stream += frame(0, 0x1, 3, "client_secret=" + kTokSame);
+  auto t = std::make_unique<ConnTable>();
+  int key;
+  std::mt19937 rng(5);
+  const std::string sent = run_writes(stream, 0, rng, b, *t, &key);
+  EXPECT_EQ(sent.find(kValSame), std::string::npos) << "the sealed secret went out";
+  const auto frames = parse_frames(sent, true);
+  bool rst3 = false;
+  for (const auto& f : frames) {
+    EXPECT_NE(f.sid, 1u) << "a frame of the stream carrying the secret in HEADERS was sent";
+    EXPECT_FALSE(f.type == 0 && f.sid == 3) << "the DATA carrying the secret was sent";
+    rst3 |= f.type == 3 && f.sid == 3;
+  }
+  EXPECT_TRUE(rst3);
+  ASSERT_EQ(b.reports.size(), 2u);
+  EXPECT_EQ(b.report_reasons, (std::vector<std::uint32_t>{wire::kReportH2StreamReset, wire::kReportH2StreamReset}));
+
+  Deflater server_enc;
+  std::string from_server = settings({});
+  for (std::uint32_t sid : {1u, 3u}) {
+    from_server += frame(1, 0x4, sid, server_enc.encode({{":status", "200"}, {"x-token", "at-REALACCESSTOKEN"}}));
+    from_server += frame(0, 0x1, sid, "{\"access_token\":\"at-REALACCESSTOKEN\"}");
+  }
+  bool failed = false;
+  ASSERT_EQ(inbound_push(*t, &key, reinterpret_cast<const unsigned char*>(from_server.data()), from_server.size(),
+                         b.ops(), &failed),
+            from_server.size());
+  EXPECT_FALSE(failed);
+  unsigned char buf[65536];
+  const std::string got(reinterpret_cast<char*>(buf), inbound_take(*t, &key, buf, sizeof buf));
+  EXPECT_EQ(got.find("REALACCESSTOKEN"), std::string::npos);
+  for (const auto& f : parse_frames(got, false)) EXPECT_FALSE(f.type == 1 || f.type == 0) << "sid " << f.sid;
 }
 
 TEST(H2Engine, BrokenFramingFailsTheConnection) {
