@@ -78,8 +78,10 @@ struct H2Conn {
   bool broken = false;
   StreamInfo streams[kMaxStreams];
   std::size_t next_slot = 0;
-  std::uint32_t refused[kMaxRefused];   // a ring: the last kMaxRefused refused streams
-  std::size_t nrefused = 0, refused_next = 0;
+  // Every refused stream of the connection: one more than kMaxRefused fails the
+  // connection (a forgotten refused stream's later frames would be delivered).
+  std::uint32_t refused[kMaxRefused];
+  std::size_t nrefused = 0;
   // Frames for the client (read side) and for the server (next write), each queued at a
   // frame boundary of its direction.
   unsigned char to_client[kInjectCap];
@@ -123,7 +125,7 @@ void put_header(unsigned char* p, std::size_t len, std::uint8_t type, std::uint8
 
 bool is_refused(const H2Conn& h, std::uint32_t sid) {
   if (sid == 0) return false;
-  for (std::size_t i = 0; i < h.nrefused && i < kMaxRefused; ++i)
+  for (std::size_t i = 0; i < h.nrefused; ++i)
     if (h.refused[i] == sid) return true;
   return false;
 }
@@ -343,8 +345,8 @@ bool decode(H2Conn& h, Dir& d, hp::DecodedBlock* db) {
 // frame boundary) and a PING whose ACK wakes the client's read.
 bool refuse_stream(H2Conn& h, std::uint32_t sid, bool server_knows, std::size_t dropped, const WriteOps* w) {
   if (!is_refused(h, sid)) {
-    h.refused[h.refused_next++ % kMaxRefused] = sid;
-    if (h.nrefused < kMaxRefused) ++h.nrefused;
+    if (h.nrefused == kMaxRefused) return false;   // the connection fails (EPROTO)
+    h.refused[h.nrefused++] = sid;
   }
   forget_stream(h, sid);
   ++h.stats.refused_streams;

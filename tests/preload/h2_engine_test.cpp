@@ -7,6 +7,7 @@
 #include <nghttp2/nghttp2.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <map>
 #include <memory>
 #include <random>
@@ -587,6 +588,32 @@ TEST(H2Engine, SealedSecretStreamsAreRefusedNotSent) {
   const std::string got(reinterpret_cast<char*>(buf), inbound_take(*t, &key, buf, sizeof buf));
   EXPECT_EQ(got.find("REALACCESSTOKEN"), std::string::npos);
   for (const auto& f : parse_frames(got, false)) EXPECT_FALSE(f.type == 1 || f.type == 0) << "sid " << f.sid;
+}
+
+// More refused streams than the engine can remember fail the connection: a refused
+// stream it forgot would have its later frames delivered.
+TEST(H2Engine, RefusedStreamsAreNeverForgotten) {
+  Broker b;
+  Deflater enc;
+  std::string stream = kH2Preface + settings({});
+  for (std::uint32_t i = 0; i < 300; ++i) {
+    const std::uint32_t sid = 1 + 2 * i;
+    stream += frame(1, 0x4, sid, enc.encode({{":method", "POST"}, {":scheme", "https"}, {":authority", kHost},
+                                             {":path", "/v1/x"}}));
+    stream += frame(0, 0x0, sid, "k=" + kTokShort);   // a 10-byte value: refused
+  }
+  stream += frame(0, 0x1, 1, "late DATA of the first refused stream");
+  auto t = std::make_unique<ConnTable>();
+  int key;
+  FakeWriter w;
+  bool failed = false;
+  for (std::size_t pos = 0; pos < stream.size() && !failed; pos += 1000) {
+    const std::string piece = stream.substr(pos, 1000);
+    failed = outbound_write(*t, &key, piece.data(), piece.size(), false, b.ops(), w.ops()) == WriteOutcome::Failed;
+  }
+  EXPECT_TRUE(failed);
+  EXPECT_EQ(errno, EPROTO);
+  for (const auto& f : parse_frames(w.sent, true)) EXPECT_FALSE(f.type == 0 && f.sid == 1) << "late DATA sent";
 }
 
 TEST(H2Engine, BrokenFramingFailsTheConnection) {
