@@ -32,6 +32,9 @@ constexpr std::size_t kOutCap = 2 * kBlockOut;
 constexpr std::size_t kMaxStreams = 128;
 constexpr std::size_t kMaxRefused = 256;
 constexpr std::size_t kInjectCap = 64 * 17;
+constexpr std::size_t kMaxResp = 256;            // response streams with state (coded, held bytes)
+constexpr std::size_t kMaxHold = wire::kMaxData;  // held DATA bytes of a stream (longest value - 1)
+constexpr std::size_t kCodingName = 24;
 constexpr std::uint32_t kTableClamp = hp::kMaxTableSize;
 
 enum : std::uint8_t {
@@ -52,6 +55,17 @@ struct StreamInfo {
   char method[wire::kMaxMethod];
   char path[wire::kMaxPath];
   char host[wire::kMaxHost];
+};
+
+// A response stream's state: its coding, and the tail of its DATA held back so that a
+// value split across two DATA frames is redacted whole.
+struct RespInfo {
+  std::uint32_t id = 0;   // 0: free
+  bool coded = false;
+  std::uint8_t clen = 0;
+  char coding[kCodingName];
+  std::size_t held = 0;
+  unsigned char hold[kMaxHold];
 };
 
 // One direction's framing.
@@ -90,6 +104,8 @@ struct H2Conn {
   std::size_t to_server_len = 0;
   std::uint32_t ping_seq = 0;
   H2Stats stats;
+  RespInfo resp[kMaxResp];
+  unsigned char dwork[kMaxHold + kMaxFrame];   // a DATA payload with the bytes held before it
   // Scratch for one block (either direction: both run under the ConnState lock).
   hp::Field fields[kMaxFields];
   unsigned char arena[kArena];
@@ -138,6 +154,37 @@ StreamInfo* find_stream(H2Conn& h, std::uint32_t sid) {
 
 void forget_stream(H2Conn& h, std::uint32_t sid) {
   if (StreamInfo* s = find_stream(h, sid)) s->id = 0;
+}
+
+RespInfo* find_resp(H2Conn& h, std::uint32_t sid) {
+  for (RespInfo& r : h.resp)
+    if (r.id == sid && sid != 0) return &r;
+  return nullptr;
+}
+
+// nullptr when full: the caller fails the connection.
+RespInfo* new_resp(H2Conn& h, std::uint32_t sid) {
+  if (RespInfo* r = find_resp(h, sid)) return r;
+  for (RespInfo& r : h.resp)
+    if (r.id == 0) {
+      r.id = sid;
+      r.coded = false;
+      r.clen = 0;
+      r.held = 0;
+      return &r;
+    }
+  return nullptr;
+}
+
+// Forgets a response stream; returns the held bytes dropped (the server's credit).
+std::size_t drop_resp(H2Conn& h, std::uint32_t sid) {
+  RespInfo* r = find_resp(h, sid);
+  if (r == nullptr) return 0;
+  const std::size_t n = r->held;
+  explicit_bzero(r->hold, n);
+  r->held = 0;
+  r->id = 0;
+  return n;
 }
 
 StreamInfo* new_stream(H2Conn& h, std::uint32_t sid) {
@@ -349,6 +396,7 @@ bool refuse_stream(H2Conn& h, std::uint32_t sid, bool server_knows, std::size_t 
     h.refused[h.nrefused++] = sid;
   }
   forget_stream(h, sid);
+  const std::size_t held = drop_resp(h, sid);   // DATA the server sent and the client never gets
   ++h.stats.refused_streams;
   queue_rst(h.to_client, &h.to_client_len, sid);
   queue_window(h.to_client, &h.to_client_len, dropped);
@@ -356,20 +404,28 @@ bool refuse_stream(H2Conn& h, std::uint32_t sid, bool server_knows, std::size_t 
   std::memcpy(ping, kPingMark, 4);
   put32(ping + 4, ++h.ping_seq);
   if (w != nullptr) {
-    if (!wroom(h, 2 * kFrameHeader + 12, *w)) return false;
-    if (server_knows) {
-      std::size_t l = 0;
-      queue_rst(h.wout + h.wout_len, &l, sid);
-      h.wout_len += l;
-    }
+    if (!wroom(h, 3 * kFrameHeader + 16, *w)) return false;
+    std::size_t l = 0;
+    if (server_knows) queue_rst(h.wout + h.wout_len, &l, sid);
+    queue_window(h.wout + h.wout_len, &l, held);
+    h.wout_len += l;
     put_header(h.wout + h.wout_len, 8, kPing, 0, 0);
     std::memcpy(h.wout + h.wout_len + kFrameHeader, ping, 8);
     h.wout_len += kFrameHeader + 8;
   } else {
     // From the read side: the server learns at the client's next write.
     if (server_knows) queue_rst(h.to_server, &h.to_server_len, sid);
+    queue_window(h.to_server, &h.to_server_len, held);
   }
   return true;
+}
+
+bool is_identity(const hp::Field& f);
+
+// A content-coded message: content-encoding or grpc-encoding other than identity.
+bool coded_field(const hp::Field& f) {
+  if (!name_is(f, "content-encoding") && !name_is(f, "grpc-encoding")) return false;
+  return f.vl > 0 && !is_identity(f);
 }
 
 // ---- Outbound frames ----
@@ -446,6 +502,21 @@ bool up_block(H2Conn& h, ConnState* st, const BrokerOps& b, const WriteOps& w) {
         db.fields[i].value = kIdentity;
         db.fields[i].vl = 8;
       }
+  // gRPC's own compression, on a connection that carries a value: responses are asked
+  // uncoded, and a coded request (whose echo would come back coded) is refused.
+  if (any || st->nfps > 0)
+    for (std::size_t i = 0; i < db.nfields; ++i) {
+      hp::Field& f = db.fields[i];
+      if (name_is(f, "grpc-accept-encoding")) {
+        f.value = kIdentity;
+        f.vl = 8;
+      } else if (name_is(f, "grpc-encoding") && coded_field(f)) {
+        if (b.report_coded) b.report_coded(b.ctx, st, reinterpret_cast<const char*>(f.value), f.vl);
+        explicit_bzero(h.values, vused);
+        explicit_bzero(h.arena, db.arena_used);
+        return refuse_stream(h, sid, server_knows, 0, &w);
+      }
+    }
   if (d.block_flags & kEndStream) forget_stream(h, sid);
   const std::size_t n = encode(h, db, sensitive);
   explicit_bzero(h.values, vused);
@@ -605,10 +676,18 @@ bool up_frame(H2Conn& h, ConnState* st, unsigned char* f, std::size_t len, const
     case kSettings:
       if (!(flags & kAck)) clamp_settings(p, len);
       break;
-    case kRstStream:
+    case kRstStream: {
       if (is_refused(h, sid)) return true;
       forget_stream(h, sid);
+      const std::size_t held = drop_resp(h, sid);   // the server's credit for DATA never delivered
+      if (held > 0) {
+        if (!wroom(h, kFrameHeader + 4, w)) return false;
+        std::size_t l = 0;
+        queue_window(h.wout + h.wout_len, &l, held);
+        h.wout_len += l;
+      }
       break;
+    }
     case kWindowUpdate:
     case kPriority:
       if (is_refused(h, sid)) return true;
@@ -690,6 +769,77 @@ bool contains_ci(const unsigned char* p, std::size_t n, const char* word) {
   return false;
 }
 
+bool is_identity(const hp::Field& f) { return f.vl == 8 && contains_ci(f.value, f.vl, "identity"); }
+
+// The DATA bytes held back for stream sid, as a DATA frame of their own.
+void flush_held(H2Conn& h, std::uint32_t sid) {
+  RespInfo* r = find_resp(h, sid);
+  if (r == nullptr || r->held == 0) return;
+  put_header(h.rout + h.rout_start + h.rout_len, r->held, kData, 0, sid);
+  h.rout_len += kFrameHeader;
+  rput(h, r->hold, r->held);
+  explicit_bzero(r->hold, r->held);
+  r->held = 0;
+  if (!r->coded) r->id = 0;
+}
+
+// A response DATA frame f (payload [off, off + n) of len, padding after it) of a stream
+// that may hold bytes: redacts the held bytes and the payload as one piece, sends all
+// but the last (longest value - 1) bytes, holds those for the stream's next DATA (all go
+// at END_STREAM). The DATA bytes in total are unchanged, so flow control stays exact.
+// false: no room to hold (the connection fails).
+bool down_data(H2Conn& h, ConnState* st, unsigned char* f, std::size_t len, std::size_t off, std::size_t n,
+               const BrokerOps& b) {
+  const std::uint8_t flags = f[4];
+  const std::uint32_t sid = get32(f + 5) & 0x7fffffffu;
+  unsigned char* p = f + kFrameHeader;
+  RespInfo* r = find_resp(h, sid);
+  const std::size_t held = r != nullptr ? r->held : 0;
+  if (held > 0) std::memcpy(h.dwork, r->hold, held);
+  std::memcpy(h.dwork + held, p + off, n);
+  const std::size_t total = held + n;
+  h.stats.redacted += redact_buffer(h.dwork, total, st->fps, st->nfps, b, st);
+  if (flags & kEndStream) {
+    // Everything goes: the held bytes in a frame of their own, then this frame.
+    if (r != nullptr) {
+      std::memcpy(r->hold, h.dwork, held);
+      flush_held(h, sid);
+    }
+    std::memcpy(p + off, h.dwork + held, n);
+    explicit_bzero(h.dwork, total);
+    drop_resp(h, sid);
+    rput(h, f, kFrameHeader + len);
+    return true;
+  }
+  const std::size_t lp = longest_print(*st);
+  std::size_t keep = lp > 0 ? lp - 1 : 0;
+  if (keep > kMaxHold) keep = kMaxHold;
+  const std::size_t emit = total > keep ? total - keep : 0;
+  const std::size_t now_held = total - emit;
+  if (now_held > 0 && r == nullptr && (r = new_resp(h, sid)) == nullptr) {
+    explicit_bzero(h.dwork, total);
+    return false;
+  }
+  const std::size_t pad = len - off - n;   // padding (and its length byte) stay in the frame
+  if (emit > 0 || pad > 0 || off > 0) {
+    const std::size_t flen = off + emit + pad;
+    unsigned char* o = h.rout + h.rout_start + h.rout_len;
+    put_header(o, flen, kData, flags, sid);
+    if (off > 0) o[kFrameHeader] = p[0];
+    std::memcpy(o + kFrameHeader + off, h.dwork, emit);
+    std::memset(o + kFrameHeader + off + emit, 0, pad);
+    h.rout_len += kFrameHeader + flen;
+  }
+  if (r != nullptr) {
+    std::memcpy(r->hold, h.dwork + emit, now_held);
+    r->held = now_held;
+    if (now_held == 0 && !r->coded) r->id = 0;
+  }
+  explicit_bzero(h.dwork, total);
+  explicit_bzero(p, len);
+  return true;
+}
+
 bool down_block(H2Conn& h, ConnState* st, const BrokerOps& b) {
   Dir& d = h.down;
   d.in_block = false;
@@ -704,20 +854,34 @@ bool down_block(H2Conn& h, ConnState* st, const BrokerOps& b) {
   for (std::size_t i = 0; i < db.nfields; ++i) {
     sensitive[i] = false;
     hp::Field& f = db.fields[i];
-    if (st->nfps == 0) continue;
-    // A content-coded response on a connection that carries a value: redaction cannot
-    // see into it (inbound.h). The stream is refused; the broker audits it.
-    if (name_is(f, "content-encoding") && f.vl > 0 && !(f.vl == 8 && contains_ci(f.value, f.vl, "identity"))) {
-      if (b.report_coded) b.report_coded(b.ctx, st, reinterpret_cast<const char*>(f.value), f.vl);
-      explicit_bzero(h.arena, db.arena_used);
-      return refuse_stream(h, sid, true, 0, nullptr);
+    // A content-coded response (content-encoding or grpc-encoding): redaction cannot see
+    // into it (inbound.h). On a connection that carries a value the stream is refused
+    // (the broker audits it); otherwise the stream is marked, and refused at its first
+    // DATA after a value is swapped on the connection.
+    if (d.block_type == kHeaders && coded_field(f)) {
+      if (st->nfps > 0) {
+        if (b.report_coded) b.report_coded(b.ctx, st, reinterpret_cast<const char*>(f.value), f.vl);
+        explicit_bzero(h.arena, db.arena_used);
+        return refuse_stream(h, sid, true, 0, nullptr);
+      }
+      RespInfo* r = new_resp(h, sid);
+      if (r == nullptr) return false;   // more coded streams than the engine follows: the connection fails
+      r->coded = true;
+      r->clen = static_cast<std::uint8_t>(f.vl < kCodingName ? f.vl : kCodingName);
+      std::memcpy(r->coding, f.value, r->clen);
     }
+    if (st->nfps == 0) continue;
     const std::size_t r = redact_buffer(const_cast<unsigned char*>(f.value), f.vl, st->fps, st->nfps, b, st);
     h.stats.redacted += r;
   }
   const std::size_t n = encode(h, db, sensitive);
   explicit_bzero(h.arena, db.arena_used);
   if (n == 0) return false;
+  if (d.block_type == kHeaders) {
+    // Trailers: the DATA bytes held back go first; the stream ends here.
+    flush_held(h, sid);
+    if (d.block_flags & kEndStream) drop_resp(h, sid);
+  }
   h.rout_len += frame_block(d.block_type, d.block_flags, sid, d.block_prio, d.prio, d.block_type == kPushPromise,
                             d.promised, h.enc, n, h.rout + h.rout_start + h.rout_len);
   explicit_bzero(h.enc, n);
@@ -748,9 +912,20 @@ bool down_frame(H2Conn& h, ConnState* st, unsigned char* f, std::size_t len, con
       }
       std::size_t off = 0, n = 0;
       if (!unpad(p, len, flags, &off, &n)) return false;
-      if (st->nfps > 0) h.stats.redacted += redact_buffer(p + off, n, st->fps, st->nfps, b, st);
+      RespInfo* r = find_resp(h, sid);
+      if (r != nullptr && r->coded && st->nfps > 0) {
+        // A coded response whose stream a value was swapped on since its HEADERS.
+        if (b.report_coded) b.report_coded(b.ctx, st, r->coding, r->clen);
+        queue_window(h.to_server, &h.to_server_len, len);
+        return refuse_stream(h, sid, true, 0, nullptr);
+      }
+      if (st->nfps > 0 || (r != nullptr && r->held > 0)) return down_data(h, st, f, len, off, n, b);
+      if ((flags & kEndStream) && r != nullptr) drop_resp(h, sid);
       break;
     }
+    case kGoaway:   // its debug data may echo what the client sent
+      if (st->nfps > 0 && len > 8) h.stats.redacted += redact_buffer(p + 8, len - 8, st->fps, st->nfps, b, st);
+      break;
     case kSettings:
       if (!(flags & kAck)) clamp_settings(p, len);
       break;
@@ -758,6 +933,9 @@ bool down_frame(H2Conn& h, ConnState* st, unsigned char* f, std::size_t len, con
       if ((flags & kAck) && len == 8 && std::memcmp(p, kPingMark, 4) == 0) return true;   // ours
       break;
     case kRstStream:
+      if (is_refused(h, sid)) return true;
+      queue_window(h.to_server, &h.to_server_len, drop_resp(h, sid));
+      break;
     case kWindowUpdate:
     case kPriority:
       if (is_refused(h, sid)) return true;
@@ -783,7 +961,8 @@ bool down_parse(H2Conn& h, ConnState* st, const BrokerOps& b) {
     }
     if (d.raw_len - pos < kFrameHeader + len) break;
     rcompact(h);
-    if (!rroom(h, kBlockOut + kFrameHeader + len)) break;   // the client reads first
+    // The worst case: a re-encoded block or the frame, after a stream's held DATA.
+    if (!rroom(h, kBlockOut + 2 * kFrameHeader + kMaxHold + len)) break;   // the client reads first
     if (!down_frame(h, st, d.raw + pos, len, b)) {
       ok = false;
       break;

@@ -616,6 +616,180 @@ TEST(H2Engine, RefusedStreamsAreNeverForgotten) {
   for (const auto& f : parse_frames(w.sent, true)) EXPECT_FALSE(f.type == 0 && f.sid == 1) << "late DATA sent";
 }
 
+// kValSame was swapped on st: its fingerprint is the connection's.
+void add_value_print(ConnState* st) {
+  Fingerprint f;
+  f.base = 0x1d3f5a7c9b2e4ULL;
+  f.hash = wire::fp_hash(reinterpret_cast<const unsigned char*>(kValSame.data()), kValSame.size(), f.base);
+  f.len = static_cast<std::uint32_t>(kValSame.size());
+  st->add_fingerprint(f);
+}
+
+// A connection whose requests (streams 1, 3, 5, 7 opened, none ended) went out; with
+// `fp`, a value (kValSame) was swapped on it: its fingerprint is the connection's.
+ConnState* open_conn(Broker& b, ConnTable& t, const int* key, bool fp, const Headers& extra = {}) {
+  Deflater enc;
+  std::string stream = kH2Preface + settings({});
+  for (std::uint32_t sid : {1u, 3u, 5u, 7u}) {
+    Headers h = {{":method", "POST"}, {":scheme", "https"}, {":authority", kHost}, {":path", "/v1/echo"}};
+    h.insert(h.end(), extra.begin(), extra.end());
+    stream += frame(1, 0x4, sid, enc.encode(h));
+  }
+  std::mt19937 rng(9);
+  run_writes(stream, 0, rng, b, t, key);
+  ConnState* st = t.find(key);
+  if (st != nullptr && fp) add_value_print(st);
+  return st;
+}
+
+// Pushes the server's bytes (in pieces of `step`) and takes what the client reads.
+std::string server_to_client(Broker& b, ConnTable& t, const int* key, const std::string& from_server,
+                             std::size_t step = 1 << 20) {
+  std::string got;
+  for (std::size_t pos = 0; pos < from_server.size(); pos += step) {
+    const std::size_t k = std::min(step, from_server.size() - pos);
+    bool failed = false;
+    std::size_t done = 0;
+    while (done < k) {
+      done += inbound_push(t, key, reinterpret_cast<const unsigned char*>(from_server.data() + pos + done), k - done,
+                           b.ops(), &failed);
+      EXPECT_FALSE(failed);
+      if (failed) return got;
+      unsigned char buf[65536];
+      got.append(reinterpret_cast<char*>(buf), inbound_take(t, key, buf, sizeof buf));
+    }
+  }
+  unsigned char buf[65536];
+  for (std::size_t n; (n = inbound_take(t, key, buf, sizeof buf)) > 0;) got.append(reinterpret_cast<char*>(buf), n);
+  return got;
+}
+
+std::string stream_data(const std::vector<Frame>& fs, std::uint32_t sid) {
+  std::string d;
+  for (const auto& f : fs)
+    if (f.type == 0 && f.sid == sid) {
+      std::size_t off = 0, pad = 0;
+      if (f.flags & 0x8) {
+        pad = static_cast<unsigned char>(f.payload[0]);
+        off = 1;
+      }
+      d += f.payload.substr(off, f.payload.size() - off - pad);
+    }
+  return d;
+}
+
+// grpc-encoding codes a response as content-encoding does, and a coded stream is
+// refused at its DATA when a value was swapped on the connection after its HEADERS.
+TEST(H2Engine, CodedResponsesAreRefusedWhateverTheHeaderAndWhenever) {
+  Broker b;
+  auto t = std::make_unique<ConnTable>();
+  int key;
+  ConnState* st = open_conn(b, *t, &key, false);
+  ASSERT_NE(st, nullptr);
+  Deflater server_enc;
+  // Stream 1: coded before any value was swapped, its DATA after one was.
+  std::string got = server_to_client(b, *t, &key, settings({}) + frame(1, 0x4, 1, server_enc.encode(
+      {{":status", "200"}, {"content-encoding", "gzip"}})) + frame(0, 0, 1, "before"));
+  EXPECT_EQ(stream_data(parse_frames(got, false), 1), "before");
+  add_value_print(st);   // a value now, on the same connection
+  const std::string block3 = server_enc.encode({{":status", "200"}, {"grpc-encoding", "gzip"}});
+  const std::string block5 = server_enc.encode({{":status", "200"}, {"grpc-encoding", "identity"}});
+  got = server_to_client(b, *t, &key, frame(0, 0x1, 1, "gzip'd " + kValSame) + frame(1, 0x4, 3, block3) +
+                                          frame(0, 0x1, 3, "gzip'd " + kValSame) + frame(1, 0x4, 5, block5) +
+                                          frame(0, 0x1, 5, "plain"));
+  const auto frames = parse_frames(got, false);
+  EXPECT_EQ(stream_data(frames, 1), "");
+  EXPECT_EQ(stream_data(frames, 3), "");
+  EXPECT_EQ(stream_data(frames, 5), "plain");
+  bool rst1 = false, rst3 = false;
+  for (const auto& f : frames) {
+    rst1 |= f.type == 3 && f.sid == 1;
+    rst3 |= f.type == 3 && f.sid == 3;
+  }
+  EXPECT_TRUE(rst1);
+  EXPECT_TRUE(rst3);
+  EXPECT_EQ(b.coded, (std::vector<std::string>{"gzip", "gzip"}));
+}
+
+// On a connection that carries a value, grpc-accept-encoding asks for identity and a
+// request coded with grpc-encoding is refused.
+TEST(H2Engine, GrpcRequestsOnValueConnectionsAskIdentityAndAreNotCoded) {
+  Broker b;
+  auto t = std::make_unique<ConnTable>();
+  int key;
+  Deflater enc;
+  const Headers base = {{":method", "POST"}, {":scheme", "https"}, {":authority", kHost}, {":path", "/svc/M"},
+                        {"authorization", "Bearer " + kTokSame}, {"grpc-accept-encoding", "gzip,deflate"}};
+  Headers coded = base;
+  coded.emplace_back("grpc-encoding", "gzip");
+  const std::string block1 = enc.encode(base);   // encoded in the order sent
+  const std::string block3 = enc.encode(coded);
+  const std::string stream = kH2Preface + settings({}) + frame(1, 0x4, 1, block1) + frame(1, 0x4, 3, block3) +
+                             frame(0, 0x1, 3, "x");
+  std::mt19937 rng(4);
+  const std::string sent = run_writes(stream, 100, rng, b, *t, &key);
+  const auto frames = parse_frames(sent, true);
+  Inflater server;
+  std::size_t blocks = 0;
+  for (const auto& bl : blocks_of(frames)) {
+    EXPECT_EQ(bl.sid, 1u) << "the coded request went out";
+    Headers h;
+    ASSERT_TRUE(server.decode(bl.bytes, &h));
+    for (const auto& [n, v] : h) {
+      if (n == "grpc-accept-encoding") {
+        EXPECT_EQ(v, "identity");
+      }
+    }
+    ++blocks;
+  }
+  EXPECT_EQ(blocks, 1u);
+  EXPECT_EQ(b.coded, (std::vector<std::string>{"gzip"}));
+}
+
+// A value split across two DATA frames (at the 16 KiB boundary the engine makes
+// predictable, with padding, and over several frames) is redacted; every frame stays
+// within 16384 bytes and the DATA in total keeps its length. GOAWAY debug data too.
+TEST(H2Engine, ValueSplitAcrossDataFramesIsRedacted) {
+  Broker b;
+  auto t = std::make_unique<ConnTable>();
+  int key;
+  ASSERT_NE(open_conn(b, *t, &key, true), nullptr);
+  const std::string filler(16384 - 10, 'A');
+  const std::string v1 = kValSame.substr(0, 10), v2 = kValSame.substr(10);
+  std::string from_server = settings({});
+  from_server += frame(0, 0, 1, filler + v1) + frame(0, 0x1, 1, v2 + "}");
+  const std::string pfill(16384 - 1 - 4 - 7, 'B');
+  from_server += frame(0, 0x8, 3, std::string(1, '\x04') + pfill + kValSame.substr(0, 7) + std::string(4, '\0'));
+  from_server += frame(0, 0x0, 3, kValSame.substr(7, 5)) + frame(0, 0x0, 3, "") + frame(0, 0x0, 3, kValSame.substr(12));
+  from_server += frame(1, 0x5, 3, Deflater().encode({{"grpc-status", "0"}}));   // trailers end it
+  from_server += frame(7, 0, 0, std::string(8, '\0') + "echo " + kValSame);
+  for (std::size_t step : {std::size_t{1} << 20, std::size_t{7}}) {
+    Broker bb;
+    auto tt = std::make_unique<ConnTable>();
+    int k2;
+    ASSERT_NE(open_conn(bb, *tt, &k2, true), nullptr);
+    const std::string got = server_to_client(bb, *tt, &k2, from_server, step);
+    EXPECT_EQ(got.find(kValSame), std::string::npos) << "step " << step;
+    EXPECT_EQ(got.find(v1 + v2.substr(0, 5)), std::string::npos);
+    const auto frames = parse_frames(got, false);
+    EXPECT_EQ(stream_data(frames, 1), filler + kTokSame + "}");
+    EXPECT_EQ(stream_data(frames, 3), pfill + kTokSame);
+    std::size_t total = 0, want = 0;
+    for (const auto& f : frames)
+      if (f.type == 0) total += f.payload.size();
+    for (const auto& f : parse_frames(from_server, false))
+      if (f.type == 0) want += f.payload.size();
+    EXPECT_EQ(total, want) << "flow-controlled bytes changed";
+    bool goaway = false, trailers_after_data = false;
+    for (std::size_t i = 0; i < frames.size(); ++i) {
+      if (frames[i].type == 7) goaway = frames[i].payload.find("echo " + kTokSame) != std::string::npos;
+      if (frames[i].type == 1 && frames[i].sid == 3) trailers_after_data = i > 0 && frames[i - 1].type == 0;
+    }
+    EXPECT_TRUE(goaway);
+    EXPECT_TRUE(trailers_after_data);
+  }
+}
+
 TEST(H2Engine, BrokenFramingFailsTheConnection) {
   Broker b;
   auto t = std::make_unique<ConnTable>();
