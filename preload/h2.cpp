@@ -52,6 +52,8 @@ struct StreamInfo {
   std::uint8_t host_count = 0;
   std::uint16_t mlen = 0, plen = 0, hlen = 0;
   bool path_too_long = false;
+  bool has_cl = false;                  // the request's content-length, against its DATA
+  std::uint64_t cl = 0, data = 0;
   char method[wire::kMaxMethod];
   char path[wire::kMaxPath];
   char host[wire::kMaxHost];
@@ -239,9 +241,60 @@ bool name_is(const hp::Field& f, const char* name) {
   return f.nl == l && std::memcmp(f.name, name, l) == 0;
 }
 
+bool ws(unsigned char c) { return c == ' ' || c == '\t'; }
+
+// RFC 9113 8.2.1, 8.2.2, 8.3: a well-formed request (trailers: no pseudo-header).
+// Names lowercase, pseudo-headers known, once each and before regular fields, values
+// without NUL/CR/LF or surrounding whitespace, no connection-specific fields (te only
+// "trailers"), one content-length of digits (*cl). A front end that turns h2 into
+// HTTP/1.1 may read anything else as another request than the one judged.
+bool well_formed(const hp::Field* fs, std::size_t n, bool trailers, bool* has_cl, std::uint64_t* cl) {
+  static const char* const kPseudo[] = {":method", ":path", ":authority", ":scheme", ":protocol"};
+  static const char* const kConnection[] = {"connection", "transfer-encoding", "keep-alive", "proxy-connection",
+                                            "upgrade"};
+  unsigned seen = 0;
+  bool regular = false;
+  *has_cl = false;
+  for (std::size_t i = 0; i < n; ++i) {
+    const hp::Field& f = fs[i];
+    if (f.nl == 0) return false;
+    for (std::size_t k = 0; k < f.nl; ++k)
+      if (f.name[k] >= 'A' && f.name[k] <= 'Z') return false;
+    for (std::size_t k = 0; k < f.vl; ++k)
+      if (f.value[k] == 0 || f.value[k] == '\r' || f.value[k] == '\n') return false;
+    if (f.vl > 0 && (ws(f.value[0]) || ws(f.value[f.vl - 1]))) return false;
+    if (f.name[0] == ':') {
+      if (trailers || regular) return false;
+      unsigned which = 0;
+      while (which < 5 && !name_is(f, kPseudo[which])) ++which;
+      if (which == 5 || (seen & (1u << which))) return false;
+      seen |= 1u << which;
+      continue;
+    }
+    regular = true;
+    for (const char* c : kConnection)
+      if (name_is(f, c)) return false;
+    if (name_is(f, "te") && !(f.vl == 8 && std::memcmp(f.value, "trailers", 8) == 0)) return false;
+    if (name_is(f, "content-length")) {
+      if (f.vl == 0 || f.vl > 18) return false;
+      std::uint64_t v = 0;
+      for (std::size_t k = 0; k < f.vl; ++k) {
+        if (f.value[k] < '0' || f.value[k] > '9') return false;
+        v = v * 10 + (f.value[k] - '0');
+      }
+      if (*has_cl && *cl != v) return false;
+      *has_cl = true;
+      *cl = v;
+    }
+  }
+  return true;
+}
+
 // The request a HEADERS block opens: its own :method, :path and :authority (or Host).
-// Duplicated pseudo-headers, or one after a regular field, leave it unidentified.
+// A malformed request (well_formed), duplicated pseudo-headers, or one after a regular
+// field, leave it unidentified: its tokens go out unchanged, reported.
 void identify(StreamInfo* si, const hp::Field* fs, std::size_t n) {
+  if (!well_formed(fs, n, false, &si->has_cl, &si->cl)) return;
   const hp::Field *method = nullptr, *path = nullptr, *authority = nullptr;
   const hp::Field* host = nullptr;
   unsigned hosts = 0;
@@ -450,7 +503,13 @@ bool up_block(H2Conn& h, ConnState* st, const BrokerOps& b, const WriteOps& w) {
     si = new_stream(h, sid);
     identify(si, db.fields, db.nfields);
   }
-  const bool bound = bind_stream(st, si);
+  bool bound = bind_stream(st, si);
+  bool tcl = false;
+  std::uint64_t tv = 0;
+  if (bound && server_knows && !well_formed(db.fields, db.nfields, true, &tcl, &tv)) {
+    bind_stream(st, nullptr);   // malformed trailers: their tokens go out unchanged, reported
+    bound = false;
+  }
   bool sensitive[kMaxFields];
   std::size_t vused = 0;
   bool any = false;
@@ -659,6 +718,19 @@ bool up_frame(H2Conn& h, ConnState* st, unsigned char* f, std::size_t len, const
       }
       std::size_t off = 0, n = 0;
       if (!unpad(p, len, flags, &off, &n)) return false;
+      StreamInfo* si = find_stream(h, sid);
+      if (si != nullptr && si->identified && si->has_cl) {
+        // DATA past the request's content-length, or END_STREAM short of it: malformed
+        // (RFC 9113 8.1.1); the frame is not sent, the stream is refused.
+        si->data += n;
+        if (si->data > si->cl || ((flags & kEndStream) && si->data < si->cl)) {
+          st->report_reason = wire::kReportH2StreamReset;
+          report_all(p + off, n, b, st, &h.stats);
+          st->report_reason = 0;
+          explicit_bzero(p, len);
+          return refuse_stream(h, sid, true, len, &w);
+        }
+      }
       bool refuse = false;
       const char* tok = nullptr;
       std::size_t tok_len = 0;

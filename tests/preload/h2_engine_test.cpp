@@ -790,6 +790,71 @@ TEST(H2Engine, ValueSplitAcrossDataFramesIsRedacted) {
   }
 }
 
+// RFC 9113 8.2.1/8.2.2/8.3: a malformed request is never swapped on (a front end that
+// speaks HTTP/1.1 behind it could read another request than the one judged), and DATA
+// that does not match the request's content-length is refused.
+TEST(H2Engine, MalformedRequestsAreNotSwappedOn) {
+  const Headers req = {{":method", "POST"}, {":scheme", "https"}, {":authority", kHost}, {":path", "/v1/ok"}};
+  const std::vector<Headers> bad = {
+      {{":Authority", "evil.example"}},
+      {{"Host", kHost}},
+      {{":foo", "x"}},
+      {{":path", "/v1/admin"}},
+      {{"x-a", std::string("a\r\nGET /v1/admin HTTP/1.1")}},
+      {{"x-a", std::string("a\0b", 3)}},
+      {{"x-a", " lead"}},
+      {{"x-a", "trail\t"}},
+      {{"transfer-encoding", "chunked"}},
+      {{"connection", "keep-alive"}},
+      {{"upgrade", "h2c"}},
+      {{"te", "gzip"}},
+      {{"content-length", "1x"}},
+      {{"content-length", "5"}, {"content-length", "6"}},
+  };
+  for (std::size_t i = 0; i <= bad.size(); ++i) {
+    Broker b;
+    Deflater enc;
+    Headers h = req;
+    if (i < bad.size()) h.insert(h.end(), bad[i].begin(), bad[i].end());
+    else h.emplace_back("te", "trailers");   // the control: well-formed
+    h.emplace_back("authorization", "Bearer " + kTokSame);
+    auto t = std::make_unique<ConnTable>();
+    int key;
+    std::mt19937 rng(6);
+    const std::string sent =
+        run_writes(kH2Preface + settings({}) + frame(1, 0x5, 1, enc.encode(h)), 100, rng, b, *t, &key);
+    if (i < bad.size()) {
+      EXPECT_EQ(sent.find(kValSame), std::string::npos) << "case " << i;
+      EXPECT_EQ(b.reports, std::vector<std::string>{kTokSame}) << "case " << i;
+    } else {
+      EXPECT_TRUE(b.reports.empty());
+      EXPECT_EQ(b.swaps.size(), 1u);
+    }
+  }
+  // content-length against DATA: past it (a smuggled request after content-length: 0),
+  // or END_STREAM short of it. The frame is not sent; the stream is refused.
+  const std::string smuggled = "GET /v1/admin HTTP/1.1\r\nHost: api\r\nAuthorization: Bearer " + kTokSame + "\r\n\r\n";
+  for (const auto& [cl, body] : std::vector<std::pair<std::string, std::string>>{{"0", smuggled}, {"100", "short"}}) {
+    Broker b;
+    Deflater enc;
+    Headers h = req;
+    h.emplace_back("content-length", cl);
+    auto t = std::make_unique<ConnTable>();
+    int key;
+    std::mt19937 rng(6);
+    const std::string sent = run_writes(
+        kH2Preface + settings({}) + frame(1, 0x4, 1, enc.encode(h)) + frame(0, 0x1, 1, body), 100, rng, b, *t, &key);
+    EXPECT_EQ(sent.find(kValSame), std::string::npos);
+    bool rst = false;
+    for (const auto& f : parse_frames(sent, true)) {
+      EXPECT_NE(f.type, 0) << "DATA against content-length " << cl << " was sent";
+      rst |= f.type == 3 && f.sid == 1;
+    }
+    EXPECT_TRUE(rst) << cl;
+    EXPECT_TRUE(b.swaps.empty());
+  }
+}
+
 TEST(H2Engine, BrokenFramingFailsTheConnection) {
   Broker b;
   auto t = std::make_unique<ConnTable>();
