@@ -31,7 +31,6 @@ constexpr std::size_t kRawCap = 2 * (kMaxFrame + kFrameHeader);
 constexpr std::size_t kOutCap = 2 * kBlockOut;
 constexpr std::size_t kMaxStreams = 128;
 constexpr std::size_t kMaxRefused = 256;
-constexpr std::size_t kInjectCap = 64 * 17;
 constexpr std::size_t kMaxResp = 256;            // response streams with state (coded, held bytes)
 constexpr std::size_t kMaxHold = wire::kMaxData;  // held DATA bytes of a stream (longest value - 1)
 constexpr std::size_t kCodingName = 24;
@@ -70,6 +69,15 @@ struct RespInfo {
   unsigned char hold[kMaxHold];
 };
 
+// Frames owed to one side, sent at a frame boundary of its direction: RST_STREAM for
+// refused streams (at most one per refused stream, so never more than kMaxRefused)
+// and connection credit for DATA the engine dropped, summed into one WINDOW_UPDATE.
+struct Pending {
+  std::uint32_t rst[kMaxRefused];
+  std::size_t nrst = 0;
+  std::uint64_t credit = 0;
+};
+
 // One direction's framing.
 struct Dir {
   unsigned char raw[kRawCap];     // bytes not yet parsed (at most a frame and a bit)
@@ -100,10 +108,7 @@ struct H2Conn {
   std::size_t nrefused = 0;
   // Frames for the client (read side) and for the server (next write), each queued at a
   // frame boundary of its direction.
-  unsigned char to_client[kInjectCap];
-  std::size_t to_client_len = 0;
-  unsigned char to_server[kInjectCap];
-  std::size_t to_server_len = 0;
+  Pending to_client, to_server;
   std::uint32_t ping_seq = 0;
   H2Stats stats;
   RespInfo resp[kMaxResp];
@@ -203,9 +208,9 @@ StreamInfo* new_stream(H2Conn& h, std::uint32_t sid) {
   return &s;
 }
 
+// Appends a frame at q + *qlen (the caller made room).
 void queue(unsigned char* q, std::size_t* qlen, std::uint8_t type, std::uint8_t flags, std::uint32_t sid,
            const unsigned char* payload, std::size_t n) {
-  if (*qlen + kFrameHeader + n > kInjectCap) return;   // full: a client that refuses 60 streams unread
   put_header(q + *qlen, n, type, flags, sid);
   if (n > 0) std::memcpy(q + *qlen + kFrameHeader, payload, n);
   *qlen += kFrameHeader + n;
@@ -222,6 +227,27 @@ void queue_window(unsigned char* q, std::size_t* qlen, std::size_t n) {
   unsigned char inc[4];
   put32(inc, static_cast<std::uint32_t>(n));
   queue(q, qlen, kWindowUpdate, 0, 0, inc, 4);
+}
+
+void pend_rst(Pending& p, std::uint32_t sid) {
+  if (p.nrst < kMaxRefused) p.rst[p.nrst++] = sid;   // one per refused stream: never full
+}
+void pend_credit(Pending& p, std::size_t n) { p.credit += n; }
+std::size_t pending_bytes(const Pending& p) {
+  return p.nrst * (kFrameHeader + 4) + (p.credit + 0x7ffffffeu) / 0x7fffffffu * (kFrameHeader + 4);
+}
+// Writes what fits of p's frames to out[0, cap); returns the bytes written.
+std::size_t emit_pending(Pending& p, unsigned char* out, std::size_t cap) {
+  std::size_t o = 0, i = 0;
+  for (; i < p.nrst && cap - o >= kFrameHeader + 4; ++i) queue_rst(out, &o, p.rst[i]);
+  std::memmove(p.rst, p.rst + i, (p.nrst - i) * sizeof p.rst[0]);
+  p.nrst -= i;
+  while (p.nrst == 0 && p.credit > 0 && cap - o >= kFrameHeader + 4) {
+    const std::size_t k = p.credit < 0x7fffffffu ? static_cast<std::size_t>(p.credit) : 0x7fffffffu;
+    queue_window(out, &o, k);
+    p.credit -= k;
+  }
+  return o;
 }
 
 // Lowers SETTINGS_HEADER_TABLE_SIZE and SETTINGS_MAX_FRAME_SIZE in place (h2.h).
@@ -451,8 +477,8 @@ bool refuse_stream(H2Conn& h, std::uint32_t sid, bool server_knows, std::size_t 
   forget_stream(h, sid);
   const std::size_t held = drop_resp(h, sid);   // DATA the server sent and the client never gets
   ++h.stats.refused_streams;
-  queue_rst(h.to_client, &h.to_client_len, sid);
-  queue_window(h.to_client, &h.to_client_len, dropped);
+  pend_rst(h.to_client, sid);
+  pend_credit(h.to_client, dropped);
   unsigned char ping[8];
   std::memcpy(ping, kPingMark, 4);
   put32(ping + 4, ++h.ping_seq);
@@ -467,8 +493,8 @@ bool refuse_stream(H2Conn& h, std::uint32_t sid, bool server_knows, std::size_t 
     h.wout_len += kFrameHeader + 8;
   } else {
     // From the read side: the server learns at the client's next write.
-    if (server_knows) queue_rst(h.to_server, &h.to_server_len, sid);
-    queue_window(h.to_server, &h.to_server_len, held);
+    if (server_knows) pend_rst(h.to_server, sid);
+    pend_credit(h.to_server, held);
   }
   return true;
 }
@@ -713,7 +739,7 @@ bool up_frame(H2Conn& h, ConnState* st, unsigned char* f, std::size_t len, const
       return false;
     case kData: {
       if (is_refused(h, sid)) {
-        queue_window(h.to_client, &h.to_client_len, len);
+        pend_credit(h.to_client, len);
         return true;
       }
       std::size_t off = 0, n = 0;
@@ -824,11 +850,9 @@ void rput(H2Conn& h, const unsigned char* p, std::size_t n) {
 }
 
 void move_injections(H2Conn& h) {
-  if (h.to_client_len == 0) return;
+  if (h.to_client.nrst == 0 && h.to_client.credit == 0) return;
   rcompact(h);
-  if (!rroom(h, h.to_client_len)) return;
-  rput(h, h.to_client, h.to_client_len);
-  h.to_client_len = 0;
+  h.rout_len += emit_pending(h.to_client, h.rout + h.rout_len, kOutCap - h.rout_len);
 }
 
 bool contains_ci(const unsigned char* p, std::size_t n, const char* word) {
@@ -979,7 +1003,7 @@ bool down_frame(H2Conn& h, ConnState* st, unsigned char* f, std::size_t len, con
       return false;
     case kData: {
       if (is_refused(h, sid)) {
-        queue_window(h.to_server, &h.to_server_len, len);
+        pend_credit(h.to_server, len);
         return true;
       }
       std::size_t off = 0, n = 0;
@@ -988,7 +1012,7 @@ bool down_frame(H2Conn& h, ConnState* st, unsigned char* f, std::size_t len, con
       if (r != nullptr && r->coded && st->nfps > 0) {
         // A coded response whose stream a value was swapped on since its HEADERS.
         if (b.report_coded) b.report_coded(b.ctx, st, r->coding, r->clen);
-        queue_window(h.to_server, &h.to_server_len, len);
+        pend_credit(h.to_server, len);
         return refuse_stream(h, sid, true, 0, nullptr);
       }
       if (st->nfps > 0 || (r != nullptr && r->held > 0)) return down_data(h, st, f, len, off, n, b);
@@ -1006,7 +1030,7 @@ bool down_frame(H2Conn& h, ConnState* st, unsigned char* f, std::size_t len, con
       break;
     case kRstStream:
       if (is_refused(h, sid)) return true;
-      queue_window(h.to_server, &h.to_server_len, drop_resp(h, sid));
+      pend_credit(h.to_server, drop_resp(h, sid));
       break;
     case kWindowUpdate:
     case kPriority:
@@ -1089,11 +1113,7 @@ WriteOutcome h2_write(ConnState* st, const char* buf, std::size_t len, const Bro
     return WriteOutcome::Failed;
   }
   // Frames the read side queued for the server go first (the output is at a frame boundary).
-  if (h.to_server_len > 0 && wroom(h, h.to_server_len, w)) {
-    std::memcpy(h.wout + h.wout_len, h.to_server, h.to_server_len);
-    h.wout_len += h.to_server_len;
-    h.to_server_len = 0;
-  }
+  h.wout_len += emit_pending(h.to_server, h.wout + h.wout_len, kOutCap - h.wout_len);
   std::size_t pos = 0;
   bool write_failed = false;
   while (pos < len) {
@@ -1170,7 +1190,21 @@ std::size_t h2_take(ConnState* st, unsigned char* out, std::size_t cap, bool pee
 
 std::size_t h2_pending(const ConnState* st) {
   const H2Conn& h = *st->h2;
-  return h.rout_len + h.to_client_len;
+  return h.rout_len + pending_bytes(h.to_client);
+}
+
+bool h2_flush(ConnState* st, const WriteOps& w) {
+  H2Conn& h = *st->h2;
+  if (h.broken || (h.to_server.nrst == 0 && h.to_server.credit == 0)) return true;
+  // Between writes the server's side is at a frame boundary outside any header block
+  // (blocks go out whole); wout is empty.
+  unsigned char buf[32 * (kFrameHeader + 4)];
+  bool ok = true;
+  while (ok && (h.to_server.nrst > 0 || h.to_server.credit > 0)) {
+    const std::size_t n = emit_pending(h.to_server, buf, sizeof buf);
+    ok = w.write_all(w.ctx, reinterpret_cast<const char*>(buf), n);
+  }
+  return ok;
 }
 
 H2Stats h2_stats(const ConnState* st) { return st->h2 != nullptr ? st->h2->stats : H2Stats{}; }

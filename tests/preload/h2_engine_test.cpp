@@ -855,6 +855,90 @@ TEST(H2Engine, MalformedRequestsAreNotSwappedOn) {
   }
 }
 
+// What the read side owes the server (credit for dropped DATA, RST_STREAM) goes out at
+// outbound_flush (called before every read), not only at the client's next write; and
+// nothing owed is lost however many streams are refused before the client reads.
+TEST(H2Engine, ReadSideRefusalsReachBothSidesWithoutAWrite) {
+  Broker b;
+  auto t = std::make_unique<ConnTable>();
+  int key;
+  ConnState* st = open_conn(b, *t, &key, false);
+  ASSERT_NE(st, nullptr);
+  Deflater server_enc;
+  // 100 coded responses marked before a value, then DATA of each after one.
+  std::string heads, datas;
+  const std::string body(1000, 'z');
+  for (std::uint32_t i = 0; i < 100; ++i) {
+    heads += frame(1, 0x4, 2 + 2 * i, server_enc.encode({{":status", "200"}, {"content-encoding", "br"}}));
+    datas += frame(0, 0, 2 + 2 * i, body);
+  }
+  // (even ids: the engine keeps no request state for response streams it did not see open)
+  std::string got = server_to_client(b, *t, &key, settings({}) + heads);
+  add_value_print(st);
+  bool failed = false;
+  std::size_t pos = 0;
+  while (pos < datas.size()) {   // pushed without the client taking anything in between
+    const std::size_t k = inbound_push(*t, &key, reinterpret_cast<const unsigned char*>(datas.data() + pos),
+                                       datas.size() - pos, b.ops(), &failed);
+    ASSERT_FALSE(failed);
+    if (k == 0) break;
+    pos += k;
+  }
+  ASSERT_EQ(pos, datas.size());
+  got = server_to_client(b, *t, &key, "");
+  std::size_t rsts = 0;
+  for (const auto& f : parse_frames(got, false)) {
+    EXPECT_NE(f.type, 0);
+    rsts += f.type == 3;
+  }
+  EXPECT_EQ(rsts, 100u) << "RST_STREAMs toward the client were lost";
+  FakeWriter w;
+  outbound_flush(*t, &key, b.ops(), w.ops());   // the client reads again, writes nothing
+  std::uint64_t credit = 0;
+  std::size_t srst = 0;
+  for (const auto& f : parse_frames(w.sent, false)) {
+    if (f.type == 3) ++srst;
+    if (f.type == 8 && f.sid == 0)
+      for (int i = 0; i < 4; ++i) credit = (credit << 8) | static_cast<unsigned char>(f.payload[i]);
+  }
+  EXPECT_EQ(srst, 100u);
+  EXPECT_EQ(credit, 100u * body.size()) << "the server's window waits for a client write";
+}
+
+// 100 streams refused on the write side before the client reads: each RST_STREAM and
+// all the credit reach the client (the old 1088-byte queue dropped frames when full).
+TEST(H2Engine, WriteSideRefusalsAreAllOwedToTheClient) {
+  Broker b;
+  Deflater enc;
+  std::string stream = kH2Preface + settings({});
+  std::size_t dropped = 0;
+  for (std::uint32_t i = 0; i < 100; ++i) {
+    const std::uint32_t sid = 1 + 2 * i;
+    stream += frame(1, 0x4, sid, enc.encode({{":method", "POST"}, {":scheme", "https"}, {":authority", kHost},
+                                             {":path", "/v1/x"}}));
+    const std::string body = "k=" + kTokShort;
+    stream += frame(0, 0x1, sid, body);
+    dropped += body.size();
+  }
+  auto t = std::make_unique<ConnTable>();
+  int key;
+  std::mt19937 rng(2);
+  run_writes(stream, 1000, rng, b, *t, &key);
+  const std::string got = server_to_client(b, *t, &key, settings({}));
+  std::size_t rsts = 0;
+  std::uint64_t credit = 0;
+  for (const auto& f : parse_frames(got, false)) {
+    rsts += f.type == 3;
+    if (f.type == 8 && f.sid == 0) {
+      std::uint64_t v = 0;
+      for (int i = 0; i < 4; ++i) v = (v << 8) | static_cast<unsigned char>(f.payload[i]);
+      credit += v;
+    }
+  }
+  EXPECT_EQ(rsts, 100u);
+  EXPECT_EQ(credit, dropped);
+}
+
 TEST(H2Engine, BrokenFramingFailsTheConnection) {
   Broker b;
   auto t = std::make_unique<ConnTable>();

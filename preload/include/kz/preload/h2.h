@@ -76,6 +76,11 @@ InboundRead h2_read(ConnState* st, unsigned char* out, std::size_t cap, bool pee
 // again (n may be 0) so frames left in the input are parsed.
 std::size_t h2_push(ConnState* st, const unsigned char* p, std::size_t n, const BrokerOps& b, bool* failed);
 std::size_t h2_take(ConnState* st, unsigned char* out, std::size_t cap, bool peek);
+// Sends the frames the read side owes the server (RST_STREAM of refused streams, credit
+// for DATA it dropped) now, between the client's writes: a client that only reads
+// would otherwise stall the server's window. false: write_all failed.
+bool h2_flush(ConnState* st, const WriteOps& w);
+
 // Bytes ready for the client (SSL_pending).
 std::size_t h2_pending(const ConnState* st);
 
