@@ -59,13 +59,14 @@ struct StreamInfo {
 };
 
 // A response stream's state: its coding, and the tail of its DATA held back so that a
-// value split across two DATA frames is redacted whole.
+// value split across two DATA frames is redacted whole. No member initializers: the
+// engine's mapping starts zeroed (h2_conn_new) and these 1 MiB stay untouched until used.
 struct RespInfo {
-  std::uint32_t id = 0;   // 0: free
-  bool coded = false;
-  std::uint8_t clen = 0;
+  std::uint32_t id;   // 0: free
+  bool coded;
+  std::uint8_t clen;
   char coding[kCodingName];
-  std::size_t held = 0;
+  std::size_t held;
   unsigned char hold[kMaxHold];
 };
 
@@ -1037,6 +1038,8 @@ bool down_frame(H2Conn& h, ConnState* st, unsigned char* f, std::size_t len, con
       if (is_refused(h, sid)) return true;
       break;
     default:
+      // Extension frames (ALTSVC, ORIGIN, ...): their payloads are redacted like DATA.
+      if (type > kContinuation && st->nfps > 0) h.stats.redacted += redact_buffer(p, len, st->fps, st->nfps, b, st);
       break;
   }
   rput(h, f, kFrameHeader + len);
@@ -1195,7 +1198,7 @@ std::size_t h2_pending(const ConnState* st) {
 
 bool h2_flush(ConnState* st, const WriteOps& w) {
   H2Conn& h = *st->h2;
-  if (h.broken || (h.to_server.nrst == 0 && h.to_server.credit == 0)) return true;
+  if (h.broken || h.up.preface_left > 0 || (h.to_server.nrst == 0 && h.to_server.credit == 0)) return true;
   // Between writes the server's side is at a frame boundary outside any header block
   // (blocks go out whole); wout is empty.
   unsigned char buf[32 * (kFrameHeader + 4)];

@@ -763,6 +763,7 @@ TEST(H2Engine, ValueSplitAcrossDataFramesIsRedacted) {
   from_server += frame(0, 0x0, 3, kValSame.substr(7, 5)) + frame(0, 0x0, 3, "") + frame(0, 0x0, 3, kValSame.substr(12));
   from_server += frame(1, 0x5, 3, Deflater().encode({{"grpc-status", "0"}}));   // trailers end it
   from_server += frame(7, 0, 0, std::string(8, '\0') + "echo " + kValSame);
+  from_server += frame(0xa, 0, 0, std::string("\x00\x03h2=", 5) + kValSame);   // an extension frame (ALTSVC)
   for (std::size_t step : {std::size_t{1} << 20, std::size_t{7}}) {
     Broker bb;
     auto tt = std::make_unique<ConnTable>();
@@ -786,6 +787,7 @@ TEST(H2Engine, ValueSplitAcrossDataFramesIsRedacted) {
       if (frames[i].type == 1 && frames[i].sid == 3) trailers_after_data = i > 0 && frames[i - 1].type == 0;
     }
     EXPECT_TRUE(goaway);
+    EXPECT_NE(got.find("h2=" + kTokSame), std::string::npos);
     EXPECT_TRUE(trailers_after_data);
   }
 }

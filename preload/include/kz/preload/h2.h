@@ -24,7 +24,12 @@
 //   - everything else passes unchanged, except frames of refused streams (dropped).
 // Inbound (server -> client): every header block is decoded with a mirror of the
 // server's encoder table, values that are a swapped secret are redacted (inbound.h),
-// and the block is re-encoded the same way; DATA payloads are redacted in place.
+// and the block is re-encoded the same way; DATA payloads are redacted with the last
+// (longest value - 1) bytes of each stream held back for its next DATA frame, so a
+// value split across frames is seen whole (DATA in total keeps its length).
+// A request that is malformed (RFC 9113 8.2.1/8.2.2/8.3) is never swapped on; DATA that
+// goes past its content-length (or ends short) refuses the stream. A swap that arms
+// OAuth sealing (ConnState::seal_secret) refuses its stream: h2 answers are not sealed.
 //
 // Refusal (a value of another length in DATA, a content-coded response on a connection
 // that carries a value): the stream's later frames are dropped both ways, RST_STREAM
