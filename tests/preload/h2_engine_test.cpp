@@ -678,14 +678,35 @@ std::string stream_data(const std::vector<Frame>& fs, std::uint32_t sid) {
   return d;
 }
 
+// An open connection (open_conn) without a value yet.
+struct OpenConn {
+  Broker b;
+  std::unique_ptr<ConnTable> t = std::make_unique<ConnTable>();
+  int key = 0;
+  ConnState* st = open_conn(b, *t, &key, false);
+};
+
+// The connection credit (stream 0 WINDOW_UPDATEs) among frames.
+std::uint64_t conn_credit(const std::vector<Frame>& fs) {
+  std::uint64_t credit = 0;
+  for (const auto& f : fs)
+    if (f.type == 8 && f.sid == 0) {
+      std::uint64_t v = 0;
+      for (int i = 0; i < 4; ++i) v = (v << 8) | static_cast<unsigned char>(f.payload[i]);
+      credit += v;
+    }
+  return credit;
+}
+
 // grpc-encoding codes a response as content-encoding does, and a coded stream is
 // refused at its DATA when a value was swapped on the connection after its HEADERS.
 TEST(H2Engine, CodedResponsesAreRefusedWhateverTheHeaderAndWhenever) {
-  Broker b;
-  auto t = std::make_unique<ConnTable>();
-  int key;
-  ConnState* st = open_conn(b, *t, &key, false);
-  ASSERT_NE(st, nullptr);
+  OpenConn c;
+  ASSERT_NE(c.st, nullptr);
+  Broker& b = c.b;
+  auto& t = c.t;
+  int& key = c.key;
+  ConnState* st = c.st;
   Deflater server_enc;
   // Stream 1: coded before any value was swapped, its DATA after one was.
   std::string got = server_to_client(b, *t, &key, settings({}) + frame(1, 0x4, 1, server_enc.encode(
@@ -861,11 +882,12 @@ TEST(H2Engine, MalformedRequestsAreNotSwappedOn) {
 // outbound_flush (called before every read), not only at the client's next write; and
 // nothing owed is lost however many streams are refused before the client reads.
 TEST(H2Engine, ReadSideRefusalsReachBothSidesWithoutAWrite) {
-  Broker b;
-  auto t = std::make_unique<ConnTable>();
-  int key;
-  ConnState* st = open_conn(b, *t, &key, false);
-  ASSERT_NE(st, nullptr);
+  OpenConn c;
+  ASSERT_NE(c.st, nullptr);
+  Broker& b = c.b;
+  auto& t = c.t;
+  int& key = c.key;
+  ConnState* st = c.st;
   Deflater server_enc;
   // 100 coded responses marked before a value, then DATA of each after one.
   std::string heads, datas;
@@ -896,15 +918,9 @@ TEST(H2Engine, ReadSideRefusalsReachBothSidesWithoutAWrite) {
   EXPECT_EQ(rsts, 100u) << "RST_STREAMs toward the client were lost";
   FakeWriter w;
   outbound_flush(*t, &key, b.ops(), w.ops());   // the client reads again, writes nothing
-  std::uint64_t credit = 0;
-  std::size_t srst = 0;
-  for (const auto& f : parse_frames(w.sent, false)) {
-    if (f.type == 3) ++srst;
-    if (f.type == 8 && f.sid == 0)
-      for (int i = 0; i < 4; ++i) credit = (credit << 8) | static_cast<unsigned char>(f.payload[i]);
-  }
-  EXPECT_EQ(srst, 100u);
-  EXPECT_EQ(credit, 100u * body.size()) << "the server's window waits for a client write";
+  const auto sent = parse_frames(w.sent, false);
+  EXPECT_EQ(std::count_if(sent.begin(), sent.end(), [](const Frame& f) { return f.type == 3; }), 100);
+  EXPECT_EQ(conn_credit(sent), 100u * body.size()) << "the server's window waits for a client write";
 }
 
 // 100 streams refused on the write side before the client reads: each RST_STREAM and
@@ -927,18 +943,9 @@ TEST(H2Engine, WriteSideRefusalsAreAllOwedToTheClient) {
   std::mt19937 rng(2);
   run_writes(stream, 1000, rng, b, *t, &key);
   const std::string got = server_to_client(b, *t, &key, settings({}));
-  std::size_t rsts = 0;
-  std::uint64_t credit = 0;
-  for (const auto& f : parse_frames(got, false)) {
-    rsts += f.type == 3;
-    if (f.type == 8 && f.sid == 0) {
-      std::uint64_t v = 0;
-      for (int i = 0; i < 4; ++i) v = (v << 8) | static_cast<unsigned char>(f.payload[i]);
-      credit += v;
-    }
-  }
-  EXPECT_EQ(rsts, 100u);
-  EXPECT_EQ(credit, dropped);
+  const auto frames = parse_frames(got, false);
+  EXPECT_EQ(std::count_if(frames.begin(), frames.end(), [](const Frame& f) { return f.type == 3; }), 100);
+  EXPECT_EQ(conn_credit(frames), dropped);
 }
 
 TEST(H2Engine, BrokenFramingFailsTheConnection) {
