@@ -679,7 +679,8 @@ std::string stream_data(const std::vector<Frame>& fs, std::uint32_t sid) {
 }
 
 // An open connection (open_conn) without a value yet.
-struct OpenConn {
+class H2OpenConn : public ::testing::Test {
+ protected:
   Broker b;
   std::unique_ptr<ConnTable> t = std::make_unique<ConnTable>();
   int key = 0;
@@ -700,13 +701,8 @@ std::uint64_t conn_credit(const std::vector<Frame>& fs) {
 
 // grpc-encoding codes a response as content-encoding does, and a coded stream is
 // refused at its DATA when a value was swapped on the connection after its HEADERS.
-TEST(H2Engine, CodedResponsesAreRefusedWhateverTheHeaderAndWhenever) {
-  OpenConn c;
-  ASSERT_NE(c.st, nullptr);
-  Broker& b = c.b;
-  auto& t = c.t;
-  int& key = c.key;
-  ConnState* st = c.st;
+TEST_F(H2OpenConn, CodedResponsesAreRefusedWhateverTheHeaderAndWhenever) {
+  ASSERT_NE(st, nullptr);
   Deflater server_enc;
   // Stream 1: coded before any value was swapped, its DATA after one was.
   std::string got = server_to_client(b, *t, &key, settings({}) + frame(1, 0x4, 1, server_enc.encode(
@@ -881,13 +877,8 @@ TEST(H2Engine, MalformedRequestsAreNotSwappedOn) {
 // What the read side owes the server (credit for dropped DATA, RST_STREAM) goes out at
 // outbound_flush (called before every read), not only at the client's next write; and
 // nothing owed is lost however many streams are refused before the client reads.
-TEST(H2Engine, ReadSideRefusalsReachBothSidesWithoutAWrite) {
-  OpenConn c;
-  ASSERT_NE(c.st, nullptr);
-  Broker& b = c.b;
-  auto& t = c.t;
-  int& key = c.key;
-  ConnState* st = c.st;
+TEST_F(H2OpenConn, ReadSideRefusalsReachBothSidesWithoutAWrite) {
+  ASSERT_NE(st, nullptr);
   Deflater server_enc;
   // 100 coded responses marked before a value, then DATA of each after one.
   std::string heads, datas;
