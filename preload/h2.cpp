@@ -31,7 +31,9 @@ constexpr std::size_t kRawCap = 2 * (kMaxFrame + kFrameHeader);
 constexpr std::size_t kOutCap = 2 * kBlockOut;
 constexpr std::size_t kMaxStreams = 128;
 constexpr std::size_t kMaxRefused = 256;
-constexpr std::size_t kInjectCap = 64 * 17;
+constexpr std::size_t kMaxResp = 256;            // response streams with state (coded, held bytes)
+constexpr std::size_t kMaxHold = wire::kMaxData;  // held DATA bytes of a stream (longest value - 1)
+constexpr std::size_t kCodingName = 24;
 constexpr std::uint32_t kTableClamp = hp::kMaxTableSize;
 
 enum : std::uint8_t {
@@ -49,9 +51,32 @@ struct StreamInfo {
   std::uint8_t host_count = 0;
   std::uint16_t mlen = 0, plen = 0, hlen = 0;
   bool path_too_long = false;
+  bool has_cl = false;                  // the request's content-length, against its DATA
+  std::uint64_t cl = 0, data = 0;
   char method[wire::kMaxMethod];
   char path[wire::kMaxPath];
   char host[wire::kMaxHost];
+};
+
+// A response stream's state: its coding, and the tail of its DATA held back so that a
+// value split across two DATA frames is redacted whole. No member initializers: the
+// engine's mapping starts zeroed (h2_conn_new) and these 1 MiB stay untouched until used.
+struct RespInfo {
+  std::uint32_t id;   // 0: free
+  bool coded;
+  std::uint8_t clen;
+  char coding[kCodingName];
+  std::size_t held;
+  unsigned char hold[kMaxHold];
+};
+
+// Frames owed to one side, sent at a frame boundary of its direction: RST_STREAM for
+// refused streams (at most one per refused stream, so never more than kMaxRefused)
+// and connection credit for DATA the engine dropped, summed into one WINDOW_UPDATE.
+struct Pending {
+  std::uint32_t rst[kMaxRefused];
+  std::size_t nrst = 0;
+  std::uint64_t credit = 0;
 };
 
 // One direction's framing.
@@ -78,16 +103,17 @@ struct H2Conn {
   bool broken = false;
   StreamInfo streams[kMaxStreams];
   std::size_t next_slot = 0;
-  std::uint32_t refused[kMaxRefused];   // a ring: the last kMaxRefused refused streams
-  std::size_t nrefused = 0, refused_next = 0;
+  // Every refused stream of the connection: one more than kMaxRefused fails the
+  // connection (a forgotten refused stream's later frames would be delivered).
+  std::uint32_t refused[kMaxRefused];
+  std::size_t nrefused = 0;
   // Frames for the client (read side) and for the server (next write), each queued at a
   // frame boundary of its direction.
-  unsigned char to_client[kInjectCap];
-  std::size_t to_client_len = 0;
-  unsigned char to_server[kInjectCap];
-  std::size_t to_server_len = 0;
+  Pending to_client, to_server;
   std::uint32_t ping_seq = 0;
   H2Stats stats;
+  RespInfo resp[kMaxResp];
+  unsigned char dwork[kMaxHold + kMaxFrame];   // a DATA payload with the bytes held before it
   // Scratch for one block (either direction: both run under the ConnState lock).
   hp::Field fields[kMaxFields];
   unsigned char arena[kArena];
@@ -123,7 +149,7 @@ void put_header(unsigned char* p, std::size_t len, std::uint8_t type, std::uint8
 
 bool is_refused(const H2Conn& h, std::uint32_t sid) {
   if (sid == 0) return false;
-  for (std::size_t i = 0; i < h.nrefused && i < kMaxRefused; ++i)
+  for (std::size_t i = 0; i < h.nrefused; ++i)
     if (h.refused[i] == sid) return true;
   return false;
 }
@@ -136,6 +162,37 @@ StreamInfo* find_stream(H2Conn& h, std::uint32_t sid) {
 
 void forget_stream(H2Conn& h, std::uint32_t sid) {
   if (StreamInfo* s = find_stream(h, sid)) s->id = 0;
+}
+
+RespInfo* find_resp(H2Conn& h, std::uint32_t sid) {
+  for (RespInfo& r : h.resp)
+    if (r.id == sid && sid != 0) return &r;
+  return nullptr;
+}
+
+// nullptr when full: the caller fails the connection.
+RespInfo* new_resp(H2Conn& h, std::uint32_t sid) {
+  if (RespInfo* r = find_resp(h, sid)) return r;
+  for (RespInfo& r : h.resp)
+    if (r.id == 0) {
+      r.id = sid;
+      r.coded = false;
+      r.clen = 0;
+      r.held = 0;
+      return &r;
+    }
+  return nullptr;
+}
+
+// Forgets a response stream; returns the held bytes dropped (the server's credit).
+std::size_t drop_resp(H2Conn& h, std::uint32_t sid) {
+  RespInfo* r = find_resp(h, sid);
+  if (r == nullptr) return 0;
+  const std::size_t n = r->held;
+  explicit_bzero(r->hold, n);
+  r->held = 0;
+  r->id = 0;
+  return n;
 }
 
 StreamInfo* new_stream(H2Conn& h, std::uint32_t sid) {
@@ -152,9 +209,9 @@ StreamInfo* new_stream(H2Conn& h, std::uint32_t sid) {
   return &s;
 }
 
+// Appends a frame at q + *qlen (the caller made room).
 void queue(unsigned char* q, std::size_t* qlen, std::uint8_t type, std::uint8_t flags, std::uint32_t sid,
            const unsigned char* payload, std::size_t n) {
-  if (*qlen + kFrameHeader + n > kInjectCap) return;   // full: a client that refuses 60 streams unread
   put_header(q + *qlen, n, type, flags, sid);
   if (n > 0) std::memcpy(q + *qlen + kFrameHeader, payload, n);
   *qlen += kFrameHeader + n;
@@ -171,6 +228,27 @@ void queue_window(unsigned char* q, std::size_t* qlen, std::size_t n) {
   unsigned char inc[4];
   put32(inc, static_cast<std::uint32_t>(n));
   queue(q, qlen, kWindowUpdate, 0, 0, inc, 4);
+}
+
+void pend_rst(Pending& p, std::uint32_t sid) {
+  if (p.nrst < kMaxRefused) p.rst[p.nrst++] = sid;   // one per refused stream: never full
+}
+void pend_credit(Pending& p, std::size_t n) { p.credit += n; }
+std::size_t pending_bytes(const Pending& p) {
+  return p.nrst * (kFrameHeader + 4) + (p.credit + 0x7ffffffeu) / 0x7fffffffu * (kFrameHeader + 4);
+}
+// Writes what fits of p's frames to out[0, cap); returns the bytes written.
+std::size_t emit_pending(Pending& p, unsigned char* out, std::size_t cap) {
+  std::size_t o = 0, i = 0;
+  for (; i < p.nrst && cap - o >= kFrameHeader + 4; ++i) queue_rst(out, &o, p.rst[i]);
+  std::memmove(p.rst, p.rst + i, (p.nrst - i) * sizeof p.rst[0]);
+  p.nrst -= i;
+  while (p.nrst == 0 && p.credit > 0 && cap - o >= kFrameHeader + 4) {
+    const std::size_t k = p.credit < 0x7fffffffu ? static_cast<std::size_t>(p.credit) : 0x7fffffffu;
+    queue_window(out, &o, k);
+    p.credit -= k;
+  }
+  return o;
 }
 
 // Lowers SETTINGS_HEADER_TABLE_SIZE and SETTINGS_MAX_FRAME_SIZE in place (h2.h).
@@ -190,9 +268,60 @@ bool name_is(const hp::Field& f, const char* name) {
   return f.nl == l && std::memcmp(f.name, name, l) == 0;
 }
 
+bool ws(unsigned char c) { return c == ' ' || c == '\t'; }
+
+// RFC 9113 8.2.1, 8.2.2, 8.3: a well-formed request (trailers: no pseudo-header).
+// Names lowercase, pseudo-headers known, once each and before regular fields, values
+// without NUL/CR/LF or surrounding whitespace, no connection-specific fields (te only
+// "trailers"), one content-length of digits (*cl). A front end that turns h2 into
+// HTTP/1.1 may read anything else as another request than the one judged.
+bool well_formed(const hp::Field* fs, std::size_t n, bool trailers, bool* has_cl, std::uint64_t* cl) {
+  static const char* const kPseudo[] = {":method", ":path", ":authority", ":scheme", ":protocol"};
+  static const char* const kConnection[] = {"connection", "transfer-encoding", "keep-alive", "proxy-connection",
+                                            "upgrade"};
+  unsigned seen = 0;
+  bool regular = false;
+  *has_cl = false;
+  for (std::size_t i = 0; i < n; ++i) {
+    const hp::Field& f = fs[i];
+    if (f.nl == 0) return false;
+    for (std::size_t k = 0; k < f.nl; ++k)
+      if (f.name[k] >= 'A' && f.name[k] <= 'Z') return false;
+    for (std::size_t k = 0; k < f.vl; ++k)
+      if (f.value[k] == 0 || f.value[k] == '\r' || f.value[k] == '\n') return false;
+    if (f.vl > 0 && (ws(f.value[0]) || ws(f.value[f.vl - 1]))) return false;
+    if (f.name[0] == ':') {
+      if (trailers || regular) return false;
+      unsigned which = 0;
+      while (which < 5 && !name_is(f, kPseudo[which])) ++which;
+      if (which == 5 || (seen & (1u << which))) return false;
+      seen |= 1u << which;
+      continue;
+    }
+    regular = true;
+    for (const char* c : kConnection)
+      if (name_is(f, c)) return false;
+    if (name_is(f, "te") && !(f.vl == 8 && std::memcmp(f.value, "trailers", 8) == 0)) return false;
+    if (name_is(f, "content-length")) {
+      if (f.vl == 0 || f.vl > 18) return false;
+      std::uint64_t v = 0;
+      for (std::size_t k = 0; k < f.vl; ++k) {
+        if (f.value[k] < '0' || f.value[k] > '9') return false;
+        v = v * 10 + (f.value[k] - '0');
+      }
+      if (*has_cl && *cl != v) return false;
+      *has_cl = true;
+      *cl = v;
+    }
+  }
+  return true;
+}
+
 // The request a HEADERS block opens: its own :method, :path and :authority (or Host).
-// Duplicated pseudo-headers, or one after a regular field, leave it unidentified.
+// A malformed request (well_formed), duplicated pseudo-headers, or one after a regular
+// field, leave it unidentified: its tokens go out unchanged, reported.
 void identify(StreamInfo* si, const hp::Field* fs, std::size_t n) {
+  if (!well_formed(fs, n, false, &si->has_cl, &si->cl)) return;
   const hp::Field *method = nullptr, *path = nullptr, *authority = nullptr;
   const hp::Field* host = nullptr;
   unsigned hosts = 0;
@@ -343,31 +472,40 @@ bool decode(H2Conn& h, Dir& d, hp::DecodedBlock* db) {
 // frame boundary) and a PING whose ACK wakes the client's read.
 bool refuse_stream(H2Conn& h, std::uint32_t sid, bool server_knows, std::size_t dropped, const WriteOps* w) {
   if (!is_refused(h, sid)) {
-    h.refused[h.refused_next++ % kMaxRefused] = sid;
-    if (h.nrefused < kMaxRefused) ++h.nrefused;
+    if (h.nrefused == kMaxRefused) return false;   // the connection fails (EPROTO)
+    h.refused[h.nrefused++] = sid;
   }
   forget_stream(h, sid);
+  const std::size_t held = drop_resp(h, sid);   // DATA the server sent and the client never gets
   ++h.stats.refused_streams;
-  queue_rst(h.to_client, &h.to_client_len, sid);
-  queue_window(h.to_client, &h.to_client_len, dropped);
+  pend_rst(h.to_client, sid);
+  pend_credit(h.to_client, dropped);
   unsigned char ping[8];
   std::memcpy(ping, kPingMark, 4);
   put32(ping + 4, ++h.ping_seq);
   if (w != nullptr) {
-    if (!wroom(h, 2 * kFrameHeader + 12, *w)) return false;
-    if (server_knows) {
-      std::size_t l = 0;
-      queue_rst(h.wout + h.wout_len, &l, sid);
-      h.wout_len += l;
-    }
+    if (!wroom(h, 3 * kFrameHeader + 16, *w)) return false;
+    std::size_t l = 0;
+    if (server_knows) queue_rst(h.wout + h.wout_len, &l, sid);
+    queue_window(h.wout + h.wout_len, &l, held);
+    h.wout_len += l;
     put_header(h.wout + h.wout_len, 8, kPing, 0, 0);
     std::memcpy(h.wout + h.wout_len + kFrameHeader, ping, 8);
     h.wout_len += kFrameHeader + 8;
   } else {
     // From the read side: the server learns at the client's next write.
-    if (server_knows) queue_rst(h.to_server, &h.to_server_len, sid);
+    if (server_knows) pend_rst(h.to_server, sid);
+    pend_credit(h.to_server, held);
   }
   return true;
+}
+
+bool is_identity(const hp::Field& f);
+
+// A content-coded message: content-encoding or grpc-encoding other than identity.
+bool coded_field(const hp::Field& f) {
+  if (!name_is(f, "content-encoding") && !name_is(f, "grpc-encoding")) return false;
+  return f.vl > 0 && !is_identity(f);
 }
 
 // ---- Outbound frames ----
@@ -387,14 +525,23 @@ bool up_block(H2Conn& h, ConnState* st, const BrokerOps& b, const WriteOps& w) {
     return true;
   }
   StreamInfo* si = find_stream(h, sid);
+  const bool server_knows = si != nullptr;   // trailers: the server had the stream's HEADERS
   if (si == nullptr && d.block_type == kHeaders) {
     si = new_stream(h, sid);
     identify(si, db.fields, db.nfields);
   }
-  const bool bound = bind_stream(st, si);
+  bool bound = bind_stream(st, si);
+  bool tcl = false;
+  std::uint64_t tv = 0;
+  if (bound && server_knows && !well_formed(db.fields, db.nfields, true, &tcl, &tv)) {
+    bind_stream(st, nullptr);   // malformed trailers: their tokens go out unchanged, reported
+    bound = false;
+  }
   bool sensitive[kMaxFields];
   std::size_t vused = 0;
   bool any = false;
+  const unsigned char* first_tok = nullptr;   // the first swapped field's value as sent by the client
+  std::size_t first_len = 0;
   for (std::size_t i = 0; i < db.nfields; ++i) {
     hp::Field& f = db.fields[i];
     sensitive[i] = false;
@@ -410,12 +557,27 @@ bool up_block(H2Conn& h, ConnState* st, const BrokerOps& b, const WriteOps& w) {
                                        reinterpret_cast<char*>(h.values + vused), b, st, &n);
     h.stats.swapped += n;
     if (nl > 0) {
+      if (first_tok == nullptr) {
+        first_tok = f.value;
+        first_len = f.vl;
+      }
       f.value = h.values + vused;
       f.vl = static_cast<std::uint32_t>(nl);
       vused += nl;
       sensitive[i] = true;
       any = true;
     }
+  }
+  // A client secret whose token endpoint's answer would be sealed (seal_response.h):
+  // HTTP/2 answers are not sealed, so the request is refused before the value goes out
+  // (the answer would carry a real access token). The broker audits it.
+  if (any && st->seal_secret != 0) {
+    explicit_bzero(h.values, vused);
+    st->report_reason = wire::kReportH2StreamReset;
+    report_all(first_tok, first_len, b, st, &h.stats);
+    st->report_reason = 0;
+    explicit_bzero(h.arena, db.arena_used);
+    return refuse_stream(h, sid, server_knows, 0, &w);
   }
   // A request that carries a value asks for an uncoded response, where inbound
   // redaction can see a value the server echoes (as accept_encoding.h does for HTTP/1.1).
@@ -426,6 +588,21 @@ bool up_block(H2Conn& h, ConnState* st, const BrokerOps& b, const WriteOps& w) {
         db.fields[i].value = kIdentity;
         db.fields[i].vl = 8;
       }
+  // gRPC's own compression, on a connection that carries a value: responses are asked
+  // uncoded, and a coded request (whose echo would come back coded) is refused.
+  if (any || st->nfps > 0)
+    for (std::size_t i = 0; i < db.nfields; ++i) {
+      hp::Field& f = db.fields[i];
+      if (name_is(f, "grpc-accept-encoding")) {
+        f.value = kIdentity;
+        f.vl = 8;
+      } else if (name_is(f, "grpc-encoding") && coded_field(f)) {
+        if (b.report_coded) b.report_coded(b.ctx, st, reinterpret_cast<const char*>(f.value), f.vl);
+        explicit_bzero(h.values, vused);
+        explicit_bzero(h.arena, db.arena_used);
+        return refuse_stream(h, sid, server_knows, 0, &w);
+      }
+    }
   if (d.block_flags & kEndStream) forget_stream(h, sid);
   const std::size_t n = encode(h, db, sensitive);
   explicit_bzero(h.values, vused);
@@ -520,12 +697,14 @@ bool up_data(H2Conn& h, ConnState* st, std::uint32_t sid, unsigned char* p, std:
     std::size_t got = 0, tl = 0;
     const bool at_end = t + ext == n;
     const wire::Decision dd = b.swap(b.ctx, st, c + t, ext, at_end, value, ext, &got, &tl);
-    if (dd == wire::Decision::Allow && got == ext) {
+    if (dd == wire::Decision::Allow && got == ext && st->seal_secret == 0) {
       std::memcpy(c + t, value, ext);
       ++h.stats.swapped;
     } else if (dd == wire::Decision::Allow) {
       // A value of another length: DATA cannot change length (flow control, the
       // stream's content-length), so the stream is refused. Nothing of it is sent.
+      // So is a client secret whose token answer would have to be sealed: HTTP/2
+      // answers are not sealed (seal_response.h), they are refused.
       *refuse_tok = true;
       *tok = c + t;
       *tok_len = ext;
@@ -561,11 +740,24 @@ bool up_frame(H2Conn& h, ConnState* st, unsigned char* f, std::size_t len, const
       return false;
     case kData: {
       if (is_refused(h, sid)) {
-        queue_window(h.to_client, &h.to_client_len, len);
+        pend_credit(h.to_client, len);
         return true;
       }
       std::size_t off = 0, n = 0;
       if (!unpad(p, len, flags, &off, &n)) return false;
+      StreamInfo* si = find_stream(h, sid);
+      if (si != nullptr && si->identified && si->has_cl) {
+        // DATA past the request's content-length, or END_STREAM short of it: malformed
+        // (RFC 9113 8.1.1); the frame is not sent, the stream is refused.
+        si->data += n;
+        if (si->data > si->cl || ((flags & kEndStream) && si->data < si->cl)) {
+          st->report_reason = wire::kReportH2StreamReset;
+          report_all(p + off, n, b, st, &h.stats);
+          st->report_reason = 0;
+          explicit_bzero(p, len);
+          return refuse_stream(h, sid, true, len, &w);
+        }
+      }
       bool refuse = false;
       const char* tok = nullptr;
       std::size_t tok_len = 0;
@@ -583,10 +775,18 @@ bool up_frame(H2Conn& h, ConnState* st, unsigned char* f, std::size_t len, const
     case kSettings:
       if (!(flags & kAck)) clamp_settings(p, len);
       break;
-    case kRstStream:
+    case kRstStream: {
       if (is_refused(h, sid)) return true;
       forget_stream(h, sid);
+      const std::size_t held = drop_resp(h, sid);   // the server's credit for DATA never delivered
+      if (held > 0) {
+        if (!wroom(h, kFrameHeader + 4, w)) return false;
+        std::size_t l = 0;
+        queue_window(h.wout + h.wout_len, &l, held);
+        h.wout_len += l;
+      }
       break;
+    }
     case kWindowUpdate:
     case kPriority:
       if (is_refused(h, sid)) return true;
@@ -651,11 +851,9 @@ void rput(H2Conn& h, const unsigned char* p, std::size_t n) {
 }
 
 void move_injections(H2Conn& h) {
-  if (h.to_client_len == 0) return;
+  if (h.to_client.nrst == 0 && h.to_client.credit == 0) return;
   rcompact(h);
-  if (!rroom(h, h.to_client_len)) return;
-  rput(h, h.to_client, h.to_client_len);
-  h.to_client_len = 0;
+  h.rout_len += emit_pending(h.to_client, h.rout + h.rout_len, kOutCap - h.rout_len);
 }
 
 bool contains_ci(const unsigned char* p, std::size_t n, const char* word) {
@@ -666,6 +864,77 @@ bool contains_ci(const unsigned char* p, std::size_t n, const char* word) {
     if (j == wl) return true;
   }
   return false;
+}
+
+bool is_identity(const hp::Field& f) { return f.vl == 8 && contains_ci(f.value, f.vl, "identity"); }
+
+// The DATA bytes held back for stream sid, as a DATA frame of their own.
+void flush_held(H2Conn& h, std::uint32_t sid) {
+  RespInfo* r = find_resp(h, sid);
+  if (r == nullptr || r->held == 0) return;
+  put_header(h.rout + h.rout_start + h.rout_len, r->held, kData, 0, sid);
+  h.rout_len += kFrameHeader;
+  rput(h, r->hold, r->held);
+  explicit_bzero(r->hold, r->held);
+  r->held = 0;
+  if (!r->coded) r->id = 0;
+}
+
+// A response DATA frame f (payload [off, off + n) of len, padding after it) of a stream
+// that may hold bytes: redacts the held bytes and the payload as one piece, sends all
+// but the last (longest value - 1) bytes, holds those for the stream's next DATA (all go
+// at END_STREAM). The DATA bytes in total are unchanged, so flow control stays exact.
+// false: no room to hold (the connection fails).
+bool down_data(H2Conn& h, ConnState* st, unsigned char* f, std::size_t len, std::size_t off, std::size_t n,
+               const BrokerOps& b) {
+  const std::uint8_t flags = f[4];
+  const std::uint32_t sid = get32(f + 5) & 0x7fffffffu;
+  unsigned char* p = f + kFrameHeader;
+  RespInfo* r = find_resp(h, sid);
+  const std::size_t held = r != nullptr ? r->held : 0;
+  if (held > 0) std::memcpy(h.dwork, r->hold, held);
+  std::memcpy(h.dwork + held, p + off, n);
+  const std::size_t total = held + n;
+  h.stats.redacted += redact_buffer(h.dwork, total, st->fps, st->nfps, b, st);
+  if (flags & kEndStream) {
+    // Everything goes: the held bytes in a frame of their own, then this frame.
+    if (r != nullptr) {
+      std::memcpy(r->hold, h.dwork, held);
+      flush_held(h, sid);
+    }
+    std::memcpy(p + off, h.dwork + held, n);
+    explicit_bzero(h.dwork, total);
+    drop_resp(h, sid);
+    rput(h, f, kFrameHeader + len);
+    return true;
+  }
+  const std::size_t lp = longest_print(*st);
+  std::size_t keep = lp > 0 ? lp - 1 : 0;
+  if (keep > kMaxHold) keep = kMaxHold;
+  const std::size_t emit = total > keep ? total - keep : 0;
+  const std::size_t now_held = total - emit;
+  if (now_held > 0 && r == nullptr && (r = new_resp(h, sid)) == nullptr) {
+    explicit_bzero(h.dwork, total);
+    return false;
+  }
+  const std::size_t pad = len - off - n;   // padding (and its length byte) stay in the frame
+  if (emit > 0 || pad > 0 || off > 0) {
+    const std::size_t flen = off + emit + pad;
+    unsigned char* o = h.rout + h.rout_start + h.rout_len;
+    put_header(o, flen, kData, flags, sid);
+    if (off > 0) o[kFrameHeader] = p[0];
+    std::memcpy(o + kFrameHeader + off, h.dwork, emit);
+    std::memset(o + kFrameHeader + off + emit, 0, pad);
+    h.rout_len += kFrameHeader + flen;
+  }
+  if (r != nullptr) {
+    std::memcpy(r->hold, h.dwork + emit, now_held);
+    r->held = now_held;
+    if (now_held == 0 && !r->coded) r->id = 0;
+  }
+  explicit_bzero(h.dwork, total);
+  explicit_bzero(p, len);
+  return true;
 }
 
 bool down_block(H2Conn& h, ConnState* st, const BrokerOps& b) {
@@ -682,20 +951,34 @@ bool down_block(H2Conn& h, ConnState* st, const BrokerOps& b) {
   for (std::size_t i = 0; i < db.nfields; ++i) {
     sensitive[i] = false;
     hp::Field& f = db.fields[i];
-    if (st->nfps == 0) continue;
-    // A content-coded response on a connection that carries a value: redaction cannot
-    // see into it (inbound.h). The stream is refused; the broker audits it.
-    if (name_is(f, "content-encoding") && f.vl > 0 && !(f.vl == 8 && contains_ci(f.value, f.vl, "identity"))) {
-      if (b.report_coded) b.report_coded(b.ctx, st, reinterpret_cast<const char*>(f.value), f.vl);
-      explicit_bzero(h.arena, db.arena_used);
-      return refuse_stream(h, sid, true, 0, nullptr);
+    // A content-coded response (content-encoding or grpc-encoding): redaction cannot see
+    // into it (inbound.h). On a connection that carries a value the stream is refused
+    // (the broker audits it); otherwise the stream is marked, and refused at its first
+    // DATA after a value is swapped on the connection.
+    if (d.block_type == kHeaders && coded_field(f)) {
+      if (st->nfps > 0) {
+        if (b.report_coded) b.report_coded(b.ctx, st, reinterpret_cast<const char*>(f.value), f.vl);
+        explicit_bzero(h.arena, db.arena_used);
+        return refuse_stream(h, sid, true, 0, nullptr);
+      }
+      RespInfo* r = new_resp(h, sid);
+      if (r == nullptr) return false;   // more coded streams than the engine follows: the connection fails
+      r->coded = true;
+      r->clen = static_cast<std::uint8_t>(f.vl < kCodingName ? f.vl : kCodingName);
+      std::memcpy(r->coding, f.value, r->clen);
     }
+    if (st->nfps == 0) continue;
     const std::size_t r = redact_buffer(const_cast<unsigned char*>(f.value), f.vl, st->fps, st->nfps, b, st);
     h.stats.redacted += r;
   }
   const std::size_t n = encode(h, db, sensitive);
   explicit_bzero(h.arena, db.arena_used);
   if (n == 0) return false;
+  if (d.block_type == kHeaders) {
+    // Trailers: the DATA bytes held back go first; the stream ends here.
+    flush_held(h, sid);
+    if (d.block_flags & kEndStream) drop_resp(h, sid);
+  }
   h.rout_len += frame_block(d.block_type, d.block_flags, sid, d.block_prio, d.prio, d.block_type == kPushPromise,
                             d.promised, h.enc, n, h.rout + h.rout_start + h.rout_len);
   explicit_bzero(h.enc, n);
@@ -721,14 +1004,25 @@ bool down_frame(H2Conn& h, ConnState* st, unsigned char* f, std::size_t len, con
       return false;
     case kData: {
       if (is_refused(h, sid)) {
-        queue_window(h.to_server, &h.to_server_len, len);
+        pend_credit(h.to_server, len);
         return true;
       }
       std::size_t off = 0, n = 0;
       if (!unpad(p, len, flags, &off, &n)) return false;
-      if (st->nfps > 0) h.stats.redacted += redact_buffer(p + off, n, st->fps, st->nfps, b, st);
+      RespInfo* r = find_resp(h, sid);
+      if (r != nullptr && r->coded && st->nfps > 0) {
+        // A coded response whose stream a value was swapped on since its HEADERS.
+        if (b.report_coded) b.report_coded(b.ctx, st, r->coding, r->clen);
+        pend_credit(h.to_server, len);
+        return refuse_stream(h, sid, true, 0, nullptr);
+      }
+      if (st->nfps > 0 || (r != nullptr && r->held > 0)) return down_data(h, st, f, len, off, n, b);
+      if ((flags & kEndStream) && r != nullptr) drop_resp(h, sid);
       break;
     }
+    case kGoaway:   // its debug data may echo what the client sent
+      if (st->nfps > 0 && len > 8) h.stats.redacted += redact_buffer(p + 8, len - 8, st->fps, st->nfps, b, st);
+      break;
     case kSettings:
       if (!(flags & kAck)) clamp_settings(p, len);
       break;
@@ -736,11 +1030,16 @@ bool down_frame(H2Conn& h, ConnState* st, unsigned char* f, std::size_t len, con
       if ((flags & kAck) && len == 8 && std::memcmp(p, kPingMark, 4) == 0) return true;   // ours
       break;
     case kRstStream:
+      if (is_refused(h, sid)) return true;
+      pend_credit(h.to_server, drop_resp(h, sid));
+      break;
     case kWindowUpdate:
     case kPriority:
       if (is_refused(h, sid)) return true;
       break;
     default:
+      // Extension frames (ALTSVC, ORIGIN, ...): their payloads are redacted like DATA.
+      if (type > kContinuation && st->nfps > 0) h.stats.redacted += redact_buffer(p, len, st->fps, st->nfps, b, st);
       break;
   }
   rput(h, f, kFrameHeader + len);
@@ -761,7 +1060,8 @@ bool down_parse(H2Conn& h, ConnState* st, const BrokerOps& b) {
     }
     if (d.raw_len - pos < kFrameHeader + len) break;
     rcompact(h);
-    if (!rroom(h, kBlockOut + kFrameHeader + len)) break;   // the client reads first
+    // The worst case: a re-encoded block or the frame, after a stream's held DATA.
+    if (!rroom(h, kBlockOut + 2 * kFrameHeader + kMaxHold + len)) break;   // the client reads first
     if (!down_frame(h, st, d.raw + pos, len, b)) {
       ok = false;
       break;
@@ -816,11 +1116,7 @@ WriteOutcome h2_write(ConnState* st, const char* buf, std::size_t len, const Bro
     return WriteOutcome::Failed;
   }
   // Frames the read side queued for the server go first (the output is at a frame boundary).
-  if (h.to_server_len > 0 && wroom(h, h.to_server_len, w)) {
-    std::memcpy(h.wout + h.wout_len, h.to_server, h.to_server_len);
-    h.wout_len += h.to_server_len;
-    h.to_server_len = 0;
-  }
+  h.wout_len += emit_pending(h.to_server, h.wout + h.wout_len, kOutCap - h.wout_len);
   std::size_t pos = 0;
   bool write_failed = false;
   while (pos < len) {
@@ -897,7 +1193,21 @@ std::size_t h2_take(ConnState* st, unsigned char* out, std::size_t cap, bool pee
 
 std::size_t h2_pending(const ConnState* st) {
   const H2Conn& h = *st->h2;
-  return h.rout_len + h.to_client_len;
+  return h.rout_len + pending_bytes(h.to_client);
+}
+
+bool h2_flush(ConnState* st, const WriteOps& w) {
+  H2Conn& h = *st->h2;
+  if (h.broken || h.up.preface_left > 0 || (h.to_server.nrst == 0 && h.to_server.credit == 0)) return true;
+  // Between writes the server's side is at a frame boundary outside any header block
+  // (blocks go out whole); wout is empty.
+  unsigned char buf[32 * (kFrameHeader + 4)];
+  bool ok = true;
+  while (ok && (h.to_server.nrst > 0 || h.to_server.credit > 0)) {
+    const std::size_t n = emit_pending(h.to_server, buf, sizeof buf);
+    ok = w.write_all(w.ctx, reinterpret_cast<const char*>(buf), n);
+  }
+  return ok;
 }
 
 H2Stats h2_stats(const ConnState* st) { return st->h2 != nullptr ? st->h2->stats : H2Stats{}; }

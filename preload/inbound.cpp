@@ -107,12 +107,16 @@ std::size_t find_hits(const unsigned char* v, std::size_t n, const Fingerprint* 
   return nh;
 }
 
+}  // namespace
+
 std::size_t longest_print(const ConnState& st) {
   std::size_t m = 0;
   for (std::size_t i = 0; i < st.nfps && i < kMaxFingerprints; ++i)
     if (st.fps[i].len <= wire::kMaxData && st.fps[i].len > m) m = st.fps[i].len;
   return m;
 }
+
+namespace {
 
 // ---- HTTP/1.1 response heads ----
 

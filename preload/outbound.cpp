@@ -539,7 +539,10 @@ void outbound_flush(ConnTable& t, const void* key, const BrokerOps& b, const Wri
   if (st == nullptr) return;
   if (b.prepare != nullptr && st->outbound_pending.load(std::memory_order_acquire)) b.prepare(b.ctx, st);
   StateLock lk(st);
-  if (st->h2 != nullptr) return;   // an incomplete frame waits for its rest (h2.h)
+  if (st->h2 != nullptr) {   // an incomplete frame waits for its rest; what the read side owes goes (h2.h)
+    h2_flush(st, w);
+    return;
+  }
   if (st->preface_have > 0) {
     // A client reads after the start of a preface: it goes out; the framing that
     // follows is not known (nothing on the connection is swapped).

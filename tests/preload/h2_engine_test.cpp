@@ -7,6 +7,7 @@
 #include <nghttp2/nghttp2.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <map>
 #include <memory>
 #include <random>
@@ -44,6 +45,7 @@ struct Broker {
   std::vector<std::uint32_t> report_reasons;
   std::vector<std::string> coded;
   std::map<std::string, std::string> values{{kTokSame, kValSame}, {kTokShort, kValShort}};
+  bool seal = false;   // swaps answer as for a client secret with mint_hosts (kReplySealResponses)
 
   BrokerOps ops() {
     BrokerOps b;
@@ -58,6 +60,7 @@ struct Broker {
       if (it == self->values.end() || it->second.size() > cap) return wire::Decision::Unknown;
       std::memcpy(out, it->second.data(), it->second.size());
       *vl = it->second.size();
+      if (self->seal) st->seal_secret = 7;   // as swap_client.cpp does on kReplySealResponses
       return wire::Decision::Allow;
     };
     b.report = [](void* ctx, ConnState* st, const char* tok, std::size_t len) {
@@ -538,6 +541,402 @@ TEST(H2Engine, ResponsesAreRedactedAndReencoded) {
   bool rst7 = false;
   for (const auto& f : frames) rst7 |= f.type == 3 && f.sid == 7;
   EXPECT_TRUE(rst7);
+}
+
+// A client secret whose token answer HTTP/1.1 would seal (seal_response.h): over h2 the
+// stream is refused before the value goes out, in HEADERS or in DATA, and the answers
+// (carrying an access token) never reach the client.
+TEST(H2Engine, SealedSecretStreamsAreRefusedNotSent) {
+  Broker b;
+  b.seal = true;
+  Deflater enc;
+  std::string stream = kH2Preface + settings({});
+  stream += frame(1, 0x4, 1, enc.encode({{":method", "POST"}, {":scheme", "https"}, {":authority", kHost},
+                                         {":path", "/oauth/token"}, {"authorization", "Basic " + kTokSame}}));
+  stream += frame(0, 0x1, 1, "grant_type=client_credentials");
+  stream += frame(1, 0x4, 3, enc.encode({{":method", "POST"}, {":scheme", "https"}, {":authority", kHost},
+                                         {":path", "/oauth/token"}}));
+  stream += frame(0, 0x1, 3, "client_secret=" + kTokSame);
+  auto t = std::make_unique<ConnTable>();
+  int key;
+  std::mt19937 rng(5);
+  const std::string sent = run_writes(stream, 0, rng, b, *t, &key);
+  EXPECT_EQ(sent.find(kValSame), std::string::npos) << "the sealed secret went out";
+  const auto frames = parse_frames(sent, true);
+  bool rst3 = false;
+  for (const auto& f : frames) {
+    EXPECT_NE(f.sid, 1u) << "a frame of the stream carrying the secret in HEADERS was sent";
+    EXPECT_FALSE(f.type == 0 && f.sid == 3) << "the DATA carrying the secret was sent";
+    rst3 |= f.type == 3 && f.sid == 3;
+  }
+  EXPECT_TRUE(rst3);
+  ASSERT_EQ(b.reports.size(), 2u);
+  EXPECT_EQ(b.report_reasons, (std::vector<std::uint32_t>{wire::kReportH2StreamReset, wire::kReportH2StreamReset}));
+
+  Deflater server_enc;
+  std::string from_server = settings({});
+  for (std::uint32_t sid : {1u, 3u}) {
+    from_server += frame(1, 0x4, sid, server_enc.encode({{":status", "200"}, {"x-token", "at-REALACCESSTOKEN"}}));
+    from_server += frame(0, 0x1, sid, "{\"access_token\":\"at-REALACCESSTOKEN\"}");
+  }
+  bool failed = false;
+  ASSERT_EQ(inbound_push(*t, &key, reinterpret_cast<const unsigned char*>(from_server.data()), from_server.size(),
+                         b.ops(), &failed),
+            from_server.size());
+  EXPECT_FALSE(failed);
+  unsigned char buf[65536];
+  const std::string got(reinterpret_cast<char*>(buf), inbound_take(*t, &key, buf, sizeof buf));
+  EXPECT_EQ(got.find("REALACCESSTOKEN"), std::string::npos);
+  for (const auto& f : parse_frames(got, false)) EXPECT_FALSE(f.type == 1 || f.type == 0) << "sid " << f.sid;
+}
+
+// More refused streams than the engine can remember fail the connection: a refused
+// stream it forgot would have its later frames delivered.
+TEST(H2Engine, RefusedStreamsAreNeverForgotten) {
+  Broker b;
+  Deflater enc;
+  std::string stream = kH2Preface + settings({});
+  for (std::uint32_t i = 0; i < 300; ++i) {
+    const std::uint32_t sid = 1 + 2 * i;
+    stream += frame(1, 0x4, sid, enc.encode({{":method", "POST"}, {":scheme", "https"}, {":authority", kHost},
+                                             {":path", "/v1/x"}}));
+    stream += frame(0, 0x0, sid, "k=" + kTokShort);   // a 10-byte value: refused
+  }
+  stream += frame(0, 0x1, 1, "late DATA of the first refused stream");
+  auto t = std::make_unique<ConnTable>();
+  int key;
+  FakeWriter w;
+  bool failed = false;
+  for (std::size_t pos = 0; pos < stream.size() && !failed; pos += 1000) {
+    const std::string piece = stream.substr(pos, 1000);
+    failed = outbound_write(*t, &key, piece.data(), piece.size(), false, b.ops(), w.ops()) == WriteOutcome::Failed;
+  }
+  EXPECT_TRUE(failed);
+  EXPECT_EQ(errno, EPROTO);
+  for (const auto& f : parse_frames(w.sent, true)) EXPECT_FALSE(f.type == 0 && f.sid == 1) << "late DATA sent";
+}
+
+// kValSame was swapped on st: its fingerprint is the connection's.
+void add_value_print(ConnState* st) {
+  Fingerprint f;
+  f.base = 0x1d3f5a7c9b2e4ULL;
+  f.hash = wire::fp_hash(reinterpret_cast<const unsigned char*>(kValSame.data()), kValSame.size(), f.base);
+  f.len = static_cast<std::uint32_t>(kValSame.size());
+  st->add_fingerprint(f);
+}
+
+// A connection whose requests (streams 1, 3, 5, 7 opened, none ended) went out; with
+// `fp`, a value (kValSame) was swapped on it: its fingerprint is the connection's.
+ConnState* open_conn(Broker& b, ConnTable& t, const int* key, bool fp, const Headers& extra = {}) {
+  Deflater enc;
+  std::string stream = kH2Preface + settings({});
+  for (std::uint32_t sid : {1u, 3u, 5u, 7u}) {
+    Headers h = {{":method", "POST"}, {":scheme", "https"}, {":authority", kHost}, {":path", "/v1/echo"}};
+    h.insert(h.end(), extra.begin(), extra.end());
+    stream += frame(1, 0x4, sid, enc.encode(h));
+  }
+  std::mt19937 rng(9);
+  run_writes(stream, 0, rng, b, t, key);
+  ConnState* st = t.find(key);
+  if (st != nullptr && fp) add_value_print(st);
+  return st;
+}
+
+// Pushes the server's bytes (in pieces of `step`) and takes what the client reads.
+std::string server_to_client(Broker& b, ConnTable& t, const int* key, const std::string& from_server,
+                             std::size_t step = 1 << 20) {
+  std::string got;
+  for (std::size_t pos = 0; pos < from_server.size(); pos += step) {
+    const std::size_t k = std::min(step, from_server.size() - pos);
+    bool failed = false;
+    std::size_t done = 0;
+    while (done < k) {
+      done += inbound_push(t, key, reinterpret_cast<const unsigned char*>(from_server.data() + pos + done), k - done,
+                           b.ops(), &failed);
+      EXPECT_FALSE(failed);
+      if (failed) return got;
+      unsigned char buf[65536];
+      got.append(reinterpret_cast<char*>(buf), inbound_take(t, key, buf, sizeof buf));
+    }
+  }
+  unsigned char buf[65536];
+  for (std::size_t n; (n = inbound_take(t, key, buf, sizeof buf)) > 0;) got.append(reinterpret_cast<char*>(buf), n);
+  return got;
+}
+
+std::string stream_data(const std::vector<Frame>& fs, std::uint32_t sid) {
+  std::string d;
+  for (const auto& f : fs)
+    if (f.type == 0 && f.sid == sid) {
+      std::size_t off = 0, pad = 0;
+      if (f.flags & 0x8) {
+        pad = static_cast<unsigned char>(f.payload[0]);
+        off = 1;
+      }
+      d += f.payload.substr(off, f.payload.size() - off - pad);
+    }
+  return d;
+}
+
+// An open connection (open_conn) without a value yet.
+class H2OpenConn : public ::testing::Test {
+ protected:
+  Broker b;
+  std::unique_ptr<ConnTable> t = std::make_unique<ConnTable>();
+  int key = 0;
+  ConnState* st = open_conn(b, *t, &key, false);
+};
+
+// The connection credit (stream 0 WINDOW_UPDATEs) among frames.
+std::uint64_t conn_credit(const std::vector<Frame>& fs) {
+  std::uint64_t credit = 0;
+  for (const auto& f : fs)
+    if (f.type == 8 && f.sid == 0) {
+      std::uint64_t v = 0;
+      for (int i = 0; i < 4; ++i) v = (v << 8) | static_cast<unsigned char>(f.payload[i]);
+      credit += v;
+    }
+  return credit;
+}
+
+// grpc-encoding codes a response as content-encoding does, and a coded stream is
+// refused at its DATA when a value was swapped on the connection after its HEADERS.
+TEST_F(H2OpenConn, CodedResponsesAreRefusedWhateverTheHeaderAndWhenever) {
+  ASSERT_NE(st, nullptr);
+  Deflater server_enc;
+  // Stream 1: coded before any value was swapped, its DATA after one was.
+  std::string got = server_to_client(b, *t, &key, settings({}) + frame(1, 0x4, 1, server_enc.encode(
+      {{":status", "200"}, {"content-encoding", "gzip"}})) + frame(0, 0, 1, "before"));
+  EXPECT_EQ(stream_data(parse_frames(got, false), 1), "before");
+  add_value_print(st);   // a value now, on the same connection
+  const std::string block3 = server_enc.encode({{":status", "200"}, {"grpc-encoding", "gzip"}});
+  const std::string block5 = server_enc.encode({{":status", "200"}, {"grpc-encoding", "identity"}});
+  got = server_to_client(b, *t, &key, frame(0, 0x1, 1, "gzip'd " + kValSame) + frame(1, 0x4, 3, block3) +
+                                          frame(0, 0x1, 3, "gzip'd " + kValSame) + frame(1, 0x4, 5, block5) +
+                                          frame(0, 0x1, 5, "plain"));
+  const auto frames = parse_frames(got, false);
+  EXPECT_EQ(stream_data(frames, 1), "");
+  EXPECT_EQ(stream_data(frames, 3), "");
+  EXPECT_EQ(stream_data(frames, 5), "plain");
+  bool rst1 = false, rst3 = false;
+  for (const auto& f : frames) {
+    rst1 |= f.type == 3 && f.sid == 1;
+    rst3 |= f.type == 3 && f.sid == 3;
+  }
+  EXPECT_TRUE(rst1);
+  EXPECT_TRUE(rst3);
+  EXPECT_EQ(b.coded, (std::vector<std::string>{"gzip", "gzip"}));
+}
+
+// On a connection that carries a value, grpc-accept-encoding asks for identity and a
+// request coded with grpc-encoding is refused.
+TEST(H2Engine, GrpcRequestsOnValueConnectionsAskIdentityAndAreNotCoded) {
+  Broker b;
+  auto t = std::make_unique<ConnTable>();
+  int key;
+  Deflater enc;
+  const Headers base = {{":method", "POST"}, {":scheme", "https"}, {":authority", kHost}, {":path", "/svc/M"},
+                        {"authorization", "Bearer " + kTokSame}, {"grpc-accept-encoding", "gzip,deflate"}};
+  Headers coded = base;
+  coded.emplace_back("grpc-encoding", "gzip");
+  const std::string block1 = enc.encode(base);   // encoded in the order sent
+  const std::string block3 = enc.encode(coded);
+  const std::string stream = kH2Preface + settings({}) + frame(1, 0x4, 1, block1) + frame(1, 0x4, 3, block3) +
+                             frame(0, 0x1, 3, "x");
+  std::mt19937 rng(4);
+  const std::string sent = run_writes(stream, 100, rng, b, *t, &key);
+  const auto frames = parse_frames(sent, true);
+  Inflater server;
+  std::size_t blocks = 0;
+  for (const auto& bl : blocks_of(frames)) {
+    EXPECT_EQ(bl.sid, 1u) << "the coded request went out";
+    Headers h;
+    ASSERT_TRUE(server.decode(bl.bytes, &h));
+    for (const auto& [n, v] : h) {
+      if (n == "grpc-accept-encoding") {
+        EXPECT_EQ(v, "identity");
+      }
+    }
+    ++blocks;
+  }
+  EXPECT_EQ(blocks, 1u);
+  EXPECT_EQ(b.coded, (std::vector<std::string>{"gzip"}));
+}
+
+// A value split across two DATA frames (at the 16 KiB boundary the engine makes
+// predictable, with padding, and over several frames) is redacted; every frame stays
+// within 16384 bytes and the DATA in total keeps its length. GOAWAY debug data too.
+TEST(H2Engine, ValueSplitAcrossDataFramesIsRedacted) {
+  Broker b;
+  auto t = std::make_unique<ConnTable>();
+  int key;
+  ASSERT_NE(open_conn(b, *t, &key, true), nullptr);
+  const std::string filler(16384 - 10, 'A');
+  const std::string v1 = kValSame.substr(0, 10), v2 = kValSame.substr(10);
+  std::string from_server = settings({});
+  from_server += frame(0, 0, 1, filler + v1) + frame(0, 0x1, 1, v2 + "}");
+  const std::string pfill(16384 - 1 - 4 - 7, 'B');
+  from_server += frame(0, 0x8, 3, std::string(1, '\x04') + pfill + kValSame.substr(0, 7) + std::string(4, '\0'));
+  from_server += frame(0, 0x0, 3, kValSame.substr(7, 5)) + frame(0, 0x0, 3, "") + frame(0, 0x0, 3, kValSame.substr(12));
+  from_server += frame(1, 0x5, 3, Deflater().encode({{"grpc-status", "0"}}));   // trailers end it
+  from_server += frame(7, 0, 0, std::string(8, '\0') + "echo " + kValSame);
+  from_server += frame(0xa, 0, 0, std::string("\x00\x03h2=", 5) + kValSame);   // an extension frame (ALTSVC)
+  for (std::size_t step : {std::size_t{1} << 20, std::size_t{7}}) {
+    Broker bb;
+    auto tt = std::make_unique<ConnTable>();
+    int k2;
+    ASSERT_NE(open_conn(bb, *tt, &k2, true), nullptr);
+    const std::string got = server_to_client(bb, *tt, &k2, from_server, step);
+    EXPECT_EQ(got.find(kValSame), std::string::npos) << "step " << step;
+    EXPECT_EQ(got.find(v1 + v2.substr(0, 5)), std::string::npos);
+    const auto frames = parse_frames(got, false);
+    EXPECT_EQ(stream_data(frames, 1), filler + kTokSame + "}");
+    EXPECT_EQ(stream_data(frames, 3), pfill + kTokSame);
+    std::size_t total = 0, want = 0;
+    for (const auto& f : frames)
+      if (f.type == 0) total += f.payload.size();
+    for (const auto& f : parse_frames(from_server, false))
+      if (f.type == 0) want += f.payload.size();
+    EXPECT_EQ(total, want) << "flow-controlled bytes changed";
+    bool goaway = false, trailers_after_data = false;
+    for (std::size_t i = 0; i < frames.size(); ++i) {
+      if (frames[i].type == 7) goaway = frames[i].payload.find("echo " + kTokSame) != std::string::npos;
+      if (frames[i].type == 1 && frames[i].sid == 3) trailers_after_data = i > 0 && frames[i - 1].type == 0;
+    }
+    EXPECT_TRUE(goaway);
+    EXPECT_NE(got.find("h2=" + kTokSame), std::string::npos);
+    EXPECT_TRUE(trailers_after_data);
+  }
+}
+
+// RFC 9113 8.2.1/8.2.2/8.3: a malformed request is never swapped on (a front end that
+// speaks HTTP/1.1 behind it could read another request than the one judged), and DATA
+// that does not match the request's content-length is refused.
+TEST(H2Engine, MalformedRequestsAreNotSwappedOn) {
+  const Headers req = {{":method", "POST"}, {":scheme", "https"}, {":authority", kHost}, {":path", "/v1/ok"}};
+  const std::vector<Headers> bad = {
+      {{":Authority", "evil.example"}},
+      {{"Host", kHost}},
+      {{":foo", "x"}},
+      {{":path", "/v1/admin"}},
+      {{"x-a", std::string("a\r\nGET /v1/admin HTTP/1.1")}},
+      {{"x-a", std::string("a\0b", 3)}},
+      {{"x-a", " lead"}},
+      {{"x-a", "trail\t"}},
+      {{"transfer-encoding", "chunked"}},
+      {{"connection", "keep-alive"}},
+      {{"upgrade", "h2c"}},
+      {{"te", "gzip"}},
+      {{"content-length", "1x"}},
+      {{"content-length", "5"}, {"content-length", "6"}},
+  };
+  for (std::size_t i = 0; i <= bad.size(); ++i) {
+    Broker b;
+    Deflater enc;
+    Headers h = req;
+    if (i < bad.size()) h.insert(h.end(), bad[i].begin(), bad[i].end());
+    else h.emplace_back("te", "trailers");   // the control: well-formed
+    h.emplace_back("authorization", "Bearer " + kTokSame);
+    auto t = std::make_unique<ConnTable>();
+    int key;
+    std::mt19937 rng(6);
+    const std::string sent =
+        run_writes(kH2Preface + settings({}) + frame(1, 0x5, 1, enc.encode(h)), 100, rng, b, *t, &key);
+    if (i < bad.size()) {
+      EXPECT_EQ(sent.find(kValSame), std::string::npos) << "case " << i;
+      EXPECT_EQ(b.reports, std::vector<std::string>{kTokSame}) << "case " << i;
+    } else {
+      EXPECT_TRUE(b.reports.empty());
+      EXPECT_EQ(b.swaps.size(), 1u);
+    }
+  }
+  // content-length against DATA: past it (a smuggled request after content-length: 0),
+  // or END_STREAM short of it. The frame is not sent; the stream is refused.
+  const std::string smuggled = "GET /v1/admin HTTP/1.1\r\nHost: api\r\nAuthorization: Bearer " + kTokSame + "\r\n\r\n";
+  for (const auto& [cl, body] : std::vector<std::pair<std::string, std::string>>{{"0", smuggled}, {"100", "short"}}) {
+    Broker b;
+    Deflater enc;
+    Headers h = req;
+    h.emplace_back("content-length", cl);
+    auto t = std::make_unique<ConnTable>();
+    int key;
+    std::mt19937 rng(6);
+    const std::string sent = run_writes(
+        kH2Preface + settings({}) + frame(1, 0x4, 1, enc.encode(h)) + frame(0, 0x1, 1, body), 100, rng, b, *t, &key);
+    EXPECT_EQ(sent.find(kValSame), std::string::npos);
+    bool rst = false;
+    for (const auto& f : parse_frames(sent, true)) {
+      EXPECT_NE(f.type, 0) << "DATA against content-length " << cl << " was sent";
+      rst |= f.type == 3 && f.sid == 1;
+    }
+    EXPECT_TRUE(rst) << cl;
+    EXPECT_TRUE(b.swaps.empty());
+  }
+}
+
+// What the read side owes the server (credit for dropped DATA, RST_STREAM) goes out at
+// outbound_flush (called before every read), not only at the client's next write; and
+// nothing owed is lost however many streams are refused before the client reads.
+TEST_F(H2OpenConn, ReadSideRefusalsReachBothSidesWithoutAWrite) {
+  ASSERT_NE(st, nullptr);
+  Deflater server_enc;
+  // 100 coded responses marked before a value, then DATA of each after one.
+  std::string heads, datas;
+  const std::string body(1000, 'z');
+  for (std::uint32_t i = 0; i < 100; ++i) {
+    heads += frame(1, 0x4, 2 + 2 * i, server_enc.encode({{":status", "200"}, {"content-encoding", "br"}}));
+    datas += frame(0, 0, 2 + 2 * i, body);
+  }
+  // (even ids: the engine keeps no request state for response streams it did not see open)
+  std::string got = server_to_client(b, *t, &key, settings({}) + heads);
+  add_value_print(st);
+  bool failed = false;
+  std::size_t pos = 0;
+  while (pos < datas.size()) {   // pushed without the client taking anything in between
+    const std::size_t k = inbound_push(*t, &key, reinterpret_cast<const unsigned char*>(datas.data() + pos),
+                                       datas.size() - pos, b.ops(), &failed);
+    ASSERT_FALSE(failed);
+    if (k == 0) break;
+    pos += k;
+  }
+  ASSERT_EQ(pos, datas.size());
+  got = server_to_client(b, *t, &key, "");
+  std::size_t rsts = 0;
+  for (const auto& f : parse_frames(got, false)) {
+    EXPECT_NE(f.type, 0);
+    rsts += f.type == 3;
+  }
+  EXPECT_EQ(rsts, 100u) << "RST_STREAMs toward the client were lost";
+  FakeWriter w;
+  outbound_flush(*t, &key, b.ops(), w.ops());   // the client reads again, writes nothing
+  const auto sent = parse_frames(w.sent, false);
+  EXPECT_EQ(std::count_if(sent.begin(), sent.end(), [](const Frame& f) { return f.type == 3; }), 100);
+  EXPECT_EQ(conn_credit(sent), 100u * body.size()) << "the server's window waits for a client write";
+}
+
+// 100 streams refused on the write side before the client reads: each RST_STREAM and
+// all the credit reach the client (the old 1088-byte queue dropped frames when full).
+TEST(H2Engine, WriteSideRefusalsAreAllOwedToTheClient) {
+  Broker b;
+  Deflater enc;
+  std::string stream = kH2Preface + settings({});
+  std::size_t dropped = 0;
+  for (std::uint32_t i = 0; i < 100; ++i) {
+    const std::uint32_t sid = 1 + 2 * i;
+    stream += frame(1, 0x4, sid, enc.encode({{":method", "POST"}, {":scheme", "https"}, {":authority", kHost},
+                                             {":path", "/v1/x"}}));
+    const std::string body = "k=" + kTokShort;
+    stream += frame(0, 0x1, sid, body);
+    dropped += body.size();
+  }
+  auto t = std::make_unique<ConnTable>();
+  int key;
+  std::mt19937 rng(2);
+  run_writes(stream, 1000, rng, b, *t, &key);
+  const std::string got = server_to_client(b, *t, &key, settings({}));
+  const auto frames = parse_frames(got, false);
+  EXPECT_EQ(std::count_if(frames.begin(), frames.end(), [](const Frame& f) { return f.type == 3; }), 100);
+  EXPECT_EQ(conn_credit(frames), dropped);
 }
 
 TEST(H2Engine, BrokenFramingFailsTheConnection) {

@@ -24,7 +24,12 @@
 //   - everything else passes unchanged, except frames of refused streams (dropped).
 // Inbound (server -> client): every header block is decoded with a mirror of the
 // server's encoder table, values that are a swapped secret are redacted (inbound.h),
-// and the block is re-encoded the same way; DATA payloads are redacted in place.
+// and the block is re-encoded the same way; DATA payloads are redacted with the last
+// (longest value - 1) bytes of each stream held back for its next DATA frame, so a
+// value split across frames is seen whole (DATA in total keeps its length).
+// A request that is malformed (RFC 9113 8.2.1/8.2.2/8.3) is never swapped on; DATA that
+// goes past its content-length (or ends short) refuses the stream. A swap that arms
+// OAuth sealing (ConnState::seal_secret) refuses its stream: h2 answers are not sealed.
 //
 // Refusal (a value of another length in DATA, a content-coded response on a connection
 // that carries a value): the stream's later frames are dropped both ways, RST_STREAM
@@ -76,6 +81,11 @@ InboundRead h2_read(ConnState* st, unsigned char* out, std::size_t cap, bool pee
 // again (n may be 0) so frames left in the input are parsed.
 std::size_t h2_push(ConnState* st, const unsigned char* p, std::size_t n, const BrokerOps& b, bool* failed);
 std::size_t h2_take(ConnState* st, unsigned char* out, std::size_t cap, bool peek);
+// Sends the frames the read side owes the server (RST_STREAM of refused streams, credit
+// for DATA it dropped) now, between the client's writes: a client that only reads
+// would otherwise stall the server's window. false: write_all failed.
+bool h2_flush(ConnState* st, const WriteOps& w);
+
 // Bytes ready for the client (SSL_pending).
 std::size_t h2_pending(const ConnState* st);
 

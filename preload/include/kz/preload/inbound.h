@@ -24,6 +24,9 @@ namespace kz::preload {
 std::size_t redact_buffer(unsigned char* p, std::size_t n, const Fingerprint* fps, std::size_t nfps,
                           const BrokerOps& b, ConnState* st);
 
+// The length of the longest value st's fingerprints describe (0: none).
+std::size_t longest_print(const ConnState& st);
+
 // After a read of n bytes into buf on the connection `key`, for a reader that cannot
 // hold bytes back: scans that buffer alone.
 void inbound_after_read(ConnTable& t, const void* key, void* buf, std::size_t n, const BrokerOps& b);
