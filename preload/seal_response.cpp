@@ -133,7 +133,12 @@ bool value_at(Json& j, Member m, int depth) {
   while (j.i < j.n && ((j.p[j.i] >= '0' && j.p[j.i] <= '9') || (j.p[j.i] >= 'a' && j.p[j.i] <= 'z') ||
                        j.p[j.i] == '-' || j.p[j.i] == '+' || j.p[j.i] == '.' || j.p[j.i] == 'E'))
     ++j.i;
-  return j.i > from;
+  const std::size_t len = j.i - from;
+  if (len == 0) return false;
+  if (c >= 'a' && c <= 'z')   // only the three literals: no bare word passes
+    return (len == 4 && (std::memcmp(j.p + from, "true", 4) == 0 || std::memcmp(j.p + from, "null", 4) == 0)) ||
+           (len == 5 && std::memcmp(j.p + from, "false", 5) == 0);
+  return (c >= '0' && c <= '9') || c == '-';
 }
 
 bool seal_json(unsigned char* p, std::size_t n, ConnState* st, const BrokerOps& b) {

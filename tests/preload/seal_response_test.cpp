@@ -186,6 +186,7 @@ TEST(SealResponse, AnswersThatCouldHideATokenFailTheRead) {
       message(form, "access_token=" + kAccess.substr(0, 20) + "%2F" + kAccess.substr(20)),
       message(json, R"({"token":")" + kAccess + R"(")"),       // cut off
       message(json, R"({"token":")" + kAccess + R"("} trailing)"),
+      message(json, R"({"token":)" + std::string(40, 'a') + "}"),   // a bare word is not JSON
       message(json, R"({"token":"at\u0031_escaped_value_0123456789abcdef"})"),
       message("Location: https://app.test/cb#access_token=" + kAccess + "&token_type=bearer\r\n", ""),
       message("Location: https://app.test/cb?access_token=" + kAccess + "\r\n", ""),
