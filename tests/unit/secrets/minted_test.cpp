@@ -173,6 +173,9 @@ TEST_F(Minted, SealBindsTheValueToMintHosts) {
   ASSERT_TRUE(e);
   EXPECT_EQ(e->binding.hosts, std::vector<std::string>{"api.test"});
   EXPECT_EQ(e->value.view(), at);
+  // Kept a day at most, under a quota of the client secret's own.
+  EXPECT_LE(e->expires_at, unix_now() + 24 * 3600);
+  EXPECT_EQ(e->owner, "sealed CLIENT_SECRET");
   // A server that echoes the sealed value back: the agent reads the sealed token.
   auto echo = run(wire::Op::Redact, at, 0, static_cast<std::uint32_t>(wire::ValueForm::Raw), "api.test");
   ASSERT_EQ(echo.reply.decision, wire::Decision::Allow);
