@@ -65,6 +65,7 @@ Status BlindRun::start_fallback(AuditRecorder& audit) {
   dc.canary = alarm_;
   dc.via = "proxy";
   dc.sealed = &*table_;
+  dc.on_sealed = on_value_;
   auto fb = Fallback::start(fallback_opts_, dc, audit, environ);
   if (!fb) return make_error(fb.error().kind, "blind mode's TLS proxy could not start: " + fb.error().message);
   fallback_ = std::move(*fb);
@@ -93,7 +94,7 @@ Status BlindRun::start(std::vector<ResolvedSecret> values, AuditRecorder& audit)
   std::vector<LiveRefresher::Item> live;
   for (const auto& s : table_->secrets())
     if (s.live) live.push_back({s.name, s.token_id, s.live});
-  if (!live.empty()) refresher_ = std::make_unique<LiveRefresher>(std::move(live), audit);
+  if (!live.empty()) refresher_ = std::make_unique<LiveRefresher>(std::move(live), audit, on_value_);
   if (!fallback_opts_.redirector.name.empty())
     if (auto st = start_fallback(audit); !st) return st;
   if (proxy_all_) {
@@ -107,6 +108,7 @@ Status BlindRun::start(std::vector<ResolvedSecret> values, AuditRecorder& audit)
   bo.decide.grant_connections = grant_connections_;
   bo.decide.canary = alarm_;
   bo.decide.sealed = &*table_;
+  bo.decide.on_sealed = on_value_;
   bo.tree = &tree_;
   bo.audit = &audit;
   auto broker = Broker::start(std::move(bo));

@@ -9,6 +9,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "audit/audit_schema.h"
@@ -41,6 +42,8 @@ struct DecideContext {
   // Where tokens sealed from token endpoint answers go (decide_seal.h): the run's own
   // table (its issued entries); null: nothing is sealed.
   TokenTable* sealed = nullptr;
+  // Gets each value sealed from a token endpoint's answer (for output masks); may be empty.
+  std::function<void(std::string_view)> on_sealed;
 };
 
 struct DecideOutcome {

@@ -59,6 +59,7 @@ void decide_seal(const DecideContext& ctx, const wire::Request& req, const PeerP
   e.form_prints = form_prints_of(value, ctx.table->fp_base(), ctx.table->fq_base());
   e.owner = sealed_owner(s->name);
   e.expires_at = (ctx.now != 0 ? ctx.now : unix_now()) + kSealedTokenSeconds;
+  if (ctx.on_sealed) ctx.on_sealed(value);   // masked before any token stands for it
   auto tok = mint_token(value.size());
   if (!tok) return refuse(rep, m, tok.error().message);
   auto made = ctx.sealed->adopt(std::string(tok->view()), std::move(e));
