@@ -43,7 +43,7 @@ struct DecideContext {
   // table (its issued entries); null: nothing is sealed.
   TokenTable* sealed = nullptr;
   // Gets each value sealed from a token endpoint's answer (for output masks); may be empty.
-  std::function<void(std::string_view)> on_sealed;
+  std::function<void(std::string_view)> on_sealed = nullptr;
 };
 
 struct DecideOutcome {
