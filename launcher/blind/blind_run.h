@@ -118,8 +118,8 @@ class BlindRun {
   bool proxy_all_ = false;
   FallbackOptions fallback_opts_;
   std::unique_ptr<Fallback> fallback_;
-  std::unique_ptr<LiveRefresher> refresher_;
-  std::function<void(std::string_view)> on_value_;   // minted credentials' renewals
+  std::unique_ptr<LiveRefresher> refresher_;   // minted credentials' renewals
+  std::function<void(std::string_view)> on_value_;   // set_value_hook: new values to mask
 };
 
 }  // namespace kz
