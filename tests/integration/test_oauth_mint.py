@@ -309,7 +309,7 @@ class SealedResponseTest(OAuthTestCase):
         # The sealed token works at the bound host (the resource server got the real
         # access token) and is refused toward the unbound one (it got the kz token).
         # A server that reflects the credential hands back the sealed token, not the value.
-        self.assertIn("ECHO " + json.dumps({"you_sent": "Bearer " + body["access_token"]}), out)
+        self.assertIn("ECHO " + json.dumps({"you_sent": "Bearer " + body[keys[0]]}), out)
         self.assertIn("CALL localhost 200", out)
         self.assertIn("CALL 127.0.0.1 401", out)
         res = self.events("resource")
