@@ -82,6 +82,7 @@ Status BlindRun::start_fallback(AuditRecorder& audit) {
   dc.canary = alarm_;
   dc.via = "proxy";
   dc.sealed = &*table_;
+  dc.on_sealed = on_value_;
   auto fb = Fallback::start(fallback_opts_, dc, audit, environ);
   if (!fb) return make_error(fb.error().kind, "blind mode's TLS proxy could not start: " + fb.error().message);
   fallback_ = std::move(*fb);
@@ -110,7 +111,7 @@ Status BlindRun::start(std::vector<ResolvedSecret> values, AuditRecorder& audit)
   std::vector<LiveRefresher::Item> live;
   for (const auto& s : table_->secrets())
     if (s.live) live.push_back({s.name, s.token_id, s.live});
-  if (!live.empty()) refresher_ = std::make_unique<LiveRefresher>(std::move(live), audit);
+  if (!live.empty()) refresher_ = std::make_unique<LiveRefresher>(std::move(live), audit, on_value_);
   if (!fallback_opts_.redirector.name.empty())
     if (auto st = start_fallback(audit); !st) return st;
   if (proxy_all_) {
@@ -124,6 +125,7 @@ Status BlindRun::start(std::vector<ResolvedSecret> values, AuditRecorder& audit)
   bo.decide.grant_connections = grant_connections_;
   bo.decide.canary = alarm_;
   bo.decide.sealed = &*table_;
+  bo.decide.on_sealed = on_value_;
   bo.tree = &tree_;
   bo.audit = &audit;
   bo.decide.approvals = approvals_.get();

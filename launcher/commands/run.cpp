@@ -353,6 +353,11 @@ Step RunSession::prepare_blind() {
   blind_ = std::move(*b);
   blind_->set_rotating(rotating_);
   sup_.stdin_gate = blind_->stdin_gate();
+  // Values that appear during the run (renewed, sealed) are masked as rotated ones are.
+  blind_->set_value_hook([this](std::string_view v) {
+    std::lock_guard lock(rotation_mu_);
+    add_mask(v);
+  });
   return std::nullopt;
 }
 

@@ -28,6 +28,7 @@ struct OAuthClientSpec {
   bool client_auth_post = false;     // client_auth = "post": id and secret in the body; default "basic"
   std::chrono::seconds refresh_skew{60};   // renew this long before expiry (at most half the lifetime)
   std::string ca_file;               // extra trust anchors for token_url (config-relative)
+  std::string ca_pem;                // ca_file's bytes, read once before the first mint (resolver.cpp)
   bool has_client_secret = false;    // client_secret = {...} was given
   SourcePos pos;                     // where `kind` was declared
 };

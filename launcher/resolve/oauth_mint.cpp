@@ -69,7 +69,10 @@ Result<FreshValue> mint_access_token(const OAuthClientSpec& spec, std::string_vi
   req.cancel = cancel;
   req.method = "POST";
   req.url = spec.token_url;
-  req.ca_file = spec.ca_file;
+  // ca_file's bytes as read once at the start (those whose hash kz trust pinned): a file
+  // replaced during the run changes no later mint.
+  if (!spec.ca_pem.empty()) req.ca_pem = spec.ca_pem;
+  else req.ca_file = spec.ca_file;
   req.deadline = deadline;
   req.headers.emplace_back("Content-Type", "application/x-www-form-urlencoded");
   req.headers.emplace_back("Accept", "application/json");

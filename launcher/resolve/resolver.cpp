@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <condition_variable>
 #include <cstdlib>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <sstream>
 #include <thread>
 
 #include "kz/providers/registry.h"
@@ -45,6 +47,15 @@ struct Task {
 // A minted credential's first access token, from the client secret just resolved.
 Result<SecretValue> mint_first(Task& task, SecretValue client_secret, std::shared_ptr<ValueSource>* source,
                                std::int64_t* expires_in) {
+  if (!task.oauth->ca_file.empty() && task.oauth->ca_pem.empty()) {
+    // Read once: every mint of the run trusts these bytes, not whatever the path holds later.
+    std::ifstream f(task.oauth->ca_file, std::ios::binary);
+    std::ostringstream pem;
+    pem << f.rdbuf();
+    if (!f.is_open() || pem.str().empty())
+      return make_error(ErrorKind::Config, task.oauth->ca_file + ": ca_file cannot be read");
+    task.oauth->ca_pem = pem.str();
+  }
   auto first = mint_access_token(*task.oauth, client_secret.view(), Clock::now() + task.timeout);
   if (!first) return first.take_error();
   *expires_in = first->expires_in;

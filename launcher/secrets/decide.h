@@ -9,6 +9,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "audit/audit_schema.h"
@@ -45,6 +46,8 @@ struct DecideContext {
   // approve = ... (secrets/approval.h): where a use that needs a person's approval is
   // asked for. Null: such a use is refused (this path cannot hold a request).
   ApprovalGate* approvals = nullptr;
+  // Gets each value sealed from a token endpoint's answer (for output masks); may be empty.
+  std::function<void(std::string_view)> on_sealed = nullptr;
 };
 
 struct DecideOutcome {

@@ -4,7 +4,9 @@
 #include <string.h>
 
 #include <algorithm>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "kz/wire/fingerprint.h"
 #include "kz/wire/value_forms.h"
@@ -55,8 +57,9 @@ void decide_seal(const DecideContext& ctx, const wire::Request& req, const PeerP
   e.fp_hash = wire::fp_hash(bytes, value.size(), ctx.table->fp_base());
   e.fq_hash = wire::fq_hash(bytes, value.size(), ctx.table->fq_base());
   e.form_prints = form_prints_of(value, ctx.table->fp_base(), ctx.table->fq_base());
-  e.owner = "sealed";
+  e.owner = sealed_owner(s->name);
   e.expires_at = (ctx.now != 0 ? ctx.now : unix_now()) + kSealedTokenSeconds;
+  if (ctx.on_sealed) ctx.on_sealed(value);   // masked before any token stands for it
   auto tok = mint_token(value.size());
   if (!tok) return refuse(rep, m, tok.error().message);
   auto made = ctx.sealed->adopt(std::string(tok->view()), std::move(e));
@@ -71,12 +74,18 @@ void decide_seal(const DecideContext& ctx, const wire::Request& req, const PeerP
   explicit_bzero(made->token.data(), made->token.size());
 }
 
+std::string sealed_owner(const std::string& client_secret_name) { return "sealed " + client_secret_name; }
+
 std::shared_ptr<const TokenEntry> find_sealed_value(const TokenTable& table, std::string_view bytes, wire::ValueForm form,
                                                     std::int64_t now) {
   if (bytes.size() > wire::kMaxFormLen && form != wire::ValueForm::Raw) return nullptr;
   SecretValue enc = SecretValue::allocate(wire::kMaxFormLen);
   std::shared_ptr<const TokenEntry> hit;
-  for (auto& e : table.owned_by("sealed", now)) {
+  std::vector<std::shared_ptr<const TokenEntry>> sealed;
+  for (const auto& s : table.secrets())
+    if (!s.mint_hosts.empty())
+      for (auto& e : table.owned_by(sealed_owner(s.name), now)) sealed.push_back(std::move(e));
+  for (auto& e : sealed) {
     std::string_view v = e->value.view();
     if (form != wire::ValueForm::Raw) {
       const std::size_t n = wire::encode_form(form, reinterpret_cast<const unsigned char*>(v.data()), v.size(),

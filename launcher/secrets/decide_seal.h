@@ -14,6 +14,7 @@
 
 #include "audit/audit_schema.h"
 #include <memory>
+#include <string>
 #include <string_view>
 
 #include "kz/wire/protocol.h"
@@ -21,9 +22,15 @@
 
 namespace kz {
 
-// How long a sealed token stays usable: the run's length in practice (the real token's
-// own expiry is the token endpoint's business; a refused upstream call says so).
-inline constexpr std::int64_t kSealedTokenSeconds = 30 * 24 * 3600;
+// How long a sealed token stays usable: a day, as long as a token endpoint's access token
+// commonly lives (its own expiry is the endpoint's business; a refused upstream call says
+// so). Bounded so that entries made by any process that calls Op::Seal do not pile up.
+inline constexpr std::int64_t kSealedTokenSeconds = 24 * 3600;
+
+// The owner of the entries sealed for one client secret: each client secret has the token
+// table's per-owner quota (IssueLimits::max_per_owner) of its own, so one flooded with
+// Op::Seal calls does not stop the seals of another.
+std::string sealed_owner(const std::string& client_secret_name);
 
 // Fills rep (Allow: data = the new token) and the record `m`.
 void decide_seal(const DecideContext& ctx, const wire::Request& req, const PeerProcess& peer, wire::Reply& rep,

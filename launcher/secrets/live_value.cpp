@@ -64,8 +64,9 @@ std::int64_t LiveValue::expires_at() const {
   return expires_at_;
 }
 
-LiveRefresher::LiveRefresher(std::vector<Item> items, AuditRecorder& audit)
-    : items_(std::move(items)), retry_at_(items_.size(), 0), audit_(audit) {
+LiveRefresher::LiveRefresher(std::vector<Item> items, AuditRecorder& audit,
+                             std::function<void(std::string_view)> on_value)
+    : items_(std::move(items)), retry_at_(items_.size(), 0), audit_(audit), on_value_(std::move(on_value)) {
   if (!items_.empty()) thread_ = signal_free_thread([this] { loop(); });
 }
 
@@ -96,6 +97,7 @@ void LiveRefresher::loop() {
       }
       lock.unlock();
       auto fresh = it.live->source().fetch();
+      if (fresh && on_value_) on_value_(fresh->value.view());   // masked first: once in use, it may be printed
       lock.lock();
       if (stop_) break;   // cancelled as the run ends: nothing to record
       const std::int64_t after = unix_now();

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -82,7 +83,10 @@ class LiveRefresher {
     std::string secret, token_id;
     std::shared_ptr<LiveValue> live;
   };
-  LiveRefresher(std::vector<Item> items, AuditRecorder& audit);
+  // `on_value`, when set, gets each renewed value before it is used (for output masks:
+  // once in use, it may be printed).
+  LiveRefresher(std::vector<Item> items, AuditRecorder& audit,
+                std::function<void(std::string_view)> on_value = nullptr);
   ~LiveRefresher();
   LiveRefresher(const LiveRefresher&) = delete;
   LiveRefresher& operator=(const LiveRefresher&) = delete;
@@ -93,6 +97,7 @@ class LiveRefresher {
   std::vector<Item> items_;
   std::vector<std::int64_t> retry_at_;
   AuditRecorder& audit_;
+  std::function<void(std::string_view)> on_value_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;

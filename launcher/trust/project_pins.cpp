@@ -39,13 +39,21 @@ std::string signing_of(const SecretSpec& s) {
 // A minted credential (kind = "oauth2-client-credentials") sends its client secret to
 // token_url, trusting ca_file's anchors; a client secret with mint_hosts sends the tokens
 // sealed from its responses there. Both are in its source, so that any change (another
-// token URL, CA file or contents, more mint_hosts) shows as a change of source: widening.
+// token URL, CA file or contents, more mint_hosts, other scopes, audience, client_auth or
+// refresh_skew) shows as a change of source: widening.
 std::string minting_of(const SecretSpec& s) {
   std::string out;
   if (s.oauth) {
     const OAuthClientSpec& o = *s.oauth;
+    std::vector<std::string> scopes = o.scopes;
+    std::sort(scopes.begin(), scopes.end());
+    std::string sl;
+    for (const auto& x : scopes) sl += (sl.empty() ? "" : ",") + x;
     out += " (oauth2 client " + o.client_id + " at " + o.token_url +
-           (o.ca_file.empty() ? "" : ", ca_file " + o.ca_file + " sha256:" + file_sha256(o.ca_file)) + ")";
+           (o.ca_file.empty() ? "" : ", ca_file " + o.ca_file + " sha256:" + file_sha256(o.ca_file)) +
+           ", scopes " + (sl.empty() ? "none" : sl) + ", audience " + (o.audience.empty() ? "none" : o.audience) +
+           ", client_auth " + (o.client_auth_post ? "post" : "basic") + ", refresh_skew " +
+           std::to_string(o.refresh_skew.count()) + "s)";
   }
   if (!s.mint_hosts.empty()) {
     std::vector<std::string> h = s.mint_hosts;
@@ -57,9 +65,18 @@ std::string minting_of(const SecretSpec& s) {
   return out;
 }
 
+// Rotation: a refresh removed or made longer, a longer max_stale keep a value alive
+// longer after it should have changed; pinned so that any change shows (widening).
+std::string rotation_of(const SecretSpec& s) {
+  if (!s.refreshes() && s.max_stale.count() == 0) return "";
+  return " (refresh " + (s.refresh_lease ? std::string("lease") : std::to_string(s.refresh.count()) + "ms") +
+         ", max_stale " + (s.max_stale.count() == 0 ? std::string("default") : std::to_string(s.max_stale.count()) + "ms") +
+         ")";
+}
+
 std::string source_of(const SecretSpec& s) {
-  if (s.provider == "exec") return "exec:sha256:" + sha256_hex(s.ref) + signing_of(s) + minting_of(s);
-  return s.provider + ":" + s.ref + signing_of(s) + minting_of(s);
+  if (s.provider == "exec") return "exec:sha256:" + sha256_hex(s.ref) + signing_of(s) + minting_of(s) + rotation_of(s);
+  return s.provider + ":" + s.ref + signing_of(s) + minting_of(s) + rotation_of(s);
 }
 
 Result<std::vector<std::string>> string_list(const nlohmann::json& j, const char* key) {

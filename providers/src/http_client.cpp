@@ -90,7 +90,9 @@ Result<HttpResponse> http_send(HttpRequest req, const std::string& what) {
   api.easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
   api.easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https,http");
   api.easy_setopt(c, CURLOPT_USERAGENT, "keyzero/0.1");
-  if (!req.ca_file.empty()) api.easy_setopt(c, CURLOPT_CAINFO, req.ca_file.c_str());
+  curl_blob ca_blob{const_cast<char*>(req.ca_pem.data()), req.ca_pem.size(), CURL_BLOB_NOCOPY};
+  if (!req.ca_pem.empty()) api.easy_setopt(c, CURLOPT_CAINFO_BLOB, &ca_blob);
+  else if (!req.ca_file.empty()) api.easy_setopt(c, CURLOPT_CAINFO, req.ca_file.c_str());
   if (req.cancel != nullptr) {
     api.easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
     api.easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);

@@ -22,6 +22,7 @@ import secrets
 import string
 import sys
 import time
+import urllib.parse
 
 sys.path.insert(0, os.path.dirname(__file__))
 from kzt import PY, BlindTestCase, ServerProcess, read_jsonl, toml_list, toml_str  # noqa: E402
@@ -68,7 +69,7 @@ print("ENV_HAS_TOKEN", os.environ["API_TOKEN"] == tok)
 # then uses the access token it got at the bound host and at an unbound one. Shared with
 # tests/security/test_oauth_sealing.py (which reads the agent's memory afterwards).
 SELF_AGENT_CALLS = r'''
-import base64, json, os, ssl, urllib.request, urllib.error
+import base64, json, os, ssl, urllib.parse, urllib.request, urllib.error
 ctx = ssl.create_default_context()   # SSL_CERT_FILE: the test CA (and, under the proxy, the run's)
 port = os.environ["PORT"]
 def send(req):
@@ -82,8 +83,14 @@ status, body = send(urllib.request.Request(
     "https://127.0.0.1:%s/oauth/token" % port, data=b"grant_type=client_credentials",
     headers={"Authorization": "Basic " + cred, "Content-Type": "application/x-www-form-urlencoded"}))
 calls = []
+def answer(b):   # JSON ("access_token", or "token") or form-encoded, as the endpoint answers
+    t = b.decode()
+    if t.startswith("{"):
+        return json.loads(t)
+    return {k: v[0] for k, v in urllib.parse.parse_qs(t, keep_blank_values=True).items()}
 if status == 200:
-    at = json.loads(body)["access_token"]
+    a = answer(body)
+    at = a.get("access_token") or a.get("token")
     calls = [(h, send(urllib.request.Request("https://%s:%s/api/data" % (h, port),
                                              headers={"Authorization": "Bearer " + at}))[0])
              for h in ("localhost", "127.0.0.1")]
@@ -286,19 +293,23 @@ class SealedResponseTest(OAuthTestCase):
         self.assertEqual(r.returncode, 0, r.stderr[-3000:])
         out = r.stdout
         self.assertIn("TOKEN_STATUS 200", out, out + r.stderr[-2000:])
-        body = json.loads(re.search(r"^TOKEN_BODY (.*)$", out, re.M).group(1))
+        text = re.search(r"^TOKEN_BODY (.*)$", out, re.M).group(1)
+        if text.startswith("{"):
+            body = json.loads(text)
+        else:
+            body = {k: v[0] for k, v in urllib.parse.parse_qs(text, keep_blank_values=True).items()}
         issued = self.issued_tokens()
         self.assertEqual(len(issued), 1)
         for k in keys:
             self.assertToken(body[k])
         # Same length as the real token: the body's framing never changed.
-        self.assertEqual(len(body["access_token"]), len(issued[0]))
+        self.assertEqual(len(body[keys[0]]), len(issued[0]))
         self.assertNoAccessToken(out + r.stderr, "the agent's output")
         self.assertNotExposed(out + r.stderr, CLIENT_SECRET, "the agent's output")
         # The sealed token works at the bound host (the resource server got the real
         # access token) and is refused toward the unbound one (it got the kz token).
         # A server that reflects the credential hands back the sealed token, not the value.
-        self.assertIn("ECHO " + json.dumps({"you_sent": "Bearer " + body["access_token"]}), out)
+        self.assertIn("ECHO " + json.dumps({"you_sent": "Bearer " + body[keys[0]]}), out)
         self.assertIn("CALL localhost 200", out)
         self.assertIn("CALL 127.0.0.1 401", out)
         res = self.events("resource")
@@ -325,6 +336,15 @@ class SealedResponseTest(OAuthTestCase):
 
     def test_access_token_is_sealed_chunked_split_inside_the_token(self):
         self.check_sealed(self.run_self_agent("--chunked"))
+
+    def test_form_encoded_answer_is_sealed(self):
+        # The agent writes the request, so it picks the answer's format: GitHub answers
+        # form-encoded without Accept: application/json. The token is sealed all the same.
+        self.check_sealed(self.run_self_agent("--answer", "form", "--refresh-token"),
+                          keys=("access_token", "refresh_token"))
+
+    def test_token_under_another_member_name_is_sealed(self):
+        self.check_sealed(self.run_self_agent("--answer", "token"), keys=("token",))
 
     def test_without_mint_hosts_nothing_is_sealed(self):
         # The control: the same exchange without mint_hosts hands the agent the real

@@ -123,10 +123,81 @@ TEST(SealResponse, NotArmedPassesUnchanged) {
 
 TEST(SealResponse, NamesThatAreNotMembersAndNonStringValues) {
   Armed a;
-  std::string b = R"({"note":"\"access_token\" is below","access_token":null,"id_token":")" + kAccess + R"("})";
+  std::string b = R"({"error_description":"\"access_token\" is below","access_token":null,"id_token":")" + kAccess +
+                  R"("})";
+  b = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n" + b;
   std::vector<unsigned char> buf(b.begin(), b.end());
   ASSERT_TRUE(seal_response(buf.data(), buf.size(), a.st, a.ops()));
   EXPECT_EQ(a.sealer.sealed, std::vector<std::string>{kAccess});
+}
+
+std::string message(const std::string& head_fields, const std::string& b) {
+  return "HTTP/1.1 200 OK\r\n" + head_fields + "Content-Length: " + std::to_string(b.size()) + "\r\n\r\n" + b;
+}
+
+// The agent writes the token request, so it picks the answer's format: a token under any
+// name, or form-encoded (GitHub's /login/oauth/access_token without Accept: application/json),
+// is sealed all the same.
+TEST(SealResponse, FormEncodedAnswerIsSealed) {
+  Armed a;
+  const std::string b = "access_token=" + kAccess + "&scope=repo%2Cgist&token_type=bearer&refresh_token=" + kRefresh +
+                        "&refresh_token_expires_in=15811200";
+  const std::string resp = message("Content-Type: application/x-www-form-urlencoded; charset=utf-8\r\n", b);
+  a.feed(resp);
+  ASSERT_EQ(a.out.size(), resp.size()) << "the answer did not reach the program";
+  EXPECT_EQ(a.out.find(kAccess), std::string::npos) << a.out;
+  EXPECT_EQ(a.out.find(kRefresh), std::string::npos) << a.out;
+  EXPECT_NE(a.out.find("access_token=KZ_TOK_SSS"), std::string::npos) << a.out;
+  EXPECT_NE(a.out.find("&scope=repo%2Cgist&token_type=bearer&"), std::string::npos) << a.out;
+  EXPECT_EQ(a.sealer.sealed, (std::vector<std::string>{kAccess, kRefresh}));
+}
+
+TEST(SealResponse, LongValuesOfOtherMembersAreSealedKnownOnesPass) {
+  Armed a;
+  const std::string desc = "a long description that is not a secret";
+  const std::string b = R"({"token":")" + kAccess + R"(","data":{"creds":[")" + kRefresh +
+                        R"(",1,true,null],"n":-1.5e3},"token_type":"Bearer","error_description":")" + desc +
+                        R"(","short":"abc"})";
+  const std::string resp = message("Content-Type: application/vnd.api+json\r\n", b);
+  a.feed(resp);
+  ASSERT_EQ(a.out.size(), resp.size()) << "the answer did not reach the program";
+  EXPECT_EQ(a.out.find(kAccess), std::string::npos) << a.out;
+  EXPECT_EQ(a.out.find(kRefresh), std::string::npos) << a.out;
+  EXPECT_NE(a.out.find(desc), std::string::npos) << a.out;
+  EXPECT_EQ(a.sealer.sealed, (std::vector<std::string>{kAccess, kRefresh}));
+}
+
+TEST(SealResponse, NoBodyPasses) {
+  Armed a;
+  const std::string resp = "HTTP/1.1 204 No Content\r\nLocation: /done\r\n\r\n";
+  a.feed(resp);
+  EXPECT_EQ(a.out, resp);
+}
+
+TEST(SealResponse, AnswersThatCouldHideATokenFailTheRead) {
+  const std::string form = "Content-Type: application/x-www-form-urlencoded\r\n";
+  const std::string json = "Content-Type: application/json\r\n";
+  const std::vector<std::string> bad = {
+      message("Content-Type: text/plain\r\n", kAccess),
+      message("Content-Type: text/html\r\n", "<p>" + kAccess + "</p>"),
+      message("", "access_token=" + kAccess),                     // no type, not JSON
+      message(form, "token=" + kAccess + "&token_type=bearer"),  // a long value of another name
+      message(form, kAccess),                                    // a bare word
+      message(form, "access_token=" + kAccess.substr(0, 20) + "%2F" + kAccess.substr(20)),
+      message(json, R"({"token":")" + kAccess + R"(")"),       // cut off
+      message(json, R"({"token":")" + kAccess + R"("} trailing)"),
+      message(json, R"({"token":)" + std::string(40, 'a') + "}"),   // a bare word is not JSON
+      message(json, R"({"token":"at\u0031_escaped_value_0123456789abcdef"})"),
+      message("Location: https://app.test/cb#access_token=" + kAccess + "&token_type=bearer\r\n", ""),
+      message("Location: https://app.test/cb?access_token=" + kAccess + "\r\n", ""),
+      message("Location: https://app.test/cb?x=" + kAccess + "\r\n", ""),
+  };
+  for (const std::string& resp : bad) {
+    Armed a;
+    a.feed(resp);
+    EXPECT_TRUE(a.st->in.failed) << resp;
+    EXPECT_EQ(a.out.find(kAccess.substr(0, 16)), std::string::npos) << resp;
+  }
 }
 
 }  // namespace

@@ -14,6 +14,7 @@ enters the agent. Servers: tests/servers/oauth_server.py with the test CA's leaf
 import json
 import os
 import sys
+import urllib.parse
 
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
@@ -38,13 +39,15 @@ wait()
 
 
 class OAuthSealing(BlindTestCase):
+    ANSWER = "json"   # the token endpoint's answer format (oauth_server.py --answer)
+
     def setUp(self):
         super().setUp()
         self.record = os.path.join(self.srv, "oauth.jsonl")
         self.issued_path = os.path.join(self.srv, "issued.txt")
         s = ServerProcess("oauth_server.py", "--cert", self.ca["server"], "--key", self.ca["server_key"],
                           "--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET, "--record", self.record,
-                          "--issued", self.issued_path, "--refresh-token")
+                          "--issued", self.issued_path, "--refresh-token", "--answer", self.ANSWER)
         self.addCleanup(s.stop)
         self.port = s.port
         self.config("\n".join([
@@ -80,7 +83,10 @@ class OAuthSealing(BlindTestCase):
         res, text, issued, in_memory = self.run_agent(flags)
         self.assertEqual(res["token_status"], 200, res)
         self.assertEqual(len(issued), 1)
-        body = json.loads(res["body"])
+        if self.ANSWER == "form":
+            body = {k: v[0] for k, v in urllib.parse.parse_qs(res["body"], keep_blank_values=True).items()}
+        else:
+            body = json.loads(res["body"])
         self.assertTrue(body["access_token"].startswith("KZ_TOK_"), body)
         self.assertTrue(body["refresh_token"].startswith("KZ_TOK_"), body)
         self.assertEqual(len(body["access_token"]), len(issued[0]))
@@ -109,3 +115,9 @@ class OAuthSealing(BlindTestCase):
             print("SKIP: --blind=proxy needs a redirector; kz doctor shows none available")
             self.skipTest("no redirector for --blind=proxy")
         self.check(["--blind=proxy", "--redirector=" + red], memory=True)
+
+
+class OAuthSealingFormEncoded(OAuthSealing):
+    """The same with a form-encoded answer (GitHub's /login/oauth/access_token without
+    Accept: application/json): the agent picks the format, the token is sealed all the same."""
+    ANSWER = "form"

@@ -10,7 +10,10 @@ POST /oauth/token   grant_type=client_credentials, application/x-www-form-urlenc
                     {"access_token", "token_type": "Bearer", "expires_in", "scope"}
                     (also "refresh_token" with --refresh-token); 401: {"error":
                     "invalid_client", "error_description"}. --chunked sends the 200 body
-                    chunked (a chunk boundary inside the access token).
+                    chunked (a chunk boundary inside the access token). --answer form
+                    answers form-encoded (access_token=...&token_type=bearer&scope=, as
+                    GitHub does without Accept: application/json); --answer token names
+                    the JSON member "token" instead of "access_token".
 GET  /api/data      Authorization: Bearer <a live access token>: 200 {"ok": true, "seq": n};
                     anything else 401.
 GET  /api/echo      200 {"you_sent": <the Authorization header>} (a server that reflects it).
@@ -112,9 +115,15 @@ class Handler(base.JsonHandler):
             body["scope"] = a.scope
         if a.refresh_token:
             body["refresh_token"] = "rt%d_%s" % (seq, secrets.token_urlsafe(30))
+        ctype = "application/json"
+        if a.answer == "token":
+            body["token"] = body.pop("access_token")
         data = json.dumps(body).encode()
+        if a.answer == "form":
+            ctype = "application/x-www-form-urlencoded; charset=utf-8"
+            data = urllib.parse.urlencode(body).encode()
         self.send_response(200)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", ctype)
         self.send_header("Cache-Control", "no-store")
         if a.chunked:
             self.send_header("Transfer-Encoding", "chunked")
@@ -159,6 +168,7 @@ def main():
     ap.add_argument("--expires-in", type=int, default=3600)
     ap.add_argument("--refresh-token", action="store_true")
     ap.add_argument("--chunked", action="store_true")
+    ap.add_argument("--answer", choices=["json", "form", "token"], default="json")
     ap.add_argument("--record")
     ap.add_argument("--issued")
     args = ap.parse_args()

@@ -58,6 +58,7 @@ struct Minted : ::testing::Test {
   std::unique_ptr<PeerVerifier> verifier;
   std::shared_ptr<CountingSource> source = std::make_shared<CountingSource>();
   PeerProcess peer{4242, "/usr/bin/python3"};
+  std::vector<std::string> sealed_seen;   // the values handed to the masks (ctx.on_sealed)
 
   void build(std::int64_t expires_in, std::vector<std::string> mint_hosts = {}) {
     std::vector<ResolvedSecret> s;
@@ -84,6 +85,7 @@ struct Minted : ::testing::Test {
     DecideContext ctx{&table, verifier.get()};
     ctx.now = now;
     ctx.sealed = &table;
+    ctx.on_sealed = [this](std::string_view v) { sealed_seen.emplace_back(v); };
     return decide(ctx, *r, peer);
   }
   static std::string data(const DecideOutcome& o) {
@@ -124,10 +126,12 @@ TEST_F(Minted, RenewsBeforeExpiryAndRecordsIt) {
   const TokenEntry& e = table.secrets()[0];
   EXPECT_LE(e.live->refresh_due(), unix_now() + 1);
   WaitingRecorder audit;
+  std::vector<std::string> masked;   // written before the audit record that is waited on
   {
-    LiveRefresher r({{"API_TOKEN", e.token_id, e.live}}, audit);
+    LiveRefresher r({{"API_TOKEN", e.token_id, e.live}}, audit, [&](std::string_view v) { masked.emplace_back(v); });
     ASSERT_TRUE(audit.wait_for(R"("source":"refresh")")) << audit.text;
   }
+  EXPECT_EQ(masked, std::vector<std::string>{kSecond}) << "the renewed value was not handed to the masks";
   auto o = run(wire::Op::Swap, token(0));
   EXPECT_EQ(data(o), kSecond);
   const std::string dump = audit.text;
@@ -173,6 +177,10 @@ TEST_F(Minted, SealBindsTheValueToMintHosts) {
   ASSERT_TRUE(e);
   EXPECT_EQ(e->binding.hosts, std::vector<std::string>{"api.test"});
   EXPECT_EQ(e->value.view(), at);
+  EXPECT_EQ(sealed_seen, std::vector<std::string>{at}) << "the sealed value was not handed to the masks";
+  // Kept a day at most, under a quota of the client secret's own.
+  EXPECT_LE(e->expires_at, unix_now() + 24 * 3600);
+  EXPECT_EQ(e->owner, "sealed CLIENT_SECRET");
   // A server that echoes the sealed value back: the agent reads the sealed token.
   auto echo = run(wire::Op::Redact, at, 0, static_cast<std::uint32_t>(wire::ValueForm::Raw), "api.test");
   ASSERT_EQ(echo.reply.decision, wire::Decision::Allow);

@@ -135,6 +135,41 @@ TEST(PinsDiff, AnApprovalDroppedOrLoosenedWidens) {
   EXPECT_TRUE(diff_pins(*back, pins_of(trusted)).empty());
 }
 
+// Keys that widen what a minted credential or a rotating secret reaches: another scope or
+// audience, another client_auth, a different refresh_skew; a refresh removed or made longer,
+// a longer max_stale. Every change of them is a change of source: widening.
+TEST(PinsDiff, MintingAndRotationKeysArePinned) {
+  Project p;
+  auto minted = [](const std::string& extra) {
+    return "[secrets.T]\nkind = \"oauth2-client-credentials\"\ntoken_url = \"https://auth.example.com/token\"\n"
+           "client_id = \"agent\"\nclient_secret = { provider = \"env\", ref = \"CS\" }\nhosts = [\"api.example.com\"]\n" +
+           extra;
+  };
+  auto load = [&](const std::string& text) {
+    const std::string path = p.dir.write(".keyzero.toml", text);
+    auto c = load_config_file(path);
+    EXPECT_TRUE(c) << (c ? "" : c.error().message) << text;
+    return c ? *c : Config{};
+  };
+  const Config trusted = load(minted("scopes = [\"read\"]\n"));
+  for (const std::string& now : {minted("scopes = [\"read\", \"admin\"]\n"), minted(""),
+                                 minted("scopes = [\"read\"]\naudience = \"https://other\"\n"),
+                                 minted("scopes = [\"read\"]\nclient_auth = \"post\"\n"),
+                                 minted("scopes = [\"read\"]\nrefresh_skew = \"10m\"\n")}) {
+    EXPECT_TRUE(diff_pins(pins_of(trusted), pins_of(load(now))).widens()) << now;
+  }
+  EXPECT_TRUE(diff_pins(pins_of(trusted), pins_of(load(minted("scopes = [\"read\"]\n")))).empty());
+
+  const char* kRot = R"(R = { provider = "env", ref = "SRC", hosts = ["api.example.com"], refresh = "5m", max_stale = "10m" })";
+  const Config rot = p.load(kRot);
+  for (const char* now : {R"(R = { provider = "env", ref = "SRC", hosts = ["api.example.com"] })",
+                          R"(R = { provider = "env", ref = "SRC", hosts = ["api.example.com"], refresh = "1h", max_stale = "10m" })",
+                          R"(R = { provider = "env", ref = "SRC", hosts = ["api.example.com"], refresh = "5m", max_stale = "1h" })"}) {
+    EXPECT_TRUE(diff_pins(pins_of(rot), pins_of(p.load(now))).widens()) << now;
+  }
+  EXPECT_TRUE(diff_pins(pins_of(rot), pins_of(p.load(kRot))).empty());
+}
+
 TEST(PinsDiff, ACaFileSwappedOrRewrittenWidens) {
   Project p;
   const ProjectPins trusted = pins_of(p.load(kApi));

@@ -18,6 +18,7 @@ struct HttpRequest {
   std::vector<std::pair<std::string, std::string>> headers;  // may carry credentials
   std::string body;
   std::string ca_file;      // empty: system trust store
+  std::string ca_pem;       // set: these PEM bytes instead of ca_file (CURLOPT_CAINFO_BLOB)
   Deadline deadline;
   // When set, the transfer is abandoned soon (libcurl checks about once a second) after
   // it becomes true; the result is then ErrorKind::Timeout. The audit sinks use it to
