@@ -164,8 +164,8 @@ struct SensorSummary {
 struct CanarySeen {
   std::string secret{};
   // Where: "shim" | "proxy" (TLS plaintext at the shim or the fallback proxy), "plain"
-  // (plain TCP), "mcp" (an MCP fetch), "output" (the command's stdout/stderr). (The
-  // eBPF TLS tap reports a canary as the leak/exfil record that names it.)
+  // (plain TCP), "mcp" (an MCP fetch), "output" (the command's stdout/stderr), "tap"
+  // (the eBPF TLS tap's uprobes), "witness" (the shim's in-process witness, standard mode).
   std::string where{};
   std::string decision{};   // "audit" | "kill" (the run was ended)
   std::string reason{};

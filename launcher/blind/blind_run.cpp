@@ -182,7 +182,7 @@ std::vector<WatchedSecret> BlindRun::watch_list() const {
   std::vector<WatchedSecret> out;
   if (!table_) return out;
   for (const auto& s : table_->secrets())
-    out.push_back({s.name, s.value.view(), std::string(s.token.view()), s.binding});
+    out.push_back({s.name, s.value.view(), std::string(s.token.view()), s.binding, s.canary});
   return out;
 }
 

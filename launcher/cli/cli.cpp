@@ -260,6 +260,11 @@ int cli_main(int argc, char** argv) {
   server_start->add_option("--replica-id", server.replica_id,
                            "Name this replica in every audit record (\"replica\"); default with mcp.replicas "
                            "in the bundle: HOSTNAME-PID");
+  server_start->add_option("--on-canary", server.on_canary,
+                           "With --mcp, when a canary (a decoy secret, canary: true) is used: audit (a \"canary\" "
+                           "record), or kill (also revoke the identity that used it: its every later call and token "
+                           "is refused) (default audit)")
+      ->check(CLI::IsMember({"audit", "kill"}));
   server_start->add_flag("--mcp", server.mcp,
                          "Also serve MCP (Streamable HTTP) at /mcp: the resolve and fetch tools, for agents "
                          "with a Bearer JWT");
@@ -277,6 +282,10 @@ int cli_main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   mcp_cmd->add_option("--identity-token-file", mcp.identity_token_file,
                       "With --bundle: the agent's identity token (JWT) (default: $KZ_IDENTITY_TOKEN)");
+  mcp_cmd->add_option("--on-canary", mcp.on_canary,
+                      "When a canary is used: audit (a \"canary\" record), or kill (also revoke this identity: every "
+                      "later call is refused) (default: [canary] on_canary with .keyzero.toml, else audit)")
+      ->check(CLI::IsMember({"audit", "kill"}));
   mcp_cmd->add_option("--audit-log", mcp.audit_log, "Audit log (default: [audit] path, else $XDG_STATE_HOME/keyzero/audit.jsonl)");
   mcp_cmd->footer(
       "\nAn MCP client starts `kz mcp` and talks JSON-RPC on its stdin/stdout. Tools:\n"

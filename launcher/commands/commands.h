@@ -101,6 +101,7 @@ struct ServerOptions {
   unsigned threads = 0;      // 0: one per core
   bool mcp = false;          // also serve MCP (Streamable HTTP) at /mcp
   std::string replica_id;    // --replica-id: "replica" in every record (default with mcp.replicas: HOST-PID)
+  std::string on_canary;     // --on-canary: "audit" (default) | "kill" (revoke the identity that used it)
 };
 int cmd_server(const GlobalOptions& g, const ServerOptions& o);
 
@@ -108,6 +109,7 @@ struct McpOptions {
   std::string bundle;               // else the .keyzero.toml (--config or found)
   std::string identity_token_file;  // else $KZ_IDENTITY_TOKEN
   std::string audit_log;
+  std::string on_canary;            // --on-canary: "audit" | "kill"; "" ([canary] on_canary with --config)
 };
 int cmd_mcp(const GlobalOptions& g, const McpOptions& o);
 

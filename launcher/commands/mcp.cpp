@@ -38,6 +38,7 @@ int cmd_mcp(const GlobalOptions& g, const McpOptions& o) {
   std::shared_ptr<const VerifiedIdentity> identity;
   std::optional<std::int64_t> identity_exp;
   bool enforce = true;
+  bool canary_kills = o.on_canary == "kill";
   std::string audit_path = o.audit_log;
   if (!o.bundle.empty()) {
     auto st = load_pdp_state(o.bundle);
@@ -72,6 +73,7 @@ int cmd_mcp(const GlobalOptions& g, const McpOptions& o) {
     st->bundle.dir = cfg->dir;
     st->bundle.secrets = cfg->secrets;
     st->bundle.canaries = cfg->canaries;
+    if (o.on_canary.empty()) canary_kills = cfg->canary.kill;
     st->bundle.mcp = cfg->mcp;
     st->providers = *cfg;
     st->providers.secrets.clear();
@@ -92,6 +94,7 @@ int cmd_mcp(const GlobalOptions& g, const McpOptions& o) {
   AuditTrail& log = **trail;
   TokenTable store;
   mcp::McpTools tools(store, log);
+  tools.set_revoke_on_canary(canary_kills);
   mcp::McpProtocol protocol(tools, kKzVersion, log);
   mcp::CallContext ctx;
   ctx.state = state;

@@ -189,6 +189,7 @@ Step RunSession::open_audit() {
   so.enabled = !o_.no_sensors;
   so.on_leak = on_leak_;
   so.audit = trail_.get();
+  so.canary = alarm_.get();
   if (auto mode = parse_sensor_mode(o_.sensors)) so.mode = *mode;
   sensors_loading_ = std::async(std::launch::async, [so = std::move(so)]() mutable {
     return RunSensors::start(std::move(so));
@@ -547,8 +548,9 @@ Step RunSession::start_watchers() {
     for (const auto& [name, b] : *bindings)
       for (const auto& s : secrets_)
         if (s.name == name) watch.push_back({s.name, s.value.view(), "", b});
-  // A canary is bound nowhere: the tap reports any write of it (a "leak" naming it).
-  for (const auto& c : canaries_) watch.push_back({c.name, c.env_value.view(), "", Binding{}});
+  // A canary is bound nowhere: the tap and the shim's witness raise the alarm on any
+  // write of it.
+  for (const auto& c : canaries_) watch.push_back({c.name, c.env_value.view(), "", Binding{}, true});
   sensors_->watch(watch, true);
   // The shim's witness inspects the TLS writes of the processes it is loaded into.
   if (auto w = sensors_->witness_path(); !w.empty()) {

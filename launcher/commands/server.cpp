@@ -119,6 +119,7 @@ int cmd_server(const GlobalOptions&, const ServerOptions& o) {
   // MCP at /mcp (--mcp): the same bundle (reloaded with the PDP's), its own sessions.
   TokenTable tokens;
   mcp::McpTools tools(tokens, log, replicas->get());
+  tools.set_revoke_on_canary(o.on_canary == "kill");
   mcp::McpProtocol protocol(tools, kKzVersion, log);
   BearerIdentities mcp_identities;
   mcp::McpHttpOptions mo;

@@ -143,13 +143,8 @@ Result<SigningCredentials> McpTools::signing_credentials(const CallContext& ctx,
     if (c.name == name) {
       CanarySeen seen;
       seen.secret = c.name;
-      seen.where = "mcp";
-      seen.decision = "audit";
       seen.reason = "an MCP fetch asked to sign with canary " + c.name + ", a decoy that nothing legitimate uses";
-      seen.sub = ctx.identity->sub;
-      if (!ctx.source.empty()) seen.source = ctx.source;
-      if (!ctx.session.empty()) seen.session = ctx.session;
-      audit_.record(std::move(seen));
+      canary_seen(ctx, std::move(seen));
       return make_error(ErrorKind::Denied, "canary " + c.name + ": a decoy bound to no host");
     }
   const SecretSpec* spec = find(name);
@@ -185,7 +180,34 @@ Result<SigningCredentials> McpTools::signing_credentials(const CallContext& ctx,
   return c;
 }
 
+void McpTools::canary_seen(const CallContext& ctx, CanarySeen seen) {
+  seen.where = "mcp";
+  seen.decision = revoke_on_canary_ ? "kill" : "audit";
+  if (revoke_on_canary_) {
+    seen.reason += "; identity " + ctx.identity->sub + " is revoked: its every later call and token is refused "
+                   "(on_canary = \"kill\")";
+    std::lock_guard lock(revoked_mu_);
+    revoked_.insert(ctx.identity->key);
+  }
+  seen.sub = ctx.identity->sub;
+  if (!ctx.source.empty()) seen.source = ctx.source;
+  if (!ctx.session.empty()) seen.session = ctx.session;
+  audit_.record(std::move(seen));
+}
+
+bool McpTools::revoked(const CallContext& ctx) const {
+  std::lock_guard lock(revoked_mu_);
+  return !revoked_.empty() && revoked_.count(ctx.identity->key) > 0;
+}
+
 Result<json> McpTools::call(const CallContext& ctx, std::string_view name, const json& args) {
+  if ((name == "resolve" || name == "fetch") && revoked(ctx)) {
+    McpCall rec = call_record(ctx, name == "resolve" ? "resolve" : "fetch");
+    rec.decision = "deny";
+    rec.reason = "identity " + ctx.identity->sub + " was revoked: it used a canary (on_canary = \"kill\")";
+    audit_.record(rec);
+    return text_result(*rec.reason, true);
+  }
   if (name == "resolve") return resolve(ctx, args);
   if (name == "fetch") return fetch(ctx, args);
   return make_error(ErrorKind::NotFound, "unknown tool: " + std::string(name));
@@ -464,17 +486,12 @@ Result<json> McpTools::fetch(const CallContext& ctx, const json& args) {
     if (t.canary) {
       CanarySeen seen;
       seen.secret = t.name;
-      seen.where = "mcp";
-      seen.decision = "audit";
       seen.reason = "an MCP fetch carried canary " + t.name + ", a decoy that nothing legitimate uses";
       seen.token_id = t.token_id;
       seen.host = hop.url.host;
       seen.method = hop.method;
       seen.path = path_only(hop.url.target);
-      seen.sub = ctx.identity->sub;
-      if (!ctx.source.empty()) seen.source = ctx.source;
-      if (!ctx.session.empty()) seen.session = ctx.session;
-      audit_.record(std::move(seen));
+      canary_seen(ctx, std::move(seen));
       return make_error(ErrorKind::Denied, "canary " + t.name + ": a decoy bound to no host");
     }
     if (t.owner != ctx.identity->key)

@@ -15,6 +15,8 @@
 
 #include <functional>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <string>
 #include <string_view>
 
@@ -58,6 +60,14 @@ class McpTools {
   // them as the negotiated version wants).
   Result<nlohmann::json> call(const CallContext& ctx, std::string_view name, const nlohmann::json& args);
 
+  // What on_canary = "kill" means for an MCP server (--on-canary=kill): there is no run
+  // to end, so the identity that used a canary (sent its token in a fetch, or asked to
+  // sign with it) is revoked in this server: the "canary" record says decision "kill",
+  // and every later call of that identity (its `sub` and issuer, whichever session or
+  // transport) is refused, so every token it holds is useless from then on. Until the
+  // server restarts; other replicas learn it through the deny list only (mcp.md).
+  void set_revoke_on_canary(bool on) { revoke_on_canary_ = on; }
+
  private:
   Result<nlohmann::json> resolve(const CallContext& ctx, const nlohmann::json& args);
   Result<nlohmann::json> fetch(const CallContext& ctx, const nlohmann::json& args);
@@ -72,9 +82,17 @@ class McpTools {
   // when another replica issued it, its secret resolved here. "" or why not.
   std::string admit_sealed(const CallContext& ctx, const FetchRequest& req, std::int64_t now);
 
+  // Records a canary sight (its decision set here) and, with revoke_on_canary_,
+  // revokes the caller's identity.
+  void canary_seen(const CallContext& ctx, CanarySeen seen);
+  bool revoked(const CallContext& ctx) const;
+
   TokenTable& tokens_;
   AuditRecorder& audit_;
   const Replicas* replicas_;
+  bool revoke_on_canary_ = false;
+  mutable std::mutex revoked_mu_;
+  std::set<std::string> revoked_;   // identity keys
 };
 
 }  // namespace kz::mcp

@@ -60,6 +60,7 @@ LeakDetector LeakDetector::build(const std::vector<WatchedSecret>& secrets) {
     const WatchedSecret& s = secrets[i];
     d.names_.push_back(s.name);
     d.bindings_.push_back(s.binding);
+    d.canaries_.push_back(s.canary);
     if (!s.token.empty()) d.tokens_.emplace(s.token, i);
     if (s.value.size() < kMinValueLen) {
       d.unwatched_.push_back(s.name);

@@ -25,6 +25,10 @@ struct WatchedSecret {
   std::string_view value;   // read by build() only
   std::string token;        // blind mode's token, or "" in a standard run
   Binding binding;          // allow_any: no host is wrong for it (no leak can be told)
+  // A canary (secrets/canary.h): bound nowhere; any sight of it is a "canary" record
+  // (RunSensors raises the run's CanaryAlarm), not a leak or exfil. Watched as what the
+  // agent holds: its made-up value in a standard run, its token in blind mode.
+  bool canary = false;
 };
 
 enum class SightingKind { Token, Value };
@@ -55,6 +59,7 @@ class LeakDetector {
 
   std::size_t size() const { return names_.size(); }
   const std::string& name(std::size_t i) const { return names_[i]; }
+  bool canary(std::size_t i) const { return i < canaries_.size() && canaries_[i]; }
   // Secrets whose value is not watched (shorter than kMinValueLen).
   const std::vector<std::string>& unwatched() const { return unwatched_; }
 
@@ -74,6 +79,7 @@ class LeakDetector {
 
   std::vector<std::string> names_;
   std::vector<Binding> bindings_;
+  std::vector<bool> canaries_;
   std::unordered_map<std::string, std::size_t> tokens_;
   std::vector<Window> windows_;
   std::vector<Width> widths_;

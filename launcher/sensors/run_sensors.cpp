@@ -65,7 +65,8 @@ std::unique_ptr<RunSensors> RunSensors::start(RunSensorOptions opts) {
     return r;
   }
   // One BPF object for every sensor: the kernel's BTF is read and parsed once.
-  auto obj = SensorObject::load(r->opts_.on_leak == OnLeak::Kill);
+  // A write that may have to be refused (a leak, a canary) stops until it is judged.
+  auto obj = SensorObject::load(r->opts_.on_leak == OnLeak::Kill || r->canary_kills());
   if (!obj) {
     say_off(obj.error().message);
     return r;
@@ -115,7 +116,7 @@ void RunSensors::watch(const std::vector<WatchedSecret>& secrets, bool values) {
     spdlog::info("TLS witness: {} is shorter than {} bytes; its value is not watched (its token is)", n,
                  LeakDetector::kMinValueLen);
   const bool full = opts_.mode == SensorMode::Full;
-  const bool kill = opts_.on_leak == OnLeak::Kill;
+  const bool kill = opts_.on_leak == OnLeak::Kill || canary_kills();
   if (!tap_) {
     if (kill)
       spdlog::warn("TLS tap: off ({}); --on-leak=kill cannot act without it", tap_error_);
@@ -265,6 +266,17 @@ std::pair<bool, bool> RunSensors::on_sighting(const WitnessSighting& s) {
   if (s.secret >= detector_.size()) return {false, false};
   const bool bound = detector_.bound(s.secret, s.host);
   std::lock_guard lock(counts_mu_);
+  if (detector_.canary(s.secret)) {
+    TapFinding j;
+    j.pid = static_cast<long>(s.pid);
+    j.host = s.host;
+    j.secret = detector_.name(s.secret);
+    if (!s.peer.empty()) j.peer = s.peer;
+    if (auto p = process_->info(s.pid)) j.exe = p->exe;
+    j.lineage = process_->lineage(s.pid);
+    j.via = "shim";
+    return {false, raise_canary(std::move(j), "witness")};
+  }
   if (bound) {
     ++uses_[{detector_.name(s.secret), s.host, "value"}];
     return {true, false};
@@ -313,6 +325,26 @@ TapFinding RunSensors::facts(const TapWrite& w, std::size_t secret) const {
   return j;
 }
 
+// Nothing legitimate sends a canary, to any host (through kz's proxy too): the record
+// is the alarm's, and with on_canary = "kill" the write is refused (the shim fails it,
+// the tap kills the process) and the alarm ends the run.
+bool RunSensors::raise_canary(TapFinding f, const char* where) {
+  if (opts_.canary == nullptr) return false;
+  CanarySeen seen;
+  seen.secret = f.secret.value_or("");
+  seen.where = where;
+  seen.via = f.via;
+  seen.pid = f.pid;
+  if (!f.host.empty()) seen.host = std::move(f.host);
+  seen.peer = std::move(f.peer);
+  seen.exe = std::move(f.exe);
+  seen.lineage = std::move(f.lineage);
+  seen.reason = std::string("written in the TLS plaintext") + (f.function.empty() ? "" : " (" + f.function + ")") +
+                (std::string_view(where) == "tap" ? ", seen by the eBPF TLS tap" : ", seen by the shim's witness");
+  opts_.canary->raise(std::move(seen));
+  return opts_.canary->kills();
+}
+
 // With a server name the write is judged by that name, proxy or not. Without one, the
 // tap's view of the destination is the socket peer: kz's proxy listener, or nothing at
 // all from a process whose connections go to the proxy (see set_own_proxy).
@@ -350,6 +382,10 @@ TapVerdict RunSensors::on_write(const TapWrite& w) {
       continue;
     }
     TapFinding j = facts(w, s.secret);
+    if (detector_.canary(s.secret)) {
+      if (raise_canary(std::move(j), "tap")) verdict = TapVerdict::Kill;
+      continue;
+    }
     if (s.kind == SightingKind::Token) {
       // Blind mode: the agent tried to send a token where it may not go. The shim or
       // the proxy refused to swap it (and records that); this is the sensor's own view.

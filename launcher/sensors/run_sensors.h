@@ -13,6 +13,8 @@
 //                     where the agent holds values); decision "audit" or "kill"
 //   "exfil"           a token went to a host not bound to it (blind mode; the shim or
 //                     the proxy refused the swap and records that too)
+//   "canary"          a canary (bound nowhere) was written, through the run's CanaryAlarm:
+//                     where "tap" (uprobes) or "witness" (the shim's witness)
 //   "sensor.summary"  at the end: uses per secret and host, counts per witness, which
 //                     witness covered which program, writes not inspected
 // Each carries pid, exe, lineage, host, the TLS function and "via" ("shim" or "tls-tap").
@@ -33,6 +35,7 @@
 
 #include "audit/audit_recorder.h"
 #include "kz/result.h"
+#include "secrets/canary.h"
 #include "sensors/h2_follower.h"
 #include "sensors/leak_detector.h"
 #include "sensors/process_sensor.h"
@@ -56,6 +59,10 @@ struct RunSensorOptions {
   SensorMode mode = SensorMode::Default;
   OnLeak on_leak = OnLeak::Audit;
   AuditRecorder* audit = nullptr;   // required, thread-safe; outlives the RunSensors
+  // The run's canary alarm (secrets/canary.h): a canary the tap or the shim's witness
+  // sees is raised there ("canary" record, where "tap" / "witness"; the run ends with
+  // on_canary = "kill"). Null: no canaries. Thread-safe; outlives the RunSensors.
+  CanaryAlarm* canary = nullptr;
 };
 
 class RunSensors {
@@ -99,6 +106,10 @@ class RunSensors {
   // The record's common fields; `secret` indexes the detector's list (kNoSecret: none).
   static constexpr std::size_t kNoSecret = static_cast<std::size_t>(-1);
   TapFinding facts(const TapWrite& w, std::size_t secret) const;
+  // A canary in a write: the alarm's record from the finding's facts. Whether the run
+  // ends (on_canary = "kill").
+  bool raise_canary(TapFinding facts, const char* where);
+  bool canary_kills() const { return opts_.canary != nullptr && opts_.canary->kills(); }
 
   // Which witness covers each process (see the file comment).
   enum class Cover { None, Shim, Uprobe, Pending };

