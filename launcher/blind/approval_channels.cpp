@@ -4,6 +4,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -15,13 +16,13 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <dirent.h>
 
 #include <nlohmann/json.hpp>
 
 #include "core/log.h"
 #include "core/signal_free_thread.h"
 #include "kz/digest.h"
+#include "secrets/process_tree.h"
 
 namespace kz {
 
@@ -38,16 +39,30 @@ void write_all_fd(int fd, std::string_view s) {
   }
 }
 
-// Printable text for the prompt: the facts come from the agent's request.
-std::string printable(std::string_view s) {
+// Printable text for the prompt: the facts come from the agent's request. Anything but
+// printable ASCII (escape sequences that would move the cursor or rewrite the prompt,
+// newlines, bytes of other encodings) shows as \xNN; what is cut says how much.
+std::string printable(std::string_view s, std::size_t limit = 200) {
   std::string out;
-  for (char c : s.substr(0, 200)) out.push_back(c >= 0x20 && c < 0x7f ? c : '?');
+  for (char c : s.substr(0, limit)) {
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      out.push_back(c);
+    } else {
+      static const char* hex = "0123456789abcdef";
+      const auto u = static_cast<unsigned char>(c);
+      out += "\\x";
+      out.push_back(hex[u >> 4]);
+      out.push_back(hex[u & 15]);
+    }
+  }
+  if (s.size() > limit) out += "...(" + std::to_string(s.size() - limit) + " more bytes)";
   return out;
 }
 
 std::string describe(const ApprovalAsk& a) {
+  const std::string& target = a.target.empty() ? a.path : a.target;
   std::string d = printable(a.secret) + " for " + (a.method.empty() ? std::string("?") : printable(a.method)) +
-                  " https://" + printable(a.host) + printable(a.path);
+                  " https://" + printable(a.host) + printable(target, 1000);
   return d;
 }
 
@@ -96,7 +111,11 @@ Result<std::unique_ptr<ApprovalChannels>> ApprovalChannels::start(ApprovalChanne
   if (!dir) return dir.take_error();
   unsigned char rnd[8];
   RAND_bytes(rnd, sizeof rnd);
-  c->socket_path_ = *dir + "/" + hex_lower(std::string_view(reinterpret_cast<const char*>(rnd), sizeof rnd)) + ".sock";
+  // The run's name carries kz's pid: `kz approve` checks that the socket it reaches is
+  // held by that process (the directory is writable by the agent, same user).
+  c->socket_id_ = std::to_string(getpid()) + "-" +
+                  hex_lower(std::string_view(reinterpret_cast<const char*>(rnd), sizeof rnd));
+  c->socket_path_ = *dir + "/" + c->socket_id_ + ".sock";
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (c->socket_path_.size() >= sizeof addr.sun_path)
@@ -153,10 +172,13 @@ void ApprovalChannels::prompt_loop() {
     const long secs = std::max<long>(1, (ask.deadline_ms - std::chrono::duration_cast<std::chrono::milliseconds>(
                                                                std::chrono::steady_clock::now().time_since_epoch())
                                                                .count()) / 1000);
-    write_all_fd(tty_, "\r\nkz: approval needed: " + describe(ask) + "\r\n     (pid " + std::to_string(ask.pid) +
-                           " " + printable(ask.exe) + ", request " + ask.request_hash.substr(0, 12) + ")\r\n" +
+    // Plain attributes first: what the command wrote before (hidden text, colours) must
+    // not disguise the prompt.
+    write_all_fd(tty_, "\x1b[0m\r\nkz: approval needed: " + describe(ask) + "\r\n     (pid " + std::to_string(ask.pid) +
+                           " " + printable(ask.exe) + ", request " + ask.request_hash.substr(0, 12) +
+                           "; the request body is not shown and not covered)\r\n" +
                            "     type " + ask.code + " and Enter to approve, n to deny (" + std::to_string(secs) +
-                           " s; or `kz approve " + ask.code + "` in another shell): ");
+                           " s; or `kz approve --run " + socket_id_ + " " + ask.code + "` in another shell): ");
     std::string line;
     bool done = false;
     int wrong = 0;
@@ -204,8 +226,29 @@ void ApprovalChannels::prompt_loop() {
 
 // ---- `kz approve` -----------------------------------------------------------------------
 
-std::string ApprovalChannels::socket_answer(const std::string& line, pid_t peer) {
-  if (opts_.in_run && opts_.in_run(peer)) return "refused: a process of the run cannot answer its own approvals";
+bool ApprovalChannels::peer_outside_run(pid_t peer, int peer_pidfd) const {
+  // Fail closed: the peer must be alive now (a process of the run can connect, hand the
+  // socket to a child and exit; its pid then has no parent to walk), its ancestry must
+  // reach pid 1 through processes that exist, and none of them is kz or in the run.
+  if (peer <= 1) return false;
+  if (peer_pidfd >= 0) {
+    pollfd q{peer_pidfd, POLLIN, 0};
+    if (::poll(&q, 1, 0) != 0) return false;   // readable: the process exited
+  }
+  if (::kill(peer, 0) != 0 && errno != EPERM) return false;
+  const pid_t self = getpid();
+  pid_t p = peer;
+  for (int depth = 0; p != 1; ++depth) {
+    if (depth > 4096 || p <= 0 || p == self) return false;
+    if (opts_.in_run && opts_.in_run(p)) return false;
+    p = parent_of(p);
+  }
+  return true;
+}
+
+std::string ApprovalChannels::socket_answer(const std::string& line, pid_t peer, int peer_pidfd) {
+  if (!peer_outside_run(peer, peer_pidfd))
+    return "refused: a process of the run (or one that exited) cannot answer its approvals";
   if (line == "list") {
     std::string out;
     for (const auto& a : opts_.gate->open_asks()) out += (out.empty() ? "" : "; ") + describe(a);
@@ -237,6 +280,15 @@ void ApprovalChannels::socket_loop() {
     ucred cred{};
     socklen_t len = sizeof cred;
     std::string reply;
+    int peer_pidfd = -1;
+#ifdef SO_PEERPIDFD
+    socklen_t plen = sizeof peer_pidfd;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &peer_pidfd, &plen) != 0) peer_pidfd = -1;
+#else
+    // Linux >= 6.5 (SO_PEERPIDFD = 77): a pidfd of the peer, immune to pid reuse.
+    socklen_t plen = sizeof peer_pidfd;
+    if (getsockopt(fd, SOL_SOCKET, 77, &peer_pidfd, &plen) != 0) peer_pidfd = -1;
+#endif
     if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.uid != getuid()) {
       reply = "refused: another user";
     } else {
@@ -250,8 +302,10 @@ void ApprovalChannels::socket_loop() {
         if (n <= 0) break;
         line.append(buf, static_cast<std::size_t>(n));
       }
-      reply = socket_answer(trim(line.substr(0, line.find('\n'))), cred.pid);
+      // Checked after the line is read: the peer is the one that answers.
+      reply = socket_answer(trim(line.substr(0, line.find('\n'))), cred.pid, peer_pidfd);
     }
+    if (peer_pidfd >= 0) ::close(peer_pidfd);
     write_all_fd(fd, reply + "\n");
     ::close(fd);
   }
@@ -297,40 +351,53 @@ void ApprovalChannels::webhook_one(ApprovalAsk ask) {
 
 // ---- the client -------------------------------------------------------------------------
 
-Result<std::vector<std::string>> send_approval_command(const std::string& line) {
+Result<std::string> send_approval_command(const std::string& run, const std::string& line) {
+  // Only the socket the prompt named: the directory is writable by every process of this
+  // user, the agent included, so a socket found there proves nothing by itself.
+  const auto dash = run.find('-');
+  pid_t kz_pid = 0;
+  if (dash == std::string::npos || dash == 0 || dash + 1 >= run.size() ||
+      run.find_first_not_of("0123456789") != dash || run.find_first_not_of("0123456789abcdef", dash + 1) != std::string::npos ||
+      dash > 9 || (kz_pid = static_cast<pid_t>(std::stol(run.substr(0, dash)))) <= 1)
+    return make_error(ErrorKind::Usage, "--run: \"" + printable(run) + "\" is not a run name as the prompt shows it");
   auto dir = approval_socket_dir(false);
   if (!dir) return make_error(ErrorKind::NotFound, "no kz run is waiting for an approval (" + dir.error().message + ")");
-  std::vector<std::string> out;
-  DIR* d = opendir(dir->c_str());
-  if (d == nullptr) return make_error(ErrorKind::Io, *dir + ": " + errno_text());
-  std::vector<std::string> socks;
-  while (dirent* e = readdir(d)) {
-    const std::string n = e->d_name;
-    if (n.size() > 5 && n.compare(n.size() - 5, 5, ".sock") == 0) socks.push_back(*dir + "/" + n);
-  }
-  closedir(d);
-  for (const auto& path : socks) {
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    if (path.size() >= sizeof addr.sun_path) continue;
-    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-    const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) continue;
-    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-      ::close(fd);
-      if (errno == ECONNREFUSED) ::unlink(path.c_str());   // a run that ended without cleaning up
-      continue;
-    }
-    write_all_fd(fd, line + "\n");
-    std::string reply;
-    char buf[512];
-    ssize_t n;
-    while ((n = ::read(fd, buf, sizeof buf)) > 0) reply.append(buf, static_cast<std::size_t>(n));
+  const std::string path = *dir + "/" + run + ".sock";
+  struct stat st{};
+  if (::lstat(path.c_str(), &st) != 0) return make_error(ErrorKind::NotFound, "no run " + run + " waits (" + path + ": " + errno_text() + ")");
+  if (!S_ISSOCK(st.st_mode) || st.st_uid != getuid())
+    return make_error(ErrorKind::Denied, path + " is not a socket of this user");
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path) return make_error(ErrorKind::Io, "approval socket path too long: " + path);
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return make_error(ErrorKind::Io, "socket: " + errno_text());
+  const timeval tv{10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    const std::string why = errno_text();
     ::close(fd);
-    out.push_back(trim(reply));
+    return make_error(ErrorKind::NotFound, "no run " + run + " waits (" + why + ")");
   }
-  if (out.empty()) return make_error(ErrorKind::NotFound, "no kz run is waiting for an approval");
-  return out;
+  // The listener must be that kz: the pid in the run's name, this user. (A socket planted
+  // by the agent is held by the agent's process; it never sees the code.)
+  ucred cred{};
+  socklen_t len = sizeof cred;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.uid != getuid() || cred.pid != kz_pid) {
+    ::close(fd);
+    return make_error(ErrorKind::Denied, path + " is not held by kz (pid " + std::to_string(kz_pid) +
+                                             "): not sent; the run's directory may have been tampered with");
+  }
+  write_all_fd(fd, line + "\n");
+  std::string reply;
+  char buf[512];
+  ssize_t n;
+  while (reply.size() < 4096 && (n = ::read(fd, buf, sizeof buf)) > 0) reply.append(buf, static_cast<std::size_t>(n));
+  ::close(fd);
+  if (reply.empty()) return make_error(ErrorKind::Io, "run " + run + " did not answer");
+  return trim(reply);
 }
 
 }  // namespace kz

@@ -6,10 +6,14 @@
 //             the ask's one-time code to approve it, or "n" to deny. Input typed (or
 //             injected with TIOCSTI) before the prompt is flushed; in pty mode the
 //             supervisor stops forwarding the terminal's input to the command meanwhile.
-//   socket    `kz approve CODE` (or `kz approve --deny CODE`) from another shell: a unix
-//             socket in a 0700 directory of this user; a connection from a process of
-//             the run itself is refused, and after kMaxBadCodes wrong codes the socket
-//             closes for the rest of the run.
+//   socket    `kz approve --run RUN CODE` (or --deny) from another shell: a unix socket
+//             in a 0700 directory of this user, named by the RUN the prompt shows. The
+//             agent runs as the same user and can reach that directory: the client sends
+//             only to the named socket and only if its listener is kz's pid; the server
+//             answers only a peer that is alive and whose ancestry reaches pid 1 through
+//             living processes none of which is kz or in the run (checked after the line
+//             is read; with SO_PEERPIDFD, aliveness by pidfd). After kMaxBadCodes wrong
+//             codes the socket closes for the rest of the run.
 //   webhook   --approve-via=URL: kz POSTs the facts of each ask (JSON, with the request
 //             hash) and waits for the answer in the response:
 //             {"decision": "approve"|"deny", "request_hash": "<the same>", "by": "..."}.
@@ -68,7 +72,8 @@ class ApprovalChannels {
   void socket_loop();
   void webhook_loop();
   void webhook_one(ApprovalAsk ask);
-  std::string socket_answer(const std::string& line, pid_t peer);
+  std::string socket_answer(const std::string& line, pid_t peer, int peer_pidfd);
+  bool peer_outside_run(pid_t peer, int peer_pidfd) const;
 
   ApprovalChannelOptions opts_;
   std::string description_;
@@ -76,6 +81,7 @@ class ApprovalChannels {
   int listen_fd_ = -1;
   int wake_fd_ = -1;
   std::string socket_path_;
+  std::string socket_id_;   // "KZPID-RANDOM": the prompt shows it, `kz approve --run` names it
   int bad_codes_ = 0;
   std::atomic<bool> cancel_{false};
   std::mutex workers_mu_;
@@ -83,8 +89,9 @@ class ApprovalChannels {
   std::thread prompt_, socket_, webhook_;
 };
 
-// `kz approve`: sends "approve CODE", "deny CODE" or "list" to each run's socket of this
-// user and returns what they said (one line each). Error: no run is waiting.
-Result<std::vector<std::string>> send_approval_command(const std::string& line);
+// `kz approve --run RUN`: sends "approve CODE", "deny CODE" or "list" to that run's socket
+// only (RUN as the prompt shows it, "KZPID-HEX"), after checking the socket is this
+// user's and its listener is that pid; reads the reply with a 10 s timeout.
+Result<std::string> send_approval_command(const std::string& run, const std::string& line);
 
 }  // namespace kz

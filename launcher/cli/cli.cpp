@@ -173,6 +173,7 @@ int cli_main(int argc, char** argv) {
       "approve", "Approve (or --deny) a blind run's request that waits for a person, by the code its prompt shows");
   approve_cmd->add_option("code", approve.code, "The code the prompt on the run's terminal shows (none: list)");
   approve_cmd->add_flag("--deny", approve.deny, "Deny the request instead");
+  approve_cmd->add_option("--run", approve.run, "The run whose prompt shows the code (the prompt names it: KZPID-HEX)");
 
   TrustOptions trust;
   auto* trust_cmd = app.add_subcommand(

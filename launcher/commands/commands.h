@@ -56,6 +56,7 @@ struct RunOptions {
 // `kz approve [CODE]`: answer a blind run's approval prompt from another shell.
 struct ApproveOptions {
   std::string code;          // empty: list what waits
+  std::string run;           // the run the prompt names ("KZPID-HEX"): its socket only
   bool deny = false;
 };
 

@@ -418,6 +418,9 @@ Status parse_secret(const std::string& name, const toml::node& node, const std::
                                      "wait for approval)");
   if (s.approve.mode == ApprovalMode::None && s.approve.ttl_seconds >= 0)
     return config_error(pos, field + ".approve_ttl needs approve = ...");
+  if (s.approve.mode == ApprovalMode::Every && s.approve.ttl_seconds >= 0)
+    return config_error(pos, field + ".approve_ttl: approve = \"every\" asks for each request, an approval is "
+                                     "never reused (use approve = { methods, paths } for one that lasts)");
   cfg.secrets.push_back(std::move(s));
   return ok_status();
 }

@@ -324,6 +324,9 @@ Result<SuperviseOutcome> supervise_once(const SuperviseOptions& o) {
   char buf[65536];
   while (true) {
     bool any_open = false, any_pending = false;
+    // An approval prompt on the terminal (pty mode): the command's output waits in the
+    // pty until it is answered, so it cannot move the cursor and rewrite the prompt.
+    const bool prompt_up = pty_mode && o.stdin_gate != nullptr && o.stdin_gate->held();
     std::vector<pollfd> fds;
     fds.push_back({signals.fd(), POLLIN, 0});
     if (o.control) fds.push_back({o.control->fd(), POLLIN, 0});
@@ -331,7 +334,7 @@ Result<SuperviseOutcome> supervise_once(const SuperviseOptions& o) {
       if (!c.src) continue;
       any_open = true;
       any_pending = any_pending || c.masker->has_pending();
-      fds.push_back({c.src.get(), POLLIN, 0});
+      if (!prompt_up) fds.push_back({c.src.get(), POLLIN, 0});
     }
     if (o.stdin_gate != nullptr) fds.push_back({o.stdin_gate->fd(), POLLIN, 0});
     if (forward_stdin && (o.stdin_gate == nullptr || !o.stdin_gate->held())) fds.push_back({0, POLLIN, 0});
@@ -354,6 +357,7 @@ Result<SuperviseOutcome> supervise_once(const SuperviseOptions& o) {
     int n = ::poll(fds.data(), fds.size(), timeout);
     if (n < 0 && errno == EINTR) continue;
     if (n == 0) {
+      if (prompt_up) continue;   // the output waits for the prompt's answer
       // Idle: release held-back bytes so interactive output is never stuck.
       bool flushed = false;
       for (auto& c : chans)

@@ -133,8 +133,9 @@ bool ApprovalGate::in_force(const std::string& key) {
 
 ApprovalAsk ApprovalGate::open(ApprovalAsk facts) {
   std::lock_guard lock(mu_);
-  for (const auto& [id, a] : open_)
-    if (a.key == facts.key) return a;
+  if (!facts.key.empty())   // no key ("every"): each request is its own ask
+    for (const auto& [id, a] : open_)
+      if (a.key == facts.key) return a;
   facts.id = next_id_++;
   facts.code = new_code();
   facts.deadline_ms = now_ms() + timeout_.count();
@@ -167,7 +168,7 @@ void ApprovalGate::answer_locked(std::map<std::uint64_t, ApprovalAsk>::iterator 
                                  std::string by, std::string channel) {
   ApprovalAnswer a{std::move(it->second), v, std::move(by), std::move(channel)};
   open_.erase(it);
-  if (v == ApprovalVerdict::Approved) {
+  if (v == ApprovalVerdict::Approved && !a.ask.key.empty()) {
     const std::int64_t ttl = a.ask.ttl_seconds;
     in_force_[a.ask.key] = ttl <= 0 ? INT64_MAX : now_ms() + ttl * 1000;
   }

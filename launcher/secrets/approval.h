@@ -39,8 +39,10 @@ std::int64_t approval_ttl_seconds(const ApprovalRule& rule);
 struct ApprovalAsk {
   std::uint64_t id = 0;
   std::string secret, token_id, host, method, path;   // path: without the query
+  std::string target;         // the request target as sent (path and query): the prompt shows it
   std::string request_hash;                            // approval_request_hash
-  std::string key;            // what an approval covers: the hash, or the secret (First)
+  std::string key;            // what an approval covers: the hash, or the secret (First);
+                              // empty ("every"): this one request, never again
   std::int64_t ttl_seconds = 0;   // how long the approval lasts (0: the run)
   std::string code;           // what a person types to approve (tty, `kz approve`)
   std::int64_t deadline_ms = 0;   // steady clock, ms

@@ -265,12 +265,17 @@ DecideOutcome decide(const DecideContext& ctx, const wire::Request& req, const P
     ask.host = host;
     ask.method = std::string(method);
     ask.path = a.path.value_or("");
+    ask.target = std::string(path);   // with the query: what the person approves
     ask.request_hash = approval_request_hash(s->name, method, host, path);
-    ask.key = s->binding.approve.mode == ApprovalMode::First ? "secret\n" + s->name : ask.request_hash;
+    // "every": each request asks, once (no key: the answer covers that request only).
+    const bool single_use = s->binding.approve.mode == ApprovalMode::Every;
+    ask.key = s->binding.approve.mode == ApprovalMode::First ? "secret\n" + s->name
+              : single_use                                   ? std::string()
+                                                             : ask.request_hash;
     ask.ttl_seconds = approval_ttl_seconds(s->binding.approve);
     ask.pid = a.pid;
     ask.exe = a.exe;
-    if (!ctx.approvals->in_force(ask.key)) out.ask = std::move(ask);
+    if (single_use || !ctx.approvals->in_force(ask.key)) out.ask = std::move(ask);
   }
 
   // A minted credential (live_value.h): its current value, never one that expired.

@@ -26,9 +26,13 @@ ApprovalEvent event_of(const PdpApprovalFacts& f, const std::string& hash, std::
 
 PdpApprovalResult ask_pdp_approval(const policy::ApprovalsSpec& spec, const PdpApprovalFacts& f, AuditRecorder& log) {
   PdpApprovalResult out;
-  // The secret is named by its ref (what the policy decides on), so the hash says which
-  // secret, for whom it does not (the approver gets sub in the facts).
-  out.request_hash = approval_request_hash(f.ref, f.method, f.host, f.path);
+  // The hash names the secret by its ref (what the policy decides on), whose request it
+  // is (iss, sub) and which decision: an approval (a webhook's stored answer, say) for one
+  // identity or one decision never answers another.
+  std::string scope;
+  for (const std::string* part : {&f.ref, &f.iss, &f.sub, &f.decision_id})
+    scope += std::to_string(part->size()) + ":" + *part + ";";
+  out.request_hash = approval_request_hash(scope, f.method, f.host, f.path);
   log.record(event_of(f, out.request_hash, "asked"));
   auto finish = [&](ApprovalVerdict v, std::string by) {
     out.verdict = v;

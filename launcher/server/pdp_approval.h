@@ -19,12 +19,15 @@ struct PdpApprovalFacts {
   std::string sub, name, provider, ref;   // who asks, for which secret
   std::string host, method, path;         // the use ("" for a resolution)
   std::string source, decision_id;
+  std::string iss;                        // the identity's issuer (with sub: whose request)
 };
 
 struct PdpApprovalResult {
   ApprovalVerdict verdict = ApprovalVerdict::Timeout;
   std::string by;             // the approver's "by", or why it was denied
-  std::string request_hash;   // approval_request_hash of the facts (ref as the secret)
+  std::string request_hash;   // approval_request_hash of the facts: the secret field is
+                              // ref, iss, sub and the decision id (length-prefixed), so an
+                              // answer for one identity's (or one decision's) ask serves no other
 
   bool approved() const { return verdict == ApprovalVerdict::Approved; }
 };

@@ -175,10 +175,10 @@ class WebhookApprovalTest(ApprovalTestCase):
         self.assertEqual(self.sent("/b"), ["Bearer " + REAL])
         self.assertEqual(len(read_jsonl(self.asks)), 1)
 
-    def test_every_use_is_bound_to_its_request(self):
-        # approve = "every": an approval covers its request's hash (method, host, path):
-        # the same request again goes; another path is held again, and denied here.
-        url = self.webhook("approve,deny")
+    def test_every_use_asks_each_time(self):
+        # approve = "every": an approval covers that one request: the same request again
+        # is asked again (an approval is never replayed), another path too (denied here).
+        url = self.webhook("approve,approve,deny")
         self.configure('"every"')
         r = self.run_agent("GET:/a:API_KEY", "GET:/a:API_KEY", "GET:/b:API_KEY", via=url)
         self.assertEqual(r.returncode, 0, r.stderr[-3000:])
@@ -187,15 +187,27 @@ class WebhookApprovalTest(ApprovalTestCase):
         self.assertEqual(len(got_b), 1)
         self.assertNotIn(REAL, got_b[0])
         asks = [a["ask"] for a in read_jsonl(self.asks)]
-        self.assertEqual([a["path"] for a in asks], ["/a", "/b"])
-        self.assertNotEqual(asks[0]["request_hash"], asks[1]["request_hash"])
+        self.assertEqual([a["path"] for a in asks], ["/a", "/a", "/b"])
+        self.assertEqual(asks[0]["request_hash"], asks[1]["request_hash"])
+        self.assertNotEqual(asks[0]["request_hash"], asks[2]["request_hash"])
+
+    def test_every_approval_is_single_use(self):
+        # One approval, then the same request again: the webhook denies the second ask,
+        # so the repeat goes out with the useless token (before: it reused the approval).
+        url = self.webhook("approve,deny")
+        self.configure('"every"')
+        r = self.run_agent("GET:/a:API_KEY", "GET:/a:API_KEY", via=url)
+        self.assertEqual(r.returncode, 0, r.stderr[-3000:])
+        got = self.sent("/a")
+        self.assertEqual(got[0], "Bearer " + REAL)
+        self.assertNotIn(REAL, got[1])
+        self.assertEqual(len(read_jsonl(self.asks)), 2)
 
     def test_ttl_expires_approvals(self):
         # approve_ttl = "1s": the same request after its approval lapsed is asked again
-        # (the agent waits the TTL out: time passing is what is tested). With the default
-        # TTL the repeat goes without an ask (test_every_use_is_bound_to_its_request).
+        # (the agent waits the TTL out: time passing is what is tested).
         url = self.webhook("approve,deny")
-        self.configure('"every"', ttl="1s")
+        self.configure('{ methods = ["GET"] }', ttl="1s")
         r = self.run_agent("GET:/a:API_KEY", "wait:1.3", "GET:/a:API_KEY", via=url)
         self.assertEqual(r.returncode, 0, r.stderr[-3000:])
         got = self.sent("/a")
@@ -277,6 +289,12 @@ class ApprovalConfigTest(ApprovalTestCase):
         self.configure("true", ttl="forever", extra_secret=False)
         r = self.kz("check")
         self.assertIn("secrets.API_KEY.approve_ttl", r.stderr)
+        # "every" is single-use: a TTL would have nothing to cover.
+        self.configure('"every"', ttl="5m", extra_secret=False)
+        r = self.kz("check")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("secrets.API_KEY.approve_ttl", r.stderr)
+        self.assertIn("never reused", r.stderr)
 
     def test_no_channel_refuses_to_start(self):
         # No terminal (a pipe, no controlling tty) and no webhook: nobody could approve.

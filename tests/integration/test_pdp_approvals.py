@@ -4,6 +4,7 @@ server of the test's own, tests/servers/approval_webhook.py). The decision API a
 approved/denied/timeout (or pending with "wait": false), the MCP fetch tool waits for
 the same answer, and the decision log holds the "approve" records.
 """
+import hashlib
 import json
 import os
 import shutil
@@ -146,6 +147,22 @@ class PdpApprovalTest(PdpFixture):
                              ("pdp", "billing-1", "payments/stripe", j["decision_id"]))
         dec = [r for r in read_jsonl(self.log) if r.get("event") == "decision"]
         self.assertEqual(dec[0]["result"][0]["approval"]["status"], "approved")
+
+    def test_the_hash_binds_the_identity_and_the_decision(self):
+        # An answer names the request's hash: the hash covers iss, sub and the decision id,
+        # so a stored approval of one identity's (or one decision's) request answers no other.
+        self.start("approve,approve")
+        hashes = []
+        for _ in range(2):
+            _, j = self.decide(USE)
+            res = j["results"][0]
+            scope = "".join("%d:%s;" % (len(p.encode()), p)
+                            for p in ("payments/stripe", ISSUER, "billing-1", j["decision_id"]))
+            want = hashlib.sha256("\0".join([scope, "POST", "api.stripe.com", "/v1/charges", ""]).encode()
+                                  + b"\0").hexdigest()
+            self.assertEqual(res["approval"]["request_hash"], want)
+            hashes.append(want)
+        self.assertNotEqual(hashes[0], hashes[1])
 
     def assertRefusedAs(self, answers, status):
         self.start(answers)
