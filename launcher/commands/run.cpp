@@ -619,7 +619,10 @@ Step RunSession::start_rotation() {
 void RunSession::add_mask(std::string_view value) {
   if (!masks_) return;   // no masking in this run
   masks_ = masks_->adding({value});
-  control_->set_masks(masks_);
+  // The running streams learn new masks through the rotation control, which exists only
+  // when a secret says `refresh` (a renewed or sealed value in a run without one is not
+  // masked live: known gap).
+  if (control_) control_->set_masks(masks_);
 }
 
 Result<bool> RunSession::apply_rotation(const std::string& name, SecretValue value) {

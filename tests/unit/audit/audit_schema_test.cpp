@@ -92,6 +92,8 @@ std::vector<AuditEvent> full_samples() {
                          "abc", "stdout", "proxy", "alice", "1.2.3.4", "s1", {"bash", "curl"}});
   v.push_back(SecretRotated{"API_KEY", "vault", "error", "sealed", "2", 3600, "2026-01-01T00:00:00Z", true, "tid"});
   v.push_back(RunRestarted{{"API_KEY"}, "SIGTERM", 10000, 41, "killed", 137, 42});
+  v.push_back(ApprovalEvent{"API_KEY", "approved", "tty", "hash", "tty", "h", "POST", "/x", "tid", "why", 7L,
+                            "/bin/curl", "sub", "ref", "did"});
   v.push_back(OAuthMint{"API_TOKEN", "refresh", "error", "abc", "auth.example.com", "invalid_client", 3600, 7L});
   return v;
 }

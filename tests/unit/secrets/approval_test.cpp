@@ -148,7 +148,10 @@ TEST(ApprovalDecide, HeldThenSettled) {
   s.push_back({"API_KEY", "env", SecretValue::from(value)});
   Binding b;
   b.hosts = {"localhost"};
-  b.approve.mode = ApprovalMode::Every;
+  // { methods, paths } (Matching): an approval stays in force for its request ("every"
+  // is single use: ApprovalDecide.EveryIsSingleUse).
+  b.approve.mode = ApprovalMode::Matching;
+  b.approve.methods = {"POST"};
   auto t = TokenTable::build(std::move(s), {{"API_KEY", b}});
   ASSERT_TRUE(t.ok());
   auto verifier = test::test_peer_verifier();
@@ -189,6 +192,31 @@ TEST(ApprovalDecide, HeldThenSettled) {
   auto other = test::broker_request(wire::Op::Swap, token, "localhost",
                                     test::der_of_pem_file(test::test_ca().server_cert), "POST", "/v1/y");
   EXPECT_TRUE(decide(ctx, *other, peer).ask.has_value());
+}
+
+// "every": each request asks, and an approval covers only the request it was shown for.
+TEST(ApprovalDecide, EveryIsSingleUse) {
+  std::vector<ResolvedSecret> s;
+  s.push_back({"API_KEY", "env", SecretValue::from("sk-live-0123456789abcdefghijklmnop")});
+  Binding b;
+  b.hosts = {"localhost"};
+  b.approve.mode = ApprovalMode::Every;
+  auto t = TokenTable::build(std::move(s), {{"API_KEY", b}});
+  ASSERT_TRUE(t.ok());
+  auto verifier = test::test_peer_verifier();
+  ApprovalGate gate(std::chrono::minutes(1));
+  const std::string token(t->secrets()[0].token.view());
+  auto req = test::broker_request(wire::Op::Swap, token, "localhost",
+                                  test::der_of_pem_file(test::test_ca().server_cert), "POST", "/v1/x");
+  DecideContext ctx{&*t, verifier.get()};
+  ctx.approvals = &gate;
+  PeerProcess peer{4242, "/usr/bin/curl"};
+  DecideOutcome first = decide(ctx, *req, peer);
+  ASSERT_TRUE(first.ask.has_value());
+  EXPECT_TRUE(first.ask->key.empty());
+  const ApprovalAsk opened = gate.open(*first.ask);
+  gate.answer(opened.id, ApprovalVerdict::Approved, "terminal", "tty");
+  EXPECT_TRUE(decide(ctx, *req, peer).ask.has_value());   // the same request asks again
 }
 
 }  // namespace

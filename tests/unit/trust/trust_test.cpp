@@ -118,7 +118,6 @@ TEST(PinsDiff, AnApprovalDroppedOrLoosenedWidens) {
   for (const char* now : {
            R"(K = { provider = "env", ref = "SRC", hosts = ["api.example.com"] })",
            R"(K = { provider = "env", ref = "SRC", hosts = ["api.example.com"], approve = true })",
-           R"(K = { provider = "env", ref = "SRC", hosts = ["api.example.com"], approve = "every", approve_ttl = "60m" })",
            R"(K = { provider = "env", ref = "SRC", hosts = ["api.example.com"], approve = { methods = ["POST"] } })"}) {
     EXPECT_TRUE(diff_pins(pins_of(trusted), pins_of(p.load(now))).widens()) << now;
   }
