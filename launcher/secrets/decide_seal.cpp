@@ -51,7 +51,9 @@ void decide_seal(const DecideContext& ctx, const wire::Request& req, const PeerP
   e.provider = "sealed";
   e.value = SecretValue::from(value);
   e.binding.hosts = s->mint_hosts;
-  e.mint_hosts = s->mint_hosts;   // its own answers (a refresh) are sealed too
+  // No mint_hosts of its own: a swap of a sealed token does not arm sealing, else every
+  // answer of the API it is used at (an echo, any long string) would be held for a Seal
+  // the client secret's binding refuses there, and fail the read.
   e.id = s->id;
   const auto* bytes = reinterpret_cast<const unsigned char*>(value.data());
   e.fp_hash = wire::fp_hash(bytes, value.size(), ctx.table->fp_base());
