@@ -266,7 +266,8 @@ Result<json> McpTools::resolve(const CallContext& ctx, const json& args) {
     rec.revision = bundle.revision;
     if (d.approve) {   // effect: approve: the call waits for a person (server/pdp_approval.h)
       const PdpApprovalResult ar = ask_pdp_approval(
-          bundle.approvals, {ctx.identity->sub, spec->name, spec->provider, spec->ref, "", "", "", ctx.source, ""}, audit_);
+          bundle.approvals, {ctx.identity->sub, spec->name, spec->provider, spec->ref, "", "", "", ctx.source, "",
+                             issuer_of(ctx.identity->claims)}, audit_);
       if (!ar.approved())
         return refuse("deny", "not approved (" + std::string(verdict_name(ar.verdict)) + ", " + ar.by + "): " + d.reason);
     } else if (!d.allow) {
@@ -509,7 +510,8 @@ Result<json> McpTools::fetch(const CallContext& ctx, const json& args) {
       if (d.approve) {   // effect: approve: this request waits for a person (server/pdp_approval.h)
         const PdpApprovalResult ar =
             ask_pdp_approval(ctx.state->bundle.approvals,
-                             {ctx.identity->sub, t.name, t.provider, t.ref, req.host, req.method, req.path, ctx.source, ""},
+                             {ctx.identity->sub, t.name, t.provider, t.ref, req.host, req.method, req.path, ctx.source, "",
+                              issuer_of(ctx.identity->claims)},
                              audit_);
         if (!ar.approved())
           return make_error(ErrorKind::Denied, t.name + " for " + hop.url.host + " was not approved (" +

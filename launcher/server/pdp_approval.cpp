@@ -24,6 +24,11 @@ ApprovalEvent event_of(const PdpApprovalFacts& f, const std::string& hash, std::
 
 }  // namespace
 
+std::string issuer_of(const nlohmann::json& claims) {
+  const auto it = claims.find("iss");
+  return it != claims.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
 PdpApprovalResult ask_pdp_approval(const policy::ApprovalsSpec& spec, const PdpApprovalFacts& f, AuditRecorder& log) {
   PdpApprovalResult out;
   // The hash names the secret by its ref (what the policy decides on), whose request it

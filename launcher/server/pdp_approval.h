@@ -9,6 +9,8 @@
 
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "audit/audit_recorder.h"
 #include "policy/bundle.h"
 #include "secrets/approval.h"
@@ -33,6 +35,10 @@ struct PdpApprovalResult {
 };
 
 // Asks and waits (the calling thread blocks up to approvals.timeout).
+// The identity's issuer from its claims ("" when it has no string `iss`): with sub, whose
+// request an approval answers.
+std::string issuer_of(const nlohmann::json& claims);
+
 PdpApprovalResult ask_pdp_approval(const policy::ApprovalsSpec& spec, const PdpApprovalFacts& facts,
                                    AuditRecorder& log);
 

@@ -150,7 +150,7 @@ HttpReply PdpService::api(const HttpRequestView& req, bool resolve) {
       } else {
         PdpApprovalFacts f{claims.contains("sub") && claims["sub"].is_string() ? claims["sub"].get<std::string>() : "",
                            a.name, a.provider, a.ref, request.host, request.method, request.path, request.source, id, ""};
-        if (claims.contains("iss") && claims["iss"].is_string()) f.iss = claims["iss"].get<std::string>();
+        f.iss = issuer_of(claims);
         const PdpApprovalResult ar = ask_pdp_approval(st->bundle.approvals, f, *opts_.log);
         d.allow = ar.approved();
         d.reason = std::string(d.allow ? "approved" : "not approved") + " (" + verdict_name(ar.verdict) + ", " + ar.by +
