@@ -49,6 +49,7 @@ const char* decision_name(Decision d) {
     case Decision::Refuse: return "refuse";
     case Decision::Incomplete: return "incomplete";
     case Decision::Unknown: return "unknown";
+    case Decision::Hold: return "hold";
   }
   return "?";
 }
