@@ -448,10 +448,10 @@ Step RunSession::plant_canaries() {
     Planted p;
     p.name = c.name;
     if (blind_) {
-      auto tok = mint_token(kCanaryTokenLen);
-      if (!tok) return fail(kExitInternal, tok.error().message);
-      p.env_value = canary_with_token(shape, tok->view());
-      p.token = std::move(*tok);
+      auto c = make_blind_canary(shape, cfg_->blind.token_shape != "plain", kCanaryTokenLen);
+      if (!c) return fail(kExitInternal, c.error().message);
+      p.env_value = std::move(c->shown);
+      p.token = std::move(c->token);
     } else {
       auto v = make_canary_value(shape);
       if (!v) return fail(kExitInternal, v.error().message);

@@ -101,7 +101,24 @@ Result<TokenTable> TokenTable::build(std::vector<ResolvedSecret> secrets,
     // swap (and an inbound redaction) replaces as many bytes as it finds. A signing key
     // (sign = "sigv4") is never sent, so it has no shape to keep.
     // A minted credential's value changes during the run: no prefix of the first one stays.
-    if (e.binding.sign.empty() && !r.source) e.shown_prefix = std::string(token_prefix_for(r.value.view(), shape));
+    // First a class-shaped token (token_mint.h); a JWT keeps its header and payload only
+    // when its value does not rotate (a renewed JWT has other claims).
+    e.provider = r.provider;
+    e.rotates = std::find(rotating.begin(), rotating.end(), e.name) != rotating.end();
+    SecretValue classed;
+    if (e.binding.sign.empty() && !r.source) {
+      const std::string_view keep = classed_prefix_for(r.value.view(), shape, !e.rotates);
+      if (!keep.empty()) {
+        auto c = mint_classed_token(r.value.view().substr(keep.size()), classed_layout_for(r.value.view(), keep));
+        if (!c) return c.take_error();
+        if (!c->empty()) {
+          e.shown_prefix = std::string(keep);
+          classed = std::move(*c);
+        }
+      }
+      // The fallback: the vendor prefix and a plain token, or a bare plain token.
+      if (classed.empty()) e.shown_prefix = std::string(token_prefix_for(r.value.view(), shape));
+    }
     // The encoded forms are those of the whole value: base64 of the rest is no part of
     // base64 of the whole, so a server that echoes the key base64-encoded is still caught.
     e.form_prints = form_prints_of(r.value.view(), t.fp_base_, t.fq_base_);
@@ -109,10 +126,9 @@ Result<TokenTable> TokenTable::build(std::vector<ResolvedSecret> secrets,
     // A minted credential's token has room for a renewed value a little longer than the
     // first (a value longer than the token is refused at the swap: fail closed).
     const std::size_t room = r.source ? std::min(wire::kMaxTokenLen, r.value.size() + std::max<std::size_t>(16, r.value.size() / 4)) : 0;
-    auto tok = mint_token(std::max(wire::token_length_for(r.value.size()), room));
+    auto tok = classed.empty() ? mint_token(std::max(wire::token_length_for(r.value.size()), room))
+                               : Result<SecretValue>(std::move(classed));
     if (!tok) return tok.take_error();
-    e.provider = r.provider;
-    e.rotates = std::find(rotating.begin(), rotating.end(), e.name) != rotating.end();
     e.id = static_cast<std::uint32_t>(t.secrets_.size() + 1);
     e.token = std::move(*tok);
     e.token_id = token_id(e.token.view());
