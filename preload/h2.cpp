@@ -1160,7 +1160,14 @@ InboundRead h2_read(ConnState* st, unsigned char* out, std::size_t cap, bool pee
       return InboundRead::Delivered;
     }
     if (h.broken) return InboundRead::Failed;
-    const long rc = r.read(r.ctx, d.raw + d.raw_len, kRawCap - d.raw_len);
+    // The library read, which may wait for the server, runs without the connection's
+    // lock: a program's other thread writes meanwhile (the server may be waiting for
+    // that very write). d.raw is the readers' own (the caller holds st->read_mu).
+    unsigned char* into = d.raw + d.raw_len;
+    const std::size_t room = kRawCap - d.raw_len;
+    pthread_mutex_unlock(&st->mu);
+    const long rc = r.read(r.ctx, into, room);
+    pthread_mutex_lock(&st->mu);
     if (rc <= 0) {
       *lib = rc;
       return InboundRead::Library;

@@ -42,6 +42,8 @@
 // later write and read.
 //
 // All functions are called with the ConnState's lock held (the drivers take it).
+// h2_read's caller also holds the ConnState's read_mu: h2_read lets go of the lock (not
+// of read_mu) while the library read waits, so other threads write meanwhile.
 #pragma once
 
 #include <cstddef>
