@@ -7,6 +7,8 @@
 #include <cstring>
 #include <new>
 
+#include "ascii.h"
+#include "kz/preload/basic_auth.h"
 #include "kz/preload/scratch.h"
 #include "kz/wire/hpack.h"
 #include "kz/wire/scanner.h"
@@ -393,6 +395,53 @@ void report_all(const unsigned char* p, std::size_t n, const BrokerOps& b, ConnS
   }
 }
 
+// `authorization` / `proxy-authorization: Basic base64(user:password)`: the decoded
+// credential's tokens are swapped as for HTTP/1.1 (outbound.cpp) and the credential is
+// re-encoded into out[0, cap) (any length: the block is re-encoded anyway). Returns the
+// new value's length, 0 when nothing was swapped (tokens of an unbound stream or that the
+// broker refused stay, reported). *seal: a swapped value whose answer would be sealed
+// (the caller refuses the stream; reported here, with its audit reason).
+constexpr std::size_t kMaxBasicB64 = 1024;
+std::size_t swap_basic(const hp::Field& f, bool bound, unsigned char* out, std::size_t cap, const BrokerOps& b,
+                       ConnState* st, H2Stats* stats, bool* seal) {
+  const char* v = reinterpret_cast<const char*>(f.value);
+  const bool auth = (f.nl == 13 && ascii_ieq(reinterpret_cast<const char*>(f.name), "authorization", 13)) ||
+                    (f.nl == 19 && ascii_ieq(reinterpret_cast<const char*>(f.name), "proxy-authorization", 19));
+  if (!auth || f.vl < 7 || !ascii_ieq(v, "basic", 5) || (v[5] != ' ' && v[5] != '\t')) return 0;
+  std::size_t p = 6;
+  while (p < f.vl && (v[p] == ' ' || v[p] == '\t')) ++p;
+  std::size_t e = f.vl;
+  while (e > p && (v[e - 1] == ' ' || v[e - 1] == '\t')) --e;
+  if (e - p > kMaxBasicB64) return 0;
+  unsigned char dec[kMaxBasicB64];
+  char swapped[kMaxBasicB64];
+  const long dn = b64_decode(v + p, e - p, dec, sizeof dec);
+  if (dn <= 0) return 0;
+  const auto dl = static_cast<std::size_t>(dn);
+  const char* dc = reinterpret_cast<const char*>(dec);
+  std::size_t n = 0, sl = 0, o = 0;
+  if (wire::find_token_prefix(dc, dl) == dl) {
+    // No token in the credential: it goes as it is.
+  } else if (!bound) {
+    report_all(dec, dl, b, st, stats);   // no request to judge it against: out unchanged
+  } else if ((sl = swap_inside(dc, dl, swapped, b, st, &n)) > 0 && st->seal_secret != 0) {
+    *seal = true;
+    st->report_reason = wire::kReportH2StreamReset;
+    report_all(dec, dl, b, st, stats);
+    st->report_reason = 0;
+  } else if (sl > 0 && cap >= p + (sl + 2) / 3 * 4 + (f.vl - e)) {
+    std::memcpy(out, v, p);
+    const long el = b64_encode(reinterpret_cast<unsigned char*>(swapped), sl, reinterpret_cast<char*>(out + p), cap - p);
+    o = p + static_cast<std::size_t>(el);
+    std::memcpy(out + o, v + e, f.vl - e);
+    o += f.vl - e;
+    stats->swapped += n;
+  }
+  explicit_bzero(dec, dl);
+  explicit_bzero(swapped, sl);
+  return o;
+}
+
 // ---- Output ----
 
 // Room for `need` more bytes in the write buffer, flushing it first when short.
@@ -547,6 +596,23 @@ bool up_block(H2Conn& h, ConnState* st, const BrokerOps& b, const WriteOps& w) {
     sensitive[i] = false;
     if (wire::find_token_prefix(reinterpret_cast<const char*>(f.name), f.nl) != f.nl)
       report_all(f.name, f.nl, b, st, &h.stats);   // a token in a field name: never swapped
+    if (f.vl >= 7 && kArena - vused >= kMaxBasicB64 + 64) {
+      bool seal = false;
+      const std::size_t bl = swap_basic(f, bound, h.values + vused, kArena - vused, b, st, &h.stats, &seal);
+      if (seal) {
+        explicit_bzero(h.values, vused);
+        explicit_bzero(h.arena, db.arena_used);
+        return refuse_stream(h, sid, server_knows, 0, &w);
+      }
+      if (bl > 0) {
+        f.value = h.values + vused;
+        f.vl = static_cast<std::uint32_t>(bl);
+        vused += bl;
+        sensitive[i] = true;
+        any = true;
+        continue;
+      }
+    }
     if (wire::find_token_prefix(reinterpret_cast<const char*>(f.value), f.vl) == f.vl) continue;
     if (!bound) {   // no request to judge the token against: it goes out unchanged, reported
       report_all(f.value, f.vl, b, st, &h.stats);

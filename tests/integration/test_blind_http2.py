@@ -14,6 +14,7 @@ token elsewhere (127.0.0.1, or a secret bound to another host), that the connect
 stayed h2, that the server's decoder table stayed empty, and that the agent never saw
 the value (responses echoing it are redacted in headers and DATA).
 """
+import base64
 import json
 import os
 import sys
@@ -253,6 +254,26 @@ class Http2Cases(BlindTestCase):
         self.assertIn("x-echo: Bearer " + self.toks["API_KEY"], out, self.diag)
         self.assertIn("echo:Bearer " + self.toks["API_KEY"], out, self.diag)
         self.assertAudited("redact", decision="allow", secret="API_KEY")
+
+    # -- Basic credentials: curl -u user:TOKEN over h2 --------------------------------
+    def test_curl_http2_basic_credentials(self):
+        # The token is inside base64("user:TOKEN") in the authorization field: decoded,
+        # swapped on the bound host, re-encoded; on another host it stays the token.
+        r = self.agent('curl -sS --http2 --cacert "$CA" -w "\\nversion=%%{http_version}\\n" -u "agent:$API_KEY" '
+                       '"https://localhost:%d/echo/basic" "https://127.0.0.1:%d/echo/basic-unbound"; echo "rc=$?"'
+                       % (self.port, self.port))
+        self.assertIn("rc=0", r.stdout, self.diag)
+        self.assertIn("version=2", r.stdout, self.diag)
+        b64 = lambda v: base64.b64encode(v.encode()).decode()
+        bound = self.requests("/echo/basic")[0]
+        self.assertH2(bound)
+        self.assertEqual(self.header(bound, "authorization"), "Basic " + b64("agent:" + CANARY), self.diag)
+        unbound = self.requests("/echo/basic-unbound")[0]
+        self.assertEqual(self.header(unbound, "authorization"), "Basic " + b64("agent:" + self.toks["API_KEY"]))
+        self.assertNotIn(b64("agent:" + CANARY), r.stdout, "the echo of the credential was not redacted")
+        self.assertAudited("swap", decision="allow", secret="API_KEY", host="localhost")
+        self.assertAudited("swap", decision="refuse", secret="API_KEY", host="127.0.0.1")
+        self.assertNoErrors()
 
     # -- git over HTTPS: libcurl-gnutls (the shim's GnuTLS hooks) ----------------------
     def test_git_gnutls_http2(self):
