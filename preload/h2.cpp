@@ -12,6 +12,7 @@
 #include "kz/preload/scratch.h"
 #include "kz/wire/hpack.h"
 #include "kz/wire/scanner.h"
+#include "kz/wire/sha256.h"
 #include "kz/wire/token.h"
 
 namespace kz::preload {
@@ -442,6 +443,102 @@ std::size_t swap_basic(const hp::Field& f, bool bound, unsigned char* out, std::
   return o;
 }
 
+// AWS SigV4 over h2 (sigv4_resign.h does it for HTTP/1.1): a request whose header block
+// carries an AWS4-HMAC-SHA256 signature (the authorization field, or a presigned :path)
+// goes to the broker as the HTTP/1.1 head it stands for (request line from :method and
+// :path, host from :authority, the other fields in order, values as the client sent
+// them), with its body's hash: that of an empty body when the HEADERS end the stream,
+// else unknown (the broker then signs only a request whose x-amz-content-sha256 names
+// the hash). Allow: the real key's signature replaces the token's in a copy of the field
+// it is in (at out; *used its length). Unknown: not a key kz holds, nothing changes.
+// Refuse (audited by the broker) or a signature the engine cannot place: false, the
+// caller refuses the stream: a request is never sent signed with the token's key when
+// kz holds that key.
+bool resign_h2(hp::DecodedBlock& db, bool end_stream, unsigned char* out, std::size_t cap, std::size_t* used,
+               const BrokerOps& b, ConnState* st) {
+  *used = 0;
+  static constexpr char kAlg[] = "AWS4-HMAC-SHA256";
+  bool signed_req = false;
+  for (std::size_t i = 0; i < db.nfields && !signed_req; ++i) {
+    const hp::Field& f = db.fields[i];
+    if (name_is(f, "authorization") || name_is(f, ":path"))
+      signed_req = memmem(f.value, f.vl, kAlg, sizeof kAlg - 1) != nullptr;
+  }
+  if (!signed_req) return true;
+  char data[wire::kMaxData];
+  std::size_t voff[kMaxFields];
+  if (end_stream) wire::sha256_hex("", 0, data);
+  else std::memset(data, '-', wire::kSignHashLen);
+  std::size_t o = wire::kSignHashLen;
+  bool fits = true;
+  auto put = [&](const void* p, std::size_t n) {
+    if (!fits || sizeof data - o < n) {
+      fits = false;
+      return;
+    }
+    std::memcpy(data + o, p, n);
+    o += n;
+  };
+  const hp::Field* method = nullptr;
+  const hp::Field* path = nullptr;
+  const hp::Field* authority = nullptr;
+  bool has_host = false;
+  for (std::size_t i = 0; i < db.nfields; ++i) {
+    const hp::Field& f = db.fields[i];
+    if (name_is(f, ":method")) method = &f;
+    else if (name_is(f, ":path")) path = &f;
+    else if (name_is(f, ":authority")) authority = &f;
+    else if (name_is(f, "host")) has_host = true;
+  }
+  if (method == nullptr || path == nullptr) return false;
+  const std::size_t kNone = ~std::size_t{0};
+  for (std::size_t i = 0; i < db.nfields; ++i) voff[i] = kNone;
+  put(method->value, method->vl);
+  put(" ", 1);
+  voff[path - db.fields] = o - wire::kSignHashLen;
+  put(path->value, path->vl);
+  put(" HTTP/1.1\r\n", 11);
+  if (authority != nullptr && !has_host) {
+    put("host: ", 6);
+    voff[authority - db.fields] = o - wire::kSignHashLen;
+    put(authority->value, authority->vl);
+    put("\r\n", 2);
+  }
+  for (std::size_t i = 0; i < db.nfields; ++i) {
+    const hp::Field& f = db.fields[i];
+    if (f.nl > 0 && f.name[0] == ':') continue;
+    put(f.name, f.nl);
+    put(": ", 2);
+    voff[i] = o - wire::kSignHashLen;
+    put(f.value, f.vl);
+    put("\r\n", 2);
+  }
+  put("\r\n", 2);
+  std::uint32_t form = 0;
+  if (!fits) {
+    o = sizeof data;
+    form = wire::kSignHeadTruncated;   // the broker refuses it (audited)
+  }
+  char sig[wire::kSignHashLen];
+  std::size_t at = 0;
+  const wire::Decision d = b.sign(b.ctx, st, data, o, form, sig, &at);
+  explicit_bzero(data, o);
+  if (d == wire::Decision::Unknown) return true;
+  bool placed = false;
+  if (d == wire::Decision::Allow)
+    for (std::size_t i = 0; i < db.nfields && !placed; ++i) {
+      hp::Field& f = db.fields[i];
+      if (voff[i] == kNone || at < voff[i] || at + wire::kSignHashLen > voff[i] + f.vl || f.vl > cap) continue;
+      std::memcpy(out, f.value, f.vl);
+      std::memcpy(out + (at - voff[i]), sig, wire::kSignHashLen);
+      f.value = out;
+      *used = f.vl;
+      placed = true;
+    }
+  explicit_bzero(sig, sizeof sig);
+  return placed;
+}
+
 // ---- Output ----
 
 // Room for `need` more bytes in the write buffer, flushing it first when short.
@@ -588,6 +685,15 @@ bool up_block(H2Conn& h, ConnState* st, const BrokerOps& b, const WriteOps& w) {
   }
   bool sensitive[kMaxFields];
   std::size_t vused = 0;
+  // A SigV4 request of a key kz holds: re-signed, or refused (before any token in it is
+  // swapped: the client signed the values it sent).
+  if (bound && !server_knows && b.sign != nullptr &&
+      !resign_h2(db, (d.block_flags & kEndStream) != 0, h.values, kArena, &vused, b, st)) {
+    explicit_bzero(h.values, vused);
+    explicit_bzero(h.arena, db.arena_used);
+    ++h.stats.resign_refused;
+    return refuse_stream(h, sid, false, 0, &w);
+  }
   bool any = false;
   const unsigned char* first_tok = nullptr;   // the first swapped field's value as sent by the client
   std::size_t first_len = 0;

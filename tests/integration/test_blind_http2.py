@@ -15,6 +15,7 @@ stayed h2, that the server's decoder table stayed empty, and that the agent neve
 the value (responses echoing it are redacted in headers and DATA).
 """
 import base64
+import hashlib
 import json
 import os
 import sys
@@ -274,6 +275,56 @@ class Http2Cases(BlindTestCase):
         self.assertAudited("swap", decision="allow", secret="API_KEY", host="localhost")
         self.assertAudited("swap", decision="refuse", secret="API_KEY", host="127.0.0.1")
         self.assertNoErrors()
+
+    # -- AWS SigV4 over h2: re-signed, or refused whole --------------------------------
+    def test_curl_http2_sigv4_resigned_or_refused(self):
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "servers"))
+        import sigv4_verify
+        akid, key = "AKIAKZTESTH2SIGV401", "kzH2sigv4KEY/0a1b2c3d4e5f6a7b8c9d0e1f2a3b4c"
+        self.config("\n".join([
+            "[secrets]",
+            'API_KEY = { provider = "env", ref = "KZT_API_KEY_SRC", hosts = ["localhost"] }',
+            'OTHER_KEY = { provider = "env", ref = "KZT_OTHER_SRC", hosts = ["elsewhere.test"] }',
+            'SHORT_KEY = { provider = "env", ref = "KZT_SHORT_SRC", hosts = ["localhost"] }',
+            'AWS_SECRET_ACCESS_KEY = { provider = "env", ref = "KZT_AWS_KEY_SRC", hosts = ["localhost"], '
+            'sign = "sigv4", access_key_id = "%s", services = ["s3"] }' % akid,
+            "", "[blind]", 'ca_file = "%s"' % self.ca["ca"], ""]))
+        self.kenv["KZT_AWS_KEY_SRC"] = key
+        curl = 'curl -sS --http2 --cacert "$CA" --aws-sigv4 "aws:amz:us-east-1:%s" -u "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" '
+        sha = hashlib.sha256(b"body=1").hexdigest()
+        url = "https://localhost:%d/echo/" % self.port
+        r = self.agent((curl % "s3") + '"%ssigv4"; echo "rc=$?"; ' % url +
+                       (curl % "s3") + '-H "x-amz-content-sha256: %s" -d "body=1" "%ssigv4-body"; echo "rc=$?"; '
+                       % (sha, url) +
+                       # Its body's hash is signed and not in hand when the HEADERS go: refused.
+                       (curl % "s3") + '-d "body=1" "%ssigv4-unknown-body"; echo "refused-rc=$?"; ' % url +
+                       # Out of the key's scope (sqs).
+                       (curl % "sqs") + '"%ssigv4-refused"; echo "refused-rc=$?"' % url)
+        self.assertNotIn(key, r.stdout + r.stderr)
+        self.assertEqual(r.stdout.count("rc=0") - r.stdout.count("refused-rc=0"), 2, self.diag)
+        self.assertEqual(r.stdout.count("refused-rc="), 2, self.diag)
+        self.assertNotIn("refused-rc=0", r.stdout, self.diag)
+        # Signed with the real key as the server received them (the client signed with the token).
+        for path, body in (("/echo/sigv4", b""), ("/echo/sigv4-body", b"body=1")):
+            rec = self.requests(path)[0]
+            self.assertH2(rec)
+            hdrs = [(n, v) for n, v in rec["headers"] if not n.startswith(":")]
+            hdrs.append(("host", self.header(rec, ":authority")))
+            p = sigv4_verify.parse(self.header(rec, ":method"), self.header(rec, ":path"), hdrs)
+            # The GET names no x-amz-content-sha256 (S3 would want one): its empty body's
+            # hash is signed, as any other service checks it.
+            sigv4_verify.verify(p, body, key, s3=any(n == "x-amz-content-sha256" for n, _ in hdrs))
+        # The refused streams never reached the server (refused before their HEADERS went out).
+        for path in ("/echo/sigv4-unknown-body", "/echo/sigv4-refused"):
+            self.assertFalse([rec for rec in self.records(self.record) if "headers" in rec and
+                              self.header(rec, ":path") == path], "a refused SigV4 request was sent: " + path)
+        signs = self.audit_events("sign")
+        self.assertEqual(len([e for e in signs if e.get("decision") == "allow"]), 2, signs)
+        self.assertTrue([e for e in signs if e.get("decision") == "refuse" and e.get("service") == "sqs"], signs)
+        self.assertTrue([e for e in signs if e.get("decision") == "refuse" and "whole body" in e.get("reason", "")], signs)
+        # curl drops a connection whose only stream was reset without a close_notify.
+        errs = [e for e in self.records(self.record) if "error" in e]
+        self.assertTrue(all("EOF occurred" in e["error"] for e in errs), errs)
 
     # -- git over HTTPS: libcurl-gnutls (the shim's GnuTLS hooks) ----------------------
     def test_git_gnutls_http2(self):
