@@ -218,7 +218,12 @@ class BlindHttp2(Http2Case):
         self.assertEqual(rec["headers"].get("authorization"), "Basic " + b64("agent:" + CANARY), self.diag)
         # The server's echo of the credential comes back as the token's.
         self.assertEqual(json.loads(res["body"])["authorization"], "Basic " + b64("agent:" + self.tok))
-        self.check_common("node")
+        self.assertNotExposed(self.output, CANARY, "client output, its environment and kz's output")
+        self.assertNotIn(b64("agent:" + CANARY), self.output)
+        with open(self.audit_path) as f:
+            self.assertNoSecret(f.read(), CANARY, "audit log")
+        swaps = self.assertAudited("swap", decision="allow", secret="API_KEY", host="localhost")
+        self.assertTrue(any("node" in str(s.get("exe", "")) for s in swaps), swaps)
 
     def test_go_net_http(self):
         go = go_client()
