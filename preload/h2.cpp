@@ -7,9 +7,12 @@
 #include <cstring>
 #include <new>
 
+#include "ascii.h"
+#include "kz/preload/basic_auth.h"
 #include "kz/preload/scratch.h"
 #include "kz/wire/hpack.h"
 #include "kz/wire/scanner.h"
+#include "kz/wire/sha256.h"
 #include "kz/wire/token.h"
 
 namespace kz::preload {
@@ -393,6 +396,149 @@ void report_all(const unsigned char* p, std::size_t n, const BrokerOps& b, ConnS
   }
 }
 
+// `authorization` / `proxy-authorization: Basic base64(user:password)`: the decoded
+// credential's tokens are swapped as for HTTP/1.1 (outbound.cpp) and the credential is
+// re-encoded into out[0, cap) (any length: the block is re-encoded anyway). Returns the
+// new value's length, 0 when nothing was swapped (tokens of an unbound stream or that the
+// broker refused stay, reported). *seal: a swapped value whose answer would be sealed
+// (the caller refuses the stream; reported here, with its audit reason).
+constexpr std::size_t kMaxBasicB64 = 1024;
+std::size_t swap_basic(const hp::Field& f, bool bound, unsigned char* out, std::size_t cap, const BrokerOps& b,
+                       ConnState* st, H2Stats* stats, bool* seal) {
+  const char* v = reinterpret_cast<const char*>(f.value);
+  const bool auth = (f.nl == 13 && ascii_ieq(reinterpret_cast<const char*>(f.name), "authorization", 13)) ||
+                    (f.nl == 19 && ascii_ieq(reinterpret_cast<const char*>(f.name), "proxy-authorization", 19));
+  if (!auth || f.vl < 7 || !ascii_ieq(v, "basic", 5) || (v[5] != ' ' && v[5] != '\t')) return 0;
+  std::size_t p = 6;
+  while (p < f.vl && (v[p] == ' ' || v[p] == '\t')) ++p;
+  std::size_t e = f.vl;
+  while (e > p && (v[e - 1] == ' ' || v[e - 1] == '\t')) --e;
+  if (e - p > kMaxBasicB64) return 0;
+  unsigned char dec[kMaxBasicB64];
+  char swapped[kMaxBasicB64];
+  const long dn = b64_decode(v + p, e - p, dec, sizeof dec);
+  if (dn <= 0) return 0;
+  const auto dl = static_cast<std::size_t>(dn);
+  const char* dc = reinterpret_cast<const char*>(dec);
+  std::size_t n = 0, sl = 0, o = 0;
+  if (wire::find_token_prefix(dc, dl) == dl) {
+    // No token in the credential: it goes as it is.
+  } else if (!bound) {
+    report_all(dec, dl, b, st, stats);   // no request to judge it against: out unchanged
+  } else if ((sl = swap_inside(dc, dl, swapped, b, st, &n)) > 0 && st->seal_secret != 0) {
+    *seal = true;
+    st->report_reason = wire::kReportH2StreamReset;
+    report_all(dec, dl, b, st, stats);
+    st->report_reason = 0;
+  } else if (sl > 0 && cap >= p + (sl + 2) / 3 * 4 + (f.vl - e)) {
+    std::memcpy(out, v, p);
+    const long el = b64_encode(reinterpret_cast<unsigned char*>(swapped), sl, reinterpret_cast<char*>(out + p), cap - p);
+    o = p + static_cast<std::size_t>(el);
+    std::memcpy(out + o, v + e, f.vl - e);
+    o += f.vl - e;
+    stats->swapped += n;
+  }
+  explicit_bzero(dec, dl);
+  explicit_bzero(swapped, sl);
+  return o;
+}
+
+// AWS SigV4 over h2 (sigv4_resign.h does it for HTTP/1.1): a request whose header block
+// carries an AWS4-HMAC-SHA256 signature (the authorization field, or a presigned :path)
+// goes to the broker as the HTTP/1.1 head it stands for (request line from :method and
+// :path, host from :authority, the other fields in order, values as the client sent
+// them), with its body's hash: that of an empty body when the HEADERS end the stream,
+// else unknown (the broker then signs only a request whose x-amz-content-sha256 names
+// the hash). Allow: the real key's signature replaces the token's in a copy of the field
+// it is in (at out; *used its length). Unknown: not a key kz holds, nothing changes.
+// Refuse (audited by the broker) or a signature the engine cannot place: false, the
+// caller refuses the stream: a request is never sent signed with the token's key when
+// kz holds that key.
+bool resign_h2(hp::DecodedBlock& db, bool end_stream, unsigned char* out, std::size_t cap, std::size_t* used,
+               const BrokerOps& b, ConnState* st) {
+  *used = 0;
+  static constexpr char kAlg[] = "AWS4-HMAC-SHA256";
+  bool signed_req = false;
+  for (std::size_t i = 0; i < db.nfields && !signed_req; ++i) {
+    const hp::Field& f = db.fields[i];
+    if (name_is(f, "authorization") || name_is(f, ":path"))
+      signed_req = memmem(f.value, f.vl, kAlg, sizeof kAlg - 1) != nullptr;
+  }
+  if (!signed_req) return true;
+  char data[wire::kMaxData];
+  std::size_t voff[kMaxFields];
+  if (end_stream) wire::sha256_hex("", 0, data);
+  else std::memset(data, '-', wire::kSignHashLen);
+  std::size_t o = wire::kSignHashLen;
+  bool fits = true;
+  auto put = [&](const void* p, std::size_t n) {
+    if (!fits || sizeof data - o < n) {
+      fits = false;
+      return;
+    }
+    std::memcpy(data + o, p, n);
+    o += n;
+  };
+  const hp::Field* method = nullptr;
+  const hp::Field* path = nullptr;
+  const hp::Field* authority = nullptr;
+  bool has_host = false;
+  for (std::size_t i = 0; i < db.nfields; ++i) {
+    const hp::Field& f = db.fields[i];
+    if (name_is(f, ":method")) method = &f;
+    else if (name_is(f, ":path")) path = &f;
+    else if (name_is(f, ":authority")) authority = &f;
+    else if (name_is(f, "host")) has_host = true;
+  }
+  if (method == nullptr || path == nullptr) return false;
+  const std::size_t kNone = ~std::size_t{0};
+  for (std::size_t i = 0; i < db.nfields; ++i) voff[i] = kNone;
+  put(method->value, method->vl);
+  put(" ", 1);
+  voff[path - db.fields] = o - wire::kSignHashLen;
+  put(path->value, path->vl);
+  put(" HTTP/1.1\r\n", 11);
+  if (authority != nullptr && !has_host) {
+    put("host: ", 6);
+    voff[authority - db.fields] = o - wire::kSignHashLen;
+    put(authority->value, authority->vl);
+    put("\r\n", 2);
+  }
+  for (std::size_t i = 0; i < db.nfields; ++i) {
+    const hp::Field& f = db.fields[i];
+    if (f.nl > 0 && f.name[0] == ':') continue;
+    put(f.name, f.nl);
+    put(": ", 2);
+    voff[i] = o - wire::kSignHashLen;
+    put(f.value, f.vl);
+    put("\r\n", 2);
+  }
+  put("\r\n", 2);
+  std::uint32_t form = 0;
+  if (!fits) {
+    o = sizeof data;
+    form = wire::kSignHeadTruncated;   // the broker refuses it (audited)
+  }
+  char sig[wire::kSignHashLen];
+  std::size_t at = 0;
+  const wire::Decision d = b.sign(b.ctx, st, data, o, form, sig, &at);
+  explicit_bzero(data, o);
+  if (d == wire::Decision::Unknown) return true;
+  bool placed = false;
+  if (d == wire::Decision::Allow)
+    for (std::size_t i = 0; i < db.nfields && !placed; ++i) {
+      hp::Field& f = db.fields[i];
+      if (voff[i] == kNone || at < voff[i] || at + wire::kSignHashLen > voff[i] + f.vl || f.vl > cap) continue;
+      std::memcpy(out, f.value, f.vl);
+      std::memcpy(out + (at - voff[i]), sig, wire::kSignHashLen);
+      f.value = out;
+      *used = f.vl;
+      placed = true;
+    }
+  explicit_bzero(sig, sizeof sig);
+  return placed;
+}
+
 // ---- Output ----
 
 // Room for `need` more bytes in the write buffer, flushing it first when short.
@@ -539,6 +685,15 @@ bool up_block(H2Conn& h, ConnState* st, const BrokerOps& b, const WriteOps& w) {
   }
   bool sensitive[kMaxFields];
   std::size_t vused = 0;
+  // A SigV4 request of a key kz holds: re-signed, or refused (before any token in it is
+  // swapped: the client signed the values it sent).
+  if (bound && !server_knows && b.sign != nullptr &&
+      !resign_h2(db, (d.block_flags & kEndStream) != 0, h.values, kArena, &vused, b, st)) {
+    explicit_bzero(h.values, vused);
+    explicit_bzero(h.arena, db.arena_used);
+    ++h.stats.resign_refused;
+    return refuse_stream(h, sid, false, 0, &w);
+  }
   bool any = false;
   const unsigned char* first_tok = nullptr;   // the first swapped field's value as sent by the client
   std::size_t first_len = 0;
@@ -547,6 +702,23 @@ bool up_block(H2Conn& h, ConnState* st, const BrokerOps& b, const WriteOps& w) {
     sensitive[i] = false;
     if (wire::find_token_prefix(reinterpret_cast<const char*>(f.name), f.nl) != f.nl)
       report_all(f.name, f.nl, b, st, &h.stats);   // a token in a field name: never swapped
+    if (f.vl >= 7 && kArena - vused >= kMaxBasicB64 + 64) {
+      bool seal = false;
+      const std::size_t bl = swap_basic(f, bound, h.values + vused, kArena - vused, b, st, &h.stats, &seal);
+      if (seal) {
+        explicit_bzero(h.values, vused);
+        explicit_bzero(h.arena, db.arena_used);
+        return refuse_stream(h, sid, server_knows, 0, &w);
+      }
+      if (bl > 0) {
+        f.value = h.values + vused;
+        f.vl = static_cast<std::uint32_t>(bl);
+        vused += bl;
+        sensitive[i] = true;
+        any = true;
+        continue;
+      }
+    }
     if (wire::find_token_prefix(reinterpret_cast<const char*>(f.value), f.vl) == f.vl) continue;
     if (!bound) {   // no request to judge the token against: it goes out unchanged, reported
       report_all(f.value, f.vl, b, st, &h.stats);
@@ -1160,7 +1332,14 @@ InboundRead h2_read(ConnState* st, unsigned char* out, std::size_t cap, bool pee
       return InboundRead::Delivered;
     }
     if (h.broken) return InboundRead::Failed;
-    const long rc = r.read(r.ctx, d.raw + d.raw_len, kRawCap - d.raw_len);
+    // The library read, which may wait for the server, runs without the connection's
+    // lock: a program's other thread writes meanwhile (the server may be waiting for
+    // that very write). d.raw is the readers' own (the caller holds st->read_mu).
+    unsigned char* into = d.raw + d.raw_len;
+    const std::size_t room = kRawCap - d.raw_len;
+    pthread_mutex_unlock(&st->mu);
+    const long rc = r.read(r.ctx, into, room);
+    pthread_mutex_lock(&st->mu);
     if (rc <= 0) {
       *lib = rc;
       return InboundRead::Library;

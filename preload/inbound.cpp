@@ -531,6 +531,7 @@ InboundRead inbound_read(ConnTable& t, const void* key, unsigned char* out, std:
   if (t.count() == 0 || cap == 0) return InboundRead::PassThrough;
   ConnState* st = t.find(key);
   if (st == nullptr) return InboundRead::PassThrough;
+  ReadLock rl(st);
   StateLock lk(st);
   if (st->h2 != nullptr) return h2_read(st, out, cap, peek, b, r, got, lib);
   if (st->nfps == 0 && st->in.len == 0) return InboundRead::PassThrough;

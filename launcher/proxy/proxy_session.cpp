@@ -554,7 +554,9 @@ void ProxySession::on_tls_c2u_written(const error_code& ec) {
     if (u_done_) {
       error_code ig;
       client_tls_->next_layer().cancel(ig);
+      return;
     }
+    if (h2_) tls_c2u_idle_flush();   // what the read side came to owe meanwhile
     return;
   }
   // Something held (a request waiting for its body, a token fragment): flush it if the
@@ -569,6 +571,7 @@ void ProxySession::on_tls_c2u_written(const error_code& ec) {
     });
   }
   tls_c2u_read();
+  if (h2_) tls_c2u_idle_flush();   // what the read side came to owe during the write
 }
 
 void ProxySession::tls_c2u_idle_flush() {
@@ -646,6 +649,10 @@ void ProxySession::tls_u2c_read() {
     // failed: the broker audited it. off < n: bytes the stream would not take would be
     // lost when the next read reuses the buffer; a reset is better than a cut response.
     if (failed || off < n) return self->close_all();
+    // What the HTTP/2 engine's read side owes the server (RST_STREAM of a refused stream,
+    // credit for the DATA it dropped) goes now, not only with the client's next write: a
+    // client that only reads would otherwise leave the server's window shut.
+    if (self->h2_) self->tls_c2u_idle_flush();
     if (self->dbuf_.empty()) return self->tls_u2c_read();
     self->tls_u2c_write_then([self] { self->tls_u2c_read(); });
   });

@@ -17,6 +17,7 @@ the token of a secret bound elsewhere keep their token, and the value is nowhere
 client's output (the server's echo of it is redacted on the way back), kz's output or the
 audit log.
 """
+import base64
 import json
 import os
 import shutil
@@ -59,6 +60,26 @@ def go_client():
 def tearDownModule():
     if Clients.out:
         shutil.rmtree(Clients.out, True)
+
+
+# node's http2 client with Basic credentials (user "agent", the token as password).
+NODE_BASIC_CLIENT = r'''
+import http2 from 'node:http2';
+const url = new URL(process.argv[2]);
+const session = http2.connect(url.origin);
+session.on('error', (e) => { process.stderr.write(`error: ${e.message}\n`); process.exit(1); });
+const auth = 'Basic ' + Buffer.from('agent:' + process.env.API_KEY).toString('base64');
+const req = session.request({ ':method': 'GET', ':path': url.pathname, authorization: auth });
+let status = 0, body = '';
+req.on('response', (h) => { status = h[':status']; });
+req.setEncoding('utf8');
+req.on('data', (c) => { body += c; });
+req.on('end', () => {
+  console.log('RESULT ' + JSON.stringify({ status, body }));
+  session.close();
+});
+req.end();
+'''
 
 
 class Http2Case(BlindTestCase):
@@ -182,6 +203,28 @@ class BlindHttp2(Http2Case):
         self.check_h2_requests(results, STREAMS)
         self.check_common("node")
 
+    def test_node_http2_basic_credentials(self):
+        # authorization: Basic base64(user:TOKEN) through the proxy's HTTP/2 engine:
+        # decoded, swapped on the bound host, re-encoded.
+        url = self.h2_server()
+        script = os.path.join(self.dir, "basic.mjs")
+        with open(script, "w") as f:
+            f.write(NODE_BASIC_CLIENT)
+        out, res = self.run_client(["node", script, url + "/basic"])
+        self.assertEqual(res["status"], 200, res)
+        rec = self.recs()[0]
+        self.assertEqual((rec["version"], rec["alpn"]), ("2.0", "h2"))
+        b64 = lambda v: base64.b64encode(v.encode()).decode()
+        self.assertEqual(rec["headers"].get("authorization"), "Basic " + b64("agent:" + CANARY), self.diag)
+        # The server's echo of the credential comes back as the token's.
+        self.assertEqual(json.loads(res["body"])["authorization"], "Basic " + b64("agent:" + self.tok))
+        self.assertNotExposed(self.output, CANARY, "client output, its environment and kz's output")
+        self.assertNotIn(b64("agent:" + CANARY), self.output)
+        with open(self.audit_path) as f:
+            self.assertNoSecret(f.read(), CANARY, "audit log")
+        swaps = self.assertAudited("swap", decision="allow", secret="API_KEY", host="localhost")
+        self.assertTrue(any("node" in str(s.get("exe", "")) for s in swaps), swaps)
+
     def test_go_net_http(self):
         go = go_client()
         if go is None:
@@ -254,6 +297,81 @@ class BlindHttp2(Http2Case):
             self.assertEqual(results[path].get("status"), 200, results)
         self.assertAudited("swap", decision="refuse", secret="SHORT_KEY")
         self.check_common("python3")
+
+
+# A client that writes its requests once and then only reads (python3-hpack, frames by
+# hand): its connection window stays the default 65535 bytes, which the server's refused
+# /coded body fills exactly. /after can then come only once kz gives the server the
+# credit of the bytes it dropped, without the client writing anything more.
+ONLY_READS_CLIENT = r'''
+import json, os, socket, ssl, sys, hpack
+host, port = sys.argv[1], int(sys.argv[2])
+ctx = ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
+ctx.set_alpn_protocols(["h2"])
+s = ctx.wrap_socket(socket.create_connection((host, port)), server_hostname=host)
+def frame(t, f, sid, p=b""):
+    return len(p).to_bytes(3, "big") + bytes([t, f]) + sid.to_bytes(4, "big") + p
+buf = b""
+def read_frame():
+    global buf
+    while len(buf) < 9 or len(buf) < 9 + int.from_bytes(buf[:3], "big"):
+        d = s.recv(65536)
+        if not d:
+            raise EOFError
+        buf += d
+    n = int.from_bytes(buf[:3], "big")
+    f = (buf[3], buf[4], int.from_bytes(buf[5:9], "big") & 0x7fffffff, buf[9:9 + n])
+    buf = buf[9 + n:]
+    return f
+# Stream windows of 1 MiB (SETTINGS_INITIAL_WINDOW_SIZE); the connection's stays 65535.
+s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, (4).to_bytes(2, "big") + (1 << 20).to_bytes(4, "big")))
+while True:
+    t, f, sid, p = read_frame()
+    if t == 4 and not f & 1:
+        break
+s.sendall(frame(4, 1, 0))
+enc = hpack.Encoder()
+def req(path, extra=()):
+    return enc.encode([(":method", "GET"), (":scheme", "https"), (":authority", "%s:%d" % (host, port)),
+                       (":path", path)] + list(extra))
+s.sendall(frame(1, 0x5, 1, req("/coded", [("authorization", "Bearer " + os.environ["API_KEY"])])) +
+          frame(1, 0x5, 3, req("/after")))
+# From here on the client only reads.
+s.settimeout(15)
+res = {"after_bytes": 0, "after_done": False, "coded_rst": None, "coded_bytes": 0}
+try:
+    while not res["after_done"]:
+        t, f, sid, p = read_frame()
+        if t == 0 and sid == 3:
+            res["after_bytes"] += len(p)
+            res["after_done"] = bool(f & 1)
+        elif t == 0 and sid == 1:
+            res["coded_bytes"] += len(p)
+        elif t == 3 and sid == 1:
+            res["coded_rst"] = int.from_bytes(p, "big")
+except (socket.timeout, EOFError) as e:
+    res["stalled"] = type(e).__name__
+print("RESULT " + json.dumps(res))
+'''
+
+
+class OnlyReads(Http2Case):
+    def test_refused_stream_credit_reaches_a_client_that_only_reads(self):
+        # The proxy refuses /coded (a content-coded answer on a connection that carries a
+        # value) and drops its 65535 bytes: their credit (and the stream's RST_STREAM) must
+        # reach the server from the proxy's read side, not wait for a client write that
+        # never comes.
+        self.start([os.path.join(SERVERS, "h2_coded_window_server.mjs"), "--cert", self.ca["server"],
+                    "--key", self.ca["server_key"]])
+        py = os.path.join(self.dir, "only_reads.py")
+        with open(py, "w") as f:
+            f.write(ONLY_READS_CLIENT)
+        out, res = self.run_client([PY, py, "localhost", str(self.port)], flags=["--blind=proxy"])
+        self.assertEqual(res["coded_rst"], 8, "the coded stream was not reset toward the client: %s" % res)
+        self.assertEqual(res["coded_bytes"], 0, res)
+        self.assertEqual(res.get("stalled"), None, "the server's window stayed shut: %s\n%s" % (res, self.diag))
+        self.assertEqual((res["after_bytes"], res["after_done"]), (20000, True), res)
+        self.assertAudited("swap", decision="allow", secret="API_KEY", host="localhost")
 
 
 class BlindHttp2Off(Http2Case):

@@ -49,6 +49,10 @@ inline constexpr std::size_t kHoldLimit = std::size_t{1} << 20;   // held reques
 
 struct ConnState {
   pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+  // Taken before mu by every inbound read (inbound_read): one reader at a time. An h2
+  // read waits in the library holding only this one (h2.h), so another thread's write
+  // on the same connection is not held up behind a read that waits for its answer.
+  pthread_mutex_t read_mu = PTHREAD_MUTEX_INITIALIZER;
   std::uint64_t conn_id = 0;
   // Outbound.
   unsigned char carry[wire::kMaxTokenLen];   // bytes of a token that the last write ended inside
@@ -161,6 +165,17 @@ class ConnTable {
 ConnTable& conn_table();
 
 // RAII lock of one ConnState; publishes outbound_pending before it unlocks.
+// The reader's lock (ConnState::read_mu), taken before the StateLock.
+class ReadLock {
+ public:
+  explicit ReadLock(ConnState* s) : s_(s) { if (s_) pthread_mutex_lock(&s_->read_mu); }
+  ~ReadLock() { if (s_) pthread_mutex_unlock(&s_->read_mu); }
+  ReadLock(const ReadLock&) = delete;
+  ReadLock& operator=(const ReadLock&) = delete;
+ private:
+  ConnState* s_;
+};
+
 class StateLock {
  public:
   explicit StateLock(ConnState* s) : s_(s) { if (s_) pthread_mutex_lock(&s_->mu); }

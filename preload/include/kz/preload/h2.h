@@ -16,6 +16,10 @@
 //     literals without indexing only) and split into HEADERS + CONTINUATION of at most
 //     16384 bytes. The server's decoder table thus stays empty, identical to the
 //     encoder's view, whatever was swapped and at any length.
+//   - `authorization: Basic base64(user:password)` is decoded, swapped and re-encoded;
+//     a request signed with AWS SigV4 by a key kz holds is re-signed by the broker (its
+//     signature replaced in the re-encoded block) or its stream refused before its
+//     HEADERS go out (the broker audits why).
 //   - DATA payloads (padding excluded) are swapped in place when the value has the
 //     token's length; otherwise the stream is refused (below).
 //   - SETTINGS_HEADER_TABLE_SIZE above 4096 and SETTINGS_MAX_FRAME_SIZE above 16384 are
@@ -42,6 +46,8 @@
 // later write and read.
 //
 // All functions are called with the ConnState's lock held (the drivers take it).
+// h2_read's caller also holds the ConnState's read_mu: h2_read lets go of the lock (not
+// of read_mu) while the library read waits, so other threads write meanwhile.
 #pragma once
 
 #include <cstddef>
@@ -94,6 +100,7 @@ struct H2Stats {
   std::uint64_t blocks_out = 0, blocks_in = 0;   // header blocks re-encoded
   std::uint64_t swapped = 0, reported = 0, redacted = 0;
   std::uint64_t refused_streams = 0;
+  std::uint64_t resign_refused = 0;   // SigV4 streams of a key kz holds that were refused
   bool broken = false;
 };
 H2Stats h2_stats(const ConnState* st);
