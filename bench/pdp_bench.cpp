@@ -1,5 +1,5 @@
 // The PDP's CPU per decision without the network: PdpService::handle for POST /v1/decide
-// as scripts/bench-pdp sends it (the issue's bundle: three CEL rules over two policies,
+// as scripts/bench-pdp sends it (its bundle, scripts/bench-files/pdp_bundle.yaml,
 // an RS256 identity token whose verified claims are cached after the first request),
 // with the decision log as `kz server start` writes it (a batched AuditTrail, hash chain
 // and head file) to a file in a temporary directory.
@@ -23,6 +23,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <sstream>
 #include <string>
 
 #include "../tests/support/jwt_test_signer.h"
@@ -37,22 +38,15 @@ namespace {
 using nlohmann::json;
 namespace fs = std::filesystem;
 
-constexpr const char* kBundle = R"(
-identity:
-  issuers:
-    - { issuer: "https://auth.bench", audience: "keyzero", jwks_file: ./jwks.json }
-policies:
-- match: "secret/data/prod/**"
-  rules:
-  - cel: "identity.service == 'data-pipeline-agent'"
-    effect: allow
-  - cel: "identity.service == 'support-agent'"
-    effect: deny
-- match: "secret/data/staging/**"
-  rules:
-  - cel: "identity.env == 'staging'"
-    effect: allow
-)";
+// The bundle scripts/bench-pdp uses (KZ_PDP_BUNDLE: its path in the source tree, from
+// bench/CMakeLists.txt).
+std::string bundle_text() {
+  std::ifstream f(KZ_PDP_BUNDLE);
+  std::stringstream text;
+  text << f.rdbuf();
+  if (!f) std::abort();
+  return text.str();
+}
 
 constexpr const char* kBody = R"({"secrets":[{"name":"DB","provider":"vault","ref":"secret/data/prod/db#password"}]})";
 
@@ -73,7 +67,7 @@ struct Fixture {
     dir = tmpl;
     auto signer = kz::test::Signer::make("RS256", "k1");
     std::ofstream(dir / "jwks.json") << json{{"keys", json::array({signer.jwk()})}}.dump();
-    std::ofstream(dir / "bundle.yaml") << kBundle;
+    std::ofstream(dir / "bundle.yaml") << bundle_text();
     auto st = kz::load_pdp_state((dir / "bundle.yaml").string());
     if (!st) std::abort();
     state = *st;
