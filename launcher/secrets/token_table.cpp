@@ -163,18 +163,30 @@ const TokenEntry* TokenTable::find_value_in_form(std::string_view bytes, wire::V
     // Forms are matched on the whole value (shown_prefix and the rest), as fingerprinted.
     std::optional<LiveValue::Snapshot> now;
     if (s.live) now = s.live->current(unix_now());
-    const SecretValue whole = token_with_prefix(s.shown_prefix, now ? now->value.view() : s.value.view());
-    const std::size_t n = wire::encode_form(form, reinterpret_cast<const unsigned char*>(whole.view().data()),
-                                            whole.size(), enc.data(), wire::kMaxFormLen);
-    if (n > 0 && same(std::string_view(enc.data(), n), bytes)) hit = &s;
+    const auto matches = [&](std::string_view rest) {
+      const SecretValue whole = token_with_prefix(s.shown_prefix, rest);
+      const std::size_t n = wire::encode_form(form, reinterpret_cast<const unsigned char*>(whole.view().data()),
+                                              whole.size(), enc.data(), wire::kMaxFormLen);
+      return n > 0 && same(std::string_view(enc.data(), n), bytes);
+    };
+    if (matches(now ? now->value.view() : s.value.view())) hit = &s;
+    for (const auto& old : s.retired)
+      if (matches(old.view())) hit = &s;
+    if (s.live)
+      for (const auto& old : s.live->retired(unix_now()))
+        if (matches(old.view())) hit = &s;
   }
   return hit;   // enc is wiped when it goes
 }
 
 const TokenEntry* TokenTable::find_value(std::string_view bytes) const {
   const TokenEntry* hit = nullptr;
-  for (const auto& s : secrets_)
-    if (!s.canary && (s.live ? s.live->is_value(bytes) : same(s.value.view(), bytes))) hit = &s;
+  for (const auto& s : secrets_) {
+    if (s.canary) continue;
+    if (s.live ? s.live->is_value(bytes, unix_now()) : same(s.value.view(), bytes)) hit = &s;
+    for (const auto& old : s.retired)
+      if (same(old.view(), bytes)) hit = &s;
+  }
   return hit;
 }
 
@@ -208,14 +220,17 @@ Result<bool> TokenTable::replace_value(const std::string& name, SecretValue valu
     std::unique_lock lock(*rotation_mu_);
     changed = !same(e->value.view(), rest.view());
     if (changed) {
-      std::swap(e->value, rest);   // the old value leaves with `rest`, wiped below
+      std::swap(e->value, rest);   // `rest` is now the old value
       e->fp_hash = fp;
       e->fq_hash = fq;
       e->form_prints = std::move(prints);
+      // Moving SecretValues moves their buffers: nothing is left behind to wipe.
+      if (e->retired.size() == kRetiredKept) e->retired.erase(e->retired.begin());
+      e->retired.push_back(std::move(rest));
     }
     e->expired = false;
   }
-  return changed;   // rest (the old value, or the unused copy) is wiped as it goes
+  return changed;   // rest (the unused copy, when unchanged) is wiped as it goes
 }
 
 void TokenTable::set_expired(const std::string& name, bool expired) {
