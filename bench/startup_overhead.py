@@ -5,12 +5,21 @@ same moment. Secrets come from the env provider, so no provider latency is measu
 Cases: kz's default configuration (as root with BPF that starts the sensors: the process
 tree, the shim's TLS witness, uprobes for the processes it does not serve),
 `--sensors=full` (uprobes on every write of the run; when this kz has the option),
-`--no-sensors`, and `--no-masking --no-sensors` (the bare launcher).
+`--no-sensors`, and `--no-masking --no-sensors` (the bare launcher). And the floor: `true`
+started by scripts/bench-files/spawn_floor.c (posix_spawn + waitpid, nothing else; built
+with cc when there is one), the least any launcher adds.
+
+Besides wall time (median, p99, and the overhead over `true` run directly), each case's
+CPU per run: user + system time of the case's whole process tree (getrusage of the
+children, so kz, its threads and `true`). On a loaded machine wall time is mostly waiting
+for a CPU; CPU per run is the number to compare builds by there.
 
 usage: bench/startup_overhead.py [KZ_BIN] [RUNS] [--json FILE]
 """
 import json
 import os
+import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -33,31 +42,49 @@ with tempfile.TemporaryDirectory() as d:
             'S%d = { provider = "env", ref = "BENCH_%d" }\n' % (i, i) for i in range(8)))
     env = dict(os.environ, **{"BENCH_%d" % i: "bench-secret-value-%04d" % i for i in range(8)})
     true = "/bin/true"
+    floor = None
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc:
+        floor = os.path.join(d, "spawn_floor")
+        src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts", "bench-files", "spawn_floor.c")
+        if subprocess.run([cc, "-O2", "-o", floor, src]).returncode != 0:
+            floor = None
     cases = {
         "direct": [true],
         "kz run (default)": [kz, "--config", cfg, "run", "--", true],
         "kz run --no-sensors": [kz, "--config", cfg, "run", "--no-sensors", "--", true],
         "kz run --no-masking --no-sensors": [kz, "--config", cfg, "run", "--no-masking", "--no-sensors", "--", true],
     }
+    if floor:
+        cases["floor (fork/exec/wait in C)"] = [floor, true]
     help_text = subprocess.run([kz, "run", "--help"], capture_output=True, text=True).stdout
     if "--sensors" in help_text.replace("--no-sensors", ""):
         cases["kz run --sensors=full"] = [kz, "--config", cfg, "run", "--sensors=full", "--", true]
     times = {k: [] for k in cases}
+    cpu = {k: 0.0 for k in cases}
+
+    def children_cpu():
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return ru.ru_utime + ru.ru_stime
+
     for _ in range(runs):
         for name, cmd in cases.items():
+            c0 = children_cpu()
             t0 = time.perf_counter()
             subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, check=True)
             times[name].append((time.perf_counter() - t0) * 1e3)
+            cpu[name] += children_cpu() - c0
 
 base = statistics.median(times["direct"])
 out = {}
-print("%-34s %10s %10s %12s" % ("case", "median ms", "p99 ms", "overhead ms"))
+print("%-34s %10s %10s %12s %12s" % ("case", "median ms", "p99 ms", "overhead ms", "CPU ms/run"))
 for name, t in times.items():
     t.sort()
     med = statistics.median(t)
     p99 = t[min(len(t) - 1, int(len(t) * 0.99))]
-    out[name] = {"median_ms": med, "p99_ms": p99, "overhead_ms": med - base}
-    print("%-34s %10.2f %10.2f %12.2f" % (name, med, p99, med - base))
+    cpu_ms = cpu[name] * 1e3 / len(t)
+    out[name] = {"median_ms": med, "p99_ms": p99, "overhead_ms": med - base, "cpu_ms": cpu_ms}
+    print("%-34s %10.2f %10.2f %12.2f %12.2f" % (name, med, p99, med - base, cpu_ms))
 if json_path:
     with open(json_path, "w") as f:
         json.dump(out, f, indent=2)

@@ -184,7 +184,51 @@ Status AuditLog::append(nlohmann::json record, std::string* written) {
   return st;
 }
 
+void SerializedRecord::sort() {
+  std::sort(fields.begin(), fields.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+}
+
+namespace {
+
+// The line of a serialised record with ts and prev in their sorted places.
+std::string splice_line(const SerializedRecord& r, const std::string& ts, const std::string& prev) {
+  std::string text;
+  std::size_t size = 40 + ts.size() + prev.size();
+  for (const auto& [k, v] : r.fields) size += k.size() + v.size() + 4;
+  text.reserve(size);
+  text += '{';
+  bool first = true;
+  auto field = [&](std::string_view k, std::string_view raw, bool quote) {
+    if (!first) text += ',';
+    first = false;
+    dump_json_string(k, text);
+    text += ':';
+    if (quote) dump_json_string(raw, text);
+    else text += raw;
+  };
+  bool prev_done = false, ts_done = false;
+  for (const auto& [k, v] : r.fields) {
+    if (k == "prev" || k == "ts") continue;   // the log's own (a json record's would be replaced)
+    if (!prev_done && std::string_view("prev") < k) { field("prev", prev, true); prev_done = true; }
+    if (!ts_done && std::string_view("ts") < k) { field("ts", ts, true); ts_done = true; }
+    field(k, v, false);
+  }
+  if (!prev_done) field("prev", prev, true);
+  if (!ts_done) field("ts", ts, true);
+  text += '}';
+  return text;
+}
+
+}  // namespace
+
 Status AuditLog::append_batch(std::vector<nlohmann::json> records, std::vector<std::string>* written) {
+  std::vector<PendingRecord> pending;
+  pending.reserve(records.size());
+  for (auto& r : records) pending.emplace_back(std::move(r));
+  return append_batch(std::move(pending), written);
+}
+
+Status AuditLog::append_batch(std::vector<PendingRecord> records, std::vector<std::string>* written) {
   if (records.empty()) return ok_status();
   // The lock spans reading the last line, writing ours and replacing the head, so
   // concurrent runs chain their records one after the other and the head always
@@ -217,13 +261,19 @@ Status AuditLog::append_batch(std::vector<nlohmann::json> records, std::vector<s
     // Each line chains to the one before it, ours included; one write for all of them.
     std::string block;
     const std::string ts = now_rfc3339();
-    for (auto& record : records) {
-      // Objects keep their keys sorted, so adding ts and prev in place gives the same line
-      // as building a new object, without copying the record.
-      if (!record.is_object()) record = nlohmann::json::object();
-      record["ts"] = ts;
-      record["prev"] = prev_hash;
-      std::string text = dump_json(record);   // nlohmann's compact dump, byte for byte
+    for (auto& pending : records) {
+      std::string text;
+      if (auto* serialized = std::get_if<SerializedRecord>(&pending)) {
+        text = splice_line(*serialized, ts, prev_hash);
+      } else {
+        // Objects keep their keys sorted, so adding ts and prev in place gives the same
+        // line as building a new object, without copying the record.
+        auto& record = std::get<nlohmann::json>(pending);
+        if (!record.is_object()) record = nlohmann::json::object();
+        record["ts"] = ts;
+        record["prev"] = prev_hash;
+        text = dump_json(record);   // nlohmann's compact dump, byte for byte
+      }
       prev_hash = sha256_hex(text);
       block += text;
       block += '\n';

@@ -29,6 +29,8 @@
 
 #include <map>
 #include <string>
+#include <utility>
+#include <variant>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -43,6 +45,18 @@ inline constexpr const char* kGenesisHash =
 
 // $XDG_STATE_HOME/keyzero/audit.jsonl, else ~/.local/state/keyzero/audit.jsonl.
 std::string default_audit_path();
+
+// A record already written field by field (the PDP's decision records, thousands a
+// second, skip building and dumping a json tree): (key, compact JSON text of the value),
+// keys in nlohmann's order (sorted bytewise), without "ts" and "prev", which the log
+// splices in where a json object would put them, so the line is the same bytes as the
+// json form's.
+struct SerializedRecord {
+  std::vector<std::pair<std::string, std::string>> fields;
+  void sort();   // into nlohmann's key order (after adding fields out of order)
+};
+// A record waiting to be appended: a json object, or the same already serialised.
+using PendingRecord = std::variant<nlohmann::json, SerializedRecord>;
 
 class AuditLog {
  public:
@@ -59,6 +73,7 @@ class AuditLog {
   // Several records under one lock, one write and one head update (the PDP's decision
   // log, thousands a second). Same chain as appending them one by one.
   Status append_batch(std::vector<nlohmann::json> records, std::vector<std::string>* written = nullptr);
+  Status append_batch(std::vector<PendingRecord> records, std::vector<std::string>* written = nullptr);
   const std::string& path() const { return path_; }
 
  private:

@@ -1,5 +1,8 @@
 #include "audit/audit_schema.h"
 
+#include "audit/audit_log.h"
+#include "core/json_dump.h"
+
 #include <type_traits>
 
 namespace kz {
@@ -220,7 +223,9 @@ json fields(const PdpAuthRefusal& e) {
 
 json fields(const PdpDecision& e) {
   return {{"event", "decision"}, {"decision", e.decision}, {"decision_id", e.decision_id}, {"endpoint", e.endpoint},
-          {"revision", e.revision}, {"source", e.source}, {"sub", e.sub}, {"input", e.input}, {"result", e.result}};
+          {"revision", e.revision}, {"source", e.source}, {"sub", e.sub},
+          {"input", e.serialized() ? json::parse(e.input_json) : e.input},
+          {"result", e.serialized() ? json::parse(e.result_json) : e.result}};
 }
 // The same from an event the caller gives up: its input and result trees are moved, not
 // copied (the PDP records one per request).
@@ -233,8 +238,8 @@ json fields(PdpDecision&& e) {
   j["revision"] = std::move(e.revision);
   j["source"] = std::move(e.source);
   j["sub"] = std::move(e.sub);
-  j["input"] = std::move(e.input);
-  j["result"] = std::move(e.result);
+  j["input"] = e.serialized() ? json::parse(e.input_json) : std::move(e.input);
+  j["result"] = e.serialized() ? json::parse(e.result_json) : std::move(e.result);
   return j;
 }
 
@@ -318,6 +323,26 @@ json to_record(const AuditEvent& event) {
 
 json to_record(AuditEvent&& event) {
   return std::visit([](auto&& e) { return fields(std::move(e)); }, std::move(event));
+}
+
+SerializedRecord serialized_record(PdpDecision&& e) {
+  auto text = [](std::string_view v) {
+    std::string out;
+    dump_json_string(v, out);
+    return out;
+  };
+  SerializedRecord r;   // in key order
+  r.fields.reserve(12);
+  r.fields.emplace_back("decision", text(e.decision));
+  r.fields.emplace_back("decision_id", text(e.decision_id));
+  r.fields.emplace_back("endpoint", text(e.endpoint));
+  r.fields.emplace_back("event", text("decision"));
+  r.fields.emplace_back("input", std::move(e.input_json));
+  r.fields.emplace_back("result", std::move(e.result_json));
+  r.fields.emplace_back("revision", text(e.revision));
+  r.fields.emplace_back("source", text(e.source));
+  r.fields.emplace_back("sub", text(e.sub));
+  return r;
 }
 
 std::string_view event_name(const AuditEvent& event) {

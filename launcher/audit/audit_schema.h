@@ -304,6 +304,11 @@ struct PdpDecision {
   std::string decision{};   // "allow" (every secret) | "deny"
   std::string decision_id{}, endpoint{}, revision{}, source{}, sub{};
   nlohmann::json input{}, result{};   // the policy input (identity claims, secrets, request); the results
+  // The same two already serialised (compact JSON, keys sorted as nlohmann sorts them):
+  // when both are set, input and result are not used, and the record is written without
+  // a json tree (the PDP writes one per request).
+  std::string input_json{}, result_json{};
+  bool serialized() const { return !input_json.empty() && !result_json.empty(); }
 };
 
 using AuditEvent =
@@ -316,6 +321,10 @@ using AuditEvent =
 // those) and without "pid" unless the event names a process.
 nlohmann::json to_record(const AuditEvent& event);
 nlohmann::json to_record(AuditEvent&& event);   // moves what it can out of the event
+// A decision record with input_json and result_json set, field by field for the log
+// (audit_log.h), without ts/prev/run.
+struct SerializedRecord;
+SerializedRecord serialized_record(PdpDecision&& e);
 // The "event" field an event is recorded under.
 std::string_view event_name(const AuditEvent& event);
 

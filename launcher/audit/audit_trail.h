@@ -27,6 +27,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "audit/audit_log.h"
 #include "audit/audit_recorder.h"
@@ -61,6 +62,13 @@ class AuditTrail final : public AuditRecorder {
 
   void record(AuditEvent event) override;
 
+  // Immediate mode: records made between hold() and flush() are kept, then written by
+  // flush() in one append (one lock, one write, one head update instead of one each):
+  // for a burst made at once, like a run's resolve records, one per secret, before the
+  // command starts. close() flushes what is held.
+  void hold();
+  void flush();
+
   // The record that opens the session (run.start, mcp.start, pdp.start) and, when given,
   // the one close() writes if end() was never called (a run.stop "not started").
   void begin(AuditEvent start, std::optional<AuditEvent> unfinished = std::nullopt);
@@ -76,8 +84,8 @@ class AuditTrail final : public AuditRecorder {
 
  private:
   AuditTrail(AuditTrailOptions opts, AuditLog log, std::unique_ptr<AuditSinks> sinks);
-  nlohmann::json stamped(AuditEvent&& event) const;
-  void write_now(nlohmann::json record);
+  PendingRecord stamped(AuditEvent&& event) const;
+  void write_now();   // what held_ has, in one append (write_mu_ held)
   void write_batches();
   void stop_writer();
 
@@ -90,11 +98,13 @@ class AuditTrail final : public AuditRecorder {
   std::mutex write_mu_;   // immediate: one append at a time; the session's state
   std::optional<AuditEvent> unfinished_;
   bool ended_ = false, closed_ = false;
+  bool holding_ = false;
+  std::vector<PendingRecord> held_;   // immediate mode: to write (at once, or at flush())
 
   // batched
   std::mutex queue_mu_;
   std::condition_variable has_work_, has_room_;
-  std::deque<nlohmann::json> queue_;
+  std::deque<PendingRecord> queue_;
   bool stopping_ = false;
   std::thread writer_;
 };

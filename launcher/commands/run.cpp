@@ -396,10 +396,14 @@ Step RunSession::resolve() {
       spdlog::error("{}", token.error().message);
       return fail(kExitConfig, "no identity token for the PDP");
     }
+    // One resolve record per secret, all made at once: written in one append after.
+    trail_->hold();
     r = resolve_via_server(std::move(*token));
   } else {
+    trail_->hold();
     r = resolve_secrets(*cfg_, ropts_);
   }
+  trail_->flush();
   if (!r) {
     spdlog::error("{}", r.error().message);
     trail_->end(RunStop{"error", "resolution failed", kExitConfig});

@@ -14,7 +14,7 @@ bool plain_byte(unsigned char c) { return c >= 0x20 && c <= 0x7e && c != '"' && 
 // a time: a word none of whose bytes is below 0x20, at or above 0x7f, '"' or '\\' is
 // plain; a flagged word is checked byte by byte (the tests below flag every byte that
 // is one, and may flag a plain byte only next to one that is).
-bool plain(const std::string& s) {
+bool plain(std::string_view s) {
   constexpr std::uint64_t kOnes = 0x0101010101010101ull, kHigh = 0x8080808080808080ull;
   const char* p = s.data();
   std::size_t n = s.size();
@@ -32,14 +32,14 @@ bool plain(const std::string& s) {
   return true;
 }
 
-void dump_string(const std::string& s, std::string& out) {
+void dump_string(std::string_view s, std::string& out) {
   if (plain(s)) {
     out += '"';
     out += s;
     out += '"';
     return;
   }
-  out += nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  out += nlohmann::json(std::string(s)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 template <class T>
@@ -88,6 +88,8 @@ void dump_json(const nlohmann::json& j, std::string& out) {
       return;
   }
 }
+
+void dump_json_string(std::string_view s, std::string& out) { dump_string(s, out); }
 
 std::string dump_json(const nlohmann::json& j) {
   std::string out;

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
@@ -15,5 +16,8 @@ namespace kz {
 // Appends j's compact text to out.
 void dump_json(const nlohmann::json& j, std::string& out);
 std::string dump_json(const nlohmann::json& j);
+// Appends the JSON text of the string s, exactly as dump_json(nlohmann::json(s)) would
+// write it, without building a json value (for replies and records written by hand).
+void dump_json_string(std::string_view s, std::string& out);
 
 }  // namespace kz

@@ -153,7 +153,11 @@ Result<std::vector<ResolvedSecret>> resolve_secrets(const Config& cfg, const Res
     const auto timeout = provider_timeout(cfg, s->provider);
     Task task{providers[s->provider], SecretRef{s->name, s->ref, s->pos}, start + timeout, s->oauth, timeout};
     latest = std::max(latest, task.deadline + (task.oauth ? timeout : std::chrono::milliseconds(0)));
-    signal_free_thread([shared, i, task = std::move(task)]() mutable {
+    // One thread per secret, so that slow providers wait side by side; a provider that
+    // only reads kz's memory (env) answers at once, here (a thread would cost more than
+    // the lookup: creating, scheduling and joining it, on every kz run).
+    const bool inline_here = task.provider->in_process() && !task.oauth;
+    auto work = [shared, i, task = std::move(task)]() mutable {
       ValueLease lease;
       auto r = task.provider->resolve_leased(task.ref, task.deadline, lease);
       std::shared_ptr<ValueSource> source;
@@ -165,7 +169,9 @@ Result<std::vector<ResolvedSecret>> resolve_secrets(const Config& cfg, const Res
       shared->results[i].emplace(std::move(r));
       shared->leases[i] = std::move(lease);
       if (--shared->pending == 0) shared->cv.notify_all();
-    }).detach();
+    };
+    if (inline_here) work();
+    else signal_free_thread(std::move(work)).detach();
   }
 
   std::unique_lock<std::mutex> lk(shared->mu);

@@ -1,5 +1,7 @@
 #include "server/bearer_identity.h"
 
+#include "core/json_dump.h"
+
 #include <openssl/sha.h>
 
 #include <algorithm>
@@ -15,6 +17,7 @@ std::shared_ptr<const VerifiedIdentity> make_identity(nlohmann::json claims) {
   id->sub = str("sub");
   id->key = str("iss") + " " + id->sub;
   id->value = cel::from_json(claims);
+  id->claims_json = dump_json(claims);
   id->claims = std::move(claims);
   return id;
 }

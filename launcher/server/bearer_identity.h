@@ -30,6 +30,7 @@ namespace kz {
 
 struct VerifiedIdentity {
   nlohmann::json claims;
+  std::string claims_json;   // the claims' compact JSON text, dumped once (the decision log's input.identity)
   cel::Value value;     // the claims as CEL's `identity`, converted once
   std::string key;      // "iss sub": who owns what this identity is given (MCP tokens)
   std::string sub;

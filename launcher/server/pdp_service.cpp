@@ -138,9 +138,29 @@ HttpReply PdpService::api(const HttpRequestView& req, bool resolve) {
   const std::string id = new_decision_id();
   nlohmann::json results = nlohmann::json::array();
   nlohmann::json logged = nlohmann::json::array();   // /v1/resolve: results without values
-  nlohmann::json inputs = nlohmann::json::array();
+  // The decision record's input, written as text (keys in nlohmann's order: the same
+  // bytes a json tree would dump to): {"identity": claims, "request": {...}, "secrets": [...]}.
+  std::string input;
+  input.reserve(verified->claims_json.size() + 128 + asked.size() * 96);
+  input += "{\"identity\":";
+  input += verified->claims_json;
+  input += ",\"request\":{";
+  auto member = [&input](std::string_view k, std::string_view v) {
+    dump_json_string(k, input);
+    input += ':';
+    dump_json_string(v, input);
+    input += ',';
+  };
+  if (!request.host.empty()) member("host", request.host);
+  if (!request.method.empty()) member("method", request.method);
+  if (!request.path.empty()) member("path", request.path);
+  member("source", request.source);
+  input += "\"time\":";
+  input += std::to_string(request.time);
+  input += "},\"secrets\":[";
   bool all = true;
-  for (const auto& a : asked) {
+  for (std::size_t i = 0; i < asked.size(); ++i) {
+    const auto& a = asked[i];
     auto d = policy::decide(st->bundle, verified->value, a, request);
     nlohmann::json approval;
     if (d.approve) {
@@ -148,8 +168,8 @@ HttpReply PdpService::api(const HttpRequestView& req, bool resolve) {
       if (!wait) {
         approval = {{"status", "pending"}};
       } else {
-        PdpApprovalFacts f{claims.contains("sub") && claims["sub"].is_string() ? claims["sub"].get<std::string>() : "",
-                           a.name, a.provider, a.ref, request.host, request.method, request.path, request.source, id, ""};
+        PdpApprovalFacts f{verified->sub, a.name, a.provider, a.ref, request.host, request.method,
+                           request.path, request.source, id, ""};
         f.iss = issuer_of(claims);
         const PdpApprovalResult ar = ask_pdp_approval(st->bundle.approvals, f, *opts_.log);
         d.allow = ar.approved();
@@ -165,7 +185,13 @@ HttpReply PdpService::api(const HttpRequestView& req, bool resolve) {
     r["name"] = a.name;
     r["provider"] = a.provider;
     r["ref"] = a.ref;
-    inputs.push_back({{"name", a.name}, {"provider", a.provider}, {"ref", a.ref}});
+    input += i == 0 ? "{\"name\":" : ",{\"name\":";
+    dump_json_string(a.name, input);
+    input += ",\"provider\":";
+    dump_json_string(a.provider, input);
+    input += ",\"ref\":";
+    dump_json_string(a.ref, input);
+    input += '}';
     if (resolve) logged.push_back(r);
     if (resolve && d.allow) {
       auto v = resolve_with_providers(st->providers, a.provider, a.ref);
@@ -179,19 +205,23 @@ HttpReply PdpService::api(const HttpRequestView& req, bool resolve) {
     }
     results.push_back(std::move(r));
   }
-  nlohmann::json input = {{"identity", claims}, {"secrets", std::move(inputs)}};
-  nlohmann::json reqj = {{"time", request.time}, {"source", request.source}};
-  if (!request.host.empty()) reqj["host"] = request.host;
-  if (!request.method.empty()) reqj["method"] = request.method;
-  if (!request.path.empty()) reqj["path"] = request.path;
-  input["request"] = std::move(reqj);
-  // The reply is written first, so that for /v1/decide (no values) the log can take its
-  // results array instead of a copy.
-  nlohmann::json reply = {{"decision_id", id}, {"revision", st->bundle.revision}, {"results", std::move(results)}};
-  HttpReply out = json_reply(200, reply);
-  opts_.log->record(PdpDecision{all ? "allow" : "deny", id, endpoint, st->bundle.revision, req.source,
-                                claims.contains("sub") && claims["sub"].is_string() ? claims["sub"].get<std::string>() : "",
-                                std::move(input), resolve ? std::move(logged) : std::move(reply["results"])});
+  input += "]}";
+  // The reply, {"decision_id", "results", "revision"}, written around the results' text,
+  // which for /v1/decide (no values) is also the record's result.
+  std::string result = dump_json(results);
+  HttpReply out{200, "application/json", {}, {}};
+  out.body.reserve(result.size() + id.size() + st->bundle.revision.size() + 48);
+  out.body += "{\"decision_id\":";
+  dump_json_string(id, out.body);
+  out.body += ",\"results\":";
+  out.body += result;
+  out.body += ",\"revision\":";
+  dump_json_string(st->bundle.revision, out.body);
+  out.body += '}';
+  PdpDecision record{all ? "allow" : "deny", id, endpoint, st->bundle.revision, req.source, verified->sub, {}, {}};
+  record.input_json = std::move(input);
+  record.result_json = resolve ? dump_json(logged) : std::move(result);
+  opts_.log->record(std::move(record));
   return out;
 }
 

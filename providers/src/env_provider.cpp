@@ -17,6 +17,8 @@ class EnvProvider final : public Provider {
       return make_error(ErrorKind::NotFound, "env provider: variable " + ref.ref + " is empty");
     return SecretValue::from(std::string_view(v, std::strlen(v)));
   }
+  bool in_process() const override { return true; }
+
  private:
   const Environment& env_;
 };

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <thread>
 
+#include "core/json_dump.h"
 #include "test_support.h"
 
 namespace kz {
@@ -117,6 +118,65 @@ TEST(AuditTrail, BatchedWriterWaitsInsteadOfDropping) {
   for (int i = 0; i < 500; ++i) EXPECT_EQ(r[1 + i]["reason"], std::to_string(i));   // in order
   EXPECT_EQ(r[501]["event"], "pdp.stop");
   EXPECT_TRUE(verify_audit_file(path).ok);
+}
+
+// The PDP's decision records are written already serialised (no json tree): each line
+// must be the bytes the tree form gives (keys in nlohmann's order, ts/prev spliced in
+// their places, run/pid/replica stamped), and the chain must verify.
+TEST(AuditTrail, SerialisedDecisionRecordsAreTheBytesOfTheTreeForm) {
+  const json input = {{"identity", {{"sub", "alice"}, {"aud", "keyzero"}, {"exp", 1800000000.5}, {"name", "Zo\u00eb \"q\""}}},
+                      {"secrets", json::array({{{"name", "DB"}, {"provider", "vault"}, {"ref", "secret/a#b"}}})},
+                      {"request", {{"time", 1800000000}, {"source", "127.0.0.1"}, {"host", "h\n"}}}};
+  const json result = json::array({{{"allow", false}, {"name", "DB"}, {"reason", "no rule \\ matched"}}});
+  for (const bool per_run : {false, true}) {
+    for (const std::string replica : {"", "replica-\u00e9"}) {
+      test::TempDir d;
+      std::vector<std::string> texts[2];
+      for (const bool serialised : {false, true}) {
+        const std::string path = d.file(serialised ? "s.jsonl" : "t.jsonl");
+        auto o = options(path, per_run, true);
+        o.replica = replica;
+        auto t = AuditTrail::open(o);
+        ASSERT_TRUE(t.ok()) << t.error().message;
+        for (int i = 0; i < 3; ++i) {
+          PdpDecision e{"deny", "id-" + std::to_string(i), "decide", "rev", "127.0.0.1", "al\"ice", {}, {}};
+          if (serialised) {
+            e.input_json = dump_json(input);
+            e.result_json = dump_json(result);
+          } else {
+            e.input = input;
+            e.result = result;
+          }
+          (*t)->record(std::move(e));
+        }
+        (*t)->close();
+        EXPECT_TRUE(verify_audit_file(path).ok) << path;
+        std::ifstream f(path);
+        for (std::string l; std::getline(f, l);) texts[serialised].push_back(l);
+      }
+      ASSERT_EQ(texts[0].size(), 3u);
+      ASSERT_EQ(texts[1].size(), 3u);
+      for (std::size_t i = 0; i < 3; ++i) {
+        const std::string& line = texts[1][i];
+        // nlohmann's own form of the line is the line itself: key order and escapes agree.
+        EXPECT_EQ(dump_json(json::parse(line)), line);
+        // The same record as the tree form, apart from when and what it chains to (and
+        // the per-run id, which differs per trail).
+        json a = json::parse(texts[0][i]), b = json::parse(line);
+        for (auto* j : {&a, &b}) {
+          j->erase("ts");
+          j->erase("prev");
+          if (per_run) {
+            EXPECT_TRUE(j->contains("run"));
+            j->erase("run");
+          }
+        }
+        EXPECT_EQ(a, b) << line;
+        EXPECT_EQ(b.contains("pid"), per_run);
+        EXPECT_EQ(b.contains("replica"), !replica.empty());
+      }
+    }
+  }
 }
 
 TEST(AuditTrail, TheLogThatCannotBeOpenedSaysHowToChooseAnother) {

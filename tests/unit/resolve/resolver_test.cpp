@@ -3,6 +3,10 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <mutex>
+#include <thread>
+#include <vector>
+
 #include "test_support.h"
 
 namespace kz {
@@ -115,6 +119,32 @@ TEST(Providers, EnvUnsetAndEmpty) {
   auto r = resolve_secrets(c, o);
   ASSERT_FALSE(r.ok());
   EXPECT_TRUE(test::contains(r.error().message, "EMPTY is empty")) << r.error().message;
+}
+
+// The env provider only reads kz's memory: it is asked on the resolving thread, not on a
+// thread started per secret (that costs a kz run more than the lookups themselves).
+TEST(Resolver, EnvSecretsAreResolvedOnTheCallingThread) {
+  struct ThreadEnv : Environment {
+    mutable std::mutex mu;
+    mutable std::vector<std::thread::id> asked_on;
+    const char* get(const std::string& n) const override {
+      if (n == "HOME") return nullptr;
+      std::lock_guard lock(mu);
+      asked_on.push_back(std::this_thread::get_id());
+      return "value-of-env";
+    }
+  } env;
+  test::TempDir d;
+  Config c = cfg_from("[secrets]\nA = { provider = \"env\", ref = \"A_VAR\" }\n"
+                      "B = { provider = \"env\", ref = \"B_VAR\" }\n", d.path());
+  ResolveOptions o;
+  o.env = &env;
+  auto r = resolve_secrets(c, o);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_EQ(r->size(), 2u);
+  EXPECT_EQ((*r)[1].value.view(), "value-of-env");
+  ASSERT_EQ(env.asked_on.size(), 2u);
+  for (const auto& id : env.asked_on) EXPECT_EQ(id, std::this_thread::get_id());
 }
 
 TEST(SecretValue, LockedWipedMoveOnly) {

@@ -74,6 +74,9 @@ class Provider {
     (void)lease;
     return resolve(ref, deadline);
   }
+  // True when resolve() only reads this process's memory (the env provider): it cannot
+  // block, so the resolver calls it on its own thread instead of starting one for it.
+  virtual bool in_process() const { return false; }
 };
 
 // Environment access goes through this so tests (and the PDP later) can supply their own.
