@@ -149,7 +149,7 @@ HttpReply PdpService::api(const HttpRequestView& req, bool resolve) {
         approval = {{"status", "pending"}};
       } else {
         PdpApprovalFacts f{claims.contains("sub") && claims["sub"].is_string() ? claims["sub"].get<std::string>() : "",
-                           a.name, a.provider, a.ref, request.host, request.method, request.path, request.source, id, ""};
+                           a.name, a.provider, a.ref, request.host, request.method, request.path, request.source, id, "", "", ""};
         f.iss = issuer_of(claims);
         const PdpApprovalResult ar = ask_pdp_approval(st->bundle.approvals, f, *opts_.log);
         d.allow = ar.approved();
