@@ -242,8 +242,9 @@ void Broker::serve() {
       const std::uint64_t conn_id = req->conn_id;
       std::unique_ptr<wire::Request> held_req;
       if (out.ask && gate != nullptr) {
-        // Held: only the request waits (the reply with the value is wiped below).
-        wipe(&out.reply, sizeof out.reply);
+        // Held: only the request waits; the value leaves the reply now.
+        wipe(out.reply.data, sizeof out.reply.data);
+        out.reply.data_len = 0;
         ApprovalAsk ask = gate->open(std::move(*out.ask));
         out.ask.reset();
         if (ask.id == 0 || held_count >= kMaxHeld) {

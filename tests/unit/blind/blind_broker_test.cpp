@@ -286,6 +286,8 @@ TEST_F(HeldBrokerFixture, CapsOpenAsksAndDecidesAgainWhenApproved) {
   ASSERT_EQ(pipe(to_child), 0);
   const pid_t pid = fork();
   if (pid == 0) {
+    close(to_parent[0]);
+    close(to_child[1]);
     char go = 0;
     if (read(to_child[0], &go, 1) != 1) _exit(10);   // the parent has made this process the run
     std::vector<int> fds;
@@ -307,10 +309,16 @@ TEST_F(HeldBrokerFixture, CapsOpenAsksAndDecidesAgainWhenApproved) {
     if (std::string(reinterpret_cast<const char*>(rep.data), rep.data_len) != kNew) _exit(17);
     _exit(0);
   }
+  close(to_parent[1]);
+  close(to_child[0]);
   tree->set_root(pid);
   ASSERT_EQ(write(to_child[1], "g", 1), 1);
   char done = 0;
-  ASSERT_EQ(read(to_parent[0], &done, 1), 1);
+  if (read(to_parent[0], &done, 1) != 1) {   // the child gave up: its exit code says where
+    int st = 0;
+    waitpid(pid, &st, 0);
+    FAIL() << "child exited with " << (WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+  }
   const std::vector<ApprovalAsk> asks = gate.open_asks();
   ASSERT_EQ(asks.size(), ApprovalGate::kMaxOpenAsks);
   ASSERT_TRUE(table.replace_value("API_KEY", SecretValue::from(kNew)).ok());
