@@ -23,12 +23,14 @@
 
 namespace {
 
-// Random printable ASCII (0x20..0x7e) with no "KZ_TOK_" in it.
+// Random printable ASCII (0x20..0x7e) with no token marker ("KZ_TOK_" or a shaped
+// token's marker, wire/token.h) in it.
 std::string printable(std::size_t n, unsigned seed) {
   std::mt19937 rng(seed);
   std::string s(n, ' ');
   for (auto& c : s) c = static_cast<char>(0x20 + rng() % 95);
-  for (std::size_t p = s.find("KZ_TOK_"); p != std::string::npos; p = s.find("KZ_TOK_")) s[p] = 'k';
+  for (std::size_t p = 0; p < s.size(); ++p)
+    if (kz::wire::marker_at(s.data() + p, s.size() - p) != 0) s[p] = ' ';
   return s;
 }
 

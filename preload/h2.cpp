@@ -683,7 +683,7 @@ bool up_data(H2Conn& h, ConnState* st, std::uint32_t sid, unsigned char* p, std:
     const std::size_t t = i + off;
     const std::size_t ext = wire::token_extent(c + t, n - t);
     i = t + ext;
-    if (ext == wire::kTokenPrefixLen && t + ext < n) continue;
+    if (ext == wire::marker_at(c + t, n - t) && t + ext < n) continue;
     if (!bound_done) {
       bound = bind_stream(st, find_stream(h, sid));
       bound_done = true;

@@ -47,7 +47,7 @@ int report_tokens(ConnFacts* info, const char* p, std::size_t n, int reported) {
     const std::size_t t = pos + off;
     const std::size_t ext = kz::wire::token_extent(p + t, n - t);
     pos = t + ext;
-    if (ext <= kz::wire::kTokenPrefixLen) continue;
+    if (ext <= kz::wire::marker_at(p + t, n - t)) continue;
     client.report(nullptr, p + t, ext);
     ++reported;
   }

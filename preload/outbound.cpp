@@ -154,7 +154,7 @@ OutboundResult rewrite_outbound(const char* in, std::size_t n, const OutboundOpt
     const std::size_t ext = wire::token_extent(in + t, n - t);
     const bool at_end = t + ext == n;
     pos = t + ext;
-    if (ext == wire::kTokenPrefixLen && !at_end) continue;   // "KZ_TOK_" and no token text
+    if (ext == wire::marker_at(in + t, n - t) && !at_end) continue;   // a marker and no token text
     if (k == kMaxEdits) {
       if (b.report) b.report(b.ctx, st, in + t, ext);
       ++r.reported;
@@ -261,22 +261,28 @@ OutboundResult rewrite_outbound(const char* in, std::size_t n, const OutboundOpt
 
 namespace {
 
-// The last write ended with `have` bytes of "KZ_TOK_". Does this one go on with it? When
-// it completes the prefix, the token (as far as this write has it) is reported: it went
-// out unswapped, in pieces. Returns the prefix bytes matched so far when this write is
-// itself only a further piece of the prefix (so a prefix spread over 3+ writes is still
-// seen), else 0.
-std::size_t continue_split_prefix(const char* buf, std::size_t len, std::size_t have, const BrokerOps& b,
-                                  ConnState* st) {
-  const std::size_t rest = wire::kTokenPrefixLen - have;
-  if (len < rest) return std::memcmp(buf, wire::kTokenPrefix + have, len) == 0 ? have + len : 0;
-  if (std::memcmp(buf, wire::kTokenPrefix + have, rest) != 0) return 0;
+// The last write ended with `have` bytes of a marker (`tail`). Does this one go on with
+// it? When it completes the marker, the token (as far as this write has it) is reported:
+// it went out unswapped, in pieces. Returns the marker bytes matched so far when this
+// write is itself only a further piece of the marker (so a marker spread over 3+ writes
+// is still seen; `tail` then holds them), else 0.
+std::size_t continue_split_prefix(const char* buf, std::size_t len, char* tail, std::size_t have,
+                                  const BrokerOps& b, ConnState* st) {
   char tok[wire::kMaxTokenLen];
-  std::memcpy(tok, wire::kTokenPrefix, wire::kTokenPrefixLen);
-  std::size_t n = wire::kTokenPrefixLen;
-  for (std::size_t i = rest; i < len && n < sizeof tok && wire::is_base62(static_cast<unsigned char>(buf[i])); ++i)
-    tok[n++] = buf[i];
-  if (b.report) b.report(b.ctx, st, tok, n);
+  std::memcpy(tok, tail, have);
+  std::size_t n = have;
+  for (std::size_t i = 0; i < len && n < wire::kMaxMarkerLen; ++i) tok[n++] = buf[i];
+  const std::size_t m = wire::marker_at(tok, n);
+  if (m == 0) {
+    if (n == have + len && wire::is_marker_fragment(tok, n)) {
+      std::memcpy(tail, tok, n);
+      return n;
+    }
+    return 0;
+  }
+  n = have;
+  for (std::size_t i = 0; i < len && n < sizeof tok; ++i) tok[n++] = buf[i];
+  if (b.report) b.report(b.ctx, st, tok, wire::token_extent(tok, n));
   return 0;
 }
 
@@ -380,10 +386,10 @@ WriteOutcome outbound_write(ConnTable& t, const void* key, const char* buf, std:
   }
   if (st->prev_trailing > 0) {
     // A write shorter than the prefix is checked, tracked and sent from one copy.
-    char small[wire::kTokenPrefixLen];
+    char small[wire::kMaxMarkerLen];
     const bool tiny = len < sizeof small;
     if (tiny) std::memcpy(small, buf, len);
-    const std::size_t still = continue_split_prefix(tiny ? small : buf, len, st->prev_trailing, b, st);
+    const std::size_t still = continue_split_prefix(tiny ? small : buf, len, st->prev_tail, st->prev_trailing, b, st);
     st->prev_trailing = static_cast<std::uint8_t>(still);
     if (still > 0 && tiny) {   // only more of the prefix
       track_sent(st, small, len);
@@ -516,7 +522,9 @@ WriteOutcome outbound_write(ConnTable& t, const void* key, const char* buf, std:
         // The tracker follows what is sent: the carried bytes come again with the next write.
         track(st->tracker, in, n - r.carry_len, &next, &tr);
       } else {
-        st->prev_trailing = static_cast<std::uint8_t>(wire::trailing_prefix_len(in, n));
+        const std::size_t tl = wire::trailing_prefix_len(in, n);
+        st->prev_trailing = static_cast<std::uint8_t>(tl);
+        std::memcpy(st->prev_tail, in + n - tl, tl);
       }
       commit_tracker(st, next, tr);
       const char* send = r.changed ? out.get() : in;

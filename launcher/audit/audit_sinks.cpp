@@ -14,6 +14,7 @@
 
 #include "audit/audit_schema.h"
 #include "core/log.h"
+#include "core/utc_time.h"
 #include "kz/providers/http_client.h"
 #include "kz/wipe.h"
 #include "core/signal_free_thread.h"
@@ -22,15 +23,7 @@ namespace kz {
 
 namespace {
 
-std::string now_ts() {
-  const auto now = std::chrono::system_clock::now();
-  const std::time_t t = std::chrono::system_clock::to_time_t(now);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[40];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
+std::string now_ts() { return utc_iso(std::chrono::system_clock::now()); }
 
 }  // namespace
 

@@ -448,10 +448,10 @@ Step RunSession::plant_canaries() {
     Planted p;
     p.name = c.name;
     if (blind_) {
-      auto tok = mint_token(kCanaryTokenLen);
-      if (!tok) return fail(kExitInternal, tok.error().message);
-      p.env_value = canary_with_token(shape, tok->view());
-      p.token = std::move(*tok);
+      auto c = make_blind_canary(shape, cfg_->blind.token_shape != "plain", kCanaryTokenLen);
+      if (!c) return fail(kExitInternal, c.error().message);
+      p.env_value = std::move(c->shown);
+      p.token = std::move(c->token);
     } else {
       auto v = make_canary_value(shape);
       if (!v) return fail(kExitInternal, v.error().message);
@@ -574,11 +574,19 @@ Step RunSession::start_watchers() {
 // from then on, and goes behind its token (blind) or into the next start of the command
 // (--restart-on-change); SIGHUP to kz refreshes them all at once.
 Step RunSession::start_rotation() {
-  if (rotating_.empty()) return std::nullopt;
+  // Blind mode may take new values without `refresh` too (renewed access tokens, sealed
+  // token answers: set_value_hook): the running output streams learn their masks through
+  // the control, so a blind run always has one.
+  if (rotating_.empty() && !blind_) return std::nullopt;
   auto control = SupervisorControl::create();
   if (!control) return fail(kExitInternal, control.error().message);
-  control_ = std::move(*control);
+  {
+    std::lock_guard lock(rotation_mu_);
+    control_ = std::move(*control);
+    if (masks_) control_->set_masks(masks_);   // values that came before the control did
+  }
   sup_.control = control_;
+  if (rotating_.empty()) return std::nullopt;
   if (!blind_)
     for (const auto& s : secrets_) current_.push_back({s.name, s.provider, SecretValue::from(s.value.view())});
   RefresherOptions ro;
@@ -619,9 +627,8 @@ Step RunSession::start_rotation() {
 void RunSession::add_mask(std::string_view value) {
   if (!masks_) return;   // no masking in this run
   masks_ = masks_->adding({value});
-  // The running streams learn new masks through the rotation control, which exists only
-  // when a secret says `refresh` (a renewed or sealed value in a run without one is not
-  // masked live: known gap).
+  // The running streams learn new masks through the control (start_rotation: a blind run,
+  // or any secret with `refresh`); before it exists, it takes them when it is made.
   if (control_) control_->set_masks(masks_);
 }
 

@@ -5,6 +5,7 @@
 #include <ctime>
 
 #include "config/secret_bindings.h"
+#include "core/utc_time.h"
 #include "mcp/fetch_engine.h"
 #include "mcp/response_filter.h"
 #include "mcp/sigv4_fetch.h"
@@ -38,14 +39,7 @@ json structured_result(json sc) {
   return r;
 }
 
-std::string iso_time(std::int64_t t) {
-  const std::time_t tt = static_cast<std::time_t>(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
+std::string iso_time(std::int64_t t) { return utc_iso(t); }
 
 std::string joined(const std::vector<std::string>& v) {
   std::string out;

@@ -7,8 +7,8 @@
 namespace kz {
 
 void PlainTokenScanner::emit(const char* tok, std::size_t len) {
-  // "KZ_TOK_" alone is no token (a token has base62 text after the prefix).
-  if (len > wire::kTokenPrefixLen) sink_(ctx_, tok, len);
+  // A marker alone is no token (a token has text after its marker).
+  if (len > wire::marker_at(tok, len)) sink_(ctx_, tok, len);
 }
 
 void PlainTokenScanner::keep_tail(const char* p, std::size_t n) {
@@ -33,7 +33,7 @@ void PlainTokenScanner::feed(const char* p, std::size_t n) {
     const std::size_t jl = tail_len_ + m;
     const std::size_t old = tail_len_;
     tail_len_ = 0;
-    if (jl >= wire::kTokenPrefixLen && std::memcmp(j, wire::kTokenPrefix, wire::kTokenPrefixLen) == 0) {
+    if (wire::marker_at(j, jl) != 0) {
       const std::size_t ext = wire::token_extent(j, jl);
       if (ext == jl && m == n) {
         keep_tail(j, jl);   // still running: the whole chunk continues the token
@@ -41,7 +41,7 @@ void PlainTokenScanner::feed(const char* p, std::size_t n) {
       }
       emit(j, ext);
       start = ext - old;
-    } else if (jl < wire::kTokenPrefixLen && std::memcmp(j, wire::kTokenPrefix, jl) == 0) {
+    } else if (wire::is_marker_fragment(j, jl) && m == n) {
       keep_tail(j, jl);     // a prefix fragment, longer now
       return;
     }

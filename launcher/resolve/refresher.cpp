@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "core/log.h"
+#include "core/utc_time.h"
 #include "core/signal_free_thread.h"
 #include "resolve/resolver.h"
 
@@ -27,14 +28,8 @@ constexpr milliseconds kMaxRetry{30000};
 
 // UTC ISO 8601 of a steady-clock time point (for "expires").
 std::string utc_of(Steady::time_point t) {
-  const auto wall = std::chrono::system_clock::now() + std::chrono::duration_cast<std::chrono::system_clock::duration>(
-                                                           t - Steady::now());
-  const std::time_t secs = std::chrono::system_clock::to_time_t(wall);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
+  return utc_iso(std::chrono::system_clock::now() +
+                 std::chrono::duration_cast<std::chrono::system_clock::duration>(t - Steady::now()));
 }
 
 }  // namespace

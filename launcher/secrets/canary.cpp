@@ -116,6 +116,29 @@ SecretValue canary_with_token(const CanaryShape& s, std::string_view token) {
   return token_with_prefix(canary_prefix(s), token);
 }
 
+Result<BlindCanary> make_blind_canary(const CanaryShape& s, bool shaped, std::size_t plain_len) {
+  BlindCanary out;
+  if (shaped) {
+    auto fake = make_canary_value(s);
+    if (!fake) return fake.take_error();
+    const std::string_view keep = classed_prefix_for(fake->view(), TokenShape::Auto, false);
+    if (!keep.empty()) {
+      auto tok = mint_classed_token(fake->view().substr(keep.size()), classed_layout_for(fake->view(), keep));
+      if (!tok) return tok.take_error();
+      if (!tok->empty()) {
+        out.shown = token_with_prefix(keep, tok->view());
+        out.token = std::move(*tok);
+        return out;
+      }
+    }
+  }
+  auto tok = mint_token(plain_len);
+  if (!tok) return tok.take_error();
+  out.shown = canary_with_token(s, tok->view());
+  out.token = std::move(*tok);
+  return out;
+}
+
 void CanaryAlarm::set_killer(std::function<void()> killer) {
   std::function<void()> now;
   {

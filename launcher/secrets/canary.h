@@ -50,6 +50,15 @@ Result<SecretValue> make_canary_value(const CanaryShape& s);
 // Blind mode's decoy: the shape's prefix, then `token` (a kz token of the run).
 SecretValue canary_with_token(const CanaryShape& s, std::string_view token);
 
+// Blind mode's decoy, class-shaped when the shape allows (and `shaped`), else the
+// shape's prefix and a plain token of `plain_len` bytes: `token` is what the broker knows
+// (the part after the kept prefix), `shown` what the agent's environment holds.
+struct BlindCanary {
+  SecretValue token;
+  SecretValue shown;
+};
+Result<BlindCanary> make_blind_canary(const CanaryShape& s, bool shaped, std::size_t plain_len);
+
 // What a sight of a canary does: one "canary" record, then (on_canary = "kill") the
 // killer, once. Thread-safe: the broker thread, the proxy's threads, the output loop and
 // the tap's reader may all raise it.

@@ -29,10 +29,28 @@ std::optional<LiveValue::Snapshot> LiveValue::current(std::int64_t now) const {
   return s;
 }
 
-bool LiveValue::is_value(std::string_view bytes) const {
-  std::lock_guard lock(mu_);
-  const std::string_view v = cur_.value.view();
+namespace {
+
+bool equal_ct(std::string_view v, std::string_view bytes) {
   return !v.empty() && v.size() == bytes.size() && CRYPTO_memcmp(v.data(), bytes.data(), v.size()) == 0;
+}
+
+}  // namespace
+
+bool LiveValue::is_value(std::string_view bytes, std::int64_t now) const {
+  std::lock_guard lock(mu_);
+  bool hit = equal_ct(cur_.value.view(), bytes);
+  for (const auto& r : retired_)
+    if (r.expires_at == 0 || now < r.expires_at) hit = equal_ct(r.value.view(), bytes) || hit;
+  return hit;
+}
+
+std::vector<SecretValue> LiveValue::retired(std::int64_t now) const {
+  std::lock_guard lock(mu_);
+  std::vector<SecretValue> out;
+  for (const auto& r : retired_)
+    if (r.expires_at == 0 || now < r.expires_at) out.push_back(SecretValue::from(r.value.view()));
+  return out;
 }
 
 void LiveValue::set(FreshValue v, std::int64_t now) {
@@ -42,6 +60,12 @@ void LiveValue::set(FreshValue v, std::int64_t now) {
   s.forms = form_prints_of(v.value.view(), fp_base_, fq_base_);
   s.value = std::move(v.value);
   std::lock_guard lock(mu_);
+  // The value replaced may still be echoed while it is valid (see retired()).
+  std::erase_if(retired_, [now](const Retired& r) { return r.expires_at != 0 && now >= r.expires_at; });
+  if (!cur_.value.empty()) {
+    if (retired_.size() == kRetiredKept) retired_.erase(retired_.begin());
+    retired_.push_back(Retired{std::move(cur_.value), expires_at_});
+  }
   cur_ = std::move(s);
   if (v.expires_in > 0) {
     expires_at_ = now + v.expires_in;

@@ -24,6 +24,10 @@
 
 namespace kz {
 
+// How many earlier values of a secret that changes (a rotation, a renewal) inbound
+// redaction keeps matching.
+inline constexpr std::size_t kRetiredKept = 4;
+
 struct FreshValue {
   SecretValue value;
   std::int64_t expires_in = 0;   // seconds from now, as the issuer said; 0: it did not say
@@ -56,8 +60,12 @@ class LiveValue {
 
   // The current value, or nothing once it expired (now: unix_now()).
   std::optional<Snapshot> current(std::int64_t now) const;
-  // Whether `bytes` is the current value (constant time).
-  bool is_value(std::string_view bytes) const;
+  // Whether `bytes` is the current value or a retired one still unexpired at `now`
+  // (constant time over all of them).
+  bool is_value(std::string_view bytes, std::int64_t now) const;
+  // Copies of the values set() replaced that had not expired by `now` (newest last, at
+  // most kRetiredKept): a server may still echo one, and inbound redaction must catch it.
+  std::vector<SecretValue> retired(std::int64_t now) const;
   // A new value obtained at `now` (unix seconds).
   void set(FreshValue v, std::int64_t now);
   // Unix seconds when to renew (0: never: no expiry was given).
@@ -72,6 +80,11 @@ class LiveValue {
   mutable std::mutex mu_;
   Snapshot cur_;
   std::int64_t expires_at_ = 0, due_ = 0;
+  struct Retired {
+    SecretValue value;
+    std::int64_t expires_at = 0;   // 0: no expiry was given (kept until the run ends)
+  };
+  std::vector<Retired> retired_;
 };
 
 // Renews live values before they expire, on one thread, and records a "mint" record for

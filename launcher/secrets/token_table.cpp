@@ -101,7 +101,24 @@ Result<TokenTable> TokenTable::build(std::vector<ResolvedSecret> secrets,
     // swap (and an inbound redaction) replaces as many bytes as it finds. A signing key
     // (sign = "sigv4") is never sent, so it has no shape to keep.
     // A minted credential's value changes during the run: no prefix of the first one stays.
-    if (e.binding.sign.empty() && !r.source) e.shown_prefix = std::string(token_prefix_for(r.value.view(), shape));
+    // First a class-shaped token (token_mint.h); a JWT keeps its header and payload only
+    // when its value does not rotate (a renewed JWT has other claims).
+    e.provider = r.provider;
+    e.rotates = std::find(rotating.begin(), rotating.end(), e.name) != rotating.end();
+    SecretValue classed;
+    if (e.binding.sign.empty() && !r.source) {
+      const std::string_view keep = classed_prefix_for(r.value.view(), shape, !e.rotates);
+      if (!keep.empty()) {
+        auto c = mint_classed_token(r.value.view().substr(keep.size()), classed_layout_for(r.value.view(), keep));
+        if (!c) return c.take_error();
+        if (!c->empty()) {
+          e.shown_prefix = std::string(keep);
+          classed = std::move(*c);
+        }
+      }
+      // The fallback: the vendor prefix and a plain token, or a bare plain token.
+      if (classed.empty()) e.shown_prefix = std::string(token_prefix_for(r.value.view(), shape));
+    }
     // The encoded forms are those of the whole value: base64 of the rest is no part of
     // base64 of the whole, so a server that echoes the key base64-encoded is still caught.
     e.form_prints = form_prints_of(r.value.view(), t.fp_base_, t.fq_base_);
@@ -109,10 +126,9 @@ Result<TokenTable> TokenTable::build(std::vector<ResolvedSecret> secrets,
     // A minted credential's token has room for a renewed value a little longer than the
     // first (a value longer than the token is refused at the swap: fail closed).
     const std::size_t room = r.source ? std::min(wire::kMaxTokenLen, r.value.size() + std::max<std::size_t>(16, r.value.size() / 4)) : 0;
-    auto tok = mint_token(std::max(wire::token_length_for(r.value.size()), room));
+    auto tok = classed.empty() ? mint_token(std::max(wire::token_length_for(r.value.size()), room))
+                               : Result<SecretValue>(std::move(classed));
     if (!tok) return tok.take_error();
-    e.provider = r.provider;
-    e.rotates = std::find(rotating.begin(), rotating.end(), e.name) != rotating.end();
     e.id = static_cast<std::uint32_t>(t.secrets_.size() + 1);
     e.token = std::move(*tok);
     e.token_id = token_id(e.token.view());
@@ -163,18 +179,30 @@ const TokenEntry* TokenTable::find_value_in_form(std::string_view bytes, wire::V
     // Forms are matched on the whole value (shown_prefix and the rest), as fingerprinted.
     std::optional<LiveValue::Snapshot> now;
     if (s.live) now = s.live->current(unix_now());
-    const SecretValue whole = token_with_prefix(s.shown_prefix, now ? now->value.view() : s.value.view());
-    const std::size_t n = wire::encode_form(form, reinterpret_cast<const unsigned char*>(whole.view().data()),
-                                            whole.size(), enc.data(), wire::kMaxFormLen);
-    if (n > 0 && same(std::string_view(enc.data(), n), bytes)) hit = &s;
+    const auto matches = [&](std::string_view rest) {
+      const SecretValue whole = token_with_prefix(s.shown_prefix, rest);
+      const std::size_t n = wire::encode_form(form, reinterpret_cast<const unsigned char*>(whole.view().data()),
+                                              whole.size(), enc.data(), wire::kMaxFormLen);
+      return n > 0 && same(std::string_view(enc.data(), n), bytes);
+    };
+    if (matches(now ? now->value.view() : s.value.view())) hit = &s;
+    for (const auto& old : s.retired)
+      if (matches(old.view())) hit = &s;
+    if (s.live)
+      for (const auto& old : s.live->retired(unix_now()))
+        if (matches(old.view())) hit = &s;
   }
   return hit;   // enc is wiped when it goes
 }
 
 const TokenEntry* TokenTable::find_value(std::string_view bytes) const {
   const TokenEntry* hit = nullptr;
-  for (const auto& s : secrets_)
-    if (!s.canary && (s.live ? s.live->is_value(bytes) : same(s.value.view(), bytes))) hit = &s;
+  for (const auto& s : secrets_) {
+    if (s.canary) continue;
+    if (s.live ? s.live->is_value(bytes, unix_now()) : same(s.value.view(), bytes)) hit = &s;
+    for (const auto& old : s.retired)
+      if (same(old.view(), bytes)) hit = &s;
+  }
   return hit;
 }
 
@@ -208,14 +236,17 @@ Result<bool> TokenTable::replace_value(const std::string& name, SecretValue valu
     std::unique_lock lock(*rotation_mu_);
     changed = !same(e->value.view(), rest.view());
     if (changed) {
-      std::swap(e->value, rest);   // the old value leaves with `rest`, wiped below
+      std::swap(e->value, rest);   // `rest` is now the old value
       e->fp_hash = fp;
       e->fq_hash = fq;
       e->form_prints = std::move(prints);
+      // Moving SecretValues moves their buffers: nothing is left behind to wipe.
+      if (e->retired.size() == kRetiredKept) e->retired.erase(e->retired.begin());
+      e->retired.push_back(std::move(rest));
     }
     e->expired = false;
   }
-  return changed;   // rest (the old value, or the unused copy) is wiped as it goes
+  return changed;   // rest (the unused copy, when unchanged) is wiped as it goes
 }
 
 void TokenTable::set_expired(const std::string& name, bool expired) {

@@ -63,6 +63,11 @@ struct TokenEntry {
   // no refresh has succeeded since, so every swap of it is refused (fail closed).
   bool rotates = false;
   bool expired = false;
+  // The values replace_value put aside (after shown_prefix, newest last, at most
+  // kRetiredKept): a response may still echo one (a request sent before the rotation, its
+  // answer read after), and the old value may still work at its server, so inbound
+  // redaction keeps matching them until the run ends.
+  std::vector<SecretValue> retired;
   // A minted credential (secrets/live_value.h): the value swapped in is live->current(),
   // not `value` (the first one); its token is longer than that first value (room for a
   // renewed one that grows a little), and never granted per connection.
@@ -111,7 +116,8 @@ class TokenTable {
   // whole, never a mix. The entries themselves (names, tokens, bindings) never change.
   std::shared_lock<std::shared_mutex> read_lock() const { return std::shared_lock(*rotation_mu_); }
   // Puts `value` (the whole value, as a provider returned it) in place of the secret
-  // `name`'s (a `rotates` entry) and clears `expired`. The old value is wiped. The token
+  // `name`'s (a `rotates` entry) and clears `expired`. The old value joins `retired`
+  // (the oldest beyond kRetiredKept is wiped). The token
   // stays: refused when the new value is empty, too long for blind mode, or does not
   // start with the prefix the agent's token shows. Returns whether the value changed.
   Result<bool> replace_value(const std::string& name, SecretValue value);

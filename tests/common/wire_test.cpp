@@ -126,9 +126,68 @@ TEST(Protocol, ReplyValidationIsStrict) {
 namespace kz::wire {
 namespace {
 
+// The earliest of the four markers (wire/token.h).
 std::size_t naive_find(const std::string& s) {
-  const auto at = s.find(kTokenPrefix);
-  return at == std::string::npos ? s.size() : at;
+  std::size_t best = s.size();
+  for (const char* m : {kTokenPrefix, kMarkerLower, kMarkerUpper, kMarkerDigits}) {
+    const auto at = s.find(m);
+    if (at != std::string::npos && at < best) best = at;
+  }
+  return best;
+}
+
+TEST(Scanner, FindsEveryMarkerWithEveryVariant) {
+  // Each marker planted at every offset of every buffer length up to 200, in bytes dense
+  // with the markers' own characters (near misses everywhere), with a decoy that has the
+  // filter bytes right and a middle wrong.
+  std::uint64_t x = 0x9E3779B97F4A7C15ull;
+  auto rnd = [&] { x ^= x << 13; x ^= x >> 7; x ^= x << 17; return x; };
+  const char* alphabet = "kKzZtToOqQxX_7306195284";
+  const std::size_t na = std::strlen(alphabet);
+  for (const char* m : {kTokenPrefix, kMarkerLower, kMarkerUpper, kMarkerDigits}) {
+    const std::size_t ml = std::strlen(m);
+    for (std::size_t len = 0; len <= 200; ++len) {
+      std::string s(len, '\0');
+      for (auto& c : s) c = alphabet[rnd() % na];
+      for (bool again = true; again;) {   // no accidental marker
+        again = false;
+        for (std::size_t i = 0; i < len; ++i)
+          if (marker_at(s.data() + i, len - i) != 0) { s[i] = '.'; again = true; }
+      }
+      ASSERT_EQ(find_token_prefix(s.data(), s.size()), len) << m << " len " << len;
+      for (std::size_t at = 0; at + ml <= len; at += (len > 100 ? 5 : 1)) {
+        std::string t = s;
+        t.replace(at, ml, m);
+        const std::size_t want = naive_find(t);
+        ASSERT_EQ(find_token_prefix(t.data(), t.size()), want) << m << " len " << len << " at " << at;
+        ASSERT_EQ(detail::find_token_prefix_sse2(t.data(), t.size()), want) << m << " sse2 " << len << " at " << at;
+        ASSERT_EQ(detail::find_token_prefix_avx2(t.data(), t.size()), want) << m << " avx2 " << len << " at " << at;
+        std::string miss = t;
+        miss[at + ml / 2] = '.';   // first and last bytes right, the middle wrong
+        ASSERT_EQ(find_token_prefix(miss.data(), miss.size()), naive_find(miss)) << m << " miss " << at;
+        ASSERT_EQ(detail::find_token_prefix_sse2(miss.data(), miss.size()), naive_find(miss));
+      }
+    }
+  }
+}
+
+TEST(Scanner, ShapedExtentAndFragments) {
+  const std::string slack = "Bearer xoxb-7306195284123-4567890123456-aBcDeFgHiJkLmNoPqRsTuVwX\r\n";
+  const std::size_t at = find_token_prefix(slack.data(), slack.size());
+  ASSERT_EQ(at, slack.find("7306195284"));
+  EXPECT_EQ(marker_at(slack.data() + at, slack.size() - at), kMarkerDigitLen);
+  EXPECT_EQ(token_extent(slack.data() + at, slack.size() - at), slack.size() - 2 - at);   // '-' kept, CRLF ends
+  const std::string plain = "KZ_TOK_abc-def";
+  EXPECT_EQ(token_extent(plain.data(), plain.size()), 10u);   // a plain token is base62 only
+  const std::string gh = "\"ghp_kztokqxA9b_c\"";
+  EXPECT_EQ(find_token_prefix(gh.data(), gh.size()), 5u);
+  EXPECT_EQ(token_extent(gh.data() + 5, gh.size() - 5), 12u);
+  EXPECT_EQ(trailing_prefix_len("abc kzto", 8), 4u);
+  EXPECT_EQ(trailing_prefix_len("abc KZTOKQ", 10), 6u);
+  EXPECT_EQ(trailing_prefix_len("abc 730619528", 13), 9u);
+  EXPECT_EQ(trailing_prefix_len("abc 7306195284", 14), 0u);   // a whole marker is not a proper prefix
+  EXPECT_TRUE(is_marker_fragment("KZT", 3));
+  EXPECT_FALSE(is_marker_fragment("KZX", 3));
 }
 
 TEST(Scanner, VectorSearchAgreesWithANaiveSearchEverywhere) {

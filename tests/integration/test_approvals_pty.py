@@ -14,6 +14,7 @@ import os
 import pty
 import re
 import select
+import shutil
 import socket
 import subprocess
 import sys
@@ -197,22 +198,50 @@ class TerminalApprovalTest(ApprovalTestCase):
         self.assertIn(ends[-1]["decision"], ("denied", "timeout"), self.audit_dump())
         self.assertFalse(self.audit_events("swap", secret="API_KEY", decision="allow"))
 
-    def test_the_prompt_shows_the_query_and_escapes_what_the_agent_sent(self):
+    def test_the_prompt_shows_the_query_and_escapes_the_program_name(self):
         """The request target comes from the agent: the prompt shows all of it, query
-        included, with escape sequences (which could move the cursor and rewrite the
-        prompt) shown as \\xNN, and says the body is not covered."""
+        included (where the dangerous part of a request often is), and says the body is
+        not covered. The program's name comes from the agent too (it names the file it
+        runs): escape sequences in it, which could move the cursor and rewrite the prompt,
+        are shown as \\xNN."""
         self.configure("true", extra_secret=False)
         raw = self.write("raw.py", RAW)
-        target = "/v1/charges?to=acct_evil&x=\x1b[1A\x1b[2Kok"
+        # /proc/PID/exe resolves links: the agent's interpreter is a copy under that name.
+        evil = os.path.join(self.dir, "py\x1b[1A\x1b[2Kok")
+        shutil.copy(os.path.realpath(PY), evil)
+        target = "/v1/charges?to=acct_evil&amount=100000"
         argv = ["run", "--blind", "--audit-log", self.audit_path, "--approve-timeout", "60s", "--",
-                PY, raw, str(self.port), self.ca["ca"], target]
+                evil, raw, str(self.port), self.ca["ca"], target]
         code, out, piped = self.on_terminal(argv, lambda c, write: write(b"n\r"), stdout_pipe=True)
         self.assertEqual(code, 0, out + piped)
-        self.assertIn("approval needed: API_KEY for GET https://localhost/v1/charges?to=acct_evil&x=\\x1b[1A\\x1b[2Kok",
-                      out)
+        self.assertIn("approval needed: API_KEY for GET https://localhost" + target, out)
         self.assertIn("the request body is not shown and not covered", out)
+        self.assertIn("py\\x1b[1A\\x1b[2Kok", out)
         prompt = out[out.index("approval needed"):out.index("to approve")]
         self.assertNotIn("\x1b", prompt)
+        self.assertEqual(len(self.approvals(decision="denied", channel="tty")), 1, self.audit_dump())
+
+    def test_terminal_controls_in_the_target_never_reach_the_prompt(self):
+        """A request target carrying escape sequences (which could move the cursor and
+        rewrite the prompt: ESC, or the one-byte C1 CSI) or other bytes outside printable
+        ASCII is not a request kz can identify: the token goes unswapped, audited, and no
+        prompt is drawn at all. (The prompt also escapes what it shows, prompt_text_test.)"""
+        self.configure("true", extra_secret=False)
+        raw = self.write("raw.py", RAW)
+        for target in ["/v1/charges?x=\x1b[1A\x1b[2Kok", "/v1/charges?x=\u009b1A"]:
+            with self.subTest(target=target):
+                argv = ["run", "--blind", "--audit-log", self.audit_path, "--approve-timeout", "60s", "--",
+                        PY, raw, str(self.port), self.ca["ca"], target]
+                code, out, piped = self.on_terminal(argv, lambda c, write: write(b"n\r"), stdout_pipe=True)
+                self.assertEqual(code, 0, out + piped)
+                self.assertIn("raw-done", piped)
+                self.assertNotIn("approval needed", out)
+                self.assertNotIn("\x1b", out)
+                refused = [r for r in self.audit_events("swap", secret="API_KEY", decision="refuse")
+                           if "could not be identified" in r.get("reason", "")]
+                self.assertTrue(refused, self.audit_dump())
+        self.assertNotIn("Bearer " + REAL, self.sent("/v1/charges"))
+        self.assertFalse(self.approvals(), self.audit_dump())
 
     def test_the_commands_output_waits_while_the_prompt_is_up(self):
         """pty mode: the command writes cursor movements and a fake prompt while its request

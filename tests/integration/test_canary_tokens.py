@@ -82,7 +82,7 @@ class BlindCanaryTest(BlindTestCase):
         # The server received the decoy, never a real value.
         sent = " ".join(json.dumps(x) for x in self.records(self.record))
         self.assertNotIn(REAL, sent)
-        self.assertRegex(sent, r"sk-proj-KZ_TOK_[0-9A-Za-z]+")
+        self.assertRegex(sent, r"sk-proj-kztokqx[0-9A-Za-z]{41}")
         self.assertIn("canary OPENAI_API_KEY was seen", r.stderr)
 
     def test_canary_looks_like_its_kind(self):
@@ -91,7 +91,9 @@ class BlindCanaryTest(BlindTestCase):
         self.assertEqual(r.returncode, 0, r.stderr[-3000:])
         m = re.search(r"^OPENAI_API_KEY=(.*)$", r.stdout, re.M)
         self.assertIsNotNone(m, r.stdout)
-        self.assertRegex(m.group(1), r"^sk-proj-KZ_TOK_[0-9A-Za-z]{33}$")
+        # A class-shaped token (token_mint.h): the shape's prefix, its marker, then
+        # base62 as long as the made-up key's (OpenAI's published format).
+        self.assertRegex(m.group(1), r"^sk-proj-kztokqx[0-9A-Za-z]{41}$")
         # Printing it is a sight of it too; the token is left as every token is.
         recs = self.assertAudited("canary", secret="OPENAI_API_KEY", where="output", stream="stdout")
         self.assertEqual(recs[0]["decision"], "audit")

@@ -203,9 +203,9 @@ class CheckDoctorTest(KzTestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         for key in ("kernel", "BTF", "cgroup v2", "lockdown", "capabilities", "libssl", "GnuTLS"):
             self.assertIn(key, r.stdout)
-        # Blind mode: where the shim is, and that HTTP/2 is taken out of the ALPN offer.
+        # Blind mode: where the shim is, and how HTTP/2 is served.
         self.assertRegex(r.stdout, r"blind: shim\s+/\S+/libkz_preload\.so")
-        self.assertRegex(r.stdout, r"blind: HTTP/2\s+.*h2 is removed")
+        self.assertRegex(r.stdout, r"blind: HTTP/2\s+swapped by the shim: h2 stays in ALPN offers")
         self.assertIn("blind: decisions", r.stdout)
 
     def test_help_teaches(self):

@@ -1,8 +1,9 @@
 """Tokens that look right (issue 19, part 3): in blind mode a secret whose value starts
 with a known vendor prefix (OpenAI `sk-proj-`, Slack `xoxb-`, ...) is given to the agent
-as that prefix followed by a kz token, exactly as long as the value. SDKs that check a
-key's prefix (and length) accept it; the shim finds the `KZ_TOK_` inside it as it finds
-any token and swaps it for the rest of the value, so the bound host receives the real
+as that prefix followed by a class-shaped kz token, exactly as long as the value, each
+character of the class of the value's at that position. SDKs that check a key's format
+accept it; the shim finds the marker the token starts with as it finds any token and
+swaps it for the rest of the value, so the bound host receives the real
 value and any other host the token; a response that echoes the value comes back as the
 agent's own copy (redaction in place, same length).
 
@@ -34,13 +35,11 @@ OPENAI = "sk-proj-" + rand(48)
 SLACK = "xoxb-%s-%s-%s" % (rand(13, string.digits), rand(13, string.digits), rand(24))
 JWT = "eyJhbGciOiJIUzI1NiJ9.%s.%s" % (rand(40), rand(43))
 
-# What SDKs and secret scanners check before a key is used: the vendor prefix, the
-# length, and the characters after the prefix ([A-Za-z0-9] plus the '_' of "KZ_TOK_";
-# published strict patterns such as GitHub's `ghp_[A-Za-z0-9]{36}` do not allow '_',
-# see docs/blind-mode.md).
+# What SDKs and secret scanners check before a key is used: the vendor's strict format
+# (the vendor SDK test, test_shaped_sdks.py, checks more shapes).
 SHAPES = {
-    "OPENAI_API_KEY": (OPENAI, r"^sk-proj-[A-Za-z0-9_]{%d}$" % (len(OPENAI) - 8)),
-    "SLACK_BOT_TOKEN": (SLACK, r"^xoxb-[A-Za-z0-9_-]{%d}$" % (len(SLACK) - 5)),
+    "OPENAI_API_KEY": (OPENAI, r"^sk-proj-kztokqx[A-Za-z0-9]{%d}$" % (len(OPENAI) - 15)),
+    "SLACK_BOT_TOKEN": (SLACK, r"^xoxb-7306195284[0-9]{3}-[0-9]{13}-[A-Za-z0-9]{24}$"),
 }
 
 AGENT = r'''
@@ -83,8 +82,6 @@ class ShapedTokenTest(BlindTestCase):
                 self.assertNotEqual(tok, value)
                 self.assertEqual(len(tok), len(value))
                 self.assertRegex(tok, shape)
-                prefix = "sk-proj-" if name == "OPENAI_API_KEY" else "xoxb-"
-                self.assertToken(tok[len(prefix):])
                 short = name.split("_")[0].lower()
                 # The bound host got the value; another host (127.0.0.1) got the token.
                 self.assertEqual(self.auth_at("/echo/" + short), "Bearer " + value)
@@ -93,8 +90,11 @@ class ShapedTokenTest(BlindTestCase):
                 self.assertIn('"you_sent": "Bearer %s"' % tok, r.stdout)
                 self.assertAudited("swap", secret=name, decision="allow")
                 self.assertAudited("swap", secret=name, decision="refuse")
-        # A JWT (dots) keeps the plain format.
-        self.assertToken(toks["JWT_TOKEN"], len(JWT))
+        # A JWT keeps its header and payload; its signature is the token.
+        jwt = toks["JWT_TOKEN"]
+        self.assertEqual(len(jwt), len(JWT))
+        self.assertEqual(jwt.rsplit(".", 1)[0], JWT.rsplit(".", 1)[0])
+        self.assertRegex(jwt.rsplit(".", 1)[1], r"^kztokqx[A-Za-z0-9]{36}$")
         self.assertNotIn(OPENAI, r.stdout)
         self.assertNotIn(SLACK, r.stdout)
 
@@ -136,7 +136,7 @@ class ShapedInboundTest(BlindTestCase):
         for name, enc in ENCODE.items():
             self.assertNotIn(enc(OPENAI.encode()).decode(), out, "the agent saw the value (%s form)" % name)
         tok = self.tokens_in(r.stdout, "OPENAI_API_KEY")["OPENAI_API_KEY"]
-        self.assertTrue(tok.startswith("sk-proj-KZ_TOK_"), tok)
+        self.assertTrue(tok.startswith("sk-proj-kztokqx"), tok[:16])
         for form, decode in self.DECODE.items():
             with self.subTest(form):
                 m = re.search(r"--- %s\necho:(\S+)" % form, r.stdout)

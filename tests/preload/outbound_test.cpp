@@ -498,6 +498,59 @@ void check_same_length_split(const std::string& req, std::size_t split, bool fix
     }
 }
 
+// A class-shaped token (a Slack bot token's rest: digits, '-' kept, then alphanumerics)
+// after its kept prefix "xoxb-", in a header and in a JSON body, split at every byte:
+// the marker is found and the token swapped whole; only a split inside the marker of the
+// body's copy leaves it unchanged (and reported), as for "KZ_TOK_".
+TEST(OutboundSplit, ShapedTokenAtEverySplitPoint) {
+  const std::string tok = std::string(wire::kMarkerDigits) + "123-4567890123456-aBcDeFgHiJkLmNoPqRsTuVwX";
+  const std::string val = "1098765432109-1234567890123-ZyXwVuTsRqPoNmLkJiHgFeDc";
+  ASSERT_EQ(tok.size(), val.size());
+  const std::string req = post_json("{\"token\":\"xoxb-" + tok + "\",\"x\":1}",
+                                    "Authorization: Bearer xoxb-" + tok + "\r\n");
+  const std::string want = replace_all(req, tok, val);
+  const std::size_t body_at = req.rfind(tok);
+  for (bool fixup : {false, true})
+    for (std::size_t split = 1; split < req.size(); ++split) {
+      SCOPED_TRACE("split at " + std::to_string(split) + (fixup ? " fixup" : ""));
+      auto table = std::make_unique<ConnTable>();
+      FakeBroker broker;
+      broker.values[tok] = val;
+      FakeWriter out;
+      hook_write(*table, kKey, req.substr(0, split), fixup, broker, out);
+      const std::string first = out.sent;
+      hook_write(*table, kKey, req.substr(split), fixup, broker, out);
+      conn_drop(*table, kKey, broker.ops());
+      const bool in_marker = !fixup && split > body_at && split < body_at + wire::kMarkerDigitLen;
+      if (in_marker) {
+        EXPECT_EQ(out.sent, replace_all(req.substr(0, body_at), tok, val) + req.substr(body_at));
+        EXPECT_EQ(broker.reports, std::vector<std::string>{tok});
+      } else {
+        EXPECT_EQ(out.sent, want);
+        EXPECT_TRUE(broker.reports.empty());
+      }
+      EXPECT_EQ(first.find(tok.substr(0, wire::kMarkerDigitLen + 1)), std::string::npos) << "token text went out";
+    }
+}
+
+// A string that merely contains a marker, or a shaped token with a byte changed, is left
+// alone: the broker knows no such token, nothing is swapped.
+TEST(OutboundSplit, ShapedLookalikeIsNotSwapped) {
+  const std::string tok = std::string(wire::kMarkerLower) + "Ab3dE5gH7jK9mN1pQ2sT4vW6yZ8";
+  const std::string look = std::string(wire::kMarkerLower) + "Ab3dE5gH7jK9mN1pQ2sT4vW6yZ9";
+  auto table = std::make_unique<ConnTable>();
+  FakeBroker broker;
+  broker.values[tok] = "ghp-value-not-to-be-sent-at-all-00";
+  FakeWriter out;
+  const std::string req = get_with_header("ghp_" + look);
+  hook_write(*table, kKey, req, false, broker, out);
+  conn_drop(*table, kKey, broker.ops());
+  EXPECT_EQ(out.sent, req);
+  ASSERT_EQ(broker.swaps.size(), 1u);
+  EXPECT_EQ(broker.swaps[0].tok, look);
+  EXPECT_EQ(broker.allowed(), 0u);
+}
+
 TEST(OutboundSplit, HeaderTokenAtEverySplitPoint) {
   const std::string req = get_with_header(kTokSame);
   for (bool fixup : {false, true})

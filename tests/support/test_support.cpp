@@ -11,6 +11,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -25,6 +26,21 @@ extern char** environ;
 namespace kz::test {
 
 std::string source_dir() { return KZ_SOURCE_DIR; }
+
+std::vector<std::pair<std::string, std::string>> fuzz_corpus(const std::string& name) {
+  namespace fs = std::filesystem;
+  std::vector<std::pair<std::string, std::string>> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(fs::path(source_dir()) / "tests/fuzz/corpus" / name, ec)) {
+    if (!e.is_regular_file()) continue;
+    std::ifstream in(e.path(), std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    out.emplace_back(e.path().filename().string(), ss.str());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
 std::string binary_dir() { return KZ_BINARY_DIR; }
 std::string kz_binary() { return std::string(KZ_BINARY_DIR) + "/bin/kz"; }
 std::string python3() {

@@ -6,6 +6,7 @@
 
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace kz::test {
@@ -14,6 +15,10 @@ std::string source_dir();     // repository root
 std::string binary_dir();     // build directory
 std::string kz_binary();      // build/bin/kz
 std::string python3();        // Debian's /usr/bin/python3 when present
+
+// The checked-in seed corpus of fuzz target `name` (tests/fuzz/corpus/NAME/): each
+// regular file's name and bytes, sorted by name. Empty when the directory is missing.
+std::vector<std::pair<std::string, std::string>> fuzz_corpus(const std::string& name);
 
 // A fresh temporary directory, removed (recursively) when the object dies.
 class TempDir {

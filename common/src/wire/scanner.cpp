@@ -13,80 +13,80 @@ namespace kz::wire {
 
 namespace {
 
-// The search looks for 'K' and, six bytes later, '_' (the first and last bytes of
-// "KZ_TOK_") in whole vectors at once, and compares the five bytes between only where
-// both match. Random or compressed data has a candidate every 65536 bytes or so, text
-// almost never: the scan runs at memory speed instead of memmem's ~5 GB/s. (The same
-// two-byte filter idea as in Wojciech Muła's "SIMD-friendly algorithms for substring
-// searching"; written for this one fixed needle.)
-constexpr std::size_t kLast = kTokenPrefixLen - 1;   // offset of the trailing '_'
+// The search looks at three bytes of every position in whole vectors at once: the first
+// byte, the seventh and the tenth. "KZ_TOK_" and the letter markers ("kztokqx",
+// "KZTOKQX") all have 'k' (either case) first; the seventh is '_' or 'x' (either case);
+// the digit marker has '7' first and '4' tenth. Only where those match are the bytes
+// between compared. Random or compressed data has a candidate every 20000 bytes or so,
+// text almost never: the scan stays at memory speed instead of memmem's ~5 GB/s per
+// needle. (The two-byte filter of Wojciech Muła's "SIMD-friendly algorithms for
+// substring searching", written for these fixed needles.)
+constexpr std::size_t kSeventh = kTokenPrefixLen - 1;   // offset of the plain prefix's trailing '_'
+constexpr std::size_t kTenth = kMarkerDigitLen - 1;     // offset of the digit marker's last byte
+static_assert(kMarkerLetterLen == kTokenPrefixLen, "the letter markers share the plain prefix's filter");
 
-inline bool middle_matches(const char* p) { return std::memcmp(p + 1, kTokenPrefix + 1, kLast - 1) == 0; }
-
-#if !defined(__x86_64__)
-std::size_t finish_with_memmem(const char* p, std::size_t n, std::size_t from) {
-  const void* hit = memmem(p + from, n - from, kTokenPrefix, kTokenPrefixLen);
-  return hit == nullptr ? n : static_cast<std::size_t>(static_cast<const char*>(hit) - p);
-}
-#endif
-
-// The last few bytes after the vector loop (fewer than 22): a plain loop beats memmem's
-// set-up cost there.
+// The last few bytes after the vector loop: a plain loop beats any set-up cost there.
 std::size_t finish_bytewise(const char* p, std::size_t n, std::size_t from) {
   for (std::size_t j = from; j + kTokenPrefixLen <= n; ++j)
-    if (p[j] == 'K' && p[j + kLast] == '_' && middle_matches(p + j)) return j;
+    if (marker_at(p + j, n - j) != 0) return j;
   return n;
 }
 
 #if defined(__x86_64__)
 std::size_t find_sse2(const char* p, std::size_t n) {
-  const __m128i first = _mm_set1_epi8('K'), last = _mm_set1_epi8('_');
+  const __m128i k = _mm_set1_epi8('k'), x = _mm_set1_epi8('x'), us = _mm_set1_epi8('_'),
+                seven = _mm_set1_epi8('7'), four = _mm_set1_epi8('4'), fold = _mm_set1_epi8(0x20);
   std::size_t i = 0;
-  for (; i + kLast + 16 <= n; i += 16) {
+  for (; i + kTenth + 16 <= n; i += 16) {
     const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
-    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i + kLast));
-    unsigned mask = static_cast<unsigned>(_mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(a, first),
-                                                                           _mm_cmpeq_epi8(b, last))));
+    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i + kSeventh));
+    const __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i + kTenth));
+    const __m128i letters = _mm_and_si128(
+        _mm_cmpeq_epi8(_mm_or_si128(a, fold), k),
+        _mm_or_si128(_mm_cmpeq_epi8(b, us), _mm_cmpeq_epi8(_mm_or_si128(b, fold), x)));
+    const __m128i digits = _mm_and_si128(_mm_cmpeq_epi8(a, seven), _mm_cmpeq_epi8(c, four));
+    unsigned mask = static_cast<unsigned>(_mm_movemask_epi8(_mm_or_si128(letters, digits)));
     while (mask != 0) {
       const unsigned bit = static_cast<unsigned>(__builtin_ctz(mask));
-      if (middle_matches(p + i + bit)) return i + bit;
+      if (marker_at(p + i + bit, n - i - bit) != 0) return i + bit;
       mask &= mask - 1;
     }
   }
   return finish_bytewise(p, n, i);
 }
 
-// Bytes of the 32 positions at p where 'K' and, six later, '_' both are: 0xff, else 0.
-__attribute__((target("avx2"), always_inline)) inline __m256i candidates(const char* p, __m256i first,
-                                                                         __m256i last) {
+// Bytes of the 32 positions at p where a marker may start: 0xff, else 0.
+__attribute__((target("avx2"), always_inline)) inline __m256i candidates(const char* p) {
+  const __m256i k = _mm256_set1_epi8('k'), x = _mm256_set1_epi8('x'), us = _mm256_set1_epi8('_'),
+                seven = _mm256_set1_epi8('7'), four = _mm256_set1_epi8('4'), fold = _mm256_set1_epi8(0x20);
   const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-  const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + kLast));
-  return _mm256_and_si256(_mm256_cmpeq_epi8(a, first), _mm256_cmpeq_epi8(b, last));
+  const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + kSeventh));
+  const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + kTenth));
+  const __m256i letters = _mm256_and_si256(
+      _mm256_cmpeq_epi8(_mm256_or_si256(a, fold), k),
+      _mm256_or_si256(_mm256_cmpeq_epi8(b, us), _mm256_cmpeq_epi8(_mm256_or_si256(b, fold), x)));
+  const __m256i digits = _mm256_and_si256(_mm256_cmpeq_epi8(a, seven), _mm256_cmpeq_epi8(c, four));
+  return _mm256_or_si256(letters, digits);
 }
 
 __attribute__((target("avx2"))) std::size_t find_avx2(const char* p, std::size_t n) {
-  const __m256i first = _mm256_set1_epi8('K'), last = _mm256_set1_epi8('_');
   std::size_t i = 0;
   // 128 bytes per step while nothing matches (the common case); a step with a candidate
   // is looked at again 32 bytes at a time below.
-  for (; i + kLast + 128 <= n; i += 128) {
-    const __m256i any =
-        _mm256_or_si256(_mm256_or_si256(candidates(p + i, first, last), candidates(p + i + 32, first, last)),
-                        _mm256_or_si256(candidates(p + i + 64, first, last), candidates(p + i + 96, first, last)));
+  for (; i + kTenth + 128 <= n; i += 128) {
+    const __m256i any = _mm256_or_si256(_mm256_or_si256(candidates(p + i), candidates(p + i + 32)),
+                                        _mm256_or_si256(candidates(p + i + 64), candidates(p + i + 96)));
     if (!_mm256_testz_si256(any, any)) break;
   }
-  for (; i + kLast + 32 <= n; i += 32) {
-    const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i));
-    const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i + kLast));
-    unsigned mask = static_cast<unsigned>(_mm256_movemask_epi8(_mm256_and_si256(_mm256_cmpeq_epi8(a, first),
-                                                                                _mm256_cmpeq_epi8(b, last))));
+  for (; i + kTenth + 32 <= n; i += 32) {
+    unsigned mask = static_cast<unsigned>(_mm256_movemask_epi8(candidates(p + i)));
     while (mask != 0) {
       const unsigned bit = static_cast<unsigned>(__builtin_ctz(mask));
-      if (middle_matches(p + i + bit)) return i + bit;
+      if (marker_at(p + i + bit, n - i - bit) != 0) return i + bit;
       mask &= mask - 1;
     }
   }
-  return finish_bytewise(p, n, i);   // the last < 38 bytes
+  return finish_bytewise(p, n, i);   // the last < 41 bytes
 }
 #endif
 
@@ -104,7 +104,7 @@ std::size_t find_token_prefix(const char* p, std::size_t n) {
   }
   return l == 2 ? find_avx2(p, n) : find_sse2(p, n);
 #else
-  return finish_with_memmem(p, n, 0);
+  return finish_bytewise(p, n, 0);
 #endif
 }
 
@@ -116,20 +116,46 @@ std::size_t find_token_prefix_avx2(const char* p, std::size_t n) {
   return __builtin_cpu_supports("avx2") ? find_avx2(p, n) : find_sse2(p, n);
 }
 #else
-std::size_t find_token_prefix_sse2(const char* p, std::size_t n) { return finish_with_memmem(p, n, 0); }
-std::size_t find_token_prefix_avx2(const char* p, std::size_t n) { return finish_with_memmem(p, n, 0); }
+std::size_t find_token_prefix_sse2(const char* p, std::size_t n) { return finish_bytewise(p, n, 0); }
+std::size_t find_token_prefix_avx2(const char* p, std::size_t n) { return finish_bytewise(p, n, 0); }
 #endif
 }  // namespace detail
 
+std::size_t marker_at(const char* p, std::size_t n) {
+  if (n >= kTokenPrefixLen && (std::memcmp(p, kTokenPrefix, kTokenPrefixLen) == 0 ||
+                               std::memcmp(p, kMarkerLower, kMarkerLetterLen) == 0 ||
+                               std::memcmp(p, kMarkerUpper, kMarkerLetterLen) == 0))
+    return kTokenPrefixLen;
+  if (n >= kMarkerDigitLen && std::memcmp(p, kMarkerDigits, kMarkerDigitLen) == 0) return kMarkerDigitLen;
+  return 0;
+}
+
+bool is_plain_marker(const char* p, std::size_t n) {
+  return n >= kTokenPrefixLen && std::memcmp(p, kTokenPrefix, kTokenPrefixLen) == 0;
+}
+
+bool is_marker_fragment(const char* p, std::size_t n) {
+  if (n == 0) return false;
+  for (const char* m : {static_cast<const char*>(kTokenPrefix), static_cast<const char*>(kMarkerLower),
+                        static_cast<const char*>(kMarkerUpper), static_cast<const char*>(kMarkerDigits)})
+    if (n < std::strlen(m) && std::memcmp(p, m, n) == 0) return true;
+  return false;
+}
+
 std::size_t token_extent(const char* p, std::size_t n) {
-  std::size_t i = kTokenPrefixLen;
-  while (i < n && i < kMaxTokenLen && is_base62(static_cast<unsigned char>(p[i]))) ++i;
+  const bool plain = is_plain_marker(p, n);
+  std::size_t i = plain ? kTokenPrefixLen : marker_at(p, n);
+  if (plain) {
+    while (i < n && i < kMaxTokenLen && is_base62(static_cast<unsigned char>(p[i]))) ++i;
+  } else {
+    while (i < n && i < kMaxTokenLen && is_shaped_text(static_cast<unsigned char>(p[i]))) ++i;
+  }
   return i;
 }
 
 std::size_t trailing_prefix_len(const char* p, std::size_t n) {
-  for (std::size_t k = kTokenPrefixLen - 1; k >= 1; --k)
-    if (n >= k && std::memcmp(p + n - k, kTokenPrefix, k) == 0) return k;
+  for (std::size_t k = kMaxMarkerLen - 1; k >= 1; --k)
+    if (n >= k && is_marker_fragment(p + n - k, k)) return k;
   return 0;
 }
 

@@ -5,10 +5,7 @@
 // real fuzzer.
 #include <gtest/gtest.h>
 
-#include <filesystem>
-#include <fstream>
 #include <random>
-#include <sstream>
 
 #include "../fuzz/cel_parse_fuzz.cpp"
 #include "test_support.h"
@@ -17,14 +14,7 @@ namespace {
 
 std::vector<std::string> corpus() {
   std::vector<std::string> out;
-  const auto dir = std::filesystem::path(kz::test::source_dir()) / "tests/fuzz/corpus/cel";
-  for (const auto& e : std::filesystem::directory_iterator(dir)) {
-    std::ifstream in(e.path(), std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    out.push_back(ss.str());
-  }
-  std::sort(out.begin(), out.end());
+  for (auto& [name, data] : kz::test::fuzz_corpus("cel")) out.push_back(std::move(data));
   return out;
 }
 

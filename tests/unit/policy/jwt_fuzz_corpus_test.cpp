@@ -1,11 +1,7 @@
 // Replays the checked-in seed corpus of the JWT fuzz target (tests/fuzz/corpus/jwt/)
 // through LLVMFuzzerTestOneInput, so every build (and the ASan/UBSan build) runs the
-// fuzz target's inputs and properties without libFuzzer. scripts/fuzz-jwt does the fuzzing.
+// target's inputs and properties without libFuzzer. scripts/fuzz-jwt does the fuzzing.
 #include <gtest/gtest.h>
-
-#include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "../fuzz/jwt_parse_fuzz.cpp"   // NOLINT(bugprone-suspicious-include): the target itself
 #include "test_support.h"
@@ -13,22 +9,13 @@
 namespace {
 
 TEST(JwtFuzzCorpus, ReplaysSeedCorpus) {
-  namespace fs = std::filesystem;
-  const fs::path dir = fs::path(kz::test::source_dir()) / "tests/fuzz/corpus/jwt";
-  ASSERT_TRUE(fs::is_directory(dir)) << dir;
-  int n = 0;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    if (!e.is_regular_file()) continue;
-    std::ifstream in(e.path(), std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    const std::string data = ss.str();
-    SCOPED_TRACE(e.path().filename().string());
+  const auto seeds = kz::test::fuzz_corpus("jwt");
+  for (const auto& [name, data] : seeds) {
+    SCOPED_TRACE(name);
     EXPECT_EQ(LLVMFuzzerTestOneInput(reinterpret_cast<const uint8_t*>(data.data()), data.size()), 0);
-    ++n;
   }
-  EXPECT_GE(n, 20) << "seed corpus too small";
-  std::printf("replayed %d corpus inputs\n", n);
+  EXPECT_GE(seeds.size(), 20u) << "seed corpus too small (or tests/fuzz/corpus/jwt missing)";
+  std::printf("replayed %zu corpus inputs\n", seeds.size());
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include <string_view>
 
+#include "kz/wire/scanner.h"
 #include "secrets/canary.h"
 
 namespace kz {
@@ -75,6 +76,45 @@ TEST(CanaryShape, BlindFormIsPrefixAndToken) {
   EXPECT_EQ(v.view(), "sk-proj-KZ_TOK_abc");
   EXPECT_EQ(canary_prefix(canary_shape_for("X", "generic")), "");
   EXPECT_EQ(find_canary_shape("nope"), nullptr);
+}
+
+// Blind mode's canaries are class-shaped like real keys' tokens: the vendor's strict
+// format holds, the marker is found where the token starts, and the broker's token is
+// exactly what follows the kept prefix.
+TEST(CanaryShape, BlindCanaryKeepsTheStrictFormat) {
+  struct Case {
+    const char* name;
+    std::string_view pattern;
+    std::size_t keep;
+  };
+  const Case cases[] = {
+      {"OPENAI_API_KEY", "sk-proj-[0-9A-Za-z]{48}", 8},
+      {"ANTHROPIC_API_KEY", "sk-ant-api03-[0-9A-Za-z]{93}AA", 13},
+      {"GITHUB_TOKEN", "ghp_[0-9A-Za-z]{36}", 4},
+      {"GITHUB_PAT", "github_pat_[0-9A-Za-z]{22}_[0-9A-Za-z]{59}", 11},
+      {"SLACK_BOT_TOKEN", "xoxb-[0-9]{13}-[0-9]{13}-[0-9A-Za-z]{24}", 5},
+      {"STRIPE_SECRET_KEY", "sk_live_[0-9A-Za-z]{32}", 8},
+  };
+  for (int round = 0; round < 20; ++round)
+    for (const Case& c : cases) {
+      SCOPED_TRACE(c.name);
+      auto b = make_blind_canary(canary_shape_for(c.name, ""), true, 40);
+      ASSERT_TRUE(b);
+      const std::string_view shown = b->shown.view();
+      EXPECT_TRUE(shaped(shown, c.pattern)) << shown;
+      EXPECT_EQ(shown.find("KZ_TOK_"), std::string_view::npos);
+      EXPECT_EQ(shown.substr(c.keep), b->token.view());
+      EXPECT_EQ(wire::find_token_prefix(shown.data(), shown.size()), c.keep);
+      EXPECT_EQ(wire::token_extent(shown.data() + c.keep, shown.size() - c.keep), shown.size() - c.keep);
+    }
+  // token_shape = "plain", and a shape too short for ≥ 96 bits in its classes: KZ_TOK_.
+  auto plain = make_blind_canary(canary_shape_for("OPENAI_API_KEY", ""), false, 40);
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(plain->shown.view(), "sk-proj-" + std::string(plain->token.view()));
+  EXPECT_EQ(plain->token.view().substr(0, 7), "KZ_TOK_");
+  auto akia = make_blind_canary(canary_shape_for("AWS_ACCESS_KEY_ID", ""), true, 40);
+  ASSERT_TRUE(akia);
+  EXPECT_EQ(akia->token.view().substr(0, 7), "KZ_TOK_");
 }
 
 TEST(CanaryAlarm, RecordsEachSightAndKillsOnce) {

@@ -8,6 +8,8 @@
 
 #include "decide_requests.h"
 #include "secrets/decide.h"
+#include "secrets/live_value.h"
+#include "kz/wire/value_forms.h"
 #include "test_support.h"
 
 namespace kz {
@@ -109,6 +111,44 @@ TEST_F(Rotation, DecisionsRacingReplacementsSeeOneWholeValue) {
   done = true;
   reader.join();
   EXPECT_EQ(torn.load(), 0);
+}
+
+// A request sent before a rotation may be answered after it: the server echoes the old
+// value, which may still work there. Redaction still catches it (before: the broker
+// compared with the new value only, answered Unknown, and the old value reached the agent).
+TEST_F(Rotation, AnEchoOfTheValueBeforeARotationIsStillRedacted) {
+  ASSERT_TRUE(table.replace_value("API_KEY", SecretValue::from(kNew)).ok());
+  const std::string old_rest = kOld.substr(std::string("sk-proj-").size());
+  auto raw = decide({&table, verifier.get()}, *test::broker_request(wire::Op::Redact, old_rest, "localhost", "", "", "", nullptr), peer);
+  ASSERT_EQ(raw.reply.decision, wire::Decision::Allow);
+  EXPECT_EQ(data(raw), std::string(entry(0).token.view()));
+  // Encoded forms are of the whole value.
+  std::string b64(wire::kMaxFormLen, '\0');
+  b64.resize(wire::encode_form(wire::ValueForm::Base64, reinterpret_cast<const unsigned char*>(kOld.data()), kOld.size(),
+                               b64.data(), b64.size()));
+  auto r = test::broker_request(wire::Op::Redact, b64, "localhost", "", "", "", nullptr);
+  r->form = static_cast<std::uint32_t>(wire::ValueForm::Base64);
+  EXPECT_EQ(decide({&table, verifier.get()}, *r, peer).reply.decision, wire::Decision::Allow);
+  // A bounded history: the fifth value back is forgotten (wiped).
+  for (char c : {'c', 'd', 'e', 'f'})
+    ASSERT_TRUE(table.replace_value("API_KEY", SecretValue::from("sk-proj-" + std::string(40, c))).ok());
+  EXPECT_EQ(entry(0).retired.size(), kRetiredKept);
+  auto gone = decide({&table, verifier.get()}, *test::broker_request(wire::Op::Redact, old_rest, "localhost", "", "", "", nullptr), peer);
+  EXPECT_EQ(gone.reply.decision, wire::Decision::Unknown);
+}
+
+// The same for a renewed value (an OAuth access token): the old one is matched until
+// its own expiry.
+TEST(LiveValueRetired, AnEarlierValueMatchesUntilItExpires) {
+  LiveValue live(nullptr, std::chrono::seconds(60), 1, 2);
+  const std::string v1 = std::string(40, 'a'), v2 = std::string(40, 'b');
+  live.set(FreshValue{SecretValue::from(v1), 3600}, 1000);
+  live.set(FreshValue{SecretValue::from(v2), 3600}, 2000);
+  EXPECT_TRUE(live.is_value(v2, 2001));
+  EXPECT_TRUE(live.is_value(v1, 2001)) << "an echo of the value before the renewal would reach the agent";
+  ASSERT_EQ(live.retired(2001).size(), 1u);
+  EXPECT_FALSE(live.is_value(v1, 4600)) << "v1 expired at 4600";
+  EXPECT_TRUE(live.retired(4600).empty());
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include <cstdint>
 
 #include "kz/wire/protocol.h"
+#include "kz/wire/token.h"
 #include "kz/preload/inbound_stream.h"
 #include "kz/preload/message_tracker.h"
 #include "kz/preload/request_lines.h"
@@ -52,7 +53,8 @@ struct ConnState {
   // Outbound.
   unsigned char carry[wire::kMaxTokenLen];   // bytes of a token that the last write ended inside
   std::size_t carry_len = 0;
-  std::uint8_t prev_trailing = 0;            // the last write ended with this many bytes of "KZ_TOK_"
+  std::uint8_t prev_trailing = 0;            // the last write ended with this many bytes of a marker
+  char prev_tail[wire::kMaxMarkerLen];       // ... which are these (wire/scanner.h: trailing_prefix_len)
   bool chunked_body = false;                 // the last head on this connection was chunked
   char* held = nullptr;                      // a request held until its body is complete
   std::size_t held_len = 0, held_cap = 0;
