@@ -48,22 +48,23 @@ int report(int fd, const std::string& token, std::size_t size = sizeof(wire::Req
   return static_cast<int>(rep->decision);
 }
 
+// Each record as it would be written, into `list`.
+struct Collect final : AuditRecorder {
+  std::mutex mu;
+  std::vector<nlohmann::json> list;
+  void record(AuditEvent e) override {
+    std::lock_guard l(mu);
+    list.push_back(to_record(e));
+  }
+};
+
 struct BrokerFixture : ::testing::Test {
   TokenTable table;
   std::unique_ptr<PeerVerifier> verifier;
   std::unique_ptr<ProcessTree> tree;
   std::unique_ptr<Broker> broker;
-  std::mutex mu;
-  std::vector<nlohmann::json> records;
-  // Each record as it would be written, into `records`.
-  struct Collect final : AuditRecorder {
-    BrokerFixture& f;
-    explicit Collect(BrokerFixture& fx) : f(fx) {}
-    void record(AuditEvent e) override {
-      std::lock_guard l(f.mu);
-      f.records.push_back(to_record(e));
-    }
-  } collect{*this};
+  Collect collect;
+  std::vector<nlohmann::json>& records = collect.list;
   test::TempDir dir;
 
   void SetUp() override {
@@ -229,16 +230,8 @@ struct HeldBrokerFixture : ::testing::Test {
   std::unique_ptr<ProcessTree> tree = std::make_unique<ProcessTree>(getpid());
   ApprovalGate gate{std::chrono::minutes(5)};
   std::unique_ptr<Broker> broker;
-  std::mutex mu;
-  std::vector<nlohmann::json> records;
-  struct Collect final : AuditRecorder {
-    HeldBrokerFixture& f;
-    explicit Collect(HeldBrokerFixture& fx) : f(fx) {}
-    void record(AuditEvent e) override {
-      std::lock_guard l(f.mu);
-      f.records.push_back(to_record(e));
-    }
-  } collect{*this};
+  Collect collect;
+  std::vector<nlohmann::json>& records = collect.list;
   test::TempDir dir;
 
   void SetUp() override {
