@@ -224,16 +224,19 @@ TEST(ApprovalDecide, HeldThenSettled) {
   EXPECT_TRUE(decide(ctx, *other, peer).ask.has_value());
 }
 
-// review 27, finding 1: a percent-encoded path of an approve rule is held, not swapped.
-TEST(ApprovalDecide, EncodedPathIsHeld) {
+// One secret bound to localhost under `approve`.
+Result<TokenTable> table_for(const std::string& name, ApprovalRule approve) {
   std::vector<ResolvedSecret> s;
-  s.push_back({"STRIPE_KEY", "env", SecretValue::from("sk-live-0123456789abcdefghijklmnop")});
+  s.push_back({name, "env", SecretValue::from("sk-live-0123456789abcdefghijklmnop")});
   Binding b;
   b.hosts = {"localhost"};
-  b.approve.mode = ApprovalMode::Matching;
-  b.approve.methods = {"POST"};
-  b.approve.paths = {"/v1/charges*"};
-  auto t = TokenTable::build(std::move(s), {{"STRIPE_KEY", b}});
+  b.approve = std::move(approve);
+  return TokenTable::build(std::move(s), {{name, b}});
+}
+
+// review 27, finding 1: a percent-encoded path of an approve rule is held, not swapped.
+TEST(ApprovalDecide, EncodedPathIsHeld) {
+  auto t = table_for("STRIPE_KEY", rule(ApprovalMode::Matching, {"POST"}, {"/v1/charges*"}));
   ASSERT_TRUE(t.ok());
   auto verifier = test::test_peer_verifier();
   ApprovalGate gate(std::chrono::minutes(1));
@@ -254,12 +257,7 @@ TEST(ApprovalDecide, EncodedPathIsHeld) {
 
 // "every": each request asks, and an approval covers only the request it was shown for.
 TEST(ApprovalDecide, EveryIsSingleUse) {
-  std::vector<ResolvedSecret> s;
-  s.push_back({"API_KEY", "env", SecretValue::from("sk-live-0123456789abcdefghijklmnop")});
-  Binding b;
-  b.hosts = {"localhost"};
-  b.approve.mode = ApprovalMode::Every;
-  auto t = TokenTable::build(std::move(s), {{"API_KEY", b}});
+  auto t = table_for("API_KEY", rule(ApprovalMode::Every));
   ASSERT_TRUE(t.ok());
   auto verifier = test::test_peer_verifier();
   ApprovalGate gate(std::chrono::minutes(1));
