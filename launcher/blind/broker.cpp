@@ -31,12 +31,18 @@ struct Client {
   bool held = false;            // its reply waits for an approval: nothing is read from it
 };
 
-// A swap whose reply waits for a person (approve = ...).
+// A swap that waits for a person (approve = ...). Only the request is held, never its
+// reply: the value stays in the token table (locked memory) until the answer, and the
+// request is decided again then, so a value rotated meanwhile is the current one.
 struct Held {
   int fd = -1;
-  std::uint64_t conn_id = 0;
-  DecideOutcome out;
+  std::unique_ptr<wire::Request> req;   // data: the agent's token, not a value
+  PeerProcess peer;
 };
+
+// At most this many requests wait at once (several may wait on one ask, and a request is
+// ~38 KiB); the gate also caps the open asks (ApprovalGate::kMaxOpenAsks).
+constexpr std::size_t kMaxHeld = 64;
 
 ApprovalEvent approval_event(const ApprovalAsk& ask, std::string decision, std::string channel) {
   ApprovalEvent e;
@@ -112,10 +118,11 @@ void Broker::serve() {
   auto req = std::make_unique<wire::Request>();
   ApprovalGate* gate = opts_.decide.approvals;
   std::map<std::uint64_t, std::vector<Held>> holds;   // by ask id
+  std::size_t held_count = 0;
   auto drop_holds_of = [&](int fd) {
     for (auto& [id, list] : holds)
       for (auto it = list.begin(); it != list.end();) {
-        if (it->fd == fd) { wipe(&it->out.reply, sizeof it->out.reply); it = list.erase(it); }
+        if (it->fd == fd) { wipe(it->req->data, sizeof it->req->data); it = list.erase(it); --held_count; }
         else ++it;
       }
   };
@@ -132,16 +139,27 @@ void Broker::serve() {
       if (it == holds.end()) continue;
       std::vector<Held> list = std::move(it->second);
       holds.erase(it);
+      held_count -= list.size();
       for (Held& h : list) {
-        settle_approval(h.out, ans);
-        const ssize_t sent = ::send(h.fd, &h.out.reply, sizeof h.out.reply, MSG_NOSIGNAL);
-        wipe(&h.out.reply, sizeof h.out.reply);
-        h.out.audit->conn = h.conn_id;
-        opts_.audit->record(std::move(*h.out.audit));
+        // Decided again now: the value of this moment, under the binding of this moment.
+        DecideOutcome out = decide(opts_.decide, *h.req, h.peer);
+        wipe(h.req->data, sizeof h.req->data);
+        // Still waiting for an approval ("every", or one denied): the answer is this one,
+        // for this very request.
+        if (out.ask && out.ask->request_hash != ans.ask.request_hash)
+          refuse_outcome(out, ans.ask.secret + ": the request no longer matches the one the approval was asked for");
+        out.ask.reset();
+        if (out.audit) settle_approval(out, ans);
+        const ssize_t sent = ::send(h.fd, &out.reply, sizeof out.reply, MSG_NOSIGNAL);
+        wipe(&out.reply, sizeof out.reply);
+        if (out.audit) {
+          out.audit->conn = h.req->conn_id;
+          opts_.audit->record(std::move(*out.audit));
+        }
         auto c = clients.find(h.fd);
         if (c == clients.end()) continue;
         c->second.held = false;
-        if (sent != static_cast<ssize_t>(sizeof h.out.reply)) close_client(h.fd);
+        if (sent != static_cast<ssize_t>(sizeof out.reply)) close_client(h.fd);
       }
     }
   };
@@ -222,15 +240,30 @@ void Broker::serve() {
       }
       DecideOutcome out = decide(opts_.decide, *req, *peer);
       const std::uint64_t conn_id = req->conn_id;
+      std::unique_ptr<wire::Request> held_req;
+      if (out.ask && gate != nullptr) {
+        // Held: only the request waits; the value leaves the reply now.
+        wipe(out.reply.data, sizeof out.reply.data);
+        out.reply.data_len = 0;
+        ApprovalAsk ask = gate->open(std::move(*out.ask));
+        out.ask.reset();
+        if (ask.id == 0 || held_count >= kMaxHeld) {
+          refuse_outcome(out, ask.secret + ": too many requests wait for an approval (" +
+                                  std::to_string(ask.id == 0 ? ApprovalGate::kMaxOpenAsks : kMaxHeld) +
+                                  "): refused without asking");
+        } else {
+          held_req = std::make_unique<wire::Request>(*req);
+          if (holds.count(ask.id) == 0)
+            opts_.audit->record(approval_event(ask, "asked", opts_.approval_channels));
+          out.ask = std::move(ask);
+        }
+      }
       // Only `data` is sensitive (a token, or response bytes that may hold a value); the
       // rest is request metadata and public certificates.
       wipe(req->data, sizeof req->data);
-      if (out.ask && gate != nullptr) {
+      if (out.ask) {
         // Held: the shim's write waits; this thread goes on serving everyone else.
-        const ApprovalAsk ask = gate->open(std::move(*out.ask));
-        out.ask.reset();
-        if (holds.count(ask.id) == 0)
-          opts_.audit->record(approval_event(ask, "asked", opts_.approval_channels));
+        const ApprovalAsk ask = std::move(*out.ask);
         wire::Reply hold{};
         hold.version = wire::kProtocolVersion;
         hold.op = req->op;
@@ -238,12 +271,13 @@ void Broker::serve() {
         hold.token_len = static_cast<std::uint32_t>(
             std::min<long long>(wire::kMaxHoldSeconds, gate->timeout().count() / 1000 + 1));
         if (::send(fd, &hold, sizeof hold, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof hold)) {
-          wipe(&out.reply, sizeof out.reply);
+          wipe(held_req->data, sizeof held_req->data);
           close_client(fd);
           continue;
         }
         c.held = true;
-        holds[ask.id].push_back(Held{fd, conn_id, std::move(out)});
+        holds[ask.id].push_back(Held{fd, std::move(held_req), *peer});
+        ++held_count;
         continue;
       }
       // Answer first, then write the record: the shim's write waits for the answer, not
@@ -265,7 +299,7 @@ void Broker::serve() {
     }
   }
   for (auto& [id, list] : holds)
-    for (Held& h : list) wipe(&h.out.reply, sizeof h.out.reply);
+    for (Held& h : list) wipe(h.req->data, sizeof h.req->data);
   for (auto& [fd, c] : clients) ::close(fd);
 }
 

@@ -12,6 +12,7 @@
 #include "mcp/token_swap.h"
 #include "masking/encodings.h"
 #include "kz/aws_sigv4.h"
+#include "kz/digest.h"
 #include "policy/policy_engine.h"
 #include "secrets/aws_credential_set.h"
 #include "server/pdp_approval.h"
@@ -261,7 +262,7 @@ Result<json> McpTools::resolve(const CallContext& ctx, const json& args) {
     if (d.approve) {   // effect: approve: the call waits for a person (server/pdp_approval.h)
       const PdpApprovalResult ar = ask_pdp_approval(
           bundle.approvals, {ctx.identity->sub, spec->name, spec->provider, spec->ref, "", "", "", ctx.source, "",
-                             issuer_of(ctx.identity->claims)}, audit_);
+                             issuer_of(ctx.identity->claims), "", ""}, audit_);
       if (!ar.approved())
         return refuse("deny", "not approved (" + std::string(verdict_name(ar.verdict)) + ", " + ar.by + "): " + d.reason);
     } else if (!d.allow) {
@@ -477,6 +478,7 @@ Result<json> McpTools::fetch(const CallContext& ctx, const json& args) {
     if (!why.empty()) return make_error(ErrorKind::Denied, why);
     return wire;
   };
+  const FetchRequest* hop_request = nullptr;   // the request of the hop being checked
   const TokenCheck check = [&](const TokenEntry& t, const HopInfo& hop) -> Status {
     if (t.canary) {
       CanarySeen seen;
@@ -502,11 +504,12 @@ Result<json> McpTools::fetch(const CallContext& ctx, const json& args) {
       req.path = path_only(hop.url.target);
       const auto d = policy::decide(ctx.state->bundle, ctx.identity->value, {t.name, t.provider, t.ref}, req);
       if (d.approve) {   // effect: approve: this request waits for a person (server/pdp_approval.h)
-        const PdpApprovalResult ar =
-            ask_pdp_approval(ctx.state->bundle.approvals,
-                             {ctx.identity->sub, t.name, t.provider, t.ref, req.host, req.method, req.path, ctx.source, "",
-                              issuer_of(ctx.identity->claims)},
-                             audit_);
+        // The approval covers the whole request: its query, its body (as the agent sent
+        // it, tokens and all) and, with no decision id, a fresh id per ask.
+        PdpApprovalFacts f{ctx.identity->sub, t.name, t.provider, t.ref, req.host, req.method, req.path, ctx.source, "",
+                           issuer_of(ctx.identity->claims), hop.url.target,
+                           sha256_hex(hop_request != nullptr ? std::string_view(hop_request->body) : std::string_view())};
+        const PdpApprovalResult ar = ask_pdp_approval(ctx.state->bundle.approvals, f, audit_);
         if (!ar.approved())
           return make_error(ErrorKind::Denied, t.name + " for " + hop.url.host + " was not approved (" +
                                                    verdict_name(ar.verdict) + ", " + ar.by + "): " + d.reason);
@@ -517,6 +520,7 @@ Result<json> McpTools::fetch(const CallContext& ctx, const json& args) {
     return ok_status();
   };
   const PrepareHop swap_hop = [&](const HopInfo& hop, const FetchRequest& r) -> Result<PreparedHop> {
+    hop_request = &r;
     if (hop.hop == 0) return swap_tokens(r, hop, tokens_, now, check, used);
     // A redirect: followed only where every credential already sent may go.
     for (const auto& u : used)

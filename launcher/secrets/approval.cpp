@@ -6,7 +6,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <climits>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
@@ -36,6 +38,41 @@ std::string new_code() {
   return out;
 }
 
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') return (c | 0x20) - 'a' + 10;
+  return -1;
+}
+
+// The path as a server that decodes escapes and ignores case reads it: decoded and in
+// lower case. nullopt when that reading is in doubt: an escape that is malformed or
+// decodes to '%' (double encoding), a ';' (path parameters, which some servers strip),
+// a byte outside printable ASCII, or a "." or ".." segment (rule patterns go through it
+// too, so a rule written with escapes or capitals matches the same paths).
+std::optional<std::string> approval_path_form(std::string_view path) {
+  std::string out;
+  out.reserve(path.size());
+  for (std::size_t i = 0; i < path.size(); ++i) {
+    char c = path[i];
+    if (c == '%') {
+      if (i + 2 >= path.size() || hex_digit(path[i + 1]) < 0 || hex_digit(path[i + 2]) < 0) return std::nullopt;
+      c = static_cast<char>(hex_digit(path[i + 1]) * 16 + hex_digit(path[i + 2]));
+      i += 2;
+      if (c == '%') return std::nullopt;
+    }
+    const auto u = static_cast<unsigned char>(c);
+    if (c == ';' || u < 0x21 || u >= 0x7f) return std::nullopt;
+    out.push_back(static_cast<char>(std::tolower(u)));
+  }
+  for (std::size_t start = 0; start <= out.size();) {
+    const std::size_t end = std::min(out.find('/', start), out.size());
+    const std::string_view seg = std::string_view(out).substr(start, end - start);
+    if (seg == "." || seg == "..") return std::nullopt;
+    start = end + 1;
+  }
+  return out;
+}
+
 }  // namespace
 
 bool approval_required(const ApprovalRule& rule, std::string_view method, std::string_view target) {
@@ -45,15 +82,27 @@ bool approval_required(const ApprovalRule& rule, std::string_view method, std::s
     case ApprovalMode::Every: return true;
     case ApprovalMode::Matching: break;
   }
-  if (!rule.methods.empty() && !method.empty() &&
-      std::find(rule.methods.begin(), rule.methods.end(), method) == rule.methods.end())
+  // Case-insensitive: a server that reads "post" as POST must not escape the rule.
+  auto same_method = [&](const std::string& m) {
+    return m.size() == method.size() && std::equal(m.begin(), m.end(), method.begin(), [](char x, char y) {
+             return std::toupper(static_cast<unsigned char>(x)) == std::toupper(static_cast<unsigned char>(y));
+           });
+  };
+  if (!rule.methods.empty() && !method.empty() && std::none_of(rule.methods.begin(), rule.methods.end(), same_method))
     return false;
   if (rule.paths.empty() || target.empty()) return true;
   const std::string_view path = target.substr(0, target.find_first_of("?#"));
   if (path_problem(path) != nullptr) return true;
-  Binding only_paths;
-  only_paths.paths = rule.paths;
-  return path_allowed(only_paths, target);
+  // `approve` paths list what needs a person, so a miss fails open: match what a server
+  // may route on, not the bytes. Servers decode escapes ("/v1/%63harges" is
+  // "/v1/charges"), strip ";" parameters ("/v1;x/charges") or ignore case; a path whose
+  // reading is in doubt asks.
+  const std::optional<std::string> seen = approval_path_form(path);
+  if (!seen) return true;
+  return std::any_of(rule.paths.begin(), rule.paths.end(), [&](const std::string& p) {
+    const std::optional<std::string> pat = approval_path_form(p);
+    return !pat || prefix_glob(*pat, *seen);
+  });
 }
 
 std::string approval_request_hash(std::string_view secret, std::string_view method, std::string_view host,
@@ -136,6 +185,10 @@ ApprovalAsk ApprovalGate::open(ApprovalAsk facts) {
   if (!facts.key.empty())   // no key ("every"): each request is its own ask
     for (const auto& [id, a] : open_)
       if (a.key == facts.key) return a;
+  if (open_.size() >= kMaxOpenAsks) {
+    facts.id = 0;
+    return facts;
+  }
   facts.id = next_id_++;
   facts.code = new_code();
   facts.deadline_ms = now_ms() + timeout_.count();

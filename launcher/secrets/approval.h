@@ -84,8 +84,11 @@ class ApprovalGate {
   // Is an approval for `key` in force now?
   bool in_force(const std::string& key);
   // Opens an ask (id, code and deadline filled in) and wakes the channels; an ask for
-  // the same key that is still open is returned instead (one prompt for both).
+  // the same key that is still open is returned instead (one prompt for both). With
+  // kMaxOpenAsks asks open, a new one is not opened: the returned ask has id 0 (the
+  // caller refuses the use), so an agent cannot bury the real ask under its own.
   ApprovalAsk open(ApprovalAsk facts);
+  static constexpr std::size_t kMaxOpenAsks = 16;
   // The open asks, oldest first.
   std::vector<ApprovalAsk> open_asks();
   // Is this ask still open?

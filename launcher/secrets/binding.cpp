@@ -20,7 +20,8 @@ bool iequals(std::string_view a, std::string_view b) {
          });
 }
 
-// Glob where '*' matches any run of bytes; true when `pat` matches a prefix of `s`.
+}  // namespace
+
 bool prefix_glob(std::string_view pat, std::string_view s) {
   if (pat.empty()) return true;
   if (pat[0] == '*') {
@@ -30,8 +31,6 @@ bool prefix_glob(std::string_view pat, std::string_view s) {
   }
   return !s.empty() && s[0] == pat[0] && prefix_glob(pat.substr(1), s.substr(1));
 }
-
-}  // namespace
 
 std::string host_pattern_problem(std::string_view p) {
   if (p.empty()) return "empty host";

@@ -60,6 +60,8 @@ bool method_allowed(const Binding& b, std::string_view method);
 // "/repos/*/issues" covers /repos/a/issues/3). The query string is not part of the
 // path. An unknown path (no request line seen) is allowed only when no paths are set.
 bool path_allowed(const Binding& b, std::string_view target);
+// Glob where '*' matches any run of bytes; true when `pat` matches a prefix of `s`.
+bool prefix_glob(std::string_view pat, std::string_view s);
 // Why a path (without its query) is not canonical, so that no `paths` rule matches it:
 // dot segments (also "..;"), encoded dots, slashes or percent signs, backslashes, "//",
 // control characters, bytes that are not UTF-8 or overlong UTF-8. nullptr: canonical.

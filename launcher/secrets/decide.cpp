@@ -317,13 +317,17 @@ DecideOutcome decide(const DecideContext& ctx, const wire::Request& req, const P
 void settle_approval(DecideOutcome& out, const ApprovalAnswer& answer) {
   TokenUse& a = *out.audit;
   if (answer.verdict == ApprovalVerdict::Approved) {
+    if (out.reply.decision != Decision::Allow) return;   // decided again: a refusal stands
     a.reason = "approved by " + (answer.by.empty() ? answer.channel : answer.by) + " (" + answer.channel + ")";
     return;
   }
+  refuse_outcome(out, answer.verdict == ApprovalVerdict::Denied
+                         ? a.secret.value_or("the secret") + ": the approval was denied (" + answer.channel + ")"
+                         : a.secret.value_or("the secret") + ": no approval in time (" + answer.channel + ")");
+}
+
+void refuse_outcome(DecideOutcome& out, const std::string& why) {
   wire::Reply& rep = out.reply;
-  const std::string why = answer.verdict == ApprovalVerdict::Denied
-                              ? a.secret.value_or("the secret") + ": the approval was denied (" + answer.channel + ")"
-                              : a.secret.value_or("the secret") + ": no approval in time (" + answer.channel + ")";
   explicit_bzero(rep.data, sizeof rep.data);
   rep.data_len = 0;
   rep.decision = Decision::Refuse;
@@ -332,6 +336,8 @@ void settle_approval(DecideOutcome& out, const ApprovalAnswer& answer) {
   rep.fp_base = rep.fp_hash = rep.fq_base = rep.fq_hash = 0;
   rep.fp_len = rep.nforms = 0;
   set_reason(rep, why);
+  if (!out.audit) return;
+  TokenUse& a = *out.audit;
   a.decision = "refuse";
   a.grant.reset();
   a.reason = why;

@@ -54,8 +54,9 @@ struct DecideOutcome {
   wire::Reply reply{};         // ready to send (data holds the value on a swap: wipe after)
   std::optional<TokenUse> audit;   // empty when the answer is not an audit event (Incomplete)
   std::optional<OAuthMint> mint;   // a Seal's record (decide_seal.h)
-  // An Allow that waits for a person (approve = ...): the caller holds `reply` until the
-  // gate answers this ask, then sends it (approved) or a refusal (approval_refusal).
+  // An Allow that waits for a person (approve = ...): the caller holds the request (not
+  // the reply: blind/broker.cpp) until the gate answers this ask, then decides it again
+  // and sends the reply (approved) or a refusal (settle_approval).
   std::optional<ApprovalAsk> ask;
 };
 
@@ -63,6 +64,9 @@ struct DecideOutcome {
 // record stand (the record names the approval); denied or timed out, the value is wiped
 // from the reply and the swap is refused (fail closed).
 void settle_approval(DecideOutcome& out, const ApprovalAnswer& answer);
+// Turns an outcome into a refusal for `why`: the value is wiped from the reply, the
+// record says refuse.
+void refuse_outcome(DecideOutcome& out, const std::string& why);
 
 // Why a request may not use secret `s` (its channel, the connection's safety, the
 // host binding, the peer's certificate, domain fronting, methods and paths); empty when

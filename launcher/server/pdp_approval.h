@@ -22,6 +22,10 @@ struct PdpApprovalFacts {
   std::string host, method, path;         // the use ("" for a resolution)
   std::string source, decision_id;
   std::string iss;                        // the identity's issuer (with sub: whose request)
+  // What the approval covers besides the path (MCP fetch has the whole request): the
+  // target as sent, with its query ("": the path), and the body's SHA-256 (hex; "": none
+  // known). Both go into the request hash and the webhook's facts.
+  std::string target, body_sha256;
 };
 
 struct PdpApprovalResult {
@@ -29,7 +33,8 @@ struct PdpApprovalResult {
   std::string by;             // the approver's "by", or why it was denied
   std::string request_hash;   // approval_request_hash of the facts: the secret field is
                               // ref, iss, sub and the decision id (length-prefixed), so an
-                              // answer for one identity's (or one decision's) ask serves no other
+                              // answer for one identity's (or one decision's) ask serves no other;
+                              // without a decision id (the MCP tools) each ask gets a fresh one
 
   bool approved() const { return verdict == ApprovalVerdict::Approved; }
 };

@@ -169,7 +169,7 @@ HttpReply PdpService::api(const HttpRequestView& req, bool resolve) {
         approval = {{"status", "pending"}};
       } else {
         PdpApprovalFacts f{verified->sub, a.name, a.provider, a.ref, request.host, request.method,
-                           request.path, request.source, id, ""};
+                           request.path, request.source, id, "", "", ""};
         f.iss = issuer_of(claims);
         const PdpApprovalResult ar = ask_pdp_approval(st->bundle.approvals, f, *opts_.log);
         d.allow = ar.approved();

@@ -232,12 +232,12 @@ class McpFetchApprovalTest(PdpFixture):
         self.assertEqual(status, 200, reply)
         return reply
 
-    def fetch(self, method):
+    def fetch(self, method, query="", body="amount=1"):
         r = self.call("resolve", {"name": "STRIPE"})
         self.assertFalse(r["result"].get("isError"), r)
         token = r["result"]["structuredContent"]["token"]
-        return self.call("fetch", {"url": "https://127.0.0.1:%d/v1/charges" % self.api_port, "method": method,
-                                   "headers": {"Authorization": "Bearer " + token}, "body": "amount=1"})
+        return self.call("fetch", {"url": "https://127.0.0.1:%d/v1/charges%s" % (self.api_port, query),
+                                   "method": method, "headers": {"Authorization": "Bearer " + token}, "body": body})
 
     def sent(self):
         return [r["header"].get("authorization") for r in read_jsonl(self.api_record)]
@@ -250,6 +250,34 @@ class McpFetchApprovalTest(PdpFixture):
         ask = read_jsonl(self.asks)[0]["ask"]
         self.assertEqual((ask["name"], ask["method"], ask["host"], ask["path"]), ("STRIPE", "POST", "127.0.0.1", "/v1/charges"))
         self.assertEqual([x["decision"] for x in self.records("approve")], ["asked", "approved"])
+
+    def test_the_hash_covers_the_query_the_body_and_each_ask(self):
+        # review 27, finding 4: an approver that remembers answers by request_hash must not
+        # approve another query, another body or a later request with the same facts.
+        self.start_mcp("approve,approve,approve,approve")
+        asked = [("?amount=1", "to=me"), ("?amount=1000000", "to=me"), ("?amount=1", "to=attacker"),
+                 ("?amount=1", "to=me")]
+        for query, body in asked:
+            r = self.fetch("POST", query, body)
+            self.assertFalse(r["result"].get("isError"), r)
+        asks = [a["ask"] for a in read_jsonl(self.asks)]
+        self.assertEqual(len(asks), 4)
+        for (query, body), ask in zip(asked, asks):
+            self.assertEqual(ask["path"], "/v1/charges")
+            self.assertEqual(ask["target"], "/v1/charges" + query)   # the approver sees the query
+            self.assertEqual(ask["body_sha256"], hashlib.sha256(body.encode()).hexdigest())
+            self.assertTrue(ask["decision_id"].startswith("ask-"), ask)
+            scope = "".join("%d:%s;" % (len(p.encode()), p)
+                            for p in ("KZ_PDP_APPROVE_VALUE", ISSUER, "billing-1", ask["decision_id"]))
+            want = hashlib.sha256("\0".join([scope, "POST", "127.0.0.1", "/v1/charges" + query,
+                                             ask["body_sha256"]]).encode() + b"\0").hexdigest()
+            self.assertEqual(ask["request_hash"], want)
+        hashes = [a["request_hash"] for a in asks]
+        self.assertEqual(len(set(hashes)), 4, hashes)   # the 4th repeats the 1st: a fresh id
+        self.assertEqual(len({a["decision_id"] for a in asks}), 4)
+        recs = self.records("approve")
+        self.assertEqual(sorted({r["request_hash"] for r in recs}), sorted(hashes))
+        self.assertNotIn(MCP_VALUE, json.dumps(recs))
 
     def test_fetch_denied_sends_nothing(self):
         self.start_mcp("deny")

@@ -12,7 +12,9 @@
 #include <memory>
 #include <mutex>
 
+#include "../secrets/decide_requests.h"
 #include "blind/broker.h"
+#include "secrets/approval.h"
 #include "test_support.h"
 
 namespace kz {
@@ -46,22 +48,23 @@ int report(int fd, const std::string& token, std::size_t size = sizeof(wire::Req
   return static_cast<int>(rep->decision);
 }
 
+// Each record as it would be written, into `list`.
+struct Collect final : AuditRecorder {
+  std::mutex mu;
+  std::vector<nlohmann::json> list;
+  void record(AuditEvent e) override {
+    std::lock_guard l(mu);
+    list.push_back(to_record(e));
+  }
+};
+
 struct BrokerFixture : ::testing::Test {
   TokenTable table;
   std::unique_ptr<PeerVerifier> verifier;
   std::unique_ptr<ProcessTree> tree;
   std::unique_ptr<Broker> broker;
-  std::mutex mu;
-  std::vector<nlohmann::json> records;
-  // Each record as it would be written, into `records`.
-  struct Collect final : AuditRecorder {
-    BrokerFixture& f;
-    explicit Collect(BrokerFixture& fx) : f(fx) {}
-    void record(AuditEvent e) override {
-      std::lock_guard l(f.mu);
-      f.records.push_back(to_record(e));
-    }
-  } collect{*this};
+  Collect collect;
+  std::vector<nlohmann::json>& records = collect.list;
   test::TempDir dir;
 
   void SetUp() override {
@@ -212,6 +215,128 @@ TEST_F(BrokerFixture, RefusesAMessageFromAnotherProcessOnAnAcceptedConnection) {
     all += r.dump() + "\n";
   }
   EXPECT_TRUE(refused) << all;
+}
+
+// review 27, finding 5: approvals through the broker. The broker holds the request, not
+// a reply with the value, and decides it again when the gate answers (so a value rotated
+// while the ask waited is the one sent); at most ApprovalGate::kMaxOpenAsks asks wait, so
+// an agent cannot bury the real ask under thousands of its own: the next is refused and
+// recorded.
+struct HeldBrokerFixture : ::testing::Test {
+  static constexpr const char* kOld = "sk-live-OLD0123456789abcdefghijklm";
+  static constexpr const char* kNew = "sk-live-NEW0123456789abcdefghijklm";
+  TokenTable table;
+  std::unique_ptr<PeerVerifier> verifier = test::test_peer_verifier();
+  std::unique_ptr<ProcessTree> tree = std::make_unique<ProcessTree>(getpid());
+  ApprovalGate gate{std::chrono::minutes(5)};
+  std::unique_ptr<Broker> broker;
+  Collect collect;
+  std::vector<nlohmann::json>& records = collect.list;
+  test::TempDir dir;
+
+  void SetUp() override {
+    std::vector<ResolvedSecret> s;
+    s.push_back({"API_KEY", "env", SecretValue::from(kOld)});
+    Binding b;
+    b.hosts = {"localhost"};
+    b.approve.mode = ApprovalMode::Every;   // every request is its own ask
+    table = TokenTable::build(std::move(s), {{"API_KEY", b}}, TokenShape::Plain, {"API_KEY"}).value();
+    BrokerOptions o;
+    o.decide = {&table, verifier.get()};
+    o.decide.approvals = &gate;
+    o.tree = tree.get();
+    o.runtime_dir = dir.path();
+    o.audit = &collect;
+    o.approval_channels = "test";
+    auto br = Broker::start(std::move(o));
+    ASSERT_TRUE(br.ok()) << br.error().message;
+    broker = std::move(*br);
+  }
+  void TearDown() override {
+    gate.stop();
+    if (broker) broker->stop();
+  }
+};
+
+// The child's side: a swap on a new connection; returns the reply (decision -1: none).
+wire::Reply swap_on(int fd, const std::unique_ptr<wire::Request>& req) {
+  wire::Reply rep{};
+  rep.decision = static_cast<wire::Decision>(255);
+  if (send(fd, req.get(), sizeof(wire::Request), MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof(wire::Request)))
+    return rep;
+  const ssize_t n = recv(fd, &rep, sizeof rep, 0);
+  if (n <= 0 || !wire::reply_is_valid(rep, static_cast<std::size_t>(n), wire::Op::Swap))
+    rep.decision = static_cast<wire::Decision>(255);
+  return rep;
+}
+
+TEST_F(HeldBrokerFixture, CapsOpenAsksAndDecidesAgainWhenApproved) {
+  const std::string path = broker->socket_path(), tok(table.secrets()[0].token.view());
+  auto req = test::broker_request(wire::Op::Swap, tok, "localhost", test::der_of_pem_file(test::test_ca().server_cert),
+                                  "POST", "/v1/charges");
+  int to_parent[2], to_child[2];
+  ASSERT_EQ(pipe(to_parent), 0);
+  ASSERT_EQ(pipe(to_child), 0);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    close(to_parent[0]);
+    close(to_child[1]);
+    char go = 0;
+    if (read(to_child[0], &go, 1) != 1) _exit(10);   // the parent has made this process the run
+    std::vector<int> fds;
+    for (std::size_t i = 0; i < ApprovalGate::kMaxOpenAsks; ++i) {
+      fds.push_back(connect_to(path));
+      if (swap_on(fds.back(), req).decision != wire::Decision::Hold) _exit(11);
+    }
+    const int extra = connect_to(path);
+    const wire::Reply over = swap_on(extra, req);
+    if (over.decision != wire::Decision::Refuse || over.data_len != 0) _exit(12);
+    if (std::string(over.reason, over.reason_len).find("too many") == std::string::npos) _exit(13);
+    if (write(to_parent[1], "1", 1) != 1) _exit(14);
+    // The parent rotates the value, then approves the first ask: its held request is
+    // decided again and gets the value of now.
+    wire::Reply rep{};
+    const ssize_t n = recv(fds[0], &rep, sizeof rep, 0);
+    if (n <= 0 || !wire::reply_is_valid(rep, static_cast<std::size_t>(n), wire::Op::Swap)) _exit(15);
+    if (rep.decision != wire::Decision::Allow) _exit(16);
+    if (std::string(reinterpret_cast<const char*>(rep.data), rep.data_len) != kNew) _exit(17);
+    _exit(0);
+  }
+  close(to_parent[1]);
+  close(to_child[0]);
+  tree->set_root(pid);
+  ASSERT_EQ(write(to_child[1], "g", 1), 1);
+  char done = 0;
+  if (read(to_parent[0], &done, 1) != 1) {   // the child gave up: its exit code says where
+    int st = 0;
+    waitpid(pid, &st, 0);
+    FAIL() << "child exited with " << (WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+  }
+  const std::vector<ApprovalAsk> asks = gate.open_asks();
+  ASSERT_EQ(asks.size(), ApprovalGate::kMaxOpenAsks);
+  ASSERT_TRUE(table.replace_value("API_KEY", SecretValue::from(kNew)).ok());
+  ASSERT_TRUE(gate.answer(asks[0].id, ApprovalVerdict::Approved, "test", "test"));
+  int st = 0;
+  waitpid(pid, &st, 0);
+  EXPECT_TRUE(WIFEXITED(st));
+  EXPECT_EQ(WEXITSTATUS(st), 0);
+  gate.stop();
+  broker->stop();
+  int asked = 0, over = 0, allowed = 0;
+  std::string all;
+  for (const auto& r : records) {
+    all += r.dump() + "\n";
+    if (r["event"] == "approve" && r.value("decision", "") == "asked") ++asked;
+    if (r["event"] == "swap" && r.value("decision", "") == "refuse" &&
+        r.value("reason", "").find("too many requests wait for an approval") != std::string::npos)
+      ++over;
+    if (r["event"] == "swap" && r.value("decision", "") == "allow") ++allowed;
+  }
+  EXPECT_EQ(asked, static_cast<int>(ApprovalGate::kMaxOpenAsks)) << all;
+  EXPECT_EQ(over, 1) << all;
+  EXPECT_EQ(allowed, 1) << all;
+  EXPECT_EQ(all.find(kOld), std::string::npos);
+  EXPECT_EQ(all.find(kNew), std::string::npos);
 }
 
 }  // namespace

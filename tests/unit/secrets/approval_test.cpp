@@ -44,6 +44,36 @@ TEST(Approval, WhichUsesWait) {
   EXPECT_TRUE(approval_required(rule(ApprovalMode::Matching, {}, {"/admin/"}), "GET", "/admin/x"));
 }
 
+// review 27, finding 1: an `approve` path list names what needs a person, so a path a
+// server reads as a listed one must ask, however it is spelled.
+TEST(Approval, PathsMatchWhatAServerRoutesOn) {
+  const ApprovalRule m = rule(ApprovalMode::Matching, {"POST"}, {"/v1/charges*"});
+  EXPECT_TRUE(approval_required(m, "POST", "/v1/%63harges"));        // decoded: /v1/charges
+  EXPECT_TRUE(approval_required(m, "POST", "/v1/charge%73?x=1"));
+  EXPECT_TRUE(approval_required(m, "POST", "/v1;x/charges"));        // ';' parameters stripped
+  EXPECT_TRUE(approval_required(m, "POST", "/v1/charges;jsessionid=1"));
+  EXPECT_TRUE(approval_required(m, "POST", "//v1/charges"));
+  EXPECT_TRUE(approval_required(m, "POST", "/V1/Charges"));          // case-insensitive servers
+  EXPECT_TRUE(approval_required(m, "post", "/v1/charges"));
+  EXPECT_TRUE(approval_required(m, "POST", "/v1/./charges"));
+  EXPECT_TRUE(approval_required(m, "POST", "/v1/%2e/charges"));
+  EXPECT_TRUE(approval_required(m, "POST", "/v1/%2563harges"));      // double encoding
+  EXPECT_TRUE(approval_required(m, "POST", "/v1/caf\xc3\xa9"));      // non-ASCII: in doubt
+  EXPECT_TRUE(approval_required(m, "POST", "/v1/%c3%a9"));
+  // Still precise where there is no doubt.
+  EXPECT_FALSE(approval_required(m, "POST", "/v1/refunds"));
+  EXPECT_FALSE(approval_required(m, "POST", "/v1/%72efunds"));
+  EXPECT_FALSE(approval_required(m, "GET", "/v1/%63harges"));
+  // A rule written with an escape or capitals covers the same paths.
+  EXPECT_TRUE(approval_required(rule(ApprovalMode::Matching, {}, {"/V1/%63harges"}), "POST", "/v1/charges/ch_1"));
+  // The binding's allow-list keeps its byte semantics (a non-match refuses: fails closed).
+  Binding allow;
+  allow.paths = {"/v1/charges*"};
+  EXPECT_FALSE(path_allowed(allow, "/v1/%63harges"));
+  EXPECT_FALSE(path_allowed(allow, "/V1/charges"));
+  EXPECT_TRUE(path_allowed(allow, "/v1/charges"));
+}
+
 TEST(Approval, HashBindsEveryField) {
   const std::string h = approval_request_hash("S", "GET", "api.example", "/a?x=1");
   EXPECT_EQ(h.size(), 64u);
@@ -194,14 +224,40 @@ TEST(ApprovalDecide, HeldThenSettled) {
   EXPECT_TRUE(decide(ctx, *other, peer).ask.has_value());
 }
 
-// "every": each request asks, and an approval covers only the request it was shown for.
-TEST(ApprovalDecide, EveryIsSingleUse) {
+// One secret bound to localhost under `approve`.
+Result<TokenTable> table_for(const std::string& name, ApprovalRule approve) {
   std::vector<ResolvedSecret> s;
-  s.push_back({"API_KEY", "env", SecretValue::from("sk-live-0123456789abcdefghijklmnop")});
+  s.push_back({name, "env", SecretValue::from("sk-live-0123456789abcdefghijklmnop")});
   Binding b;
   b.hosts = {"localhost"};
-  b.approve.mode = ApprovalMode::Every;
-  auto t = TokenTable::build(std::move(s), {{"API_KEY", b}});
+  b.approve = std::move(approve);
+  return TokenTable::build(std::move(s), {{name, b}});
+}
+
+// review 27, finding 1: a percent-encoded path of an approve rule is held, not swapped.
+TEST(ApprovalDecide, EncodedPathIsHeld) {
+  auto t = table_for("STRIPE_KEY", rule(ApprovalMode::Matching, {"POST"}, {"/v1/charges*"}));
+  ASSERT_TRUE(t.ok());
+  auto verifier = test::test_peer_verifier();
+  ApprovalGate gate(std::chrono::minutes(1));
+  const std::string token(t->secrets()[0].token.view());
+  DecideContext ctx{&*t, verifier.get()};
+  ctx.approvals = &gate;
+  PeerProcess peer{4242, "/usr/bin/curl"};
+  for (const char* path : {"/v1/%63harges", "/v1;x/charges", "/v1/charge%73", "/V1/CHARGES"}) {
+    auto req = test::broker_request(wire::Op::Swap, token, "localhost",
+                                    test::der_of_pem_file(test::test_ca().server_cert), "POST", path);
+    DecideOutcome out = decide(ctx, *req, peer);
+    EXPECT_TRUE(out.ask.has_value()) << path;
+  }
+  auto plain = test::broker_request(wire::Op::Swap, token, "localhost",
+                                    test::der_of_pem_file(test::test_ca().server_cert), "POST", "/v1/refunds");
+  EXPECT_FALSE(decide(ctx, *plain, peer).ask.has_value());
+}
+
+// "every": each request asks, and an approval covers only the request it was shown for.
+TEST(ApprovalDecide, EveryIsSingleUse) {
+  auto t = table_for("API_KEY", rule(ApprovalMode::Every));
   ASSERT_TRUE(t.ok());
   auto verifier = test::test_peer_verifier();
   ApprovalGate gate(std::chrono::minutes(1));
