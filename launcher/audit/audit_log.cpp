@@ -15,23 +15,13 @@
 #include <optional>
 
 #include "core/json_dump.h"
+#include "core/utc_time.h"
 
 namespace kz {
 
 namespace {
 
-std::string now_rfc3339() {
-  const auto now = std::chrono::system_clock::now();
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
-  const std::time_t t = std::chrono::system_clock::to_time_t(now);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[40];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  char out[48];
-  std::snprintf(out, sizeof out, "%s.%03dZ", buf, static_cast<int>(ms));
-  return out;
-}
+std::string now_rfc3339() { return utc_iso(std::chrono::system_clock::now(), true); }
 
 // The last complete line of the file (without its newline), or "" for an empty file.
 Result<std::string> last_line(int fd) {
