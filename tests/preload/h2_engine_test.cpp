@@ -8,10 +8,13 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <condition_variable>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <random>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -963,6 +966,64 @@ TEST(H2Engine, Http1ConnectionsAreNotTouched) {
   const std::string late = std::string(kH2Preface);   // a preface later is just bytes
   outbound_write(*t, &key, late.data(), late.size(), false, b.ops(), w.ops());
   EXPECT_EQ(st->h2, nullptr);
+}
+
+}  // namespace
+}  // namespace kz::preload
+
+namespace kz::preload {
+namespace {
+
+// An h2 read waits in the library without the connection's lock (h2.h). A drop from
+// another thread meanwhile (SSL_free / SSL_clear / gnutls_deinit) must not free the
+// state and engine under it: the read's bytes land in the engine's buffer afterwards
+// (review 27b #4). The reader frees the state when it leaves; the table forgets it at
+// once. Under ASan (build-asan) a use-after-free here is reported; without ASan the
+// munmapped state makes the read's write fault.
+TEST(H2Engine, DropWhileAReadWaitsInTheLibraryLeavesTheStateToTheReader) {
+  Broker b;
+  auto t = std::make_unique<ConnTable>();
+  int key = 0;
+  ASSERT_NE(open_conn(b, *t, &key, false), nullptr);
+  struct Gate {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool reading = false, go = false;
+  } g;
+  ReadOps r;
+  r.ctx = &g;
+  r.read = [](void* ctx, unsigned char* p, std::size_t cap) -> long {
+    auto* gate = static_cast<Gate*>(ctx);
+    std::unique_lock<std::mutex> lk(gate->mu);
+    gate->reading = true;
+    gate->cv.notify_all();
+    gate->cv.wait(lk, [&] { return gate->go; });
+    const std::string s = settings({});   // the server's bytes arrive after the drop
+    if (s.size() > cap) return -1;
+    std::memcpy(p, s.data(), s.size());
+    return static_cast<long>(s.size());
+  };
+  InboundRead res = InboundRead::PassThrough;
+  std::thread reader([&] {
+    unsigned char out[256];
+    std::size_t got = 0;
+    long lib = 0;
+    res = inbound_read(*t, &key, out, sizeof out, false, b.ops(), r, &got, &lib);
+  });
+  {
+    std::unique_lock<std::mutex> lk(g.mu);
+    g.cv.wait(lk, [&] { return g.reading; });
+  }
+  conn_drop(*t, &key, b.ops());   // returns at once: the reader holds only read_mu
+  EXPECT_EQ(t->count(), 0u);
+  EXPECT_EQ(t->find(&key), nullptr);
+  {
+    std::lock_guard<std::mutex> lk(g.mu);
+    g.go = true;
+  }
+  g.cv.notify_all();
+  reader.join();
+  EXPECT_NE(res, InboundRead::PassThrough);
 }
 
 }  // namespace
