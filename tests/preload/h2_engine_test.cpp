@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "fakes.h"
+#include "kz/preload/basic_auth.h"
 #include "kz/preload/conn_table.h"
 #include "kz/preload/h2.h"
 #include "kz/preload/inbound.h"
@@ -1024,6 +1025,59 @@ TEST(H2Engine, DropWhileAReadWaitsInTheLibraryLeavesTheStateToTheReader) {
   g.cv.notify_all();
   reader.join();
   EXPECT_NE(res, InboundRead::PassThrough);
+}
+
+}  // namespace
+}  // namespace kz::preload
+
+namespace kz::preload {
+namespace {
+
+// Trailers on a stream whose slot was reused (128 later streams) are not a new request:
+// their pseudo-headers are never taken as the request a token is judged against; the
+// token goes out unchanged and is reported (review 27 #6).
+TEST(H2Engine, TrailersOnAForgottenStreamAreNotANewRequest) {
+  Broker b;
+  Deflater enc;
+  std::string stream = kH2Preface + settings({});
+  stream += frame(1, 0x4, 1, enc.encode({{":method", "POST"}, {":scheme", "https"}, {":authority", kHost},
+                                         {":path", "/admin/delete"}}));
+  for (std::uint32_t i = 1; i <= 128; ++i)
+    stream += frame(1, 0x4, 1 + 2 * i, enc.encode({{":method", "GET"}, {":scheme", "https"}, {":authority", kHost},
+                                                   {":path", "/other"}}));
+  stream += frame(1, 0x5, 1, enc.encode({{":method", "GET"}, {":scheme", "https"}, {":authority", kHost},
+                                         {":path", "/allowed"}, {"authorization", "Bearer " + kTokSame}}));
+  auto t = std::make_unique<ConnTable>();
+  int key;
+  std::mt19937 rng(3);
+  const std::string sent = run_writes(stream, 0, rng, b, *t, &key);
+  EXPECT_TRUE(b.swaps.empty());
+  EXPECT_EQ(b.reports, std::vector<std::string>{kTokSame});
+  EXPECT_EQ(sent.find(kValSame), std::string::npos);
+}
+
+// A Basic credential too long to swap (over 1024 base64 characters) goes out as it is,
+// but its token is reported (review 27b #6), wherever in the value it sits.
+TEST(H2Engine, OverlongBasicCredentialIsReported) {
+  for (std::size_t pad : {0u, 380u, 700u, 800u, 1500u}) {
+    SCOPED_TRACE(pad);
+    Broker b;
+    Deflater enc;
+    const std::string cred = "u:" + std::string(pad, 'a') + " " + kTokSame + " " + std::string(800, 'a');
+    std::string b64(4 * ((cred.size() + 2) / 3) + 4, '\0');
+    const long el = b64_encode(reinterpret_cast<const unsigned char*>(cred.data()), cred.size(), b64.data(),
+                               b64.size());
+    ASSERT_GT(el, 1024);
+    b64.resize(static_cast<std::size_t>(el));
+    std::string stream = kH2Preface + settings({});
+    stream += frame(1, 0x5, 1, enc.encode({{":method", "GET"}, {":scheme", "https"}, {":authority", kHost},
+                                           {":path", "/"}, {"authorization", "Basic " + b64}}));
+    auto t = std::make_unique<ConnTable>();
+    int key;
+    std::mt19937 rng(4);
+    run_writes(stream, 0, rng, b, *t, &key);
+    EXPECT_EQ(b.reports, std::vector<std::string>{kTokSame});
+  }
 }
 
 }  // namespace
