@@ -119,16 +119,20 @@ void ConnTable::remove(const void* key) {
           keys_[b].store(0, std::memory_order_release);
       }
       count_.fetch_sub(1, std::memory_order_acq_rel);
-      if (st != nullptr) {
-        scratch_free(st->held, st->held_cap);
-        h2_conn_free(st->h2);
-        st->~ConnState();
-        scratch_free(st, sizeof(ConnState));   // wipes carry, fingerprints, request line
-      }
+      // A reader inside (an h2 read waiting in the library without the state's lock)
+      // frees it when it leaves (ReadLock); else it goes now.
+      if (st != nullptr && st->readers.fetch_or(kReadersDropped, std::memory_order_acq_rel) == 0) destroy(st);
       break;
     }
   }
   pthread_mutex_unlock(&mu_);
+}
+
+void ConnTable::destroy(ConnState* st) {
+  scratch_free(st->held, st->held_cap);
+  h2_conn_free(st->h2);
+  st->~ConnState();
+  scratch_free(st, sizeof(ConnState));   // wipes carry, fingerprints, request line
 }
 
 void ConnTable::lock_for_fork() { pthread_mutex_lock(&mu_); }

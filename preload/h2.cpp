@@ -106,6 +106,9 @@ struct H2Conn {
   bool broken = false;
   StreamInfo streams[kMaxStreams];
   std::size_t next_slot = 0;
+  // The highest stream id the client opened (they only increase, RFC 9113 5.1.1): a
+  // HEADERS block at or below it on a stream no longer in `streams` is trailers.
+  std::uint32_t max_sid = 0;
   // Every refused stream of the connection: one more than kMaxRefused fails the
   // connection (a forgotten refused stream's later frames would be delivered).
   std::uint32_t refused[kMaxRefused];
@@ -403,6 +406,35 @@ void report_all(const unsigned char* p, std::size_t n, const BrokerOps& b, ConnS
 // broker refused stay, reported). *seal: a swapped value whose answer would be sealed
 // (the caller refuses the stream; reported here, with its audit reason).
 constexpr std::size_t kMaxBasicB64 = 1024;
+
+// A Basic credential longer than swap_basic handles goes out as it is, but its tokens
+// are reported (audited: review 27b #6), decoded a window of kMaxBasicB64 characters at
+// a time. Windows overlap by half; a token is reported from the window whose first half
+// it starts in (one longer than half a window is reported cut at the window's end).
+void report_long_basic(const char* s, std::size_t n, const BrokerOps& b, ConnState* st, H2Stats* stats) {
+  constexpr std::size_t kStep = kMaxBasicB64 / 2;   // a multiple of 4: windows start on a group
+  unsigned char dec[kMaxBasicB64];
+  for (std::size_t at = 0; at < n; at += kStep) {
+    const std::size_t len = n - at < kMaxBasicB64 ? n - at : kMaxBasicB64;
+    const long dn = b64_decode(s + at, len, dec, sizeof dec);
+    if (dn <= 0) return;
+    const bool last = at + len == n;
+    const auto dl = static_cast<std::size_t>(dn);
+    const std::size_t own = last ? dl : kStep / 4 * 3;
+    const char* c = reinterpret_cast<const char*>(dec);
+    for (std::size_t i = 0; i < own;) {
+      const std::size_t off = wire::find_token_prefix(c + i, dl - i);
+      if (off == dl - i || i + off >= own) break;
+      const std::size_t ext = wire::token_extent(c + i + off, dl - i - off);
+      if (b.report) b.report(b.ctx, st, c + i + off, ext);
+      ++stats->reported;
+      i += off + ext;
+    }
+    explicit_bzero(dec, dl);
+    if (last) return;
+  }
+}
+
 std::size_t swap_basic(const hp::Field& f, bool bound, unsigned char* out, std::size_t cap, const BrokerOps& b,
                        ConnState* st, H2Stats* stats, bool* seal) {
   const char* v = reinterpret_cast<const char*>(f.value);
@@ -413,7 +445,10 @@ std::size_t swap_basic(const hp::Field& f, bool bound, unsigned char* out, std::
   while (p < f.vl && (v[p] == ' ' || v[p] == '\t')) ++p;
   std::size_t e = f.vl;
   while (e > p && (v[e - 1] == ' ' || v[e - 1] == '\t')) --e;
-  if (e - p > kMaxBasicB64) return 0;
+  if (e - p > kMaxBasicB64) {
+    report_long_basic(v + p, e - p, b, st, stats);
+    return 0;
+  }
   unsigned char dec[kMaxBasicB64];
   char swapped[kMaxBasicB64];
   const long dn = b64_decode(v + p, e - p, dec, sizeof dec);
@@ -672,7 +707,11 @@ bool up_block(H2Conn& h, ConnState* st, const BrokerOps& b, const WriteOps& w) {
   }
   StreamInfo* si = find_stream(h, sid);
   const bool server_knows = si != nullptr;   // trailers: the server had the stream's HEADERS
-  if (si == nullptr && d.block_type == kHeaders) {
+  // A HEADERS block on a stream the engine forgot (its slot reused) is trailers, not a
+  // new request: never judged by its own pseudo-headers; its tokens go out unchanged,
+  // reported as unidentified (review 27 #6).
+  if (si == nullptr && d.block_type == kHeaders && sid > h.max_sid) {
+    h.max_sid = sid;
     si = new_stream(h, sid);
     identify(si, db.fields, db.nfields);
   }

@@ -261,28 +261,33 @@ OutboundResult rewrite_outbound(const char* in, std::size_t n, const OutboundOpt
 
 namespace {
 
-// The last write ended with `have` bytes of a marker (`tail`). Does this one go on with
-// it? When it completes the marker, the token (as far as this write has it) is reported:
-// it went out unswapped, in pieces. Returns the marker bytes matched so far when this
-// write is itself only a further piece of the marker (so a marker spread over 3+ writes
-// is still seen; `tail` then holds them), else 0.
+// The last write ended with `have` bytes of a marker (`tail`, the longest such fragment).
+// Does this one go on with it? A marker that overlaps itself ("kztok" then "ztokqx...")
+// may start at any fragment that is a suffix of `tail`, not only at its start: each is
+// tried, longest first. When one completes a marker, the token (as far as this write has
+// it) is reported: it went out unswapped, in pieces. Returns the marker bytes matched so
+// far when this write is itself only a further piece of a marker (so a marker spread over
+// 3+ writes is still seen; `tail` then holds them), else 0.
 std::size_t continue_split_prefix(const char* buf, std::size_t len, char* tail, std::size_t have,
                                   const BrokerOps& b, ConnState* st) {
   char tok[wire::kMaxTokenLen];
   std::memcpy(tok, tail, have);
   std::size_t n = have;
-  for (std::size_t i = 0; i < len && n < wire::kMaxMarkerLen; ++i) tok[n++] = buf[i];
-  const std::size_t m = wire::marker_at(tok, n);
-  if (m == 0) {
-    if (n == have + len && wire::is_marker_fragment(tok, n)) {
-      std::memcpy(tail, tok, n);
-      return n;
-    }
+  for (std::size_t i = 0; i < len && n < wire::kMaxMarkerLen + wire::kMaxMarkerLen; ++i) tok[n++] = buf[i];
+  for (std::size_t s = 0; s < have; ++s) {
+    if (!wire::is_marker_fragment(tok + s, have - s)) continue;
+    if (wire::marker_at(tok + s, n - s) == 0) continue;
+    std::size_t m = n;
+    for (std::size_t i = n - have; i < len && m < sizeof tok; ++i) tok[m++] = buf[i];
+    if (b.report) b.report(b.ctx, st, tok + s, wire::token_extent(tok + s, m - s));
     return 0;
   }
-  n = have;
-  for (std::size_t i = 0; i < len && n < sizeof tok; ++i) tok[n++] = buf[i];
-  if (b.report) b.report(b.ctx, st, tok, wire::token_extent(tok, n));
+  if (n != have + len) return 0;
+  for (std::size_t s = 0; s < have; ++s)
+    if (wire::is_marker_fragment(tok + s, n - s)) {
+      std::memmove(tail, tok + s, n - s);
+      return n - s;
+    }
   return 0;
 }
 

@@ -26,24 +26,33 @@ void PlainTokenScanner::feed(const char* p, std::size_t n) {
   if (n == 0) return;
   std::size_t start = 0;
   if (tail_len_ > 0) {
-    // Join the kept tail with the start of this chunk, enough to finish one token.
+    // Join the kept tail with the start of this chunk, enough to finish one token. A
+    // marker that overlaps itself ("kztok" then "ztokqx...") may start at any suffix of
+    // a kept fragment, not only at its start: each is tried, longest first.
     const std::size_t m = n < kTailMax ? n : kTailMax;
     char* j = buf_.get();
     std::memcpy(j + tail_len_, p, m);
     const std::size_t jl = tail_len_ + m;
     const std::size_t old = tail_len_;
     tail_len_ = 0;
-    if (wire::marker_at(j, jl) != 0) {
-      const std::size_t ext = wire::token_extent(j, jl);
-      if (ext == jl && m == n) {
-        keep_tail(j, jl);   // still running: the whole chunk continues the token
+    const bool fragment = wire::marker_at(j, old) == 0;   // else a token that ran to the end
+    std::size_t s = 0;
+    while (fragment && s < old && !(wire::is_marker_fragment(j + s, old - s) && wire::marker_at(j + s, jl - s) != 0))
+      ++s;
+    if (s < old) {
+      const std::size_t ext = wire::token_extent(j + s, jl - s);
+      if (s + ext == jl && m == n) {
+        keep_tail(j + s, ext);   // still running: the whole chunk continues the token
         return;
       }
-      emit(j, ext);
-      start = ext - old;
-    } else if (wire::is_marker_fragment(j, jl) && m == n) {
-      keep_tail(j, jl);     // a prefix fragment, longer now
-      return;
+      emit(j + s, ext);
+      start = s + ext > old ? s + ext - old : 0;
+    } else if (m == n) {
+      for (s = 0; s < old; ++s)
+        if (wire::is_marker_fragment(j + s, jl - s)) {
+          keep_tail(j + s, jl - s);   // a prefix fragment, longer now
+          return;
+        }
     }
   }
   std::size_t pos = start;

@@ -176,7 +176,8 @@ DecideOutcome decide(const DecideContext& ctx, const wire::Request& req, const P
 
   if (req.op == Op::Redact) {
     const auto form = static_cast<wire::ValueForm>(req.form);
-    const TokenEntry* s = ctx.table->find_value_in_form(data, form);
+    bool rest_form = false;   // the rest of a kept-prefix value alone, encoded
+    const TokenEntry* s = ctx.table->find_value_in_form(data, form, &rest_form);
     // A value sealed from a token endpoint's answer (decide_seal.h) that a server echoes.
     std::shared_ptr<const TokenEntry> sealed;
     if (s == nullptr && ctx.sealed != nullptr) {
@@ -196,7 +197,7 @@ DecideOutcome decide(const DecideContext& ctx, const wire::Request& req, const P
     // A raw match is the value after shown_prefix (the prefix stays); an encoded one is
     // of the whole value, so it becomes the agent's whole copy (token_table.h).
     const SecretValue shown = token_as_shown(*s);
-    const SecretValue& with = form == wire::ValueForm::Raw ? s->token : shown;
+    const SecretValue& with = form == wire::ValueForm::Raw || rest_form ? s->token : shown;
     const std::size_t rl = wire::token_in_form(form, with.view().data(), with.size(), data.size(), repl, sizeof repl);
     set_data(rep, std::string_view(repl, rl));
     explicit_bzero(repl, sizeof repl);

@@ -60,6 +60,27 @@ std::vector<wire::FormPrint> form_prints_of(std::string_view value, std::uint64_
   return out;
 }
 
+namespace {
+// The forms a server returns a stored item in on its own (GitHub's blobs: base64):
+// the rest of a kept-prefix value is fingerprinted in these too.
+bool is_rest_form(wire::ValueForm f) {
+  return f == wire::ValueForm::Base64 || f == wire::ValueForm::Base64NoPad || f == wire::ValueForm::Base64Url ||
+         f == wire::ValueForm::Base64UrlNoPad || f == wire::ValueForm::HexLower || f == wire::ValueForm::HexUpper;
+}
+}  // namespace
+
+std::vector<wire::FormPrint> value_form_prints(std::string_view whole, std::size_t keep, std::uint64_t base,
+                                               std::uint64_t qbase) {
+  std::vector<wire::FormPrint> out = form_prints_of(whole, base, qbase);
+  if (keep == 0 || keep >= whole.size()) return out;
+  for (const auto& p : form_prints_of(whole.substr(keep), base, qbase)) {
+    if (!is_rest_form(static_cast<wire::ValueForm>(p.form))) continue;
+    if (std::none_of(out.begin(), out.end(), [&](const wire::FormPrint& q) { return q.len == p.len && q.hash == p.hash; }))
+      out.push_back(p);
+  }
+  return out;
+}
+
 SecretValue token_as_shown(const TokenEntry& e) { return token_with_prefix(e.shown_prefix, e.token.view()); }
 
 std::int64_t unix_now() { return static_cast<std::int64_t>(std::time(nullptr)); }
@@ -121,7 +142,9 @@ Result<TokenTable> TokenTable::build(std::vector<ResolvedSecret> secrets,
     }
     // The encoded forms are those of the whole value: base64 of the rest is no part of
     // base64 of the whole, so a server that echoes the key base64-encoded is still caught.
-    e.form_prints = form_prints_of(r.value.view(), t.fp_base_, t.fq_base_);
+    // With a kept prefix, the rest's base64 and hex forms too: the agent may store the
+    // bare token and read it back encoded (review 27b #3).
+    e.form_prints = value_form_prints(r.value.view(), e.shown_prefix.size(), t.fp_base_, t.fq_base_);
     if (!e.shown_prefix.empty()) r.value = SecretValue::from(r.value.view().substr(e.shown_prefix.size()));
     // A minted credential's token has room for a renewed value a little longer than the
     // first (a value longer than the token is refused at the swap: fail closed).
@@ -169,7 +192,8 @@ const TokenEntry* TokenTable::find_token_start(std::string_view text) const {
   return hit;
 }
 
-const TokenEntry* TokenTable::find_value_in_form(std::string_view bytes, wire::ValueForm form) const {
+const TokenEntry* TokenTable::find_value_in_form(std::string_view bytes, wire::ValueForm form, bool* rest) const {
+  if (rest != nullptr) *rest = false;
   if (form == wire::ValueForm::Raw) return find_value(bytes);
   if (bytes.size() > wire::kMaxFormLen) return nullptr;
   SecretValue enc = SecretValue::allocate(wire::kMaxFormLen);
@@ -179,18 +203,26 @@ const TokenEntry* TokenTable::find_value_in_form(std::string_view bytes, wire::V
     // Forms are matched on the whole value (shown_prefix and the rest), as fingerprinted.
     std::optional<LiveValue::Snapshot> now;
     if (s.live) now = s.live->current(unix_now());
-    const auto matches = [&](std::string_view rest) {
-      const SecretValue whole = token_with_prefix(s.shown_prefix, rest);
-      const std::size_t n = wire::encode_form(form, reinterpret_cast<const unsigned char*>(whole.view().data()),
-                                              whole.size(), enc.data(), wire::kMaxFormLen);
+    // With a kept prefix, also the rest alone in the forms it is fingerprinted in.
+    const bool try_rest = !s.shown_prefix.empty() && is_rest_form(form);
+    const auto encoded_is = [&](std::string_view v) {
+      const std::size_t n = wire::encode_form(form, reinterpret_cast<const unsigned char*>(v.data()), v.size(),
+                                              enc.data(), wire::kMaxFormLen);
       return n > 0 && same(std::string_view(enc.data(), n), bytes);
     };
-    if (matches(now ? now->value.view() : s.value.view())) hit = &s;
-    for (const auto& old : s.retired)
-      if (matches(old.view())) hit = &s;
+    const auto matches = [&](std::string_view r) {
+      const SecretValue whole = token_with_prefix(s.shown_prefix, r);
+      bool whole_hit = encoded_is(whole.view());
+      bool rest_hit = try_rest && encoded_is(r);
+      if (whole_hit || rest_hit) {
+        hit = &s;
+        if (rest != nullptr) *rest = !whole_hit;
+      }
+    };
+    matches(now ? now->value.view() : s.value.view());
+    for (const auto& old : s.retired) matches(old.view());
     if (s.live)
-      for (const auto& old : s.live->retired(unix_now()))
-        if (matches(old.view())) hit = &s;
+      for (const auto& old : s.live->retired(unix_now())) matches(old.view());
   }
   return hit;   // enc is wiped when it goes
 }
@@ -226,7 +258,7 @@ Result<bool> TokenTable::replace_value(const std::string& name, SecretValue valu
                                                "\", the prefix the agent's token shows");
   // Everything derived from the value is made before the lock: the broker waits only
   // for the moves.
-  auto prints = form_prints_of(value.view(), fp_base_, fq_base_);
+  auto prints = value_form_prints(value.view(), e->shown_prefix.size(), fp_base_, fq_base_);
   SecretValue rest = SecretValue::from(value.view().substr(e->shown_prefix.size()));
   const auto* bytes = reinterpret_cast<const unsigned char*>(rest.view().data());
   const std::uint64_t fp = wire::fp_hash(bytes, rest.size(), fp_base_);

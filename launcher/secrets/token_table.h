@@ -137,7 +137,9 @@ class TokenTable {
   const TokenEntry* find_value(std::string_view bytes) const;
   // A secret whose value, encoded in `form`, is exactly `bytes` (constant-time over all).
   // The whole value, shown_prefix included: answer with token_as_shown in that form.
-  const TokenEntry* find_value_in_form(std::string_view bytes, wire::ValueForm form) const;
+  // With a kept prefix, also the rest alone in a base64 or hex form (value_form_prints):
+  // then *rest is set, and the answer is the bare token in that form.
+  const TokenEntry* find_value_in_form(std::string_view bytes, wire::ValueForm form, bool* rest = nullptr) const;
   // Some token is longer than its value: the shim must fix up HTTP framing.
   bool needs_length_fixup() const;
   std::uint64_t fp_base() const { return fp_base_; }
@@ -169,6 +171,10 @@ class TokenTable {
 // The fingerprints (under base, qbase) of each encoded form of `value` that differs from
 // the raw value and from the forms before it (wire/value_forms.h).
 std::vector<wire::FormPrint> form_prints_of(std::string_view value, std::uint64_t base, std::uint64_t qbase);
+// form_prints_of(whole), then, when the first `keep` bytes are a kept prefix, the base64
+// and hex forms of the rest (what the token stands for) not among them.
+std::vector<wire::FormPrint> value_form_prints(std::string_view whole, std::size_t keep, std::uint64_t base,
+                                               std::uint64_t qbase);
 
 // What the agent is given for `e`: its shown_prefix, then its token.
 SecretValue token_as_shown(const TokenEntry& e);

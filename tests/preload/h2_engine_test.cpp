@@ -8,14 +8,18 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <condition_variable>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <random>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
 #include "fakes.h"
+#include "kz/preload/basic_auth.h"
 #include "kz/preload/conn_table.h"
 #include "kz/preload/h2.h"
 #include "kz/preload/inbound.h"
@@ -963,6 +967,117 @@ TEST(H2Engine, Http1ConnectionsAreNotTouched) {
   const std::string late = std::string(kH2Preface);   // a preface later is just bytes
   outbound_write(*t, &key, late.data(), late.size(), false, b.ops(), w.ops());
   EXPECT_EQ(st->h2, nullptr);
+}
+
+}  // namespace
+}  // namespace kz::preload
+
+namespace kz::preload {
+namespace {
+
+// An h2 read waits in the library without the connection's lock (h2.h). A drop from
+// another thread meanwhile (SSL_free / SSL_clear / gnutls_deinit) must not free the
+// state and engine under it: the read's bytes land in the engine's buffer afterwards
+// (review 27b #4). The reader frees the state when it leaves; the table forgets it at
+// once. Under ASan (build-asan) a use-after-free here is reported; without ASan the
+// munmapped state makes the read's write fault.
+TEST(H2Engine, DropWhileAReadWaitsInTheLibraryLeavesTheStateToTheReader) {
+  Broker b;
+  auto t = std::make_unique<ConnTable>();
+  int key = 0;
+  ASSERT_NE(open_conn(b, *t, &key, false), nullptr);
+  struct Gate {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool reading = false, go = false;
+  } g;
+  ReadOps r;
+  r.ctx = &g;
+  r.read = [](void* ctx, unsigned char* p, std::size_t cap) -> long {
+    auto* gate = static_cast<Gate*>(ctx);
+    std::unique_lock<std::mutex> lk(gate->mu);
+    gate->reading = true;
+    gate->cv.notify_all();
+    gate->cv.wait(lk, [&] { return gate->go; });
+    const std::string s = settings({});   // the server's bytes arrive after the drop
+    if (s.size() > cap) return -1;
+    std::memcpy(p, s.data(), s.size());
+    return static_cast<long>(s.size());
+  };
+  InboundRead res = InboundRead::PassThrough;
+  std::thread reader([&] {
+    unsigned char out[256];
+    std::size_t got = 0;
+    long lib = 0;
+    res = inbound_read(*t, &key, out, sizeof out, false, b.ops(), r, &got, &lib);
+  });
+  {
+    std::unique_lock<std::mutex> lk(g.mu);
+    g.cv.wait(lk, [&] { return g.reading; });
+  }
+  conn_drop(*t, &key, b.ops());   // returns at once: the reader holds only read_mu
+  EXPECT_EQ(t->count(), 0u);
+  EXPECT_EQ(t->find(&key), nullptr);
+  {
+    std::lock_guard<std::mutex> lk(g.mu);
+    g.go = true;
+  }
+  g.cv.notify_all();
+  reader.join();
+  EXPECT_NE(res, InboundRead::PassThrough);
+}
+
+}  // namespace
+}  // namespace kz::preload
+
+namespace kz::preload {
+namespace {
+
+// Trailers on a stream whose slot was reused (128 later streams) are not a new request:
+// their pseudo-headers are never taken as the request a token is judged against; the
+// token goes out unchanged and is reported (review 27 #6).
+TEST(H2Engine, TrailersOnAForgottenStreamAreNotANewRequest) {
+  Broker b;
+  Deflater enc;
+  std::string stream = kH2Preface + settings({});
+  stream += frame(1, 0x4, 1, enc.encode({{":method", "POST"}, {":scheme", "https"}, {":authority", kHost},
+                                         {":path", "/admin/delete"}}));
+  for (std::uint32_t i = 1; i <= 128; ++i)
+    stream += frame(1, 0x4, 1 + 2 * i, enc.encode({{":method", "GET"}, {":scheme", "https"}, {":authority", kHost},
+                                                   {":path", "/other"}}));
+  stream += frame(1, 0x5, 1, enc.encode({{":method", "GET"}, {":scheme", "https"}, {":authority", kHost},
+                                         {":path", "/allowed"}, {"authorization", "Bearer " + kTokSame}}));
+  auto t = std::make_unique<ConnTable>();
+  int key;
+  std::mt19937 rng(3);
+  const std::string sent = run_writes(stream, 0, rng, b, *t, &key);
+  EXPECT_TRUE(b.swaps.empty());
+  EXPECT_EQ(b.reports, std::vector<std::string>{kTokSame});
+  EXPECT_EQ(sent.find(kValSame), std::string::npos);
+}
+
+// A Basic credential too long to swap (over 1024 base64 characters) goes out as it is,
+// but its token is reported (review 27b #6), wherever in the value it sits.
+TEST(H2Engine, OverlongBasicCredentialIsReported) {
+  for (std::size_t pad : {0u, 380u, 700u, 800u, 1500u}) {
+    SCOPED_TRACE(pad);
+    Broker b;
+    Deflater enc;
+    const std::string cred = "u:" + std::string(pad, 'a') + " " + kTokSame + " " + std::string(800, 'a');
+    std::string b64(4 * ((cred.size() + 2) / 3) + 4, '\0');
+    const long el = b64_encode(reinterpret_cast<const unsigned char*>(cred.data()), cred.size(), b64.data(),
+                               b64.size());
+    ASSERT_GT(el, 1024);
+    b64.resize(static_cast<std::size_t>(el));
+    std::string stream = kH2Preface + settings({});
+    stream += frame(1, 0x5, 1, enc.encode({{":method", "GET"}, {":scheme", "https"}, {":authority", kHost},
+                                           {":path", "/"}, {"authorization", "Basic " + b64}}));
+    auto t = std::make_unique<ConnTable>();
+    int key;
+    std::mt19937 rng(4);
+    run_writes(stream, 0, rng, b, *t, &key);
+    EXPECT_EQ(b.reports, std::vector<std::string>{kTokSame});
+  }
 }
 
 }  // namespace

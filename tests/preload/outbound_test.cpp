@@ -981,3 +981,36 @@ TEST(OutboundBasic, UnpaddedCredentialThatCannotBeReencodedIsReported) {
 
 }  // namespace
 }  // namespace kz::preload::test
+
+namespace kz::preload {
+namespace {
+
+// A marker that overlaps itself: the first write ends with a marker's start followed by a
+// second, shorter start of it ("…kztok" + "k"…, or "KZ_TOK" then "KZ_TOK_…" overlapping),
+// and the second write goes on from the shorter one. The marker starts inside the kept
+// fragment, not at its start; the token goes out unswapped and is reported exactly once
+// (review 27b #5).
+TEST(OutboundSplit, SplitInsideSelfOverlappingMarkerIsReported) {
+  for (const std::string& m : {std::string(wire::kTokenPrefix), std::string(wire::kMarkerLower),
+                              std::string(wire::kMarkerUpper), std::string(wire::kMarkerDigits)}) {
+    const std::string tok = m + "aB3dE6gH9jK2mN5pQ8sT1vW4yZ";
+    for (std::size_t k = 1; k < m.size(); ++k)
+      for (std::size_t j = 1; j < m.size(); ++j) {
+        SCOPED_TRACE(m + " k " + std::to_string(k) + " j " + std::to_string(j));
+        const std::string lead = m.substr(0, k);
+        const std::string req = post_json("{\"t\":\"" + lead + tok + "\"}");
+        const std::size_t split = req.find(lead + tok) + k + j;
+        auto table = std::make_unique<ConnTable>();
+        FakeBroker broker;
+        FakeWriter out;
+        hook_write(*table, kKey, req.substr(0, split), false, broker, out);
+        hook_write(*table, kKey, req.substr(split), false, broker, out);
+        conn_drop(*table, kKey, broker.ops());
+        EXPECT_EQ(out.sent, req);
+        EXPECT_EQ(broker.reports, std::vector<std::string>{tok});
+      }
+  }
+}
+
+}  // namespace
+}  // namespace kz::preload

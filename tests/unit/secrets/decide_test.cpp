@@ -169,6 +169,28 @@ TEST_F(Fixture, RedactInAnEncodedFormAnswersWithTheTokenInThatForm) {
   }
 }
 
+// A kept-prefix value (token shape): its rest alone, echoed base64- or hex-encoded, is
+// redacted to the bare token in that form, not to the agent's whole copy (review 27b #3).
+TEST(DecideRedact, RestOfAKeptPrefixValueAnswersWithTheBareTokenInThatForm) {
+  const std::string value = "ghp_aB3dE5gH7jK9mN1pQ2sT4vW6yZ8aB3dE5gH7";
+  std::vector<ResolvedSecret> s;
+  s.push_back({"GITHUB_TOKEN", "env", SecretValue::from(value)});
+  Binding b;
+  b.hosts = {"localhost"};
+  auto t = TokenTable::build(std::move(s), {{"GITHUB_TOKEN", b}}, TokenShape::Auto);
+  ASSERT_TRUE(t.ok());
+  ASSERT_EQ(t->secrets()[0].shown_prefix, "ghp_");
+  const std::string tok(t->secrets()[0].token.view());
+  auto verifier = test::test_peer_verifier();
+  for (wire::ValueForm f : {wire::ValueForm::Base64, wire::ValueForm::HexLower}) {
+    auto r = test::broker_request(wire::Op::Redact, in_form(f, value.substr(4)), "localhost", "", "GET", "/", nullptr);
+    r->form = static_cast<std::uint32_t>(f);
+    auto o = decide({&*t, verifier.get()}, *r, PeerProcess{4242, "/usr/bin/curl"});
+    ASSERT_EQ(o.reply.decision, wire::Decision::Allow) << static_cast<int>(f);
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(o.reply.data), o.reply.data_len), in_form(f, tok));
+  }
+}
+
 TEST_F(Fixture, SwapAllowCarriesAPrintOfEveryDistinctForm) {
   auto o = run(*request(wire::Op::Swap, token(), "localhost", test::der_of_pem_file(test::test_ca().server_cert)));
   ASSERT_EQ(o.reply.decision, wire::Decision::Allow) << reason(o);

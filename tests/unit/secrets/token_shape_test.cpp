@@ -8,7 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "kz/wire/fingerprint.h"
 #include "kz/wire/scanner.h"
+#include "kz/wire/value_forms.h"
 #include "kz/wire/token.h"
 #include "secrets/token_mint.h"
 #include "secrets/token_table.h"
@@ -244,6 +246,51 @@ TEST(TokenShape, TableDefaultsToPlain) {
   ASSERT_TRUE(t.ok());
   EXPECT_EQ(t->secrets()[0].shown_prefix, "");
   EXPECT_EQ(token_as_shown(t->secrets()[0]).view().substr(0, 7), "KZ_TOK_");
+}
+
+// A kept-prefix value: the token stands for the rest, which a host may return on its own
+// in base64 or hex (GitHub's blobs). Those forms of the rest are fingerprinted, and found
+// as the rest (the answer is then the bare token in that form), also after a rotation
+// for the retired value (review 27b #3).
+TEST(ClassedToken, RestOfAKeptPrefixValueIsFingerprintedInItsEncodedForms) {
+  const std::string value = "ghp_" + alnum(36);
+  std::vector<ResolvedSecret> in;
+  in.push_back({"GITHUB_TOKEN", "env", SecretValue::from(value)});
+  auto t = TokenTable::build(std::move(in), {}, TokenShape::Auto, {"GITHUB_TOKEN"});
+  ASSERT_TRUE(t.ok());
+  const TokenEntry& e = t->secrets()[0];
+  ASSERT_EQ(e.shown_prefix, "ghp_");
+  const auto enc = [](wire::ValueForm f, std::string_view v) {
+    std::string out(wire::kMaxFormLen, '\0');
+    out.resize(wire::encode_form(f, reinterpret_cast<const unsigned char*>(v.data()), v.size(), out.data(), out.size()));
+    return out;
+  };
+  const auto printed = [&](const std::string& s) {
+    const auto h = wire::fp_hash(reinterpret_cast<const unsigned char*>(s.data()), s.size(), t->fp_base());
+    for (const auto& p : t->secrets()[0].form_prints)
+      if (p.len == s.size() && p.hash == h) return true;
+    return false;
+  };
+  const std::string rest = value.substr(4);
+  for (wire::ValueForm f : {wire::ValueForm::Base64, wire::ValueForm::Base64NoPad, wire::ValueForm::HexLower,
+                            wire::ValueForm::HexUpper}) {
+    SCOPED_TRACE(static_cast<int>(f));
+    EXPECT_TRUE(printed(enc(f, value)));   // the whole value, as before
+    EXPECT_TRUE(printed(enc(f, rest)));
+    bool as_rest = false;
+    EXPECT_EQ(t->find_value_in_form(enc(f, rest), f, &as_rest), &e);
+    EXPECT_TRUE(as_rest);
+    EXPECT_EQ(t->find_value_in_form(enc(f, value), f, &as_rest), &e);
+    EXPECT_FALSE(as_rest);
+  }
+  EXPECT_LE(e.form_prints.size(), wire::kValueFormCount);   // all fit one reply
+  // After a rotation: the new rest's forms are printed, the retired rest is still found.
+  const std::string next = "ghp_" + alnum(35) + "Z";
+  ASSERT_TRUE(t->replace_value("GITHUB_TOKEN", SecretValue::from(next)).ok());
+  EXPECT_TRUE(printed(enc(wire::ValueForm::Base64, next.substr(4))));
+  bool as_rest = false;
+  EXPECT_EQ(t->find_value_in_form(enc(wire::ValueForm::HexLower, rest), wire::ValueForm::HexLower, &as_rest), &e);
+  EXPECT_TRUE(as_rest);
 }
 
 }  // namespace

@@ -46,6 +46,7 @@ struct Grant {
   char value[kMaxGrantLen];
 };
 inline constexpr std::size_t kHoldLimit = std::size_t{1} << 20;   // held request bytes
+inline constexpr std::uint32_t kReadersDropped = 0x80000000u;     // ConnState::readers
 
 struct ConnState {
   pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -53,6 +54,11 @@ struct ConnState {
   // read waits in the library holding only this one (h2.h), so another thread's write
   // on the same connection is not held up behind a read that waits for its answer.
   pthread_mutex_t read_mu = PTHREAD_MUTEX_INITIALIZER;
+  // Readers inside a ReadLock (waiting for read_mu or holding it), and kReadersDropped
+  // once ConnTable::remove unlinked the state while one was: an h2 read waits in the
+  // library without mu (h2.h), so a drop (SSL_free, SSL_clear, gnutls_deinit) from
+  // another thread must not free the state under it; the last reader frees it instead.
+  std::atomic<std::uint32_t> readers{0};
   std::uint64_t conn_id = 0;
   // Outbound.
   unsigned char carry[wire::kMaxTokenLen];   // bytes of a token that the last write ended inside
@@ -142,6 +148,8 @@ class ConnTable {
   }
   void lock_for_fork();
   void unlock_after_fork();
+  // Frees a state no longer in the table (remove, or the last reader of a removed one).
+  static void destroy(ConnState* st);
   // Request lines of connections without an entry (see request_lines.h).
   RequestLines& lines() { return lines_; }
   // A connection wrote without an entry (the table was full): its bytes were not
@@ -166,10 +174,20 @@ ConnTable& conn_table();
 
 // RAII lock of one ConnState; publishes outbound_pending before it unlocks.
 // The reader's lock (ConnState::read_mu), taken before the StateLock.
+// A state removed from the table while a reader is inside is freed when the last reader
+// leaves (ConnState::readers).
 class ReadLock {
  public:
-  explicit ReadLock(ConnState* s) : s_(s) { if (s_) pthread_mutex_lock(&s_->read_mu); }
-  ~ReadLock() { if (s_) pthread_mutex_unlock(&s_->read_mu); }
+  explicit ReadLock(ConnState* s) : s_(s) {
+    if (s_ == nullptr) return;
+    s_->readers.fetch_add(1, std::memory_order_acq_rel);
+    pthread_mutex_lock(&s_->read_mu);
+  }
+  ~ReadLock() {
+    if (s_ == nullptr) return;
+    pthread_mutex_unlock(&s_->read_mu);
+    if (s_->readers.fetch_sub(1, std::memory_order_acq_rel) == (kReadersDropped | 1)) ConnTable::destroy(s_);
+  }
   ReadLock(const ReadLock&) = delete;
   ReadLock& operator=(const ReadLock&) = delete;
  private:
