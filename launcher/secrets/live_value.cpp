@@ -125,8 +125,14 @@ void LiveRefresher::loop() {
       lock.lock();
       if (stop_) break;   // cancelled as the run ends: nothing to record
       const std::int64_t after = unix_now();
-      OAuthMint rec{it.secret, "refresh", fresh ? "ok" : "error"};
-      rec.token_id = it.token_id;
+      // Every optional is named here: GCC 12 at -O1 (the sanitizer build) takes a later
+      // assignment into a defaulted optional<string> for a read of uninitialised memory.
+      OAuthMint rec{.secret = it.secret,
+                    .source = "refresh",
+                    .decision = fresh ? "ok" : "error",
+                    .token_id = std::optional<std::string>(it.token_id),
+                    .host = std::nullopt,
+                    .reason = std::nullopt};
       if (fresh) {
         rec.expires_in = fresh->expires_in;
         it.live->set(std::move(*fresh), after);
