@@ -240,6 +240,40 @@ struct PieceReader {
   }
 };
 
+// Review 27b, 2: a read that went to the library while the connection carried no value
+// returns after one was swapped: its bytes go through the stream before the program
+// gets them; the rest of the response is read through it.
+TEST(InboundRead, AReadThatWaitedWhileTheValueWentOutIsRedacted) {
+  Stream s;
+  s.st->push_request(RequestKind::Other);
+  const std::string body = "echo:" + kValSame + "\n";
+  const std::string all = head_cl(body.size()) + body;
+  const std::size_t first = all.size() - 20;   // this read ends inside the value
+  PieceReader pr;
+  pr.pieces = {all.substr(first)};
+  ReadOps r;
+  r.ctx = &pr;
+  r.read = &PieceReader::read;
+  std::vector<unsigned char> buf(all.begin(), all.begin() + static_cast<long>(first));
+  buf.resize(4096);
+  std::size_t n = 0;
+  long lib = 0;
+  std::string got;
+  InboundRead rr = inbound_after_passthrough(*s.t, s.key, buf.data(), first, buf.size(), false, s.b.ops(), r, &n, &lib);
+  ASSERT_EQ(rr, InboundRead::Delivered);
+  got.append(reinterpret_cast<char*>(buf.data()), n);
+  while ((rr = inbound_read(*s.t, s.key, buf.data(), buf.size(), false, s.b.ops(), r, &n, &lib)) ==
+         InboundRead::Delivered)
+    got.append(reinterpret_cast<char*>(buf.data()), n);
+  EXPECT_EQ(got, head_cl(body.size()) + "echo:" + kTokSame + "\n");
+  // A peek in that position fails; a connection without a value keeps its bytes.
+  unsigned char p[8] = {'a'};
+  EXPECT_EQ(inbound_after_passthrough(*s.t, s.key, p, 1, sizeof p, true, s.b.ops(), r, &n, &lib), InboundRead::Failed);
+  EXPECT_EQ(inbound_after_passthrough(*s.t, reinterpret_cast<const void*>(0x1234), p, 1, sizeof p, false, s.b.ops(), r,
+                                      &n, &lib),
+            InboundRead::PassThrough);
+}
+
 TEST(InboundRead, SmallReadsThroughTheStream) {
   Stream s;
   const std::string body = "v=" + kValSame;
