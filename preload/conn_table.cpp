@@ -32,6 +32,24 @@ void ConnState::set_request_line(const char* m, std::size_t ml, const char* p, s
   std::memcpy(path, p, path_len);
 }
 
+void ConnState::push_request(RequestKind k) {
+  if (requests_unknown) return;   // the ring no longer follows the connection's order
+  if (requests_count == kMaxPendingRequests) {
+    requests_unknown = true;
+    return;
+  }
+  requests[(requests_first + requests_count) % kMaxPendingRequests] = k;
+  ++requests_count;
+}
+
+bool ConnState::pop_request(RequestKind* k) {
+  if (requests_count == 0) return false;
+  *k = requests[requests_first];
+  requests_first = static_cast<std::uint32_t>((requests_first + 1) % kMaxPendingRequests);
+  --requests_count;
+  return true;
+}
+
 void ConnState::set_request_host(const char* h, std::size_t hl, unsigned host_count) {
   http_host_len = 0;
   request_flags &= static_cast<std::uint8_t>(~wire::kFlagHostInvalid);

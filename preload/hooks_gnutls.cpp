@@ -175,28 +175,41 @@ KZ_EXPORT ssize_t gnutls_record_send(gnutls_session_t s, const void* data, size_
 KZ_EXPORT ssize_t gnutls_record_recv(gnutls_session_t s, void* data, size_t n) {
   auto real = KZ_REAL(Gnutls, gnutls_record_recv);
   if (real == nullptr) return GNUTLS_E_INTERNAL_ERROR;
-  if (!shim_active() || conn_table().count() == 0) return real(s, data, n);
-  Guard guard;
-  Ctx c(s);
-  outbound_flush(conn_table(), s, c.b, c.w);
-  if (data != nullptr && n > 0) {
+  if (!shim_active()) return real(s, data, n);
+  ReadOps r;
+  r.ctx = s;
+  r.read = gtls_stream_read;
+  r.ended = gtls_stream_ended;
+  std::size_t got = 0;
+  long lib = 0;
+  InboundRead how = InboundRead::PassThrough;
+  if (conn_table().count() > 0) {
+    Guard guard;
+    Ctx c(s);
+    outbound_flush(conn_table(), s, c.b, c.w);
     // A connection that carries a value reads through its inbound stream (inbound.h).
-    ReadOps r;
-    r.ctx = s;
-    r.read = gtls_stream_read;
-    r.ended = gtls_stream_ended;
-    std::size_t got = 0;
-    long lib = 0;
-    switch (inbound_read(conn_table(), s, static_cast<unsigned char*>(data), n, false, c.b, r, &got, &lib)) {
-      case InboundRead::PassThrough: break;
-      case InboundRead::Delivered: return static_cast<ssize_t>(got);
-      case InboundRead::Library: return static_cast<ssize_t>(lib);
-      case InboundRead::Failed:
-        errno = EPROTO;
-        return GNUTLS_E_PULL_ERROR;
-    }
+    if (data != nullptr && n > 0)
+      how = inbound_read(conn_table(), s, static_cast<unsigned char*>(data), n, false, c.b, r, &got, &lib);
   }
-  return real(s, data, n);
+  if (how == InboundRead::PassThrough) {
+    const ssize_t rc = real(s, data, n);
+    // A value may have gone out on the connection while this read waited: its bytes
+    // then go through the stream (inbound_after_passthrough).
+    if (rc <= 0 || data == nullptr || conn_table().count() == 0) return rc;
+    Guard guard;
+    Ctx c(s);
+    how = inbound_after_passthrough(conn_table(), s, static_cast<unsigned char*>(data), static_cast<std::size_t>(rc), n,
+                                    false, c.b, r, &got, &lib);
+    if (how == InboundRead::PassThrough) return rc;
+  }
+  switch (how) {
+    case InboundRead::PassThrough: break;
+    case InboundRead::Delivered: return static_cast<ssize_t>(got);
+    case InboundRead::Library: return static_cast<ssize_t>(lib);
+    case InboundRead::Failed: break;
+  }
+  errno = EPROTO;
+  return GNUTLS_E_PULL_ERROR;
 }
 
 // Bytes the inbound stream holds count as pending (wget asks before it polls).

@@ -301,6 +301,28 @@ bool ossl_stream(SSL* ssl, void* buf, std::size_t num, bool peek, int* rc) {
   return false;
 }
 
+// A read that went to the library as it is returned rc > 0 bytes: when a value went out
+// on the connection meanwhile, they go through its stream (inbound_after_passthrough).
+int ossl_after_passthrough(SSL* ssl, void* buf, std::size_t num, bool peek, int rc) {
+  if (rc <= 0 || buf == nullptr || conn_table().count() == 0) return rc;
+  Ctx c(ssl);
+  ReadOps r;
+  r.ctx = ssl;
+  r.read = ossl_stream_read;
+  r.ended = ossl_stream_ended;
+  std::size_t got = 0;
+  long lib = 0;
+  switch (inbound_after_passthrough(conn_table(), ssl, static_cast<unsigned char*>(buf), static_cast<std::size_t>(rc),
+                                    num, peek, c.b, r, &got, &lib)) {
+    case InboundRead::PassThrough: return rc;
+    case InboundRead::Delivered: return static_cast<int>(got);
+    case InboundRead::Library: return static_cast<int>(lib);
+    case InboundRead::Failed: break;
+  }
+  errno = EPROTO;
+  return -1;
+}
+
 }  // namespace
 
 KZ_EXPORT int SSL_write(SSL* ssl, const void* buf, int num) {
@@ -352,7 +374,8 @@ int hooked_read(int (*real)(SSL*, void*, int), SSL* ssl, void* buf, int num, boo
   ossl_before_read(ssl);
   int rc = 0;
   if (num > 0 && buf != nullptr && ossl_stream(ssl, buf, static_cast<std::size_t>(num), peek, &rc)) return rc;
-  return real(ssl, buf, num);
+  return num > 0 ? ossl_after_passthrough(ssl, buf, static_cast<std::size_t>(num), peek, real(ssl, buf, num))
+                 : real(ssl, buf, num);
 }
 
 int hooked_read_ex(int (*real)(SSL*, void*, size_t, size_t*), SSL* ssl, void* buf, size_t num, size_t* got,
@@ -366,7 +389,16 @@ int hooked_read_ex(int (*real)(SSL*, void*, size_t, size_t*), SSL* ssl, void* bu
     if (got != nullptr) *got = rc > 0 ? static_cast<size_t>(rc) : 0;
     return rc > 0 ? 1 : 0;
   }
-  return real(ssl, buf, num, got);
+  std::size_t n = 0;
+  const int ok = real(ssl, buf, num, &n);
+  if (ok > 0 && n > 0) {
+    const int k = ossl_after_passthrough(ssl, buf, num > INT_MAX ? INT_MAX : num, peek,
+                                         static_cast<int>(n > INT_MAX ? INT_MAX : n));
+    if (got != nullptr) *got = k > 0 ? static_cast<size_t>(k) : 0;
+    return k > 0 ? 1 : 0;
+  }
+  if (got != nullptr) *got = n;
+  return ok;
 }
 
 }  // namespace

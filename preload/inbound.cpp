@@ -305,9 +305,16 @@ void message_end(Pass& x, std::size_t at) {
   x.s.msg_start = static_cast<std::uint32_t>(at);
 }
 
-void go_opaque(Pass& x) {
+// The stream stops following HTTP/1.1. `switched`: the response said so (101, a
+// CONNECT's 2xx): what follows is another protocol, scanned per read. Else the stream
+// lost the response framing (bytes that are not a response head where one must start,
+// a head or chunk it cannot parse or hold): on a connection that carries a value the
+// read fails, since a value split across reads would not be seen there (and the
+// framing is lost only when the stream and the server disagree about where a response
+// ends, which an agent could arrange to release a value in halves).
+void go_opaque(Pass& x, bool switched = false) {
   InboundStream& s = x.s;
-  if (x.st.seal_secret != 0) {   // not HTTP/1.1 we can follow, or too large to hold: not sealed, not read
+  if (x.st.seal_secret != 0 || (!switched && x.st.nfps > 0)) {   // not sealed, not read
     s.failed = true;
     return;
   }
@@ -318,7 +325,6 @@ void go_opaque(Pass& x) {
   s.ready = s.parsed = s.len;
 }
 
-bool method_is_head(const ConnState& st) { return st.method_len == 4 && std::memcmp(st.method, "HEAD", 4) == 0; }
 
 // Runs the framing parser over [s.parsed, s.len).
 void advance(Pass& x) {
@@ -327,7 +333,7 @@ void advance(Pass& x) {
   while (p < s.len && !s.failed) {
     switch (s.phase) {
       case InPhase::Opaque:
-        go_opaque(x);
+        go_opaque(x, true);
         return;
       case InPhase::Head: {
         const unsigned char* h = s.buf + s.msg_start;
@@ -346,12 +352,20 @@ void advance(Pass& x) {
         if (!r.ok) return go_opaque(x);
         add_data(x, s.msg_start, head_end);
         p = head_end;
+        // A final response answers the oldest request not answered yet (a 1xx other
+        // than 101 precedes it). None known: one sent before the connection carried a
+        // value (framed as a GET's), unless requests went out that the ring could not
+        // follow: then the stream cannot tell this response's framing.
+        RequestKind kind = RequestKind::Other;
+        if (r.status >= 200 || r.status == 101) {
+          if (!x.st.pop_request(&kind) && x.st.requests_unknown) return go_opaque(x);
+        }
         const bool no_body = (r.status >= 100 && r.status < 200) || r.status == 204 || r.status == 304 ||
-                             method_is_head(x.st);
-        if (r.status == 101) {
+                             kind == RequestKind::Head;
+        if (r.status == 101 || (kind == RequestKind::Connect && r.status >= 200 && r.status < 300)) {
           release(x, head_end, true);
           s.parsed = static_cast<std::uint32_t>(head_end);
-          return go_opaque(x);   // another protocol follows
+          return go_opaque(x, true);   // another protocol (or a tunnel) follows
         }
         if (no_body) {
           message_end(x, head_end);
@@ -526,15 +540,11 @@ std::size_t stream_take(InboundStream& s, unsigned char* out, std::size_t cap, b
   return k;
 }
 
-InboundRead inbound_read(ConnTable& t, const void* key, unsigned char* out, std::size_t cap, bool peek,
-                         const BrokerOps& b, const ReadOps& r, std::size_t* got, long* lib) {
-  if (t.count() == 0 || cap == 0) return InboundRead::PassThrough;
-  ConnState* st = t.find(key);
-  if (st == nullptr) return InboundRead::PassThrough;
-  ReadLock rl(st);
-  StateLock lk(st);
-  if (st->h2 != nullptr) return h2_read(st, out, cap, peek, b, r, got, lib);
-  if (st->nfps == 0 && st->in.len == 0) return InboundRead::PassThrough;
+namespace {
+
+// inbound_read's loop, with both of st's locks held.
+InboundRead read_stream(ConnState* st, unsigned char* out, std::size_t cap, bool peek, const BrokerOps& b,
+                        const ReadOps& r, std::size_t* got, long* lib) {
   InboundStream& s = st->in;
   for (;;) {
     if (s.ready > 0) {
@@ -558,6 +568,57 @@ InboundRead inbound_read(ConnTable& t, const void* key, unsigned char* out, std:
     advance(x);
     if (stream_room(s) == 0 && s.ready == 0) go_opaque(x);
   }
+}
+
+}  // namespace
+
+InboundRead inbound_read(ConnTable& t, const void* key, unsigned char* out, std::size_t cap, bool peek,
+                         const BrokerOps& b, const ReadOps& r, std::size_t* got, long* lib) {
+  if (t.count() == 0 || cap == 0) return InboundRead::PassThrough;
+  ConnState* st = t.find(key);
+  if (st == nullptr) return InboundRead::PassThrough;
+  ReadLock rl(st);
+  StateLock lk(st);
+  if (st->h2 != nullptr) return h2_read(st, out, cap, peek, b, r, got, lib);
+  if (st->nfps == 0 && st->in.len == 0) return InboundRead::PassThrough;
+  return read_stream(st, out, cap, peek, b, r, got, lib);
+}
+
+InboundRead inbound_after_passthrough(ConnTable& t, const void* key, unsigned char* out, std::size_t n,
+                                      std::size_t cap, bool peek, const BrokerOps& b, const ReadOps& r,
+                                      std::size_t* got, long* lib) {
+  if (n == 0 || t.count() == 0) return InboundRead::PassThrough;
+  ConnState* st = t.find(key);
+  if (st == nullptr) return InboundRead::PassThrough;
+  ReadLock rl(st);
+  StateLock lk(st);
+  if (st->h2 == nullptr && st->nfps == 0 && st->in.len == 0) return InboundRead::PassThrough;
+  // A value went out while this read waited in the library: its bytes are the stream's
+  // (a peek left them in the library, where the next read finds them: fail it rather
+  // than hand them out unscanned).
+  if (peek) {
+    explicit_bzero(out, n);
+    return InboundRead::Failed;
+  }
+  if (st->h2 != nullptr) {
+    bool failed = false;
+    const std::size_t k = h2_push(st, out, n, b, &failed);
+    explicit_bzero(out, n);
+    if (failed || k < n) return InboundRead::Failed;
+    return h2_read(st, out, cap, false, b, r, got, lib);
+  }
+  InboundStream& s = st->in;
+  if (n > stream_room(s)) {
+    explicit_bzero(out, n);
+    return InboundRead::Failed;
+  }
+  std::memcpy(s.buf + s.len, out, n);
+  explicit_bzero(out, n);
+  s.len += static_cast<std::uint32_t>(n);
+  Pass x{s, *st, b};
+  advance(x);
+  if (stream_room(s) == 0 && s.ready == 0) go_opaque(x);
+  return read_stream(st, out, cap, false, b, r, got, lib);
 }
 
 std::size_t inbound_pending(ConnTable& t, const void* key) {

@@ -297,9 +297,23 @@ namespace {
 
 // Sends [p, p+n) and, once sent, makes `next` the connection's tracker state. A head
 // left incomplete (not held) means the tracker lost the stream: Lost from now on.
-void commit_tracker(ConnState* st, const MessageTracker& next, const TrackResult& tr) {
+// On a connection that carries a value, every request head sent is queued for the
+// inbound stream (ConnState::requests), in order: `p` is the tracked buffer.
+void commit_tracker(ConnState* st, const char* p, const MessageTracker& next, const TrackResult& tr) {
   st->tracker = next;
   if (tr.head_incomplete) st->tracker.phase = MessageTracker::Phase::Lost;
+  if (st->nfps == 0) return;
+  for (std::size_t i = 0; i < tr.nrefs; ++i) {
+    const RequestRef& ref = tr.refs[i];
+    if (ref.kind != RequestRef::Kind::InBuffer) continue;
+    const char* m = p + ref.method.pos;
+    RequestKind k = RequestKind::Other;
+    if (ref.method.len == 4 && std::memcmp(m, "HEAD", 4) == 0) k = RequestKind::Head;
+    else if (ref.method.len == 7 && std::memcmp(m, "CONNECT", 7) == 0) k = RequestKind::Connect;
+    st->push_request(k);
+  }
+  // Requests may follow that the tracker does not see: responses past the ring are unknown.
+  if (st->tracker.phase == MessageTracker::Phase::Lost) st->requests_unknown = true;
 }
 
 // Tracks [p, p+n) from the connection's state and commits the result (bytes that go out
@@ -308,7 +322,7 @@ void track_sent(ConnState* st, const char* p, std::size_t n) {
   MessageTracker next;
   TrackResult tr;
   track(st->tracker, p, n, &next, &tr);
-  commit_tracker(st, next, tr);
+  commit_tracker(st, p, next, tr);
 }
 
 // Reports every token of [p, p+n) as unidentified (no state to tell their requests).
@@ -451,6 +465,7 @@ WriteOutcome outbound_write(ConnTable& t, const void* key, const char* buf, std:
       combo->~Scratch();
       report_unidentified(buf, len, b, st);
       st->tracker.phase = MessageTracker::Phase::Lost;
+      if (st->nfps > 0) st->requests_unknown = true;
       if (pre > 0 && !w.write_all(w.ctx, reinterpret_cast<const char*>(st->carry), pre)) return WriteOutcome::Failed;
       explicit_bzero(st->carry, pre);
       st->carry_len = 0;
@@ -531,7 +546,7 @@ WriteOutcome outbound_write(ConnTable& t, const void* key, const char* buf, std:
         st->prev_trailing = static_cast<std::uint8_t>(tl);
         std::memcpy(st->prev_tail, in + n - tl, tl);
       }
-      commit_tracker(st, next, tr);
+      commit_tracker(st, in, next, tr);
       const char* send = r.changed ? out.get() : in;
       if (r.out_len > 0) ok = w.write_all(w.ctx, send, r.out_len);
       outcome = ok ? WriteOutcome::Consumed : WriteOutcome::Failed;
@@ -591,7 +606,7 @@ void outbound_flush(ConnTable& t, const void* key, const BrokerOps& b, const Wri
       w.write_all(w.ctx, st->held, st->held_len);
       st->chunked_body = false;   // the body's chunk boundary is lost
     }
-    commit_tracker(st, next, tr);
+    commit_tracker(st, st->held, next, tr);
     scratch_free(st->held, st->held_cap);
     st->held = nullptr;
     st->held_len = st->held_cap = 0;

@@ -136,8 +136,7 @@ TEST(InboundStream, AMessageBoundaryReleasesEverything) {
 
 TEST(InboundStream, NoBodyResponsesEndAtTheHead) {
   Stream s;
-  std::memcpy(s.st->method, "HEAD", 4);
-  s.st->method_len = 4;
+  s.st->push_request(RequestKind::Head);
   const std::string h = head_cl(5000);
   s.feed(h);
   EXPECT_EQ(s.out, h);
@@ -171,12 +170,58 @@ TEST(InboundStream, ContentCodedResponseFails) {
   EXPECT_EQ(i.out, ok);
 }
 
-TEST(InboundStream, NotHttpIsScannedPerReadAndNeverHeld) {
+TEST(InboundStream, AfterAProtocolSwitchScannedPerReadAndNeverHeld) {
   Stream s;
-  s.feed("SSH-2.0-x " + kValSame + " tail");
-  EXPECT_EQ(s.out, "SSH-2.0-x " + kTokSame + " tail");
+  const std::string up = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n";
+  s.feed(up + "SSH-2.0-x " + kValSame + " tail");
+  EXPECT_EQ(s.out, up + "SSH-2.0-x " + kTokSame + " tail");
   s.feed("more");
-  EXPECT_EQ(s.out, "SSH-2.0-x " + kTokSame + " tailmore");
+  EXPECT_EQ(s.out, up + "SSH-2.0-x " + kTokSame + " tailmore");
+  EXPECT_FALSE(s.st->in.failed);
+}
+
+// Review 27b, 1: bytes that are not a response where one must start, on a connection that
+// carries a value, fail the read: scanned read by read, a value split across reads would
+// go through.
+TEST(InboundStream, LostResponseFramingFails) {
+  Stream s;
+  s.feed("SSH-2.0-x " + kValSame.substr(0, 10));
+  EXPECT_TRUE(s.st->in.failed);
+  EXPECT_EQ(s.out, "");
+}
+
+// Review 27b, 1: each response is framed as its own request's answer (the FIFO), not as
+// the answer to the request the last token was bound to (st->method).
+TEST(InboundStream, PipelinedResponsesFramedByTheirOwnRequests) {
+  Stream s;
+  s.st->push_request(RequestKind::Other);   // POST /echo
+  s.st->push_request(RequestKind::Head);    // HEAD /x?q=<token>
+  std::memcpy(s.st->method, "HEAD", 4);     // what bind_request left (the last token's request)
+  s.st->method_len = 4;
+  const std::string body = "{\"echo\":\"" + kValSame + "\"}";
+  const std::size_t cut = body.size() - 10;   // inside the value
+  s.feed(head_cl(body.size()) + body.substr(0, cut));
+  s.feed(body.substr(cut));
+  const std::string head2 = head_cl(5000);   // the HEAD's answer: no body
+  s.feed(head2);
+  EXPECT_FALSE(s.st->in.failed);
+  std::string want = body;
+  want.replace(want.find(kValSame), kValSame.size(), kTokSame);
+  EXPECT_EQ(s.out, head_cl(body.size()) + want + head2);
+  EXPECT_EQ(s.st->requests_count, 0u);
+}
+
+// A response past the requests the ring knows, once a request went out it could not
+// follow: its framing is unknown, the read fails.
+TEST(InboundStream, AResponsePastAnUnknownRequestFails) {
+  Stream s;
+  s.st->push_request(RequestKind::Other);
+  s.st->requests_unknown = true;
+  s.feed(head_cl(2) + "ok");
+  EXPECT_FALSE(s.st->in.failed);
+  s.feed(head_cl(2) + "ok");
+  EXPECT_TRUE(s.st->in.failed);
+  EXPECT_EQ(s.out, head_cl(2) + "ok");
 }
 
 // The shim's read: a small caller buffer, a library that hands out pieces.
@@ -194,6 +239,40 @@ struct PieceReader {
     return static_cast<long>(n);
   }
 };
+
+// Review 27b, 2: a read that went to the library while the connection carried no value
+// returns after one was swapped: its bytes go through the stream before the program
+// gets them; the rest of the response is read through it.
+TEST(InboundRead, AReadThatWaitedWhileTheValueWentOutIsRedacted) {
+  Stream s;
+  s.st->push_request(RequestKind::Other);
+  const std::string body = "echo:" + kValSame + "\n";
+  const std::string all = head_cl(body.size()) + body;
+  const std::size_t first = all.size() - 20;   // this read ends inside the value
+  PieceReader pr;
+  pr.pieces = {all.substr(first)};
+  ReadOps r;
+  r.ctx = &pr;
+  r.read = &PieceReader::read;
+  std::vector<unsigned char> buf(all.begin(), all.begin() + static_cast<long>(first));
+  buf.resize(4096);
+  std::size_t n = 0;
+  long lib = 0;
+  std::string got;
+  InboundRead rr = inbound_after_passthrough(*s.t, s.key, buf.data(), first, buf.size(), false, s.b.ops(), r, &n, &lib);
+  ASSERT_EQ(rr, InboundRead::Delivered);
+  got.append(reinterpret_cast<char*>(buf.data()), n);
+  while ((rr = inbound_read(*s.t, s.key, buf.data(), buf.size(), false, s.b.ops(), r, &n, &lib)) ==
+         InboundRead::Delivered)
+    got.append(reinterpret_cast<char*>(buf.data()), n);
+  EXPECT_EQ(got, head_cl(body.size()) + "echo:" + kTokSame + "\n");
+  // A peek in that position fails; a connection without a value keeps its bytes.
+  unsigned char p[8] = {'a'};
+  EXPECT_EQ(inbound_after_passthrough(*s.t, s.key, p, 1, sizeof p, true, s.b.ops(), r, &n, &lib), InboundRead::Failed);
+  EXPECT_EQ(inbound_after_passthrough(*s.t, reinterpret_cast<const void*>(0x1234), p, 1, sizeof p, false, s.b.ops(), r,
+                                      &n, &lib),
+            InboundRead::PassThrough);
+}
 
 TEST(InboundRead, SmallReadsThroughTheStream) {
   Stream s;

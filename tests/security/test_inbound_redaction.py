@@ -75,6 +75,89 @@ print(body.decode(errors="replace"))
 '''
 
 
+# Review 27b, finding 1: two pipelined requests in one write, POST /echo (its answer ends
+# with the value, split across two TLS records) then a HEAD whose query holds a token
+# (the request the last token was bound to). The POST's answer must be framed as a
+# POST's: framed as the HEAD's (no body), its body was taken for the next head, the
+# stream went opaque and scanned each record alone, and the halves went through.
+PIPELINE_CLIENT = r'''
+import os, socket, ssl, sys
+host, port = sys.argv[1], int(sys.argv[2])
+tok = os.environ["API_KEY"]
+ctx = ssl.create_default_context(cafile=os.environ["CA"])
+s = ctx.wrap_socket(socket.create_connection((host, port), timeout=20), server_hostname=host)
+body = ("pad:" + "x" * 64 + " " + tok + "\n").encode()   # the newline ends the token
+hp = "Host: %s:%d\r\n" % (host, port)
+req = ("POST /echo HTTP/1.1\r\n" + hp + "Authorization: Bearer " + tok + "\r\nContent-Type: text/plain\r\n"
+       "Content-Length: %d\r\n\r\n" % len(body)).encode() + body
+req += ("HEAD /reflect/raw/cl?q=" + tok + " HTTP/1.1\r\n" + hp + "Connection: close\r\n\r\n").encode()
+s.sendall(req)
+out = b""
+try:
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        out += d
+    rc = 0
+except (OSError, ssl.SSLError) as e:
+    rc = 1
+    print("read failed:", type(e).__name__)
+sys.stdout.write(out.decode(errors="replace"))
+print()
+print("rc=%d" % rc)
+'''
+
+# Review 27b, finding 2: thread A waits in SSL_read on a fresh connection (no value on it
+# yet); thread B then writes a request with the token. The server's answer (head and
+# echo in one record) returns to A's read, which started before the value went out: it
+# must still be redacted. A is seen waiting in the read system call (/proc), no sleep.
+CONCURRENT_CLIENT = r'''
+import os, platform, socket, ssl, sys, threading
+host, port = sys.argv[1], int(sys.argv[2])
+tok = os.environ["API_KEY"]
+ctx = ssl.create_default_context(cafile=os.environ["CA"])
+s = ctx.wrap_socket(socket.create_connection((host, port)), server_hostname=host)
+s.settimeout(None)   # A blocks in the read system call itself (no poll)
+READS = {"x86_64": {"0", "45"}, "aarch64": {"63", "207"}}.get(platform.machine(), {"0", "45", "63", "207"})
+out, err, tid = [], [], []
+started = threading.Event()
+def reader():
+    tid.append(threading.get_native_id())
+    started.set()
+    try:
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            out.append(d)
+    except (OSError, ssl.SSLError) as e:
+        err.append(type(e).__name__)
+a = threading.Thread(target=reader)
+a.start()
+started.wait()
+path = "/proc/self/task/%d/syscall" % tid[0]
+polls = 0
+while True:   # until A waits in read(2)/recvfrom(2) on the socket, inside SSL_read
+    with open(path) as f:
+        fields = f.read().split()
+    polls += 1
+    if fields and fields[0] in READS and len(fields) > 1 and int(fields[1], 16) == s.fileno():
+        break
+    if polls > 10000000:
+        print("reader never blocked"); sys.exit(3)
+    os.sched_yield()
+req = ("GET /reflect/raw/onewrite HTTP/1.1\r\nHost: %s:%d\r\nAuthorization: Bearer %s\r\n"
+       "Connection: close\r\n\r\n" % (host, port, tok)).encode()
+s.sendall(req)
+a.join(30)
+sys.stdout.write(b"".join(out).decode(errors="replace"))
+print()
+print("errors", err)
+print("rc=%d" % (0 if not err and not a.is_alive() else 1))
+'''
+
+
 class InboundCases:
     """The cases; the classes at the end run them with the shim and with the proxy."""
     FLAGS = ()
@@ -203,9 +286,40 @@ class InboundCases:
         self.assertTrue(recs)
         self.assertNotIn("gzip", recs[-1].get("accept_encoding") or "", "the request still asked for gzip")
 
+    # -- response sync (review 27b) ------------------------------------------------------
+    def raw_client(self, name, source):
+        py = self.write(name, source)
+        pre = 'CA="${SSL_CERT_FILE:-$CA}" ' if self.PROXY else ""
+        return self.run_agent('%s"%s" "%s" localhost %d; echo "exit=$?"' % (pre, PY, py, self.port))
+
+    def test_pipelined_head_does_not_unframe_the_answer_before_it(self):
+        r = self.raw_client("pipeline.py", PIPELINE_CLIENT)
+        self.assertNoValue(r)
+        diag = "kz exit %d\nstdout:\n%s\nstderr:\n%s" % (r.returncode, r.stdout[-3000:], r.stderr[-3000:])
+        tok = self.tokens_in(r.stdout, "API_KEY")["API_KEY"]
+        out = r.stdout.split("--- agent")[1]
+        # Both answers, the echo holding the token where the value was.
+        self.assertIn("pad:" + "x" * 64 + " " + tok, out, diag)
+        self.assertEqual(out.count("HTTP/1.1 200"), 2, diag)
+        self.assertIn("rc=0", out, diag)
+        with open(self.record) as f:
+            recs = [json.loads(l) for l in f if l.strip()]
+        self.assertEqual([x.get("method") for x in recs], ["POST", "HEAD"], "the server did not get the pipeline")
+        self.assertAudited("redact", decision="allow", secret="API_KEY")
+
 
 class ShimInboundTest(InboundCases, BlindTestCase):
     FLAGS = ()
+
+    def test_read_waiting_when_the_value_goes_out_is_redacted(self):
+        r = self.raw_client("concurrent.py", CONCURRENT_CLIENT)
+        self.assertNoValue(r)
+        diag = "kz exit %d\nstdout:\n%s\nstderr:\n%s" % (r.returncode, r.stdout[-3000:], r.stderr[-3000:])
+        tok = self.tokens_in(r.stdout, "API_KEY")["API_KEY"]
+        out = r.stdout.split("--- agent")[1]
+        self.assertIn("echo:" + tok, out, diag)
+        self.assertIn("rc=0", out, diag)
+        self.assertAudited("redact", decision="allow", secret="API_KEY")
 
 
 class ProxyInboundTest(InboundCases, BlindTestCase):

@@ -14,6 +14,10 @@ FORM + "\n", framed by MODE:
                   for (br: two uncompressed brotli meta-blocks, so the value is never
                   contiguous on the wire)
         negotiate gzip when the request's Accept-Encoding names it, else identity (cl)
+        onewrite  Content-Length, head and body in one write (one TLS record)
+HEAD /reflect/...: the head a GET would get (Content-Length of a body not sent).
+POST /echo: answers the request body (Content-Length), in two writes (two TLS records)
+split 10 bytes before its end (inside a value the body ends with).
 Every request is recorded (path, Accept-Encoding; never the value) to --record.
 """
 import base64
@@ -95,6 +99,11 @@ class Handler(JsonHandler):
         half = 5 + len(enc) // 2   # inside the value
         if mode == "negotiate":
             mode = "gzip" if "gzip" in (accept or "") else "cl"
+        if mode == "onewrite":
+            head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n" % len(body)
+            self.wfile.write(head + body)
+            self.wfile.flush()
+            return
         if mode in ("cl", "split"):
             self.send_response(200)
             self.send_header("Content-Type", "text/plain")
@@ -131,6 +140,30 @@ class Handler(JsonHandler):
             self.wfile.write(coded)
         else:
             return self.send_json(404, {"error": "no such mode"})
+        self.wfile.flush()
+
+    def do_HEAD(self):
+        with open(self.server.record, "a") as f:
+            f.write(json.dumps({"path": self.path.split("?")[0], "method": "HEAD"}) + "\n")
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", "1000")
+        self.end_headers()
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        with open(self.server.record, "a") as f:
+            f.write(json.dumps({"path": self.path, "method": "POST"}) + "\n")
+        if self.path != "/echo":
+            return self.send_json(404, {"error": "no such endpoint"})
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        cut = max(len(body) - 10, 0)
+        self.wfile.write(body[:cut])
+        self.wfile.flush()
+        self.wfile.write(body[cut:])
         self.wfile.flush()
 
 

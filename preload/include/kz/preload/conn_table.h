@@ -48,6 +48,12 @@ struct Grant {
 inline constexpr std::size_t kHoldLimit = std::size_t{1} << 20;   // held request bytes
 inline constexpr std::uint32_t kReadersDropped = 0x80000000u;     // ConnState::readers
 
+// What the inbound stream must know of a request to frame its response: a HEAD's has no
+// body, a CONNECT's 2xx starts a tunnel (inbound.cpp).
+enum class RequestKind : std::uint8_t { Other, Head, Connect };
+// Requests sent whose final responses the inbound stream has not parsed yet, at most.
+inline constexpr std::size_t kMaxPendingRequests = 128;
+
 struct ConnState {
   pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
   // Taken before mu by every inbound read (inbound_read): one reader at a time. An h2
@@ -83,6 +89,15 @@ struct ConnState {
   Fingerprint fps[kMaxFingerprints];
   std::size_t nfps = 0;
   InboundStream in;   // used once nfps > 0 (see inbound.h)
+  // The kinds of the requests sent while the connection carries a value, oldest first,
+  // one per request head, popped per final response (a ring: no allocation). The
+  // stream frames each response as the answer to its own request, never by `method`
+  // (the request the last token was bound to). requests_unknown: a request went out
+  // whose kind is not in the ring (the ring was full, the tracker lost the framing):
+  // a response past the ring fails the read (inbound.cpp).
+  RequestKind requests[kMaxPendingRequests];
+  std::uint32_t requests_first = 0, requests_count = 0;
+  bool requests_unknown = false;
   // Non-zero: a client secret with mint_hosts (this secret_id) went out on this
   // connection, so its responses are held whole and their tokens sealed (seal_response.h).
   std::uint32_t seal_secret = 0;
@@ -119,6 +134,10 @@ struct ConnState {
   void set_request_line(const char* m, std::size_t ml, const char* p, std::size_t pl);
   // host_count: how many Host headers the head has (the value is of the last one).
   void set_request_host(const char* h, std::size_t hl, unsigned host_count);
+  // The request FIFO (requests above): a head sent; the oldest for a final response
+  // (false: none is known).
+  void push_request(RequestKind k);
+  bool pop_request(RequestKind* k);
 };
 
 class ConnTable {

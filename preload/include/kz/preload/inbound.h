@@ -57,6 +57,16 @@ enum class InboundRead {
 InboundRead inbound_read(ConnTable& t, const void* key, unsigned char* out, std::size_t cap, bool peek,
                          const BrokerOps& b, const ReadOps& r, std::size_t* got, long* lib);
 
+// After a read that inbound_read let go to the library (PassThrough) returned n > 0
+// bytes in out[0, n) (out holds cap): a read that started before the connection's first
+// value went out (another thread wrote it while this one waited in the library) may hold
+// its echo. When the connection carries a value (or speaks h2) now, the bytes go through
+// its stream (or h2 engine) and the result is as inbound_read's (out is overwritten; a
+// peek fails). PassThrough: hand out[0, n) to the program as it is.
+InboundRead inbound_after_passthrough(ConnTable& t, const void* key, unsigned char* out, std::size_t n,
+                                      std::size_t cap, bool peek, const BrokerOps& b, const ReadOps& r,
+                                      std::size_t* got, long* lib);
+
 // Bytes the stream holds that are final (for SSL_pending and friends).
 std::size_t inbound_pending(ConnTable& t, const void* key);
 

@@ -10,8 +10,11 @@
 // value can still start in: it holds back the last (longest form - 1) data bytes until
 // more arrive or the message ends (Content-Length reached, last chunk, end of stream).
 // A message boundary releases everything, so a response is never held up once it is
-// complete. Bytes that are not HTTP/1.1 (after a 101 upgrade, a response we cannot
-// follow) are scanned read by read and never held: the program may wait for them.
+// complete. Each response is framed as the answer to its own request (ConnState's
+// request FIFO: a HEAD's answer has no body). Bytes of another protocol (after a 101
+// upgrade or a CONNECT's 2xx) are scanned read by read and never held: the program may
+// wait for them. A response the stream cannot follow fails the read: scanned read by
+// read, a value split across reads would pass.
 #pragma once
 
 #include <cstddef>
@@ -33,7 +36,7 @@ enum class InPhase : std::uint8_t {
   ChunkEnd,      // the CRLF after a chunk's data
   Trailers,      // trailer lines after the last chunk, up to an empty line
   UntilClose,    // a body that ends when the connection does
-  Opaque,        // not HTTP/1.1 we can follow: scanned per read, never held
+  Opaque,        // another protocol after a switch: scanned per read, never held
 };
 
 struct InboundStream {
@@ -51,7 +54,7 @@ struct InboundStream {
   bool in_ext = false;          // ChunkSize: past ';' (an extension)
   bool digits = false;          // ChunkSize: saw a hex digit
   InPhase phase = InPhase::Head;
-  bool failed = false;          // a content-coded response: every read fails (EPROTO)
+  bool failed = false;          // a content-coded response, lost framing: every read fails (EPROTO)
 };
 
 }  // namespace kz::preload
