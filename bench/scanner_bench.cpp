@@ -1,5 +1,5 @@
 // The shim's fast path on writes without a token (the common case):
-//  - kz::wire::find_token_prefix over random printable buffers (bytes/s);
+//  - kz::wire::find_token_prefix over random printable buffers and random bytes (bytes/s);
 //  - the whole outbound_write decision (prefix scan, trailing-prefix check, request-line
 //    and Basic pre-checks, the empty-table check) on HTTP-looking buffers (ns per call),
 //    with a broker and a writer that abort if they are ever called.
@@ -44,6 +44,23 @@ void BM_FindTokenPrefix(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * state.range(0));
 }
 BENCHMARK(BM_FindTokenPrefix)->Arg(64)->Arg(1024)->Arg(16 << 10)->Arg(1 << 20);
+
+// Random bytes, as a compressed or encrypted upload carries (scripts/bench-blind's body):
+// a candidate that is no marker every ~9 KiB, so most 64 KiB writes meet a few.
+void BM_FindTokenPrefixBinary(benchmark::State& state) {
+  std::mt19937 rng(7);
+  std::string buf(static_cast<std::size_t>(state.range(0)), '\0');
+  for (auto& c : buf) c = static_cast<char>(rng() & 0xff);
+  for (std::size_t p = 0; p < buf.size(); ++p)
+    if (kz::wire::marker_at(buf.data() + p, buf.size() - p) != 0) buf[p] = ' ';
+  for (auto _ : state) {
+    std::size_t at = kz::wire::find_token_prefix(buf.data(), buf.size());
+    benchmark::DoNotOptimize(at);
+    if (at != buf.size()) state.SkipWithError("found a token prefix in a buffer without one");
+  }
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * state.range(0));
+}
+BENCHMARK(BM_FindTokenPrefixBinary)->Arg(64 << 10);
 
 // An API request of exactly n bytes: request line, headers (a plain API key, no token),
 // and a JSON body padded to size.

@@ -221,6 +221,30 @@ TEST(Scanner, VectorSearchAgreesWithANaiveSearchEverywhere) {
   }
 }
 
+// Decoys (a candidate byte pattern that is no marker: "k.....x") early in a buffer of
+// random bytes, then a real marker later at every offset of two 128-byte steps: the
+// vector loop must go on past a decoy and still stop at the marker, in every lane.
+TEST(Scanner, DecoysBeforeAMarkerInRandomBytes) {
+  std::mt19937 rng(11);
+  std::string base(8192, '\0');
+  for (auto& c : base) c = static_cast<char>(rng() & 0xff);
+  for (std::size_t p = 0; p < base.size(); ++p)
+    if (marker_at(base.data() + p, base.size() - p) != 0) base[p] = ' ';
+  for (std::size_t d : {0u, 5u, 64u, 130u, 1000u}) base.replace(d, 7, "k.....x");
+  ASSERT_EQ(naive_find(base), base.size());
+  ASSERT_EQ(detail::find_token_prefix_avx2(base.data(), base.size()), base.size());
+  for (const char* m : {kTokenPrefix, kMarkerLower, kMarkerUpper, kMarkerDigits}) {
+    for (std::size_t at = 2048; at < 2048 + 256; ++at) {
+      std::string t = base;
+      t.replace(at, std::strlen(m), m);
+      const std::size_t want = naive_find(t);
+      ASSERT_EQ(want, at);
+      ASSERT_EQ(detail::find_token_prefix_avx2(t.data(), t.size()), want) << m << " avx2 at " << at;
+      ASSERT_EQ(detail::find_token_prefix_sse2(t.data(), t.size()), want) << m << " sse2 at " << at;
+    }
+  }
+}
+
 TEST(Scanner, UnalignedStartsAndLargeBuffers) {
   std::string big(1 << 20, 'K');   // worst case for the first-byte filter
   for (std::size_t i = 6; i < big.size(); i += 7) big[i] = '_';
