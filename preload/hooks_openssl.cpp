@@ -280,25 +280,37 @@ bool ossl_stream_ended(void* ctx, long rc) {
 // Returns false when it has none (the hook reads as usual); else *rc is what SSL_read
 // returns: bytes, or the library's own result, or -1 with errno EPROTO for a
 // content-coded response.
-bool ossl_stream(SSL* ssl, void* buf, std::size_t num, bool peek, int* rc) {
-  if (conn_table().count() == 0 || num == 0) return false;
-  Ctx c(ssl);
+ReadOps ossl_read_ops(SSL* ssl) {
   ReadOps r;
   r.ctx = ssl;
   r.read = ossl_stream_read;
   r.ended = ossl_stream_ended;
+  return r;
+}
+
+// What SSL_read returns for an inbound result other than PassThrough: bytes, the
+// library's own result, or -1 with errno EPROTO.
+int ossl_read_result(InboundRead how, std::size_t got, long lib) {
+  switch (how) {
+    case InboundRead::Delivered: return static_cast<int>(got);
+    case InboundRead::Library: return static_cast<int>(lib);
+    case InboundRead::PassThrough:
+    case InboundRead::Failed: break;
+  }
+  errno = EPROTO;
+  return -1;
+}
+
+bool ossl_stream(SSL* ssl, void* buf, std::size_t num, bool peek, int* rc) {
+  if (conn_table().count() == 0 || num == 0) return false;
+  Ctx c(ssl);
   std::size_t got = 0;
   long lib = 0;
-  switch (inbound_read(conn_table(), ssl, static_cast<unsigned char*>(buf), num, peek, c.b, r, &got, &lib)) {
-    case InboundRead::PassThrough: return false;
-    case InboundRead::Delivered: *rc = static_cast<int>(got); return true;
-    case InboundRead::Library: *rc = static_cast<int>(lib); return true;
-    case InboundRead::Failed:
-      errno = EPROTO;
-      *rc = -1;
-      return true;
-  }
-  return false;
+  const InboundRead how = inbound_read(conn_table(), ssl, static_cast<unsigned char*>(buf), num, peek, c.b,
+                                       ossl_read_ops(ssl), &got, &lib);
+  if (how == InboundRead::PassThrough) return false;
+  *rc = ossl_read_result(how, got, lib);
+  return true;
 }
 
 // A read that went to the library as it is returned rc > 0 bytes: when a value went out
@@ -306,21 +318,12 @@ bool ossl_stream(SSL* ssl, void* buf, std::size_t num, bool peek, int* rc) {
 int ossl_after_passthrough(SSL* ssl, void* buf, std::size_t num, bool peek, int rc) {
   if (rc <= 0 || buf == nullptr || conn_table().count() == 0) return rc;
   Ctx c(ssl);
-  ReadOps r;
-  r.ctx = ssl;
-  r.read = ossl_stream_read;
-  r.ended = ossl_stream_ended;
   std::size_t got = 0;
   long lib = 0;
-  switch (inbound_after_passthrough(conn_table(), ssl, static_cast<unsigned char*>(buf), static_cast<std::size_t>(rc),
-                                    num, peek, c.b, r, &got, &lib)) {
-    case InboundRead::PassThrough: return rc;
-    case InboundRead::Delivered: return static_cast<int>(got);
-    case InboundRead::Library: return static_cast<int>(lib);
-    case InboundRead::Failed: break;
-  }
-  errno = EPROTO;
-  return -1;
+  const InboundRead how = inbound_after_passthrough(conn_table(), ssl, static_cast<unsigned char*>(buf),
+                                                    static_cast<std::size_t>(rc), num, peek, c.b, ossl_read_ops(ssl),
+                                                    &got, &lib);
+  return how == InboundRead::PassThrough ? rc : ossl_read_result(how, got, lib);
 }
 
 }  // namespace
