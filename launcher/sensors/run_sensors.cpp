@@ -92,6 +92,10 @@ void RunSensors::start_tap() {
   TlsTapOptions to;
   to.everyone = opts_.mode == SensorMode::Full;
   to.on_write = [this](const TapWrite& w) { return on_write(w); };
+  to.on_exited = [this](pid_t pid) {
+    std::lock_guard lock(counts_mu_);
+    h2_.forget(pid);
+  };
   to.on_killed = [this](const TapWrite& w, int err) {
     if (err == 0) return;
     TapFinding j = facts(w, kNoSecret);
@@ -248,11 +252,10 @@ void RunSensors::on_fork(pid_t child, pid_t parent) {
 }
 
 void RunSensors::on_exit(pid_t pid) {
-  {
-    std::lock_guard lock(counts_mu_);
-    h2_.forget(pid);
-  }
-  if (!tap_ || opts_.mode == SensorMode::Full) return;
+  if (!tap_) return;
+  // The process's HTTP/2 state goes once the tap has read its last writes (on_exited).
+  tap_->exited(pid);
+  if (opts_.mode == SensorMode::Full) return;
   {
     std::lock_guard lock(cover_mu_);
     cover_.erase(pid);

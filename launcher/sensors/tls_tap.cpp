@@ -33,6 +33,7 @@
 #include <mutex>
 #include <set>
 #include <thread>
+#include <vector>
 #include <utility>
 
 #include "core/bpf_support.h"
@@ -273,6 +274,15 @@ class BpfTlsTap final : public TlsTap {
       if (stopping_) return;
       requests_.erase(pid);
       dropping_.insert(pid);
+    }
+    wake();
+  }
+
+  void exited(pid_t pid) override {
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) return;
+      exited_.push_back(pid);
     }
     wake();
   }
@@ -592,13 +602,23 @@ class BpfTlsTap final : public TlsTap {
         if (errno == EINTR) continue;
         return;
       }
-      if (ring_buffer__consume(rb_.get()) < 0) return;
+      // The wake-up is read before the exits are taken: an exit noted after this read
+      // wakes the next poll at once.
       if (fds[1].revents != 0) {
         std::uint64_t v;
         if (::read(wake_.get(), &v, sizeof v) < 0 && errno != EAGAIN) return;
+      }
+      std::vector<pid_t> exited;
+      {
         std::lock_guard lock(mu_);
         if (stopping_) return;
+        exited.swap(exited_);
       }
+      // Every write of an exited process went into the ring before its exit: this drain
+      // reads them, then the process may be forgotten.
+      if (ring_buffer__consume(rb_.get()) < 0) return;
+      if (opts_.on_exited)
+        for (pid_t pid : exited) opts_.on_exited(pid);
       next_ms = apply_requests();
     }
   }
@@ -624,6 +644,7 @@ class BpfTlsTap final : public TlsTap {
   mutable std::mutex mu_;
   std::map<pid_t, CoverRequest> requests_;
   std::set<pid_t> dropping_;
+  std::vector<pid_t> exited_;                // exits whose writes are still to drain
   std::vector<std::string> attached_;
   ExecHolds holds_;
   bool stopping_ = false;

@@ -61,6 +61,9 @@ struct TlsTapOptions {
   std::function<TapVerdict(const TapWrite&)> on_write;
   // A kill the tap carried out (pid, the verdict's write) for the caller's records.
   std::function<void(const TapWrite&, int kill_errno)> on_killed;
+  // A process passed to exited() is gone and every write it made has been through
+  // on_write (called on the tap's thread).
+  std::function<void(pid_t)> on_exited;
 };
 
 class SensorObject;
@@ -88,6 +91,10 @@ class TlsTap {
   // The process is gone, or another witness covers it: its probes go (their removal
   // waits for the kernel, off the run's path).
   virtual void uncover(pid_t pid) = 0;
+  // The process exited. Its last writes may still wait in the ring (the tap drains on a
+  // tick, the process sensor reports at once): on_exited(pid) comes after them, so state
+  // kept per process (HTTP/2 tables) is not dropped before its last write is read.
+  virtual void exited(pid_t pid) = 0;
   // "libssl.so.3 (/usr/lib/x86_64-linux-gnu/libssl.so.3)", ... what the probes are on.
   virtual std::vector<std::string> attached() const = 0;
   // Writes of run processes the kernel could not report (ring buffer full).
