@@ -55,6 +55,12 @@ Result<std::unique_ptr<BlindRun>> BlindRun::prepare(const Config& cfg, const std
     auto ch = ApprovalChannels::start(std::move(co));
     if (!ch) return ch.take_error();
     run->approval_channels_ = std::move(*ch);
+    // Only the proxy sends an approved request itself; the shim hands the approved value
+    // to the process that asked (docs/configuration.md, Approvals).
+    if (!mode.proxy_all)
+      spdlog::warn("approve: in shim mode an approved value goes to the process that asked, and a program that "
+                   "speaks the broker protocol keeps it; --blind=proxy (or [blind] mode = \"proxy\") holds the "
+                   "request in kz and never gives the agent the value");
   }
   run->grant_connections_ = cfg.blind.grant_connections;
   run->http2_ = cfg.blind.http2;
@@ -83,6 +89,11 @@ Status BlindRun::start_fallback(AuditRecorder& audit) {
   dc.via = "proxy";
   dc.sealed = &*table_;
   dc.on_sealed = on_value_;
+  // approve = ...: the proxy holds the connection's write on its thread until the gate
+  // answers (proxy/held_io.h). With no broker (--blind=proxy) it records the answers too.
+  dc.approvals = approvals_.get();
+  if (approval_channels_) dc.approval_channels = approval_channels_->description();
+  dc.record_approval_answers = proxy_all_;
   auto fb = Fallback::start(fallback_opts_, dc, audit, environ);
   if (!fb) return make_error(fb.error().kind, "blind mode's TLS proxy could not start: " + fb.error().message);
   fallback_ = std::move(*fb);

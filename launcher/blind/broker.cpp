@@ -44,21 +44,6 @@ struct Held {
 // ~38 KiB); the gate also caps the open asks (ApprovalGate::kMaxOpenAsks).
 constexpr std::size_t kMaxHeld = 64;
 
-ApprovalEvent approval_event(const ApprovalAsk& ask, std::string decision, std::string channel) {
-  ApprovalEvent e;
-  e.secret = ask.secret;
-  e.decision = std::move(decision);
-  e.channel = std::move(channel);
-  e.request_hash = ask.request_hash;
-  e.host = ask.host;
-  if (!ask.method.empty()) e.method = ask.method;
-  if (!ask.path.empty()) e.path = ask.path;
-  e.token_id = ask.token_id;
-  e.pid = ask.pid;
-  e.exe = ask.exe;
-  return e;
-}
-
 std::string errno_text() { return std::strerror(errno); }
 
 }  // namespace
@@ -141,15 +126,8 @@ void Broker::serve() {
       holds.erase(it);
       held_count -= list.size();
       for (Held& h : list) {
-        // Decided again now: the value of this moment, under the binding of this moment.
-        DecideOutcome out = decide(opts_.decide, *h.req, h.peer);
+        DecideOutcome out = decide_answered(opts_.decide, *h.req, h.peer, ans);
         wipe(h.req->data, sizeof h.req->data);
-        // Still waiting for an approval ("every", or one denied): the answer is this one,
-        // for this very request.
-        if (out.ask && out.ask->request_hash != ans.ask.request_hash)
-          refuse_outcome(out, ans.ask.secret + ": the request no longer matches the one the approval was asked for");
-        out.ask.reset();
-        if (out.audit) settle_approval(out, ans);
         const ssize_t sent = ::send(h.fd, &out.reply, sizeof out.reply, MSG_NOSIGNAL);
         wipe(&out.reply, sizeof out.reply);
         if (out.audit) {

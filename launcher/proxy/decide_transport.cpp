@@ -61,6 +61,34 @@ std::size_t chain_from_context(void* ctx, unsigned char* out, std::size_t cap) {
   return chain.size();
 }
 
+// approve = ...: the use waits for a person. The request is held (in this thread's
+// buffer), the ask opened, and this connection waits on its thread, which meanwhile
+// serves no one else (while_held hands them to another); then it is decided again with
+// the answer. A denial, a timeout or a full gate refuses (fail closed).
+void hold_for_approval(SwapContext& c, const wire::Request& req, DecideOutcome& out) {
+  ApprovalGate& gate = *c.decide->approvals;
+  wipe(out.reply.data, sizeof out.reply.data);
+  out.reply.data_len = 0;
+  const ApprovalAsk ask = gate.open(std::move(*out.ask));
+  out.ask.reset();
+  if (ask.id == 0) {
+    refuse_outcome(out, ask.secret + ": too many requests wait for an approval (" +
+                            std::to_string(ApprovalGate::kMaxOpenAsks) + "): refused without asking");
+    return;
+  }
+  if (c.audit != nullptr) c.audit->record(approval_event(ask, "asked", c.decide->approval_channels));
+  ApprovalAnswer answer;
+  auto wait = [&] { answer = gate.await(ask.id); };
+  if (c.while_held) c.while_held(wait);
+  else wait();
+  if (c.decide->record_approval_answers && c.audit != nullptr) {
+    ApprovalEvent e = approval_event(ask, verdict_name(answer.verdict), answer.channel);
+    if (!answer.by.empty()) e.by = answer.by;
+    c.audit->record(std::move(e));
+  }
+  out = decide_answered(*c.decide, req, peer_of(c), answer);
+}
+
 }  // namespace
 
 wire::Request* DecideTransport::request() noexcept {
@@ -78,6 +106,7 @@ wire::Reply* DecideTransport::exchange() noexcept {
     rep = &b.rep;
     if (!wire::request_is_valid(b.req, sizeof b.req)) return nullptr;   // cannot happen: the client bounds every field
     DecideOutcome out = decide(*c_.decide, b.req, peer_of(c_));
+    if (out.ask) hold_for_approval(c_, b.req, out);
     *rep = out.reply;
     wipe(&out.reply, sizeof out.reply);
     send_audit(c_, out);

@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,9 @@ struct SwapContext {
   std::string peer;         // the original destination, "1.2.3.4:443" / "[::1]:443"
   std::string chain;        // the upstream's DER certificates, leaf first, concatenated
   std::uint64_t conn_id = 0;
+  // Runs `wait` (which blocks until a person answers an approval) on this thread while
+  // the connections that share it are served elsewhere; empty: `wait` just runs.
+  std::function<void(const std::function<void()>& wait)> while_held{};
 };
 
 // decide() on the calling thread's request (one buffer pair per I/O thread). Nothing

@@ -13,6 +13,9 @@
 #include <functional>
 
 #include <boost/asio/buffer.hpp>
+#include <boost/asio/execution/context.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/query.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 
@@ -152,6 +155,10 @@ ProxySession::ProxySession(ProxyShared& sh, tcp::socket client)
   swap_.decide = &sh_.opts.decide;
   swap_.audit = sh_.opts.audit;
   swap_.conn_id = sh_.next_conn_id.fetch_add(1, std::memory_order_relaxed);
+  swap_.while_held = [this](const std::function<void()>& wait) {
+    auto& io = static_cast<asio::io_context&>(asio::query(ex_, asio::execution::context));
+    sh_.held.serve_while(io, wait);
+  };
   ops_ = swapper_.ops();
   wops_.ctx = this;
   wops_.write_all = &ProxySession::write_all_cb;

@@ -32,6 +32,7 @@
 
 #include "kz/preload/conn_table.h"
 #include "proxy/decide_transport.h"
+#include "proxy/held_io.h"
 #include "proxy/plain_scan.h"
 #include "proxy/tls_proxy.h"
 #include "proxy/upstream_tls.h"
@@ -49,6 +50,8 @@ struct ProxyShared {
   bool fixup_lengths = false;
   sockaddr_storage listen4{}, listen6{};       // to refuse a connection to the proxy itself
   std::atomic<std::uint64_t> next_conn_id{1};
+  // Stand-ins for I/O threads whose handler waits for an approval (held_io.h).
+  HeldIo held;
 
   // Live sessions, for stop().
   std::mutex mu;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <atomic>
 #include <thread>
 #include <vector>
 
@@ -58,7 +59,9 @@ struct TlsProxy::Impl {
   // that use `sh`.
   std::vector<std::unique_ptr<asio::io_context>> pool;
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> work;
-  std::size_t next = 0;   // round-robin over the pool (used by the accepting thread only)
+  // Round-robin over the pool. Atomic: while a handler of the listeners' thread waits for
+  // an approval, a stand-in runs them (held_io.h), and both accept loops may run at once.
+  std::atomic<std::size_t> next{0};
   asio::io_context& ioc() { return *pool.front(); }   // listeners and their timers
   std::optional<tcp::acceptor> acc4, acc6;
   std::optional<asio::steady_timer> retry4, retry6;
@@ -68,7 +71,11 @@ struct TlsProxy::Impl {
   explicit Impl(ProxyOptions o, unsigned threads) {
     sh.opts = std::move(o);
     for (unsigned i = 0; i < threads; ++i) {
-      pool.push_back(std::make_unique<asio::io_context>(1));
+      // No concurrency hint of 1: while one of its handlers waits for an approval a
+      // stand-in runs the io_context too (held_io.h), and with that hint asio skips the
+      // wake-ups a second thread needs (the first one back would sleep on its event
+      // while the reactor sat in the queue, unwatched).
+      pool.push_back(std::make_unique<asio::io_context>());
       work.push_back(asio::make_work_guard(*pool.back()));
     }
   }
@@ -78,7 +85,7 @@ struct TlsProxy::Impl {
 void TlsProxy::Impl::accept(tcp::acceptor& acc, asio::steady_timer& retry) {
   // Each connection gets its own strand on one io_context of the pool: its socket's
   // executor, and so every handler of its operations.
-  asio::io_context& home = *pool[next++ % pool.size()];
+  asio::io_context& home = *pool[next.fetch_add(1, std::memory_order_relaxed) % pool.size()];
   acc.async_accept(asio::make_strand(home), [this, &acc, &retry](const error_code& ec, tcp::socket s) {
     if (ec == asio::error::operation_aborted || !acc.is_open()) return;
     if (ec) {
@@ -207,6 +214,7 @@ void TlsProxy::stop() {
   for (auto& t : im.threads)
     if (t.joinable()) t.join();
   im.threads.clear();
+  im.sh.held.join_all();   // each ended with its wait, which the gate's stop ended
   // Anything the threads did not get to (none when they drained) runs here, single-threaded.
   for (auto& ctx : im.pool) {
     ctx->restart();

@@ -225,6 +225,8 @@ void ApprovalGate::answer_locked(std::map<std::uint64_t, ApprovalAsk>::iterator 
     const std::int64_t ttl = a.ask.ttl_seconds;
     in_force_[a.ask.key] = ttl <= 0 ? INT64_MAX : now_ms() + ttl * 1000;
   }
+  finished_[a.ask.id] = a;
+  if (finished_.size() > kMaxFinished) finished_.erase(finished_.begin());   // ids grow: the oldest
   answers_.push_back(std::move(a));
   ++version_;
   cv_.notify_all();
@@ -264,6 +266,26 @@ std::vector<ApprovalAnswer> ApprovalGate::take_answers() {
   std::vector<ApprovalAnswer> out;
   out.swap(answers_);
   return out;
+}
+
+ApprovalAnswer ApprovalGate::await(std::uint64_t id) {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    if (auto f = finished_.find(id); f != finished_.end()) return f->second;
+    auto it = open_.find(id);
+    if (it == open_.end()) {   // answered so long ago that its answer is gone: fail closed
+      ApprovalAnswer gone;
+      gone.ask.id = id;
+      gone.channel = "timeout";
+      return gone;
+    }
+    const std::int64_t left = it->second.deadline_ms - now_ms();
+    if (left <= 0) {
+      answer_locked(it, ApprovalVerdict::Timeout, "", stopped_ ? "stop" : "timeout");
+      continue;
+    }
+    cv_.wait_for(lock, std::chrono::milliseconds(left));
+  }
 }
 
 int ApprovalGate::ms_to_next_deadline() {

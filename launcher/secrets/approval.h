@@ -104,6 +104,11 @@ class ApprovalGate {
   void expire();
   // The answers not yet taken (the broker sends the held replies and records them).
   std::vector<ApprovalAnswer> take_answers();
+  // Blocks until ask `id` is answered (or its deadline passes: Timeout, "timeout"; or the
+  // gate stops: Timeout, "stop") and returns the answer. For a caller that holds a use on
+  // its own thread (the fallback proxy); the broker's take_answers() still gets it too.
+  ApprovalAnswer await(std::uint64_t id);
+  static constexpr std::size_t kMaxFinished = 256;   // answers kept for await()
   // Readable while answers wait to be taken (an eventfd; the broker polls it).
   int answered_fd() const { return event_fd_; }
   std::chrono::milliseconds timeout() const { return timeout_; }
@@ -124,6 +129,7 @@ class ApprovalGate {
   std::map<std::uint64_t, ApprovalAsk> open_;
   std::map<std::string, std::int64_t> in_force_;   // key -> expiry (steady ms; INT64_MAX: the run)
   std::vector<ApprovalAnswer> answers_;
+  std::map<std::uint64_t, ApprovalAnswer> finished_;   // the last kMaxFinished answers, by ask id
   int event_fd_ = -1;
 };
 

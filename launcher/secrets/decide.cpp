@@ -258,8 +258,8 @@ DecideOutcome decide(const DecideContext& ctx, const wire::Request& req, const P
                      "see its rotate records)");
   if (approval_required(s->binding.approve, method, path)) {
     if (ctx.approvals == nullptr)
-      return refuse(s, s->name + " needs a person's approval (approve), which the " + std::string(ctx.via) +
-                           " cannot ask for: use the shim (kz run --blind)");
+      return refuse(s, s->name + " needs a person's approval (approve), and the " + std::string(ctx.via) +
+                           " has no approval gate to ask it");
     ApprovalAsk ask;
     ask.secret = s->name;
     ask.token_id = s->token_id;
@@ -325,6 +325,33 @@ void settle_approval(DecideOutcome& out, const ApprovalAnswer& answer) {
   refuse_outcome(out, answer.verdict == ApprovalVerdict::Denied
                          ? a.secret.value_or("the secret") + ": the approval was denied (" + answer.channel + ")"
                          : a.secret.value_or("the secret") + ": no approval in time (" + answer.channel + ")");
+}
+
+DecideOutcome decide_answered(const DecideContext& ctx, const wire::Request& req, const PeerProcess& peer,
+                              const ApprovalAnswer& answer) {
+  DecideOutcome out = decide(ctx, req, peer);
+  // Still waiting for an approval ("every", or one denied): the answer is this one, for
+  // this very request.
+  if (out.ask && out.ask->request_hash != answer.ask.request_hash)
+    refuse_outcome(out, answer.ask.secret + ": the request no longer matches the one the approval was asked for");
+  out.ask.reset();
+  if (out.audit) settle_approval(out, answer);
+  return out;
+}
+
+ApprovalEvent approval_event(const ApprovalAsk& ask, std::string decision, std::string channel) {
+  ApprovalEvent e;
+  e.secret = ask.secret;
+  e.decision = std::move(decision);
+  e.channel = std::move(channel);
+  e.request_hash = ask.request_hash;
+  e.host = ask.host;
+  if (!ask.method.empty()) e.method = ask.method;
+  if (!ask.path.empty()) e.path = ask.path;
+  e.token_id = ask.token_id;
+  e.pid = ask.pid;
+  e.exe = ask.exe;
+  return e;
 }
 
 void refuse_outcome(DecideOutcome& out, const std::string& why) {

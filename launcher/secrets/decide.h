@@ -44,8 +44,13 @@ struct DecideContext {
   // table (its issued entries); null: nothing is sealed.
   TokenTable* sealed = nullptr;
   // approve = ... (secrets/approval.h): where a use that needs a person's approval is
-  // asked for. Null: such a use is refused (this path cannot hold a request).
+  // asked for. Null: such a use is refused (nobody could answer).
   ApprovalGate* approvals = nullptr;
+  // For a caller that holds uses itself (the proxy): the channels its "asked" records
+  // name, and whether it records the answers too (no broker runs to take them:
+  // --blind=proxy).
+  std::string approval_channels{};
+  bool record_approval_answers = false;
   // Gets each value sealed from a token endpoint's answer (for output masks); may be empty.
   std::function<void(std::string_view)> on_sealed = nullptr;
 };
@@ -64,6 +69,13 @@ struct DecideOutcome {
 // record stand (the record names the approval); denied or timed out, the value is wiped
 // from the reply and the swap is refused (fail closed).
 void settle_approval(DecideOutcome& out, const ApprovalAnswer& answer);
+// A held request once its ask is answered: decided again (the value and the binding of
+// this moment), refused when it now asks for another approval than the one answered,
+// then settled by the answer. What the broker sends a held shim and the proxy writes.
+DecideOutcome decide_answered(const DecideContext& ctx, const wire::Request& req, const PeerProcess& peer,
+                              const ApprovalAnswer& answer);
+// The "approve" record of an ask: asked, or its answer's verdict.
+ApprovalEvent approval_event(const ApprovalAsk& ask, std::string decision, std::string channel);
 // Turns an outcome into a refusal for `why`: the value is wiped from the reply, the
 // record says refuse.
 void refuse_outcome(DecideOutcome& out, const std::string& why);

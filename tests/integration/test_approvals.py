@@ -24,7 +24,8 @@ OTHER = "other-free-value-0123456789abcdef"
 AGENT = r'''
 import http.client, os, ssl, sys, threading
 port, ca = int(sys.argv[1]), sys.argv[2]
-ctx = ssl.create_default_context(cafile=ca)
+# "-": the system's trust (under --blind=proxy, kz's run CA is added to it).
+ctx = ssl.create_default_context() if ca == "-" else ssl.create_default_context(cafile=ca)
 def one(spec):
     if spec.startswith("wait:"):   # lets an approval's time to live run out
         import time
@@ -71,14 +72,17 @@ class ApprovalTestCase(BlindTestCase):
             lines.append("approve_ttl = %s" % toml_str(ttl))
         if extra_secret:
             lines += ["", "[secrets.FREE_KEY]", 'provider = "env"', 'ref = "KZ_TEST_OTHER"', 'hosts = ["localhost"]']
-        lines += ["", "[blind]", "ca_file = %s" % toml_str(self.ca["ca"]), ""]
+        lines += ["", "[blind]", "ca_file = %s" % toml_str(self.ca["ca"]), "proxy_ports = [%d]" % self.port, ""]
         self.config("\n".join(lines))
 
+    MODE = ()   # extra `kz run` flags of a subclass (the proxy's)
+
     def run_agent(self, *requests, via=None, timeout="60s", extra=()):
-        flags = ["--approve-timeout", timeout, *extra]
+        flags = ["--approve-timeout", timeout, *self.MODE, *extra]
         if via:
             flags += ["--approve-via", via]
-        return self.run_blind(PY, self.agent, str(self.port), self.ca["ca"], *requests, flags=flags,
+        ca = "-" if self.MODE else self.ca["ca"]
+        return self.run_blind(PY, self.agent, str(self.port), ca, *requests, flags=flags,
                               env=self.env(KZ_TEST_REAL=REAL, KZ_TEST_OTHER=OTHER))
 
     def sent(self, path):
@@ -304,6 +308,34 @@ class ApprovalConfigTest(ApprovalTestCase):
                            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
         self.assertEqual(r.returncode, 2, r.stderr)
         self.assertIn("--approve-via", r.stderr)
+
+
+class ProxyApprovalTest(WebhookApprovalTest):
+    """The same cases with every program's TLS through the fallback proxy (--blind=proxy):
+    the proxy holds the connection's write on its thread until the person answers, while
+    its other connections go on (proxy/held_io.h). No broker runs: the proxy records the
+    asks and the answers itself."""
+    MODE = ("--blind=proxy",)
+
+    def test_many_held_connections_do_not_stall_the_proxy(self):
+        # More held connections than the proxy has I/O threads (at most 4), all waiting at
+        # once, and a free connection after them: it is answered while they all still
+        # wait; then each held one times out, refused.
+        url = self.webhook("hang")
+        self.configure('"every"')
+        held = ["&GET:/held-%d:API_KEY" % i for i in range(6)]
+        r = self.run_agent(*held, "GET:/free:FREE_KEY", via=url, timeout="15s")
+        self.assertEqual(r.returncode, 0, r.stderr[-3000:])
+        lines = [l for l in r.stdout.splitlines() if l.startswith("done")]
+        self.assertEqual(lines[0], "done GET /free 200", r.stdout)
+        self.assertEqual(self.sent("/free"), ["Bearer " + OTHER])
+        for i in range(6):
+            got = self.sent("/held-%d" % i)
+            self.assertEqual(len(got), 1, i)
+            self.assertNotIn(REAL, got[0])
+        self.assertEqual(len(self.approvals(decision="asked", secret="API_KEY")), 6, self.audit_dump())
+        self.assertEqual(len(self.approvals(decision="timeout", secret="API_KEY")), 6, self.audit_dump())
+        self.assertClean(r)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 // Approvals (secrets/approval.h): which uses wait, the hash an approval is bound to, the
 // gate's asks, answers, timeouts and approvals in force, and decide's held outcome.
+#include <thread>
+
 #include <gtest/gtest.h>
 #include <poll.h>
 
@@ -170,6 +172,49 @@ TEST(ApprovalGate, StopEndsEverything) {
   g.wait_change(0, std::chrono::steady_clock::now() + std::chrono::hours(1));
 }
 
+// await (the proxy's wait on its own thread): the answer another thread gives, also when
+// the broker has already taken it; its own deadline; and the gate's stop.
+TEST(ApprovalGate, AwaitGetsTheAnswerOfItsAsk) {
+  ApprovalGate g(std::chrono::minutes(1));
+  const ApprovalAsk a = g.open(ask_for("k1"));
+  const ApprovalAsk b = g.open(ask_for("k2"));
+  std::thread answerer([&] {
+    // Before or after the waiter blocks: either way it gets its own ask's answer.
+    EXPECT_TRUE(g.answer(b.id, ApprovalVerdict::Denied, "terminal", "tty"));
+    EXPECT_TRUE(g.answer(a.id, ApprovalVerdict::Approved, "webhook: x", "webhook"));
+  });
+  const ApprovalAnswer got = g.await(a.id);
+  answerer.join();
+  EXPECT_EQ(got.ask.id, a.id);
+  EXPECT_EQ(got.verdict, ApprovalVerdict::Approved);
+  EXPECT_EQ(got.by, "webhook: x");
+  // The broker takes both answers; a later await still finds its own.
+  EXPECT_EQ(g.take_answers().size(), 2u);
+  EXPECT_EQ(g.await(b.id).verdict, ApprovalVerdict::Denied);
+  // An id the gate never had (or forgot): fails closed at once.
+  EXPECT_EQ(g.await(9999).verdict, ApprovalVerdict::Timeout);
+}
+
+TEST(ApprovalGate, AwaitTimesOutAtTheDeadline) {
+  ApprovalGate g(std::chrono::milliseconds(30));
+  const ApprovalAsk a = g.open(ask_for("k"));
+  const ApprovalAnswer got = g.await(a.id);   // nobody answers
+  EXPECT_EQ(got.verdict, ApprovalVerdict::Timeout);
+  EXPECT_EQ(got.channel, "timeout");
+  EXPECT_FALSE(g.is_open(a.id));
+  EXPECT_FALSE(g.in_force("k"));
+}
+
+TEST(ApprovalGate, AwaitEndsWhenTheGateStops) {
+  ApprovalGate g(std::chrono::hours(1));
+  const ApprovalAsk a = g.open(ask_for("k"));
+  std::thread stopper([&] { g.stop(); });
+  const ApprovalAnswer got = g.await(a.id);
+  stopper.join();
+  EXPECT_EQ(got.verdict, ApprovalVerdict::Timeout);
+  EXPECT_EQ(got.channel, "stop");
+}
+
 // decide: a swap that needs an approval is an Allow the caller holds; settling it as
 // denied wipes the value and refuses.
 TEST(ApprovalDecide, HeldThenSettled) {
@@ -192,7 +237,7 @@ TEST(ApprovalDecide, HeldThenSettled) {
   DecideContext ctx{&*t, verifier.get()};
   PeerProcess peer{4242, "/usr/bin/curl"};
 
-  // No gate (the proxy): refused, never sent unasked.
+  // No gate: refused, never sent unasked.
   DecideOutcome none = decide(ctx, *req, peer);
   EXPECT_EQ(none.reply.decision, wire::Decision::Refuse);
   EXPECT_FALSE(none.ask.has_value());
