@@ -24,12 +24,64 @@ namespace kz {
 
 namespace {
 
+// Sealing (mint_hosts) is armed per TLS connection of the shim: a swap of a client secret
+// this broker allowed lets that connection seal what the token endpoint answers, a few
+// tokens per answer. A Seal nothing armed is refused (review 27 #7: a program speaking
+// the broker protocol could otherwise seal strings of its choice until the client
+// secret's quota is full, and make kz rebuild its masks for each).
+constexpr std::uint32_t kSealsPerAnswer = 8;   // access, refresh and id tokens, and some room
+constexpr std::size_t kMaxArmed = 256;         // connections armed at once, per client
+
+struct Armed {
+  std::uint32_t secret_id = 0;
+  std::uint32_t left = 0;
+};
+
 struct Client {
   PeerProcess peer;
   bool authorised = false;
   unsigned redact_misses = 0;   // redact_misses.h
   bool held = false;            // its reply waits for an approval: nothing is read from it
+  std::map<std::uint64_t, Armed> armed;   // by the shim's connection id
+
+  // An allowed swap of a secret whose answers are sealed arms its connection.
+  void arm(std::uint64_t conn_id, const wire::Reply& rep) {
+    if (rep.decision != wire::Decision::Allow || (rep.flags & wire::kReplySealResponses) == 0) return;
+    if (armed.size() >= kMaxArmed && armed.count(conn_id) == 0) armed.erase(armed.begin());
+    armed[conn_id] = Armed{rep.secret_id, kSealsPerAnswer};
+  }
+  // Takes one seal of the connection's arming; false when nothing armed it for this secret.
+  bool take_seal(const wire::Request& req) {
+    auto it = armed.find(req.conn_id);
+    if (it == armed.end() || it->second.secret_id != req.form || it->second.left == 0) return false;
+    --it->second.left;
+    return true;
+  }
 };
+
+// The answer to a Seal no swap armed: refused, and an "oauth" error record.
+DecideOutcome unarmed_seal(const TokenTable& table, const wire::Request& req, const PeerProcess& peer) {
+  DecideOutcome out;
+  wire::Reply& rep = out.reply;
+  rep.version = wire::kProtocolVersion;
+  rep.op = req.op;
+  rep.decision = wire::Decision::Refuse;
+  const std::string why = "no swap of this client secret armed sealing on this connection (or its answer's "
+                          "seals are used up): not sealed";
+  const std::size_t n = std::min(why.size(), wire::kMaxReason);
+  std::memcpy(rep.reason, why.data(), n);
+  rep.reason_len = static_cast<std::uint16_t>(n);
+  OAuthMint m;
+  for (const auto& e : table.secrets())
+    if (e.id == req.form) m.secret = e.name;
+  m.source = "response";
+  m.decision = "error";
+  m.host = std::string(req.host, req.host_len);
+  m.reason = why;
+  m.pid = static_cast<long>(peer.pid);
+  out.mint = std::move(m);
+  return out;
+}
 
 // A swap that waits for a person (approve = ...). Only the request is held, never its
 // reply: the value stays in the token table (locked memory) until the answer, and the
@@ -128,6 +180,7 @@ void Broker::serve() {
       for (Held& h : list) {
         DecideOutcome out = decide_answered(opts_.decide, *h.req, h.peer, ans);
         wipe(h.req->data, sizeof h.req->data);
+        if (auto held_by = clients.find(h.fd); held_by != clients.end()) held_by->second.arm(h.req->conn_id, out.reply);
         const ssize_t sent = ::send(h.fd, &out.reply, sizeof out.reply, MSG_NOSIGNAL);
         wipe(&out.reply, sizeof out.reply);
         if (out.audit) {
@@ -216,7 +269,9 @@ void Broker::serve() {
         close_client(fd);
         continue;
       }
-      DecideOutcome out = decide(opts_.decide, *req, *peer);
+      DecideOutcome out = req->op == wire::Op::Seal && !c.take_seal(*req) ? unarmed_seal(*opts_.decide.table, *req, *peer)
+                                                                         : decide(opts_.decide, *req, *peer);
+      c.arm(req->conn_id, out.reply);
       const std::uint64_t conn_id = req->conn_id;
       std::unique_ptr<wire::Request> held_req;
       if (out.ask && gate != nullptr) {

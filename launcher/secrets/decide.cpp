@@ -295,9 +295,10 @@ DecideOutcome decide(const DecideContext& ctx, const wire::Request& req, const P
   // Nothing to check per request (no methods/paths): the shim may reuse this answer on
   // this TLS connection, whose peer cannot change, and reports the uses. Never for a
   // value that rotates or a minted credential (the next swap must get the value of the
-  // moment), nor one that waits for a person's approval.
+  // moment), nor one that waits for a person's approval, nor a client secret whose
+  // answers are sealed (each use arms its connection's seals in the broker).
   if (ctx.grant_connections && !s->live && s->binding.methods.empty() && s->binding.paths.empty() && !s->rotates &&
-      s->binding.approve.mode == ApprovalMode::None) {
+      s->binding.approve.mode == ApprovalMode::None && s->mint_hosts.empty()) {
     rep.flags |= wire::kReplyReuseOnConnection;
     a.grant = "connection";
   }

@@ -339,5 +339,87 @@ TEST_F(HeldBrokerFixture, CapsOpenAsksAndDecidesAgainWhenApproved) {
   EXPECT_EQ(all.find(kNew), std::string::npos);
 }
 
+// review 27, finding 7: Op::Seal only on a connection an allowed swap of the client
+// secret armed, at most 8 seals per swap; anything else is refused and recorded, and
+// the client secret's sealed-token quota stays free for the real answers.
+struct SealBrokerFixture : ::testing::Test {
+  TokenTable table;
+  std::unique_ptr<PeerVerifier> verifier = test::test_peer_verifier();
+  std::unique_ptr<ProcessTree> tree = std::make_unique<ProcessTree>(getpid());
+  std::unique_ptr<Broker> broker;
+  Collect collect;
+  std::vector<nlohmann::json>& records = collect.list;
+  test::TempDir dir;
+
+  void SetUp() override {
+    std::vector<ResolvedSecret> s;
+    s.push_back({"CLIENT_SECRET", "env", SecretValue::from("cs_client-secret-value-0123456789abcdef")});
+    Binding b;
+    b.hosts = {"localhost"};
+    b.mint_hosts = {"api.test"};
+    table = TokenTable::build(std::move(s), {{"CLIENT_SECRET", b}}).value();
+    BrokerOptions o;
+    o.decide = {&table, verifier.get()};
+    o.decide.sealed = &table;
+    o.tree = tree.get();
+    o.runtime_dir = dir.path();
+    o.audit = &collect;
+    auto br = Broker::start(std::move(o));
+    ASSERT_TRUE(br.ok()) << br.error().message;
+    broker = std::move(*br);
+  }
+  void TearDown() override {
+    if (broker) broker->stop();
+  }
+};
+
+// One request on fd; the reply's decision (255: no valid reply).
+int ask(int fd, wire::Op op, const std::string& data, std::uint64_t conn_id, std::uint32_t form) {
+  auto req = test::broker_request(wire::Op::Swap, data, "localhost", test::der_of_pem_file(test::test_ca().server_cert),
+                                  "POST", "/oauth/token");
+  req->op = op;
+  req->conn_id = conn_id;
+  req->form = form;
+  if (send(fd, req.get(), sizeof(wire::Request), MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof(wire::Request))) return 255;
+  wire::Reply rep{};
+  const ssize_t n = recv(fd, &rep, sizeof rep, 0);
+  if (n <= 0 || !wire::reply_is_valid(rep, static_cast<std::size_t>(n), op)) return 255;
+  return static_cast<int>(rep.decision);
+}
+
+TEST_F(SealBrokerFixture, SealsOnlyWhereASwapArmedThem) {
+  const std::string path = broker->socket_path(), tok(table.secrets()[0].token.view());
+  const std::uint32_t id = table.secrets()[0].id;
+  const int allow = static_cast<int>(wire::Decision::Allow), refuse = static_cast<int>(wire::Decision::Refuse);
+  pid_t pid = fork();
+  if (pid == 0) {
+    const int fd = connect_to(path);
+    auto sealed = [&](int i) { return "at_0123456789abcdefghijklmnop-" + std::to_string(i); };
+    if (ask(fd, wire::Op::Seal, sealed(0), 7, id) != refuse) _exit(10);   // nothing armed it
+    if (ask(fd, wire::Op::Swap, tok, 7, 0) != allow) _exit(11);           // the client secret's use arms conn 7
+    for (int i = 1; i <= 8; ++i)
+      if (ask(fd, wire::Op::Seal, sealed(i), 7, id) != allow) _exit(20 + i);
+    if (ask(fd, wire::Op::Seal, sealed(9), 7, id) != refuse) _exit(12);   // the answer's seals are used up
+    if (ask(fd, wire::Op::Seal, sealed(10), 8, id) != refuse) _exit(13);  // another connection
+    if (ask(fd, wire::Op::Swap, tok, 7, 0) != allow) _exit(14);           // the next use arms it again
+    if (ask(fd, wire::Op::Seal, sealed(11), 7, id) != allow) _exit(15);
+    _exit(0);
+  }
+  tree->set_root(pid);
+  int st = 0;
+  waitpid(pid, &st, 0);
+  ASSERT_TRUE(WIFEXITED(st));
+  EXPECT_EQ(WEXITSTATUS(st), 0);
+  broker->stop();
+  int ok = 0, unarmed = 0;
+  for (const auto& r : records) {
+    if (r["event"] != "mint") continue;
+    if (r.value("decision", "") == "ok") ++ok;
+    if (r.value("reason", "").find("armed sealing") != std::string::npos) ++unarmed;
+  }
+  EXPECT_EQ(ok, 9);
+  EXPECT_EQ(unarmed, 3) << [&] { std::string a; for (const auto& r : records) a += r.dump() + "\n"; return a; }();
+}
+
 }  // namespace
 }  // namespace kz
