@@ -46,6 +46,8 @@ Result<std::unique_ptr<BlindRun>> BlindRun::prepare(const Config& cfg, const std
                                      [](const auto& nb) { return nb.second.approve.mode != ApprovalMode::None; });
   if (approving) {
     run->approvals_ = std::make_unique<ApprovalGate>(mode.approve_timeout);
+    // No broker takes the answers under --blind=proxy: the proxy's waiters get their own.
+    if (mode.proxy_all) run->approvals_->keep_answers(false);
     ApprovalChannelOptions co;
     co.gate = run->approvals_.get();
     co.webhook_url = mode.approve_via;

@@ -29,8 +29,12 @@ namespace {
 // tokens per answer. A Seal nothing armed is refused (review 27 #7: a program speaking
 // the broker protocol could otherwise seal strings of its choice until the client
 // secret's quota is full, and make kz rebuild its masks for each).
-constexpr std::uint32_t kSealsPerAnswer = 8;   // access, refresh and id tokens, and some room
-constexpr std::size_t kMaxArmed = 256;         // connections armed at once, per client
+// Seals one allowed swap adds to its connection: the token members of an answer and
+// every other long string in it (seal_response.cpp); a connection holds at most
+// kMaxSealsArmed (HTTP/2: several token requests may be in flight on one connection).
+constexpr std::uint32_t kSealsPerAnswer = 32;
+constexpr std::uint32_t kMaxSealsArmed = 64;
+constexpr std::size_t kMaxArmed = 256;   // connections armed at once, per client
 
 struct Armed {
   std::uint32_t secret_id = 0;
@@ -44,11 +48,19 @@ struct Client {
   bool held = false;            // its reply waits for an approval: nothing is read from it
   std::map<std::uint64_t, Armed> armed;   // by the shim's connection id
 
-  // An allowed swap of a secret whose answers are sealed arms its connection.
-  void arm(std::uint64_t conn_id, const wire::Reply& rep) {
-    if (rep.decision != wire::Decision::Allow || (rep.flags & wire::kReplySealResponses) == 0) return;
+  // The reply a swap actually got (sent, after any approval): allowed for a secret whose
+  // answers are sealed, it arms its connection; anything else (held, denied, refused)
+  // disarms it.
+  void arm(wire::Op op, std::uint64_t conn_id, const wire::Reply& rep) {
+    if (op != wire::Op::Swap) return;
+    if (rep.decision != wire::Decision::Allow || (rep.flags & wire::kReplySealResponses) == 0) {
+      armed.erase(conn_id);
+      return;
+    }
     if (armed.size() >= kMaxArmed && armed.count(conn_id) == 0) armed.erase(armed.begin());
-    armed[conn_id] = Armed{rep.secret_id, kSealsPerAnswer};
+    Armed& a = armed[conn_id];
+    a.left = a.secret_id == rep.secret_id ? std::min(a.left + kSealsPerAnswer, kMaxSealsArmed) : kSealsPerAnswer;
+    a.secret_id = rep.secret_id;
   }
   // Takes one seal of the connection's arming; false when nothing armed it for this secret.
   bool take_seal(const wire::Request& req) {
@@ -180,7 +192,8 @@ void Broker::serve() {
       for (Held& h : list) {
         DecideOutcome out = decide_answered(opts_.decide, *h.req, h.peer, ans);
         wipe(h.req->data, sizeof h.req->data);
-        if (auto held_by = clients.find(h.fd); held_by != clients.end()) held_by->second.arm(h.req->conn_id, out.reply);
+        if (auto held_by = clients.find(h.fd); held_by != clients.end())
+          held_by->second.arm(h.req->op, h.req->conn_id, out.reply);
         const ssize_t sent = ::send(h.fd, &out.reply, sizeof out.reply, MSG_NOSIGNAL);
         wipe(&out.reply, sizeof out.reply);
         if (out.audit) {
@@ -271,14 +284,14 @@ void Broker::serve() {
       }
       DecideOutcome out = req->op == wire::Op::Seal && !c.take_seal(*req) ? unarmed_seal(*opts_.decide.table, *req, *peer)
                                                                          : decide(opts_.decide, *req, *peer);
-      c.arm(req->conn_id, out.reply);
       const std::uint64_t conn_id = req->conn_id;
       std::unique_ptr<wire::Request> held_req;
       if (out.ask && gate != nullptr) {
         // Held: only the request waits; the value leaves the reply now.
         wipe(out.reply.data, sizeof out.reply.data);
         out.reply.data_len = 0;
-        ApprovalAsk ask = gate->open(std::move(*out.ask));
+        bool created = false;
+        ApprovalAsk ask = gate->open(std::move(*out.ask), &created);
         out.ask.reset();
         if (ask.id == 0 || held_count >= kMaxHeld) {
           refuse_outcome(out, ask.secret + ": too many requests wait for an approval (" +
@@ -286,8 +299,7 @@ void Broker::serve() {
                                   "): refused without asking");
         } else {
           held_req = std::make_unique<wire::Request>(*req);
-          if (holds.count(ask.id) == 0)
-            opts_.audit->record(approval_event(ask, "asked", opts_.approval_channels));
+          if (created) opts_.audit->record(approval_event(ask, "asked", opts_.approval_channels));
           out.ask = std::move(ask);
         }
       }
@@ -301,6 +313,7 @@ void Broker::serve() {
         hold.version = wire::kProtocolVersion;
         hold.op = req->op;
         hold.decision = wire::Decision::Hold;
+        c.arm(req->op, conn_id, hold);   // a held swap arms nothing (until it is allowed)
         hold.token_len = static_cast<std::uint32_t>(
             std::min<long long>(wire::kMaxHoldSeconds, gate->timeout().count() / 1000 + 1));
         if (::send(fd, &hold, sizeof hold, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof hold)) {
@@ -316,6 +329,7 @@ void Broker::serve() {
       // Answer first, then write the record: the shim's write waits for the answer, not
       // for the audit log's lock and append. The record is written before the next
       // request is read, so the log still holds every answer, in order.
+      c.arm(req->op, conn_id, out.reply);
       const ssize_t sent = ::send(fd, &out.reply, sizeof out.reply, MSG_NOSIGNAL);
       const bool redact_miss = req->op == wire::Op::Redact && out.reply.decision == wire::Decision::Unknown;
       wipe(&out.reply, sizeof out.reply);

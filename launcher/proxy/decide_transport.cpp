@@ -1,5 +1,6 @@
 #include "proxy/decide_transport.h"
 
+#include <atomic>
 #include <cstring>
 #include <memory>
 
@@ -61,32 +62,69 @@ std::size_t chain_from_context(void* ctx, unsigned char* out, std::size_t cap) {
   return chain.size();
 }
 
+// Connections of the proxy that wait for an approval at once; past it a use that needs
+// one is refused without asking. Each costs an I/O thread's stand-in (held_io.h), and an
+// ask that many identical requests join counts once against the gate's own cap.
+constexpr int kMaxHeldInProxy = 64;
+std::atomic<int> held_in_proxy{0};
+
 // approve = ...: the use waits for a person. The request is held (in this thread's
-// buffer), the ask opened, and this connection waits on its thread, which meanwhile
-// serves no one else (while_held hands them to another); then it is decided again with
-// the answer. A denial, a timeout or a full gate refuses (fail closed).
+// buffer), the ask opened, and this connection waits on its thread, whose other
+// connections a stand-in serves meanwhile (while_held); then it is decided again with
+// the answer. A denial, a timeout, a full gate or a failure on the way refuses (fail
+// closed), and the ask never outlives its waiter.
 void hold_for_approval(SwapContext& c, const wire::Request& req, DecideOutcome& out) {
   ApprovalGate& gate = *c.decide->approvals;
   wipe(out.reply.data, sizeof out.reply.data);
   out.reply.data_len = 0;
-  const ApprovalAsk ask = gate.open(std::move(*out.ask));
+  struct Slot {
+    bool taken = held_in_proxy.fetch_add(1) < kMaxHeldInProxy;
+    ~Slot() { held_in_proxy.fetch_sub(1); }
+  } slot;
+  if (!slot.taken) {
+    refuse_outcome(out, out.ask->secret + ": too many requests wait for an approval (" +
+                            std::to_string(kMaxHeldInProxy) + " in the proxy): refused without asking");
+    out.ask.reset();
+    return;
+  }
+  bool created = false;
+  const ApprovalAsk ask = gate.open(std::move(*out.ask), &created);
   out.ask.reset();
   if (ask.id == 0) {
     refuse_outcome(out, ask.secret + ": too many requests wait for an approval (" +
                             std::to_string(ApprovalGate::kMaxOpenAsks) + "): refused without asking");
     return;
   }
-  if (c.audit != nullptr) c.audit->record(approval_event(ask, "asked", c.decide->approval_channels));
+  // Whatever happens from here (an audit sink that throws, no thread for the stand-in),
+  // the ask is answered before this returns: a dead ask would keep a gate slot and the
+  // terminal prompt.
+  struct Unanswered {
+    ApprovalGate& gate;
+    std::uint64_t id;
+    bool done = false;
+    ~Unanswered() {
+      if (!done) gate.answer(id, ApprovalVerdict::Timeout, "", "error");
+    }
+  } guard{gate, ask.id};
+  // One "asked" and one answer record per ask, by the waiter that opened it.
+  if (created && c.audit != nullptr) c.audit->record(approval_event(ask, "asked", c.decide->approval_channels));
   ApprovalAnswer answer;
   auto wait = [&] { answer = gate.await(ask.id); };
   if (c.while_held) c.while_held(wait);
   else wait();
-  if (c.decide->record_approval_answers && c.audit != nullptr) {
+  guard.done = true;
+  if (created && c.decide->record_approval_answers && c.audit != nullptr) {
     ApprovalEvent e = approval_event(ask, verdict_name(answer.verdict), answer.channel);
     if (!answer.by.empty()) e.by = answer.by;
     c.audit->record(std::move(e));
   }
-  out = decide_answered(*c.decide, req, peer_of(c), answer);
+  // The outcome of now; the temporary's copy of the value is wiped here, not left on
+  // this thread's stack.
+  DecideOutcome again = decide_answered(*c.decide, req, peer_of(c), answer);
+  out.reply = again.reply;
+  wipe(&again.reply, sizeof again.reply);
+  out.audit = std::move(again.audit);
+  out.mint = std::move(again.mint);
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <exception>
+#include <system_error>
 
 #include <spdlog/spdlog.h>
 
@@ -17,7 +18,11 @@ constexpr auto kStandInCheck = std::chrono::milliseconds(20);
 }  // namespace
 
 void HeldIo::serve_while(boost::asio::io_context& io, const std::function<void()>& wait) {
+  // Stopping (no work left, the final drain of TlsProxy::stop()): nothing to serve; the
+  // gate has stopped, so the wait ends at once.
+  if (io.stopped()) return wait();
   std::shared_ptr<std::atomic<bool>> done;
+  bool started = false;
   {
     std::lock_guard lock(mu_);
     // Stand-ins whose loop has ended are joined here, off any hot path.
@@ -29,22 +34,31 @@ void HeldIo::serve_while(boost::asio::io_context& io, const std::function<void()
         ++it;
       }
     }
-    stand_ins_.emplace_back();
-    StandIn& me = stand_ins_.back();
+    StandIn me;
     done = me.done;
-    me.thread = signal_free_thread([&io, done, ended = me.ended] {
-      while (!done->load()) {
-        try {
-          // An io_context with no work left (the proxy is stopping) returns at once:
-          // then only the end of the wait is waited for.
-          if (io.run_one_for(kStandInCheck) == 0 && io.stopped()) done->wait(false);
-        } catch (const std::exception& e) {
-          spdlog::debug("proxy: handler failed: {}", e.what());
+    try {
+      me.thread = signal_free_thread([&io, done, ended = me.ended] {
+        while (!done->load()) {
+          try {
+            // An io_context with no work left (the proxy is stopping) returns at once:
+            // then only the end of the wait is waited for.
+            if (io.run_one_for(kStandInCheck) == 0 && io.stopped()) done->wait(false);
+          } catch (const std::exception& e) {
+            spdlog::debug("proxy: handler failed: {}", e.what());
+          }
         }
-      }
-      ended->store(true);
-    });
+        ended->store(true);
+      });
+      stand_ins_.push_back(std::move(me));
+      started = true;
+    } catch (const std::system_error& e) {
+      // No thread (the user's limit, which the agent shares): this connection's thread
+      // waits alone, and its other connections wait with it.
+      spdlog::warn("proxy: no stand-in thread while a request waits for an approval ({}): the connections of that "
+                   "I/O thread wait too", e.what());
+    }
   }
+  if (!started) return wait();
   struct End {
     std::shared_ptr<std::atomic<bool>> done;
     ~End() {

@@ -62,7 +62,11 @@ struct TlsProxy::Impl {
   // Round-robin over the pool. Atomic: while a handler of the listeners' thread waits for
   // an approval, a stand-in runs them (held_io.h), and both accept loops may run at once.
   std::atomic<std::size_t> next{0};
-  asio::io_context& ioc() { return *pool.front(); }   // listeners and their timers
+  asio::io_context& ioc() { return *pool.front(); }
+  // The listeners and their retry timers, on one strand of pool[0]: while a handler there
+  // waits for an approval a stand-in runs pool[0] too (held_io.h), and an acceptor must
+  // not be closed by stop() while its accept handler runs on another thread.
+  std::optional<asio::strand<asio::io_context::executor_type>> listen;
   std::optional<tcp::acceptor> acc4, acc6;
   std::optional<asio::steady_timer> retry4, retry6;
   sockaddr_in l4{};
@@ -78,7 +82,10 @@ struct TlsProxy::Impl {
       pool.push_back(std::make_unique<asio::io_context>());
       work.push_back(asio::make_work_guard(*pool.back()));
     }
+    listen.emplace(asio::make_strand(ioc()));
   }
+  // Stand-ins still serving an io_context end before the pool goes.
+  ~Impl() { sh.held.join_all(); }
   void accept(tcp::acceptor& acc, asio::steady_timer& retry);
 };
 
@@ -137,7 +144,7 @@ Result<std::unique_ptr<TlsProxy>> TlsProxy::start(ProxyOptions opts) {
 
   try {
     error_code ec;
-    impl->acc4.emplace(impl->ioc());
+    impl->acc4.emplace(*impl->listen);
     impl->acc4->open(tcp::v4(), ec);
     if (!ec) impl->acc4->bind({asio::ip::address_v4::loopback(), 0}, ec);
     if (!ec) impl->acc4->listen(asio::socket_base::max_listen_connections, ec);
@@ -146,7 +153,7 @@ Result<std::unique_ptr<TlsProxy>> TlsProxy::start(ProxyOptions opts) {
     std::memcpy(&impl->l4, e4.data(), sizeof impl->l4);
     std::memcpy(&sh.listen4, e4.data(), e4.size());
 
-    impl->acc6.emplace(impl->ioc());
+    impl->acc6.emplace(*impl->listen);
     impl->acc6->open(tcp::v6(), ec);
     if (!ec) impl->acc6->set_option(asio::ip::v6_only(true), ec);
     if (!ec) impl->acc6->bind({asio::ip::address_v6::loopback(), 0}, ec);
@@ -159,8 +166,8 @@ Result<std::unique_ptr<TlsProxy>> TlsProxy::start(ProxyOptions opts) {
       std::memcpy(&impl->l6, e6.data(), sizeof impl->l6);
       std::memcpy(&sh.listen6, e6.data(), e6.size());
     }
-    impl->retry4.emplace(impl->ioc());
-    impl->retry6.emplace(impl->ioc());
+    impl->retry4.emplace(*impl->listen);
+    impl->retry6.emplace(*impl->listen);
     impl->accept(*impl->acc4, *impl->retry4);
     if (impl->acc6) impl->accept(*impl->acc6, *impl->retry6);
 
@@ -191,8 +198,8 @@ void TlsProxy::stop() {
   if (!impl_ || impl_->stopped) return;
   impl_->stopped = true;
   Impl& im = *impl_;
-  // Listeners first (on the io threads, where their handlers run).
-  asio::post(im.ioc(), [&im] {
+  // Listeners first (on their strand, where their handlers run).
+  asio::post(*im.listen, [&im] {
     error_code ig;
     if (im.acc4) im.acc4->close(ig);
     if (im.acc6) im.acc6->close(ig);
@@ -220,6 +227,7 @@ void TlsProxy::stop() {
     ctx->restart();
     ctx->poll();
   }
+  im.sh.held.join_all();   // a handler of that last poll may have waited too
 }
 
 }  // namespace kz

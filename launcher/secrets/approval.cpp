@@ -180,8 +180,9 @@ bool ApprovalGate::in_force(const std::string& key) {
   return false;
 }
 
-ApprovalAsk ApprovalGate::open(ApprovalAsk facts) {
+ApprovalAsk ApprovalGate::open(ApprovalAsk facts, bool* created) {
   std::lock_guard lock(mu_);
+  if (created != nullptr) *created = false;
   if (!facts.key.empty())   // no key ("every"): each request is its own ask
     for (const auto& [id, a] : open_)
       if (a.key == facts.key) return a;
@@ -194,6 +195,7 @@ ApprovalAsk ApprovalGate::open(ApprovalAsk facts) {
   facts.deadline_ms = now_ms() + timeout_.count();
   if (stopped_) facts.deadline_ms = 0;   // expire() ends it at once
   open_.emplace(facts.id, facts);
+  if (created != nullptr) *created = true;
   ++version_;
   cv_.notify_all();
   return facts;
@@ -227,7 +229,7 @@ void ApprovalGate::answer_locked(std::map<std::uint64_t, ApprovalAsk>::iterator 
   }
   finished_[a.ask.id] = a;
   if (finished_.size() > kMaxFinished) finished_.erase(finished_.begin());   // ids grow: the oldest
-  answers_.push_back(std::move(a));
+  if (keep_answers_) answers_.push_back(std::move(a));
   ++version_;
   cv_.notify_all();
   const std::uint64_t one = 1;
@@ -266,6 +268,12 @@ std::vector<ApprovalAnswer> ApprovalGate::take_answers() {
   std::vector<ApprovalAnswer> out;
   out.swap(answers_);
   return out;
+}
+
+void ApprovalGate::keep_answers(bool keep) {
+  std::lock_guard lock(mu_);
+  keep_answers_ = keep;
+  if (!keep) answers_.clear();
 }
 
 ApprovalAnswer ApprovalGate::await(std::uint64_t id) {

@@ -87,7 +87,9 @@ class ApprovalGate {
   // the same key that is still open is returned instead (one prompt for both). With
   // kMaxOpenAsks asks open, a new one is not opened: the returned ask has id 0 (the
   // caller refuses the use), so an agent cannot bury the real ask under its own.
-  ApprovalAsk open(ApprovalAsk facts);
+  // `created` (optional) says whether this call opened the ask (its "asked" record is
+  // the caller's to write) or joined one already open.
+  ApprovalAsk open(ApprovalAsk facts, bool* created = nullptr);
   static constexpr std::size_t kMaxOpenAsks = 16;
   // The open asks, oldest first.
   std::vector<ApprovalAsk> open_asks();
@@ -109,6 +111,9 @@ class ApprovalGate {
   // its own thread (the fallback proxy); the broker's take_answers() still gets it too.
   ApprovalAnswer await(std::uint64_t id);
   static constexpr std::size_t kMaxFinished = 256;   // answers kept for await()
+  // Whether answers are kept for take_answers() (default). Off when nothing takes them
+  // (no broker: --blind=proxy), so they do not pile up for the whole run.
+  void keep_answers(bool keep);
   // Readable while answers wait to be taken (an eventfd; the broker polls it).
   int answered_fd() const { return event_fd_; }
   std::chrono::milliseconds timeout() const { return timeout_; }
@@ -126,6 +131,7 @@ class ApprovalGate {
   std::condition_variable cv_;
   std::uint64_t next_id_ = 1, version_ = 1;
   bool stopped_ = false;
+  bool keep_answers_ = true;
   std::map<std::uint64_t, ApprovalAsk> open_;
   std::map<std::string, std::int64_t> in_force_;   // key -> expiry (steady ms; INT64_MAX: the run)
   std::vector<ApprovalAnswer> answers_;

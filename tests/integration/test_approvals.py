@@ -337,6 +337,25 @@ class ProxyApprovalTest(WebhookApprovalTest):
         self.assertEqual(len(self.approvals(decision="timeout", secret="API_KEY")), 6, self.audit_dump())
         self.assertClean(r)
 
+    def test_held_requests_are_capped_and_asked_once(self):
+        # approve = true: identical requests all join one ask, so the gate's 16-ask cap
+        # does not bound them; the proxy holds at most 64 at once (each costs a thread)
+        # and refuses the rest without asking. One "asked" and one answer record for the
+        # ask, however many waited on it.
+        url = self.webhook("hang")
+        self.configure("true", extra_secret=False)
+        r = self.run_agent(*(["&GET:/same:API_KEY"] * 70), via=url, timeout="6s")
+        self.assertEqual(r.returncode, 0, r.stderr[-3000:])
+        got = self.sent("/same")
+        self.assertEqual(len(got), 70)
+        self.assertFalse([g for g in got if REAL in g])
+        over = [s for s in self.audit_events("swap", secret="API_KEY", decision="refuse")
+                if "64 in the proxy" in s.get("reason", "")]
+        self.assertEqual(len(over), 6, self.audit_dump())
+        self.assertEqual(len(self.approvals(decision="asked", secret="API_KEY")), 1, self.audit_dump())
+        self.assertEqual(len(self.approvals(decision="timeout", secret="API_KEY")), 1, self.audit_dump())
+        self.assertClean(r)
+
 
 if __name__ == "__main__":
     unittest.main()

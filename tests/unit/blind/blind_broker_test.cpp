@@ -340,7 +340,7 @@ TEST_F(HeldBrokerFixture, CapsOpenAsksAndDecidesAgainWhenApproved) {
 }
 
 // review 27, finding 7: Op::Seal only on a connection an allowed swap of the client
-// secret armed, at most 8 seals per swap; anything else is refused and recorded, and
+// secret armed, at most 32 seals per swap; anything else is refused and recorded, and
 // the client secret's sealed-token quota stays free for the real answers.
 struct SealBrokerFixture : ::testing::Test {
   TokenTable table;
@@ -397,12 +397,15 @@ TEST_F(SealBrokerFixture, SealsOnlyWhereASwapArmedThem) {
     auto sealed = [&](int i) { return "at_0123456789abcdefghijklmnop-" + std::to_string(i); };
     if (ask(fd, wire::Op::Seal, sealed(0), 7, id) != refuse) _exit(10);   // nothing armed it
     if (ask(fd, wire::Op::Swap, tok, 7, 0) != allow) _exit(11);           // the client secret's use arms conn 7
-    for (int i = 1; i <= 8; ++i)
-      if (ask(fd, wire::Op::Seal, sealed(i), 7, id) != allow) _exit(20 + i);
-    if (ask(fd, wire::Op::Seal, sealed(9), 7, id) != refuse) _exit(12);   // the answer's seals are used up
-    if (ask(fd, wire::Op::Seal, sealed(10), 8, id) != refuse) _exit(13);  // another connection
-    if (ask(fd, wire::Op::Swap, tok, 7, 0) != allow) _exit(14);           // the next use arms it again
-    if (ask(fd, wire::Op::Seal, sealed(11), 7, id) != allow) _exit(15);
+    for (int i = 1; i <= 32; ++i)
+      if (ask(fd, wire::Op::Seal, sealed(i), 7, id) != allow) _exit(12);
+    if (ask(fd, wire::Op::Seal, sealed(33), 7, id) != refuse) _exit(13);  // the answer's seals are used up
+    if (ask(fd, wire::Op::Seal, sealed(34), 8, id) != refuse) _exit(14);  // another connection
+    if (ask(fd, wire::Op::Swap, tok, 7, 0) != allow) _exit(15);           // the next use arms it again
+    if (ask(fd, wire::Op::Seal, sealed(35), 7, id) != allow) _exit(16);
+    // A swap on it that is not allowed (here a token kz never issued) disarms it.
+    if (ask(fd, wire::Op::Swap, "KZ_TOK_0000000000000000000000000000000000", 7, 0) == allow) _exit(17);
+    if (ask(fd, wire::Op::Seal, sealed(36), 7, id) != refuse) _exit(18);
     _exit(0);
   }
   tree->set_root(pid);
@@ -417,8 +420,8 @@ TEST_F(SealBrokerFixture, SealsOnlyWhereASwapArmedThem) {
     if (r.value("decision", "") == "ok") ++ok;
     if (r.value("reason", "").find("armed sealing") != std::string::npos) ++unarmed;
   }
-  EXPECT_EQ(ok, 9);
-  EXPECT_EQ(unarmed, 3) << [&] { std::string a; for (const auto& r : records) a += r.dump() + "\n"; return a; }();
+  EXPECT_EQ(ok, 33);
+  EXPECT_EQ(unarmed, 4) << [&] { std::string a; for (const auto& r : records) a += r.dump() + "\n"; return a; }();
 }
 
 }  // namespace
