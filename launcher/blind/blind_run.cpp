@@ -182,6 +182,8 @@ std::vector<EnvVar> BlindRun::child_vars(char** parent_env) const {
 }
 
 void BlindRun::stop() {
+  if (stopped_) return;
+  stopped_ = true;
   // Open asks end (timeout, channel "stop"); the broker answers their held writes.
   if (approval_channels_) approval_channels_->stop();
   if (refresher_) refresher_->stop();

@@ -49,6 +49,9 @@ class BlindRun {
   // asked for (or --blind=proxy's need of one) cannot be honoured here.
   static Result<std::unique_ptr<BlindRun>> prepare(const Config& cfg, const std::vector<std::string>& names,
                                                    const BlindModeOptions& mode);
+  // stop() first: the members would otherwise go in reverse order, the approval gate
+  // before the proxy whose held requests wait on it.
+  ~BlindRun() { stop(); }
 
   // The process sensor (sensors/run_sensors.h) the broker and the proxy ask for
   // membership and lineage; null: read /proc. Before start(), or to drop a sensor that
@@ -130,6 +133,7 @@ class BlindRun {
   std::unique_ptr<LiveRefresher> refresher_;   // minted credentials' renewals
   // approve = ...: the gate the broker asks, and where people answer it.
   StdinGate stdin_gate_;
+  bool stopped_ = false;
   std::unique_ptr<ApprovalGate> approvals_;
   std::unique_ptr<ApprovalChannels> approval_channels_;
   std::function<void(std::string_view)> on_value_;   // set_value_hook: new values to mask
