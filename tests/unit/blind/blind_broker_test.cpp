@@ -11,6 +11,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <string_view>
 
 #include "../secrets/decide_requests.h"
 #include "blind/broker.h"
@@ -283,15 +284,15 @@ TEST_F(HeldBrokerFixture, CapsOpenAsksAndDecidesAgainWhenApproved) {
     close(to_child[1]);
     char go = 0;
     if (read(to_child[0], &go, 1) != 1) _exit(10);   // the parent has made this process the run
-    std::vector<int> fds;
+    int fds[ApprovalGate::kMaxOpenAsks];   // no allocation after fork() (see Step below)
     for (std::size_t i = 0; i < ApprovalGate::kMaxOpenAsks; ++i) {
-      fds.push_back(connect_to(path));
-      if (swap_on(fds.back(), req).decision != wire::Decision::Hold) _exit(11);
+      fds[i] = connect_to(path);
+      if (swap_on(fds[i], req).decision != wire::Decision::Hold) _exit(11);
     }
     const int extra = connect_to(path);
     const wire::Reply over = swap_on(extra, req);
     if (over.decision != wire::Decision::Refuse || over.data_len != 0) _exit(12);
-    if (std::string(over.reason, over.reason_len).find("too many") == std::string::npos) _exit(13);
+    if (std::string_view(over.reason, over.reason_len).find("too many") == std::string_view::npos) _exit(13);
     if (write(to_parent[1], "1", 1) != 1) _exit(14);
     // The parent rotates the value, then approves the first ask: its held request is
     // decided again and gets the value of now.
@@ -299,7 +300,7 @@ TEST_F(HeldBrokerFixture, CapsOpenAsksAndDecidesAgainWhenApproved) {
     const ssize_t n = recv(fds[0], &rep, sizeof rep, 0);
     if (n <= 0 || !wire::reply_is_valid(rep, static_cast<std::size_t>(n), wire::Op::Swap)) _exit(15);
     if (rep.decision != wire::Decision::Allow) _exit(16);
-    if (std::string(reinterpret_cast<const char*>(rep.data), rep.data_len) != kNew) _exit(17);
+    if (std::string_view(reinterpret_cast<const char*>(rep.data), rep.data_len) != kNew) _exit(17);
     _exit(0);
   }
   close(to_parent[1]);
@@ -373,17 +374,20 @@ struct SealBrokerFixture : ::testing::Test {
   }
 };
 
-// One request on fd; the reply's decision (255: no valid reply).
-int ask(int fd, wire::Op op, const std::string& data, std::uint64_t conn_id, std::uint32_t form) {
-  auto req = test::broker_request(wire::Op::Swap, data, "localhost", test::der_of_pem_file(test::test_ca().server_cert),
-                                  "POST", "/oauth/token");
-  req->op = op;
-  req->conn_id = conn_id;
-  req->form = form;
-  if (send(fd, req.get(), sizeof(wire::Request), MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof(wire::Request))) return 255;
+// One step of the child's conversation: a request built before the fork (the child
+// only sends and reads: after fork() in a threaded process it must not allocate, which
+// under ASan can deadlock on an allocator lock the broker's thread held), and the
+// decision it must get (negative: anything but Allow).
+struct Step {
+  std::unique_ptr<wire::Request> req;
+  int want;
+};
+
+int answer_to(int fd, const wire::Request& req) {
+  if (send(fd, &req, sizeof req, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof req)) return 255;
   wire::Reply rep{};
   const ssize_t n = recv(fd, &rep, sizeof rep, 0);
-  if (n <= 0 || !wire::reply_is_valid(rep, static_cast<std::size_t>(n), op)) return 255;
+  if (n <= 0 || !wire::reply_is_valid(rep, static_cast<std::size_t>(n), req.op)) return 255;
   return static_cast<int>(rep.decision);
 }
 
@@ -391,21 +395,33 @@ TEST_F(SealBrokerFixture, SealsOnlyWhereASwapArmedThem) {
   const std::string path = broker->socket_path(), tok(table.secrets()[0].token.view());
   const std::uint32_t id = table.secrets()[0].id;
   const int allow = static_cast<int>(wire::Decision::Allow), refuse = static_cast<int>(wire::Decision::Refuse);
+  const std::string chain = test::der_of_pem_file(test::test_ca().server_cert);
+  std::vector<Step> steps;
+  auto step = [&](wire::Op op, const std::string& data, std::uint64_t conn_id, std::uint32_t form, int want) {
+    auto req = test::broker_request(wire::Op::Swap, data, "localhost", chain, "POST", "/oauth/token");
+    req->op = op;
+    req->conn_id = conn_id;
+    req->form = form;
+    steps.push_back(Step{std::move(req), want});
+  };
+  auto sealed = [](int i) { return "at_0123456789abcdefghijklmnop-" + std::to_string(i); };
+  step(wire::Op::Seal, sealed(0), 7, id, refuse);   // nothing armed it
+  step(wire::Op::Swap, tok, 7, 0, allow);           // the client secret's use arms conn 7
+  for (int i = 1; i <= 32; ++i) step(wire::Op::Seal, sealed(i), 7, id, allow);
+  step(wire::Op::Seal, sealed(33), 7, id, refuse);  // the answer's seals are used up
+  step(wire::Op::Seal, sealed(34), 8, id, refuse);  // another connection
+  step(wire::Op::Swap, tok, 7, 0, allow);           // the next use arms it again
+  step(wire::Op::Seal, sealed(35), 7, id, allow);
+  // A swap on it that is not allowed (here a token kz never issued) disarms it.
+  step(wire::Op::Swap, "KZ_TOK_0000000000000000000000000000000000", 7, 0, -1);
+  step(wire::Op::Seal, sealed(36), 7, id, refuse);
   pid_t pid = fork();
   if (pid == 0) {
     const int fd = connect_to(path);
-    auto sealed = [&](int i) { return "at_0123456789abcdefghijklmnop-" + std::to_string(i); };
-    if (ask(fd, wire::Op::Seal, sealed(0), 7, id) != refuse) _exit(10);   // nothing armed it
-    if (ask(fd, wire::Op::Swap, tok, 7, 0) != allow) _exit(11);           // the client secret's use arms conn 7
-    for (int i = 1; i <= 32; ++i)
-      if (ask(fd, wire::Op::Seal, sealed(i), 7, id) != allow) _exit(12);
-    if (ask(fd, wire::Op::Seal, sealed(33), 7, id) != refuse) _exit(13);  // the answer's seals are used up
-    if (ask(fd, wire::Op::Seal, sealed(34), 8, id) != refuse) _exit(14);  // another connection
-    if (ask(fd, wire::Op::Swap, tok, 7, 0) != allow) _exit(15);           // the next use arms it again
-    if (ask(fd, wire::Op::Seal, sealed(35), 7, id) != allow) _exit(16);
-    // A swap on it that is not allowed (here a token kz never issued) disarms it.
-    if (ask(fd, wire::Op::Swap, "KZ_TOK_0000000000000000000000000000000000", 7, 0) == allow) _exit(17);
-    if (ask(fd, wire::Op::Seal, sealed(36), 7, id) != refuse) _exit(18);
+    for (std::size_t i = 0; i < steps.size(); ++i) {
+      const int got = answer_to(fd, *steps[i].req);
+      if (steps[i].want >= 0 ? got != steps[i].want : got == allow) _exit(static_cast<int>(10 + i));
+    }
     _exit(0);
   }
   tree->set_root(pid);
