@@ -22,7 +22,8 @@ Result<std::unique_ptr<BlindRun>> BlindRun::prepare(const Config& cfg, const std
     if (b.allow_any)
       spdlog::warn("--allow-any-host: {} has no hosts and will be sent to ANY host whose certificate verifies; "
                    "bind it with hosts = [...]", name);
-  // --blind=proxy never loads the shim, so it does not need it.
+  // --blind=proxy swaps without the shim, so it does not need it (a run with sensors
+  // preloads it as their witness when it is there).
   std::string preload_path;
   if (!mode.proxy_all) {
     auto preload = find_preload_library();

@@ -34,7 +34,7 @@ namespace kz {
 
 struct BlindModeOptions {
   bool allow_any_host = false;
-  bool proxy_all = false;     // --blind=proxy: no shim; every program through the proxy
+  bool proxy_all = false;     // --blind=proxy: no swapping shim; every program through the proxy
   std::string redirector;     // --redirector (empty: [blind] redirector)
   // approve = ... (blind/approval_channels.h): --approve-via=URL (empty: the terminal)
   // and how long an ask waits for its answer (--approve-timeout).
@@ -90,7 +90,8 @@ class BlindRun {
   std::vector<ResolvedSecret> child_secrets() const;
   // LD_PRELOAD (the shim first, then any inherited preloads), KZ_BROKER, KZ_PRELOAD,
   // KZ_FIXUP_LENGTHS; with the fallback, the trust variables of its CA bundles. With
-  // --blind=proxy only the latter: the shim is not loaded at all.
+  // --blind=proxy only the latter: no shim swaps (the run may preload it as the
+  // sensors' witness, which holds no value and knows no broker).
   std::vector<EnvVar> child_vars(char** parent_env) const;
   // In the child between fork and exec (async-signal-safe): joins the redirect.
   int child_prepare() noexcept { return fallback_ ? fallback_->child_prepare() : 0; }
@@ -99,6 +100,8 @@ class BlindRun {
   Status set_root(pid_t pid);
   void stop();
   const std::string& preload_path() const { return preload_; }
+  // --blind=proxy: every program's TLS goes through the proxy; no shim swaps.
+  bool proxies_everything() const { return proxy_all_; }
   // The fallback proxy's listeners (empty without a fallback), and whether a process is
   // routed to it: for the TLS tap, which must not take kz's own proxy for an unbound host.
   std::vector<std::pair<std::string, int>> proxy_endpoints() const {

@@ -98,6 +98,8 @@ class RunSession {
   Result<std::vector<ResolvedSecret>> resolve_via_server(std::string identity);
   // NAME=decoy for each canary, after the secrets (the child's environment).
   void add_canaries_to_env();
+  // LD_PRELOAD with the shim and KZ_WITNESS, when the witness is on.
+  void preload_witness();
   // Ends every process of the run now (a canary was seen and on_canary = "kill").
   void kill_run(pid_t child) const;
 
@@ -538,7 +540,12 @@ Step RunSession::start_watchers() {
     secrets_ = blind_->child_secrets();
     add_canaries_to_env();
     for (auto& v : blind_->child_vars(environ)) env_opts_.plain.push_back(std::move(v));
-    if (auto w = sensors_->witness_path(); !w.empty()) env_opts_.plain.push_back({preload::witness::kEnvWitness, w, {}});
+    // --blind=proxy loads no shim for swapping; it is loaded to witness the agent's TLS
+    // writes in process (as in a standard run), or every write of a dynamically linked
+    // client would pay a uprobe trap and a ring copy. It holds no value and no broker.
+    if (blind_->proxies_everything()) preload_witness();
+    else if (auto w = sensors_->witness_path(); !w.empty())
+      env_opts_.plain.push_back({preload::witness::kEnvWitness, w, {}});
     sup_.subreaper = true;
     return std::nullopt;
   }
@@ -556,22 +563,29 @@ Step RunSession::start_watchers() {
   // write of it.
   for (const auto& c : canaries_) watch.push_back({c.name, c.env_value.view(), "", Binding{}, true});
   sensors_->watch(watch, true);
-  // The shim's witness inspects the TLS writes of the processes it is loaded into.
-  if (auto w = sensors_->witness_path(); !w.empty()) {
-    if (auto shim = find_preload_library()) {
-      std::string preload = *shim;
-      if (const char* inherited = std::getenv("LD_PRELOAD"); inherited != nullptr && *inherited != '\0')
-        preload += std::string(":") + inherited;
-      env_opts_.plain.push_back({"LD_PRELOAD", preload, {}});
-      env_opts_.plain.push_back({preload::witness::kEnvWitness, w, {}});
-    } else {
-      spdlog::info("TLS witness: no shim ({}); every process gets uprobes", shim.error().message);
-    }
-  }
+  preload_witness();
   add_canaries_to_env();
   // Killing on a canary ends the whole tree: kz adopts what daemonises.
   if (alarm_->kills()) sup_.subreaper = true;
   return std::nullopt;
+}
+
+// The shim's witness inspects the TLS writes of the processes it is loaded into: the
+// shim first in LD_PRELOAD, then what kz inherited; without a shim every process of the
+// run gets uprobes.
+void RunSession::preload_witness() {
+  const std::string w = sensors_->witness_path();
+  if (w.empty()) return;
+  auto shim = find_preload_library();
+  if (!shim) {
+    spdlog::info("TLS witness: no shim ({}); every process gets uprobes", shim.error().message);
+    return;
+  }
+  std::string preload = *shim;
+  if (const char* inherited = std::getenv("LD_PRELOAD"); inherited != nullptr && *inherited != '\0')
+    preload += std::string(":") + inherited;
+  env_opts_.plain.push_back({"LD_PRELOAD", preload, {}});
+  env_opts_.plain.push_back({preload::witness::kEnvWitness, w, {}});
 }
 
 // The refresher for the secrets that say `refresh`: a new value is masked in the output
