@@ -5,7 +5,9 @@ same moment. Secrets come from the env provider, so no provider latency is measu
 Cases: kz's default configuration (as root with BPF that starts the sensors: the process
 tree, the shim's TLS witness, uprobes for the processes it does not serve),
 `--sensors=full` (uprobes on every write of the run; when this kz has the option),
-`--no-sensors`, and `--no-masking --no-sensors` (the bare launcher). And the floor: `true`
+`--no-sensors`, and `--no-masking --no-sensors` (the bare launcher); `kz run --blind`
+(default configuration and `--no-sensors`: tokens minted, the broker, the fallback
+proxy and its redirect; informational, no target), when blind mode runs here. And the floor: `true`
 started by scripts/bench-files/spawn_floor.c (posix_spawn + waitpid, nothing else; built
 with cc when there is one), the least any launcher adds.
 
@@ -40,6 +42,11 @@ with tempfile.TemporaryDirectory() as d:
     with open(cfg, "w") as f:
         f.write("[secrets]\n" + "".join(
             'S%d = { provider = "env", ref = "BENCH_%d" }\n' % (i, i) for i in range(8)))
+    blind_cfg = os.path.join(d, "blind.toml")
+    with open(blind_cfg, "w") as f:
+        f.write("[secrets]\n" + "".join(
+            'S%d = { provider = "env", ref = "BENCH_%d", hosts = ["api.example.com"] }\n' % (i, i)
+            for i in range(8)))
     env = dict(os.environ, **{"BENCH_%d" % i: "bench-secret-value-%04d" % i for i in range(8)})
     true = "/bin/true"
     floor = None
@@ -60,6 +67,13 @@ with tempfile.TemporaryDirectory() as d:
     help_text = subprocess.run([kz, "run", "--help"], capture_output=True, text=True).stdout
     if "--sensors" in help_text.replace("--no-sensors", ""):
         cases["kz run --sensors=full"] = [kz, "--config", cfg, "run", "--sensors=full", "--", true]
+    for name, extra in (("kz run --blind (default)", []), ("kz run --blind --no-sensors", ["--no-sensors"])):
+        cmd = [kz, "--config", blind_cfg, "run", "--blind", *extra, "--", true]
+        r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if r.returncode == 0:
+            cases[name] = cmd
+        else:
+            print("SKIP: %s: %s" % (name, (r.stderr.strip().splitlines() or ["exit %d" % r.returncode])[-1]))
     times = {k: [] for k in cases}
     cpu = {k: 0.0 for k in cases}
 

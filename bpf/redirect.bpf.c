@@ -18,6 +18,7 @@
 #include "vmlinux.h"
 
 #include <bpf/bpf_endian.h>
+#include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 
@@ -261,11 +262,13 @@ static __always_inline int in_run_cgroup(void)
 // A member ran a new program: whatever was decided for the old one no longer holds.
 // Userspace classifies the new one from the ring buffer; until then it is redirected.
 //
-// BTF-typed raw tracepoints (tp_btf) rather than "tp/sched/...": they attach through
-// the kernel's BTF and need no tracefs mount, which these machines do not have.
-SEC("tp_btf/sched_process_exec")
-int BPF_PROG(kz_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+// Raw tracepoints rather than "tp/sched/...": they need no tracefs mount, which these
+// machines do not have. Not BTF-typed (tp_btf): those would make libbpf read the
+// kernel's whole BTF at every load (see bpf/CMakeLists.txt).
+SEC("raw_tp/sched_process_exec")
+int kz_exec(struct bpf_raw_tracepoint_args *ctx)
 {
+  struct linux_binprm *bprm = (struct linux_binprm *)ctx->args[2];
   if (!in_run_cgroup())
     return 0;
   __u32 tgid = bpf_get_current_pid_tgid() >> 32;
@@ -275,7 +278,7 @@ int BPF_PROG(kz_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
   if (!e)
     return 0;  // buffer full: the process stays unclassified, i.e. redirected
   e->tgid = tgid;
-  if (bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), bprm->filename) < 0)
+  if (bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), BPF_CORE_READ(bprm, filename)) < 0)
     e->filename[0] = '\0';
   bpf_ringbuf_submit(e, 0);
   return 0;
@@ -283,8 +286,8 @@ int BPF_PROG(kz_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 
 // When a process ends its verdict goes too, so that a later process reusing the pid
 // starts unclassified (redirected) rather than inheriting a stale PASS.
-SEC("tp_btf/sched_process_exit")
-int BPF_PROG(kz_exit, struct task_struct *p)
+SEC("raw_tp/sched_process_exit")
+int kz_exit(struct bpf_raw_tracepoint_args *ctx)
 {
   __u64 id = bpf_get_current_pid_tgid();
   __u32 tgid = id >> 32;

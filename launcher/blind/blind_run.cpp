@@ -76,7 +76,6 @@ Result<std::unique_ptr<BlindRun>> BlindRun::prepare(const Config& cfg, const std
     fo.ports.push_back(443);
     for (auto p : cfg.blind.proxy_ports)
       if (std::find(fo.ports.begin(), fo.ports.end(), p) == fo.ports.end()) fo.ports.push_back(p);
-    fo.upstream_ca_file = cfg.blind.ca_file;
     fo.http2 = cfg.blind.http2;
   }
   return run;

@@ -32,7 +32,6 @@ Result<std::unique_ptr<Fallback>> Fallback::start(const FallbackOptions& o, Deci
   ProxyOptions po;
   po.decide = decide;
   po.ca = f->ca_.get();
-  po.upstream_ca_file = o.upstream_ca_file;
   po.http2 = o.http2;
   po.audit = &audit;
   Fallback* self = f.get();

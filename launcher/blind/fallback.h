@@ -29,7 +29,6 @@ struct FallbackOptions {
   bool all_programs = false;            // --blind=proxy
   RedirectChoice redirector;            // not "off"
   std::vector<std::uint16_t> ports;     // 443 and [blind] proxy_ports
-  std::string upstream_ca_file;         // [blind] ca_file
   bool http2 = true;                    // [blind] http2: the proxy may relay h2
 };
 

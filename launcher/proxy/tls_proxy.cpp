@@ -130,9 +130,7 @@ Result<std::unique_ptr<TlsProxy>> TlsProxy::start(ProxyOptions opts) {
   if (n == 0) n = std::clamp(std::thread::hardware_concurrency(), 1u, 4u);
   auto impl = std::make_unique<Impl>(std::move(opts), n);
   ProxyShared& sh = impl->sh;
-  auto up = UpstreamTls::create(sh.opts.upstream_ca_file);
-  if (!up.ok()) return up.take_error();
-  sh.upstream = std::move(*up);
+  sh.upstream = UpstreamTls::create(sh.opts.decide.verifier->store());
   sh.table = std::make_unique<preload::ConnTable>();
   sh.fixup_lengths = sh.opts.decide.table->needs_length_fixup();
 

@@ -37,7 +37,6 @@ namespace kz {
 struct ProxyOptions {
   DecideContext decide;                        // token table, peer verifier, grants
   EphemeralCa* ca = nullptr;
-  std::string upstream_ca_file;                // [blind] ca_file: extra anchors for upstreams
   AuditRecorder* audit = nullptr;              // thread-safe; null: nothing recorded
   // Where an accepted connection (client = its peer address) was going; nullopt: unknown
   // (the connection is closed and the refusal audited).

@@ -74,16 +74,12 @@ UpstreamTls::~UpstreamTls() {
   for (auto& [k, s] : sessions_) SSL_SESSION_free(s);
 }
 
-Result<std::unique_ptr<UpstreamTls>> UpstreamTls::create(const std::string& ca_file) {
+std::unique_ptr<UpstreamTls> UpstreamTls::create(X509_STORE* anchors) {
   std::unique_ptr<UpstreamTls> u(new UpstreamTls());
   SSL_CTX* ctx = u->ctx_.native_handle();
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-  // The system store (honours SSL_CERT_FILE / SSL_CERT_DIR, as the PeerVerifier does).
-  if (SSL_CTX_set_default_verify_paths(ctx) != 1) ERR_clear_error();
-  if (!ca_file.empty() && SSL_CTX_load_verify_file(ctx, ca_file.c_str()) != 1) {
-    ERR_clear_error();
-    return make_error(ErrorKind::Config, "[blind] ca_file " + ca_file + ": cannot load PEM certificates");
-  }
+  // The broker's anchors (the system store and [blind] ca_file), one parse for both.
+  SSL_CTX_set1_cert_store(ctx, anchors);
   SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
   // Client sessions kept by us (per host and address), not in OpenSSL's internal cache.
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);

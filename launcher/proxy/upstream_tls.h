@@ -22,7 +22,9 @@ namespace kz {
 
 class UpstreamTls {
  public:
-  static Result<std::unique_ptr<UpstreamTls>> create(const std::string& ca_file);
+  // `anchors`: the broker's trust store (PeerVerifier::store()); the context takes a
+  // reference of its own.
+  static std::unique_ptr<UpstreamTls> create(X509_STORE* anchors);
   ~UpstreamTls();
   UpstreamTls(const UpstreamTls&) = delete;
   UpstreamTls& operator=(const UpstreamTls&) = delete;

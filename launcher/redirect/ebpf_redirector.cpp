@@ -21,6 +21,7 @@
 
 #include "core/bpf_support.h"
 #include "core/unique_fd.h"
+#include "redirect/min_btf.h"
 #include "redirect/run_cgroup.h"
 #include "core/signal_free_thread.h"
 
@@ -256,7 +257,10 @@ Result<std::unique_ptr<Redirector>> make_ebpf_redirector(const RedirectSettings&
 
   // Declared after the cgroup: on failure the programs detach before it is removed.
   LibbpfLogCapture log;
-  SkelPtr skel(kz_redirect__open());
+  const MinBtf btf = MinBtf::open();
+  LIBBPF_OPTS(bpf_object_open_opts, opts);
+  opts.btf_custom_path = btf.path();
+  SkelPtr skel(kz_redirect__open_opts(&opts));
   if (!skel) return bpf_load_error("cannot open the eBPF redirect programs", errno, &log);
   kz_redir_config& c = skel->rodata->kz_config;
   c.proxy4_addr = s.proxy4.sin_addr.s_addr;

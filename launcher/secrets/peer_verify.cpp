@@ -52,6 +52,8 @@ Result<PeerVerifier> PeerVerifier::create(const std::string& ca_file) {
   return PeerVerifier(std::move(impl));
 }
 
+X509_STORE* PeerVerifier::store() const { return impl_->store; }
+
 std::string PeerVerifier::verify(std::string_view chain, std::string_view host) {
   if (chain.empty()) return "no peer certificate";
   if (host.empty()) return "no host name to verify the certificate for";

@@ -7,16 +7,9 @@
 
 #if KZ_HAVE_BPF
 #include <bpf/libbpf.h>
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
-#include <cstring>
-#include <string>
-
-#include "core/unique_fd.h"
+#include "redirect/min_btf.h"
 #include "sensors/sensors_skel.h"
-#include "sensors_btf.h"
 #endif
 
 namespace kz {
@@ -35,42 +28,13 @@ SensorObject::~SensorObject() {
   if (skel_ != nullptr) kz_sensors__destroy(skel_);
 }
 
-namespace {
-
-// The minimal BTF made at build time, as a file libbpf can open (a memfd), when this is
-// the kernel it was cut from (same build id); else an empty fd, and libbpf reads the
-// kernel's own BTF.
-kz::UniqueFd minimal_btf() {
-  char notes[sizeof kz_sensors_btf_kernel_notes + 1];
-  kz::UniqueFd n(::open("/sys/kernel/notes", O_RDONLY | O_CLOEXEC));
-  if (!n) return {};
-  const ssize_t got = ::read(n.get(), notes, sizeof notes);
-  if (got != static_cast<ssize_t>(sizeof kz_sensors_btf_kernel_notes) ||
-      std::memcmp(notes, kz_sensors_btf_kernel_notes, sizeof kz_sensors_btf_kernel_notes) != 0)
-    return {};
-  kz::UniqueFd fd(static_cast<int>(::memfd_create("kz-sensors-btf", MFD_CLOEXEC)));
-  if (!fd) return {};
-  const auto* p = kz_sensors_min_btf;
-  std::size_t left = sizeof kz_sensors_min_btf;
-  while (left > 0) {
-    const ssize_t w = ::write(fd.get(), p, left);
-    if (w <= 0) return {};
-    p += w;
-    left -= static_cast<std::size_t>(w);
-  }
-  return fd;
-}
-
-}  // namespace
-
 Result<std::shared_ptr<SensorObject>> SensorObject::load(bool stop_on_write) {
   if (auto why = process_sensor_unavailable_reason(); !why.empty()) return make_error(ErrorKind::Denied, why);
   std::shared_ptr<SensorObject> o(new SensorObject);
   o->stop_on_write_ = stop_on_write;
-  const UniqueFd btf = minimal_btf();
-  const std::string btf_path = btf ? "/proc/self/fd/" + std::to_string(btf.get()) : "";
+  const MinBtf btf = MinBtf::open();
   LIBBPF_OPTS(bpf_object_open_opts, opts);
-  if (btf) opts.btf_custom_path = btf_path.c_str();
+  opts.btf_custom_path = btf.path();
   for (;;) {
     LibbpfLogCapture log;
     o->skel_ = kz_sensors__open_opts(&opts);

@@ -242,7 +242,6 @@ struct ProxyRig {
     ProxyOptions o;
     o.decide = DecideContext{&table, verifier.get(), true};
     o.ca = ca.get();
-    o.upstream_ca_file = test::test_ca().ca;
     o.audit = &audit;
     o.original = [this](const sockaddr_storage&) -> std::optional<OriginalDestination> {
       OriginalDestination d;
@@ -517,7 +516,6 @@ TEST(TlsProxy, UnknownDestinationIsRefused) {
   ProxyOptions o;
   o.decide = DecideContext{&rig.table, rig.verifier.get(), true};
   o.ca = rig.ca.get();
-  o.upstream_ca_file = test::test_ca().ca;
   o.audit = &rig.audit;
   o.original = [](const sockaddr_storage&) { return std::optional<OriginalDestination>(); };
   auto p = TlsProxy::start(std::move(o));
