@@ -48,8 +48,8 @@ constexpr std::uint32_t kCancel = 0x8;
 // The opaque data of the PINGs the engine sends (their ACKs are not the client's).
 constexpr unsigned char kPingMark[4] = {'k', 'z', 'h', '2'};
 
+// A request stream's facts. Its id is in H2Conn::stream_id (0: the slot is free).
 struct StreamInfo {
-  std::uint32_t id = 0;   // 0: free
   bool identified = false;
   std::uint8_t host_count = 0;
   std::uint16_t mlen = 0, plen = 0, hlen = 0;
@@ -64,8 +64,8 @@ struct StreamInfo {
 // A response stream's state: its coding, and the tail of its DATA held back so that a
 // value split across two DATA frames is redacted whole. No member initializers: the
 // engine's mapping starts zeroed (h2_conn_new) and these 1 MiB stay untouched until used.
+// Its id is in H2Conn::resp_id (0: the slot is free).
 struct RespInfo {
-  std::uint32_t id;   // 0: free
   bool coded;
   std::uint8_t clen;
   char coding[kCodingName];
@@ -104,6 +104,9 @@ struct H2Conn {
   Dir up;     // client -> server
   Dir down;   // server -> client
   bool broken = false;
+  // The ids of the slots apart from the slots: a lookup reads 512 B or 1 KiB, not one
+  // cache line (and page) of each 1.3 KiB StreamInfo or 4 KiB RespInfo.
+  std::uint32_t stream_id[kMaxStreams];
   StreamInfo streams[kMaxStreams];
   std::size_t next_slot = 0;
   // The highest stream id the client opened (they only increase, RFC 9113 5.1.1): a
@@ -118,6 +121,8 @@ struct H2Conn {
   Pending to_client, to_server;
   std::uint32_t ping_seq = 0;
   H2Stats stats;
+  std::uint32_t resp_id[kMaxResp];
+  std::size_t nresp = 0;   // slots in use: most responses never take one
   RespInfo resp[kMaxResp];
   unsigned char dwork[kMaxHold + kMaxFrame];   // a DATA payload with the bytes held before it
   // Scratch for one block (either direction: both run under the ConnState lock).
@@ -160,28 +165,43 @@ bool is_refused(const H2Conn& h, std::uint32_t sid) {
   return false;
 }
 
+// The slot of `sid` in ids[0, n), or n. Stream 0 is never a slot's.
+std::size_t slot_of(const std::uint32_t* ids, std::size_t n, std::uint32_t sid) {
+  if (sid == 0) return n;
+  for (std::size_t i = 0; i < n; ++i)
+    if (ids[i] == sid) return i;
+  return n;
+}
+
 StreamInfo* find_stream(H2Conn& h, std::uint32_t sid) {
-  for (StreamInfo& s : h.streams)
-    if (s.id == sid && sid != 0) return &s;
-  return nullptr;
+  const std::size_t i = slot_of(h.stream_id, kMaxStreams, sid);
+  return i < kMaxStreams ? &h.streams[i] : nullptr;
 }
 
 void forget_stream(H2Conn& h, std::uint32_t sid) {
-  if (StreamInfo* s = find_stream(h, sid)) s->id = 0;
+  const std::size_t i = slot_of(h.stream_id, kMaxStreams, sid);
+  if (i < kMaxStreams) h.stream_id[i] = 0;
 }
 
 RespInfo* find_resp(H2Conn& h, std::uint32_t sid) {
-  for (RespInfo& r : h.resp)
-    if (r.id == sid && sid != 0) return &r;
-  return nullptr;
+  if (h.nresp == 0) return nullptr;
+  const std::size_t i = slot_of(h.resp_id, kMaxResp, sid);
+  return i < kMaxResp ? &h.resp[i] : nullptr;
+}
+
+void free_resp(H2Conn& h, const RespInfo* r) {
+  h.resp_id[r - h.resp] = 0;
+  --h.nresp;
 }
 
 // nullptr when full: the caller fails the connection.
 RespInfo* new_resp(H2Conn& h, std::uint32_t sid) {
   if (RespInfo* r = find_resp(h, sid)) return r;
-  for (RespInfo& r : h.resp)
-    if (r.id == 0) {
-      r.id = sid;
+  for (std::size_t k = 0; k < kMaxResp; ++k)
+    if (h.resp_id[k] == 0) {
+      h.resp_id[k] = sid;
+      ++h.nresp;
+      RespInfo& r = h.resp[k];
       r.coded = false;
       r.clen = 0;
       r.held = 0;
@@ -197,22 +217,18 @@ std::size_t drop_resp(H2Conn& h, std::uint32_t sid) {
   const std::size_t n = r->held;
   explicit_bzero(r->hold, n);
   r->held = 0;
-  r->id = 0;
+  free_resp(h, r);
   return n;
 }
 
 StreamInfo* new_stream(H2Conn& h, std::uint32_t sid) {
-  for (StreamInfo& s : h.streams)
-    if (s.id == 0) {
-      s = StreamInfo{};
-      s.id = sid;
-      return &s;
-    }
+  std::size_t i = 0;
+  while (i < kMaxStreams && h.stream_id[i] != 0) ++i;
   // Full: the oldest slot in turn (its later DATA tokens are then unidentified).
-  StreamInfo& s = h.streams[h.next_slot++ % kMaxStreams];
-  s = StreamInfo{};
-  s.id = sid;
-  return &s;
+  if (i == kMaxStreams) i = h.next_slot++ % kMaxStreams;
+  h.streams[i] = StreamInfo{};
+  h.stream_id[i] = sid;
+  return &h.streams[i];
 }
 
 // Appends a frame at q + *qlen (the caller made room).
@@ -1088,7 +1104,7 @@ void flush_held(H2Conn& h, std::uint32_t sid) {
   rput(h, r->hold, r->held);
   explicit_bzero(r->hold, r->held);
   r->held = 0;
-  if (!r->coded) r->id = 0;
+  if (!r->coded) free_resp(h, r);
 }
 
 // A response DATA frame f (payload [off, off + n) of len, padding after it) of a stream
@@ -1141,7 +1157,7 @@ bool down_data(H2Conn& h, ConnState* st, unsigned char* f, std::size_t len, std:
   if (r != nullptr) {
     std::memcpy(r->hold, h.dwork + emit, now_held);
     r->held = now_held;
-    if (now_held == 0 && !r->coded) r->id = 0;
+    if (now_held == 0 && !r->coded) free_resp(h, r);
   }
   explicit_bzero(h.dwork, total);
   explicit_bzero(p, len);

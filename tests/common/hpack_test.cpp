@@ -192,6 +192,72 @@ TEST(Hpack, HuffmanRoundTripsEveryByteAndRejectsBadPadding) {
   EXPECT_EQ(hp::huffman_decode(eos, 4, out, sizeof out), -1);
 }
 
+// A bit-by-bit reference decoder, its code table read back from the encoder: 8 copies of
+// a byte encode to exactly its code length in bytes, whose first bits are its code.
+struct ReferenceHuffman {
+  std::uint32_t code[257];
+  unsigned len[257];
+  ReferenceHuffman() {
+    for (unsigned s = 0; s < 256; ++s) {
+      const std::vector<unsigned char> eight(8, static_cast<unsigned char>(s));
+      std::vector<unsigned char> enc(hp::huffman_len(eight.data(), 8));
+      hp::huffman_encode(eight.data(), 8, enc.data());
+      len[s] = static_cast<unsigned>(enc.size());
+      code[s] = 0;
+      for (unsigned b = 0; b < len[s]; ++b) code[s] = (code[s] << 1) | ((enc[b / 8] >> (7 - b % 8)) & 1u);
+    }
+    code[256] = (1u << 30) - 1;   // EOS
+    len[256] = 30;
+  }
+  long decode(const unsigned char* p, std::size_t n, unsigned char* out, std::size_t cap) const {
+    std::uint32_t c = 0;
+    unsigned l = 0;
+    std::size_t o = 0;
+    for (std::size_t i = 0; i < n * 8; ++i) {
+      c = (c << 1) | ((p[i / 8] >> (7 - i % 8)) & 1u);
+      if (++l > 30) return -1;
+      for (unsigned s = 0; s < 257; ++s) {
+        if (len[s] != l || code[s] != c) continue;
+        if (s == 256) return -1;
+        if (o == cap) return -2;
+        out[o++] = static_cast<unsigned char>(s);
+        c = 0;
+        l = 0;
+        break;
+      }
+    }
+    return l <= 7 && c == (1u << l) - 1 ? static_cast<long>(o) : -1;
+  }
+};
+
+TEST(Hpack, HuffmanDecoderAgreesWithABitwiseReference) {
+  // Random input (valid or not), valid encodings with a changed tail, every output cap.
+  const ReferenceHuffman ref;
+  std::mt19937 rng(11);
+  for (int round = 0; round < 20000; ++round) {
+    std::vector<unsigned char> in;
+    if (round % 2 == 0) {
+      in.resize(rng() % 24);
+      for (auto& c : in) c = static_cast<unsigned char>(rng() % 3 == 0 ? 0xff : rng());
+    } else {
+      std::vector<unsigned char> plain(rng() % 40);
+      for (auto& c : plain) c = static_cast<unsigned char>(rng() % 4 == 0 ? rng() : 'a' + rng() % 26);
+      in.resize(hp::huffman_len(plain.data(), plain.size()));
+      hp::huffman_encode(plain.data(), plain.size(), in.data());
+      if (!in.empty() && rng() % 2 == 0) in.back() ^= static_cast<unsigned char>(1u << (rng() % 8));
+      if (rng() % 4 == 0) in.push_back(static_cast<unsigned char>(rng() % 2 ? 0xff : rng()));
+    }
+    const std::size_t cap = rng() % 3 == 0 ? rng() % 8 : 64;
+    unsigned char want[64], got[64];
+    const long w = ref.decode(in.data(), in.size(), want, cap);
+    const long g = hp::huffman_decode(in.data(), in.size(), got, cap);
+    ASSERT_EQ(g, w) << "round " << round << " length " << in.size() << " cap " << cap;
+    if (w > 0) {
+      ASSERT_EQ(std::memcmp(got, want, static_cast<std::size_t>(w)), 0) << "round " << round;
+    }
+  }
+}
+
 TEST(Hpack, EncoderUsesStaticTableAndNeverIndexes) {
   unsigned char out[256];
   const auto* m = reinterpret_cast<const unsigned char*>(":method");

@@ -159,6 +159,26 @@ struct HuffDecode {
 };
 constexpr HuffDecode kHuffDecode;
 
+// Codes of at most 8 bits (every lower-case letter, digit and most punctuation): the
+// symbol and code length for each value of the next 8 input bits (length 0: no such
+// code starts with them). One lookup per symbol instead of a search bit by bit.
+struct HuffFast {
+  std::uint16_t sym[256] = {};
+  std::uint8_t len[256] = {};
+  constexpr HuffFast() {
+    for (unsigned s = 0; s < 257; ++s) {
+      const unsigned l = kHuffLen[s];
+      if (l > 8) continue;
+      const unsigned base = kHuffCode[s] << (8 - l);
+      for (unsigned k = 0; k < (1u << (8 - l)); ++k) {
+        sym[base | k] = static_cast<std::uint16_t>(s);
+        len[base | k] = static_cast<std::uint8_t>(l);
+      }
+    }
+  }
+};
+constexpr HuffFast kHuffFast;
+
 char lower(unsigned char c) { return static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c); }
 
 }  // namespace
@@ -188,26 +208,44 @@ std::size_t huffman_encode(const unsigned char* p, std::size_t n, unsigned char*
 
 long huffman_decode(const unsigned char* p, std::size_t n, unsigned char* out, std::size_t cap) {
   const HuffDecode& d = kHuffDecode;
-  std::uint32_t code = 0;
-  unsigned len = 0;
-  std::size_t o = 0;
-  for (std::size_t i = 0; i < n; ++i) {
-    for (int b = 7; b >= 0; --b) {
-      code = (code << 1) | ((p[i] >> b) & 1u);
-      ++len;
-      if (len > 30) return -1;
-      if (d.count[len] == 0 || code < d.first[len] || code - d.first[len] >= d.count[len]) continue;
-      const std::uint16_t sym = d.sorted[d.offset[len] + (code - d.first[len])];
-      if (sym == 256) return -1;   // EOS inside the string
-      if (o == cap) return -2;
-      out[o++] = static_cast<unsigned char>(sym);
-      code = 0;
-      len = 0;
+  std::uint64_t buf = 0;   // its low `have` bits are the input not yet decoded, oldest first
+  unsigned have = 0;
+  std::size_t i = 0, o = 0;
+  for (;;) {
+    while (have <= 56 && i < n) {
+      buf = (buf << 8) | p[i++];
+      have += 8;
     }
+    if (have == 0) return static_cast<long>(o);
+    // The next 8 bits; at the end, fewer, filled up with ones as padding is.
+    const unsigned top8 = have >= 8 ? static_cast<unsigned>(buf >> (have - 8)) & 0xffu
+                                    : static_cast<unsigned>((buf << (8 - have)) | ((1u << (8 - have)) - 1)) & 0xffu;
+    unsigned len = kHuffFast.len[top8];
+    unsigned sym = kHuffFast.sym[top8];
+    if (len == 0 || len > have) {
+      if (have < 8) {
+        // What is left can only be padding: fewer than 8 bits, all ones (the most
+        // significant bits of EOS).
+        const std::uint64_t ones = (std::uint64_t{1} << have) - 1;
+        return (buf & ones) == ones ? static_cast<long>(o) : -1;
+      }
+      // A code of 9 to 30 bits (canonical: the codes of one length are consecutive).
+      len = 0;
+      for (unsigned l = 9; l <= 30 && l <= have; ++l) {
+        const std::uint32_t code = static_cast<std::uint32_t>(buf >> (have - l)) & ((1u << l) - 1);
+        if (d.count[l] != 0 && code >= d.first[l] && code - d.first[l] < d.count[l]) {
+          len = l;
+          sym = d.sorted[d.offset[l] + (code - d.first[l])];
+          break;
+        }
+      }
+      if (len == 0) return -1;   // no code within 30 bits, or 8 or more bits of padding
+    }
+    if (sym == 256) return -1;   // EOS inside the string
+    if (o == cap) return -2;
+    out[o++] = static_cast<unsigned char>(sym);
+    have -= len;
   }
-  // Padding: fewer than 8 bits, all ones (the most significant bits of EOS).
-  if (len > 7 || code != (std::uint32_t{1} << len) - 1) return -1;
-  return static_cast<long>(o);
 }
 
 std::size_t encode_int(std::uint32_t v, unsigned prefix_bits, std::uint8_t first, unsigned char* out,
@@ -430,6 +468,26 @@ std::size_t put_string(const unsigned char* s, std::size_t l, unsigned char* out
   return k + body;
 }
 
+// The static table's indices grouped by name length (ascending within a length), so an
+// encoder looks only at the few entries whose name is as long as the field's.
+constexpr std::size_t kMaxStaticName = 32;
+struct StaticByLength {
+  std::uint8_t start[kMaxStaticName + 2];   // [start[l], start[l + 1]) in idx: names of length l
+  std::uint8_t idx[kStaticCount];
+};
+constexpr StaticByLength kByLength = [] {
+  StaticByLength b{};
+  std::uint8_t count[kMaxStaticName + 1] = {};
+  for (const StaticEntry& e : kStatic) ++count[e.nl];
+  for (std::size_t l = 0; l <= kMaxStaticName; ++l) b.start[l + 1] = static_cast<std::uint8_t>(b.start[l] + count[l]);
+  std::uint8_t fill[kMaxStaticName + 1] = {};
+  for (std::uint32_t i = 0; i < kStaticCount; ++i) {
+    const std::uint8_t l = kStatic[i].nl;
+    b.idx[b.start[l] + fill[l]++] = static_cast<std::uint8_t>(i);
+  }
+  return b;
+}();
+
 bool name_eq(const StaticEntry& e, const unsigned char* name, std::size_t nl) {
   if (e.nl != nl) return false;
   for (std::size_t i = 0; i < nl; ++i)
@@ -442,7 +500,10 @@ bool name_eq(const StaticEntry& e, const unsigned char* name, std::size_t nl) {
 std::size_t encode_field(const unsigned char* name, std::size_t nl, const unsigned char* value, std::size_t vl,
                          bool never_index, unsigned char* out, std::size_t cap) {
   std::uint32_t name_idx = 0;
-  for (std::uint32_t i = 0; i < kStaticCount; ++i) {
+  const std::size_t from = nl <= kMaxStaticName ? kByLength.start[nl] : 0;
+  const std::size_t to = nl <= kMaxStaticName ? kByLength.start[nl + 1] : 0;
+  for (std::size_t k = from; k < to; ++k) {
+    const std::uint32_t i = kByLength.idx[k];
     const StaticEntry& e = kStatic[i];
     if (!name_eq(e, name, nl)) continue;
     // HTTP/2 field names are lower case; an exact (name, value) match is one byte.
