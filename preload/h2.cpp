@@ -194,8 +194,10 @@ void free_resp(H2Conn& h, const RespInfo* r) {
   --h.nresp;
 }
 
-// nullptr when full: the caller fails the connection.
+// nullptr when full, or for stream 0 (no response is on it: RFC 9113 6.1, 6.2): the
+// caller fails the connection.
 RespInfo* new_resp(H2Conn& h, std::uint32_t sid) {
+  if (sid == 0) return nullptr;
   if (RespInfo* r = find_resp(h, sid)) return r;
   for (std::size_t k = 0; k < kMaxResp; ++k)
     if (h.resp_id[k] == 0) {

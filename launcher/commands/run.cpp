@@ -536,7 +536,7 @@ Step RunSession::start_watchers() {
       return fail(kExitInternal, st.error().message);
     }
     sensors_->set_own_proxy(blind_->proxy_endpoints(), [b = blind_.get()](pid_t pid) { return b->routes_to_proxy(pid); });
-    sensors_->watch(blind_->watch_list(), false);
+    sensors_->watch(blind_->watch_list(), false, blind_->proxies_everything());
     secrets_ = blind_->child_secrets();
     add_canaries_to_env();
     for (auto& v : blind_->child_vars(environ)) env_opts_.plain.push_back(std::move(v));

@@ -110,7 +110,7 @@ void RunSensors::start_tap() {
     tap_error_ = tap.error().message;
 }
 
-void RunSensors::watch(const std::vector<WatchedSecret>& secrets, bool values) {
+void RunSensors::watch(const std::vector<WatchedSecret>& secrets, bool values, bool tokens) {
   if (!process_) return;
   {
     std::lock_guard lock(counts_mu_);   // the tap's thread reads it (under the same lock)
@@ -135,15 +135,17 @@ void RunSensors::watch(const std::vector<WatchedSecret>& secrets, bool values) {
     h.sighting = [this](const WitnessSighting& s) { return on_sighting(s); };
     h.uses = [this](pid_t, std::size_t secret, const std::string& host, std::uint64_t n) {
       // Only a pair kz judged bound is counted by the shim itself; judged again here.
+      const bool token = (secret & preload::witness::kTokenSecret) != 0;
+      secret &= ~std::size_t{preload::witness::kTokenSecret};
       if (secret >= detector_.size() || !detector_.bound(secret, host)) return;
       std::lock_guard lock(counts_mu_);
-      uses_[{detector_.name(secret), host, "value"}] += n;
+      uses_[{detector_.name(secret), host, token ? "token" : "value"}] += n;
     };
     h.writes = [this](pid_t, std::uint64_t n) {
       std::lock_guard lock(counts_mu_);
       shim_writes_ += n;
     };
-    auto table = build_witness_table(secrets, values, kill);
+    auto table = build_witness_table(secrets, values, kill, tokens);
     if (auto w = WitnessServer::start(*table, std::move(h)))
       witness_ = std::move(*w);
     else
@@ -263,17 +265,21 @@ void RunSensors::on_exit(pid_t pid) {
   tap_->uncover(pid);
 }
 
-// The shim saw a value in a write (standard mode). Its binding decides, as the tap's.
-// Returns (bound, refuse).
+// The shim saw a value in a write (standard mode), or a token (--blind=proxy). Its
+// binding decides, as the tap's. Returns (bound, refuse).
 std::pair<bool, bool> RunSensors::on_sighting(const WitnessSighting& s) {
-  if (s.secret >= detector_.size()) return {false, false};
-  const bool bound = detector_.bound(s.secret, s.host);
+  const bool token = (s.secret & preload::witness::kTokenSecret) != 0;
+  const std::size_t secret = s.secret & ~std::size_t{preload::witness::kTokenSecret};
+  if (secret >= detector_.size()) return {false, false};
+  // The host is the server name the program set, else the socket's peer, which the
+  // redirect shows as the destination the program asked for (not kz's proxy).
+  const bool bound = detector_.bound(secret, s.host);
   std::lock_guard lock(counts_mu_);
-  if (detector_.canary(s.secret)) {
+  if (detector_.canary(secret)) {
     TapFinding j;
     j.pid = static_cast<long>(s.pid);
     j.host = s.host;
-    j.secret = detector_.name(s.secret);
+    j.secret = detector_.name(secret);
     if (!s.peer.empty()) j.peer = s.peer;
     if (auto p = process_->info(s.pid)) j.exe = p->exe;
     j.lineage = process_->lineage(s.pid);
@@ -281,8 +287,27 @@ std::pair<bool, bool> RunSensors::on_sighting(const WitnessSighting& s) {
     return {false, raise_canary(std::move(j), "witness")};
   }
   if (bound) {
-    ++uses_[{detector_.name(s.secret), s.host, "value"}];
+    ++uses_[{detector_.name(secret), s.host, token ? "token" : "value"}];
     return {true, false};
+  }
+  if (token) {
+    // The agent sent a token where it may not go; the proxy refuses to swap it (and
+    // records that) if the connection reached it. This is the sensor's own view.
+    ++exfil_;
+    TapFinding j;
+    j.kind = TapKind::Exfil;
+    j.via = "shim";
+    j.pid = static_cast<long>(s.pid);
+    j.host = s.host;
+    j.function = s.function;
+    j.secret = detector_.name(secret);
+    if (!s.peer.empty()) j.peer = s.peer;
+    if (auto p = process_->info(s.pid)) j.exe = p->exe;
+    j.lineage = process_->lineage(s.pid);
+    j.decision = "observed";
+    j.reason = "the token was sent to a host it is not bound to (seen in the TLS plaintext)";
+    opts_.audit->record(std::move(j));
+    return {false, false};
   }
   ++leaks_;
   TapFinding j;
@@ -291,7 +316,7 @@ std::pair<bool, bool> RunSensors::on_sighting(const WitnessSighting& s) {
   j.pid = static_cast<long>(s.pid);
   j.host = s.host;
   j.function = s.function;
-  j.secret = detector_.name(s.secret);
+  j.secret = detector_.name(secret);
   if (!s.peer.empty()) j.peer = s.peer;
   if (auto p = process_->info(s.pid)) j.exe = p->exe;
   j.lineage = process_->lineage(s.pid);

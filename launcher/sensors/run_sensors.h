@@ -79,7 +79,9 @@ class RunSensors {
 
   // Starts the witnesses, which recognise `secrets` (values: in standard mode, where the
   // agent holds them; blind mode watches tokens). Before the child forks.
-  void watch(const std::vector<WatchedSecret>& secrets, bool values);
+  // `tokens`: the shim's witness looks for the tokens too (--blind=proxy: no broker sees
+  // the agent's writes, and the witness stands in for the tap's uprobes).
+  void watch(const std::vector<WatchedSecret>& secrets, bool values, bool tokens = false);
   // The shim witness's socket, for $KZ_WITNESS in the child's environment (with the
   // shim in LD_PRELOAD); "" when there is none (full mode, no sensors).
   std::string witness_path() const { return witness_ ? witness_->path() : ""; }

@@ -15,7 +15,8 @@ namespace kz {
 using preload::witness::Table;
 using preload::witness::Window;
 
-std::unique_ptr<Table> build_witness_table(const std::vector<WatchedSecret>& secrets, bool values, bool refuse) {
+std::unique_ptr<Table> build_witness_table(const std::vector<WatchedSecret>& secrets, bool values, bool refuse,
+                                           bool tokens) {
   auto t = std::make_unique<Table>();
   std::memset(t.get(), 0, sizeof(Table));
   t->magic = preload::witness::kMagic;
@@ -26,24 +27,28 @@ std::unique_ptr<Table> build_witness_table(const std::vector<WatchedSecret>& sec
   t->k1 = keys[1];
   t->mult = keys[2] | 1;
   OPENSSL_cleanse(keys, sizeof keys);
-  if (!values) return t;
+  if (!values && !tokens) return t;
 
   struct Found {
     std::string window;   // wiped below
     std::uint16_t secret;
   };
   std::vector<Found> windows;
-  for (std::size_t i = 0; i < secrets.size() && i < 0xffff; ++i) {
-    if (secrets[i].value.size() < LeakDetector::kMinValueLen) continue;
-    auto forms = mask_variants(secrets[i].value, LeakDetector::kMinValueLen);
+  auto add_forms = [&windows](std::string_view s, std::uint16_t id) {
+    if (s.size() < LeakDetector::kMinValueLen) return;
+    auto forms = mask_variants(s, LeakDetector::kMinValueLen);
     for (auto& f : forms) {
       // A PEM armour line ("-----BEGIN ... KEY-----") is in every key of its kind.
       if (f.rfind("-----", 0) != 0) {
         const std::size_t len = std::min(f.size(), LeakDetector::kWindow);
-        windows.push_back({f.substr((f.size() - len) / 2, len), static_cast<std::uint16_t>(i)});
+        windows.push_back({f.substr((f.size() - len) / 2, len), id});
       }
       wipe(f);
     }
+  };
+  for (std::size_t i = 0; i < secrets.size() && i < preload::witness::kTokenSecret; ++i) {
+    if (values) add_forms(secrets[i].value, static_cast<std::uint16_t>(i));
+    if (tokens) add_forms(secrets[i].token, static_cast<std::uint16_t>(i | preload::witness::kTokenSecret));
   }
   // Pieces of 8 bytes when every window is long enough to hold an aligned one wherever
   // it sits (15 bytes), else of 4.

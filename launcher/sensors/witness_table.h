@@ -12,9 +12,11 @@
 namespace kz {
 
 // `secrets` indexes match the leak detector's built from the same list. With `values`
-// false (blind mode: the agent holds tokens, which the broker judges) the table only
-// asks the witness to count writes. `refuse`: --on-leak=kill.
+// false (blind mode: the agent holds tokens) the values are not in it. With `tokens`
+// (--blind=proxy, where no broker sees the agent's writes) each token's forms are, as
+// secret index | kTokenSecret; a shim-mode run leaves its tokens to the broker. Neither:
+// the witness only counts writes. `refuse`: --on-leak=kill.
 std::unique_ptr<preload::witness::Table> build_witness_table(const std::vector<WatchedSecret>& secrets, bool values,
-                                                             bool refuse);
+                                                             bool refuse, bool tokens = false);
 
 }  // namespace kz

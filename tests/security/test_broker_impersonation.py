@@ -99,7 +99,10 @@ class BrokerImpersonationTest(BlindSecurityBase):
                         'https://localhost:%d/v1/proxy-mode' % port)
         env = r.stdout.split("--- client output")[0]
         self.assertNotIn("KZ_BROKER", env, '[blind] mode = "proxy" must not give the agent a broker socket')
-        self.assertNotIn("LD_PRELOAD", env, '[blind] mode = "proxy" must not load the shim')
+        # No shim swaps: with the sensors on it is preloaded as their witness only.
+        self.assertNotIn("KZ_PRELOAD=", env, '[blind] mode = "proxy" must not load the swapping shim')
+        if "LD_PRELOAD=" in env:
+            self.assertIn("KZ_WITNESS=", env, '[blind] mode = "proxy" loaded the shim for something but witnessing')
         replies, closed = parse_probe(r.stdout.split("--- probe")[1])
         self.assertEqual((replies, closed), ([], 0), "the agent reached a broker:\n" + r.stdout[-2000:])
         self.assertEqual(self.audit_events("run.start")[0].get("mode"), "blind-proxy")

@@ -82,17 +82,20 @@ class TapOwnProxyTest(BlindTestCase):
         print("node held at exec: %s" % held)
 
     def test_python_request_to_a_bound_ip_with_blind_proxy_is_not_exfil(self):
-        # python (libssl on the socket): the tap sees the socket's peer, kz's proxy listener.
+        # python (the system's libssl): under --blind=proxy the shim is preloaded as the
+        # sensors' witness, which sees the token in python's write with the socket's peer
+        # as the redirect shows it to the program: the bound host it asked for, not kz's
+        # proxy listener (a uprobe would see the listener). A use there, never exfil.
         port, rec = self.bound_server()
         script = self.write("client.py", PY_CLIENT)
         url = "https://%s:%d/v1/via-proxy" % (self.BOUND, port)
         r = self.run_blind("/usr/bin/python3", script, url, flags=["--blind=proxy"],
                            env=self.env(KZ_CACHE_DIR=os.path.join(self.dir, "empty-cache"), KZT_API_KEY_SRC=CANARY))
-        self.check(r, rec)
+        self.check(r, rec, use_host=self.BOUND)
         # python uses the system's libssl: never held at exec (its start-up is not slowed).
         self.assertNotIn("held", self.audit_events("sensor.summary")[-1])
 
-    def check(self, r, rec):
+    def check(self, r, rec, use_host="kz proxy"):
         self.assertEqual(r.returncode, 0, "kz exit %d\n%s\n%s" % (r.returncode, r.stdout[-2000:], r.stderr[-2000:]))
         self.assertNotExposed(r.stdout + r.stderr, CANARY, "node's and kz's output")
         got = self.records(rec, "/v1/via-proxy")
@@ -105,8 +108,8 @@ class TapOwnProxyTest(BlindTestCase):
         summary = self.audit_events("sensor.summary")
         self.assertTrue(summary, "no sensor summary:\n" + self.audit_dump())
         self.assertEqual(summary[-1].get("exfil"), 0)
-        self.assertTrue(any(u.get("host", "").startswith("kz proxy") and u.get("secret") == "API_KEY"
-                            for u in summary[-1].get("uses", [])),
+        self.assertTrue(any(u.get("host", "").startswith(use_host) and u.get("secret") == "API_KEY"
+                            and u.get("form") == "token" for u in summary[-1].get("uses", [])),
                         "the write through kz's proxy is not counted as a use: %r" % summary[-1].get("uses"))
 
 

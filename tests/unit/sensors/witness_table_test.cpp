@@ -82,6 +82,21 @@ TEST(WitnessFingerprint, BlindModeTablesOnlyCount) {
   EXPECT_TRUE(s.scan("x: " + kValue).empty());
 }
 
+TEST(WitnessFingerprint, ProxyModeTablesFindTokensNotValues) {
+  // --blind=proxy: the witness looks for the tokens the agent holds (marked as tokens),
+  // never for the values it does not.
+  const std::string token = "sk-live-kztokqxA9b8C7d6E5f4G3h2I1";
+  const Scanner s(build_witness_table({{"OTHER", "unrelated-value-0123456789", "", {}}, {"API_KEY", kValue, token, {}}},
+                                      false, false, true));
+  const std::uint16_t want = 1 | preload::witness::kTokenSecret;
+  for (const auto& form : mask_variants(token, LeakDetector::kMinValueLen))
+    EXPECT_EQ(s.scan("Authorization: " + form + "\r\n"), std::vector<std::uint16_t>{want}) << form.size();
+  EXPECT_TRUE(s.scan("x: " + kValue).empty());
+  const std::string raw(reinterpret_cast<const char*>(s.t.get()), sizeof(Table));
+  for (std::size_t i = 0; i + 6 <= kValue.size(); ++i)
+    EXPECT_EQ(raw.find(kValue.substr(i, 6)), std::string::npos) << i;
+}
+
 TEST(WitnessFingerprint, TheTableHoldsNoValueBytes) {
   const Scanner s = one(kValue);
   const std::string raw(reinterpret_cast<const char*>(s.t.get()), sizeof(Table));

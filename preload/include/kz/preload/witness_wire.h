@@ -26,6 +26,9 @@ namespace kz::preload::witness {
 inline constexpr const char* kEnvWitness = "KZ_WITNESS";   // the socket's path
 inline constexpr std::uint32_t kMagic = 0x6b7a7731;         // "kzw1"
 inline constexpr std::size_t kMaxWindows = 256;
+// A window's (and a sighting's) secret with this bit set is the secret's token, not its
+// value (a --blind=proxy run, where no broker sees the agent's tokens).
+inline constexpr std::uint16_t kTokenSecret = 0x8000;
 inline constexpr std::size_t kMaxPieces = kMaxWindows * 13;
 inline constexpr unsigned kFilterBits = 18;
 inline constexpr std::size_t kMaxHost = 256;
