@@ -275,43 +275,11 @@ std::pair<bool, bool> RunSensors::on_sighting(const WitnessSighting& s) {
   // redirect shows as the destination the program asked for (not kz's proxy).
   const bool bound = detector_.bound(secret, s.host);
   std::lock_guard lock(counts_mu_);
-  if (detector_.canary(secret)) {
-    TapFinding j;
-    j.pid = static_cast<long>(s.pid);
-    j.host = s.host;
-    j.secret = detector_.name(secret);
-    if (!s.peer.empty()) j.peer = s.peer;
-    if (auto p = process_->info(s.pid)) j.exe = p->exe;
-    j.lineage = process_->lineage(s.pid);
-    j.via = "shim";
-    return {false, raise_canary(std::move(j), "witness")};
-  }
-  if (bound) {
+  if (bound && !detector_.canary(secret)) {
     ++uses_[{detector_.name(secret), s.host, token ? "token" : "value"}];
     return {true, false};
   }
-  if (token) {
-    // The agent sent a token where it may not go; the proxy refuses to swap it (and
-    // records that) if the connection reached it. This is the sensor's own view.
-    ++exfil_;
-    TapFinding j;
-    j.kind = TapKind::Exfil;
-    j.via = "shim";
-    j.pid = static_cast<long>(s.pid);
-    j.host = s.host;
-    j.function = s.function;
-    j.secret = detector_.name(secret);
-    if (!s.peer.empty()) j.peer = s.peer;
-    if (auto p = process_->info(s.pid)) j.exe = p->exe;
-    j.lineage = process_->lineage(s.pid);
-    j.decision = "observed";
-    j.reason = "the token was sent to a host it is not bound to (seen in the TLS plaintext)";
-    opts_.audit->record(std::move(j));
-    return {false, false};
-  }
-  ++leaks_;
   TapFinding j;
-  j.kind = TapKind::Leak;
   j.via = "shim";
   j.pid = static_cast<long>(s.pid);
   j.host = s.host;
@@ -320,6 +288,19 @@ std::pair<bool, bool> RunSensors::on_sighting(const WitnessSighting& s) {
   if (!s.peer.empty()) j.peer = s.peer;
   if (auto p = process_->info(s.pid)) j.exe = p->exe;
   j.lineage = process_->lineage(s.pid);
+  if (detector_.canary(secret)) return {false, raise_canary(std::move(j), "witness")};
+  if (token) {
+    // The agent sent a token where it may not go; the proxy refuses to swap it (and
+    // records that) if the connection reached it. This is the sensor's own view.
+    ++exfil_;
+    j.kind = TapKind::Exfil;
+    j.decision = "observed";
+    j.reason = "the token was sent to a host it is not bound to (seen in the TLS plaintext)";
+    opts_.audit->record(std::move(j));
+    return {false, false};
+  }
+  ++leaks_;
+  j.kind = TapKind::Leak;
   const bool kill = opts_.on_leak == OnLeak::Kill;
   j.decision = kill ? "kill" : "audit";
   j.reason = std::string("the secret's value was written to a host it is not bound to") +
