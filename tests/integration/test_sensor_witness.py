@@ -284,6 +284,29 @@ class WitnessTest(KillKeepsBoundTraffic, SensorCase):
         self.assertEqual(s["witnesses"]["uprobe"], 0, s)
         self.assertNoCanaryInAudit()
 
+    def test_blind_proxy_agent_that_drops_the_witness_meets_the_uprobes(self):
+        # The hostile agent under --blind=proxy removes the shim from its environment (or
+        # never had it): its process gets the uprobes at exec, which see the same token.
+        ok, why = redirect_available("ebpf")
+        if not ok:
+            print("SKIP: ebpf redirect unavailable: %s" % why)
+            self.skipTest(why)
+        other_port, other_rec = self.echo_server("tls")
+        self.blind_config({"API_KEY": {"ref": "KZT_SRC", "hosts": ["localhost"]}},
+                          extra="proxy_ports = [%d]\n\n[secrets.OPENAI_API_KEY]\ncanary = true\n" % self.port)
+        script = self.write("unproxied.py", UNPROXIED)
+        cmd = 'env -u LD_PRELOAD -u KZ_WITNESS %s %s %d "%s"' % (PY, script, other_port, self.ca["ca"])
+        args = ["run", "--blind=proxy", "--audit-log", self.audit_path, *self.SENSORS, "--", "/bin/bash", "-c", cmd]
+        r = self.kz(*args, env=self.kenv, timeout=120)
+        self.assertEqual(r.returncode, 0, self.diag(r))
+        self.assertEqual(len(self.records(other_rec, "/v1/unproxied")), 2, self.diag(r))
+        exfil = self.assertAudited("exfil", secret="API_KEY")
+        self.assertEqual([(e.get("host"), e.get("via")) for e in exfil], [("evil.test", "tls-tap")], self.diag(r))
+        self.assertEqual(self.assertAudited("canary", secret="OPENAI_API_KEY")[0].get("where"), "tap", self.diag(r))
+        programs = {os.path.basename(p["exe"]): p["witness"] for p in self.summary().get("programs", [])}
+        self.assertEqual(programs.get(os.path.basename(PY)), "uprobe", self.diag(r))
+        self.assertNoCanaryInAudit()
+
     def test_a_descriptor_passed_to_the_witness_socket_is_closed(self):
         marker = self.write("marker-file", "")
         script = self.write("fd_passer.py", FD_PASSER)
