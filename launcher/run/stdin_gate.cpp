@@ -14,7 +14,10 @@ StdinGate::~StdinGate() {
 }
 
 void StdinGate::set(bool v) {
-  held_.store(v);
+  {
+    std::lock_guard lock(mu_);
+    held_.store(v);
+  }
   const std::uint64_t one = 1;
   if (::write(fd_, &one, sizeof one) < 0) {}
 }

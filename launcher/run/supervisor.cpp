@@ -31,6 +31,16 @@ constexpr int kDrainAfterExitMs = 200;
 constexpr int kPrepareFailed = 1 << 16;
 
 
+// Reads what the terminal has now. The terminal is shared with the shell that started
+// kz (no O_NONBLOCK on it), and a prompt may have taken what poll() saw: ask first.
+ssize_t read_terminal_if_ready(char* buf, std::size_t n) {
+  pollfd p{0, POLLIN, 0};
+  const int ready = ::poll(&p, 1, 0);
+  if (ready == 0) errno = EAGAIN;
+  if (ready <= 0) return -1;
+  return ::read(0, buf, n);   // readable, hung up or in error: returns at once
+}
+
 // Puts kz's terminal in raw mode while the child owns the pseudo-terminal, and
 // restores it on every exit path.
 class RawTerminal {
@@ -322,6 +332,14 @@ Result<SuperviseOutcome> supervise_once(const SuperviseOptions& o) {
   bool restarting = false;
   std::chrono::steady_clock::time_point restart_by{};
   char buf[65536];
+  // In pty mode every use of the terminal goes through the prompt's gate: a prompt that
+  // opened since the last poll() gets the keystrokes, and no output is written under it
+  // (the bytes wait in the pty). Says whether `use` ran.
+  const auto through_gate = [&](auto&& use) {
+    if (pty_mode && o.stdin_gate != nullptr) return o.stdin_gate->unless_held(use);
+    use();
+    return true;
+  };
   while (true) {
     bool any_open = false, any_pending = false;
     // An approval prompt on the terminal (pty mode): the command's output waits in the
@@ -360,8 +378,11 @@ Result<SuperviseOutcome> supervise_once(const SuperviseOptions& o) {
       if (prompt_up) continue;   // the output waits for the prompt's answer
       // Idle: release held-back bytes so interactive output is never stuck.
       bool flushed = false;
-      for (auto& c : chans)
-        if (c.src && c.masker->has_pending()) { c.masker->flush(c.out); c.emit(); flushed = true; }
+      const bool ran = through_gate([&] {
+        for (auto& c : chans)
+          if (c.src && c.masker->has_pending()) { c.masker->flush(c.out); c.emit(); flushed = true; }
+      });
+      if (!ran) continue;   // a prompt opened since the poll: the bytes wait for it
       if (status && !flushed) break;   // child gone and its output has gone quiet
       continue;
     }
@@ -413,19 +434,24 @@ Result<SuperviseOutcome> supervise_once(const SuperviseOptions& o) {
         continue;
       }
       if (p.fd == 0 && forward_stdin) {
-        ssize_t r = ::read(0, buf, sizeof buf);
-        if (r <= 0) forward_stdin = false;
-        else write_all(master_fd, buf, static_cast<std::size_t>(r));
+        through_gate([&] {
+          const ssize_t r = read_terminal_if_ready(buf, sizeof buf);
+          if (r < 0 && (errno == EAGAIN || errno == EINTR)) return;
+          if (r <= 0) forward_stdin = false;
+          else write_all(master_fd, buf, static_cast<std::size_t>(r));
+        });
         continue;
       }
       for (auto& c : chans) {
         if (!c.src || c.src.get() != p.fd) continue;
-        ssize_t r = ::read(p.fd, buf, sizeof buf);
-        if (r < 0 && (errno == EINTR || errno == EAGAIN)) break;
-        if (r <= 0) { c.finish(); break; }   // EOF, or EIO on a pty whose slave closed
-        c.masker->feed(std::string_view(buf, static_cast<std::size_t>(r)), c.out);
-        wipe(buf, static_cast<std::size_t>(r));
-        c.emit();
+        through_gate([&] {
+          const ssize_t r = ::read(p.fd, buf, sizeof buf);
+          if (r < 0 && (errno == EINTR || errno == EAGAIN)) return;
+          if (r <= 0) { c.finish(); return; }   // EOF, or EIO on a pty whose slave closed
+          c.masker->feed(std::string_view(buf, static_cast<std::size_t>(r)), c.out);
+          wipe(buf, static_cast<std::size_t>(r));
+          c.emit();
+        });
         break;
       }
     }
