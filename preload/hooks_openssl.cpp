@@ -105,6 +105,34 @@ std::size_t ossl_chain(void* ctx, unsigned char* out, std::size_t cap) {
   return used;
 }
 
+// The SHA-1 of each certificate of the peer's chain, leaf first (ConnFacts::fill_chain_ids).
+// OpenSSL computes it when it checks a certificate and keeps it: X509_digest then copies
+// it, where the DER chain costs an encoding of every certificate. 0 when any is missing.
+std::size_t ossl_chain_ids(void* ctx, unsigned char* out, std::size_t cap) {
+  SSL* ssl = static_cast<SSL*>(ctx);
+  auto get_chain = KZ_REAL(Ssl, SSL_get_peer_cert_chain);
+  auto stack_num = KZ_REAL(Crypto, OPENSSL_sk_num);
+  auto stack_value = KZ_REAL(Crypto, OPENSSL_sk_value);
+  auto digest = KZ_REAL(Crypto, X509_digest);
+  auto sha1 = KZ_REAL(Crypto, EVP_sha1);
+  if (!get_chain || !stack_num || !stack_value || !digest || !sha1) return 0;
+  const STACK_OF(X509)* chain = get_chain(ssl);
+  if (chain == nullptr) return 0;
+  const auto* st = reinterpret_cast<const OPENSSL_STACK*>(chain);
+  const int n = stack_num(st);
+  const EVP_MD* md = sha1();
+  std::size_t used = 0;
+  for (int i = 0; i < n; ++i) {
+    unsigned int len = 0;
+    unsigned char d[EVP_MAX_MD_SIZE];
+    const auto* x = static_cast<const X509*>(stack_value(st, i));
+    if (x == nullptr || digest(x, md, d, &len) != 1 || len == 0 || used + len > cap) return 0;
+    std::memcpy(out + used, d, len);
+    used += len;
+  }
+  return used;
+}
+
 // A TCP socket that is connected: tracked from connect(), else asked (a socket the shim
 // did not see connected, e.g. inherited).
 bool connected_socket(int fd) {
@@ -217,6 +245,7 @@ struct Ctx {
   WriteOps w;
   explicit Ctx(SSL* ssl) : o{ssl}, client(broker_socket(), facts) {
     init_facts(&facts, kz::wire::Channel::OpenSSL, ssl, ossl_fill, ossl_chain);
+    facts.fill_chain_ids = ossl_chain_ids;
     facts.unsafe = ossl_unsafe;
     facts.on_grant = ossl_on_grant;
     b = client.ops();

@@ -190,13 +190,28 @@ void SwapClient::remember_grant(ConnState* st, const char* tok, std::size_t len,
   if (facts_.on_grant != nullptr) facts_.on_grant(facts_.ctx);
 }
 
-// The chain the facts' TLS object presents now, into the transport's request buffer
-// (free between exchanges): its length, 0 when there is none. Same rule as fill().
+// The identity of the peer the facts' TLS object talks to now (peer_identity.h), from
+// the chain's compact ids when the library keeps them, else from its DER chain (into
+// the transport's request buffer r, free between exchanges; r may already hold it).
+// The same rule when a grant is given and each time it is rechecked, so they compare.
 namespace {
-std::size_t chain_now(const ConnFacts& f, Request* r) {
-  if (r == nullptr || f.channel == wire::Channel::Plain || f.fill_chain == nullptr) return 0;
-  const std::size_t cl = f.fill_chain(f.ctx, r->chain, wire::kMaxChain);
-  return cl <= wire::kMaxChain ? cl : 0;
+constexpr std::size_t kMaxChainIds = 16 * 20;   // 16 certificates' SHA-1: no real chain is longer
+
+bool peer_now(const ConnFacts& f, Request* r, bool r_has_chain, std::uint64_t* out) {
+  if (f.channel != wire::Channel::Plain && f.fill_chain_ids != nullptr) {
+    unsigned char ids[kMaxChainIds];
+    const std::size_t n = f.fill_chain_ids(f.ctx, ids, sizeof ids);
+    if (n > 0 && n <= sizeof ids) return peer_identity(f.channel, f.host, f.host_len, ids, n, out);
+  }
+  if (r == nullptr) return false;
+  std::size_t cl = 0;
+  if (r_has_chain) {
+    cl = r->chain_len;
+  } else if (f.channel != wire::Channel::Plain && f.fill_chain != nullptr) {
+    cl = f.fill_chain(f.ctx, r->chain, wire::kMaxChain);
+    if (cl > wire::kMaxChain) cl = 0;
+  }
+  return peer_identity(f.channel, f.host, f.host_len, r->chain, cl, out);
 }
 }  // namespace
 
@@ -204,11 +219,8 @@ std::size_t chain_now(const ConnFacts& f, Request* r) {
 // address may have been reused by a new session (freed past the shim's hooks).
 bool SwapClient::grants_match_peer(const ConnState* st) {
   facts_.ensure_gathered();
-  Request* r = t_.request();
-  if (r == nullptr) return false;
-  const std::size_t cl = chain_now(facts_, r);
   std::uint64_t now = 0;
-  return peer_identity(facts_.channel, facts_.host, facts_.host_len, r->chain, cl, &now) && now == st->grant_peer;
+  return peer_now(facts_, t_.request(), false, &now) && now == st->grant_peer;
 }
 
 // Ends st's grants: their uses reported (for the peer they were given for), values wiped.
@@ -237,8 +249,7 @@ Decision SwapClient::swap(ConnState* st, const char* tok, std::size_t len, bool 
   if (r != nullptr) r->flags |= unsafe;
   // The identity of the peer this request speaks for, kept with a grant the reply gives.
   std::uint64_t peer = 0;
-  const bool have_peer = r != nullptr && peer_identity(facts_.channel, facts_.host, facts_.host_len, r->chain,
-                                                       r->chain_len, &peer);
+  const bool have_peer = r != nullptr && peer_now(facts_, r, true, &peer);
   const Reply* rep = round_trip(r);
   if (rep == nullptr) {
     wipe_exchange(r, nullptr);

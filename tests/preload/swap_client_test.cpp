@@ -111,6 +111,8 @@ struct Facts {
   int chain_fills = 0;
   const char* host_override = nullptr;   // gather names this host instead
   int* on_grant_count = nullptr;
+  const std::string* ids = nullptr;   // what fill_chain_ids gives, when a test sets it
+  int* id_fills = nullptr;
   Facts() {
     f.channel = wire::Channel::OpenSSL;
     f.pid = 4242;
@@ -413,6 +415,59 @@ TEST(SwapClient, AGrantIsReusedOnlyForThePeerItWasGivenFor) {
   t.answer = nullptr;
   EXPECT_EQ(hook_call("CHAIN-BOUND", "unbound.example"), Decision::Refuse);
   EXPECT_EQ(t.seen().back().host, "unbound.example");
+  EXPECT_EQ(st->ngrants, 0u);
+}
+
+// Where the TLS library keeps each certificate's digest (OpenSSL), a grant's peer is
+// derived from those ids when it is given and at each recheck: no DER chain is filled
+// per reuse, and ids that change (another chain behind the same object), or that the
+// library no longer gives, end the grant.
+TEST(SwapClient, ChainIdsStandForTheChainAtEachRecheck) {
+  FakeTransport t;
+  const auto allow = [](const wire::Request& r, wire::Reply& rep) {
+    if (r.op == Op::Swap) allow_value(rep, kValSame, wire::kReplyReuseOnConnection);
+  };
+  t.answer = allow;
+  auto st = state_with_request_line(41);
+  std::string v;
+  std::string ids = "SHA1-LEAF-BOUND.....SHA1-CA-BOUND.......";
+  int id_fills = 0, chain_fills = 0;
+  auto hook_call = [&] {
+    Facts facts;
+    facts.ids = &ids;
+    facts.id_fills = &id_fills;
+    facts.f.fill_chain_ids = [](void* ctx, unsigned char* out, std::size_t cap) -> std::size_t {
+      auto* me = static_cast<Facts*>(ctx);
+      ++*me->id_fills;
+      if (me->ids->empty() || me->ids->size() > cap) return 0;
+      std::memcpy(out, me->ids->data(), me->ids->size());
+      return me->ids->size();
+    };
+    SwapClient c(t, facts.f);
+    const Decision d = swap(c, st.get(), kTokSame, &v);
+    chain_fills += facts.chain_fills;
+    return d;
+  };
+  ASSERT_EQ(hook_call(), Decision::Allow);
+  ASSERT_EQ(st->ngrants, 1u);
+  EXPECT_EQ(chain_fills, 1) << "the broker's request still carries the DER chain";
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(hook_call(), Decision::Allow);
+  EXPECT_EQ(t.seen().size(), 1u) << "the same ids: the grant answers";
+  EXPECT_EQ(chain_fills, 1) << "a recheck encodes no chain";
+  EXPECT_EQ(id_fills, 4);
+
+  t.answer = nullptr;   // the broker refuses what it is asked next
+  ids = "SHA1-LEAF-OTHER.....SHA1-CA-BOUND.......";
+  EXPECT_EQ(hook_call(), Decision::Refuse);
+  EXPECT_EQ(st->ngrants, 0u) << "another leaf behind the same object";
+  EXPECT_EQ(t.seen().back().op, Op::Swap);
+
+  t.answer = allow;
+  ASSERT_EQ(hook_call(), Decision::Allow);
+  ASSERT_EQ(st->ngrants, 1u);
+  t.answer = nullptr;
+  ids.clear();   // the library gives no ids now: the DER chain's identity is another one
+  EXPECT_EQ(hook_call(), Decision::Refuse);
   EXPECT_EQ(st->ngrants, 0u);
 }
 

@@ -1,5 +1,9 @@
 // Who a connection's grant was given for: a keyed digest of the host the client named
-// (SNI, else the peer's IP literal) and the DER certificate chain the peer presented.
+// (SNI, else the peer's IP literal) and the certificate chain the peer presented: the
+// SHA-1 of each certificate where the TLS library keeps it (OpenSSL: a copy, where the
+// DER chain costs an encoding per request), else the DER chain. Passing the recheck
+// with another chain then takes a certificate with a bound peer's SHA-1 (a second
+// preimage), or a SipHash collision under a key the agent does not know.
 //
 // A grant (swap_client.h) lives in the ConnState, which is keyed by the TLS object's
 // address. An address can be reused: a program that frees its session through the TLS

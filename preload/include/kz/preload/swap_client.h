@@ -63,6 +63,11 @@ struct ConnFacts {
   void* ctx = nullptr;             // the caller's connection (SSL*, session, fd, ...)
   // Writes the peer's DER chain, leaf first, into out; returns its length (0: none).
   std::size_t (*fill_chain)(void* ctx, unsigned char* out, std::size_t cap) = nullptr;
+  // Optional: a digest of each certificate of that chain, leaf first, that the TLS
+  // library already keeps (OpenSSL caches each certificate's SHA-1); 0 when it cannot
+  // (then the DER chain is used). What a grant's peer identity is derived from, when
+  // given and rechecked before each reuse (peer_identity.h): no encoding per request.
+  std::size_t (*fill_chain_ids)(void* ctx, unsigned char* out, std::size_t cap) = nullptr;
   // What makes a swap on ctx unsafe right now (wire::kFlagKeyLog, kFlagNotSocketBio,
   // kFlagAlpnNotHttp1); 0 when nothing does. Asked on every swap, grants included: a
   // key-log callback or a memory BIO can be set after the first grant. A few pointer
@@ -73,8 +78,7 @@ struct ConnFacts {
   void (*on_grant)(void* ctx) = nullptr;
   // ctx talks to one peer for its whole life, and its ConnState is dropped before ctx
   // goes (the fallback proxy's session, with its one verified upstream): a grant is
-  // then reused without re-deriving the peer's identity (a SipHash of the whole chain
-  // on every request). The shim leaves it false: an SSL* freed past its hooks may come
+  // then reused without re-deriving the peer's identity on every request. The shim leaves it false: an SSL* freed past its hooks may come
   // back as another connection at the same address.
   bool peer_fixed = false;
 
