@@ -185,6 +185,30 @@ def check_bodies(what, cmd, r, warmup=False, why=""):
     return res
 
 
+def child_cpu_seconds(stdout):
+    """User + system seconds of a shell's children (wrk), from the last line `times` printed
+    ("0m1.250000s 0m0.330000s"): run wrk as `sh -c 'wrk ... && times'`. Exits when the line
+    is missing: no measurement without it."""
+    lines = [ln for ln in stdout.splitlines() if re.fullmatch(r"\s*\d+m[\d.]+s \d+m[\d.]+s\s*", ln)]
+    if len(lines) < 2:
+        die("sh's `times` printed no CPU times after wrk's output:\n%s" % stdout)
+    return sum(int(m) * 60 + float(sec) for m, sec in re.findall(r"(\d+)m([\d.]+)s", lines[-1]))
+
+
+def process_cpu_seconds(pid):
+    """User + system seconds a running process (all its threads) has used so far."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds():
+    """User + system seconds of this process's waited-for children and their descendants."""
+    import resource
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 def version(cmd):
     r = subprocess.run(cmd, capture_output=True, text=True)
     return ((r.stdout or r.stderr).strip().splitlines() or ["?"])[0]
