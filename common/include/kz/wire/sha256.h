@@ -1,7 +1,8 @@
 // SHA-256 with no dependencies and no allocation, for the preload shim (which links
 // nothing but libc): it hashes a SigV4 request's body when the request carries no
 // x-amz-content-sha256 header, so that the broker can rebuild the canonical request
-// (kz/sigv4.h). The launcher uses OpenSSL; tests check this one against it.
+// (kz/sigv4.h). The launcher uses it too (kz/digest.h): OpenSSL's first digest costs a
+// `kz run` 1.6 ms of start-up. Tests check it against OpenSSL.
 #pragma once
 
 #include <cstddef>
