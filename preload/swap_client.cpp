@@ -196,12 +196,16 @@ void SwapClient::remember_grant(ConnState* st, const char* tok, std::size_t len,
 // The same rule when a grant is given and each time it is rechecked, so they compare.
 namespace {
 constexpr std::size_t kMaxChainIds = 16 * 20;   // 16 certificates' SHA-1: no real chain is longer
+// Leads the ids in the digest's input: a DER chain starts with 0x30 (a SEQUENCE), so ids
+// and a chain never feed the same bytes.
+constexpr unsigned char kIdsTag = 0x01;
 
 bool peer_now(const ConnFacts& f, Request* r, bool r_has_chain, std::uint64_t* out) {
   if (f.channel != wire::Channel::Plain && f.fill_chain_ids != nullptr) {
-    unsigned char ids[kMaxChainIds];
-    const std::size_t n = f.fill_chain_ids(f.ctx, ids, sizeof ids);
-    if (n > 0 && n <= sizeof ids) return peer_identity(f.channel, f.host, f.host_len, ids, n, out);
+    unsigned char ids[1 + kMaxChainIds];
+    ids[0] = kIdsTag;
+    const std::size_t n = f.fill_chain_ids(f.ctx, ids + 1, kMaxChainIds);
+    if (n > 0 && n <= kMaxChainIds) return peer_identity(f.channel, f.host, f.host_len, ids, 1 + n, out);
   }
   if (r == nullptr) return false;
   std::size_t cl = 0;

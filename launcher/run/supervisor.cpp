@@ -394,7 +394,7 @@ Result<SuperviseOutcome> supervise_once(const SuperviseOptions& o) {
           for (auto& c : chans)
             if (c.masker) {
               c.masker->set_patterns(req.masks, c.out);
-              c.emit();
+              through_gate([&] { c.emit(); });   // under a prompt the bytes wait in c.out
             }
         if (req.restart && !status && !outcome.restart) {
           outcome.restart = true;
@@ -434,12 +434,14 @@ Result<SuperviseOutcome> supervise_once(const SuperviseOptions& o) {
         continue;
       }
       if (p.fd == 0 && forward_stdin) {
-        through_gate([&] {
-          const ssize_t r = read_terminal_if_ready(buf, sizeof buf);
-          if (r < 0 && (errno == EAGAIN || errno == EINTR)) return;
-          if (r <= 0) forward_stdin = false;
-          else write_all(master_fd, buf, static_cast<std::size_t>(r));
-        });
+        // Only the read is gated: what it got was typed before any prompt, and the write
+        // to the command may block (a command that stops reading its input) and must not
+        // keep a prompt from opening.
+        ssize_t r = -1;
+        if (!through_gate([&] { r = read_terminal_if_ready(buf, sizeof buf); })) continue;   // a prompt has it
+        if (r < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+        if (r <= 0) forward_stdin = false;
+        else write_all(master_fd, buf, static_cast<std::size_t>(r));
         continue;
       }
       for (auto& c : chans) {

@@ -202,13 +202,6 @@ def process_cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def children_cpu_seconds():
-    """User + system seconds of this process's waited-for children and their descendants."""
-    import resource
-    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return ru.ru_utime + ru.ru_stime
-
-
 def version(cmd):
     r = subprocess.run(cmd, capture_output=True, text=True)
     return ((r.stdout or r.stderr).strip().splitlines() or ["?"])[0]

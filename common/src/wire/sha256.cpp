@@ -51,6 +51,7 @@ void Sha256::block(const unsigned char* p) {
 }
 
 void Sha256::update(const void* data, std::size_t n) {
+  if (n == 0) return;   // data may be null (an empty string_view)
   const auto* p = static_cast<const unsigned char*>(data);
   total_ += n;
   if (used_ > 0) {
