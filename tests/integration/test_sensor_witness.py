@@ -257,10 +257,11 @@ class WitnessTest(KillKeepsBoundTraffic, SensorCase):
         self.assertIn({"secret": "API_KEY", "host": "localhost", "form": "token", "writes": 1}, s.get("uses"), s)
         self.assertNoCanaryInAudit()
 
-    def test_blind_proxy_witness_sees_tokens_the_proxy_never_sees(self):
-        # A port the redirect leaves alone: the proxy never sees the connection. The
-        # witness (in place of the uprobes) records the token sent to an unbound name as
-        # exfil, and a canary's token as a canary.
+    def run_unproxied(self, wrap=None):
+        """--blind=proxy with the agent's connections on a port the redirect leaves alone
+        (the proxy never sees them): UNPROXIED sends the token to an unbound name and a
+        canary's token. wrap(argv) may put a command around the agent. Returns the run,
+        with both requests checked to have reached the server."""
         ok, why = redirect_available("ebpf")
         if not ok:
             print("SKIP: ebpf redirect unavailable: %s" % why)
@@ -268,12 +269,18 @@ class WitnessTest(KillKeepsBoundTraffic, SensorCase):
         other_port, other_rec = self.echo_server("tls")
         self.blind_config({"API_KEY": {"ref": "KZT_SRC", "hosts": ["localhost"]}},
                           extra="proxy_ports = [%d]\n\n[secrets.OPENAI_API_KEY]\ncanary = true\n" % self.port)
-        script = self.write("unproxied.py", UNPROXIED)
+        agent = [PY, self.write("unproxied.py", UNPROXIED), str(other_port), self.ca["ca"]]
         args = ["run", "--blind=proxy", "--audit-log", self.audit_path, *self.SENSORS, "--",
-                PY, script, str(other_port), self.ca["ca"]]
+                *(wrap(agent) if wrap else agent)]
         r = self.kz(*args, env=self.kenv, timeout=120)
         self.assertEqual(r.returncode, 0, self.diag(r))
         self.assertEqual(len(self.records(other_rec, "/v1/unproxied")), 2, self.diag(r))
+        return r
+
+    def test_blind_proxy_witness_sees_tokens_the_proxy_never_sees(self):
+        # The witness (in place of the uprobes) records the token sent to an unbound name
+        # as exfil, and a canary's token as a canary.
+        r = self.run_unproxied()
         exfil = self.assertAudited("exfil", secret="API_KEY")
         self.assertEqual([(e.get("host"), e.get("via")) for e in exfil], [("evil.test", "shim")], self.diag(r))
         canary = self.assertAudited("canary", secret="OPENAI_API_KEY")
@@ -287,19 +294,7 @@ class WitnessTest(KillKeepsBoundTraffic, SensorCase):
     def test_blind_proxy_agent_that_drops_the_witness_meets_the_uprobes(self):
         # The hostile agent under --blind=proxy removes the shim from its environment (or
         # never had it): its process gets the uprobes at exec, which see the same token.
-        ok, why = redirect_available("ebpf")
-        if not ok:
-            print("SKIP: ebpf redirect unavailable: %s" % why)
-            self.skipTest(why)
-        other_port, other_rec = self.echo_server("tls")
-        self.blind_config({"API_KEY": {"ref": "KZT_SRC", "hosts": ["localhost"]}},
-                          extra="proxy_ports = [%d]\n\n[secrets.OPENAI_API_KEY]\ncanary = true\n" % self.port)
-        script = self.write("unproxied.py", UNPROXIED)
-        cmd = 'env -u LD_PRELOAD -u KZ_WITNESS %s %s %d "%s"' % (PY, script, other_port, self.ca["ca"])
-        args = ["run", "--blind=proxy", "--audit-log", self.audit_path, *self.SENSORS, "--", "/bin/bash", "-c", cmd]
-        r = self.kz(*args, env=self.kenv, timeout=120)
-        self.assertEqual(r.returncode, 0, self.diag(r))
-        self.assertEqual(len(self.records(other_rec, "/v1/unproxied")), 2, self.diag(r))
+        r = self.run_unproxied(lambda agent: ["env", "-u", "LD_PRELOAD", "-u", "KZ_WITNESS", *agent])
         exfil = self.assertAudited("exfil", secret="API_KEY")
         self.assertEqual([(e.get("host"), e.get("via")) for e in exfil], [("evil.test", "tls-tap")], self.diag(r))
         self.assertEqual(self.assertAudited("canary", secret="OPENAI_API_KEY")[0].get("where"), "tap", self.diag(r))
