@@ -1,4 +1,5 @@
 #include "kz/preload/accept_encoding.h"
+#include "kz/preload/find_bytes.h"
 
 #include <string.h>
 
@@ -24,13 +25,17 @@ bool is_name(const char* p) {
 }  // namespace
 
 std::size_t force_identity_encoding(char* p, std::size_t n) {
-  const void* end = memmem(p, n, "\r\n\r\n", 4);
-  const std::size_t head = end != nullptr ? static_cast<std::size_t>(static_cast<const char*>(end) - p) + 2 : n;
+  const char* end = find_head_end(p, n);
+  const std::size_t head = end != nullptr ? static_cast<std::size_t>(end - p) + 2 : n;
   std::size_t changed = 0;
-  // Header lines start after a CRLF; the request line is never one.
-  for (std::size_t i = 0; i + 1 < head; ++i) {
-    if (p[i] != '\r' || p[i + 1] != '\n') continue;
-    const std::size_t line = i + 2;
+  // Header lines start after a CRLF; the request line is never one. Line by line (memchr).
+  for (std::size_t i = 1; i < head;) {
+    const void* lf = std::memchr(p + i, '\n', head - i);
+    if (lf == nullptr) break;
+    const std::size_t at = static_cast<std::size_t>(static_cast<const char*>(lf) - p);
+    i = at + 1;
+    if (p[at - 1] != '\r') continue;
+    const std::size_t line = at + 1;
     if (line + kNameLen + 1 > head || !is_name(p + line) || p[line + kNameLen] != ':') continue;
     std::size_t vb = line + kNameLen + 1;
     std::size_t ve = vb;
@@ -43,7 +48,7 @@ std::size_t force_identity_encoding(char* p, std::size_t n) {
       std::memcpy(p + line, kDroppedAcceptEncoding, kNameLen);
     }
     ++changed;
-    i = ve - 1;
+    i = ve;
   }
   return changed;
 }

@@ -1,6 +1,7 @@
 #include "kz/preload/basic_auth.h"
 
 #include <cstring>
+#include <initializer_list>
 
 #include "ascii.h"
 
@@ -20,8 +21,18 @@ int b64_value(unsigned char c) {
 }  // namespace
 
 bool may_hold_basic(const char* p, std::size_t n) {
-  // The scheme is case-insensitive; these are the spellings clients use.
-  return memmem(p, n, "asic ", 5) != nullptr || memmem(p, n, "ASIC ", 5) != nullptr;
+  // The scheme, in any case, and the space or tab after it (find_basic_credentials'
+  // rule). Steps from blank to blank with memchr: a head has about one per line.
+  for (const char sep : {' ', '\t'}) {
+    for (std::size_t i = 5; i < n;) {
+      const void* q = std::memchr(p + i, sep, n - i);
+      if (q == nullptr) break;
+      const std::size_t at = static_cast<std::size_t>(static_cast<const char*>(q) - p);
+      if (at >= 5 && ascii_ieq(p + at - 5, "basic", 5)) return true;
+      i = at + 1;
+    }
+  }
+  return false;
 }
 
 std::size_t find_basic_credentials(const char* p, std::size_t head_end, B64Span* spans, std::size_t max) {

@@ -1,5 +1,6 @@
 // The HTTP/2 engine (kz/preload/h2.h).
 #include "kz/preload/h2.h"
+#include "kz/preload/find_bytes.h"
 
 #include <string.h>
 
@@ -515,7 +516,7 @@ bool resign_h2(hp::DecodedBlock& db, bool end_stream, unsigned char* out, std::s
   for (std::size_t i = 0; i < db.nfields && !signed_req; ++i) {
     const hp::Field& f = db.fields[i];
     if (name_is(f, "authorization") || name_is(f, ":path"))
-      signed_req = memmem(f.value, f.vl, kAlg, sizeof kAlg - 1) != nullptr;
+      signed_req = find_bytes(reinterpret_cast<const char*>(f.value), f.vl, kAlg, sizeof kAlg - 1) != nullptr;
   }
   if (!signed_req) return true;
   char data[wire::kMaxData];

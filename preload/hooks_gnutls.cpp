@@ -46,6 +46,13 @@ void gtls_fill(ConnFacts* info) {
   fill_host_and_peer(info, gtls_fd(s), len > 0 ? name : nullptr, len);
 }
 
+// ConnFacts::gather_host: the server name the shim kept for the session, when there is one.
+bool gtls_fill_host(ConnFacts* info) {
+  char name[kz::wire::kMaxHost];
+  const std::size_t len = session_name_get(static_cast<gnutls_session_t>(info->ctx), name, sizeof name);
+  return fill_host_from_sni(info, name, len);
+}
+
 std::size_t gtls_chain(void* ctx, unsigned char* out, std::size_t cap) {
   auto s = static_cast<gnutls_session_t>(ctx);
   auto peers = KZ_REAL(Gnutls, gnutls_certificate_get_peers);
@@ -147,6 +154,7 @@ struct Ctx {
   WriteOps w;
   explicit Ctx(gnutls_session_t s) : g{s}, client(broker_socket(), facts) {
     init_facts(&facts, kz::wire::Channel::GnuTLS, s, gtls_fill, gtls_chain);
+    facts.gather_host = gtls_fill_host;
     facts.unsafe = gtls_unsafe;
     b = client.ops();
     w.ctx = &g;

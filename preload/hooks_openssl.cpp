@@ -71,6 +71,14 @@ void ossl_fill(ConnFacts* info) {
   fill_host_and_peer(info, ossl_fd(ssl), sni, sni ? std::strlen(sni) : 0);
 }
 
+// ConnFacts::gather_host: the SNI the client set, when it set one (fill_host_and_peer's
+// rule for host). Asked on a grant's recheck, where the handshake is long done.
+bool ossl_fill_host(ConnFacts* info) {
+  auto servername = KZ_REAL(Ssl, SSL_get_servername);
+  const char* sni = servername ? servername(static_cast<SSL*>(info->ctx), TLSEXT_NAMETYPE_host_name) : nullptr;
+  return fill_host_from_sni(info, sni, sni ? std::strlen(sni) : 0);
+}
+
 std::size_t put_cert(X509* x, unsigned char* out, std::size_t cap, std::size_t used) {
   auto i2d = KZ_REAL(Crypto, i2d_X509);
   if (!i2d || x == nullptr) return used;
@@ -246,6 +254,7 @@ struct Ctx {
   explicit Ctx(SSL* ssl) : o{ssl}, client(broker_socket(), facts) {
     init_facts(&facts, kz::wire::Channel::OpenSSL, ssl, ossl_fill, ossl_chain);
     facts.fill_chain_ids = ossl_chain_ids;
+    facts.gather_host = ossl_fill_host;
     facts.unsafe = ossl_unsafe;
     facts.on_grant = ossl_on_grant;
     b = client.ops();

@@ -1,4 +1,5 @@
 #include "kz/preload/http_rewrite.h"
+#include "kz/preload/find_bytes.h"
 
 #include <cstring>
 
@@ -140,10 +141,10 @@ HttpHead parse_head(const char* p, std::size_t n) {
   h.is_request = true;
   h.method = Span{0, sp1};
   h.target = Span{sp1 + 1, ver - 1 - (sp1 + 1)};
-  const void* end = memmem(p, n, "\r\n\r\n", 4);
+  const char* end = find_head_end(p, n);
   if (end == nullptr) return h;
   h.complete = true;
-  h.head_end = static_cast<std::size_t>(static_cast<const char*>(end) - p) + 4;
+  h.head_end = static_cast<std::size_t>(end - p) + 4;
   int cl_count = 0;
   bool cl_ok = true;
   for (std::size_t i = line_end + 1; i + 2 <= h.head_end - 2;) {

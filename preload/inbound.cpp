@@ -1,4 +1,5 @@
 #include "kz/preload/inbound.h"
+#include "kz/preload/find_bytes.h"
 
 #include "kz/preload/h2.h"
 
@@ -41,6 +42,7 @@ std::size_t find_hits(const unsigned char* v, std::size_t n, const Fingerprint* 
   for (std::size_t i = 0; i < nfps; ++i) {
     if (placed[i]) continue;
     const std::size_t len = fps[i].len;
+    if (len == 0 || len > wire::kMaxData || len > n) continue;   // no window that long (the usual small read)
     const bool quick = fps[i].quick_base != 0;
     const std::uint64_t base = quick ? fps[i].quick_base : fps[i].base;
     Group g{len, quick, base, 0, 0, static_cast<std::uint32_t>(no), 0};
@@ -52,7 +54,6 @@ std::size_t find_hits(const unsigned char* v, std::size_t n, const Fingerprint* 
         ++g.count;
       }
     }
-    if (len == 0 || len > wire::kMaxData || len > n) continue;
     g.top = quick ? wire::fq_pow(base, len - 1) : wire::fp_pow(base, len - 1);
     g.h = quick ? wire::fq_hash(v, len, base) : wire::fp_hash(v, len, base);
     groups[ng++] = g;
@@ -341,7 +342,7 @@ void advance(Pass& x) {
         const std::size_t cmp = avail < 5 ? avail : 5;
         if (std::memcmp(h, "HTTP/", cmp) != 0) return go_opaque(x);
         const std::size_t from = p >= s.msg_start + 3 ? p - 3 : s.msg_start;
-        const void* e = memmem(s.buf + from, s.len - from, "\r\n\r\n", 4);
+        const unsigned char* e = find_head_end(s.buf + from, s.len - from);
         if (e == nullptr) {
           if (avail > kInboundCap - 4096) return go_opaque(x);   // a head we cannot hold whole
           p = s.len;

@@ -1,4 +1,5 @@
 #include "kz/preload/message_tracker.h"
+#include "kz/preload/find_bytes.h"
 
 #include <string.h>
 
@@ -62,12 +63,19 @@ struct Head {
 // Parses the head [hs, he) (he just past its CRLFCRLF) of p. false: a head servers may
 // read differently (or not HTTP/1.x at all).
 bool parse_strict_head(const char* p, std::size_t hs, std::size_t he, Head* h) {
-  // No CR without LF, no LF without CR, no NUL anywhere in the head.
+  // No CR without LF, no LF without CR, and no other control byte (NUL, DEL, ...) but tab
+  // anywhere in the head. One pass: the request line and the names allow none of them
+  // either, so a field value needs no check of its own.
   for (std::size_t i = hs; i < he; ++i) {
-    const char c = p[i];
-    if (c == '\r' && (i + 1 >= he || p[i + 1] != '\n')) return false;
-    if (c == '\n' && (i == hs || p[i - 1] != '\r')) return false;
-    if (c == '\0') return false;
+    const auto u = static_cast<unsigned char>(p[i]);
+    if (u >= 0x20 && u != 0x7f) continue;
+    if (u == '\r') {
+      if (i + 1 >= he || p[i + 1] != '\n') return false;
+    } else if (u == '\n') {
+      if (i == hs || p[i - 1] != '\r') return false;
+    } else if (u != '\t') {
+      return false;
+    }
   }
   // Request line: method SP target SP HTTP/1.x CRLF.
   std::size_t i = hs;
@@ -95,10 +103,6 @@ bool parse_strict_head(const char* p, std::size_t hs, std::size_t he, Head* h) {
     if (c == i || c == le || p[c] != ':') return false;
     const std::size_t nl = c - i;
     std::size_t vb = c + 1, ve = le;
-    for (std::size_t k = vb; k < ve; ++k) {
-      const auto u = static_cast<unsigned char>(p[k]);
-      if ((u < 0x20 && u != '\t') || u == 0x7f) return false;
-    }
     trim(p, &vb, &ve);
     if (nl == 4 && ascii_ieq(p + i, "host", 4)) {
       ++h->host_count;
@@ -286,7 +290,7 @@ void track(const MessageTracker& from, const char* p, std::size_t n, MessageTrac
     // Empty lines before a request line are ignored by servers (RFC 9112, 2.2).
     while (n - i >= 2 && p[i] == '\r' && p[i + 1] == '\n') i += 2;
     if (i == n) break;
-    const void* end = memmem(p + i, n - i, "\r\n\r\n", 4);
+    const char* end = find_head_end(p + i, n - i);
     if (end == nullptr) {
       if (!could_be_head(p, i, n)) {
         to->phase = Phase::Lost;
@@ -297,7 +301,7 @@ void track(const MessageTracker& from, const char* p, std::size_t n, MessageTrac
       add(RequestRef::Kind::Unidentified, i, n);
       return;
     }
-    const std::size_t he = static_cast<std::size_t>(static_cast<const char*>(end) - p) + 4;
+    const std::size_t he = static_cast<std::size_t>(end - p) + 4;
     Head h;
     if (!parse_strict_head(p, i, he, &h)) {
       to->phase = Phase::Lost;

@@ -1,8 +1,10 @@
 #include "kz/preload/outbound.h"
+#include "kz/preload/find_bytes.h"
 
 #include <string.h>
 
 #include <cstring>
+#include <new>
 
 #include "kz/preload/accept_encoding.h"
 #include "kz/preload/basic_auth.h"
@@ -28,8 +30,8 @@ struct TokenEdit {
 
 // Length of the head at the start of [p, p+n): up to and including CRLFCRLF, or n.
 std::size_t head_extent(const char* p, std::size_t n) {
-  const void* end = memmem(p, n, "\r\n\r\n", 4);
-  return end != nullptr ? static_cast<std::size_t>(static_cast<const char*>(end) - p) + 4 : n;
+  const char* end = find_head_end(p, n);
+  return end != nullptr ? static_cast<std::size_t>(end - p) + 4 : n;
 }
 
 // Reports every token in [p, p+n) (a credential that could not be rewritten).
@@ -139,7 +141,10 @@ OutboundResult rewrite_outbound(const char* in, std::size_t n, const OutboundOpt
     r.chunked_next = tail == ChunkedTail::Boundary;
   }
 
-  TokenEdit edits[kMaxEdits];
+  // Raw storage: Edit's members have initialisers, and 128 of them per write cost more
+  // than the rest of a small request's rewrite. Each element is constructed when added.
+  alignas(TokenEdit) unsigned char edits_raw[kMaxEdits * sizeof(TokenEdit)];
+  auto* edits = reinterpret_cast<TokenEdit*>(edits_raw);
   std::size_t k = 0;
   char* values = work;            // token values and re-encoded credentials (<= n bytes)
   char* tmp = work + n + 32;      // decoded Basic credential and its swapped copy (<= 2n)
@@ -168,8 +173,7 @@ OutboundResult rewrite_outbound(const char* in, std::size_t n, const OutboundOpt
     std::size_t vl = 0, tl = 0;
     const wire::Decision d = b.swap(b.ctx, st, in + t, ext, at_end, values + vused, ext, &vl, &tl);
     if (d == wire::Decision::Allow && vl > 0 && vl <= ext) {
-      edits[k].e = Edit{t, ext, values + vused, vl, false};
-      edits[k].is_token = true;
+      new (&edits[k]) TokenEdit{Edit{t, ext, values + vused, vl, false}, true};
       ++k;
       vused += vl;
     } else if (d == wire::Decision::Incomplete && at_end && opt.allow_carry && tl > ext) {
@@ -207,8 +211,8 @@ OutboundResult rewrite_outbound(const char* in, std::size_t n, const OutboundOpt
         if (sl > 0) {
           const long el = b64_encode(reinterpret_cast<unsigned char*>(swapped), sl, values + vused, spans[s].len);
           if (el > 0) {
-            edits[k].e = Edit{spans[s].pos, spans[s].len, values + vused, static_cast<std::size_t>(el), false};
-            edits[k].is_token = false;
+            new (&edits[k]) TokenEdit{Edit{spans[s].pos, spans[s].len, values + vused, static_cast<std::size_t>(el), false},
+                                      false};
             ++k;
             vused += static_cast<std::size_t>(el);
             r.swapped += inside;
@@ -229,8 +233,9 @@ OutboundResult rewrite_outbound(const char* in, std::size_t n, const OutboundOpt
     return r;
   }
   sort_edits(edits, k);
-  Edit plain[kMaxEdits];
-  for (std::size_t i = 0; i < k; ++i) plain[i] = edits[i].e;
+  alignas(Edit) unsigned char plain_raw[kMaxEdits * sizeof(Edit)];
+  auto* plain = reinterpret_cast<Edit*>(plain_raw);
+  for (std::size_t i = 0; i < k; ++i) new (&plain[i]) Edit(edits[i].e);
   FrameContext fc;
   fc.fixup_lengths = opt.fixup_lengths;
   fc.in_chunked_body = opt.in_chunked_body;

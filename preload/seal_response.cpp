@@ -1,4 +1,5 @@
 #include "kz/preload/seal_response.h"
+#include "kz/preload/find_bytes.h"
 
 #include <string.h>
 
@@ -198,9 +199,9 @@ bool media_is_json(const unsigned char* v, std::size_t n) {
 bool seal_response(unsigned char* p, std::size_t n, ConnState* st, const BrokerOps& b) {
   if (st == nullptr || st->seal_secret == 0) return true;
   if (n < 5 || std::memcmp(p, "HTTP/", 5) != 0) return false;
-  const void* e = memmem(p, n, "\r\n\r\n", 4);
+  const unsigned char* e = find_head_end(p, n);
   if (e == nullptr) return false;   // a head cut off
-  const std::size_t body = static_cast<std::size_t>(static_cast<const unsigned char*>(e) - p) + 4;
+  const std::size_t body = static_cast<std::size_t>(e - p) + 4;
   const unsigned char* type = nullptr;
   std::size_t type_len = 0;
   std::size_t i = 0;

@@ -1,4 +1,5 @@
 #include "kz/preload/sigv4_resign.h"
+#include "kz/preload/find_bytes.h"
 
 #include <string.h>
 
@@ -65,7 +66,7 @@ bool sigv4_need(const char* buf, const RequestRef& ref, Need* need) {
 
 }  // namespace
 
-bool may_be_sigv4(const char* p, std::size_t n) { return memmem(p, n, kAlgorithm, kAlgorithmLen) != nullptr; }
+bool may_be_sigv4(const char* p, std::size_t n) { return find_bytes(p, n, kAlgorithm, kAlgorithmLen) != nullptr; }
 
 ResignResult resign_sigv4(char* buf, std::size_t n, const TrackResult& tr, const OutboundOptions& opt,
                           const BrokerOps& b, ConnState* st) {

@@ -222,7 +222,7 @@ bool peer_now(const ConnFacts& f, Request* r, bool r_has_chain, std::uint64_t* o
 // Is the live TLS object still talking to the peer st's grants were given for? Its
 // address may have been reused by a new session (freed past the shim's hooks).
 bool SwapClient::grants_match_peer(const ConnState* st) {
-  facts_.ensure_gathered();
+  facts_.ensure_host();
   std::uint64_t now = 0;
   return peer_now(facts_, t_.request(), false, &now) && now == st->grant_peer;
 }

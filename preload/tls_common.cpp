@@ -35,13 +35,19 @@ bool keylog_env_seen() {
   return true;
 }
 
+bool fill_host_from_sni(ConnFacts* info, const char* sni, std::size_t sni_len) {
+  if (sni == nullptr || sni_len == 0 || sni_len > sizeof info->host) return false;
+  std::memcpy(info->host, sni, sni_len);
+  info->host_len = sni_len;
+  return true;
+}
+
 void fill_host_and_peer(ConnFacts* info, int fd, const char* sni, std::size_t sni_len) {
   char ip[64];
   std::size_t ip_len = 0;
   const bool have_peer = fd_peer(fd, info->peer, sizeof info->peer, &info->peer_len, ip, sizeof ip, &ip_len);
-  if (sni != nullptr && sni_len > 0 && sni_len <= sizeof info->host) {
-    std::memcpy(info->host, sni, sni_len);
-    info->host_len = sni_len;
+  if (fill_host_from_sni(info, sni, sni_len)) {
+    // the name the client asked for
   } else if (have_peer) {
     std::memcpy(info->host, ip, ip_len);
     info->host_len = ip_len;

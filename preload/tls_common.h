@@ -32,6 +32,9 @@ inline void init_facts(ConnFacts* f, wire::Channel channel, void* ctx, void (*ga
 // that file, which the agent can read. Sticky: unsetting it later does not unlog keys.
 bool keylog_env_seen();
 
+// host = sni when there is one that fits; false (host untouched) otherwise.
+bool fill_host_from_sni(ConnFacts* info, const char* sni, std::size_t sni_len);
+
 // Fills facts->host/peer from the socket's peer (host: IP literal) when sni is empty.
 void fill_host_and_peer(ConnFacts* info, int fd, const char* sni, std::size_t sni_len);
 

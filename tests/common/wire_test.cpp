@@ -10,6 +10,7 @@
 #include "kz/wire/fingerprint.h"
 #include "kz/wire/protocol.h"
 #include "kz/wire/scanner.h"
+#include "kz/wire/token.h"
 
 namespace kz::wire {
 namespace {
@@ -29,6 +30,24 @@ TEST(Scanner, TrailingPrefix) {
   EXPECT_EQ(trailing_prefix_len("abc K", 5), 1u);
   EXPECT_EQ(trailing_prefix_len("abc KZ_TOK_", 11), 0u);   // a whole prefix is not a proper one
   EXPECT_EQ(trailing_prefix_len("abc", 3), 0u);
+}
+
+// The markers' every proper prefix, in every form, at the end of a buffer (and nothing
+// longer, shorter or shifted): what the quick first-byte test must not lose.
+TEST(Scanner, TrailingPrefixOfEveryMarker) {
+  for (const std::string& m : {std::string(kTokenPrefix), std::string(kMarkerLower), std::string(kMarkerUpper),
+                              std::string(kMarkerDigits)}) {
+    for (std::size_t k = 1; k < m.size(); ++k) {
+      const std::string s = "Bearer " + m.substr(0, k);
+      EXPECT_EQ(trailing_prefix_len(s.data(), s.size()), k) << s;
+      EXPECT_TRUE(is_marker_fragment(m.data(), k)) << m << " " << k;
+      EXPECT_FALSE(is_marker_fragment(m.data() + 1, k)) << m << " +1 " << k;
+    }
+    EXPECT_FALSE(is_marker_fragment(m.data(), m.size()));   // a whole marker is no fragment
+  }
+  EXPECT_EQ(trailing_prefix_len("x7306", 5), 4u);
+  EXPECT_EQ(trailing_prefix_len("x7308", 5), 0u);
+  EXPECT_FALSE(is_marker_fragment("", 0));
 }
 
 TEST(Fingerprint, RollingMatchesDirectHashAtEveryOffset) {

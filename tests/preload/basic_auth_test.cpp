@@ -144,5 +144,18 @@ TEST(MayHoldBasic, CheapPreCheck) {
   EXPECT_FALSE(may_hold_basic("", 0));
 }
 
+// The scheme is case-insensitive and may be followed by a tab (find_basic_credentials'
+// rule): the pre-check must not be stricter than the parser it guards, or a token in
+// such a credential goes out without being looked at.
+TEST(MayHoldBasic, AnyCaseAndATab) {
+  for (const std::string s : {"Authorization: bAsIc abc", "Authorization: BASIC abc", "Authorization: Basic\tabc",
+                              "Proxy-Authorization:basic abc"})
+    EXPECT_TRUE(may_hold_basic(s.data(), s.size())) << s;
+  for (const std::string s : {"X: basically", "X: Basic", "asic abc", "X: Basi c"})
+    EXPECT_FALSE(may_hold_basic(s.data(), s.size())) << s;
+  const std::string cut = "Authorization: Basic abc";
+  EXPECT_FALSE(may_hold_basic(cut.data(), cut.find(' ', 15)));   // the blank is past n
+}
+
 }  // namespace
 }  // namespace kz::preload

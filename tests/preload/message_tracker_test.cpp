@@ -151,6 +151,29 @@ TEST(MessageTracker, AmbiguousFramingLosesTheStream) {
   }
 }
 
+// A control byte other than tab (NUL, DEL, ESC, ...) anywhere in a head, in a value, a
+// name or the request line, is read differently by different servers: the stream is lost.
+// A tab in a value and bytes above 0x7f are fine.
+TEST(MessageTracker, ControlBytesInAHeadLoseTheStream) {
+  const std::string rest = "GET /admin HTTP/1.1\r\nHost: h\r\nX: " + kTok + "\r\n\r\n";
+  for (const std::string& bad : {std::string("\0", 1), std::string("\x7f"), std::string("\x1b"), std::string("\x0b")}) {
+    for (const std::string& head : {"POST /v1/ok HTTP/1.1\r\nHost: h\r\nX: a" + bad + "b\r\nContent-Length: 0\r\n\r\n",
+                                    "POST /v1/ok HTTP/1.1\r\nHost: h\r\nX" + bad + ": a\r\n\r\n",
+                                    "POST /v1/o" + bad + "k HTTP/1.1\r\nHost: h\r\n\r\n",
+                                    "POST /v1/ok HTTP/1.1\r\nHost: h\r\nX: a" + bad + "\r\n\r\n"}) {
+      Tracked t;
+      t.write(head);
+      t.write(rest);
+      EXPECT_EQ(t.target_at(kTok), "?") << static_cast<int>(bad[0]) << " in " << head;
+      EXPECT_EQ(t.state.phase, MessageTracker::Phase::Lost);
+    }
+  }
+  Tracked t;
+  t.write("GET /v1/ok HTTP/1.1\r\nHost: h\r\nX: a\tb \xc3\xa9\r\nAuthorization: Bearer " + kTok + "\r\n\r\n");
+  EXPECT_EQ(t.target_at(kTok), "/v1/ok");
+  EXPECT_EQ(t.state.phase, MessageTracker::Phase::Head);
+}
+
 TEST(MessageTracker, BareLfBetweenRequestsIsNotASecondHead) {
   // A lenient server ends the first head at "\n\n"; the tracker must not read one head.
   Tracked t;

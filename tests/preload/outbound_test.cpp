@@ -390,6 +390,20 @@ TEST_F(Outbound, BasicCredentialReencodedWithValue) {
   EXPECT_FALSE(b.swaps[0].at_end);   // the credential ended: the token is complete
 }
 
+// Any spelling of the scheme, and a tab after it: the parser accepts them, so the fast
+// path's pre-check must let them through (it once looked for "asic " / "ASIC " only).
+TEST_F(Outbound, BasicSchemeInAnyCaseOrBeforeATab) {
+  for (const std::string scheme : {"bAsIc ", "Basic\t"}) {
+    SCOPED_TRACE(scheme);
+    const std::string head = "GET / HTTP/1.1\r\nHost: git.example.com\r\nAuthorization: " + scheme;
+    w.sent.clear();
+    b.swaps.clear();
+    EXPECT_EQ(write(head + b64("user:" + kTokSame) + "\r\n\r\n"), WriteOutcome::Consumed);
+    EXPECT_EQ(w.sent, head + b64("user:" + kValSame) + "\r\n\r\n");
+    EXPECT_EQ(b.swaps.size(), 1u);
+  }
+}
+
 TEST_F(Outbound, BasicTokenAsUserAndProxyAuthorization) {
   const std::string req = get_basic(kTokSame + ":x-oauth-basic", "Proxy-Authorization");
   EXPECT_EQ(write(req), WriteOutcome::Consumed);

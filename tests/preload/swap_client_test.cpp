@@ -113,6 +113,8 @@ struct Facts {
   int* on_grant_count = nullptr;
   const std::string* ids = nullptr;   // what fill_chain_ids gives, when a test sets it
   int* id_fills = nullptr;
+  const std::string* sni = nullptr;   // what gather_host gives, when a test sets it
+  int* host_gathers = nullptr;
   Facts() {
     f.channel = wire::Channel::OpenSSL;
     f.pid = 4242;
@@ -469,6 +471,62 @@ TEST(SwapClient, ChainIdsStandForTheChainAtEachRecheck) {
   ids.clear();   // the library gives no ids now: the DER chain's identity is another one
   EXPECT_EQ(hook_call(), Decision::Refuse);
   EXPECT_EQ(st->ngrants, 0u);
+}
+
+// A recheck needs the host and the chain, not the peer's address: with gather_host the
+// full gather (which formats the address) is not run for it. The host gather_host gives
+// is the one the grant was bound with, so the grant answers; another SNI behind the same
+// object drops it; no SNI at all falls back to the full gather.
+TEST(SwapClient, ARecheckGathersTheHostAlone) {
+  FakeTransport t;
+  const auto allow = [](const wire::Request& r, wire::Reply& rep) {
+    if (r.op == Op::Swap) allow_value(rep, kValSame, wire::kReplyReuseOnConnection);
+  };
+  t.answer = allow;
+  auto st = state_with_request_line(43);
+  std::string v;
+  std::string sni = "api.example.com";
+  int host_gathers = 0, full_gathers = 0;
+  auto hook_call = [&] {
+    Facts facts;
+    facts.host_override = "api.example.com";
+    facts.sni = &sni;
+    facts.host_gathers = &host_gathers;
+    facts.f.gather_host = [](ConnFacts* self) {
+      auto* me = static_cast<Facts*>(self->ctx);
+      ++*me->host_gathers;
+      if (me->sni->empty()) return false;
+      std::memcpy(self->host, me->sni->data(), me->sni->size());
+      self->host_len = me->sni->size();
+      return true;
+    };
+    SwapClient c(t, facts.f);
+    const Decision d = swap(c, st.get(), kTokSame, &v);
+    full_gathers += facts.gathers;
+    return d;
+  };
+  ASSERT_EQ(hook_call(), Decision::Allow);
+  ASSERT_EQ(st->ngrants, 1u);
+  EXPECT_EQ(full_gathers, 1) << "the broker's request is built from the full facts";
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(hook_call(), Decision::Allow);
+  EXPECT_EQ(t.seen().size(), 1u) << "the same host and chain: the grant answers";
+  EXPECT_EQ(full_gathers, 1) << "a recheck does not gather the peer's address";
+  EXPECT_EQ(host_gathers, 3);
+
+  t.answer = nullptr;
+  sni = "evil.example";   // the object now names another server
+  EXPECT_EQ(hook_call(), Decision::Refuse);
+  EXPECT_EQ(st->ngrants, 0u) << "another SNI behind the same object";
+
+  t.answer = allow;
+  sni = "api.example.com";
+  ASSERT_EQ(hook_call(), Decision::Allow);
+  ASSERT_EQ(st->ngrants, 1u);
+  const int before = full_gathers;
+  sni.clear();   // no SNI: the full gather names the host (here the same one)
+  ASSERT_EQ(hook_call(), Decision::Allow);
+  EXPECT_EQ(full_gathers, before + 1);
+  EXPECT_EQ(st->ngrants, 1u);
 }
 
 // The fallback proxy's session has one upstream for life and drops its state before it

@@ -175,12 +175,19 @@ bool is_plain_marker(const char* p, std::size_t n) {
   return n >= kTokenPrefixLen && std::memcmp(p, kTokenPrefix, kTokenPrefixLen) == 0;
 }
 
+namespace {
+// The first byte of some marker: what every fragment starts with.
+inline bool may_start_marker(char c) {
+  return c == kTokenPrefix[0] || c == kMarkerLower[0] || c == kMarkerUpper[0] || c == kMarkerDigits[0];
+}
+}  // namespace
+
 bool is_marker_fragment(const char* p, std::size_t n) {
-  if (n == 0) return false;
-  for (const char* m : {static_cast<const char*>(kTokenPrefix), static_cast<const char*>(kMarkerLower),
-                        static_cast<const char*>(kMarkerUpper), static_cast<const char*>(kMarkerDigits)})
-    if (n < std::strlen(m) && std::memcmp(p, m, n) == 0) return true;
-  return false;
+  if (n == 0 || !may_start_marker(p[0])) return false;
+  return (n < kTokenPrefixLen && std::memcmp(p, kTokenPrefix, n) == 0) ||
+         (n < kMarkerLetterLen && std::memcmp(p, kMarkerLower, n) == 0) ||
+         (n < kMarkerLetterLen && std::memcmp(p, kMarkerUpper, n) == 0) ||
+         (n < kMarkerDigitLen && std::memcmp(p, kMarkerDigits, n) == 0);
 }
 
 std::size_t token_extent(const char* p, std::size_t n) {
@@ -195,8 +202,9 @@ std::size_t token_extent(const char* p, std::size_t n) {
 }
 
 std::size_t trailing_prefix_len(const char* p, std::size_t n) {
+  // A fragment of length k starts at n - k: test the first byte before comparing.
   for (std::size_t k = kMaxMarkerLen - 1; k >= 1; --k)
-    if (n >= k && is_marker_fragment(p + n - k, k)) return k;
+    if (n >= k && may_start_marker(p[n - k]) && is_marker_fragment(p + n - k, k)) return k;
   return 0;
 }
 

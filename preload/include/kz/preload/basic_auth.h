@@ -17,7 +17,8 @@ struct B64Span {
 std::size_t find_basic_credentials(const char* p, std::size_t head_end, B64Span* spans, std::size_t max);
 
 // Cheap pre-check for the fast path: could [p, p+n) hold a Basic header? (Looks for
-// "Basic " / "basic " only; callers confirm with find_basic_credentials.)
+// "basic" in any case followed by a space or tab; callers confirm with
+// find_basic_credentials.)
 bool may_hold_basic(const char* p, std::size_t n);
 
 // Standard base64 (with '=' padding). decode returns the decoded length, or -1 (bad input

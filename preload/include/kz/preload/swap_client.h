@@ -60,6 +60,11 @@ struct ConnFacts {
   // gathered to skip it.
   void (*gather)(ConnFacts* self) = nullptr;
   bool gathered = false;
+  // Optional: fills host alone when that is cheap (the client named the server: its SNI)
+  // and returns true; false leaves the facts to gather. A grant's recheck needs only the
+  // host and the chain (peer_identity.h), so the peer's address is not formatted for it.
+  bool (*gather_host)(ConnFacts* self) = nullptr;
+  bool host_known = false;
   void* ctx = nullptr;             // the caller's connection (SSL*, session, fd, ...)
   // Writes the peer's DER chain, leaf first, into out; returns its length (0: none).
   std::size_t (*fill_chain)(void* ctx, unsigned char* out, std::size_t cap) = nullptr;
@@ -87,6 +92,13 @@ struct ConnFacts {
     if (gathered) return;
     gathered = true;
     if (gather != nullptr) gather(this);
+  }
+  // host is set: by gather_host when it can, else by gather. gather sets the same host
+  // later, so what a recheck derived stays comparable.
+  void ensure_host() {
+    if (gathered || host_known) return;
+    if (gather_host != nullptr && gather_host(this)) host_known = true;
+    else ensure_gathered();
   }
 };
 
