@@ -71,9 +71,17 @@ void ossl_fill(ConnFacts* info) {
   fill_host_and_peer(info, ossl_fd(ssl), sni, sni ? std::strlen(sni) : 0);
 }
 
+// ConnFacts::handshake_done.
+bool ossl_handshake_done(void* ctx) {
+  auto finished = KZ_REAL(Ssl, SSL_is_init_finished);
+  return finished != nullptr && finished(static_cast<SSL*>(ctx)) == 1;
+}
+
 // ConnFacts::gather_host: the SNI the client set, when it set one (fill_host_and_peer's
-// rule for host). Asked on a grant's recheck, where the handshake is long done.
+// rule for host), on an object whose handshake is done. One that is not goes to the full
+// gather, which completes the handshake first (as a grant's recheck did before).
 bool ossl_fill_host(ConnFacts* info) {
+  if (!ossl_handshake_done(info->ctx)) return false;
   auto servername = KZ_REAL(Ssl, SSL_get_servername);
   const char* sni = servername ? servername(static_cast<SSL*>(info->ctx), TLSEXT_NAMETYPE_host_name) : nullptr;
   return fill_host_from_sni(info, sni, sni ? std::strlen(sni) : 0);
@@ -255,6 +263,7 @@ struct Ctx {
     init_facts(&facts, kz::wire::Channel::OpenSSL, ssl, ossl_fill, ossl_chain);
     facts.fill_chain_ids = ossl_chain_ids;
     facts.gather_host = ossl_fill_host;
+    facts.handshake_done = ossl_handshake_done;
     facts.unsafe = ossl_unsafe;
     facts.on_grant = ossl_on_grant;
     b = client.ops();

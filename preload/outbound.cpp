@@ -330,6 +330,14 @@ void track_sent(ConnState* st, const char* p, std::size_t n) {
   commit_tracker(st, p, next, tr);
 }
 
+// Runs b.prepare and looks key's state up again: prepare may complete a handshake, and
+// the library's own calls on the way (SSL_clear through the PLT, which the shim hooks)
+// can drop the state, so the pointer from before must not be used after it.
+ConnState* prepare_then_find(ConnTable& t, const void* key, const BrokerOps& b, ConnState* st) {
+  b.prepare(b.ctx, st);
+  return t.count() > 0 ? t.find(key) : nullptr;
+}
+
 // Reports every token of [p, p+n) as unidentified (no state to tell their requests).
 void report_unidentified(const char* p, std::size_t n, const BrokerOps& b, ConnState* st) {
   if (st != nullptr) {
@@ -359,7 +367,7 @@ WriteOutcome outbound_write(ConnTable& t, const void* key, const char* buf, std:
   // A SigV4-signed request head asks the broker too (sigv4_resign.h).
   const bool sigv4 = head && b.sign != nullptr &&
                      may_be_sigv4(buf, head_extent(buf, len < kHeadScanLimit ? len : kHeadScanLimit));
-  if (b.prepare != nullptr && (first != len || basic || pending || sigv4)) b.prepare(b.ctx, st);
+  if (b.prepare != nullptr && (first != len || basic || pending || sigv4)) st = prepare_then_find(t, key, b, st);
   if (st == nullptr) {
     // The connection's first write: from here on its requests are tracked (the tracker
     // must see every byte, so the state exists before any token does). A table that
@@ -570,7 +578,10 @@ void outbound_flush(ConnTable& t, const void* key, const BrokerOps& b, const Wri
   if (t.count() == 0) return;
   ConnState* st = t.find(key);
   if (st == nullptr) return;
-  if (b.prepare != nullptr && st->outbound_pending.load(std::memory_order_acquire)) b.prepare(b.ctx, st);
+  if (b.prepare != nullptr && st->outbound_pending.load(std::memory_order_acquire)) {
+    st = prepare_then_find(t, key, b, st);
+    if (st == nullptr) return;
+  }
   StateLock lk(st);
   if (st->h2 != nullptr) {   // an incomplete frame waits for its rest; what the read side owes goes (h2.h)
     h2_flush(st, w);
@@ -631,7 +642,10 @@ void conn_drop(ConnTable& t, const void* key, const BrokerOps& b) {
   if (t.count() == 0) return;
   ConnState* st = t.find(key);
   if (st == nullptr) return;
-  if (b.prepare != nullptr && st->outbound_pending.load(std::memory_order_acquire)) b.prepare(b.ctx, st);
+  if (b.prepare != nullptr && st->outbound_pending.load(std::memory_order_acquire)) {
+    st = prepare_then_find(t, key, b, st);
+    if (st == nullptr) return;
+  }
   {
     StateLock lk(st);
     if (st->carry_len > 0 && b.report) b.report(b.ctx, st, reinterpret_cast<const char*>(st->carry), st->carry_len);

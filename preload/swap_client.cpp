@@ -223,6 +223,7 @@ bool peer_now(const ConnFacts& f, Request* r, bool r_has_chain, std::uint64_t* o
 // address may have been reused by a new session (freed past the shim's hooks).
 bool SwapClient::grants_match_peer(const ConnState* st) {
   facts_.ensure_host();
+  if (facts_.handshake_done != nullptr && !facts_.handshake_done(facts_.ctx)) return false;
   std::uint64_t now = 0;
   return peer_now(facts_, t_.request(), false, &now) && now == st->grant_peer;
 }
@@ -249,8 +250,13 @@ Decision SwapClient::swap(ConnState* st, const char* tok, std::size_t len, bool 
     }
   }
   facts_.ensure_gathered();
+  // Asked after the gather, which completes a handshake the caller left to this write.
+  const bool unfinished = facts_.handshake_done != nullptr && !facts_.handshake_done(facts_.ctx);
   Request* r = fill(Op::Swap, facts_, st, tok, len, at_end);
-  if (r != nullptr) r->flags |= unsafe;
+  if (r != nullptr) {
+    r->flags |= unsafe;
+    if (unfinished) r->form = wire::kSwapHandshakeUnfinished;
+  }
   // The identity of the peer this request speaks for, kept with a grant the reply gives.
   std::uint64_t peer = 0;
   const bool have_peer = r != nullptr && peer_now(facts_, r, true, &peer);
@@ -260,7 +266,7 @@ Decision SwapClient::swap(ConnState* st, const char* tok, std::size_t len, bool 
     return Decision::Refuse;
   }
   Decision d = rep->decision;
-  if (d == Decision::Allow && unsafe != 0) {
+  if (d == Decision::Allow && (unsafe != 0 || unfinished)) {
     d = Decision::Refuse;   // a broker that allows what it was told is unsafe: fail closed
     t_.warn("blind mode: broker allowed a swap on an unsafe TLS connection; sent unchanged");
   } else if (d == Decision::Allow) {
@@ -360,9 +366,12 @@ bool SwapClient::seal(ConnState* st, unsigned char* p, std::size_t len) {
 
 // Called before the driver locks st: ngrants is read unlocked, which is safe for the
 // thread that writes this connection (the only one that adds grants); elsewhere the
-// read only decides whether to gather now or on demand.
+// read only decides whether to gather now or on demand. An object with grants whose
+// handshake is not done (cleared and reconnected) gathers now too: the gather completes
+// the handshake, which must not run under st's lock (the hooks it passes through take it).
 void SwapClient::prepare(const ConnState* st) {
-  if (st == nullptr || st->ngrants == 0) facts_.ensure_gathered();
+  if (st == nullptr || st->ngrants == 0 || (facts_.handshake_done != nullptr && !facts_.handshake_done(facts_.ctx)))
+    facts_.ensure_gathered();
 }
 
 void SwapClient::report_grant_uses(ConnState* st) {

@@ -104,6 +104,9 @@ std::string request_refusal(const DecideContext& ctx, const wire::Request& req, 
   const std::string_view path = field(req.path, req.path_len);
   if (req.channel == wire::Channel::Plain) return "plain TCP (no TLS)";
   if (std::string_view why = unsafe_connection_reason(req.flags); !why.empty()) return std::string(why);
+  if (req.op == wire::Op::Swap && req.form == wire::kSwapHandshakeUnfinished)
+    return "the TLS handshake had not finished: the certificate chain the object reported may be an earlier "
+           "session's";
   // The host first: a peer's certificate is verified only for a host the secret may go to.
   if (BindingVerdict v = check_host_binding(binding, s.name, host); !v) return std::move(v.reason);
   const std::string_view chain(reinterpret_cast<const char*>(req.chain), req.chain_len);

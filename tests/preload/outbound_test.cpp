@@ -76,6 +76,25 @@ TEST_F(Outbound, NoTokenPassesThroughWithoutBrokerOrState) {
   EXPECT_EQ(outbound_write(*t, kKey, "x", 0, false, b.ops(), w.ops()), WriteOutcome::PassThrough);
 }
 
+// BrokerOps::prepare may complete a handshake, and the TLS library's own SSL_clear on the
+// way (which the shim hooks) drops the connection's state. The write must go on with a
+// state looked up afresh, never the one freed under it (on c32c10a it used the freed one).
+ConnTable* g_dropping_table = nullptr;
+
+TEST_F(Outbound, AStateDroppedWhilePreparingIsNotUsed) {
+  ASSERT_EQ(write(get_with_header("plain-api-key")), WriteOutcome::Consumed);   // the connection has a state
+  ASSERT_NE(t->find(kKey), nullptr);
+  g_dropping_table = t.get();
+  BrokerOps ops = b.ops();
+  ops.prepare = [](void*, const ConnState*) { conn_drop(*g_dropping_table, kKey, FakeBroker().ops()); };
+  const std::string req = get_with_header(kTokSame);
+  EXPECT_EQ(outbound_write(*t, kKey, req.data(), req.size(), false, ops, w.ops()), WriteOutcome::Consumed);
+  EXPECT_NE(t->find(kKey), nullptr) << "a new state for the connection";
+  ASSERT_EQ(b.swaps.size(), 1u);
+  EXPECT_TRUE(b.swaps[0].had_state);
+  EXPECT_EQ(w.sent, get_with_header("plain-api-key") + get_with_header(kValSame));
+}
+
 TEST_F(Outbound, NoTokenWithFixupPassesThroughUnchanged) {
   // With fixup a request head takes the slow path (it might need holding), but without
   // a token nothing is asked and the caller's own buffer goes out.

@@ -37,6 +37,7 @@ struct Seen {
   std::uint32_t pid, uses;
   std::uint64_t conn_id;
   std::string host, method, path, peer, data, chain, http_host;
+  std::uint32_t form;
 };
 
 // Answers with `answer` (Refuse when unset); one buffer pair per thread, as the shim's.
@@ -57,7 +58,7 @@ class FakeTransport final : public SwapTransport {
                            field(r.method, r.method_len), field(r.path, r.path_len), field(r.peer, r.peer_len),
                            std::string(reinterpret_cast<const char*>(r.data), r.data_len),
                            std::string(reinterpret_cast<const char*>(r.chain), r.chain_len),
-                           field(r.http_host, r.http_host_len)});
+                           field(r.http_host, r.http_host_len), r.form});
     }
     if (no_reply) return nullptr;
     std::memset(&b.rep, 0, sizeof b.rep);
@@ -115,6 +116,7 @@ struct Facts {
   int* id_fills = nullptr;
   const std::string* sni = nullptr;   // what gather_host gives, when a test sets it
   int* host_gathers = nullptr;
+  const bool* done = nullptr;   // what handshake_done gives, when a test sets it
   Facts() {
     f.channel = wire::Channel::OpenSSL;
     f.pid = 4242;
@@ -523,10 +525,49 @@ TEST(SwapClient, ARecheckGathersTheHostAlone) {
   ASSERT_EQ(hook_call(), Decision::Allow);
   ASSERT_EQ(st->ngrants, 1u);
   const int before = full_gathers;
+  const std::size_t asked = t.seen().size();
   sni.clear();   // no SNI: the full gather names the host (here the same one)
   ASSERT_EQ(hook_call(), Decision::Allow);
   EXPECT_EQ(full_gathers, before + 1);
   EXPECT_EQ(st->ngrants, 1u);
+  EXPECT_EQ(t.seen().size(), asked) << "the full gather's host is the grant's: no round trip";
+}
+
+// An object whose handshake is not done reports the chain of whatever session it holds,
+// maybe the bound peer's from before it was cleared past the hooks: a grant does not
+// answer for it, the broker is told (Swap form kSwapHandshakeUnfinished), and an Allow
+// for it anyway is not applied.
+TEST(SwapClient, NoSwapBeforeTheHandshakeIsDone) {
+  FakeTransport t;
+  t.answer = [](const wire::Request& r, wire::Reply& rep) {
+    if (r.op == Op::Swap) allow_value(rep, kValSame, wire::kReplyReuseOnConnection);
+  };
+  auto st = state_with_request_line(47);
+  std::string v;
+  bool done = true;
+  auto hook_call = [&] {
+    Facts facts;
+    facts.f.handshake_done = [](void* ctx) { return *static_cast<Facts*>(ctx)->done; };
+    facts.done = &done;
+    SwapClient c(t, facts.f);
+    return swap(c, st.get(), kTokSame, &v);
+  };
+  ASSERT_EQ(hook_call(), Decision::Allow);
+  ASSERT_EQ(st->ngrants, 1u);
+  EXPECT_EQ(t.seen().back().form, 0u);
+  ASSERT_EQ(hook_call(), Decision::Allow);
+  EXPECT_EQ(t.seen().size(), 1u) << "done: the grant answers";
+
+  done = false;   // the same SNI and chain, but the object has not handshaken since
+  v.clear();
+  EXPECT_EQ(hook_call(), Decision::Refuse) << "the broker's Allow is not applied";
+  EXPECT_TRUE(v.empty());
+  EXPECT_EQ(st->ngrants, 0u) << "the grant is dropped";
+  ASSERT_EQ(t.seen().size(), 3u);   // its one use reported, then the swap asked
+  EXPECT_EQ(t.seen()[1].op, Op::Report);
+  EXPECT_EQ(t.seen().back().op, Op::Swap);
+  EXPECT_EQ(t.seen().back().form, wire::kSwapHandshakeUnfinished);
+  EXPECT_EQ(t.warnings.size(), 1u);
 }
 
 // The fallback proxy's session has one upstream for life and drops its state before it

@@ -58,7 +58,7 @@ class GrantIdentityTest(BlindTestCase):
         self.addCleanup(s.stop)
         return s.port, rec
 
-    def attempt(self, lib, variant):
+    def attempt(self, lib, variant, refused_host=UNBOUND):
         bport, brec = self.echo_server("tls")
         uport, urec = self.unbound_server()
         r = self.run_blind(self.prog, lib, variant, self.ca["ca"], "localhost", str(bport), UNBOUND, str(uport),
@@ -80,8 +80,8 @@ class GrantIdentityTest(BlindTestCase):
         # assertTrue, not assertNotEqual: a failure message must not print the value.
         self.assertTrue(got != "Bearer " + CANARY, "the unbound host received the value (%s, %s)" % (lib, variant))
         self.assertTrue(got.startswith("Bearer KZ_TOK_"), "the unbound host should see the token")
-        refusals = [a for a in self.audit_events("swap", decision="refuse") if a.get("host") == UNBOUND]
-        self.assertTrue(refusals, "no refusal audited for %s:\n%s" % (UNBOUND, self.audit_dump()))
+        refusals = [a for a in self.audit_events("swap", decision="refuse") if a.get("host") == refused_host]
+        self.assertTrue(refusals, "no refusal audited for %s:\n%s" % (refused_host, self.audit_dump()))
         self.assertIn("grant_reuse", refusals[0].get("exe", ""))
 
     def test_gnutls_new_session_through_the_hook(self):
@@ -98,6 +98,12 @@ class GrantIdentityTest(BlindTestCase):
 
     def test_openssl_same_object_cleared_past_the_hook(self):
         self.attempt("openssl", "clear-past-hook")
+
+    def test_openssl_cleared_object_keeping_the_bound_session_and_name(self):
+        # Until its handshake runs, the object reports the bound peer's chain and name: a
+        # grant's recheck must not take them for the live connection's. The request names
+        # the bound host (SNI localhost, Host localhost), so the refusal is audited for it.
+        self.attempt("openssl", "clear-keep-session", refused_host="localhost")
 
 
 if __name__ == "__main__":

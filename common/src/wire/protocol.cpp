@@ -23,6 +23,8 @@ bool request_is_valid(const Request& r, std::size_t received_bytes) {
     if ((r.form & ~kSignHeadTruncated) != 0 || r.data_len <= kSignHashLen) return false;
   } else if (r.op == Op::Report) {
     if (r.form != 0 && r.form != kReportH2StreamReset) return false;   // why the token was not sent
+  } else if (r.op == Op::Swap) {
+    if (r.form != 0 && r.form != kSwapHandshakeUnfinished) return false;
   } else if (r.form >= kValueFormCount || (r.form != 0 && r.op != Op::Redact)) {
     return false;
   }

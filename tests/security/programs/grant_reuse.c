@@ -16,6 +16,11 @@
  * (OpenSSL's own SSL_new calls SSL_clear through the PLT, which reaches the shim's hook.)
  * "clear-past-hook" (OpenSSL): no new object at all: the session is readied for a new
  * connection with the library's own SSL_clear and connects to the unbound host.
+ * "clear-keep-session" (OpenSSL): as "clear-past-hook", but the object is marked shut
+ * down first, so SSL_clear keeps its session (for resumption) and with it the bound
+ * peer's chain; it keeps the bound name as its SNI, verifies nothing, and leaves the
+ * handshake with the unbound host to SSL_write. Until that handshake runs, the object
+ * reports the bound peer's chain and name.
  *
  * Prints "SAME_POINTER 1" when the new session reused the address (else the run proves
  * nothing), then "DONE". Exits non-zero on a setup failure. */
@@ -141,6 +146,24 @@ static int run_openssl(const char* bh, int bp, const char* uh, int up) {
     printf("SAME_POINTER 1\n");
     fflush(stdout);
     ossl_request(first, up, uh, "/second");
+    return 0;
+  }
+
+  if (strcmp(variant, "clear-keep-session") == 0) {
+    SSL_set_shutdown(first, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+    int (*own_clear)(SSL*) = (int (*)(SSL*))lib_symbol("libssl.so.3", "SSL_clear");
+    if (own_clear(first) != 1) die("SSL_clear");
+    if (SSL_get_session(first) == NULL) die("SSL_clear dropped the session: the test proves nothing");
+    printf("SAME_POINTER 1\n");
+    fflush(stdout);
+    int fd = tcp_connect(up);
+    SSL_set_fd(first, fd);
+    SSL_set_verify(first, SSL_VERIFY_NONE, NULL);
+    char buf[2048];
+    int n = request(buf, sizeof buf, bh, "/second");   /* Host: the bound name, as a grant needs */
+    if (SSL_write(first, buf, n) != n) die("openssl write");
+    if (SSL_read(first, buf, sizeof buf) <= 0) die("openssl read");
+    close(fd);
     return 0;
   }
 

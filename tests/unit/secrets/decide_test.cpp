@@ -336,6 +336,28 @@ TEST_F(Fixture, UnsafeConnectionFactsAreRefusedWithTheirReason) {
   }
 }
 
+// A swap written before the TLS object finished its handshake (the shim could not complete
+// it): the chain in the request may be an earlier session's, so even a bound, verified
+// host with an allowed request is refused, with the reason. Any other Swap form is invalid.
+TEST_F(Fixture, ASwapBeforeTheHandshakeFinishedIsRefused) {
+  auto r = request(wire::Op::Swap, token(), "localhost", test::der_of_pem_file(test::test_ca().server_cert));
+  ASSERT_EQ(run(*r).reply.decision, wire::Decision::Allow);   // the same request, finished: allowed
+  r->form = wire::kSwapHandshakeUnfinished;
+  ASSERT_TRUE(wire::request_is_valid(*r, sizeof(wire::Request)));
+  auto o = run(*r);
+  EXPECT_EQ(o.reply.decision, wire::Decision::Refuse);
+  EXPECT_EQ(o.reply.data_len, 0u);
+  const std::string why =
+      "the TLS handshake had not finished: the certificate chain the object reported may be an earlier session's";
+  EXPECT_EQ(reason(o), why.substr(0, wire::kMaxReason));
+  const auto rec = record(o);
+  EXPECT_EQ(rec["decision"], "refuse");
+  EXPECT_EQ(rec["reason"], why);
+  EXPECT_EQ(rec["host"], "localhost");
+  r->form = 2;
+  EXPECT_FALSE(wire::request_is_valid(*r, sizeof(wire::Request)));
+}
+
 TEST_F(Fixture, RequestFlagsOnARedactAreInvalid) {
   // (Every flag bit has a meaning; the request's own flags mean nothing on a Redact.)
   auto r = request(wire::Op::Swap, token(), "localhost", test::der_of_pem_file(test::test_ca().server_cert));

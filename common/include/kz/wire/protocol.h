@@ -104,6 +104,11 @@ inline constexpr std::uint8_t kRequestFlags = kFlagHostInvalid | kFlagUnidentifi
 // its HTTP/2 stream could not carry the value exactly (a value of another length in DATA)
 // and was reset; none of the stream's later bytes were sent.
 inline constexpr std::uint32_t kReportH2StreamReset = 1;
+// Swap's `form`: 0, or kSwapHandshakeUnfinished: the TLS object had not finished its
+// handshake when the token was written (the shim could not complete it first), so the
+// chain in the request is whatever session the object held, maybe an earlier peer's. The
+// broker refuses it, as it does a swap with an unsafe flag (the flags byte is full).
+inline constexpr std::uint32_t kSwapHandshakeUnfinished = 1;
 
 struct Request {
   std::uint8_t version;

@@ -78,6 +78,12 @@ struct ConnFacts {
   // key-log callback or a memory BIO can be set after the first grant. A few pointer
   // reads through the TLS library; never called on a write without a token.
   std::uint8_t (*unsafe)(void* ctx) = nullptr;
+  // Optional: ctx has finished its handshake, so the chain it reports is the live
+  // connection's. Before that the library answers from the session the object holds,
+  // which may be an earlier peer's (an object cleared past the hooks keeps its session
+  // for resumption, then handshakes with whoever its new socket reaches). A grant's
+  // recheck fails while this is false.
+  bool (*handshake_done)(void* ctx) = nullptr;
   // Optional: the broker granted reuse on ctx. The shim registers the TLS library's own
   // free path here (OpenSSL ex-data), so the grant ends however the object is freed.
   void (*on_grant)(void* ctx) = nullptr;
@@ -91,10 +97,11 @@ struct ConnFacts {
   void ensure_gathered() {
     if (gathered) return;
     gathered = true;
+    host_len = 0;   // nothing gather_host set survives a gather that finds no host
     if (gather != nullptr) gather(this);
   }
-  // host is set: by gather_host when it can, else by gather. gather sets the same host
-  // later, so what a recheck derived stays comparable.
+  // host is set: by gather_host when it can, else by gather. A later gather sets host
+  // afresh (see ensure_gathered).
   void ensure_host() {
     if (gathered || host_known) return;
     if (gather_host != nullptr && gather_host(this)) host_known = true;
