@@ -63,12 +63,17 @@ void ossl_finish_handshake(SSL* ssl) {
   }
 }
 
-void ossl_fill(ConnFacts* info) {
+// The SNI and the peer's address as the object has them now; no handshake.
+void ossl_fill_as_is(ConnFacts* info) {
   SSL* ssl = static_cast<SSL*>(info->ctx);
-  ossl_finish_handshake(ssl);
   auto servername = KZ_REAL(Ssl, SSL_get_servername);
   const char* sni = servername ? servername(ssl, TLSEXT_NAMETYPE_host_name) : nullptr;
   fill_host_and_peer(info, ossl_fd(ssl), sni, sni ? std::strlen(sni) : 0);
+}
+
+void ossl_fill(ConnFacts* info) {
+  ossl_finish_handshake(static_cast<SSL*>(info->ctx));
+  ossl_fill_as_is(info);
 }
 
 // ConnFacts::handshake_done.
@@ -491,14 +496,27 @@ KZ_EXPORT int SSL_shutdown(SSL* ssl) {
   return real(ssl);
 }
 
+namespace {
+
+// What the shim kept for an object being freed or cleared goes; the use reports name the
+// host and peer as the object has them. No handshake from here: SSL_clear runs inside
+// OpenSSL's own handshake (through the PLT), where another would re-enter this hook
+// under the connection's lock.
+void ossl_drop_intact(SSL* ssl) {
+  Guard g;
+  Ctx c(ssl);
+  c.facts.gather = ossl_fill_as_is;
+  c.facts.gather_host = nullptr;
+  c.facts.fill_chain = nullptr;
+  conn_drop(conn_table(), ssl, c.b);
+}
+
+}  // namespace
+
 KZ_EXPORT void SSL_free(SSL* ssl) {
   auto real = KZ_REAL(Ssl, SSL_free);
   if (ssl != nullptr && config().enabled) session_forget(ssl);
-  if (ssl != nullptr && config().enabled) {
-    Guard g;
-    Ctx c(ssl);
-    conn_drop(conn_table(), ssl, c.b);
-  }
+  if (ssl != nullptr && config().enabled) ossl_drop_intact(ssl);
   if (real) real(ssl);
 }
 
@@ -518,9 +536,7 @@ KZ_EXPORT int SSL_clear(SSL* ssl) {
   auto real = KZ_REAL(Ssl, SSL_clear);
   if (real == nullptr) return 0;
   if (ssl != nullptr && config().enabled) {
-    Guard g;
-    Ctx c(ssl);
-    conn_drop(conn_table(), ssl, c.b);
+    ossl_drop_intact(ssl);
     session_forget(ssl);
   }
   return real(ssl);

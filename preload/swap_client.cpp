@@ -268,7 +268,8 @@ Decision SwapClient::swap(ConnState* st, const char* tok, std::size_t len, bool 
   Decision d = rep->decision;
   if (d == Decision::Allow && (unsafe != 0 || unfinished)) {
     d = Decision::Refuse;   // a broker that allows what it was told is unsafe: fail closed
-    t_.warn("blind mode: broker allowed a swap on an unsafe TLS connection; sent unchanged");
+    t_.warn(unsafe != 0 ? "blind mode: broker allowed a swap on an unsafe TLS connection; sent unchanged"
+                        : "blind mode: broker allowed a swap before the TLS handshake finished; sent unchanged");
   } else if (d == Decision::Allow) {
     if (rep->data_len > cap) {
       d = Decision::Refuse;   // a value never grows past its token; refuse to overflow

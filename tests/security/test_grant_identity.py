@@ -60,6 +60,7 @@ class GrantIdentityTest(BlindTestCase):
 
     def attempt(self, lib, variant, refused_host=UNBOUND):
         bport, brec = self.echo_server("tls")
+        self.bound_record = brec
         uport, urec = self.unbound_server()
         r = self.run_blind(self.prog, lib, variant, self.ca["ca"], "localhost", str(bport), UNBOUND, str(uport),
                            env=self.kenv)
@@ -104,6 +105,9 @@ class GrantIdentityTest(BlindTestCase):
         # grant's recheck must not take them for the live connection's. The request names
         # the bound host (SNI localhost, Host localhost), so the refusal is audited for it.
         self.attempt("openssl", "clear-keep-session", refused_host="localhost")
+        again = self.records(self.bound_record, "/again")
+        self.assertEqual(len(again), 1)
+        self.assertTrue(self.auth_of(again[0]) == "Bearer " + CANARY, "the grant did not answer the second request")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@
  * (OpenSSL's own SSL_new calls SSL_clear through the PLT, which reaches the shim's hook.)
  * "clear-past-hook" (OpenSSL): no new object at all: the session is readied for a new
  * connection with the library's own SSL_clear and connects to the unbound host.
- * "clear-keep-session" (OpenSSL): as "clear-past-hook", but the object is marked shut
+ * "clear-keep-session" (OpenSSL): as "clear-past-hook", but with two requests on the
+ * first connection (the grant then has a use to report), and the object is marked shut
  * down first, so SSL_clear keeps its session (for resumption) and with it the bound
  * peer's chain; it keeps the bound name as its SNI, verifies nothing, and leaves the
  * handshake with the unbound host to SSL_write. Until that handshake runs, the object
@@ -139,7 +140,26 @@ static int run_openssl(const char* bh, int bp, const char* uh, int up) {
   SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
   if (ctx == NULL || SSL_CTX_load_verify_locations(ctx, cafile, NULL) != 1) die("openssl ca");
   SSL* first = SSL_new(ctx);
-  ossl_request(first, bp, bh, "/first");
+  if (strcmp(variant, "clear-keep-session") == 0) {
+    /* Two requests on the first connection: the second is answered from the grant, so
+       the grant has a use to report when the object is cleared. */
+    int fd0 = tcp_connect(bp);
+    SSL_set_fd(first, fd0);
+    SSL_set_tlsext_host_name(first, bh);
+    SSL_set1_host(first, bh);
+    SSL_set_verify(first, SSL_VERIFY_PEER, NULL);
+    if (SSL_connect(first) != 1) die("openssl handshake (does the certificate verify?)");
+    const char* paths[2] = {"/first", "/again"};
+    for (int i = 0; i < 2; ++i) {
+      char buf[2048];
+      int n = request(buf, sizeof buf, bh, paths[i]);
+      if (SSL_write(first, buf, n) != n) die("openssl write");
+      if (SSL_read(first, buf, sizeof buf) <= 0) die("openssl read");
+    }
+    close(fd0);
+  } else {
+    ossl_request(first, bp, bh, "/first");
+  }
   if (strcmp(variant, "clear-past-hook") == 0) {
     int (*own_clear)(SSL*) = (int (*)(SSL*))lib_symbol("libssl.so.3", "SSL_clear");
     if (own_clear(first) != 1) die("SSL_clear");
