@@ -255,7 +255,7 @@ Decision SwapClient::swap(ConnState* st, const char* tok, std::size_t len, bool 
   Request* r = fill(Op::Swap, facts_, st, tok, len, at_end);
   if (r != nullptr) {
     r->flags |= unsafe;
-    if (unfinished) r->form = wire::kSwapHandshakeUnfinished;
+    if (unfinished) r->form = wire::kFormHandshakeUnfinished;
   }
   // The identity of the peer this request speaks for, kept with a grant the reply gives.
   std::uint64_t peer = 0;
@@ -310,14 +310,15 @@ Decision SwapClient::sign(ConnState* st, const char* data, std::size_t n, std::u
                           std::size_t* at) {
   const std::uint8_t unsafe = facts_.unsafe != nullptr ? (facts_.unsafe(facts_.ctx) & wire::kUnsafeFlags) : 0;
   facts_.ensure_gathered();
+  const bool unfinished = facts_.handshake_done != nullptr && !facts_.handshake_done(facts_.ctx);
   Request* r = fill(Op::Sign, facts_, st, data, n, false);
   if (r != nullptr) {
     r->flags |= unsafe;
-    r->form = form;
+    r->form = form | (unfinished ? wire::kFormHandshakeUnfinished : 0);
   }
   const Reply* rep = round_trip(r);
   Decision d = rep != nullptr ? rep->decision : Decision::Refuse;
-  if (d == Decision::Allow && (unsafe != 0 || rep->data_len != wire::kSignHashLen)) {
+  if (d == Decision::Allow && (unsafe != 0 || unfinished || rep->data_len != wire::kSignHashLen)) {
     d = Decision::Refuse;   // a signature where none may go, or not a signature: fail closed
     t_.warn("blind mode: broker answered a signing request it should have refused; sent unchanged");
   } else if (d == Decision::Allow) {

@@ -104,7 +104,7 @@ std::string request_refusal(const DecideContext& ctx, const wire::Request& req, 
   const std::string_view path = field(req.path, req.path_len);
   if (req.channel == wire::Channel::Plain) return "plain TCP (no TLS)";
   if (std::string_view why = unsafe_connection_reason(req.flags); !why.empty()) return std::string(why);
-  if (req.op == wire::Op::Swap && req.form == wire::kSwapHandshakeUnfinished)
+  if ((req.op == wire::Op::Swap || req.op == wire::Op::Sign) && (req.form & wire::kFormHandshakeUnfinished) != 0)
     return "the TLS handshake had not finished: the certificate chain the object reported may be an earlier "
            "session's";
   // The host first: a peer's certificate is verified only for a host the secret may go to.

@@ -535,7 +535,7 @@ TEST(SwapClient, ARecheckGathersTheHostAlone) {
 
 // An object whose handshake is not done reports the chain of whatever session it holds,
 // maybe the bound peer's from before it was cleared past the hooks: a grant does not
-// answer for it, the broker is told (Swap form kSwapHandshakeUnfinished), and an Allow
+// answer for it, the broker is told (Swap form kFormHandshakeUnfinished), and an Allow
 // for it anyway is not applied.
 TEST(SwapClient, NoSwapBeforeTheHandshakeIsDone) {
   FakeTransport t;
@@ -566,8 +566,27 @@ TEST(SwapClient, NoSwapBeforeTheHandshakeIsDone) {
   ASSERT_EQ(t.seen().size(), 3u);   // its one use reported, then the swap asked
   EXPECT_EQ(t.seen()[1].op, Op::Report);
   EXPECT_EQ(t.seen().back().op, Op::Swap);
-  EXPECT_EQ(t.seen().back().form, wire::kSwapHandshakeUnfinished);
+  EXPECT_EQ(t.seen().back().form, wire::kFormHandshakeUnfinished);
   EXPECT_EQ(t.warnings.size(), 1u);
+
+  // A SigV4 signature likewise: the request says so (beside its own form bits), and an
+  // Allow for it is not applied.
+  t.answer = [](const wire::Request& r, wire::Reply& rep) {
+    if (r.op == Op::Sign) allow_value(rep, std::string(wire::kSignHashLen, 'f'));
+  };
+  Facts facts;
+  facts.done = &done;
+  facts.f.handshake_done = [](void* ctx) { return *static_cast<Facts*>(ctx)->done; };
+  SwapClient c(t, facts.f);
+  const std::string head(wire::kSignHashLen + 40, 'h');
+  char sig[wire::kSignHashLen];
+  std::size_t at = 0;
+  EXPECT_EQ(c.sign(st.get(), head.data(), head.size(), wire::kSignHeadTruncated, sig, &at), Decision::Refuse);
+  EXPECT_EQ(t.seen().back().op, Op::Sign);
+  EXPECT_EQ(t.seen().back().form, wire::kSignHeadTruncated | wire::kFormHandshakeUnfinished);
+  done = true;
+  EXPECT_EQ(c.sign(st.get(), head.data(), head.size(), 0, sig, &at), Decision::Allow);
+  EXPECT_EQ(t.seen().back().form, 0u);
 }
 
 // The fallback proxy's session has one upstream for life and drops its state before it

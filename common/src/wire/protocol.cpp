@@ -20,11 +20,11 @@ bool request_is_valid(const Request& r, std::size_t received_bytes) {
   if (r.op == Op::Seal) {
     if (r.form == 0 || (r.flags & kRequestFlags) != 0) return false;   // form: the arming secret's id
   } else if (r.op == Op::Sign) {
-    if ((r.form & ~kSignHeadTruncated) != 0 || r.data_len <= kSignHashLen) return false;
+    if ((r.form & ~(kSignHeadTruncated | kFormHandshakeUnfinished)) != 0 || r.data_len <= kSignHashLen) return false;
   } else if (r.op == Op::Report) {
     if (r.form != 0 && r.form != kReportH2StreamReset) return false;   // why the token was not sent
   } else if (r.op == Op::Swap) {
-    if (r.form != 0 && r.form != kSwapHandshakeUnfinished) return false;
+    if ((r.form & ~kFormHandshakeUnfinished) != 0) return false;
   } else if (r.form >= kValueFormCount || (r.form != 0 && r.op != Op::Redact)) {
     return false;
   }

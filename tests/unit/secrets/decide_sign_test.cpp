@@ -111,6 +111,23 @@ TEST_F(SignFixture, SignsWithTheRealKeyOverTheRequestAsSent) {
   EXPECT_EQ(rec.dump().find(kKey), std::string::npos);
 }
 
+// A signature asked before the TLS object finished its handshake: the chain may be an
+// earlier session's (as for a swap, decide_test ASwapBeforeTheHandshakeFinishedIsRefused).
+TEST_F(SignFixture, ASignatureBeforeTheHandshakeFinishedIsRefused) {
+  const std::string head = signed_head(key_token(), "secretsmanager", "X-Amz-Target: secretsmanager.GetSecretValue\r\n",
+                                       session_token());
+  auto r = request(head);
+  ASSERT_EQ(run(*r).reply.decision, wire::Decision::Allow);
+  r->form |= wire::kFormHandshakeUnfinished;
+  ASSERT_TRUE(wire::request_is_valid(*r, sizeof(wire::Request)));
+  auto o = run(*r);
+  EXPECT_EQ(o.reply.decision, wire::Decision::Refuse);
+  EXPECT_EQ(o.reply.data_len, 0u);
+  EXPECT_NE(reason(o).find("the TLS handshake had not finished"), std::string::npos) << reason(o);
+  r->form = 4;
+  EXPECT_FALSE(wire::request_is_valid(*r, sizeof(wire::Request)));
+}
+
 TEST_F(SignFixture, RefusesWhatItCannotReproduce) {
   // Signed with another key than the token: kz cannot tell what was signed.
   auto o = run(*request(signed_head("another-key", "secretsmanager", "", session_token())));

@@ -342,7 +342,7 @@ TEST_F(Fixture, UnsafeConnectionFactsAreRefusedWithTheirReason) {
 TEST_F(Fixture, ASwapBeforeTheHandshakeFinishedIsRefused) {
   auto r = request(wire::Op::Swap, token(), "localhost", test::der_of_pem_file(test::test_ca().server_cert));
   ASSERT_EQ(run(*r).reply.decision, wire::Decision::Allow);   // the same request, finished: allowed
-  r->form = wire::kSwapHandshakeUnfinished;
+  r->form = wire::kFormHandshakeUnfinished;
   ASSERT_TRUE(wire::request_is_valid(*r, sizeof(wire::Request)));
   auto o = run(*r);
   EXPECT_EQ(o.reply.decision, wire::Decision::Refuse);
@@ -354,7 +354,7 @@ TEST_F(Fixture, ASwapBeforeTheHandshakeFinishedIsRefused) {
   EXPECT_EQ(rec["decision"], "refuse");
   EXPECT_EQ(rec["reason"], why);
   EXPECT_EQ(rec["host"], "localhost");
-  r->form = 2;
+  r->form = 1;
   EXPECT_FALSE(wire::request_is_valid(*r, sizeof(wire::Request)));
 }
 

@@ -104,11 +104,12 @@ inline constexpr std::uint8_t kRequestFlags = kFlagHostInvalid | kFlagUnidentifi
 // its HTTP/2 stream could not carry the value exactly (a value of another length in DATA)
 // and was reset; none of the stream's later bytes were sent.
 inline constexpr std::uint32_t kReportH2StreamReset = 1;
-// Swap's `form`: 0, or kSwapHandshakeUnfinished: the TLS object had not finished its
-// handshake when the token was written (the shim could not complete it first), so the
-// chain in the request is whatever session the object held, maybe an earlier peer's. The
-// broker refuses it, as it does a swap with an unsafe flag (the flags byte is full).
-inline constexpr std::uint32_t kSwapHandshakeUnfinished = 1;
+// A Swap's and a Sign's `form` bit: the TLS object had not finished its handshake when
+// the request was written (the shim could not complete it first), so the chain in the
+// request is whatever session the object held, maybe an earlier peer's. The broker
+// refuses it, as it does a swap with an unsafe flag (the flags byte is full). A Swap's
+// form is 0 or this; a Sign's may also carry kSignHeadTruncated.
+inline constexpr std::uint32_t kFormHandshakeUnfinished = 2;
 
 struct Request {
   std::uint8_t version;
