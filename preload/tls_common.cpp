@@ -46,9 +46,8 @@ void fill_host_and_peer(ConnFacts* info, int fd, const char* sni, std::size_t sn
   char ip[64];
   std::size_t ip_len = 0;
   const bool have_peer = fd_peer(fd, info->peer, sizeof info->peer, &info->peer_len, ip, sizeof ip, &ip_len);
-  if (fill_host_from_sni(info, sni, sni_len)) {
-    // the name the client asked for
-  } else if (have_peer) {
+  // The name the client asked for, else the peer's IP literal.
+  if (!fill_host_from_sni(info, sni, sni_len) && have_peer) {
     std::memcpy(info->host, ip, ip_len);
     info->host_len = ip_len;
   }

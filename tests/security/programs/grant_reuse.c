@@ -122,17 +122,28 @@ static int run_gnutls(const char* bh, int bp, const char* uh, int up) {
 
 /* ---- OpenSSL --------------------------------------------------------------------- */
 
-static void ossl_request(SSL* ssl, int port, const char* host, const char* path) {
+/* A verified connection to host on port; returns its socket. */
+static int ossl_open(SSL* ssl, int port, const char* host) {
   int fd = tcp_connect(port);
   SSL_set_fd(ssl, fd);
   SSL_set_tlsext_host_name(ssl, host);
   SSL_set1_host(ssl, host);
   SSL_set_verify(ssl, SSL_VERIFY_PEER, NULL);
   if (SSL_connect(ssl) != 1) die("openssl handshake (does the certificate verify?)");
+  return fd;
+}
+
+/* One request naming host and its answer, on ssl as it is. */
+static void ossl_exchange(SSL* ssl, const char* host, const char* path) {
   char buf[2048];
   int n = request(buf, sizeof buf, host, path);
   if (SSL_write(ssl, buf, n) != n) die("openssl write");
   if (SSL_read(ssl, buf, sizeof buf) <= 0) die("openssl read");
+}
+
+static void ossl_request(SSL* ssl, int port, const char* host, const char* path) {
+  int fd = ossl_open(ssl, port, host);
+  ossl_exchange(ssl, host, path);
   close(fd);
 }
 
@@ -143,19 +154,9 @@ static int run_openssl(const char* bh, int bp, const char* uh, int up) {
   if (strcmp(variant, "clear-keep-session") == 0) {
     /* Two requests on the first connection: the second is answered from the grant, so
        the grant has a use to report when the object is cleared. */
-    int fd0 = tcp_connect(bp);
-    SSL_set_fd(first, fd0);
-    SSL_set_tlsext_host_name(first, bh);
-    SSL_set1_host(first, bh);
-    SSL_set_verify(first, SSL_VERIFY_PEER, NULL);
-    if (SSL_connect(first) != 1) die("openssl handshake (does the certificate verify?)");
-    const char* paths[2] = {"/first", "/again"};
-    for (int i = 0; i < 2; ++i) {
-      char buf[2048];
-      int n = request(buf, sizeof buf, bh, paths[i]);
-      if (SSL_write(first, buf, n) != n) die("openssl write");
-      if (SSL_read(first, buf, sizeof buf) <= 0) die("openssl read");
-    }
+    int fd0 = ossl_open(first, bp, bh);
+    ossl_exchange(first, bh, "/first");
+    ossl_exchange(first, bh, "/again");
     close(fd0);
   } else {
     ossl_request(first, bp, bh, "/first");
@@ -179,10 +180,7 @@ static int run_openssl(const char* bh, int bp, const char* uh, int up) {
     int fd = tcp_connect(up);
     SSL_set_fd(first, fd);
     SSL_set_verify(first, SSL_VERIFY_NONE, NULL);
-    char buf[2048];
-    int n = request(buf, sizeof buf, bh, "/second");   /* Host: the bound name, as a grant needs */
-    if (SSL_write(first, buf, n) != n) die("openssl write");
-    if (SSL_read(first, buf, sizeof buf) <= 0) die("openssl read");
+    ossl_exchange(first, bh, "/second");   /* Host: the bound name, as a grant needs */
     close(fd);
     return 0;
   }
