@@ -9,7 +9,8 @@ tree, the shim's TLS witness, uprobes for the processes it does not serve),
 (default configuration and `--no-sensors`: tokens minted, the broker, the fallback
 proxy and its redirect; informational, no target), when blind mode runs here. And the floor: `true`
 started by scripts/bench-files/spawn_floor.c (posix_spawn + waitpid, nothing else; built
-with cc when there is one), the least any launcher adds.
+with cc when there is one), the least any launcher adds; and `kz --version`, which loads
+kz and does nothing: the part of the overhead that is loading the binary.
 
 Besides wall time (median, p99, and the overhead over `true` run directly), each case's
 CPU per run: user + system time of the case's whole process tree (getrusage of the
@@ -64,6 +65,9 @@ with tempfile.TemporaryDirectory() as d:
     }
     if floor:
         cases["floor (fork/exec/wait in C)"] = [floor, true]
+    # Loading kz alone (its binary and shared libraries, relocations, static initialisers)
+    # and nothing else: what any `kz run` pays before it reads its configuration.
+    cases["kz --version (loading kz only)"] = [kz, "--version"]
     help_text = subprocess.run([kz, "run", "--help"], capture_output=True, text=True).stdout
     if "--sensors" in help_text.replace("--no-sensors", ""):
         cases["kz run --sensors=full"] = [kz, "--config", cfg, "run", "--sensors=full", "--", true]

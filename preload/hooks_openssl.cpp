@@ -82,6 +82,13 @@ bool ossl_handshake_done(void* ctx) {
   return finished != nullptr && finished(static_cast<SSL*>(ctx)) == 1;
 }
 
+// ConnFacts::handshake_unstarted: the next SSL_read or SSL_write would start a handshake,
+// which OpenSSL begins with SSL_clear (through the PLT, so through the hook).
+bool ossl_handshake_unstarted(void* ctx) {
+  auto before = KZ_REAL(Ssl, SSL_in_before);
+  return before != nullptr && before(static_cast<SSL*>(ctx)) == 1;
+}
+
 // ConnFacts::gather_host: the SNI the client set, when it set one (fill_host_and_peer's
 // rule for host), on an object whose handshake is done. One that is not goes to the full
 // gather, which completes the handshake first (as a grant's recheck did before).
@@ -269,6 +276,7 @@ struct Ctx {
     facts.fill_chain_ids = ossl_chain_ids;
     facts.gather_host = ossl_fill_host;
     facts.handshake_done = ossl_handshake_done;
+    facts.handshake_unstarted = ossl_handshake_unstarted;
     facts.unsafe = ossl_unsafe;
     facts.on_grant = ossl_on_grant;
     b = client.ops();

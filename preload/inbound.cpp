@@ -577,6 +577,7 @@ InboundRead inbound_read(ConnTable& t, const void* key, unsigned char* out, std:
                          const BrokerOps& b, const ReadOps& r, std::size_t* got, long* lib) {
   if (t.count() == 0 || cap == 0) return InboundRead::PassThrough;
   ConnState* st = t.find(key);
+  if (st != nullptr) st = settle_handshake(t, key, b, st);   // the read below may handshake
   if (st == nullptr) return InboundRead::PassThrough;
   ReadLock rl(st);
   StateLock lk(st);

@@ -359,7 +359,7 @@ WriteOutcome outbound_write(ConnTable& t, const void* key, const char* buf, std:
   const bool head = looks_like_request_start(buf, len);
   // Basic credentials live in the head: look only there (the body may be large).
   const bool basic = head && may_hold_basic(buf, head_extent(buf, len < kHeadScanLimit ? len : kHeadScanLimit));
-  ConnState* st = t.count() > 0 ? t.find(key) : nullptr;
+  ConnState* st = settle_handshake(t, key, b, t.count() > 0 ? t.find(key) : nullptr);
   const bool pending = st != nullptr && st->outbound_pending.load(std::memory_order_acquire);
 
   // This write may ask the broker (a token, a Basic credential, something held): what
@@ -577,6 +577,7 @@ WriteOutcome outbound_write(ConnTable& t, const void* key, const char* buf, std:
 void outbound_flush(ConnTable& t, const void* key, const BrokerOps& b, const WriteOps& w) {
   if (t.count() == 0) return;
   ConnState* st = t.find(key);
+  if (st != nullptr) st = settle_handshake(t, key, b, st);
   if (st == nullptr) return;
   if (b.prepare != nullptr && st->outbound_pending.load(std::memory_order_acquire)) {
     st = prepare_then_find(t, key, b, st);
@@ -635,6 +636,13 @@ void outbound_flush(ConnTable& t, const void* key, const BrokerOps& b, const Wri
     explicit_bzero(st->carry, st->carry_len);
     st->carry_len = 0;
   }
+}
+
+// Every write asks, state or not: a connection's first write can be written under its
+// new state's lock (a carried fragment, the HTTP/2 preface). One accessor call.
+ConnState* settle_handshake(ConnTable& t, const void* key, const BrokerOps& b, ConnState* st) {
+  if (b.handshake_unstarted == nullptr || b.prepare == nullptr || !b.handshake_unstarted(b.ctx)) return st;
+  return prepare_then_find(t, key, b, st);
 }
 
 void conn_drop(ConnTable& t, const void* key, const BrokerOps& b) {

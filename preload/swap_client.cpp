@@ -50,6 +50,7 @@ void call_report_coded(void* ctx, ConnState* st, const char* coding, std::size_t
 }
 void call_report_grant_uses(void* ctx, ConnState* st) { static_cast<SwapClient*>(ctx)->report_grant_uses(st); }
 void call_prepare(void* ctx, const ConnState* st) { static_cast<SwapClient*>(ctx)->prepare(st); }
+bool call_handshake_unstarted(void* ctx) { return static_cast<SwapClient*>(ctx)->handshake_unstarted(); }
 bool call_seal(void* ctx, ConnState* st, unsigned char* p, std::size_t len) {
   return static_cast<SwapClient*>(ctx)->seal(st, p, len);
 }
@@ -69,6 +70,7 @@ BrokerOps SwapClient::ops() {
   b.report_coded = call_report_coded;
   b.report_grant_uses = call_report_grant_uses;
   b.prepare = call_prepare;
+  if (facts_.handshake_unstarted != nullptr) b.handshake_unstarted = call_handshake_unstarted;
   b.sign = call_sign;
   b.seal = call_seal;
   return b;

@@ -95,6 +95,83 @@ TEST_F(Outbound, AStateDroppedWhilePreparingIsNotUsed) {
   EXPECT_EQ(w.sent, get_with_header("plain-api-key") + get_with_header(kValSame));
 }
 
+// A TLS object whose next library call would start a handshake (left to SSL_write, or
+// cleared past the hooks). OpenSSL starts it with SSL_clear, whose hook drops the
+// connection's state under its lock: a driver that wrote through the library under that
+// lock hung (review 53 #2). prepare must complete the handshake first, with no lock held.
+struct UnstartedObject {
+  ConnTable* table = nullptr;
+  bool unstarted = true;
+  bool handshook_under_lock = false;
+  FakeWriter w;
+  // BrokerOps::handshake_unstarted and prepare: the handshake, with the hook's drop.
+  static bool is_unstarted(void* ctx) { return static_cast<UnstartedObject*>(ctx)->unstarted; }
+  static void handshake(void* ctx, const ConnState*) {
+    auto* o = static_cast<UnstartedObject*>(ctx);
+    if (!o->unstarted) return;
+    o->unstarted = false;
+    conn_drop(*o->table, kKey, FakeBroker().ops());   // SSL_clear's hook, in the handshake
+  }
+  // WriteOps::write_all: the real SSL_write, which would run the handshake here.
+  static bool write_all(void* ctx, const char* p, std::size_t n) {
+    auto* o = static_cast<UnstartedObject*>(ctx);
+    if (o->unstarted) o->handshook_under_lock = true;
+    o->w.sent.append(p, n);
+    return true;
+  }
+  BrokerOps ops(FakeBroker& b) {
+    BrokerOps ops = b.ops();
+    ops.ctx = this;   // FakeBroker's calls are not expected: no token in these writes
+    ops.handshake_unstarted = is_unstarted;
+    ops.prepare = handshake;
+    return ops;
+  }
+  WriteOps wops() { return WriteOps{this, write_all}; }
+};
+
+TEST_F(Outbound, AFirstWriteTheShimSendsItselfHandshakesBeforeTheLock) {
+  // The write ends with the start of a token's prefix ("KZ_"): the shim checks it and
+  // sends it itself, under the connection's new state's lock.
+  UnstartedObject o;
+  o.table = t.get();
+  const std::string body = "note: KZ_";
+  const std::string req = post_json(body);
+  EXPECT_EQ(outbound_write(*t, kKey, req.data(), req.size(), false, o.ops(b), o.wops()), WriteOutcome::Consumed);
+  EXPECT_FALSE(o.unstarted);
+  EXPECT_FALSE(o.handshook_under_lock);
+  ASSERT_NE(t->find(kKey), nullptr);
+  EXPECT_EQ(o.w.sent, req);
+}
+
+TEST_F(Outbound, AnObjectClearedPastTheHooksHandshakesBeforeTheLock) {
+  // A connection that followed HTTP/2 (its writes go through the h2 engine, which sends
+  // them itself), then cleared past the hooks: its next write starts a new handshake.
+  ASSERT_EQ(write("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), WriteOutcome::Consumed);
+  ASSERT_NE(t->find(kKey), nullptr);
+  ASSERT_NE(t->find(kKey)->h2, nullptr);
+  UnstartedObject o;
+  o.table = t.get();
+  const std::string settings("\0\0\0\4\0\0\0\0\0", 9);
+  const WriteOutcome r = outbound_write(*t, kKey, settings.data(), settings.size(), false, o.ops(b), o.wops());
+  EXPECT_FALSE(o.handshook_under_lock);
+  // The old connection's state went with the handshake: the frame starts a new one, as
+  // HTTP/1.1 bytes (no preface), sent as they are.
+  ASSERT_NE(t->find(kKey), nullptr);
+  EXPECT_EQ(t->find(kKey)->h2, nullptr);
+  if (r == WriteOutcome::PassThrough) o.w.sent += settings;
+  EXPECT_EQ(o.w.sent, settings);
+}
+
+TEST_F(Outbound, AStartedHandshakeIsNotAskedToRunAgain) {
+  UnstartedObject o;
+  o.table = t.get();
+  o.unstarted = false;
+  const std::string req = post_json("note: KZ_");
+  EXPECT_EQ(outbound_write(*t, kKey, req.data(), req.size(), false, o.ops(b), o.wops()), WriteOutcome::Consumed);
+  ASSERT_NE(t->find(kKey), nullptr);
+  EXPECT_EQ(t->find(kKey)->prev_trailing, 3u) << "the state that saw the prefix was kept";
+}
+
 TEST_F(Outbound, NoTokenWithFixupPassesThroughUnchanged) {
   // With fixup a request head takes the slow path (it might need holding), but without
   // a token nothing is asked and the caller's own buffer goes out.

@@ -45,6 +45,13 @@ struct BrokerOps {
   // about the connection now (SNI, peer; the shim may finish a handshake), before the
   // driver locks the connection's state. st: the connection's state, if it has one.
   void (*prepare)(void* ctx, const ConnState* st) = nullptr;
+  // Optional: the connection's next library read or write would start a TLS handshake
+  // (an object whose handshake was left to SSL_write, or one cleared past the hooks).
+  // OpenSSL starts every first handshake with SSL_clear, through the PLT, and the shim's
+  // SSL_clear hook takes the connection's lock: so a driver about to write or read
+  // through the library under that lock calls prepare first, which completes the
+  // handshake with no lock held (settle_handshake).
+  bool (*handshake_unstarted)(void* ctx) = nullptr;
   // Optional: an AWS SigV4 request to re-sign (sigv4_resign.h, wire::Op::Sign): data =
   // the body's hash and the head. Allow: sig_out[0, 64) = the signature, *at = where in
   // the head it goes. Anything else: the request keeps its own signature.
@@ -129,5 +136,11 @@ void outbound_flush(ConnTable& t, const void* key, const BrokerOps& b, const Wri
 
 // The connection is going away: report a held fragment, drop everything, wipe.
 void conn_drop(ConnTable& t, const void* key, const BrokerOps& b);
+
+// Before a driver locks key's state st to write or read through the library: when the
+// object has not started its handshake (BrokerOps::handshake_unstarted), b.prepare
+// completes it now, with no lock held, and key's state is looked up again (the
+// handshake's own SSL_clear drops it). Returns the state to use: st, another, or nullptr.
+ConnState* settle_handshake(ConnTable& t, const void* key, const BrokerOps& b, ConnState* st);
 
 }  // namespace kz::preload

@@ -84,6 +84,9 @@ struct ConnFacts {
   // for resumption, then handshakes with whoever its new socket reaches). A grant's
   // recheck fails while this is false.
   bool (*handshake_done)(void* ctx) = nullptr;
+  // Optional: ctx's next read or write through the library would start a handshake
+  // (BrokerOps::handshake_unstarted; OpenSSL: SSL_in_before).
+  bool (*handshake_unstarted)(void* ctx) = nullptr;
   // Optional: the broker granted reuse on ctx. The shim registers the TLS library's own
   // free path here (OpenSSL ex-data), so the grant ends however the object is freed.
   void (*on_grant)(void* ctx) = nullptr;
@@ -142,6 +145,8 @@ class SwapClient {
   // Gathers the facts now (BrokerOps::prepare), unless st holds grants: then a swap is
   // most likely answered from them, and a new token gathers when it needs to.
   void prepare(const ConnState* st);
+  // The connection's next library call would start a handshake (ConnFacts::handshake_unstarted).
+  bool handshake_unstarted() const { return facts_.handshake_unstarted(facts_.ctx); }
 
  private:
   wire::Request* fill(wire::Op op, const ConnFacts& f, ConnState* st, const void* data, std::size_t n, bool at_end);

@@ -1,0 +1,107 @@
+"""A TLS handshake run inside a library call the shim makes under a connection's lock.
+
+OpenSSL starts every first handshake with SSL_clear, called through the PLT, so the
+shim's SSL_clear hook runs inside whatever call started the handshake. When that call was
+the shim's own (writing a carried fragment, reading a connection's inbound stream), the
+hook waited for the lock its own thread held: the program hung for good (review 53 #2).
+A program that leaves its handshake to its first write is enough: Python's
+`do_handshake_on_connect=False`, then a request head, hung under `kz run --blind` (the
+shim sends every request head itself). A hostile one clears its object past the hooks,
+then reads first or writes on a connection that was HTTP/2.
+
+Each case must finish, the bound host must get the value, and nothing the program or kz
+printed may hold it.
+"""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+from kzt import BlindTestCase
+
+CANARY = "kzCANARY/4c0d+91aa_hs5reentry.Zt"
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+# Two connections, each with its handshake left to the first sendall: one request without
+# a token, then one with it.
+LAZY_HANDSHAKE = r'''
+import os, socket, ssl, sys
+ca, port = sys.argv[1], int(sys.argv[2])
+ctx = ssl.create_default_context(cafile=ca)
+for path, auth in (("/plain", b""), ("/token", b"Authorization: Bearer " + os.environ["API_KEY"].encode() + b"\r\n")):
+    s = ctx.wrap_socket(socket.create_connection(("localhost", port)), server_hostname="localhost",
+                        do_handshake_on_connect=False)
+    s.sendall(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: localhost\r\n" + auth + b"\r\n")
+    print(s.recv(4096).split(b"\r\n")[0].decode())
+    s.close()
+'''
+
+
+class HandshakeReentryTest(BlindTestCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.bindir = tempfile.mkdtemp(prefix="kz-sec-bin-")
+        cls.prog = os.path.join(cls.bindir, "handshake_reentry")
+        cc = shutil.which("cc") or shutil.which("gcc")
+        if cc is None:
+            raise unittest.SkipTest("no C compiler")
+        subprocess.run([cc, "-O1", "-Wall", "-o", cls.prog, os.path.join(HERE, "programs", "handshake_reentry.c"),
+                        "-lssl", "-lcrypto", "-ldl"], check=True)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.bindir, True)
+        super().tearDownClass()
+
+    def setUp(self):
+        super().setUp()
+        self.kenv = self.env(KZT_API_KEY_SRC=CANARY)
+        self.blind_config({"API_KEY": {"ref": "KZT_API_KEY_SRC", "hosts": ["localhost"]}})
+
+    def finishes(self, variant, paths):
+        port, rec = self.echo_server("tls")
+        # A hang is the failure this guards against: well short of the 120 s default.
+        r = self.run_blind(self.prog, variant, self.ca["ca"], "localhost", str(port), env=self.kenv, timeout=60)
+        self.assertEqual(r.returncode, 0, "kz exit %d\nstdout:\n%s\nstderr:\n%s" % (
+            r.returncode, r.stdout[-3000:], r.stderr[-3000:]))
+        self.assertIn("DONE", r.stdout)
+        self.assertNotExposed(r.stdout + r.stderr, CANARY, "the program's and kz's output")
+        for path in paths:
+            got = self.records(rec, path)
+            self.assertEqual(len(got), 1, "the server got no request for %s" % path)
+            # assertTrue, not assertEqual: a failure message must not print the value.
+            self.assertTrue(self.auth_of(got[0]) == "Bearer " + CANARY, "the bound host did not get the value")
+
+    def test_first_write_ending_like_a_token_with_the_handshake_left_to_it(self):
+        self.finishes("first-write-carry", ["/after"])
+
+    def test_python_leaving_the_handshake_to_its_first_send(self):
+        # ssl's do_handshake_on_connect=False: the first sendall runs the handshake. A
+        # request head without a token is one the shim sends itself (it tracks every head).
+        script = os.path.join(self.dir, "lazy_handshake.py")
+        with open(script, "w") as f:
+            f.write(LAZY_HANDSHAKE)
+        port, rec = self.echo_server("tls")
+        r = self.run_blind(sys.executable, script, self.ca["ca"], str(port), env=self.kenv, timeout=60)
+        self.assertEqual(r.returncode, 0, "kz exit %d\nstdout:\n%s\nstderr:\n%s" % (
+            r.returncode, r.stdout[-3000:], r.stderr[-3000:]))
+        self.assertEqual(r.stdout.count("HTTP/1.1 200"), 2, r.stdout)
+        self.assertNotExposed(r.stdout + r.stderr, CANARY, "the program's and kz's output")
+        self.assertEqual(len(self.records(rec, "/plain")), 1)
+        got = self.records(rec, "/token")
+        self.assertEqual(len(got), 1)
+        self.assertTrue(self.auth_of(got[0]) == "Bearer " + CANARY, "the bound host did not get the value")
+
+    def test_read_first_on_an_object_cleared_past_the_hook(self):
+        self.finishes("clear-then-read", ["/first", "/second"])
+
+    def test_a_write_after_http2_on_an_object_cleared_past_the_hook(self):
+        self.finishes("clear-after-h2", [])
+
+
+if __name__ == "__main__":
+    unittest.main()
