@@ -47,15 +47,18 @@ int ossl_fd(SSL* ssl) {
 }
 
 // Completes a handshake the caller left to SSL_write (SNI/chain exist only after it).
+// Without a socket under the object (a memory BIO, a BIO pair) only the program moves the
+// handshake's bytes: one step, no waiting.
 void ossl_finish_handshake(SSL* ssl) {
   auto finished = KZ_REAL(Ssl, SSL_is_init_finished);
   auto hs = KZ_REAL(Ssl, SSL_do_handshake);
   auto get_error = KZ_REAL(Ssl, SSL_get_error);
   if (!finished || !hs || !get_error) return;
   HandshakeScope scope(ssl);
+  const bool socket = ossl_fd(ssl) >= 0;
   for (int i = 0; i < 10000 && !finished(ssl); ++i) {
     const int rc = hs(ssl);
-    if (rc == 1) return;
+    if (rc == 1 || !socket) return;
     const int e = get_error(ssl, rc);
     if (e == SSL_ERROR_WANT_READ) { if (!wait_fd(ossl_fd(ssl), POLLIN)) return; }
     else if (e == SSL_ERROR_WANT_WRITE) { if (!wait_fd(ossl_fd(ssl), POLLOUT)) return; }
@@ -290,6 +293,17 @@ WriteOutcome ossl_outbound(SSL* ssl, const void* buf, std::size_t len, int* fail
   // Behind a program's own BIO the socket was marked when its handshake was seen.
   fd_mark_tls(ossl_own_fd(ssl));
   Ctx c(ssl);
+  // A handshake still under way on an object with no socket under it (a memory BIO or a
+  // BIO pair, where every swap is refused anyway: kFlagNotSocketBio): only the program
+  // moves its bytes, so the shim cannot finish it, and the library must not run it under
+  // the connection's lock (OpenSSL starts it with SSL_clear, whose hook takes that lock).
+  // One step starts it here, with no lock held; the write then goes to the library as it
+  // is, and the connection is not followed from here on.
+  if (!ossl_handshake_done(ssl) && ossl_fd(ssl) < 0) {
+    if (ossl_handshake_unstarted(ssl)) ossl_finish_handshake(ssl);
+    conn_unfollow(conn_table(), ssl, static_cast<const char*>(buf), len, c.b);
+    return WriteOutcome::PassThrough;
+  }
   const WriteOutcome r =
       outbound_write(conn_table(), ssl, static_cast<const char*>(buf), len, config().fixup_lengths, c.b, c.w);
   if (r == WriteOutcome::Failed) *failed_ret = c.o.last_ret;

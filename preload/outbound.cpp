@@ -638,6 +638,22 @@ void outbound_flush(ConnTable& t, const void* key, const BrokerOps& b, const Wri
   }
 }
 
+void conn_unfollow(ConnTable& t, const void* key, const char* buf, std::size_t len, const BrokerOps& b) {
+  // The reports below ask the broker: what it needs is gathered before the lock.
+  if (b.prepare != nullptr && wire::find_token_prefix(buf, len) != len) b.prepare(b.ctx, nullptr);
+  ConnState* st = t.find_or_create(key);
+  if (st == nullptr) {
+    t.note_untracked();
+    report_unidentified(buf, len, b, nullptr);
+    return;
+  }
+  StateLock lk(st);
+  st->tracker_fresh = false;
+  st->tracker.phase = MessageTracker::Phase::Lost;
+  if (st->nfps > 0) st->requests_unknown = true;
+  report_unidentified(buf, len, b, st);
+}
+
 // Every write asks, state or not: a connection's first write can be written under its
 // new state's lock (a carried fragment, the HTTP/2 preface). One accessor call.
 ConnState* settle_handshake(ConnTable& t, const void* key, const BrokerOps& b, ConnState* st) {

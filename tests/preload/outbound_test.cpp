@@ -119,9 +119,10 @@ struct UnstartedObject {
     o->w.sent.append(p, n);
     return true;
   }
-  BrokerOps ops(FakeBroker& b) {
-    BrokerOps ops = b.ops();
-    ops.ctx = this;   // FakeBroker's calls are not expected: no token in these writes
+  // No broker calls: these writes hold no token.
+  BrokerOps ops() {
+    BrokerOps ops;
+    ops.ctx = this;
     ops.handshake_unstarted = is_unstarted;
     ops.prepare = handshake;
     return ops;
@@ -136,7 +137,7 @@ TEST_F(Outbound, AFirstWriteTheShimSendsItselfHandshakesBeforeTheLock) {
   o.table = t.get();
   const std::string body = "note: KZ_";
   const std::string req = post_json(body);
-  EXPECT_EQ(outbound_write(*t, kKey, req.data(), req.size(), false, o.ops(b), o.wops()), WriteOutcome::Consumed);
+  EXPECT_EQ(outbound_write(*t, kKey, req.data(), req.size(), false, o.ops(), o.wops()), WriteOutcome::Consumed);
   EXPECT_FALSE(o.unstarted);
   EXPECT_FALSE(o.handshook_under_lock);
   ASSERT_NE(t->find(kKey), nullptr);
@@ -152,7 +153,7 @@ TEST_F(Outbound, AnObjectClearedPastTheHooksHandshakesBeforeTheLock) {
   UnstartedObject o;
   o.table = t.get();
   const std::string settings("\0\0\0\4\0\0\0\0\0", 9);
-  const WriteOutcome r = outbound_write(*t, kKey, settings.data(), settings.size(), false, o.ops(b), o.wops());
+  const WriteOutcome r = outbound_write(*t, kKey, settings.data(), settings.size(), false, o.ops(), o.wops());
   EXPECT_FALSE(o.handshook_under_lock);
   // The old connection's state went with the handshake: the frame starts a new one, as
   // HTTP/1.1 bytes (no preface), sent as they are.
@@ -162,12 +163,42 @@ TEST_F(Outbound, AnObjectClearedPastTheHooksHandshakesBeforeTheLock) {
   EXPECT_EQ(o.w.sent, settings);
 }
 
+TEST_F(Outbound, AFlushOnAnObjectClearedPastTheHooksHandshakesBeforeTheLock) {
+  // Something held for the connection (the start of a token's prefix), then a read: the
+  // flush sends it itself.
+  ASSERT_EQ(write(post_json("{}") + "KZ_"), WriteOutcome::Consumed);
+  ASSERT_NE(t->find(kKey), nullptr);
+  ASSERT_TRUE(t->find(kKey)->has_outbound_state());
+  UnstartedObject o;
+  o.table = t.get();
+  outbound_flush(*t, kKey, o.ops(), o.wops());
+  EXPECT_FALSE(o.unstarted);
+  EXPECT_FALSE(o.handshook_under_lock);
+  EXPECT_EQ(o.w.sent, "") << "the old connection's bytes went with its state";
+  EXPECT_EQ(t->find(kKey), nullptr);
+}
+
+TEST_F(Outbound, AnUnfollowedConnectionIsLostAndItsTokensReported) {
+  const std::string req = get_with_header(kTokSame);
+  conn_unfollow(*t, kKey, req.data(), req.size(), b.ops());
+  ASSERT_NE(t->find(kKey), nullptr);
+  EXPECT_EQ(t->find(kKey)->tracker.phase, MessageTracker::Phase::Lost);
+  ASSERT_EQ(b.reports.size(), 1u);
+  EXPECT_EQ(b.reports[0], kTokSame);
+  EXPECT_TRUE(b.swaps.empty());
+  // Later writes on it: never swapped, reported.
+  EXPECT_EQ(write(get_with_header(kTokSame)), WriteOutcome::Consumed);
+  EXPECT_TRUE(b.swaps.empty());
+  EXPECT_EQ(b.reports.size(), 2u);
+  EXPECT_EQ(w.sent, get_with_header(kTokSame));
+}
+
 TEST_F(Outbound, AStartedHandshakeIsNotAskedToRunAgain) {
   UnstartedObject o;
   o.table = t.get();
   o.unstarted = false;
   const std::string req = post_json("note: KZ_");
-  EXPECT_EQ(outbound_write(*t, kKey, req.data(), req.size(), false, o.ops(b), o.wops()), WriteOutcome::Consumed);
+  EXPECT_EQ(outbound_write(*t, kKey, req.data(), req.size(), false, o.ops(), o.wops()), WriteOutcome::Consumed);
   ASSERT_NE(t->find(kKey), nullptr);
   EXPECT_EQ(t->find(kKey)->prev_trailing, 3u) << "the state that saw the prefix was kept";
 }

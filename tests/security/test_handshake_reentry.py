@@ -40,6 +40,42 @@ for path, auth in (("/plain", b""), ("/token", b"Authorization: Bearer " + os.en
 '''
 
 
+# ssl.MemoryBIO, and the handshake left to the first write: the object has no socket, so
+# only this program moves the handshake's bytes (the write raises SSLWantReadError until
+# it has pumped them).
+LAZY_MEMORY_BIO = r'''
+import os, socket, ssl, sys
+ca, port = sys.argv[1], int(sys.argv[2])
+ctx = ssl.create_default_context(cafile=ca)
+incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+tls = ctx.wrap_bio(incoming, outgoing, server_hostname="localhost")
+sock = socket.create_connection(("127.0.0.1", port))
+def pump_in():
+    data = sock.recv(65536)
+    if not data:
+        raise SystemExit("server closed")
+    incoming.write(data)
+req = ("GET /memory-bio HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer %s\r\n\r\n"
+       % os.environ["API_KEY"]).encode()
+while True:
+    try:
+        tls.write(req)
+        break
+    except ssl.SSLWantReadError:
+        sock.sendall(outgoing.read())
+        pump_in()
+sock.sendall(outgoing.read())
+reply = b""
+while b"\r\n" not in reply:
+    pump_in()
+    try:
+        reply += tls.read(65536)
+    except ssl.SSLWantReadError:
+        pass
+print(reply.split(b"\r\n", 1)[0].decode())
+'''
+
+
 class HandshakeReentryTest(BlindTestCase):
     @classmethod
     def setUpClass(cls):
@@ -95,6 +131,29 @@ class HandshakeReentryTest(BlindTestCase):
         got = self.records(rec, "/token")
         self.assertEqual(len(got), 1)
         self.assertTrue(self.auth_of(got[0]) == "Bearer " + CANARY, "the bound host did not get the value")
+
+    def test_memory_bio_leaving_the_handshake_to_its_first_write(self):
+        # The shim cannot finish this handshake (no socket to wait on) and must not let the
+        # library run it under a lock: the write goes out as it is, the token unswapped
+        # (a memory BIO is never swapped into) and reported.
+        script = os.path.join(self.dir, "lazy_memory_bio.py")
+        with open(script, "w") as f:
+            f.write(LAZY_MEMORY_BIO)
+        port, rec = self.echo_server("tls")
+        r = self.run_blind(sys.executable, script, self.ca["ca"], str(port), env=self.kenv, timeout=60)
+        self.assertEqual(r.returncode, 0, "kz exit %d\nstdout:\n%s\nstderr:\n%s" % (
+            r.returncode, r.stdout[-3000:], r.stderr[-3000:]))
+        self.assertIn("HTTP/1.1 200", r.stdout)
+        self.assertNotExposed(r.stdout + r.stderr, CANARY, "the program's and kz's output")
+        got = self.records(rec, "/memory-bio")
+        self.assertEqual(len(got), 1)
+        auth = self.auth_of(got[0])
+        self.assertTrue(auth != "Bearer " + CANARY, "a memory BIO got the value")
+        self.assertTrue(auth.startswith("Bearer KZ_TOK_"), auth)
+        refusals = [a for a in self.audit_events("swap", decision="refuse") if a.get("secret") == "API_KEY"]
+        self.assertTrue(refusals, "the unswapped token was not audited:\n" + self.audit_dump())
+        self.assertIn("could not be identified", refusals[0].get("reason", ""))
+        self.assertEqual(refusals[0].get("host"), "localhost")
 
     def test_read_first_on_an_object_cleared_past_the_hook(self):
         self.finishes("clear-then-read", ["/first", "/second"])

@@ -137,6 +137,13 @@ void outbound_flush(ConnTable& t, const void* key, const BrokerOps& b, const Wri
 // The connection is going away: report a held fragment, drop everything, wipe.
 void conn_drop(ConnTable& t, const void* key, const BrokerOps& b);
 
+// A write that goes to the library without the shim, on a connection the shim stops
+// following from here on (its requests Lost: no swap, every token reported, as
+// [buf, buf+len)'s are now). For an object whose handshake only the program can move (no
+// socket under it): the shim may not wait for that handshake, nor let the library run it
+// under the state's lock. Creates the state when there is none.
+void conn_unfollow(ConnTable& t, const void* key, const char* buf, std::size_t len, const BrokerOps& b);
+
 // Before a driver locks key's state st to write or read through the library: when the
 // object has not started its handshake (BrokerOps::handshake_unstarted), b.prepare
 // completes it now, with no lock held, and key's state is looked up again (the
