@@ -9,8 +9,10 @@ tree, the shim's TLS witness, uprobes for the processes it does not serve),
 (default configuration and `--no-sensors`: tokens minted, the broker, the fallback
 proxy and its redirect; informational, no target), when blind mode runs here. And the floor: `true`
 started by scripts/bench-files/spawn_floor.c (posix_spawn + waitpid, nothing else; built
-with cc when there is one), the least any launcher adds; and `kz --version`, which loads
-kz and does nothing: the part of the overhead that is loading the binary.
+with cc when there is one), the least any launcher adds; `kz --version`, which loads kz
+and does nothing: the part of the overhead that is loading the binary; and an empty C
+program linked against kz's shared libraries (from ldd), the part of that loading no
+code of kz's can change.
 
 Besides wall time (median, p99, and the overhead over `true` run directly), each case's
 CPU per run: user + system time of the case's whole process tree (getrusage of the
@@ -68,6 +70,21 @@ with tempfile.TemporaryDirectory() as d:
     # Loading kz alone (its binary and shared libraries, relocations, static initialisers)
     # and nothing else: what any `kz run` pays before it reads its configuration.
     cases["kz --version (loading kz only)"] = [kz, "--version"]
+    # And the part of that no code of kz's can change: an empty program linked against
+    # the same shared libraries (the dynamic loader maps and relocates them all).
+    if cc:
+        libs = []
+        for line in subprocess.run(["ldd", kz], capture_output=True, text=True).stdout.splitlines():
+            if "=>" in line and "(" in line and "not found" not in line:
+                path = line.split("=>", 1)[1].split("(", 1)[0].strip()
+                if path.startswith("/") and "/libc.so" not in path and "ld-linux" not in path:
+                    libs.append(path)
+        empty_src = os.path.join(d, "empty.c")
+        with open(empty_src, "w") as f:
+            f.write("int main(void) { return 0; }\n")
+        empty = os.path.join(d, "empty_with_kz_libs")
+        if libs and subprocess.run([cc, "-O2", "-o", empty, empty_src, "-Wl,--no-as-needed", *libs]).returncode == 0:
+            cases["floor (empty program, kz's libraries)"] = [empty]
     help_text = subprocess.run([kz, "run", "--help"], capture_output=True, text=True).stdout
     if "--sensors" in help_text.replace("--no-sensors", ""):
         cases["kz run --sensors=full"] = [kz, "--config", cfg, "run", "--sensors=full", "--", true]

@@ -55,10 +55,9 @@ void ossl_finish_handshake(SSL* ssl) {
   auto get_error = KZ_REAL(Ssl, SSL_get_error);
   if (!finished || !hs || !get_error) return;
   HandshakeScope scope(ssl);
-  const bool socket = ossl_fd(ssl) >= 0;
   for (int i = 0; i < 10000 && !finished(ssl); ++i) {
     const int rc = hs(ssl);
-    if (rc == 1 || !socket) return;
+    if (rc == 1 || ossl_fd(ssl) < 0) return;   // a program's own BIO shows its socket during a step
     const int e = get_error(ssl, rc);
     if (e == SSL_ERROR_WANT_READ) { if (!wait_fd(ossl_fd(ssl), POLLIN)) return; }
     else if (e == SSL_ERROR_WANT_WRITE) { if (!wait_fd(ossl_fd(ssl), POLLOUT)) return; }
@@ -234,7 +233,15 @@ bool ossl_write_all(void* ctx, const char* p, std::size_t n) {
     }
     const int e = get_error(o->ssl, rc);
     if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
-      if (wait_fd(ossl_fd(o->ssl), e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT)) continue;
+      // No socket to wait on (a memory BIO, a BIO pair): only the program can move the
+      // bytes, so a write that has sent nothing yet returns the library's answer to it,
+      // to be retried as the library's own would be.
+      const int fd = ossl_fd(o->ssl);
+      if (fd < 0 && off == 0) {
+        o->last_ret = rc;
+        return false;
+      }
+      if (wait_fd(fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT)) continue;
     }
     o->last_ret = rc;
     return false;
@@ -293,16 +300,25 @@ WriteOutcome ossl_outbound(SSL* ssl, const void* buf, std::size_t len, int* fail
   // Behind a program's own BIO the socket was marked when its handshake was seen.
   fd_mark_tls(ossl_own_fd(ssl));
   Ctx c(ssl);
-  // A handshake still under way on an object with no socket under it (a memory BIO or a
-  // BIO pair, where every swap is refused anyway: kFlagNotSocketBio): only the program
-  // moves its bytes, so the shim cannot finish it, and the library must not run it under
-  // the connection's lock (OpenSSL starts it with SSL_clear, whose hook takes that lock).
-  // One step starts it here, with no lock held; the write then goes to the library as it
-  // is, and the connection is not followed from here on.
-  if (!ossl_handshake_done(ssl) && ossl_fd(ssl) < 0) {
-    if (ossl_handshake_unstarted(ssl)) ossl_finish_handshake(ssl);
-    conn_unfollow(conn_table(), ssl, static_cast<const char*>(buf), len, c.b);
-    return WriteOutcome::PassThrough;
+  // A handshake left to this write on an object with no socket under it (a memory BIO or
+  // a BIO pair, where every swap is refused anyway: kFlagNotSocketBio): only the program
+  // moves its bytes, so the shim cannot finish it, and the library must not start it
+  // under the connection's lock (OpenSSL starts it with SSL_clear, whose hook takes that
+  // lock). One step starts it here, with no lock held. If it is still under way and still
+  // has no socket the shim knows of, this write goes to the library as it is, and so do
+  // the connection's writes until its handshake is done: it is not followed from here on.
+  if (!ossl_handshake_done(ssl)) {
+    bool unfollow = false;
+    if (ossl_handshake_unstarted(ssl) && ossl_fd(ssl) < 0) {
+      ossl_finish_handshake(ssl);   // a program's own BIO may show its socket during it
+      unfollow = !ossl_handshake_done(ssl) && ossl_fd(ssl) < 0;
+    } else {
+      unfollow = ossl_fd(ssl) < 0 && conn_unfollowed(conn_table(), ssl);
+    }
+    if (unfollow) {
+      conn_unfollow(conn_table(), ssl, static_cast<const char*>(buf), len, c.b);
+      return WriteOutcome::PassThrough;
+    }
   }
   const WriteOutcome r =
       outbound_write(conn_table(), ssl, static_cast<const char*>(buf), len, config().fixup_lengths, c.b, c.w);

@@ -648,10 +648,18 @@ void conn_unfollow(ConnTable& t, const void* key, const char* buf, std::size_t l
     return;
   }
   StateLock lk(st);
+  st->unfollowed = true;
   st->tracker_fresh = false;
   st->tracker.phase = MessageTracker::Phase::Lost;
   if (st->nfps > 0) st->requests_unknown = true;
   report_unidentified(buf, len, b, st);
+}
+
+bool conn_unfollowed(ConnTable& t, const void* key) {
+  ConnState* st = t.count() > 0 ? t.find(key) : nullptr;
+  if (st == nullptr) return false;
+  StateLock lk(st);
+  return st->unfollowed;
 }
 
 // Every write asks, state or not: a connection's first write can be written under its

@@ -120,9 +120,17 @@ struct UnstartedObject {
     return true;
   }
   // No broker calls: these writes hold no token.
+  static wire::Decision no_swap(void*, ConnState*, const char*, std::size_t, bool, char*, std::size_t, std::size_t*,
+                                std::size_t*) {
+    ADD_FAILURE() << "the broker was asked for a swap";
+    return wire::Decision::Unknown;
+  }
+  static void no_report(void*, ConnState*, const char*, std::size_t) { ADD_FAILURE() << "a token was reported"; }
   BrokerOps ops() {
     BrokerOps ops;
     ops.ctx = this;
+    ops.swap = no_swap;
+    ops.report = no_report;
     ops.handshake_unstarted = is_unstarted;
     ops.prepare = handshake;
     return ops;
@@ -191,6 +199,9 @@ TEST_F(Outbound, AnUnfollowedConnectionIsLostAndItsTokensReported) {
   EXPECT_TRUE(b.swaps.empty());
   EXPECT_EQ(b.reports.size(), 2u);
   EXPECT_EQ(w.sent, get_with_header(kTokSame));
+  EXPECT_TRUE(conn_unfollowed(*t, kKey));
+  conn_drop(*t, kKey, b.ops());
+  EXPECT_FALSE(conn_unfollowed(*t, kKey)) << "a new connection at the same address is followed";
 }
 
 TEST_F(Outbound, AStartedHandshakeIsNotAskedToRunAgain) {

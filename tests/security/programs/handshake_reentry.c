@@ -12,6 +12,9 @@
  *   carries a value, so its reads go through the shim's inbound stream); the object is
  *   then cleared with the library's own SSL_clear, past the hook, given a new
  *   non-blocking socket, and read from first: the handshake runs inside that read.
+ * "own-bio-lazy": a program's own BIO over a socket (as curl's is), the handshake left to
+ *   the first write, which holds the token: the shim learns the socket during the
+ *   handshake it completes, and swaps.
  * "clear-after-h2": a verified connection that starts with the HTTP/2 preface (the shim
  *   then writes through its h2 engine), cleared past the hook and given a new socket; the
  *   next write (an HTTP/2 frame) runs the handshake. No request follows on this one.
@@ -27,6 +30,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,10 +99,37 @@ static void send_request(SSL* ssl, const char* host, const char* path) {
   write_all(ssl, "\r\n\r\n", 4);
 }
 
+/* A program's own BIO over a socket (as curl's is): send and recv, nothing else. */
+static int own_bio_write(BIO* b, const char* p, int n) {
+  ssize_t k = send((int)(intptr_t)BIO_get_data(b), p, (size_t)n, MSG_NOSIGNAL);
+  return k < 0 ? -1 : (int)k;
+}
+static int own_bio_read(BIO* b, char* p, int n) {
+  ssize_t k = recv((int)(intptr_t)BIO_get_data(b), p, (size_t)n, 0);
+  return k < 0 ? -1 : (int)k;
+}
+static long own_bio_ctrl(BIO* b, int cmd, long num, void* ptr) {
+  (void)b, (void)num, (void)ptr;
+  return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+static BIO* own_bio(int fd) {
+  static BIO_METHOD* m;
+  if (m == NULL) {
+    m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "own socket");
+    BIO_meth_set_write(m, own_bio_write);
+    BIO_meth_set_read(m, own_bio_read);
+    BIO_meth_set_ctrl(m, own_bio_ctrl);
+  }
+  BIO* b = BIO_new(m);
+  BIO_set_data(b, (void*)(intptr_t)fd);
+  BIO_set_init(b, 1);
+  return b;
+}
+
 static SSL* new_object(SSL_CTX* ctx, const char* host, int fd) {
   SSL* ssl = SSL_new(ctx);
   if (ssl == NULL) die("SSL_new");
-  SSL_set_fd(ssl, fd);
+  if (fd >= 0) SSL_set_fd(ssl, fd);
   SSL_set_tlsext_host_name(ssl, host);
   SSL_set1_host(ssl, host);
   SSL_set_verify(ssl, SSL_VERIFY_PEER, NULL);
@@ -144,6 +175,12 @@ int main(int argc, char** argv) {
     write_all(ssl, body + 9, (int)strlen(body) - 9);
     read_answer(ssl);
     send_request(ssl, host, "/after");
+    read_answer(ssl);
+  } else if (strcmp(variant, "own-bio-lazy") == 0) {
+    SSL* ssl = new_object(ctx, host, -1);
+    BIO* b = own_bio(tcp_connect(port));
+    SSL_set_bio(ssl, b, b);
+    send_request(ssl, host, "/own-bio");   /* the handshake runs in its first write */
     read_answer(ssl);
   } else if (strcmp(variant, "clear-then-read") == 0 || strcmp(variant, "clear-after-h2") == 0) {
     const int h2 = strcmp(variant, "clear-after-h2") == 0;

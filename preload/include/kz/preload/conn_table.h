@@ -85,6 +85,8 @@ struct ConnState {
   // The connection's request boundaries, from its first write on (message_tracker.h).
   MessageTracker tracker;
   bool tracker_fresh = true;   // no write tracked yet
+  // Its bytes go to the library without the shim (conn_unfollow): Lost for good.
+  bool unfollowed = false;
   // Inbound.
   Fingerprint fps[kMaxFingerprints];
   std::size_t nfps = 0;

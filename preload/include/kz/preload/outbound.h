@@ -143,6 +143,8 @@ void conn_drop(ConnTable& t, const void* key, const BrokerOps& b);
 // socket under it): the shim may not wait for that handshake, nor let the library run it
 // under the state's lock. Creates the state when there is none.
 void conn_unfollow(ConnTable& t, const void* key, const char* buf, std::size_t len, const BrokerOps& b);
+// key's connection was unfollowed (and not dropped since).
+bool conn_unfollowed(ConnTable& t, const void* key);
 
 // Before a driver locks key's state st to write or read through the library: when the
 // object has not started its handshake (BrokerOps::handshake_unstarted), b.prepare
