@@ -15,16 +15,53 @@ CANARY = "kzCANARY/9d1e+7a3c_2b4d6f8a0c1e.s5W"
 PROGRAMS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "programs")
 
 
-def compile_c(name, out_dir):
-    """Builds programs/NAME.c against the system's libssl (dynamically: the shim's hooks
-    apply). Returns the path, or None with the compiler's message."""
+def compile_c(name, out_dir, libs=("-lssl", "-lcrypto")):
+    """Builds programs/NAME.c against the system's TLS libraries (dynamically: the shim's
+    hooks apply). Returns the path, or None with the compiler's message."""
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None:
         return None, "no C compiler"
     out = os.path.join(out_dir, name)
-    r = subprocess.run([cc, "-O2", "-pthread", "-o", out, os.path.join(PROGRAMS, name + ".c"), "-lssl", "-lcrypto"],
+    r = subprocess.run([cc, "-O2", "-Wall", "-pthread", "-o", out, os.path.join(PROGRAMS, name + ".c"), *libs],
                        capture_output=True, text=True, timeout=120)
     return (out, "") if r.returncode == 0 else (None, r.stderr[-2000:])
+
+
+def compile_or_skip(name, out_dir, libs=("-lssl", "-lcrypto")):
+    """compile_c for a test class: no compiler skips it, a program that does not build
+    fails it."""
+    import unittest
+    out, why = compile_c(name, out_dir, libs)
+    if out is None and why == "no C compiler":
+        raise unittest.SkipTest(why)
+    if out is None:
+        raise RuntimeError("programs/%s.c does not build:\n%s" % (name, why))
+    return out
+
+
+class OneProgramCase(BlindTestCase):
+    """Tests of one C program of programs/ (PROGRAM, built once per class with LIBS), run
+    with API_KEY bound to localhost, its value the class's VALUE."""
+    PROGRAM = None
+    LIBS = ("-lssl", "-lcrypto", "-ldl")
+    VALUE = None
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.bindir = tempfile.mkdtemp(prefix="kz-sec-bin-")
+        cls.prog = compile_or_skip(cls.PROGRAM, cls.bindir, cls.LIBS)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.bindir, True)
+        super().tearDownClass()
+
+    def setUp(self):
+        super().setUp()
+        self.kenv = self.env(KZT_API_KEY_SRC=self.VALUE)
+        # No methods or paths: the broker grants reuse on the connection.
+        self.blind_config({"API_KEY": {"ref": "KZT_API_KEY_SRC", "hosts": ["localhost"]}})
 
 
 _doctor = None

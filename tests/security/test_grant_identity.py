@@ -13,41 +13,24 @@ For OpenSSL also without a new object: the same SSL readied for a new connection
 library's own SSL_clear.
 """
 import os
-import shutil
-import subprocess
-import tempfile
 import unittest
 
-from kzt import BlindTestCase, make_leaf
+from hostile import OneProgramCase
+from kzt import make_leaf
 
 CANARY = "kzCANARY/6e1b+2d9f_grant4reuse.x7Q"
-HERE = os.path.dirname(os.path.abspath(__file__))
 UNBOUND = "unbound.test"
 
 
-class GrantIdentityTest(BlindTestCase):
+class GrantIdentityTest(OneProgramCase):
+    PROGRAM = "grant_reuse"
+    LIBS = ("-lgnutls", "-lssl", "-lcrypto", "-ldl")
+    VALUE = CANARY
+
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.bindir = tempfile.mkdtemp(prefix="kz-sec-bin-")
-        cls.prog = os.path.join(cls.bindir, "grant_reuse")
-        cc = shutil.which("cc") or shutil.which("gcc")
-        if cc is None:
-            raise unittest.SkipTest("no C compiler")
-        subprocess.run([cc, "-O1", "-Wall", "-o", cls.prog, os.path.join(HERE, "programs", "grant_reuse.c"),
-                        "-lgnutls", "-lssl", "-lcrypto", "-ldl"], check=True)
         cls.unbound_cert = make_leaf(cls.ca, cls.cadir, "DNS:" + UNBOUND)
-
-    @classmethod
-    def tearDownClass(cls):
-        shutil.rmtree(cls.bindir, True)
-        super().tearDownClass()
-
-    def setUp(self):
-        super().setUp()
-        self.kenv = self.env(KZT_API_KEY_SRC=CANARY)
-        # Bound to localhost only, no methods/paths: the broker grants reuse on the connection.
-        self.blind_config({"API_KEY": {"ref": "KZT_API_KEY_SRC", "hosts": ["localhost"]}})
 
     def unbound_server(self):
         self._servers += 1

@@ -13,16 +13,12 @@ Each case must finish, the bound host must get the value, and nothing the progra
 printed may hold it.
 """
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 import unittest
 
-from kzt import BlindTestCase
+from hostile import OneProgramCase
 
 CANARY = "kzCANARY/4c0d+91aa_hs5reentry.Zt"
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 # Two connections, each with its handshake left to the first sendall: one request without
@@ -76,36 +72,31 @@ print(reply.split(b"\r\n", 1)[0].decode())
 '''
 
 
-class HandshakeReentryTest(BlindTestCase):
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.bindir = tempfile.mkdtemp(prefix="kz-sec-bin-")
-        cls.prog = os.path.join(cls.bindir, "handshake_reentry")
-        cc = shutil.which("cc") or shutil.which("gcc")
-        if cc is None:
-            raise unittest.SkipTest("no C compiler")
-        subprocess.run([cc, "-O1", "-Wall", "-o", cls.prog, os.path.join(HERE, "programs", "handshake_reentry.c"),
-                        "-lssl", "-lcrypto", "-ldl"], check=True)
+class HandshakeReentryTest(OneProgramCase):
+    PROGRAM = "handshake_reentry"
+    VALUE = CANARY
 
-    @classmethod
-    def tearDownClass(cls):
-        shutil.rmtree(cls.bindir, True)
-        super().tearDownClass()
-
-    def setUp(self):
-        super().setUp()
-        self.kenv = self.env(KZT_API_KEY_SRC=CANARY)
-        self.blind_config({"API_KEY": {"ref": "KZT_API_KEY_SRC", "hosts": ["localhost"]}})
-
-    def finishes(self, variant, paths):
+    def ran(self, *cmd):
+        """Runs cmd + [CA, port of a new echo server] under kz run --blind; it must end,
+        with status 0 and nothing of the value in what it or kz printed. Returns the
+        result and the server's record."""
         port, rec = self.echo_server("tls")
         # A hang is the failure this guards against: well short of the 120 s default.
-        r = self.run_blind(self.prog, variant, self.ca["ca"], "localhost", str(port), env=self.kenv, timeout=60)
+        r = self.run_blind(*cmd, self.ca["ca"], str(port), env=self.kenv, timeout=60)
         self.assertEqual(r.returncode, 0, "kz exit %d\nstdout:\n%s\nstderr:\n%s" % (
             r.returncode, r.stdout[-3000:], r.stderr[-3000:]))
-        self.assertIn("DONE", r.stdout)
         self.assertNotExposed(r.stdout + r.stderr, CANARY, "the program's and kz's output")
+        return r, rec
+
+    def script_finishes(self, name, source):
+        script = os.path.join(self.dir, name)
+        with open(script, "w") as f:
+            f.write(source)
+        return self.ran(sys.executable, script)
+
+    def finishes(self, variant, paths):
+        r, rec = self.ran(self.prog, variant)
+        self.assertIn("DONE", r.stdout)
         for path in paths:
             got = self.records(rec, path)
             self.assertEqual(len(got), 1, "the server got no request for %s" % path)
@@ -118,15 +109,8 @@ class HandshakeReentryTest(BlindTestCase):
     def test_python_leaving_the_handshake_to_its_first_send(self):
         # ssl's do_handshake_on_connect=False: the first sendall runs the handshake. A
         # request head without a token is one the shim sends itself (it tracks every head).
-        script = os.path.join(self.dir, "lazy_handshake.py")
-        with open(script, "w") as f:
-            f.write(LAZY_HANDSHAKE)
-        port, rec = self.echo_server("tls")
-        r = self.run_blind(sys.executable, script, self.ca["ca"], str(port), env=self.kenv, timeout=60)
-        self.assertEqual(r.returncode, 0, "kz exit %d\nstdout:\n%s\nstderr:\n%s" % (
-            r.returncode, r.stdout[-3000:], r.stderr[-3000:]))
+        r, rec = self.script_finishes("lazy_handshake.py", LAZY_HANDSHAKE)
         self.assertEqual(r.stdout.count("HTTP/1.1 200"), 2, r.stdout)
-        self.assertNotExposed(r.stdout + r.stderr, CANARY, "the program's and kz's output")
         self.assertEqual(len(self.records(rec, "/plain")), 1)
         got = self.records(rec, "/token")
         self.assertEqual(len(got), 1)
@@ -136,15 +120,8 @@ class HandshakeReentryTest(BlindTestCase):
         # The shim cannot finish this handshake (no socket to wait on) and must not let the
         # library run it under a lock: the write goes out as it is, the token unswapped
         # (a memory BIO is never swapped into) and reported.
-        script = os.path.join(self.dir, "lazy_memory_bio.py")
-        with open(script, "w") as f:
-            f.write(LAZY_MEMORY_BIO)
-        port, rec = self.echo_server("tls")
-        r = self.run_blind(sys.executable, script, self.ca["ca"], str(port), env=self.kenv, timeout=60)
-        self.assertEqual(r.returncode, 0, "kz exit %d\nstdout:\n%s\nstderr:\n%s" % (
-            r.returncode, r.stdout[-3000:], r.stderr[-3000:]))
+        r, rec = self.script_finishes("lazy_memory_bio.py", LAZY_MEMORY_BIO)
         self.assertIn("HTTP/1.1 200", r.stdout)
-        self.assertNotExposed(r.stdout + r.stderr, CANARY, "the program's and kz's output")
         got = self.records(rec, "/memory-bio")
         self.assertEqual(len(got), 1)
         auth = self.auth_of(got[0])

@@ -3,7 +3,7 @@
  * through the PLT, so the shim's SSL_clear hook runs inside that call and takes the same
  * connection's lock: before the fix the program hung there, for good.
  *
- * usage: handshake_reentry VARIANT CAFILE HOST PORT
+ * usage: handshake_reentry VARIANT CAFILE PORT (the server is localhost, on loopback)
  *
  * "first-write-carry": a fresh object whose handshake is left to SSL_write, and whose
  *   first write ends with what may be the start of a token (the shim carries those bytes
@@ -37,6 +37,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "loopback.h"
+
 static void die(const char* what) {
   fprintf(stderr, "handshake_reentry: %s\n", what);
   ERR_print_errors_fp(stderr);
@@ -44,13 +46,8 @@ static void die(const char* what) {
 }
 
 static int tcp_connect(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a;
-  memset(&a, 0, sizeof a);
-  a.sin_family = AF_INET;
-  a.sin_port = htons((unsigned short)port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (fd < 0 || connect(fd, (struct sockaddr*)&a, sizeof a) != 0) die("connect");
+  int fd = loopback_connect(port);
+  if (fd < 0) die("connect");
   return fd;
 }
 
@@ -152,10 +149,10 @@ static int clear_past_hook_and_reconnect(SSL* ssl, int port) {
 }
 
 int main(int argc, char** argv) {
-  if (argc != 5) die("usage: handshake_reentry VARIANT CAFILE HOST PORT");
+  if (argc != 4) die("usage: handshake_reentry VARIANT CAFILE PORT");
   const char* variant = argv[1];
-  const char* host = argv[3];
-  const int port = atoi(argv[4]);
+  const char* host = "localhost";
+  const int port = atoi(argv[3]);
   SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
   if (ctx == NULL || SSL_CTX_load_verify_locations(ctx, argv[2], NULL) != 1) die("openssl ca");
   /* HTTP/1.1 only: the shim follows h2 through its own engine. */
