@@ -6,8 +6,10 @@ the shim's own (writing a carried fragment, reading a connection's inbound strea
 hook waited for the lock its own thread held: the program hung for good (review 53 #2).
 A program that leaves its handshake to its first write is enough: Python's
 `do_handshake_on_connect=False`, then a request head, hung under `kz run --blind` (the
-shim sends every request head itself). A hostile one clears its object past the hooks,
-then reads first or writes on a connection that was HTTP/2.
+shim sends every request head itself). A head split over writes was lost instead: the
+shim held it, and the handshake the next write ran dropped it with the state (the server
+got the token as the method). A hostile program clears its object past the hooks, then
+reads first or writes on a connection that was HTTP/2.
 
 Each case must finish, the bound host must get the value, and nothing the program or kz
 printed may hold it.
