@@ -233,15 +233,7 @@ bool ossl_write_all(void* ctx, const char* p, std::size_t n) {
     }
     const int e = get_error(o->ssl, rc);
     if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
-      // No socket to wait on (a memory BIO, a BIO pair): only the program can move the
-      // bytes, so a write that has sent nothing yet returns the library's answer to it,
-      // to be retried as the library's own would be.
-      const int fd = ossl_fd(o->ssl);
-      if (fd < 0 && off == 0) {
-        o->last_ret = rc;
-        return false;
-      }
-      if (wait_fd(fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT)) continue;
+      if (wait_fd(ossl_fd(o->ssl), e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT)) continue;
     }
     o->last_ret = rc;
     return false;
@@ -319,6 +311,8 @@ WriteOutcome ossl_outbound(SSL* ssl, const void* buf, std::size_t len, int* fail
       conn_unfollow(conn_table(), ssl, static_cast<const char*>(buf), len, c.b);
       return WriteOutcome::PassThrough;
     }
+  } else {
+    c.b.handshake_unstarted = nullptr;   // finished: nothing to settle, one accessor call less
   }
   const WriteOutcome r =
       outbound_write(conn_table(), ssl, static_cast<const char*>(buf), len, config().fixup_lengths, c.b, c.w);
