@@ -173,6 +173,24 @@ bool connected_socket(int fd) {
   return getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &sl) == 0;
 }
 
+// A program's own BIO over a socket (curl's: one BIO for both directions) counts as that
+// socket when the object's handshake was seen writing to it. Not a write BIO that is not
+// also the read BIO (an agent can swap the write BIO after a verified handshake:
+// SSL_set0_wbio), nor one of OpenSSL's in-memory BIOs (by name: curl's own method has
+// BIO_TYPE_MEM's type too).
+bool own_socket_bio(SSL* ssl, BIO* wbio) {
+  auto get_rbio = KZ_REAL(Ssl, SSL_get_rbio);
+  auto method_type = KZ_REAL(Crypto, BIO_method_type);
+  auto method_name = KZ_REAL(Crypto, BIO_method_name);
+  if (get_rbio == nullptr || method_type == nullptr || method_name == nullptr) return false;
+  if (get_rbio(ssl) != wbio || method_type(wbio) == BIO_TYPE_BIO) return false;
+  const char* name = method_name(wbio);
+  if (name == nullptr) return false;
+  for (const char* mem : {"memory buffer", "secure memory buffer", "NULL", "BIO pair"})
+    if (std::strcmp(name, mem) == 0) return false;
+  return true;
+}
+
 // What makes a swap on ssl unsafe at this write (see ConnFacts::unsafe). Each check is
 // a call to an accessor of the real library; asked only for a write with a token.
 std::uint8_t ossl_unsafe(void* ctx) {
@@ -196,7 +214,7 @@ std::uint8_t ossl_unsafe(void* ctx) {
   if (wbio != nullptr && method_type != nullptr && bio_ctrl != nullptr && method_type(wbio) == BIO_TYPE_SOCKET) {
     int fd = -1;
     to_socket = bio_ctrl(wbio, BIO_C_GET_FD, 0, &fd) >= 0 && connected_socket(fd);
-  } else if (wbio != nullptr && method_type != nullptr && method_type(wbio) != BIO_TYPE_BIO) {
+  } else if (wbio != nullptr && own_socket_bio(ssl, wbio)) {
     const int fd = session_fd_get(ssl);
     to_socket = fd >= 0 && (fd_flags(fd) & kFdTcp);
   }
