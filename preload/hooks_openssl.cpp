@@ -305,32 +305,31 @@ struct Ctx {
   }
 };
 
+// A write on an object whose handshake is not done, with no socket under it (a memory BIO
+// or a BIO pair, where every swap is refused anyway: kFlagNotSocketBio): only the program
+// moves the handshake's bytes, so the shim cannot finish it, and the library must not
+// start it under the connection's lock (OpenSSL starts it with SSL_clear, whose hook takes
+// that lock). A handshake left to this write gets one step here, with no lock held. True
+// when the write must go to the library as it is: the handshake is still under way with
+// no socket shown (a program's own BIO over a socket shows one during the step), or the
+// connection was given up on so already.
+bool ossl_left_to_program(SSL* ssl) {
+  if (ossl_fd(ssl) >= 0) return false;
+  if (!ossl_handshake_unstarted(ssl)) return conn_unfollowed(conn_table(), ssl);
+  ossl_finish_handshake(ssl);
+  return !ossl_handshake_done(ssl) && ossl_fd(ssl) < 0;
+}
+
 // Common write path. Returns true and sets *out when the call was handled here.
 WriteOutcome ossl_outbound(SSL* ssl, const void* buf, std::size_t len, int* failed_ret) {
   // Behind a program's own BIO the socket was marked when its handshake was seen.
   fd_mark_tls(ossl_own_fd(ssl));
   Ctx c(ssl);
-  // A handshake left to this write on an object with no socket under it (a memory BIO or
-  // a BIO pair, where every swap is refused anyway: kFlagNotSocketBio): only the program
-  // moves its bytes, so the shim cannot finish it, and the library must not start it
-  // under the connection's lock (OpenSSL starts it with SSL_clear, whose hook takes that
-  // lock). One step starts it here, with no lock held. If it is still under way and still
-  // has no socket the shim knows of, this write goes to the library as it is, and so do
-  // the connection's writes until its handshake is done: it is not followed from here on.
-  if (!ossl_handshake_done(ssl)) {
-    bool unfollow = false;
-    if (ossl_handshake_unstarted(ssl) && ossl_fd(ssl) < 0) {
-      ossl_finish_handshake(ssl);   // a program's own BIO may show its socket during it
-      unfollow = !ossl_handshake_done(ssl) && ossl_fd(ssl) < 0;
-    } else {
-      unfollow = ossl_fd(ssl) < 0 && conn_unfollowed(conn_table(), ssl);
-    }
-    if (unfollow) {
-      conn_unfollow(conn_table(), ssl, static_cast<const char*>(buf), len, c.b);
-      return WriteOutcome::PassThrough;
-    }
-  } else {
-    c.b.handshake_unstarted = nullptr;   // finished: nothing to settle, one accessor call less
+  if (ossl_handshake_done(ssl)) {
+    c.b.handshake_unstarted = nullptr;   // nothing to settle: one accessor call less
+  } else if (ossl_left_to_program(ssl)) {
+    conn_unfollow(conn_table(), ssl, static_cast<const char*>(buf), len, c.b);
+    return WriteOutcome::PassThrough;
   }
   const WriteOutcome r =
       outbound_write(conn_table(), ssl, static_cast<const char*>(buf), len, config().fixup_lengths, c.b, c.w);

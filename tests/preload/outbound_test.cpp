@@ -103,11 +103,13 @@ struct UnstartedObject {
   ConnTable* table = nullptr;
   bool unstarted = true;
   bool handshook_under_lock = false;
+  int prepares = 0;
   FakeWriter w;
   // BrokerOps::handshake_unstarted and prepare: the handshake, with the hook's drop.
   static bool is_unstarted(void* ctx) { return static_cast<UnstartedObject*>(ctx)->unstarted; }
   static void handshake(void* ctx, const ConnState*) {
     auto* o = static_cast<UnstartedObject*>(ctx);
+    ++o->prepares;
     if (!o->unstarted) return;
     o->unstarted = false;
     conn_drop(*o->table, kKey, FakeBroker().ops());   // SSL_clear's hook, in the handshake
@@ -212,6 +214,7 @@ TEST_F(Outbound, AStartedHandshakeIsNotAskedToRunAgain) {
   EXPECT_EQ(outbound_write(*t, kKey, req.data(), req.size(), false, o.ops(), o.wops()), WriteOutcome::Consumed);
   ASSERT_NE(t->find(kKey), nullptr);
   EXPECT_EQ(t->find(kKey)->prev_trailing, 3u) << "the state that saw the prefix was kept";
+  EXPECT_EQ(o.prepares, 0) << "a token-free write on a started object gathers nothing";
 }
 
 TEST_F(Outbound, NoTokenWithFixupPassesThroughUnchanged) {

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 from kzt import KZ, PY, BlindTestCase  # noqa: E402,F401
@@ -30,7 +31,6 @@ def compile_c(name, out_dir, libs=("-lssl", "-lcrypto")):
 def compile_or_skip(name, out_dir, libs=("-lssl", "-lcrypto")):
     """compile_c for a test class: no compiler skips it, a program that does not build
     fails it."""
-    import unittest
     out, why = compile_c(name, out_dir, libs)
     if out is None and why == "no C compiler":
         raise unittest.SkipTest(why)

@@ -3,7 +3,7 @@ on a socket, then swaps the object's write BIO for a memory BIO (SSL_set0_wbio).
 SSL_write lands as records in memory the agent holds. The shim must refuse the swap: the
 object's handshake was seen writing to a TCP socket, and before 2026-12-08 that was
 taken for where every later record goes, so the value was swapped into the agent's
-memory BIO.
+memory BIO. Also with one memory BIO as both read and write BIO.
 
 The server must get the token, never the value, and the refusal must be audited with the
 memory BIO as its reason.
@@ -21,8 +21,16 @@ class WriteBioSwapTest(OneProgramCase):
     VALUE = CANARY
 
     def test_a_memory_write_bio_set_after_the_handshake_is_refused(self):
+        self.refused("write-only")
+
+    def test_one_memory_bio_for_both_directions_is_refused(self):
+        # Read and write BIO are one object, as a program's own BIO over a socket is; it
+        # is OpenSSL's memory buffer all the same.
+        self.refused("same-memory")
+
+    def refused(self, variant):
         port, rec = self.echo_server("tls")
-        r = self.run_blind(self.prog, self.ca["ca"], str(port), env=self.kenv, timeout=60)
+        r = self.run_blind(self.prog, variant, self.ca["ca"], str(port), env=self.kenv, timeout=60)
         self.assertEqual(r.returncode, 0, "kz exit %d\nstdout:\n%s\nstderr:\n%s" % (
             r.returncode, r.stdout[-3000:], r.stderr[-3000:]))
         self.assertIn("DONE", r.stdout)

@@ -3,7 +3,11 @@
  * holds, and it forwards them to the socket itself. The object's handshake was seen
  * writing to a TCP socket, so only the write BIO's own type says where the records go.
  *
- * usage: wbio_swap CAFILE PORT (the server is localhost, on loopback)
+ * "same-memory": one memory BIO for both directions instead (SSL_set_bio(ssl, mem, mem)):
+ * read and write BIO are the same object, as a program's own BIO over a socket is (curl's),
+ * but it is OpenSSL's memory buffer; the program moves the records both ways itself.
+ *
+ * usage: wbio_swap write-only|same-memory CAFILE PORT (the server is localhost, on loopback)
  * Prints the answer's status line and "DONE". Exits non-zero on a setup failure. */
 #define _GNU_SOURCE
 #include <openssl/bio.h>
@@ -24,7 +28,9 @@ static void die(const char* what) {
 }
 
 int main(int argc, char** argv) {
-  if (argc != 3) die("usage: wbio_swap CAFILE PORT");
+  if (argc != 4) die("usage: wbio_swap write-only|same-memory CAFILE PORT");
+  const int same = strcmp(argv[1], "same-memory") == 0;
+  argv++;
   const char* tok = getenv("API_KEY");
   if (tok == NULL) die("API_KEY unset");
   SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
@@ -40,7 +46,12 @@ int main(int argc, char** argv) {
   if (SSL_connect(ssl) != 1) die("handshake (does the certificate verify?)");
 
   BIO* mem = BIO_new(BIO_s_mem());
-  SSL_set0_wbio(ssl, mem);   /* reads still come from the socket */
+  if (same) {
+    BIO_up_ref(mem);
+    SSL_set_bio(ssl, mem, mem);   /* the socket is the program's alone from here */
+  } else {
+    SSL_set0_wbio(ssl, mem);   /* reads still come from the socket */
+  }
   char req[1024];
   int n = snprintf(req, sizeof req, "GET /wbio-swap HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer %s\r\n\r\n", tok);
   if (SSL_write(ssl, req, n) != n) die("SSL_write");
@@ -49,7 +60,19 @@ int main(int argc, char** argv) {
   while ((k = BIO_read(mem, rec, sizeof rec)) > 0)   /* the records are the program's */
     if (send(fd, rec, (size_t)k, MSG_NOSIGNAL) != k) die("send");
   char ans[4096];
-  int got = SSL_read(ssl, ans, sizeof ans - 1);
+  int got;
+  if (same) {   /* the answer's records go into the same memory BIO, drained above */
+    for (;;) {
+      got = SSL_read(ssl, ans, sizeof ans - 1);
+      if (got > 0) break;
+      if (SSL_get_error(ssl, got) != SSL_ERROR_WANT_READ) die("SSL_read");
+      ssize_t in = recv(fd, rec, sizeof rec, 0);
+      if (in <= 0) die("recv");
+      BIO_write(mem, rec, (int)in);
+    }
+  } else {
+    got = SSL_read(ssl, ans, sizeof ans - 1);
+  }
   if (got <= 0) die("SSL_read");
   ans[got] = 0;
   char* eol = strstr(ans, "\r\n");
